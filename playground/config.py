@@ -1,0 +1,107 @@
+"""All configuration in one place, read from the environment (and a ``.env`` file).
+
+Secrets are ``SecretStr``: their ``repr``/``str`` print ``**********``, so a settings
+object can be logged or shown in an error without leaking a key.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = Literal["elumenta", "demo", "openai_compatible"]
+
+DEFAULT_BASE_URL = "https://elumenta.ru/api/v2"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Playground settings; every field has a safe default so the app runs with none set."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    elumenta_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("ELUMENTA_API_KEY")
+    )
+    elumenta_base_url: str = Field(
+        default=DEFAULT_BASE_URL, validation_alias=_env("ELUMENTA_BASE_URL")
+    )
+    database_url: str | None = Field(default=None, validation_alias=_env("PLAYGROUND_DATABASE_URL"))
+    data_dir: Path = Field(
+        default=Path.home() / ".elumenta-playground", validation_alias=_env("PLAYGROUND_DATA_DIR")
+    )
+    catalog_path: Path | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_CATALOG_PATH")
+    )
+    provider: ProviderName | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_PROVIDER")
+    )
+
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, validation_alias=_env("PLAYGROUND_CONNECT_TIMEOUT_S")
+    )
+    read_timeout_s: float = Field(
+        default=60.0, gt=0, validation_alias=_env("PLAYGROUND_READ_TIMEOUT_S")
+    )
+    model_timeout_s: float = Field(
+        default=300.0, gt=0, validation_alias=_env("PLAYGROUND_MODEL_TIMEOUT_S")
+    )
+    max_concurrency: int = Field(
+        default=8, ge=1, le=64, validation_alias=_env("PLAYGROUND_MAX_CONCURRENCY")
+    )
+    max_retries: int = Field(
+        default=3, ge=0, le=10, validation_alias=_env("PLAYGROUND_MAX_RETRIES")
+    )
+    max_retry_wait_s: float = Field(
+        default=30.0, ge=0, validation_alias=_env("PLAYGROUND_MAX_RETRY_WAIT_S")
+    )
+    flush_interval_s: float = Field(
+        default=1.5, gt=0, validation_alias=_env("PLAYGROUND_FLUSH_INTERVAL_S")
+    )
+
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=_env("OPENAI_COMPATIBLE_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("OPENAI_COMPATIBLE_API_KEY")
+    )
+    openai_models: str = Field(default="", validation_alias=_env("OPENAI_COMPATIBLE_MODELS"))
+
+    @field_validator("elumenta_base_url", "openai_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def default_provider(self) -> ProviderName:
+        """The provider used when none is chosen: Elumenta with a key, else the offline demo."""
+        if self.provider is not None:
+            return self.provider
+        return "elumenta" if self.elumenta_api_key else "demo"
+
+    @property
+    def openai_model_list(self) -> list[str]:
+        """Model names configured for the OpenAI-compatible provider (comma-separated env)."""
+        return [m.strip() for m in self.openai_models.split(",") if m.strip()]
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, else a SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'history.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests build ``Settings(...)`` directly instead."""
+    return Settings()

@@ -1,0 +1,153 @@
+"""What a comparison is and what each model's result holds, plus the recorder interface.
+
+The runner fills :class:`ModelResult` snapshots; a :class:`Recorder` (the history store)
+persists them. Neither knows about the other's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from playground.errors import RateLimitInfo
+from playground.providers.base import GenerationParams, GenerationRequest, Message
+
+ResultStatus = Literal[
+    "pending", "running", "completed", "partial", "failed", "cancelled", "interrupted"
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"completed", "partial", "failed", "cancelled", "interrupted"}
+)
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """One column of a comparison: a provider's model, optionally with its own params."""
+
+    provider: str
+    model: str
+    params: GenerationParams | None = None
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """One press of Run: a prompt (system + conversation), shared params and the targets."""
+
+    messages: tuple[Message, ...]
+    targets: tuple[ModelTarget, ...]
+    system_prompt: str = ""
+    params: GenerationParams = field(default_factory=GenerationParams)
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    owner: str | None = None
+    use_cache: bool = False
+
+    def generation_request(self, index: int) -> GenerationRequest:
+        """The request sent for target ``index`` (shared params merged with its overrides)."""
+        target = self.targets[index]
+        return GenerationRequest(
+            model=target.model,
+            messages=self.messages,
+            system_prompt=self.system_prompt,
+            params=self.params.merged(target.params),
+        )
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """A snapshot of one target's result; immutable so a UI thread can read it safely."""
+
+    index: int
+    provider: str
+    model: str
+    params: GenerationParams
+    request_hash: str
+    status: ResultStatus = "pending"
+    content: str = ""
+    generation_id: str | None = None
+    tokens_used: int | None = None
+    balance_remaining: int | None = None
+    price_tokens: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    rate_limit: RateLimitInfo | None = None
+    cached: bool = False
+    result_id: int | None = None
+
+    @property
+    def chars(self) -> int:
+        """Length of the answer in characters."""
+        return len(self.content)
+
+    @property
+    def chars_per_s(self) -> float | None:
+        """Output speed after the first token: chars / (latency - TTFT), ``None`` if unknown."""
+        if self.latency_ms is None or self.ttft_ms is None or not self.content:
+            return None
+        streaming_ms = self.latency_ms - self.ttft_ms
+        if streaming_ms <= 0:
+            return None
+        return self.chars / (streaming_ms / 1000.0)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this result will not change any more."""
+        return self.status in TERMINAL_STATUSES
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The stable CLI/JSON form: ``model, status, content, tokens_used, ...``."""
+        error = (
+            {"code": self.error_code, "message": self.error_message}
+            if self.error_code or self.error_message
+            else None
+        )
+        return {
+            "model": self.model,
+            "status": self.status,
+            "content": self.content,
+            "tokens_used": self.tokens_used,
+            "balance_remaining": self.balance_remaining,
+            "latency_ms": _round(self.latency_ms),
+            "ttft_ms": _round(self.ttft_ms),
+            "generation_id": self.generation_id,
+            "error": error,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+class Recorder(Protocol):
+    """Where the runner reports results; the history store implements it.
+
+    Methods are called from the runner's writer thread, in order, never concurrently for
+    one runner. They must be quick (short transactions).
+    """
+
+    def start_comparison(self, request: CompareRequest) -> int:
+        """Persist the comparison (prompt, params, targets) and return its id."""
+        ...
+
+    def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
+        """A completed earlier result for the identical request, or ``None``."""
+        ...
+
+    def record_started(self, comparison_id: int, result: ModelResult) -> int:
+        """Write the result row as ``running`` (or its final state if cached); return its id."""
+        ...
+
+    def record_progress(self, result: ModelResult) -> None:
+        """Flush the partial text of a running result (``result.result_id`` is set)."""
+        ...
+
+    def record_finished(self, result: ModelResult) -> None:
+        """Write the final status, content, metrics, tokens and balance."""
+        ...
