@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         return [m.strip() for m in self.openai_models.split(",") if m.strip()]
 
     @property
+    def resolved_catalog_path(self) -> Path:
+        """The user's catalog file (it may not exist yet; the packaged seed is used then)."""
+        return self.catalog_path or self.data_dir / "models.json"
+
+    @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the configured one, else a SQLite file in ``data_dir``."""
         if self.database_url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -134,6 +134,11 @@ class StreamFinished:
 ProviderEvent = StreamStarted | ContentDelta | StreamFinished
 
 
+def is_content(event: ProviderEvent) -> bool:
+    """Whether ``event`` carries answer text (after which a retry is no longer allowed)."""
+    return isinstance(event, ContentDelta)
+
+
 @dataclass(frozen=True)
 class Generation:
     """A whole (non-streamed) answer."""
@@ -166,7 +171,7 @@ class Provider(Protocol):
         """The models this provider offers, for pickers and validation."""
         ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[ProviderEvent]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream one answer: ``StreamStarted``, ``ContentDelta``s, then ``StreamFinished``.
 
         Raises an ``APIError`` subclass; after content arrived, an interrupted stream raises

@@ -1,0 +1,190 @@
+"""The command line: ``python -m playground compare|history|show|export``.
+
+A stable interface for scripts: ``--json`` prints one JSON object per model per line;
+exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from playground.catalog import Catalog, load_catalog
+from playground.config import Settings
+from playground.errors import InvalidRequestError, PlaygroundError
+from playground.providers.base import GenerationParams, Message
+from playground.providers.registry import build_providers
+from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.runner import ModelDelta, ModelFinished, RunEvent, Runner
+
+EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE = 0, 1, 2
+PROVIDERS = ("elumenta", "demo", "openai_compatible")
+
+
+class UsageError(PlaygroundError):
+    """The command line asks for something impossible (exit code 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m playground", description="Compare Elumenta models from the terminal."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compare = commands.add_parser("compare", help="run one prompt on several models at once")
+    compare.add_argument(
+        "--model", "-m", action="append", required=True, help="model slug (repeat for more)"
+    )
+    compare.add_argument("--system", default="", help="system prompt")
+    compare.add_argument(
+        "--prompt", "-p", required=True, help="user prompt ('-' reads it from standard input)"
+    )
+    compare.add_argument("--temperature", "-t", type=float, default=None, help="0 to 2")
+    compare.add_argument("--max-tokens", type=int, default=None)
+    compare.add_argument("--provider", choices=PROVIDERS, default=None)
+    compare.add_argument("--json", action="store_true", help="one JSON object per model per line")
+    compare.add_argument("--title", default="", help="title stored with the run")
+    compare.add_argument("--tag", action="append", default=[], help="tag stored with the run")
+    compare.add_argument("--no-save", action="store_true", help="do not record in history")
+    compare.add_argument(
+        "--cache", action="store_true", help="reuse an identical earlier completed answer"
+    )
+    return parser
+
+
+def compare_request(args: argparse.Namespace, settings: Settings, stdin: TextIO) -> CompareRequest:
+    """The comparison the ``compare`` arguments describe."""
+    prompt = stdin.read() if args.prompt == "-" else args.prompt
+    provider = args.provider or settings.default_provider
+    return CompareRequest(
+        messages=(Message("user", prompt),),
+        targets=tuple(ModelTarget(provider, model) for model in args.model),
+        system_prompt=args.system,
+        params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
+        title=args.title,
+        tags=tuple(args.tag),
+        use_cache=args.cache,
+    )
+
+
+class _LinePrinter:
+    """Prints concurrent streams as whole lines prefixed with the model's name."""
+
+    def __init__(self, request: CompareRequest, out: TextIO) -> None:
+        self._out = out
+        self._names = [t.model for t in request.targets]
+        self._width = max(len(n) for n in self._names)
+        self._pending = [""] * len(self._names)
+
+    def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, ModelDelta):
+            text = self._pending[event.index] + event.text
+            *lines, self._pending[event.index] = text.split("\n")
+            for line in lines:
+                self._line(event.index, line)
+        elif isinstance(event, ModelFinished):
+            if self._pending[event.index]:
+                self._line(event.index, self._pending[event.index])
+                self._pending[event.index] = ""
+            result = event.result
+            if result.status != "completed":
+                self._line(event.index, f"⚠ {result.status}: {result.error_message or ''}")
+
+    def _line(self, index: int, text: str) -> None:
+        self._out.write(f"{self._names[index]:<{self._width}} │ {text}\n")
+        self._out.flush()
+
+
+def _fmt(value: float | int | None, spec: str = ".0f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def summary_table(results: Sequence[ModelResult]) -> str:
+    """A plain-text table of every model's status, timing and billing tokens."""
+    header = ("model", "status", "TTFT ms", "latency ms", "chars/s", "tokens", "balance")
+    rows = [header] + [
+        (
+            r.model + (" (cached)" if r.cached else ""),
+            r.status,
+            _fmt(r.ttft_ms),
+            _fmt(r.latency_ms),
+            _fmt(r.chars_per_s),
+            _fmt(r.tokens_used, "d"),
+            _fmt(r.balance_remaining, "d"),
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("─" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_compare(
+    args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO, stdin: TextIO
+) -> int:
+    """Run ``compare``; returns the exit code."""
+    request = compare_request(args, settings, stdin)
+    runner = Runner(
+        catalog,
+        model_timeout_s=settings.model_timeout_s,
+        flush_interval_s=settings.flush_interval_s,
+        max_concurrency=settings.max_concurrency,
+    )
+    providers = build_providers(settings, catalog)
+    try:
+        listener = None if args.json else _LinePrinter(request, out)
+        handle = runner.start(request, providers, on_event=listener)
+        snapshot = handle.wait()
+    finally:
+        for provider in providers.values():
+            runner.run_coroutine(provider.aclose(), timeout=5)
+        runner.close()
+    if args.json:
+        for result in snapshot.results:
+            out.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
+    else:
+        out.write("\n" + summary_table(snapshot.results) + "\n")
+    all_done = all(r.status == "completed" for r in snapshot.results)
+    return EXIT_OK if all_done else EXIT_NOT_ALL_COMPLETED
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Entry point; returns the process exit code instead of raising."""
+    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=err,
+    )
+    try:
+        settings = settings or Settings()
+        catalog = load_catalog(settings.resolved_catalog_path)
+        if args.command == "compare":
+            return run_compare(args, settings, catalog, out, stdin)
+    except (InvalidRequestError, UsageError) as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except PlaygroundError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_NOT_ALL_COMPLETED
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE

@@ -1,0 +1,115 @@
+"""HTTP plumbing shared by the HTTP providers: timeouts, error mapping, retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from playground.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    error_from_response,
+)
+
+USER_AGENT = "elumenta-playground/0.1"
+
+T = TypeVar("T")
+E = TypeVar("E")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a retryable failure before any content arrived."""
+
+    max_retries: int = 3
+    max_wait_s: float = 30.0
+    base_backoff_s: float = 0.5
+
+    def delay_for(self, attempt: int, error: APIError) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (1-based), or ``None`` to give up.
+
+        Honours the server's ``retry_after``; gives up when it is longer than ``max_wait_s``
+        (a user would rather see "retry in 40 min" than a frozen column).
+        """
+        if not error.retryable or attempt > self.max_retries:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_wait_s else None
+        backoff = self.base_backoff_s * float(2 ** (attempt - 1))
+        return min(self.max_wait_s, backoff * (0.5 + random.random()))
+
+
+def make_timeout(connect_s: float, read_s: float) -> httpx.Timeout:
+    """An httpx timeout: ``read_s`` is the longest silence allowed between two chunks."""
+    return httpx.Timeout(connect=connect_s, read=read_s, write=connect_s, pool=connect_s)
+
+
+async def raise_for_status(response: httpx.Response) -> None:
+    """Raise the typed API error for an HTTP error answer (reads its body first)."""
+    if response.status_code < 400:
+        return
+    raw = await response.aread()
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    raise error_from_response(response.status_code, body, response.headers)
+
+
+def map_transport_error(exc: httpx.TransportError, what: str) -> APIError:
+    """Turn an httpx transport failure into the playground's connection/timeout error."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{what} timed out ({type(exc).__name__}).")
+    return APIConnectionError(f"Could not reach {what} ({type(exc).__name__}).")
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]], policy: RetryPolicy, sleep: Sleep = asyncio.sleep
+) -> T:
+    """Run ``call`` and retry it per ``policy`` on retryable API errors."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except APIError as exc:
+            attempt += 1
+            delay = policy.delay_for(attempt, exc)
+            if delay is None:
+                raise
+            await sleep(delay)
+
+
+async def stream_with_retries(
+    open_stream: Callable[[], AsyncGenerator[E, None]],
+    is_content: Callable[[E], bool],
+    policy: RetryPolicy,
+    sleep: Sleep = asyncio.sleep,
+) -> AsyncGenerator[E, None]:
+    """Yield the events of ``open_stream()``, reopening it per ``policy`` on retryable errors.
+
+    Only retries while no content event has been yielded: after that a retry would show
+    (and bill) a second answer glued onto the first.
+    """
+    attempt = 0
+    received_content = False
+    while True:
+        try:
+            async for event in open_stream():
+                received_content = received_content or is_content(event)
+                yield event
+            return
+        except APIError as exc:
+            attempt += 1
+            delay = None if received_content else policy.delay_for(attempt, exc)
+            if delay is None:
+                raise
+            await sleep(delay)

@@ -1,0 +1,431 @@
+"""Run one prompt on N models at once and let any thread watch it.
+
+A :class:`Runner` owns one asyncio loop in a daemon thread, so a run outlives the script
+(or Streamlit rerun) that started it. Each model is a task streaming from its provider;
+one model's failure or cancellation never touches the others. Results are reported to an
+optional :class:`~playground.results.Recorder` from a single writer thread, so database
+I/O never stalls the streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from playground.catalog import Catalog
+from playground.errors import APIError, InvalidRequestError, user_message
+from playground.providers.base import (
+    ContentDelta,
+    Provider,
+    StreamFinished,
+    StreamStarted,
+    validate_request,
+)
+from playground.results import CompareRequest, ModelResult, Recorder
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_KEPT_RUNS = 200
+
+
+@dataclass(frozen=True)
+class ModelStarted:
+    """A model's request is about to be sent (or answered from the cache)."""
+
+    index: int
+    result: ModelResult
+
+
+@dataclass(frozen=True)
+class ModelDelta:
+    """A model streamed more text."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelFinished:
+    """A model reached a final status (completed, partial, failed or cancelled)."""
+
+    index: int
+    result: ModelResult
+
+
+RunEvent = ModelStarted | ModelDelta | ModelFinished
+EventCallback = Callable[[RunEvent], None]
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A consistent picture of a run at one moment, safe to read from any thread."""
+
+    run_id: str
+    comparison_id: int | None
+    results: tuple[ModelResult, ...]
+    done: bool
+    record_error: str | None = None
+
+
+def validate_compare(request: CompareRequest, providers: Mapping[str, Provider]) -> None:
+    """Raise :class:`InvalidRequestError` for a comparison that cannot be run as asked."""
+    if not request.targets:
+        raise InvalidRequestError("Pick at least one model.")
+    for index in range(len(request.targets)):
+        target = request.targets[index]
+        provider = providers.get(target.provider)
+        if provider is None:
+            raise InvalidRequestError(f"Unknown provider {target.provider!r}.")
+        known = [m.slug for m in provider.models()]
+        if known and target.model not in known:
+            raise InvalidRequestError(
+                f"Unknown model {target.model!r} for {provider.label}. "
+                f"Known models: {', '.join(known)}."
+            )
+        validate_request(request.generation_request(index))
+
+
+class _Slot:
+    """Mutable per-model state, only changed on the loop thread under the handle's lock."""
+
+    def __init__(self, result: ModelResult) -> None:
+        self.result = result
+        self.chunks: list[str] = []
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+
+    def content(self) -> str:
+        if len(self.chunks) > 1:
+            self.chunks = ["".join(self.chunks)]
+        return self.chunks[0] if self.chunks else ""
+
+
+class RunHandle:
+    """A started comparison: poll :meth:`snapshot`, :meth:`cancel` models, :meth:`wait`."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        request: CompareRequest,
+        comparison_id: int | None,
+        slots: list[_Slot],
+    ) -> None:
+        self.run_id = uuid.uuid4().hex
+        self.request = request
+        self.comparison_id = comparison_id
+        self._runner = runner
+        self._slots = slots
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.record_error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether every model reached a final status."""
+        return self._done.is_set()
+
+    def snapshot(self) -> RunSnapshot:
+        """Every model's current result (content so far, status, metrics)."""
+        with self._lock:
+            results = tuple(replace(s.result, content=s.content()) for s in self._slots)
+        return RunSnapshot(
+            run_id=self.run_id,
+            comparison_id=self.comparison_id,
+            results=results,
+            done=self.done,
+            record_error=self.record_error,
+        )
+
+    def cancel(self, index: int | None = None) -> None:
+        """Stop one model (by column index) or all; text received so far is kept."""
+        targets = self._slots if index is None else [self._slots[index]]
+        for slot in targets:
+            slot.cancel_requested = True
+            task = slot.task
+            if task is not None:
+                self._runner.loop.call_soon_threadsafe(task.cancel)
+
+    def wait(self, timeout: float | None = None) -> RunSnapshot:
+        """Block until the run is done (or ``timeout`` seconds passed); return a snapshot."""
+        self._done.wait(timeout)
+        return self.snapshot()
+
+    def _update(self, index: int, **changes: Any) -> ModelResult:
+        with self._lock:
+            slot = self._slots[index]
+            slot.result = replace(slot.result, **changes)
+            return replace(slot.result, content=slot.content())
+
+    def _append(self, index: int, text: str) -> None:
+        with self._lock:
+            self._slots[index].chunks.append(text)
+
+
+class Runner:
+    """Runs comparisons on a private event loop in a daemon thread."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        model_timeout_s: float = 300.0,
+        flush_interval_s: float = 1.5,
+        max_concurrency: int = 8,
+    ) -> None:
+        self.catalog = catalog
+        self.model_timeout_s = model_timeout_s
+        self.flush_interval_s = flush_interval_s
+        self.loop = asyncio.new_event_loop()
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playground-writer")
+        self._runs: dict[str, RunHandle] = {}
+        self._runs_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name="playground-runner", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(
+        self,
+        request: CompareRequest,
+        providers: Mapping[str, Provider],
+        *,
+        recorder: Recorder | None = None,
+        on_event: EventCallback | None = None,
+    ) -> RunHandle:
+        """Validate ``request``, record the comparison and start every model streaming.
+
+        Returns at once; raises :class:`InvalidRequestError` before anything is sent or stored.
+        """
+        validate_compare(request, providers)
+        comparison_id = recorder.start_comparison(request) if recorder else None
+        slots = []
+        for index, target in enumerate(request.targets):
+            generation = request.generation_request(index)
+            slots.append(
+                _Slot(
+                    ModelResult(
+                        index=index,
+                        provider=target.provider,
+                        model=target.model,
+                        params=generation.params,
+                        request_hash=generation.request_hash(target.provider),
+                        price_tokens=self._price(target.provider, target.model),
+                    )
+                )
+            )
+        handle = RunHandle(self, request, comparison_id, slots)
+        with self._runs_lock:
+            self._runs[handle.run_id] = handle
+            self._forget_old_runs()
+        asyncio.run_coroutine_threadsafe(
+            self._run(handle, providers, recorder, on_event), self.loop
+        )
+        return handle
+
+    def get(self, run_id: str) -> RunHandle | None:
+        """The handle of a recent run, e.g. after a Streamlit rerun; ``None`` if forgotten."""
+        with self._runs_lock:
+            return self._runs.get(run_id)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel running work, stop the loop and the writer thread."""
+        with self._runs_lock:
+            handles = list(self._runs.values())
+        for handle in handles:
+            handle.cancel()
+        for handle in handles:
+            handle.wait(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        self._writer.shutdown(wait=True)
+
+    def run_coroutine(self, coro: Any, timeout: float | None = None) -> Any:
+        """Run ``coro`` on the runner's loop (where providers' clients live) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _price(self, provider: str, model: str) -> int | None:
+        # Only Elumenta (and the demo that imitates it) bill per request from the catalog.
+        if provider in ("elumenta", "demo"):
+            return self.catalog.cost_of(model)
+        return None
+
+    def _forget_old_runs(self) -> None:
+        finished = [rid for rid, h in self._runs.items() if h.done]
+        for run_id in finished[: max(0, len(self._runs) - MAX_KEPT_RUNS)]:
+            del self._runs[run_id]
+
+    async def _run(
+        self,
+        handle: RunHandle,
+        providers: Mapping[str, Provider],
+        recorder: Recorder | None,
+        on_event: EventCallback | None,
+    ) -> None:
+        tasks = []
+        for index, slot in enumerate(handle._slots):
+            task = asyncio.create_task(
+                self._run_model(handle, index, providers, recorder, on_event)
+            )
+            slot.task = task
+            if slot.cancel_requested:
+                task.cancel()
+            tasks.append(task)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        handle._done.set()
+
+    async def _write(self, handle: RunHandle, fn: Callable[..., T], *args: Any) -> T | None:
+        try:
+            return await self.loop.run_in_executor(self._writer, fn, *args)
+        except Exception as exc:  # a DB hiccup must not kill the stream
+            log.exception("Could not record a result")
+            handle.record_error = f"History not saved: {user_message(exc)}"
+            return None
+
+    def _flush_soon(self, handle: RunHandle, recorder: Recorder, result: ModelResult) -> None:
+        future: Future[None] = self._writer.submit(recorder.record_progress, result)
+
+        def report(done: Future[None]) -> None:
+            error = done.exception()
+            if error is not None:
+                handle.record_error = f"History not saved: {user_message(error)}"
+
+        future.add_done_callback(report)
+
+    async def _run_model(
+        self,
+        handle: RunHandle,
+        index: int,
+        providers: Mapping[str, Provider],
+        recorder: Recorder | None,
+        on_event: EventCallback | None,
+    ) -> None:
+        def emit(event: RunEvent) -> None:
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception:  # a broken listener must not stop the run
+                    log.exception("Run event listener failed")
+
+        slot = handle._slots[index]
+        target = handle.request.targets[index]
+        started = handle._update(index, status="running", started_at=datetime.now(UTC))
+        cached = None
+        if recorder is not None and handle.request.use_cache:
+            cached = await self._write(
+                handle, recorder.find_cached, target.provider, started.request_hash
+            )
+        if cached is not None:
+            final = handle._update(
+                index,
+                status="completed",
+                generation_id=cached.generation_id,
+                tokens_used=0,
+                balance_remaining=cached.balance_remaining,
+                latency_ms=cached.latency_ms,
+                ttft_ms=cached.ttft_ms,
+                cached=True,
+                finished_at=datetime.now(UTC),
+            )
+            handle._append(index, cached.content)
+            final = replace(final, content=cached.content)
+            emit(ModelStarted(index, final))
+            if recorder is not None:
+                result_id = await self._write(
+                    handle, recorder.record_started, handle.comparison_id, final
+                )
+                handle._update(index, result_id=result_id)
+            emit(ModelFinished(index, handle.snapshot().results[index]))
+            return
+
+        if recorder is not None:
+            result_id = await self._write(
+                handle, recorder.record_started, handle.comparison_id, started
+            )
+            started = handle._update(index, result_id=result_id)
+        emit(ModelStarted(index, started))
+        provider = providers[target.provider]
+        request = handle.request.generation_request(index)
+        changes: dict[str, Any] = {}
+        async with self._semaphore:
+            sent = time.perf_counter()
+            last_byte: float | None = None
+            first_content: float | None = None
+            last_flush = sent
+            try:
+                async with asyncio.timeout(self.model_timeout_s):
+                    async with aclosing(provider.stream(request)) as events:
+                        async for event in events:
+                            if isinstance(event, ContentDelta):
+                                now = time.perf_counter()
+                                if first_content is None:
+                                    first_content = now
+                                    handle._update(index, ttft_ms=(now - sent) * 1000)
+                                handle._append(index, event.text)
+                                emit(ModelDelta(index, event.text))
+                                if recorder and now - last_flush >= self.flush_interval_s:
+                                    last_flush = now
+                                    self._flush_soon(handle, recorder, handle._update(index))
+                            elif isinstance(event, StreamStarted):
+                                handle._update(
+                                    index,
+                                    generation_id=event.generation_id or slot.result.generation_id,
+                                    rate_limit=event.rate_limit or slot.result.rate_limit,
+                                )
+                            elif isinstance(event, StreamFinished):
+                                last_byte = time.perf_counter()
+                                changes.update(
+                                    tokens_used=event.tokens_used,
+                                    balance_remaining=event.balance_remaining,
+                                )
+                                if event.generation_id:
+                                    changes["generation_id"] = event.generation_id
+                changes["status"] = "completed"
+            except asyncio.CancelledError:
+                changes.update(
+                    status="cancelled", error_code="cancelled", error_message="Stopped by the user."
+                )
+            except TimeoutError:
+                changes.update(
+                    status="partial" if first_content else "failed",
+                    error_code="timeout",
+                    error_message=f"No complete answer within {self.model_timeout_s:g} s.",
+                )
+            except APIError as exc:
+                changes.update(
+                    status="partial" if first_content else "failed",
+                    error_code=exc.code,
+                    error_message=exc.message,
+                    retry_after=exc.retry_after,
+                )
+                if exc.rate_limit is not None:
+                    changes["rate_limit"] = exc.rate_limit
+            except Exception as exc:  # one model's bug must not sink the others
+                log.exception("Model %s failed unexpectedly", target.model)
+                changes.update(
+                    status="partial" if first_content else "failed",
+                    error_code="internal_error",
+                    error_message=user_message(exc),
+                )
+            end = last_byte or time.perf_counter()
+        final = handle._update(
+            index,
+            latency_ms=(end - sent) * 1000,
+            finished_at=datetime.now(UTC),
+            **changes,
+        )
+        if recorder is not None:
+            await self._write(handle, recorder.record_finished, final)
+        emit(ModelFinished(index, final))
