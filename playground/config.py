@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         default=1.5, gt=0, validation_alias=_env("PLAYGROUND_FLUSH_INTERVAL_S")
     )
 
+    demo_time_scale: float = Field(
+        default=1.0, ge=0, validation_alias=_env("PLAYGROUND_DEMO_TIME_SCALE")
+    )
+    max_prompt_chars: int = Field(
+        default=200_000, ge=1, validation_alias=_env("PLAYGROUND_MAX_PROMPT_CHARS")
+    )
+
     openai_base_url: str | None = Field(
         default=None, validation_alias=_env("OPENAI_COMPATIBLE_BASE_URL")
     )

@@ -18,7 +18,6 @@ def build_providers(
     catalog: Catalog,
     *,
     elumenta_api_key: SecretStr | None = None,
-    demo_time_scale: float = 1.0,
 ) -> dict[str, Provider]:
     """Every provider the settings allow, keyed by name.
 
@@ -28,7 +27,7 @@ def build_providers(
     """
     retry = RetryPolicy(max_retries=settings.max_retries, max_wait_s=settings.max_retry_wait_s)
     providers: dict[str, Provider] = {
-        "demo": DemoProvider(catalog, time_scale=demo_time_scale),
+        "demo": DemoProvider(catalog, time_scale=settings.demo_time_scale),
         "elumenta": ElumentaProvider(
             api_key=elumenta_api_key or settings.elumenta_api_key,
             base_url=settings.elumenta_base_url,
