@@ -1,0 +1,44 @@
+"""Settings: env names, safe defaults, and the key never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playground.config import Settings
+
+
+def test_defaults_work_with_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ELUMENTA_API_KEY", "PLAYGROUND_DATABASE_URL", "PLAYGROUND_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.elumenta_base_url == "https://elumenta.ru/api/v2"
+    assert settings.default_provider == "demo"
+    assert settings.resolved_database_url.startswith("sqlite:///")
+
+
+def test_env_names_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ELUMENTA_API_KEY", "nb_secret_value_123")
+    monkeypatch.setenv("ELUMENTA_BASE_URL", "http://127.0.0.1:9/api/v2/")
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.default_provider == "elumenta"
+    assert settings.elumenta_base_url == "http://127.0.0.1:9/api/v2"
+    assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
+    assert settings.resolved_catalog_path == tmp_path / "models.json"
+
+
+def test_api_key_is_not_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ELUMENTA_API_KEY", "nb_secret_value_123")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "nb_secret_value_123" not in repr(settings)
+    assert "nb_secret_value_123" not in str(settings)
+    assert "nb_secret_value_123" not in settings.model_dump_json()
+
+
+def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_MAX_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="max_concurrency|PLAYGROUND_MAX_CONCURRENCY"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -1,0 +1,76 @@
+"""The error tree: every documented status maps to its type with the API's details."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from playground import errors
+from playground.errors import RateLimitInfo, error_from_response, user_message
+
+DOCUMENTED = [
+    (400, "bad_request", errors.BadRequestError, False),
+    (401, "not_authenticated", errors.AuthenticationError, False),
+    (401, "token_expired", errors.AuthenticationError, False),
+    (402, "insufficient_tokens", errors.InsufficientTokensError, False),
+    (403, "insufficient_plan", errors.PermissionDeniedError, False),
+    (404, "not_found", errors.NotFoundError, False),
+    (422, "validation_error", errors.UnprocessableEntityError, False),
+    (429, "rate_limit_exceeded", errors.RateLimitError, True),
+    (500, "provider_error", errors.ProviderError, True),
+    (503, "model_unavailable", errors.ModelUnavailableError, True),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "cls", "retryable"), DOCUMENTED)
+def test_status_maps_to_typed_error(
+    status: int, code: str, cls: type[errors.APIStatusError], retryable: bool
+) -> None:
+    body = {"error": code, "message": "what the API said", "details": {"field": "x"}}
+    exc = error_from_response(status, body, httpx.Headers())
+    assert type(exc) is cls
+    assert exc.code == code
+    assert exc.status_code == status
+    assert exc.details == {"field": "x"}
+    assert exc.retryable is retryable
+    assert str(exc) == "what the API said"
+
+
+def test_rate_limit_error_carries_retry_after_plan_and_headers() -> None:
+    headers = httpx.Headers(
+        {
+            "X-RateLimit-Limit-Hour": "100",
+            "X-RateLimit-Remaining-Hour": "0",
+            "X-RateLimit-Limit-Day": "1000",
+            "X-RateLimit-Remaining-Day": "250",
+            "X-RateLimit-Reset-Hour": "2026-11-25T13:00:00Z",
+        }
+    )
+    body = {
+        "error": "rate_limit_exceeded",
+        "message": "Too many requests",
+        "retry_after": 12,
+        "plan": "VIP",
+        "limit_hour": 100,
+        "limit_day": 1000,
+    }
+    exc = error_from_response(429, body, headers)
+    assert isinstance(exc, errors.RateLimitError)
+    assert exc.retry_after == 12
+    assert exc.details["plan"] == "VIP"
+    assert "12 s" in str(exc)
+    assert exc.rate_limit == RateLimitInfo(100, 0, 1000, 250, "2026-11-25T13:00:00Z")
+
+
+def test_unknown_statuses_and_garbage_bodies_still_give_typed_errors() -> None:
+    assert isinstance(error_from_response(502, "<html>", httpx.Headers()), errors.ProviderError)
+    assert isinstance(error_from_response(418, None, httpx.Headers()), errors.BadRequestError)
+    exc = error_from_response(402, {}, httpx.Headers())
+    assert "Not enough billing tokens" in str(exc)
+
+
+def test_user_message_hides_unexpected_details() -> None:
+    assert user_message(errors.RateLimitError("slow down")) == "slow down"
+    message = user_message(KeyError("nb_secret"))
+    assert "nb_secret" not in message
+    assert "KeyError" in message

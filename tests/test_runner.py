@@ -1,0 +1,246 @@
+"""The runner: models run concurrently, fail and stop independently, and are recorded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from pydantic import SecretStr
+
+from playground.catalog import load_catalog
+from playground.errors import InvalidRequestError
+from playground.providers.base import GenerationParams, Message, Provider
+from playground.providers.demo import DemoProvider
+from playground.providers.elumenta import ElumentaProvider
+from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.runner import ModelDelta, ModelFinished, ModelStarted, RunEvent, Runner
+
+CATALOG = load_catalog()
+
+
+@pytest.fixture
+def runner() -> Iterator[Runner]:
+    runner = Runner(CATALOG, flush_interval_s=0.05)
+    yield runner
+    runner.close()
+
+
+def demo(time_scale: float = 0.05) -> dict[str, Provider]:
+    return {"demo": DemoProvider(CATALOG, time_scale=time_scale)}
+
+
+def request(*models: str, provider: str = "demo", **kwargs: object) -> CompareRequest:
+    return CompareRequest(
+        messages=(Message("user", "Compare these models"),),
+        targets=tuple(ModelTarget(provider, m) for m in models),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class ListRecorder:
+    """Keeps what the runner reports, in order, like the history store would persist it."""
+
+    calls: list[tuple[str, ModelResult | CompareRequest]] = field(default_factory=list)
+    cache: dict[str, ModelResult] = field(default_factory=dict)
+    threads: set[str] = field(default_factory=set)
+
+    def start_comparison(self, request: CompareRequest) -> int:
+        self.calls.append(("comparison", request))
+        return 42
+
+    def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
+        self.threads.add(threading.current_thread().name)
+        return self.cache.get(request_hash)
+
+    def record_started(self, comparison_id: int, result: ModelResult) -> int:
+        assert comparison_id == 42
+        self.threads.add(threading.current_thread().name)
+        self.calls.append(("started", result))
+        return 1000 + result.index
+
+    def record_progress(self, result: ModelResult) -> None:
+        self.calls.append(("progress", result))
+
+    def record_finished(self, result: ModelResult) -> None:
+        self.calls.append(("finished", result))
+
+
+def test_models_stream_concurrently_and_complete(runner: Runner) -> None:
+    events: list[RunEvent] = []
+    models = ("gpt-5-nano", "claude-opus-4.5", "gemini-3-pro")
+    started = time.perf_counter()
+    handle = runner.start(request(*models), demo(), on_event=events.append)
+    snapshot = handle.wait(30)
+    wall = time.perf_counter() - started
+    assert snapshot.done
+    assert [r.status for r in snapshot.results] == ["completed"] * 3
+    assert [r.model for r in snapshot.results] == list(models)
+    for result in snapshot.results:
+        assert "simulated answer" in result.content
+        assert result.tokens_used == CATALOG.cost_of(result.model)
+        assert result.price_tokens == CATALOG.cost_of(result.model)
+        assert 0 < result.ttft_ms < result.latency_ms  # type: ignore[operator]
+        assert result.chars_per_s and result.chars_per_s > 0
+    slowest = max(r.latency_ms for r in snapshot.results)  # type: ignore[type-var]
+    # Sequential runs would take the sum of latencies; concurrency takes about the max.
+    assert wall * 1000 < 0.8 * sum(r.latency_ms for r in snapshot.results)  # type: ignore[misc]
+    assert wall * 1000 >= slowest
+    # Every model reports started, then deltas, then finished exactly once.
+    for index in range(3):
+        kinds = [type(e) for e in events if e.index == index]
+        assert kinds[0] is ModelStarted and kinds[-1] is ModelFinished
+        assert kinds.count(ModelFinished) == 1
+        text = "".join(e.text for e in events if isinstance(e, ModelDelta) and e.index == index)
+        assert text == snapshot.results[index].content
+
+
+def test_snapshot_shows_live_partial_text(runner: Runner) -> None:
+    handle = runner.start(request("gpt-5.2-pro"), demo(time_scale=0.5))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        snap = handle.snapshot()
+        if snap.results[0].content:
+            break
+        time.sleep(0.01)
+    assert snap.results[0].status == "running"
+    assert not snap.done
+    handle.cancel()
+    handle.wait(10)
+
+
+def test_cancel_one_model_keeps_its_partial_text_and_others_finish(runner: Runner) -> None:
+    handle = runner.start(request("gpt-5-nano", "gpt-5.2-pro"), demo(time_scale=0.3))
+    while not handle.snapshot().results[1].content:
+        time.sleep(0.01)
+    handle.cancel(1)
+    snapshot = handle.wait(30)
+    nano, pro = snapshot.results
+    assert nano.status == "completed"
+    assert pro.status == "cancelled"
+    assert pro.content.startswith("*Demo mode")
+    assert len(pro.content) < len(nano.content)  # stopped mid-answer
+    assert pro.latency_ms is not None
+
+
+def test_cancel_all(runner: Runner) -> None:
+    handle = runner.start(request("gpt-5", "claude-opus-4.5"), demo(time_scale=1.0))
+    time.sleep(0.05)
+    handle.cancel()
+    snapshot = handle.wait(10)
+    assert snapshot.done
+    assert {r.status for r in snapshot.results} == {"cancelled"}
+
+
+def test_per_model_timeout_marks_partial_or_failed(runner: Runner) -> None:
+    runner.model_timeout_s = 0.4
+    handle = runner.start(request("gpt-5-nano", "gpt-5.2-pro"), demo(time_scale=0.1))
+    nano, pro = handle.wait(10).results
+    assert nano.status == "completed"
+    assert pro.status == "partial"
+    assert pro.error_code == "timeout"
+    assert pro.content
+
+
+def test_one_failing_provider_does_not_affect_the_others(runner: Runner) -> None:
+    providers = demo() | {
+        "elumenta": ElumentaProvider(api_key=None, base_url="http://127.0.0.1:9", catalog=CATALOG)
+    }
+    mixed = CompareRequest(
+        messages=(Message("user", "hi"),),
+        targets=(ModelTarget("elumenta", "gpt-5"), ModelTarget("demo", "gpt-5")),
+    )
+    failed, ok = runner.start(mixed, providers).wait(30).results
+    assert failed.status == "failed"
+    assert failed.error_code == "not_authenticated"
+    assert "API key" in (failed.error_message or "")
+    assert ok.status == "completed"
+
+
+def test_unreachable_server_is_a_connection_error(runner: Runner) -> None:
+    provider = ElumentaProvider(
+        api_key=SecretStr("nb_x"), base_url="http://127.0.0.1:9", catalog=CATALOG
+    )
+    provider._retry = provider._retry.__class__(max_retries=1, base_backoff_s=0.01)
+    result = runner.start(request("gpt-5", provider="elumenta"), {"elumenta": provider})
+    (failed,) = result.wait(30).results
+    assert failed.status == "failed"
+    assert failed.error_code == "connection_error"
+    runner.run_coroutine(provider.aclose())
+
+
+@pytest.mark.parametrize(
+    ("req", "message"),
+    [
+        (request(), "Pick at least one model"),
+        (request("nope"), "Unknown model 'nope'"),
+        (request("gpt-5", provider="nobody"), "Unknown provider"),
+        (request("gpt-5", params=GenerationParams(temperature=2.5)), "Temperature"),
+        (request("gpt-5", params=GenerationParams(max_tokens=0)), "max_tokens"),
+        (
+            CompareRequest(
+                messages=(Message("user", "  "),), targets=(ModelTarget("demo", "gpt-5"),)
+            ),
+            "prompt is empty",
+        ),
+        (
+            CompareRequest(
+                messages=(Message("user", "x" * 300_000),), targets=(ModelTarget("demo", "gpt-5"),)
+            ),
+            "limit is",
+        ),
+    ],
+)
+def test_invalid_requests_are_refused_before_anything_runs(
+    runner: Runner, req: CompareRequest, message: str
+) -> None:
+    recorder = ListRecorder()
+    with pytest.raises(InvalidRequestError, match=message):
+        runner.start(req, demo(), recorder=recorder)
+    assert recorder.calls == []
+
+
+def test_recorder_sees_start_progress_and_finish_off_the_loop_thread(runner: Runner) -> None:
+    recorder = ListRecorder()
+    handle = runner.start(request("gpt-5.2-pro", "gpt-5-nano"), demo(0.3), recorder=recorder)
+    snapshot = handle.wait(30)
+    assert handle.comparison_id == 42
+    assert recorder.calls[0][0] == "comparison"
+    for index in (0, 1):
+        mine = [(kind, r) for kind, r in recorder.calls[1:] if r.index == index]  # type: ignore[union-attr]
+        assert mine[0][0] == "started" and mine[0][1].status == "running"
+        assert mine[-1][0] == "finished" and mine[-1][1].status == "completed"
+        assert mine[-1][1].content == snapshot.results[index].content
+        assert snapshot.results[index].result_id == 1000 + index
+    progress = [r for kind, r in recorder.calls if kind == "progress"]
+    assert progress, "partial text must be flushed while streaming"
+    assert all(0 < len(r.content) for r in progress)  # type: ignore[union-attr]
+    assert recorder.threads == {"playground-writer_0"}
+
+
+def test_cache_hit_reuses_the_stored_answer_without_calling_the_provider(runner: Runner) -> None:
+    recorder = ListRecorder()
+    req = request("gpt-5", use_cache=True)
+    first = runner.start(req, demo(), recorder=recorder).wait(30).results[0]
+    recorder.cache[first.request_hash] = first
+    provider = DemoProvider(CATALOG, time_scale=0.05)
+    second = runner.start(req, {"demo": provider}, recorder=recorder).wait(30).results[0]
+    assert second.cached
+    assert second.status == "completed"
+    assert second.content == first.content
+    assert second.tokens_used == 0
+    assert provider._counter == 0  # the provider was never asked
+
+
+def test_a_broken_recorder_does_not_stop_the_run(runner: Runner) -> None:
+    class Broken(ListRecorder):
+        def record_finished(self, result: ModelResult) -> None:
+            raise OSError("disk full")
+
+    handle = runner.start(request("gpt-5-nano"), demo(), recorder=Broken())
+    snapshot = handle.wait(30)
+    assert snapshot.results[0].status == "completed"
+    assert snapshot.record_error and "History not saved" in snapshot.record_error
