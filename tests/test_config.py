@@ -40,5 +40,5 @@ def test_api_key_is_not_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYGROUND_MAX_CONCURRENCY", "0")
-    with pytest.raises(ValueError, match="max_concurrency|PLAYGROUND_MAX_CONCURRENCY"):
+    with pytest.raises(ValueError, match=r"max_concurrency|PLAYGROUND_MAX_CONCURRENCY"):
         Settings(_env_file=None)  # type: ignore[call-arg]

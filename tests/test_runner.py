@@ -217,7 +217,7 @@ def test_recorder_sees_start_progress_and_finish_off_the_loop_thread(runner: Run
         assert snapshot.results[index].result_id == 1000 + index
     progress = [r for kind, r in recorder.calls if kind == "progress"]
     assert progress, "partial text must be flushed while streaming"
-    assert all(0 < len(r.content) for r in progress)  # type: ignore[union-attr]
+    assert all(len(r.content) > 0 for r in progress)  # type: ignore[union-attr]
     assert recorder.threads == {"playground-writer_0"}
 
 
