@@ -136,6 +136,7 @@ def run_compare(
         model_timeout_s=settings.model_timeout_s,
         flush_interval_s=settings.flush_interval_s,
         max_concurrency=settings.max_concurrency,
+        max_prompt_chars=settings.max_prompt_chars,
     )
     providers = build_providers(settings, catalog)
     try:

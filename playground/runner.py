@@ -77,7 +77,9 @@ class RunSnapshot:
     record_error: str | None = None
 
 
-def validate_compare(request: CompareRequest, providers: Mapping[str, Provider]) -> None:
+def validate_compare(
+    request: CompareRequest, providers: Mapping[str, Provider], *, max_prompt_chars: int = 200_000
+) -> None:
     """Raise :class:`InvalidRequestError` for a comparison that cannot be run as asked."""
     if not request.targets:
         raise InvalidRequestError("Pick at least one model.")
@@ -92,7 +94,7 @@ def validate_compare(request: CompareRequest, providers: Mapping[str, Provider])
                 f"Unknown model {target.model!r} for {provider.label}. "
                 f"Known models: {', '.join(known)}."
             )
-        validate_request(request.generation_request(index))
+        validate_request(request.generation_request(index), max_prompt_chars=max_prompt_chars)
 
 
 class _Slot:
@@ -181,8 +183,10 @@ class Runner:
         model_timeout_s: float = 300.0,
         flush_interval_s: float = 1.5,
         max_concurrency: int = 8,
+        max_prompt_chars: int = 200_000,
     ) -> None:
         self.catalog = catalog
+        self.max_prompt_chars = max_prompt_chars
         self.model_timeout_s = model_timeout_s
         self.flush_interval_s = flush_interval_s
         self.loop = asyncio.new_event_loop()
@@ -209,7 +213,7 @@ class Runner:
 
         Returns at once; raises :class:`InvalidRequestError` before anything is sent or stored.
         """
-        validate_compare(request, providers)
+        validate_compare(request, providers, max_prompt_chars=self.max_prompt_chars)
         comparison_id = recorder.start_comparison(request) if recorder else None
         slots = []
         for index, target in enumerate(request.targets):
