@@ -1,0 +1,137 @@
+"""The CLI contract: JSON lines, exit codes, clear usage errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playground.cli import main
+from playground.config import Settings
+
+JSON_KEYS = {
+    "model",
+    "status",
+    "content",
+    "tokens_used",
+    "balance_remaining",
+    "latency_ms",
+    "ttft_ms",
+    "generation_id",
+    "error",
+}
+
+
+@pytest.fixture
+def demo_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        provider="demo",
+        demo_time_scale=0.02,
+        data_dir=tmp_path,
+        elumenta_api_key=None,
+    )
+
+
+def run(argv: list[str], settings: Settings, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, settings=settings, out=out, err=err, stdin=io.StringIO(stdin))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_json_prints_one_object_per_model_in_order(demo_settings: Settings) -> None:
+    argv = ["compare", "-m", "gpt-5-nano", "-m", "gpt-5", "-p", "hello", "--json", "--no-save"]
+    code, out, err = run(argv, demo_settings)
+    assert code == 0, err
+    lines = out.strip().split("\n")
+    assert len(lines) == 2
+    rows = [json.loads(line) for line in lines]
+    assert [r["model"] for r in rows] == ["gpt-5-nano", "gpt-5"]
+    for row in rows:
+        assert set(row) == JSON_KEYS
+        assert row["status"] == "completed"
+        assert row["error"] is None
+        assert row["ttft_ms"] < row["latency_ms"]
+    assert [r["tokens_used"] for r in rows] == [1, 2]
+
+
+def test_human_output_streams_lines_and_ends_with_a_table(demo_settings: Settings) -> None:
+    code, out, _ = run(["compare", "-m", "gpt-5-nano", "-p", "hi", "--no-save"], demo_settings)
+    assert code == 0
+    assert "gpt-5-nano │ *Demo mode: simulated answer from GPT-5 Nano" in out
+    assert out.rstrip().split("\n")[-1].startswith("gpt-5-nano  completed")
+
+
+def test_prompt_from_stdin(demo_settings: Settings) -> None:
+    argv = ["compare", "-m", "gpt-5-nano", "-p", "-", "--json", "--no-save"]
+    code, out, _ = run(argv, demo_settings, stdin="question from a pipe")
+    assert code == 0
+    assert "question from a pipe" in json.loads(out)["content"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "-m", "no-such-model", "-p", "hi"], "Unknown model 'no-such-model'"),
+        (["compare", "-m", "gpt-5", "-p", "   "], "prompt is empty"),
+        (
+            ["compare", "-m", "gpt-5", "-p", "hi", "-t", "2.5"],
+            "Temperature must be between 0 and 2",
+        ),
+        (["compare", "-m", "gpt-5", "-p", "hi", "--max-tokens", "0"], "max_tokens"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_clear_message(
+    demo_settings: Settings, argv: list[str], message: str
+) -> None:
+    code, out, err = run([*argv, "--no-save"], demo_settings)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_argparse_errors_exit_2(demo_settings: Settings) -> None:
+    assert run(["compare", "-p", "hi"], demo_settings)[0] == 2
+    assert run(["compare", "-m", "x", "-p", "hi", "-t", "warm"], demo_settings)[0] == 2
+
+
+def test_any_model_not_completed_exits_1(demo_settings: Settings) -> None:
+    argv = ["compare", "-m", "gpt-5", "-p", "hi", "--provider", "elumenta", "--json", "--no-save"]
+    code, out, _ = run(argv, demo_settings)
+    assert code == 1
+    row = json.loads(out)
+    assert row["status"] == "failed"
+    assert row["error"]["code"] == "not_authenticated"
+
+
+def test_module_entry_point_runs_as_a_process(tmp_path: Path) -> None:
+    env = os.environ | {
+        "PLAYGROUND_PROVIDER": "demo",
+        "PLAYGROUND_DEMO_TIME_SCALE": "0.01",
+        "PLAYGROUND_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "playground", "compare", "-m", "gpt-5-nano", "-p", "hi", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "completed"
+    bad = subprocess.run(
+        [sys.executable, "-m", "playground", "compare", "-m", "nope", "-p", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
