@@ -1,4 +1,4 @@
-"""The command line: ``python -m playground compare|history|show|export``.
+"""The command line: ``python -m playground compare|models|history|show|export``.
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
@@ -7,16 +7,18 @@ exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from playground.catalog import Catalog, load_catalog
+from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError, PlaygroundError
 from playground.providers.base import GenerationParams, Message
+from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelDelta, ModelFinished, RunEvent, Runner
@@ -55,7 +57,44 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--cache", action="store_true", help="reuse an identical earlier completed answer"
     )
+
+    models = commands.add_parser("models", help="list the model catalog with billing prices")
+    models.add_argument(
+        "--refresh", action="store_true", help="update prices from GET /models/{slug} and save"
+    )
+    models.add_argument("--json", action="store_true", help="one JSON object per model per line")
     return parser
+
+
+def run_models(args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO) -> int:
+    """List (and optionally refresh) the catalog; returns the exit code."""
+    exit_code = EXIT_OK
+    if args.refresh:
+        provider = build_providers(settings, catalog)["elumenta"]
+        assert isinstance(provider, ElumentaProvider)
+
+        async def refresh() -> tuple[Catalog, dict[str, str]]:
+            try:
+                return await refresh_catalog(catalog, provider.model_details)
+            finally:
+                await provider.aclose()
+
+        catalog, failures = asyncio.run(refresh())
+        save_catalog(catalog, settings.resolved_catalog_path)
+        for slug, message in failures.items():
+            out.write(f"warning: {slug}: {message}\n")
+        exit_code = EXIT_NOT_ALL_COMPLETED if failures else EXIT_OK
+    for model in catalog:
+        if args.json:
+            row = {"slug": model.slug, "name": model.name, "tier": model.tier}
+            row |= {"token_cost": model.token_cost, "uses": list(model.uses)}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            uses = ", ".join(model.uses)
+            out.write(
+                f"{model.slug:<20} {model.name:<20} {model.tier:<8} {model.token_cost:>3}  {uses}\n"
+            )
+    return exit_code
 
 
 def compare_request(args: argparse.Namespace, settings: Settings, stdin: TextIO) -> CompareRequest:
@@ -181,6 +220,8 @@ def main(
         catalog = load_catalog(settings.resolved_catalog_path)
         if args.command == "compare":
             return run_compare(args, settings, catalog, out, stdin)
+        if args.command == "models":
+            return run_models(args, settings, catalog, out)
     except (InvalidRequestError, UsageError) as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
