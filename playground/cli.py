@@ -86,8 +86,13 @@ def run_models(args: argparse.Namespace, settings: Settings, catalog: Catalog, o
         exit_code = EXIT_NOT_ALL_COMPLETED if failures else EXIT_OK
     for model in catalog:
         if args.json:
-            row = {"slug": model.slug, "name": model.name, "tier": model.tier}
-            row |= {"token_cost": model.token_cost, "uses": list(model.uses)}
+            row = {
+                "slug": model.slug,
+                "name": model.name,
+                "tier": model.tier,
+                "token_cost": model.token_cost,
+                "uses": list(model.uses),
+            }
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             uses = ", ".join(model.uses)
