@@ -17,6 +17,7 @@ from playground.providers.demo import DemoProvider
 from playground.providers.elumenta import ElumentaProvider
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelDelta, ModelFinished, ModelStarted, RunEvent, Runner
+from tests.fake_elumenta import FakeElumenta, ModelScript
 
 CATALOG = load_catalog()
 
@@ -244,3 +245,46 @@ def test_a_broken_recorder_does_not_stop_the_run(runner: Runner) -> None:
     snapshot = handle.wait(30)
     assert snapshot.results[0].status == "completed"
     assert snapshot.record_error and "History not saved" in snapshot.record_error
+
+
+def test_each_column_fails_its_own_way_against_the_fake_server(
+    runner: Runner, fake_elumenta: FakeElumenta
+) -> None:
+    scripts = {
+        "gpt-5-nano": ModelScript(text="all good", ttft_ms=20),
+        "gpt-5": ModelScript(status=402),
+        "claude-haiku-4.5": ModelScript(deltas=["half ", "an ", "answer"], drop_after_deltas=2),
+        "gemini-3-pro": ModelScript(status=429, retry_after_s=600),
+        "deepseek-r1": ModelScript(deltas=["so ", "far"], error_event_after=1),
+        "grok-4-fast": ModelScript(status=403),
+    }
+    for model, script in scripts.items():
+        fake_elumenta.script(model, script)
+    elumenta = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key), base_url=fake_elumenta.base_url, catalog=CATALOG
+    )
+    handle = runner.start(request(*scripts, provider="elumenta"), {"elumenta": elumenta})
+    results = {r.model: r for r in handle.wait(30).results}
+    runner.run_coroutine(elumenta.aclose())
+    assert results["gpt-5-nano"].status == "completed"
+    assert results["gpt-5-nano"].content == "all good"
+    assert results["gpt-5-nano"].tokens_used == 1
+    assert results["gpt-5-nano"].balance_remaining is not None
+    assert results["gpt-5-nano"].generation_id
+    assert (results["gpt-5"].status, results["gpt-5"].error_code) == (
+        "failed",
+        "insufficient_tokens",
+    )
+    dropped = results["claude-haiku-4.5"]
+    assert (dropped.status, dropped.content) == ("partial", "half an ")
+    assert dropped.error_code == "stream_interrupted"
+    limited = results["gemini-3-pro"]
+    assert (limited.status, limited.error_code, limited.retry_after) == (
+        "failed",
+        "rate_limit_exceeded",
+        600,
+    )
+    assert limited.rate_limit is not None
+    errored = results["deepseek-r1"]
+    assert (errored.status, errored.content) == ("partial", "so ")
+    assert results["grok-4-fast"].error_code == "insufficient_plan"

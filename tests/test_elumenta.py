@@ -1,0 +1,346 @@
+"""The Elumenta client against the fake server over real HTTP: shapes, SSE quirks, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from playground import errors
+from playground.catalog import load_catalog
+from playground.providers._http import RetryPolicy
+from playground.providers.base import (
+    ContentDelta,
+    GenerationParams,
+    GenerationRequest,
+    Message,
+    ProviderEvent,
+    StreamFinished,
+    StreamStarted,
+)
+from playground.providers.elumenta import ElumentaProvider
+from tests.fake_elumenta import FakeElumenta, ModelScript
+
+CATALOG = load_catalog()
+UNICODE_TEXT = "Привет, мир — café naïve 🎉 日本語 ok"
+
+
+def make_provider(fake: FakeElumenta, **kwargs: Any) -> ElumentaProvider:
+    options: dict[str, Any] = {
+        "api_key": SecretStr(fake.api_key),
+        "base_url": fake.base_url,
+        "catalog": CATALOG,
+        "retry": RetryPolicy(max_retries=2, max_wait_s=1.0, base_backoff_s=0.01),
+    }
+    options.update(kwargs)
+    return ElumentaProvider(**options)
+
+
+def ask(model: str = "gpt-5", **params: Any) -> GenerationRequest:
+    return GenerationRequest(
+        model=model,
+        messages=(Message("user", "Say hi"),),
+        system_prompt="Be brief.",
+        params=GenerationParams(**params),
+    )
+
+
+async def collect(
+    provider: ElumentaProvider, request: GenerationRequest
+) -> tuple[list[ProviderEvent], str, errors.APIError | None]:
+    events: list[ProviderEvent] = []
+    error: errors.APIError | None = None
+    try:
+        async for event in provider.stream(request):
+            events.append(event)
+    except errors.APIError as exc:
+        error = exc
+    finally:
+        await provider.aclose()
+    text = "".join(e.text for e in events if isinstance(e, ContentDelta))
+    return events, text, error
+
+
+async def test_stream_shape_a_sends_shape_a_and_reads_usage(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="Hello there, friend.", shape="A"))
+    events, text, error = await collect(make_provider(fake_elumenta), ask(temperature=0.3))
+    assert error is None
+    assert text == "Hello there, friend."
+    finished = events[-1]
+    assert isinstance(finished, StreamFinished)
+    assert finished.tokens_used == 2
+    assert finished.balance_remaining is not None
+    assert finished.generation_id and finished.generation_id.startswith("gen_")
+    assert any(isinstance(e, StreamStarted) and e.generation_id for e in events)
+    (sent,) = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert sent.headers["authorization"] == f"Bearer {fake_elumenta.api_key}"
+    assert sent.json == {
+        "model": "gpt-5",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say hi"},
+        ],
+        "temperature": 0.3,
+        "stream": True,
+    }
+
+
+async def test_stream_shape_b_integer_id_and_tokens_spent(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="Shape B answer", shape="B"))
+    events, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert error is None
+    assert text == "Shape B answer"
+    finished = events[-1]
+    assert isinstance(finished, StreamFinished)
+    assert finished.tokens_used == 2
+    assert finished.generation_id is not None and finished.generation_id.isdigit()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        ModelScript(text=UNICODE_TEXT, line_ending="\r\n"),
+        ModelScript(text=UNICODE_TEXT, keepalive_every=1),
+        ModelScript(text=UNICODE_TEXT, sse_event_field=True, sse_id_field=True),
+        ModelScript(text=UNICODE_TEXT, multiline_data=True),
+        ModelScript(text=UNICODE_TEXT, split_bytes=1),
+        ModelScript(text=UNICODE_TEXT, split_bytes=3, line_ending="\r\n", keepalive_every=2),
+        ModelScript(text=UNICODE_TEXT, events_per_write=50),
+        ModelScript(text=UNICODE_TEXT, omit_done=True),
+    ],
+    ids=[
+        "crlf",
+        "keepalive",
+        "event-id-fields",
+        "multiline-data",
+        "1-byte-chunks",
+        "mixed",
+        "batched",
+        "no-done",
+    ],
+)
+async def test_wire_quirks_give_exactly_the_same_text(
+    fake_elumenta: FakeElumenta, script: ModelScript
+) -> None:
+    fake_elumenta.script("gpt-5", script)
+    events, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert error is None
+    assert text == UNICODE_TEXT
+    assert isinstance(events[-1], StreamFinished)
+    assert events[-1].tokens_used == 2
+
+
+async def test_done_without_generation_end_completes_without_usage(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="short", omit_generation_end=True))
+    events, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert error is None and text == "short"
+    assert isinstance(events[-1], StreamFinished)
+    assert events[-1].tokens_used is None
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+async def test_dropped_connection_keeps_partial_text(
+    fake_elumenta: FakeElumenta, reset: bool
+) -> None:
+    script = ModelScript(deltas=["one ", "two ", "three ", "four"], drop_after_deltas=2)
+    script.drop_with_reset = reset
+    fake_elumenta.script("gpt-5", script)
+    _, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert text == "one two "
+    assert isinstance(error, errors.StreamInterruptedError)
+    assert len([r for r in fake_elumenta.requests if r.path.endswith("/stream")]) == 1
+
+
+async def test_error_event_mid_stream(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script(
+        "gpt-5",
+        ModelScript(deltas=["a", "b", "c"], error_event_after=2, error_message="upstream died"),
+    )
+    _, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert text == "ab"
+    assert isinstance(error, errors.StreamErrorEvent)
+    assert "upstream died" in str(error)
+
+
+async def test_read_timeout_after_content_is_an_interruption(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(deltas=["x", "y", "z"], hang_after_deltas=1))
+    provider = make_provider(fake_elumenta, read_timeout_s=0.3)
+    _, text, error = await collect(provider, ask())
+    assert text == "x"
+    assert isinstance(error, errors.StreamInterruptedError)
+    assert error.code == "timeout"
+
+
+NON_RETRYABLE = [
+    (400, "bad_request", errors.BadRequestError),
+    (401, "not_authenticated", errors.AuthenticationError),
+    (401, "token_expired", errors.AuthenticationError),
+    (402, "insufficient_tokens", errors.InsufficientTokensError),
+    (403, "insufficient_plan", errors.PermissionDeniedError),
+    (404, "not_found", errors.NotFoundError),
+    (422, "validation_error", errors.UnprocessableEntityError),
+]
+RETRYABLE = [
+    (429, "rate_limit_exceeded", errors.RateLimitError),
+    (500, "provider_error", errors.ProviderError),
+    (503, "model_unavailable", errors.ModelUnavailableError),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "cls"), NON_RETRYABLE)
+async def test_client_errors_are_typed_and_never_retried(
+    fake_elumenta: FakeElumenta, status: int, code: str, cls: type[errors.APIError]
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(status=status, error_code=code))
+    _, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert type(error) is cls
+    assert error.code == code and error.status_code == status
+    assert text == ""
+    assert len([r for r in fake_elumenta.requests if r.path.endswith("/stream")]) == 1
+
+
+@pytest.mark.parametrize(("status", "code", "cls"), RETRYABLE)
+async def test_server_errors_are_retried_up_to_the_cap(
+    fake_elumenta: FakeElumenta, status: int, code: str, cls: type[errors.APIError]
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(status=status, error_code=code, retry_after_s=0.01))
+    _, _, error = await collect(make_provider(fake_elumenta), ask())
+    assert type(error) is cls
+    assert len([r for r in fake_elumenta.requests if r.path.endswith("/stream")]) == 3
+
+
+async def test_429_then_success_waits_retry_after(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script(
+        "gpt-5",
+        ModelScript(text="finally", fail_first=[(429, "rate_limit_exceeded")], retry_after_s=0.2),
+    )
+    started = time.perf_counter()
+    _, text, error = await collect(make_provider(fake_elumenta), ask())
+    assert error is None and text == "finally"
+    assert time.perf_counter() - started >= 0.2
+    stream_requests = [r for r in fake_elumenta.requests if r.path.endswith("/stream")]
+    assert len(stream_requests) == 2
+    assert stream_requests[1].received_at - stream_requests[0].received_at >= 0.19
+
+
+async def test_retry_after_longer_than_the_cap_is_not_waited_for(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(status=429, retry_after_s=120))
+    _, _, error = await collect(make_provider(fake_elumenta), ask())
+    assert isinstance(error, errors.RateLimitError)
+    assert error.retry_after == 120
+    assert error.rate_limit is not None and error.rate_limit.limit_hour is not None
+    assert len([r for r in fake_elumenta.requests if r.path.endswith("/stream")]) == 1
+
+
+async def test_connection_refused_is_retried_then_reported() -> None:
+    provider = ElumentaProvider(
+        api_key=SecretStr("nb_x"),
+        base_url="http://127.0.0.1:9/api/v2",
+        catalog=CATALOG,
+        retry=RetryPolicy(max_retries=1, base_backoff_s=0.01),
+    )
+    _, _, error = await collect(provider, ask())
+    assert isinstance(error, errors.APIConnectionError)
+    assert error.retryable
+
+
+async def test_real_validation_by_the_fake_server(fake_elumenta: FakeElumenta) -> None:
+    provider = make_provider(fake_elumenta, api_key=SecretStr("sk_wrong_prefix"))
+    _, _, error = await collect(provider, ask())
+    assert isinstance(error, errors.AuthenticationError)
+    _, _, error = await collect(make_provider(fake_elumenta), ask(model="no-such-model"))
+    assert isinstance(error, errors.NotFoundError)
+    _, _, error = await collect(make_provider(fake_elumenta), ask(temperature=5.0))
+    assert isinstance(error, errors.UnprocessableEntityError)
+
+
+@pytest.mark.parametrize("shape", ["A", "B"])
+async def test_generate_reads_both_shapes(fake_elumenta: FakeElumenta, shape: str) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="whole answer", shape=shape))  # type: ignore[arg-type]
+    provider = make_provider(fake_elumenta)
+    try:
+        generation = await provider.generate(ask())
+    finally:
+        await provider.aclose()
+    assert generation.content == "whole answer"
+    assert generation.tokens_used == 2
+    assert generation.generation_id
+
+
+async def test_balance_model_details_and_rate_limit_headers(fake_elumenta: FakeElumenta) -> None:
+    provider = make_provider(fake_elumenta)
+    try:
+        before = await provider.balance()
+        await provider.generate(ask(model="claude-opus-4.5"))
+        after = await provider.balance()
+        details = await provider.model_details("gpt-5.2-pro")
+    finally:
+        await provider.aclose()
+    assert before.token_balance is not None and after.token_balance is not None
+    assert before.token_balance - after.token_balance == 6
+    assert before.plan
+    assert after.rate_limit is not None and after.rate_limit.remaining_hour is not None
+    assert details["token_cost"] == 39
+
+
+async def test_timing_follows_the_servers_delays(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(deltas=["a"] * 10, ttft_ms=150, delay_ms=10))
+    provider = make_provider(fake_elumenta)
+    sent = time.perf_counter()
+    first = last = None
+    try:
+        async for event in provider.stream(ask()):
+            if isinstance(event, ContentDelta) and first is None:
+                first = time.perf_counter()
+            last = time.perf_counter()
+    finally:
+        await provider.aclose()
+    assert first is not None and last is not None
+    # Loose bounds: the ±5 ms accuracy figure is measured by benchmarks/bench_core.py.
+    assert 0.14 <= first - sent < 0.25
+    assert 0.23 <= last - sent < 0.40
+
+
+async def test_models_overlap_in_time(fake_elumenta: FakeElumenta) -> None:
+    for model in ("gpt-5", "gpt-5-nano", "claude-haiku-4.5"):
+        fake_elumenta.script(model, ModelScript(text="slow", ttft_ms=300))
+    provider = make_provider(fake_elumenta)
+    started = time.perf_counter()
+    try:
+        results = await asyncio.gather(
+            *(_drain(provider, ask(model=m)) for m in ("gpt-5", "gpt-5-nano", "claude-haiku-4.5"))
+        )
+    finally:
+        await provider.aclose()
+    assert results == ["slow"] * 3
+    assert time.perf_counter() - started < 0.8  # sequential would be ≥ 0.9 s
+    received = sorted(r.received_at for r in fake_elumenta.requests if r.path.endswith("/stream"))
+    assert received[-1] - received[0] < 0.2
+
+
+async def _drain(provider: ElumentaProvider, request: GenerationRequest) -> str:
+    return "".join([e.text async for e in provider.stream(request) if isinstance(e, ContentDelta)])
+
+
+async def test_the_key_never_appears_in_errors_logs_or_reprs(
+    fake_elumenta: FakeElumenta, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "nb_super_secret_key_987"
+    caplog.set_level(logging.DEBUG)
+    provider = make_provider(fake_elumenta, api_key=SecretStr(secret))
+    _, _, error = await collect(provider, ask())
+    fake_elumenta.script("gpt-5", ModelScript(status=500, retry_after_s=0.01))
+    provider = make_provider(fake_elumenta, api_key=SecretStr(fake_elumenta.api_key))
+    _, _, error2 = await collect(provider, ask())
+    assert isinstance(error, errors.AuthenticationError)
+    for text in (str(error), repr(error), str(error2), repr(provider), caplog.text):
+        assert secret not in text
+        assert fake_elumenta.api_key not in text
