@@ -1,0 +1,104 @@
+"""The OpenAI-compatible provider against the fake's ``/openai/v1`` endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from playground import errors
+from playground.catalog import load_catalog
+from playground.providers._http import RetryPolicy
+from playground.providers.base import ContentDelta, GenerationRequest, Message
+from playground.providers.elumenta import ElumentaProvider
+from playground.providers.openai_compatible import OpenAICompatibleProvider
+from playground.results import CompareRequest, ModelTarget
+from playground.runner import Runner
+from tests.fake_elumenta import FakeElumenta, ModelScript
+
+
+@pytest.fixture
+def runner() -> Iterator[Runner]:
+    runner = Runner(load_catalog())
+    yield runner
+    runner.close()
+
+
+def make_provider(fake: FakeElumenta, key: str | None = "sk-local") -> OpenAICompatibleProvider:
+    fake.openai_api_key = key
+    return OpenAICompatibleProvider(
+        base_url=fake.openai_base_url,
+        api_key=SecretStr(key) if key else None,
+        model_names=["llama3", "qwen2.5"],
+        retry=RetryPolicy(max_retries=1, base_backoff_s=0.01),
+    )
+
+
+async def stream_text(provider: OpenAICompatibleProvider, model: str) -> str:
+    request = GenerationRequest(model=model, messages=(Message("user", "hi"),), system_prompt="s")
+    try:
+        return "".join(
+            [e.text async for e in provider.stream(request) if isinstance(e, ContentDelta)]
+        )
+    finally:
+        await provider.aclose()
+
+
+async def test_streams_chat_completion_chunks(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("llama3", ModelScript(text="local llama says hi ✓", split_bytes=2))
+    text = await stream_text(make_provider(fake_elumenta), "llama3")
+    assert text == "local llama says hi ✓"
+    (sent,) = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
+    assert sent.headers["authorization"] == "Bearer sk-local"
+    assert sent.json["messages"][0] == {"role": "system", "content": "s"}
+    assert sent.json["stream"] is True
+
+
+async def test_wrong_key_is_an_authentication_error(fake_elumenta: FakeElumenta) -> None:
+    provider = make_provider(fake_elumenta)
+    fake_elumenta.openai_api_key = "sk-other"
+    with pytest.raises(errors.AuthenticationError):
+        await stream_text(provider, "llama3")
+
+
+async def test_drop_mid_stream_is_an_interruption(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("llama3", ModelScript(deltas=["a", "b", "c"], drop_after_deltas=1))
+    with pytest.raises(errors.StreamInterruptedError):
+        await stream_text(make_provider(fake_elumenta), "llama3")
+
+
+async def test_server_error_before_content_is_retried(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("llama3", ModelScript(text="ok", fail_first=[(500, "server_error")]))
+    assert await stream_text(make_provider(fake_elumenta), "llama3") == "ok"
+
+
+def test_local_models_run_beside_elumenta_in_one_comparison(
+    runner: Runner, fake_elumenta: FakeElumenta
+) -> None:
+    local = make_provider(fake_elumenta, key=None)
+    elumenta = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key),
+        base_url=fake_elumenta.base_url,
+        catalog=load_catalog(),
+    )
+    fake_elumenta.script("qwen2.5", ModelScript(text="from qwen"))
+    fake_elumenta.script("gpt-5-nano", ModelScript(text="from elumenta"))
+    request = CompareRequest(
+        messages=(Message("user", "hi"),),
+        targets=(
+            ModelTarget("openai_compatible", "qwen2.5"),
+            ModelTarget("elumenta", "gpt-5-nano"),
+        ),
+    )
+    providers = {"openai_compatible": local, "elumenta": elumenta}
+    qwen, nano = runner.start(request, providers).wait(30).results
+    for provider in providers.values():
+        runner.run_coroutine(provider.aclose())
+    assert (qwen.status, qwen.content, qwen.tokens_used, qwen.price_tokens) == (
+        "completed",
+        "from qwen",
+        None,
+        None,
+    )
+    assert (nano.status, nano.content, nano.tokens_used) == ("completed", "from elumenta", 1)
