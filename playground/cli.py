@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
@@ -22,9 +23,21 @@ from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelDelta, ModelFinished, RunEvent, Runner
+from playground.store import (
+    EXPORT_FORMATS,
+    HistoryFilter,
+    Store,
+    StoreRecorder,
+    export_rows,
+    get_comparison,
+    list_results,
+    open_store,
+    write_export,
+)
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE = 0, 1, 2
 PROVIDERS = ("elumenta", "demo", "openai_compatible")
+STATUSES = ("running", "completed", "partial", "failed", "cancelled", "interrupted")
 
 
 class UsageError(PlaygroundError):
@@ -63,7 +76,107 @@ def build_parser() -> argparse.ArgumentParser:
         "--refresh", action="store_true", help="update prices from GET /models/{slug} and save"
     )
     models.add_argument("--json", action="store_true", help="one JSON object per model per line")
+
+    history = commands.add_parser("history", help="list recorded results, newest first")
+    _add_filters(history)
+    history.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+    history.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
+    history.add_argument("--json", action="store_true", help="one JSON object per result per line")
+
+    show = commands.add_parser("show", help="one comparison with every model's answer")
+    show.add_argument("id", type=int, help="comparison id (see history)")
+    show.add_argument("--json", action="store_true", help="the comparison as one JSON object")
+
+    export = commands.add_parser("export", help="write matching results as CSV or JSON")
+    _add_filters(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    export.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     return parser
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", action="append", default=[], help="model slug (repeat)")
+    parser.add_argument("--status", "-s", action="append", default=[], choices=STATUSES)
+    parser.add_argument("--tag", default=None)
+    parser.add_argument("--search", "-q", default=None, help="words in the prompt or answer")
+    parser.add_argument("--since", type=_date, default=None, help="YYYY-MM-DD (UTC, inclusive)")
+    parser.add_argument("--until", type=_date, default=None, help="YYYY-MM-DD (UTC, exclusive)")
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from exc
+
+
+def history_filter(args: argparse.Namespace) -> HistoryFilter:
+    """The history filter the ``--model/--status/--tag/--search/--since/--until`` flags ask for."""
+    return HistoryFilter(
+        models=tuple(args.model),
+        statuses=tuple(args.status),
+        tag=args.tag,
+        search=args.search,
+        since=args.since,
+        until=args.until,
+    )
+
+
+def run_history(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    """Print one page of history; returns the exit code."""
+    if args.limit < 1 or args.offset < 0:
+        raise UsageError("--limit must be at least 1 and --offset not negative.")
+    with store.session() as session, session.begin():
+        entries = list_results(session, history_filter(args), args.limit, args.offset)
+    for entry in entries:
+        if args.json:
+            out.write(json.dumps(entry.to_json_dict(), ensure_ascii=False) + "\n")
+        else:
+            r = entry.result
+            preview = " ".join(r.content.split())[:60]
+            out.write(
+                f"#{entry.comparison_id:<6} {entry.created_at:%Y-%m-%d %H:%M}  {r.model:<18} "
+                f"{r.status:<11} {_fmt(r.latency_ms):>7} ms  {preview}\n"
+            )
+    if not entries and not args.json:
+        out.write("No results match.\n")
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    """Print one comparison; returns the exit code."""
+    with store.session() as session, session.begin():
+        comparison = get_comparison(session, args.id)
+    if comparison is None:
+        raise UsageError(f"No comparison #{args.id}.")
+    if args.json:
+        out.write(json.dumps(comparison.to_json_dict(), ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    request = comparison.request
+    out.write(f"Comparison #{comparison.id}  {comparison.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    out.write(f"  {request.title}\n" if request.title else "\n")
+    if request.system_prompt:
+        out.write(f"\n[system]\n{request.system_prompt}\n")
+    for message in request.messages:
+        out.write(f"\n[{message.role}]\n{message.content}\n")
+    for result in comparison.results:
+        out.write(f"\n── {result.model} ({result.provider}) · {result.status} ──\n")
+        out.write((result.content or result.error_message or "") + "\n")
+    out.write("\n" + summary_table(comparison.results) + "\n")
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace, store: Store, out: TextIO, err: TextIO) -> int:
+    """Write matching results as CSV/JSON to ``--output`` or stdout; returns the exit code."""
+    with store.session() as session, session.begin():
+        rows = export_rows(session, history_filter(args))
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as fileobj:
+                count = write_export(rows, args.format, fileobj)
+        else:
+            count = write_export(rows, args.format, out)
+    err.write(f"Exported {count} results.\n")
+    return EXIT_OK
 
 
 def run_models(args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO) -> int:
@@ -171,9 +284,13 @@ def summary_table(results: Sequence[ModelResult]) -> str:
 
 
 def run_compare(
-    args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO, stdin: TextIO
+    args: argparse.Namespace,
+    settings: Settings,
+    catalog: Catalog,
+    streams: tuple[TextIO, TextIO, TextIO],
 ) -> int:
-    """Run ``compare``; returns the exit code."""
+    """Run ``compare`` (recorded in history unless ``--no-save``); returns the exit code."""
+    out, err, stdin = streams
     request = compare_request(args, settings, stdin)
     runner = Runner(
         catalog,
@@ -183,19 +300,27 @@ def run_compare(
         max_prompt_chars=settings.max_prompt_chars,
     )
     providers = build_providers(settings, catalog)
+    store = None if args.no_save else open_store(settings.resolved_database_url)
+    recorder = StoreRecorder(store.engine, catalog.cost_of) if store else None
     try:
         listener = None if args.json else _LinePrinter(request, out)
-        handle = runner.start(request, providers, on_event=listener)
+        handle = runner.start(request, providers, recorder=recorder, on_event=listener)
         snapshot = handle.wait()
     finally:
         for provider in providers.values():
             runner.run_coroutine(provider.aclose(), timeout=5)
         runner.close()
+        if store is not None:
+            store.close()
     if args.json:
         for result in snapshot.results:
             out.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
     else:
         out.write("\n" + summary_table(snapshot.results) + "\n")
+        if snapshot.comparison_id is not None:
+            out.write(f"Saved as comparison #{snapshot.comparison_id}.\n")
+    if snapshot.record_error:
+        err.write(f"warning: {snapshot.record_error}\n")
     all_done = all(r.status == "completed" for r in snapshot.results)
     return EXIT_OK if all_done else EXIT_NOT_ALL_COMPLETED
 
@@ -224,14 +349,27 @@ def main(
         settings = settings or Settings()
         catalog = load_catalog(settings.resolved_catalog_path)
         if args.command == "compare":
-            return run_compare(args, settings, catalog, out, stdin)
+            return run_compare(args, settings, catalog, (out, err, stdin))
         if args.command == "models":
             return run_models(args, settings, catalog, out)
+        store = open_store(settings.resolved_database_url)
+        try:
+            if args.command == "history":
+                return run_history(args, store, out)
+            if args.command == "show":
+                return run_show(args, store, out)
+            if args.command == "export":
+                return run_export(args, store, out, err)
+        finally:
+            store.close()
     except (InvalidRequestError, UsageError) as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
     except PlaygroundError as exc:
         err.write(f"error: {exc}\n")
+        return EXIT_NOT_ALL_COMPLETED
+    except OSError as exc:
+        err.write(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})\n")
         return EXIT_NOT_ALL_COMPLETED
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE

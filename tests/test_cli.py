@@ -135,3 +135,45 @@ def test_module_entry_point_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+def test_compare_is_recorded_and_history_show_export_read_it_back(
+    demo_settings: Settings, tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        ["compare", "-m", "gpt-5-nano", "-m", "gpt-5", "-p", "remember me", "--tag", "t1"],
+        demo_settings,
+    )
+    assert code == 0
+    assert "Saved as comparison #1." in out
+    code, out, _ = run(["history", "--json"], demo_settings)
+    rows = [json.loads(line) for line in out.strip().split("\n")]
+    assert {r["model"] for r in rows} == {"gpt-5-nano", "gpt-5"}
+    assert all(set(r) == JSON_KEYS | {"comparison_id", "created_at"} for r in rows)
+    assert all(r["comparison_id"] == 1 and r["status"] == "completed" for r in rows)
+    code, out, _ = run(["history", "--model", "gpt-5", "--json"], demo_settings)
+    assert [json.loads(line)["model"] for line in out.strip().split("\n")] == ["gpt-5"]
+    code, out, _ = run(["history", "--search", "nothing-like-this"], demo_settings)
+    assert "No results match." in out
+    code, out, _ = run(["show", "1", "--json"], demo_settings)
+    shown = json.loads(out)
+    assert shown["messages"] == [{"role": "user", "content": "remember me"}]
+    assert shown["tags"] == ["t1"]
+    assert [r["model"] for r in shown["results"]] == ["gpt-5-nano", "gpt-5"]
+    target = tmp_path / "out.csv"
+    code, _, err = run(["export", "--format", "csv", "--output", str(target)], demo_settings)
+    assert code == 0 and "Exported 2 results." in err
+    assert target.read_text().startswith("comparison_id,")
+    code, out, _ = run(["export", "--format", "json", "--tag", "t1"], demo_settings)
+    assert len(json.loads(out)) == 2
+
+
+def test_show_of_an_unknown_id_is_a_usage_error(demo_settings: Settings) -> None:
+    code, _, err = run(["show", "999"], demo_settings)
+    assert code == 2
+    assert "No comparison #999." in err
+
+
+def test_no_save_leaves_history_empty(demo_settings: Settings) -> None:
+    run(["compare", "-m", "gpt-5-nano", "-p", "hi", "--no-save"], demo_settings)
+    assert run(["history", "--json"], demo_settings)[1] == ""

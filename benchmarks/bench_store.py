@@ -1,0 +1,390 @@
+"""History-store benchmark: bulk load N results, then time the queries the UI and CLI run.
+
+    .venv/bin/python benchmarks/bench_store.py                    # 1,000,000 results, SQLite
+    .venv/bin/python benchmarks/bench_store.py --results 50000    # a quick run
+    .venv/bin/python benchmarks/bench_store.py --postgres-url postgresql+psycopg://…/db
+
+PostgreSQL runs in its own schema (``bench_store``, dropped and re-created), so tests can
+share the database. Targets: filtered history page p95 < 100 ms, cost-by-model < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playground.catalog import load_catalog
+from playground.providers.base import GenerationParams, Message
+from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.store import (
+    HistoryFilter,
+    Store,
+    StoreRecorder,
+    count_results,
+    latency_by_model,
+    list_results,
+    model_summary,
+    open_store,
+    prompt_model_costs,
+    tokens_by_day,
+)
+from playground.store.models import Comparison, ComparisonTag, Result
+from playground.store.repository import prompt_hash, prompt_text
+
+PG_SCHEMA = "bench_store"
+COMPARISONS_PER_BATCH = 2_000
+STATUSES = ["completed", "failed", "partial", "cancelled", "interrupted", "cached"]
+STATUS_WEIGHTS = [0.88, 0.05, 0.02, 0.02, 0.01, 0.02]
+TAGS = [f"project-{i}" for i in range(20)]
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+SPAN = timedelta(days=365)
+
+
+@dataclass
+class Corpus:
+    """Synthetic text: a Zipf-distributed vocabulary arranged in reusable sentences."""
+
+    vocabulary: list[str]
+    sentences: list[str]
+
+
+def build_corpus(rng: np.random.Generator, words: int = 20_000, sentences: int = 40_000) -> Corpus:
+    syllables = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"] + ["qu", "th", "sh", "ch"]
+    vocabulary: list[str] = []
+    seen: set[str] = set()
+    while len(vocabulary) < words:
+        parts = rng.choice(len(syllables), size=int(rng.integers(2, 5)))
+        word = "".join(syllables[p] for p in parts)
+        if word not in seen:
+            seen.add(word)
+            vocabulary.append(word)
+    weights = 1.0 / np.arange(1, words + 1) ** 1.05
+    weights /= weights.sum()
+    lengths = rng.integers(6, 15, size=sentences)
+    picks = rng.choice(words, size=int(lengths.sum()), p=weights)
+    out, at = [], 0
+    for length in lengths:
+        chunk = picks[at : at + length]
+        at += length
+        text = " ".join(vocabulary[i] for i in chunk)
+        out.append(text[0].upper() + text[1:] + ".")
+    return Corpus(vocabulary, out)
+
+
+def generate_batches(
+    total_results: int, rng: np.random.Generator, corpus: Corpus
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Comparisons, tags and results in insert-ready batches, in chronological order."""
+    models = list(load_catalog())
+    base_latency = {m.slug: 800 + 300 * i for i, m in enumerate(models)}
+    n_comparisons = int(total_results / 6) + 1
+    times = np.sort(rng.uniform(0, SPAN.total_seconds(), size=n_comparisons))
+    start = NOW - SPAN
+    result_id, comparison_id, balance = 0, 0, 10_000_000
+    while result_id < total_results:
+        comparisons, tags, results = [], [], []
+        for _ in range(COMPARISONS_PER_BATCH):
+            if result_id >= total_results:
+                break
+            comparison_id += 1
+            created = start + timedelta(
+                seconds=float(times[min(comparison_id - 1, n_comparisons - 1)])
+            )
+            messages = (Message("user", " ".join(_sentences(rng, corpus, 1, 3))),)
+            system = corpus.sentences[int(rng.integers(0, 20))] if rng.random() < 0.5 else ""
+            comparisons.append(
+                {
+                    "id": comparison_id,
+                    "created_utc": created,
+                    "owner": None,
+                    "title": "",
+                    "system_prompt": system,
+                    "messages_json": [{"role": m.role, "content": m.content} for m in messages],
+                    "params_json": {"temperature": 0.7},
+                    "note": "",
+                    "use_cache": False,
+                    "prompt_text": prompt_text(system, messages),
+                    "prompt_hash": prompt_hash(system, messages),
+                }
+            )
+            if rng.random() < 0.1:
+                tags.append({"comparison_id": comparison_id, "tag": TAGS[int(rng.integers(0, 20))]})
+            count = min(int(rng.integers(1, 12)), total_results - result_id)
+            chosen = rng.choice(len(models), size=count, replace=False)
+            statuses = rng.choice(len(STATUSES), size=count, p=STATUS_WEIGHTS)
+            for position, (m, s) in enumerate(zip(chosen, statuses, strict=True)):
+                result_id += 1
+                model, status = models[int(m)], STATUSES[int(s)]
+                cached = status == "cached"
+                status = "completed" if cached else status
+                content = "" if status == "failed" else " ".join(_sentences(rng, corpus, 2, 9))
+                ttft = float(rng.lognormal(np.log(base_latency[model.slug] / 4), 0.4))
+                latency = ttft + len(content) / float(rng.uniform(150, 500)) * 1000
+                charged = status in ("completed", "partial") and not cached
+                balance -= model.token_cost if charged else 0
+                results.append(
+                    {
+                        "id": result_id,
+                        "comparison_id": comparison_id,
+                        "position": position,
+                        "provider": "elumenta",
+                        "model": model.slug,
+                        "target_params_json": None,
+                        "params_json": {"temperature": 0.7},
+                        "request_hash": f"{comparison_id:016x}{position:04x}".ljust(64, "0"),
+                        "status": status,
+                        "content": content,
+                        "chars": len(content),
+                        "chars_per_s": len(content) / max((latency - ttft) / 1000, 0.001),
+                        "generation_id": f"gen_{result_id}",
+                        "tokens_used": model.token_cost if status != "failed" else None,
+                        "balance_remaining": balance if status != "failed" else None,
+                        "price_tokens": model.token_cost,
+                        "latency_ms": None if status == "failed" else latency,
+                        "ttft_ms": None if status == "failed" else ttft,
+                        "error_code": "provider_error" if status == "failed" else None,
+                        "error_message": "Upstream failed." if status == "failed" else None,
+                        "cached": cached,
+                        "writer": None,
+                        "created_utc": created,
+                        "started_utc": created,
+                        "finished_utc": created + timedelta(milliseconds=latency),
+                        "updated_utc": created + timedelta(milliseconds=latency),
+                    }
+                )
+        yield comparisons, tags, results
+
+
+def _sentences(rng: np.random.Generator, corpus: Corpus, low: int, high: int) -> list[str]:
+    picks = rng.integers(0, len(corpus.sentences), size=int(rng.integers(low, high + 1)))
+    return [corpus.sentences[int(i)] for i in picks]
+
+
+def bulk_load(store: Store, total: int, rng: np.random.Generator, corpus: Corpus) -> float:
+    """Insert everything; returns seconds spent in the database (generation excluded)."""
+    spent = 0.0
+    done = 0
+    for comparisons, tags, results in generate_batches(total, rng, corpus):
+        began = time.perf_counter()
+        with store.engine.begin() as connection:
+            # Core table inserts (executemany), not the slower ORM bulk path.
+            connection.execute(Comparison.__table__.insert(), comparisons)
+            if tags:
+                connection.execute(ComparisonTag.__table__.insert(), tags)
+            connection.execute(Result.__table__.insert(), results)
+        spent += time.perf_counter() - began
+        done += len(results)
+        print(
+            f"\r  loaded {done:,} results ({done / spent:,.0f}/s in the database)",
+            end="",
+            flush=True,
+        )
+    print()
+    if store.backend == "postgresql":
+        # Explicit ids skipped the sequences; VACUUM ANALYZE is what autovacuum would do.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            for table in ("comparisons", "results"):
+                c.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            c.exec_driver_sql("VACUUM ANALYZE")
+    return spent
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls."""
+    out = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+def describe(name: str, samples: list[float], target_ms: float | None = None) -> None:
+    p95 = float(np.percentile(samples, 95))
+    verdict = (
+        "" if target_ms is None else ("  OK" if p95 < target_ms else f"  OVER {target_ms:g} ms")
+    )
+    print(
+        f"  {name:<44} n={len(samples):<4} p50={statistics.median(samples):9.1f} ms"
+        f"  p95={p95:9.1f} ms  max={max(samples):9.1f} ms{verdict}"
+    )
+
+
+def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, repeat: int) -> None:
+    slugs = load_catalog().slugs
+
+    def filtered_page() -> None:
+        since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
+        flt = HistoryFilter(
+            models=(slugs[int(rng.integers(0, len(slugs)))],),
+            statuses=(str(rng.choice(["completed", "failed"])),),
+            since=since,
+            until=since + timedelta(days=30),
+        )
+        with store.session() as session:
+            list_results(session, flt, limit=50)
+
+    def count_page() -> None:
+        flt = HistoryFilter(models=(slugs[int(rng.integers(0, len(slugs)))],), statuses=("failed",))
+        with store.session() as session:
+            count_results(session, flt)
+
+    def first_page() -> None:
+        with store.session() as session:
+            list_results(session, HistoryFilter(), limit=50)
+
+    def search(rank_low: int, rank_high: int, words: int = 1) -> Callable[[], None]:
+        def run() -> None:
+            terms = [
+                corpus.vocabulary[int(rng.integers(rank_low, rank_high))] for _ in range(words)
+            ]
+            with store.session() as session:
+                list_results(session, HistoryFilter(search=" ".join(terms)), limit=50)
+
+        return run
+
+    def aggregate(fn: Callable[..., object]) -> Callable[[], None]:
+        def run() -> None:
+            with store.session() as session:
+                fn(session)
+
+        return run
+
+    describe("history page: model+status+30 days, 50 rows", timed(filtered_page, repeat), 100)
+    describe("history page: no filter, 50 rows", timed(first_page, repeat))
+    describe("search: common word (rank 10-100)", timed(search(10, 100), repeat))
+    describe("search: mid word (rank 1k-3k)", timed(search(1_000, 3_000), repeat))
+    describe("search: rare word (rank 10k-20k)", timed(search(10_000, 20_000), repeat))
+    describe("search: two mid words", timed(search(500, 3_000, 2), repeat))
+    describe("cost by model (model_summary, all rows)", timed(aggregate(model_summary), 5), 1000)
+    describe("tokens by day (all rows)", timed(aggregate(tokens_by_day), 5))
+    describe("latency p50/p95 by model (all rows)", timed(aggregate(latency_by_model), 3))
+    month = HistoryFilter(since=NOW - timedelta(days=30))
+    describe(
+        "latency p50/p95 by model (last 30 days)",
+        timed(aggregate(lambda s: latency_by_model(s, month)), 5),
+    )
+    describe(
+        "same prompt, other models (last 30 days)",
+        timed(aggregate(lambda s: prompt_model_costs(s, month)), 5),
+    )
+    describe("count for paging: model+status", timed(count_page, 10))
+
+
+def recorder_benchmark(store: Store, runs: int = 200) -> None:
+    """The runner's real write path: start, started, 2 flushes, finished per result."""
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of)
+    models = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
+    began = time.perf_counter()
+    for run in range(runs):
+        request = CompareRequest(
+            messages=(Message("user", f"Benchmark prompt {run}"),),
+            targets=tuple(ModelTarget("elumenta", m) for m in models),
+            params=GenerationParams(temperature=0.7),
+        )
+        comparison_id = recorder.start_comparison(request)
+        for index, model in enumerate(models):
+            generation = request.generation_request(index)
+            result = ModelResult(
+                index=index,
+                provider="elumenta",
+                model=model,
+                params=generation.params,
+                request_hash=generation.request_hash("elumenta"),
+                status="running",
+            )
+            result = replace(result, result_id=recorder.record_started(comparison_id, result))
+            for part in ("Half an ", "Half an answer, more "):
+                recorder.record_progress(replace(result, content=part))
+            recorder.record_finished(
+                replace(result, status="completed", content="Done.", tokens_used=2)
+            )
+    seconds = time.perf_counter() - began
+    transactions = runs * (1 + len(models) * 4)
+    print(
+        f"  recorder path: {runs * len(models) / seconds:,.0f} results/s, "
+        f"{transactions / seconds:,.0f} transactions/s "
+        f"({seconds * 1000 / transactions:.2f} ms each)"
+    )
+
+
+def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
+    print(f"\n== {label}: {args.results:,} results ==")
+    rng = np.random.default_rng(args.seed)
+    corpus = build_corpus(rng)
+    store = open_store(url)
+    try:
+        generation_began = time.perf_counter()
+        spent = bulk_load(store, args.results, rng, corpus)
+        total = time.perf_counter() - generation_began
+        with store.session() as session:
+            comparisons = session.scalar(sa.select(sa.func.count()).select_from(Comparison))
+        print(
+            f"  bulk insert: {args.results / spent:,.0f} results/s in the database "
+            f"({spent:.1f} s; {total:.1f} s with generation); {comparisons:,} comparisons"
+        )
+        if store.backend == "sqlite":
+            size = Path(make_url(url).database or "").stat().st_size
+            print(f"  database file: {size / 1e9:.2f} GB")
+        query_benchmarks(store, rng, corpus, args.repeat)
+        recorder_benchmark(store)
+    finally:
+        store.close()
+
+
+def _pg_schema_url(base: str) -> str:
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+        connection.exec_driver_sql(f"CREATE SCHEMA {PG_SCHEMA}")
+    admin.dispose()
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
+    return url.render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results", type=int, default=1_000_000, help="results to generate")
+    parser.add_argument("--sqlite", type=Path, help="SQLite file (default: a temporary file)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="only run PostgreSQL")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("PLAYGROUND_BENCH_POSTGRES_URL"),
+        help="PostgreSQL URL (or PLAYGROUND_BENCH_POSTGRES_URL); schema bench_store is replaced",
+    )
+    parser.add_argument("--repeat", type=int, default=50, help="timed runs per query")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+            path = args.sqlite or Path(tmp) / "history.sqlite3"
+            if path.exists():
+                sys.exit(f"{path} exists; pass a new file so the load starts from empty.")
+            run_backend("SQLite", f"sqlite:///{path}", args)
+    if args.postgres_url:
+        run_backend("PostgreSQL", _pg_schema_url(args.postgres_url), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The history store: every comparison and every model's answer, kept as it happens.
+
+Open it once per process with :func:`open_store` (migrates and recovers crashed runs),
+give the runner a :class:`StoreRecorder`, read it back with the repository and stats
+functions inside ``with store.session() as s, s.begin():``.
+"""
+
+from playground.store.db import Store, create_store_engine, open_store, upgrade_to_head
+from playground.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_rows, write_export
+from playground.store.filters import HistoryFilter
+from playground.store.recorder import StoreRecorder
+from playground.store.recovery import recover_interrupted
+from playground.store.repository import (
+    HistoryEntry,
+    StoredComparison,
+    count_results,
+    delete_comparison,
+    find_cached_result,
+    get_comparison,
+    list_results,
+    update_comparison_meta,
+)
+from playground.store.stats import (
+    balance_points,
+    latency_by_model,
+    model_summary,
+    prompt_model_costs,
+    tokens_by_day,
+)
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "EXPORT_FORMATS",
+    "HistoryEntry",
+    "HistoryFilter",
+    "Store",
+    "StoreRecorder",
+    "StoredComparison",
+    "balance_points",
+    "count_results",
+    "create_store_engine",
+    "delete_comparison",
+    "export_rows",
+    "find_cached_result",
+    "get_comparison",
+    "latency_by_model",
+    "list_results",
+    "model_summary",
+    "open_store",
+    "prompt_model_costs",
+    "recover_interrupted",
+    "tokens_by_day",
+    "update_comparison_meta",
+    "upgrade_to_head",
+    "write_export",
+]

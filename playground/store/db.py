@@ -1,0 +1,153 @@
+"""Opening the history database: engine settings, migrations at start-up, crash recovery.
+
+SQLite (the default) runs in WAL mode with a busy timeout so several processes (app, CLI,
+batch workers) can write at once; PostgreSQL is used when the URL says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session
+
+from playground.errors import ConfigError
+from playground.store.dialects import register_sqlite_functions
+from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant works: it only has to be the same in every process migrating this database.
+_PG_MIGRATION_LOCK_KEY = 7_301_946_118
+
+
+@dataclass(frozen=True)
+class Store:
+    """An open history database: hand ``engine`` to a recorder, use ``session()`` to query."""
+
+    engine: Engine
+
+    def session(self) -> Session:
+        """A new session; use it as ``with store.session() as s, s.begin(): ...``."""
+        return Session(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def open_store(
+    url: str, *, recover: bool = True, stale_after: timedelta = DEFAULT_STALE_AFTER
+) -> Store:
+    """Open (creating if needed) the database at ``url``, migrate it to head, recover crashes.
+
+    A SQLite file's directory is created on first use. With ``recover``, results left
+    ``pending``/``running`` by a process that no longer exists become ``interrupted``
+    (their partial text is kept); see :func:`recover_interrupted`.
+    """
+    engine = create_store_engine(url)
+    try:
+        upgrade_to_head(engine)
+        if recover:
+            with Session(engine) as session, session.begin():
+                recover_interrupted(session, stale_after=stale_after)
+    except Exception:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine tuned for the history store (WAL, busy timeout, foreign keys on SQLite)."""
+    parsed = _normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _create_sqlite_dir(parsed)
+        engine = sa.create_engine(
+            parsed,
+            json_serializer=_json_dumps,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
+        return engine
+    # pre_ping: a server restart or idle timeout must not fail the next write.
+    return sa.create_engine(
+        parsed, json_serializer=_json_dumps, pool_pre_ping=True, pool_size=5, max_overflow=10
+    )
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Apply every pending migration; safe when several processes start at once."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == head:
+        return
+    with engine.begin() as connection:
+        # Serialize migrators: the second one waits, then finds the schema already at head.
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _normalize_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"The database URL is not valid: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"Unsupported database {backend!r}: use a sqlite:/// path or postgresql+psycopg://."
+        )
+    if parsed.drivername == "postgresql":
+        # psycopg (v3) is the installed driver; plain postgresql:// would look for psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_sqlite_dir(url: URL) -> None:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    # In WAL mode NORMAL survives application crashes; only a power cut can drop the last
+    # commits, and writes no longer wait for an fsync each.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+    register_sqlite_functions(dbapi_connection)
+
+
+def _json_dumps(value: Any) -> str:
+    # Readable UTF-8 in the file instead of \u escapes (Cyrillic prompts stay greppable).
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,161 @@
+"""The history schema as SQLAlchemy ORM classes (the migrations are the source of truth).
+
+One ``Comparison`` per press of Run; one ``Result`` per target model. JSON columns are
+named ``*_json`` and timestamps ``*_utc`` (always timezone-aware UTC in Python). No column
+ever holds an API key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+OPEN_STATUSES: tuple[str, ...] = ("pending", "running")
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "partial", "failed", "cancelled", "interrupted")
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back as an aware UTC ``datetime``.
+
+    SQLite keeps naive ISO text (which sorts chronologically); PostgreSQL a ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the history schema."""
+
+
+class Comparison(Base):
+    """One press of Run: the prompt, shared params and metadata; targets live in results."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    owner: Mapped[str | None] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(sa.String(500))
+    system_prompt: Mapped[str] = mapped_column(sa.Text)
+    messages_json: Mapped[list[dict[str, str]]] = mapped_column(JsonType)
+    params_json: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    note: Mapped[str] = mapped_column(sa.Text)
+    use_cache: Mapped[bool] = mapped_column(sa.Boolean)
+    # The system prompt and messages as one text: what full-text search indexes.
+    prompt_text: Mapped[str] = mapped_column(sa.Text)
+    # Equal for comparisons of the same prompt: groups the "same prompt, other models" table.
+    prompt_hash: Mapped[str] = mapped_column(sa.String(64))
+    deleted_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    tags: Mapped[list[ComparisonTag]] = relationship(
+        back_populates="comparison",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ComparisonTag.tag",
+    )
+    results: Mapped[list[Result]] = relationship(
+        back_populates="comparison",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="(Result.position, Result.id)",
+    )
+
+    __table_args__ = (
+        sa.Index("ix_comparisons_created_utc", "created_utc"),
+        sa.Index("ix_comparisons_owner_created_utc", "owner", "created_utc"),
+        sa.Index("ix_comparisons_prompt_hash", "prompt_hash"),
+        sa.Index("ix_comparisons_deleted_utc", "deleted_utc"),
+    )
+
+
+class ComparisonTag(Base):
+    """A tag on a comparison (a set: one row per distinct tag)."""
+
+    __tablename__ = "comparison_tags"
+
+    comparison_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("comparisons.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+
+    comparison: Mapped[Comparison] = relationship(back_populates="tags")
+
+    __table_args__ = (sa.Index("ix_comparison_tags_tag", "tag", "comparison_id"),)
+
+
+class Result(Base):
+    """One target model's answer within a comparison, written as it happens."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(sa.ForeignKey("comparisons.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(sa.Integer)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.String(200))
+    target_params_json: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    params_json: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    content: Mapped[str] = mapped_column(sa.Text)
+    chars: Mapped[int] = mapped_column(sa.Integer)
+    chars_per_s: Mapped[float | None] = mapped_column(sa.Float)
+    generation_id: Mapped[str | None] = mapped_column(sa.String(100))
+    tokens_used: Mapped[int | None] = mapped_column(sa.Integer)
+    balance_remaining: Mapped[int | None] = mapped_column(sa.Integer)
+    price_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    ttft_ms: Mapped[float | None] = mapped_column(sa.Float)
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    cached: Mapped[bool] = mapped_column(sa.Boolean)
+    # host:pid:token of the process writing the row; crash recovery asks if it still lives.
+    writer: Mapped[str | None] = mapped_column(sa.String(200))
+    created_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    comparison: Mapped[Comparison] = relationship(back_populates="results")
+
+    __table_args__ = (
+        sa.Index("ix_results_comparison_id", "comparison_id", "position"),
+        sa.Index("ix_results_model_status_created", "model", "status", "created_utc", "id"),
+        sa.Index("ix_results_model_created", "model", "created_utc", "id"),
+        sa.Index("ix_results_status_created", "status", "created_utc", "id"),
+        sa.Index("ix_results_created", "created_utc", "id"),
+        sa.Index("ix_results_request_hash", "request_hash"),
+        # Covering index for the dashboard: aggregates read it instead of the wide rows.
+        sa.Index(
+            "ix_results_stats",
+            "cached",
+            "model",
+            "provider",
+            "status",
+            "created_utc",
+            "tokens_used",
+            "chars",
+            "latency_ms",
+            "ttft_ms",
+            "chars_per_s",
+        ),
+    )

@@ -1,0 +1,280 @@
+"""Reading and editing the history: query functions that take a session and never commit.
+
+The caller owns the transaction: ``with store.session() as s, s.begin(): list_results(s)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from playground.providers.base import GenerationParams, Message, Role
+from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
+from playground.store.filters import HistoryFilter, history_order, result_conditions
+from playground.store.models import Comparison, ComparisonTag, Result
+
+MAX_TAG_CHARS = 100
+_PARAM_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationParams))
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One result in the history list, with the comparison it belongs to."""
+
+    comparison_id: int
+    created_at: datetime
+    title: str
+    result: ModelResult
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``compare --json`` keys plus ``comparison_id`` and ``created_at`` (ISO 8601)."""
+        return {
+            **self.result.to_json_dict(),
+            "comparison_id": self.comparison_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """A comparison as stored: the request (enough to run it again) and its results."""
+
+    id: int
+    created_at: datetime
+    request: CompareRequest
+    results: tuple[ModelResult, ...]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: the request's fields and each result's ``compare --json`` form."""
+        request = self.request
+        return {
+            "comparison_id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "title": request.title,
+            "tags": list(request.tags),
+            "note": request.note,
+            "owner": request.owner,
+            "system_prompt": request.system_prompt,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "params": request.params.to_dict(),
+            "results": [r.to_json_dict() for r in self.results],
+        }
+
+
+def list_results(
+    session: Session, flt: HistoryFilter | None = None, limit: int = 50, offset: int = 0
+) -> list[HistoryEntry]:
+    """One page of matching results, newest first (deleted comparisons are left out).
+
+    See :func:`~playground.store.filters.history_order` for the exact order.
+    """
+    flt = flt or HistoryFilter()
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(
+        sa.select(Result, Comparison.created_utc, Comparison.title)
+        .join(Comparison, Comparison.id == Result.comparison_id)
+        .where(*result_conditions(flt, dialect, newest=limit + offset))
+        .order_by(*history_order(flt))
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        HistoryEntry(
+            comparison_id=result.comparison_id,
+            created_at=created,
+            title=title,
+            result=to_model_result(result),
+        )
+        for result, created, title in rows
+    ]
+
+
+def count_results(session: Session, flt: HistoryFilter | None = None) -> int:
+    """How many results match ``flt`` (for paging)."""
+    flt = flt or HistoryFilter()
+    dialect = session.get_bind().dialect.name
+    query = sa.select(sa.func.count()).select_from(Result)
+    return int(session.scalar(query.where(*result_conditions(flt, dialect))) or 0)
+
+
+def get_comparison(session: Session, comparison_id: int) -> StoredComparison | None:
+    """The comparison with its results in target order; ``None`` if unknown or deleted."""
+    comparison = session.scalar(
+        sa.select(Comparison)
+        .where(Comparison.id == comparison_id, Comparison.deleted_utc.is_(None))
+        .options(selectinload(Comparison.results), selectinload(Comparison.tags))
+    )
+    if comparison is None:
+        return None
+    targets: dict[int, ModelTarget] = {}
+    for row in comparison.results:
+        targets.setdefault(
+            row.position,
+            ModelTarget(row.provider, row.model, _params_or_none(row.target_params_json)),
+        )
+    request = CompareRequest(
+        messages=tuple(
+            Message(cast(Role, m["role"]), m["content"]) for m in comparison.messages_json
+        ),
+        targets=tuple(targets[p] for p in sorted(targets)),
+        system_prompt=comparison.system_prompt,
+        params=params_from_json(comparison.params_json),
+        title=comparison.title,
+        tags=tuple(t.tag for t in comparison.tags),
+        note=comparison.note,
+        owner=comparison.owner,
+        use_cache=comparison.use_cache,
+    )
+    return StoredComparison(
+        id=comparison.id,
+        created_at=comparison.created_utc,
+        request=request,
+        results=tuple(to_model_result(r) for r in comparison.results),
+    )
+
+
+def delete_comparison(session: Session, comparison_id: int, *, purge: bool = False) -> bool:
+    """Hide a comparison from history, search, export and the cache; ``True`` if it existed.
+
+    The rows stay (soft delete) so the cost figures keep counting tokens that were really
+    spent. ``purge=True`` removes the comparison and its results for good instead.
+    """
+    if purge:
+        outcome = session.execute(
+            sa.delete(Comparison)
+            .where(Comparison.id == comparison_id)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        outcome = session.execute(
+            sa.update(Comparison)
+            .where(Comparison.id == comparison_id, Comparison.deleted_utc.is_(None))
+            .values(deleted_utc=datetime.now(UTC))
+            .execution_options(synchronize_session=False)
+        )
+    return bool(getattr(outcome, "rowcount", 0))
+
+
+def update_comparison_meta(
+    session: Session,
+    comparison_id: int,
+    *,
+    title: str | None = None,
+    tags: Iterable[str] | None = None,
+    note: str | None = None,
+) -> bool:
+    """Change the title, the tag set or the note (``None`` keeps a field); ``True`` if found."""
+    comparison = session.get(Comparison, comparison_id)
+    if comparison is None or comparison.deleted_utc is not None:
+        return False
+    if title is not None:
+        comparison.title = title
+    if note is not None:
+        comparison.note = note
+    if tags is not None:
+        wanted = normalize_tags(tags)
+        comparison.tags = [t for t in comparison.tags if t.tag in wanted]
+        kept = {t.tag for t in comparison.tags}
+        comparison.tags.extend(ComparisonTag(tag=t) for t in wanted if t not in kept)
+    session.flush()
+    return True
+
+
+def find_cached_result(
+    session: Session, provider: str, request_hash: str, *, owner: str | None = None
+) -> ModelResult | None:
+    """The newest completed, non-cached answer to an identical request, or ``None``.
+
+    It comes back marked ``cached`` with no row id, start or finish time, ready to be
+    recorded as a new result of the current comparison.
+    """
+    query = (
+        sa.select(Result)
+        .where(
+            Result.request_hash == request_hash,
+            Result.provider == provider,
+            Result.status == "completed",
+            Result.cached.is_(False),
+            *result_conditions(HistoryFilter(owner=owner), session.get_bind().dialect.name),
+        )
+        .order_by(Result.id.desc())
+        .limit(1)
+    )
+    row = session.scalar(query)
+    if row is None:
+        return None
+    return dataclasses.replace(
+        to_model_result(row),
+        index=0,
+        cached=True,
+        result_id=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def to_model_result(row: Result) -> ModelResult:
+    """A stored result row as the runner's :class:`ModelResult` (``result_id`` = row id)."""
+    return ModelResult(
+        index=row.position,
+        provider=row.provider,
+        model=row.model,
+        params=params_from_json(row.params_json),
+        request_hash=row.request_hash,
+        status=cast(ResultStatus, row.status),
+        content=row.content,
+        generation_id=row.generation_id,
+        tokens_used=row.tokens_used,
+        balance_remaining=row.balance_remaining,
+        price_tokens=row.price_tokens,
+        latency_ms=row.latency_ms,
+        ttft_ms=row.ttft_ms,
+        started_at=row.started_utc,
+        finished_at=row.finished_utc,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        cached=row.cached,
+        result_id=row.id,
+    )
+
+
+def params_from_json(raw: dict[str, Any]) -> GenerationParams:
+    """Stored params back as :class:`GenerationParams` (unknown keys are ignored)."""
+    return GenerationParams(**{k: v for k, v in raw.items() if k in _PARAM_FIELDS})
+
+
+def _params_or_none(raw: dict[str, Any] | None) -> GenerationParams | None:
+    return None if raw is None else params_from_json(raw)
+
+
+def normalize_tags(tags: Iterable[str]) -> list[str]:
+    """Tags stripped, without empties or duplicates, in their first order."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        cleaned = tag.strip()[:MAX_TAG_CHARS]
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return list(seen)
+
+
+def prompt_text(system_prompt: str, messages: Sequence[Message]) -> str:
+    """The text full-text search indexes: system prompt and every message, one per block."""
+    return "\n\n".join(part for part in (system_prompt, *(m.content for m in messages)) if part)
+
+
+def prompt_hash(system_prompt: str, messages: Sequence[Message]) -> str:
+    """A hash equal for comparisons with the same system prompt and conversation."""
+    canonical = json.dumps(
+        [system_prompt, [[m.role, m.content] for m in messages]],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,213 @@
+"""Fixtures for the history store: a fresh database per test on SQLite and PostgreSQL.
+
+PostgreSQL runs when ``PLAYGROUND_TEST_POSTGRES_URL`` is set; each test gets its own
+schema (via ``search_path``) so tests and benchmarks can share one database. Under
+``CI=true`` a missing URL fails the PostgreSQL tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from playground.catalog import load_catalog
+from playground.providers.base import GenerationParams, Message
+from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
+from playground.store import Store, StoreRecorder, open_store
+from playground.store.models import Comparison, Result
+
+POSTGRES_URL_ENV = "PLAYGROUND_TEST_POSTGRES_URL"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def postgres_base_url() -> str:
+    """The test PostgreSQL URL; skips (or under CI fails) when it is not configured."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        return url
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {POSTGRES_URL_ENV} is not set: PostgreSQL tests must run.")
+    pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file not yet created, or a fresh PG schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'data' / 'history.sqlite3'}"
+        return
+    base = postgres_base_url()
+    schema = f"test_store_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An opened (migrated) store on each backend."""
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def recorder(store: Store) -> StoreRecorder:
+    """A recorder pricing results from the packaged catalog."""
+    return StoreRecorder(store.engine, load_catalog().cost_of)
+
+
+def make_request(
+    models: Sequence[str] = ("gpt-5", "claude-haiku-4.5"),
+    prompt: str = "Explain WAL mode in one sentence.",
+    *,
+    provider: str = "demo",
+    **fields: object,
+) -> CompareRequest:
+    """A comparison of ``models`` on one user message."""
+    return CompareRequest(
+        messages=(Message("user", prompt),),
+        targets=tuple(ModelTarget(provider, m) for m in models),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one target's run should end in :func:`record_run`."""
+
+    content: str = "An answer."
+    status: ResultStatus = "completed"
+    tokens_used: int | None = 1
+    balance_remaining: int | None = 100
+    latency_ms: float | None = 1000.0
+    ttft_ms: float | None = 200.0
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def record_run(
+    recorder: StoreRecorder, request: CompareRequest, outcomes: Sequence[Outcome]
+) -> tuple[int, list[int]]:
+    """Drive the recorder like the runner: start, a progress flush, finish per target."""
+    comparison_id = recorder.start_comparison(request)
+    ids = []
+    for index, outcome in enumerate(outcomes):
+        generation = request.generation_request(index)
+        provider = request.targets[index].provider
+        running = ModelResult(
+            index=index,
+            provider=provider,
+            model=generation.model,
+            params=generation.params,
+            request_hash=generation.request_hash(provider),
+            status="running",
+            started_at=datetime.now(UTC),
+        )
+        result_id = recorder.record_started(comparison_id, running)
+        half = outcome.content[: len(outcome.content) // 2]
+        running = replace(running, result_id=result_id, content=half)
+        recorder.record_progress(running)
+        recorder.record_finished(
+            replace(
+                running,
+                content=outcome.content,
+                status=outcome.status,
+                tokens_used=outcome.tokens_used,
+                balance_remaining=outcome.balance_remaining,
+                latency_ms=outcome.latency_ms,
+                ttft_ms=outcome.ttft_ms,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                finished_at=datetime.now(UTC),
+            )
+        )
+        ids.append(result_id)
+    return comparison_id, ids
+
+
+def seed_comparison(
+    session: Session,
+    *,
+    created: datetime = T0,
+    prompt: str = "Seeded prompt",
+    owner: str | None = None,
+) -> Comparison:
+    """A comparison row written directly (for analytics tests that need exact times)."""
+    comparison = Comparison(
+        created_utc=created,
+        owner=owner,
+        title="",
+        system_prompt="",
+        messages_json=[{"role": "user", "content": prompt}],
+        params_json={},
+        note="",
+        use_cache=False,
+        prompt_text=prompt,
+        prompt_hash=f"hash-{prompt}",
+    )
+    session.add(comparison)
+    session.flush()
+    return comparison
+
+
+def seed_result(
+    session: Session,
+    comparison: Comparison,
+    model: str,
+    *,
+    status: str = "completed",
+    created: datetime | None = None,
+    finished_after: timedelta = timedelta(seconds=2),
+    content: str = "",
+    tokens_used: int | None = None,
+    balance_remaining: int | None = None,
+    latency_ms: float | None = None,
+    ttft_ms: float | None = None,
+    cached: bool = False,
+    provider: str = "elumenta",
+) -> Result:
+    """A result row written directly with exactly these figures."""
+    created = created or comparison.created_utc
+    result = Result(
+        comparison_id=comparison.id,
+        position=len(comparison.results),
+        provider=provider,
+        model=model,
+        params_json=GenerationParams().to_dict(),
+        request_hash=f"{provider}-{model}-{comparison.prompt_hash}",
+        status=status,
+        content=content,
+        chars=len(content),
+        tokens_used=tokens_used,
+        balance_remaining=balance_remaining,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        cached=cached,
+        created_utc=created,
+        started_utc=created,
+        finished_utc=created + finished_after,
+        updated_utc=created + finished_after,
+    )
+    comparison.results.append(result)
+    session.flush()
+    return result

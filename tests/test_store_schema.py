@@ -1,0 +1,204 @@
+"""Migrations: a blank database migrates to exactly the expected schema on both backends."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from playground.errors import ConfigError
+from playground.store import Store, create_store_engine, open_store
+from playground.store.models import Base
+
+EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
+    "comparisons": [
+        ("id", False),
+        ("created_utc", False),
+        ("owner", True),
+        ("title", False),
+        ("system_prompt", False),
+        ("messages_json", False),
+        ("params_json", False),
+        ("note", False),
+        ("use_cache", False),
+        ("prompt_text", False),
+        ("prompt_hash", False),
+        ("deleted_utc", True),
+    ],
+    "comparison_tags": [("comparison_id", False), ("tag", False)],
+    "results": [
+        ("id", False),
+        ("comparison_id", False),
+        ("position", False),
+        ("provider", False),
+        ("model", False),
+        ("target_params_json", True),
+        ("params_json", False),
+        ("request_hash", False),
+        ("status", False),
+        ("content", False),
+        ("chars", False),
+        ("chars_per_s", True),
+        ("generation_id", True),
+        ("tokens_used", True),
+        ("balance_remaining", True),
+        ("price_tokens", True),
+        ("latency_ms", True),
+        ("ttft_ms", True),
+        ("error_code", True),
+        ("error_message", True),
+        ("cached", False),
+        ("writer", True),
+        ("created_utc", False),
+        ("started_utc", True),
+        ("finished_utc", True),
+        ("updated_utc", False),
+    ],
+}
+EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
+    "comparisons": {
+        "ix_comparisons_created_utc": ["created_utc"],
+        "ix_comparisons_owner_created_utc": ["owner", "created_utc"],
+        "ix_comparisons_prompt_hash": ["prompt_hash"],
+        "ix_comparisons_deleted_utc": ["deleted_utc"],
+    },
+    "comparison_tags": {"ix_comparison_tags_tag": ["tag", "comparison_id"]},
+    "results": {
+        "ix_results_comparison_id": ["comparison_id", "position"],
+        "ix_results_model_status_created": ["model", "status", "created_utc", "id"],
+        "ix_results_model_created": ["model", "created_utc", "id"],
+        "ix_results_status_created": ["status", "created_utc", "id"],
+        "ix_results_created": ["created_utc", "id"],
+        "ix_results_request_hash": ["request_hash"],
+        "ix_results_stats": [
+            "cached",
+            "model",
+            "provider",
+            "status",
+            "created_utc",
+            "tokens_used",
+            "chars",
+            "latency_ms",
+            "ttft_ms",
+            "chars_per_s",
+        ],
+    },
+}
+SQLITE_FTS_TABLES = {"results_fts", "comparisons_fts"}
+PG_FTS_INDEXES = {"results": "ix_results_content_fts", "comparisons": "ix_comparisons_prompt_fts"}
+
+
+def _is_fts_shadow(name: str) -> bool:
+    return any(name == t or name.startswith(f"{t}_") for t in SQLITE_FTS_TABLES)
+
+
+def test_blank_database_migrates_to_exactly_the_expected_schema(store: Store) -> None:
+    inspector = sa.inspect(store.engine)
+    tables = {t for t in inspector.get_table_names() if not _is_fts_shadow(t)}
+    assert tables == {*EXPECTED_COLUMNS, "alembic_version"}
+    for table, expected in EXPECTED_COLUMNS.items():
+        columns = [(c["name"], c["nullable"]) for c in inspector.get_columns(table)]
+        assert columns == expected, table
+        indexes = {
+            i["name"]: i["column_names"]
+            for i in inspector.get_indexes(table)
+            if i["name"] not in PG_FTS_INDEXES.values()
+        }
+        assert indexes == EXPECTED_INDEXES[table], table
+    assert inspector.get_pk_constraint("comparison_tags")["constrained_columns"] == [
+        "comparison_id",
+        "tag",
+    ]
+    for table in ("comparison_tags", "results"):
+        (foreign_key,) = inspector.get_foreign_keys(table)
+        assert foreign_key["referred_table"] == "comparisons"
+        assert foreign_key["options"].get("ondelete") == "CASCADE"
+
+
+def test_migrated_schema_matches_the_orm_models(store: Store) -> None:
+    def include(_obj: object, name: str | None, type_: str, *_: object) -> bool:
+        # Full-text search objects are backend-specific and not in the ORM metadata.
+        if type_ == "table" and name is not None and _is_fts_shadow(name):
+            return False
+        return not (type_ == "index" and name in PG_FTS_INDEXES.values())
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include, "compare_type": True}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_full_text_search_objects_exist_for_the_backend(store: Store) -> None:
+    with store.engine.connect() as connection:
+        if store.backend == "sqlite":
+            names = set(
+                connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+                ).scalars()
+            )
+            assert names >= SQLITE_FTS_TABLES
+            assert {
+                f"{t}_fts_{op}"
+                for t in ("results", "comparisons")
+                for op in ("insert", "update", "delete")
+            } <= names
+        else:
+            for table, index in PG_FTS_INDEXES.items():
+                definition = connection.execute(
+                    sa.text(
+                        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+                        " AND tablename = :t AND indexname = :i"
+                    ),
+                    {"t": table, "i": index},
+                ).scalar_one()
+                assert "USING gin" in definition
+                assert "to_tsvector('simple'::regconfig" in definition
+
+
+def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
+    open_store(store_url).close()
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+    store.close()
+
+
+def _open_and_close(url: str) -> str:
+    store = open_store(url)
+    store.close()
+    return "ok"
+
+
+def test_processes_starting_together_migrate_once(store_url: str) -> None:
+    with ProcessPoolExecutor(max_workers=4, mp_context=get_context("spawn")) as pool:
+        assert list(pool.map(_open_and_close, [store_url] * 4)) == ["ok"] * 4
+
+
+def test_sqlite_file_and_directory_are_created_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "history.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    with store.engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+        assert pragma("PRAGMA busy_timeout").scalar() == 30_000
+    store.close()
+    assert path.exists()
+
+
+def test_plain_postgresql_url_uses_psycopg() -> None:
+    engine = create_store_engine("postgresql://user:secret@localhost/db")
+    assert engine.dialect.driver == "psycopg"
+    assert "secret" not in repr(Store(engine))
+
+
+@pytest.mark.parametrize("url", ["mysql://localhost/db", "not a url"])
+def test_unsupported_database_url_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        create_store_engine(url)
