@@ -1,0 +1,364 @@
+"""Compare: one prompt on several models side by side, streamed live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground import compare_state as cs
+from playground import services
+from playground.compare_view import (
+    SHARE_PARAM,
+    ColumnRef,
+    Composer,
+    Highlights,
+    budget_summary,
+    budget_warnings,
+    build_compare_request,
+    column_notice,
+    diff_answers,
+    highlights,
+    metrics,
+    model_options,
+    option_key,
+    row_layout,
+    share_ref,
+    share_url,
+    status_label,
+)
+from playground.errors import PlaygroundError, user_message
+from playground.providers.base import GenerationParams
+from playground.results import ModelResult
+
+COLUMNS = "compare.columns"
+SHARED = "compare.shared"
+NOTICE = "compare.notice"
+POLL_S = 0.1
+
+
+def stop(columns: list[ColumnRef]) -> None:
+    for column in columns:
+        view = services.open_run(column.run_id)
+        if view is not None:
+            view.cancel(column.index)
+
+
+def rerun(position: int) -> None:
+    columns = list(st.session_state[COLUMNS])
+    try:
+        connection = services.connection_from_state(st.session_state)
+        columns[position] = services.rerun_column(columns[position], connection)
+    except PlaygroundError as exc:
+        st.session_state[NOTICE] = user_message(exc)
+        return
+    st.session_state[COLUMNS] = columns
+
+
+connection = services.connection_from_state(st.session_state)
+try:
+    providers = services.get_providers(connection)
+except PlaygroundError as exc:
+    st.error(user_message(exc))
+    st.stop()
+options = model_options(providers, connection.provider)
+by_key = {option.key: option for option in options}
+
+shared = st.query_params.get(SHARE_PARAM)
+if shared and st.session_state.get(SHARED) != shared:
+    st.session_state[SHARED] = shared
+    view = services.open_run(shared)
+    if view is None:
+        st.warning(f"Comparison {shared!r} is no longer available; it may have expired.")
+    else:
+        st.session_state[COLUMNS] = [
+            ColumnRef(shared, i) for i in range(len(view.snapshot().results))
+        ]
+        if not st.session_state.get(cs.PROMPT):
+            cs.load_request(st.session_state, view.request, set(by_key))
+st.session_state[cs.MODELS] = [k for k in st.session_state.get(cs.MODELS, []) if k in by_key]
+
+st.title("Compare models")
+# Answers sit in narrow columns: their own headings must not outshout the page's.
+st.html(
+    "<style>[class*='st-key-answer-'] :is(h1, h2, h3) "
+    "{font-size: 1.15rem !important; padding: 0.4rem 0 0.2rem !important}</style>"
+)
+st.text_area(
+    "System prompt",
+    key=cs.SYSTEM,
+    persist_state="session",
+    height=68,
+    placeholder="Optional: how the assistant should behave, e.g. “Answer in two sentences.”",
+)
+turns = cs.turn_ids(st.session_state)
+with st.expander(f"Earlier turns ({len(turns)})", expanded=bool(turns)):
+    if not turns:
+        st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
+    for position, turn_id in enumerate(turns):
+        role_col, text_col, tools_col = st.columns([1.3, 7, 1.6], vertical_alignment="center")
+        role_col.selectbox(
+            "Role",
+            ["user", "assistant"],
+            key=cs.turn_key(turn_id, "role"),
+            persist_state="session",
+            format_func=str.title,
+            label_visibility="collapsed",
+        )
+        text_col.text_area(
+            f"Turn {position + 1}",
+            key=cs.turn_key(turn_id, "content"),
+            persist_state="session",
+            height=68,
+            label_visibility="collapsed",
+        )
+        with tools_col.container(horizontal=True, gap="xxsmall"):
+            st.button(
+                ":material/arrow_upward:",
+                key=f"compare.up.{turn_id}",
+                help="Move up",
+                on_click=cs.move_turn,
+                args=(st.session_state, position, -1),
+                disabled=position == 0,
+            )
+            st.button(
+                ":material/arrow_downward:",
+                key=f"compare.down.{turn_id}",
+                help="Move down",
+                on_click=cs.move_turn,
+                args=(st.session_state, position, 1),
+                disabled=position == len(turns) - 1,
+            )
+            st.button(
+                ":material/delete:",
+                key=f"compare.remove.{turn_id}",
+                help="Remove this turn",
+                on_click=cs.remove_turn,
+                args=(st.session_state, position),
+            )
+    with st.container(horizontal=True):
+        for role in ("user", "assistant"):
+            st.button(
+                f"Add {role} turn",
+                icon=":material/add:",
+                on_click=cs.add_turn,
+                args=(st.session_state, role),
+            )
+st.text_area(
+    "Prompt",
+    key=cs.PROMPT,
+    height=120,
+    placeholder="Your message to every model, e.g. “Explain…”",
+    persist_state="session",
+)
+
+st.multiselect(
+    "Models",
+    [option.key for option in options],
+    key=cs.MODELS,
+    persist_state="session",
+    format_func=lambda key: by_key[key].label,
+    placeholder="Pick the models to compare",
+)
+picked = tuple(by_key[key] for key in st.session_state[cs.MODELS])
+temperature_col, max_tokens_col = st.columns(2)
+temperature_col.number_input(
+    "Temperature",
+    key=cs.TEMPERATURE,
+    persist_state="session",
+    value=None,
+    step=0.1,
+    format="%.2f",
+    placeholder="API default",
+    help="0 to 2: higher is more varied. Empty uses the API's default.",
+)
+max_tokens_col.number_input(
+    "Max tokens",
+    key=cs.MAX_TOKENS,
+    persist_state="session",
+    value=None,
+    step=1,
+    placeholder="API default",
+    help="Upper bound on the answer length in LLM tokens. Empty uses the API's default.",
+)
+overrides: dict[str, GenerationParams] = {}
+if picked:
+    with st.expander("Per-model overrides"):
+        st.caption("Leave a field empty to use the shared value above.")
+        for option in picked:
+            name_col, temp_col, tokens_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+            name_col.markdown(option.label)
+            temp_col.number_input(
+                "Temperature",
+                key=cs.override_key(option.key, "temperature"),
+                persist_state="session",
+                value=None,
+                step=0.1,
+                format="%.2f",
+                placeholder="shared",
+            )
+            tokens_col.number_input(
+                "Max tokens",
+                key=cs.override_key(option.key, "max_tokens"),
+                persist_state="session",
+                value=None,
+                step=1,
+                placeholder="shared",
+            )
+            overrides[option.key] = GenerationParams(
+                temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
+                max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
+            )
+
+balance, balance_error = services.cached_balance(st.session_state, connection)
+with st.container(horizontal=True, vertical_alignment="center"):
+    run_clicked = st.button(
+        "Run", type="primary", icon=":material/play_arrow:", shortcut="Ctrl+Enter"
+    )
+    st.markdown(budget_summary(picked, balance))
+if balance_error:
+    st.warning(f"Could not read the balance: {balance_error}", icon=":material/warning:")
+for warning in budget_warnings(picked, balance):
+    st.warning(warning, icon=":material/warning:")
+
+if run_clicked:
+    composer = Composer(
+        system_prompt=st.session_state.get(cs.SYSTEM, ""),
+        turns=tuple(cs.turns(st.session_state)),
+        prompt=st.session_state.get(cs.PROMPT, ""),
+        picked=picked,
+        temperature=st.session_state.get(cs.TEMPERATURE),
+        max_tokens=st.session_state.get(cs.MAX_TOKENS),
+        overrides=overrides,
+    )
+    try:
+        handle = services.start_compare(build_compare_request(composer), connection)
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+    else:
+        st.session_state[COLUMNS] = [
+            ColumnRef(handle.run_id, i) for i in range(len(handle.request.targets))
+        ]
+        ref = share_ref(handle.run_id, handle.comparison_id)
+        st.session_state[SHARED] = ref
+        st.query_params[SHARE_PARAM] = ref
+        st.session_state.pop(services.BALANCE_STATE_KEY, None)
+
+
+def model_title(result: ModelResult) -> tuple[str, str]:
+    option = by_key.get(option_key(result.provider, result.model))
+    return (option.name, option.label) if option else (result.model, result.provider)
+
+
+def draw_column(position: int, result: ModelResult, marks: Highlights, run_done: bool) -> None:
+    name, label = model_title(result)
+    text, colour = status_label(result)
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.markdown(f"**{name}**")
+        st.badge(text, color=colour)
+        if position in marks.fastest:
+            st.badge("Fastest", icon=":material/bolt:", color="violet")
+        if position in marks.cheapest:
+            st.badge("Cheapest", icon=":material/savings:", color="green")
+    st.caption(label)
+    stop_slot = st.empty()
+    if not result.is_terminal:
+        stop_slot.button(
+            "Stop",
+            key=f"compare.stop.{position}",
+            icon=":material/stop:",
+            on_click=stop,
+            args=([st.session_state[COLUMNS][position]],),
+        )
+    with st.container(key=f"answer-{position}"):
+        st.markdown(result.content or "_Waiting for the first token…_")
+    notice = column_notice(result)
+    if notice is not None:
+        level, message = notice
+        getattr(st, level)(message)
+    if not result.is_terminal:
+        return
+    st.caption(" · ".join(f"{k} **{v}**" for k, v in metrics(result)))
+    if result.content:
+        with st.expander("Raw text (copy)"):
+            st.code(result.content, language=None, wrap_lines=True)
+    with st.container(horizontal=True, gap="small"):
+        if result.content and st.button(
+            "Continue chat",
+            key=f"compare.continue.{position}",
+            icon=":material/reply:",
+            help="Continue the conversation with this answer: it becomes an assistant turn.",
+            on_click=cs.continue_conversation,
+            args=(st.session_state, result.content),
+        ):
+            st.rerun()
+        if run_done and st.button(
+            "Re-run",
+            key=f"compare.rerun.{position}",
+            icon=":material/refresh:",
+            help="Run this model again with the same prompt.",
+            on_click=rerun,
+            args=(position,),
+        ):
+            st.rerun()
+
+
+def draw_results(polling: bool) -> None:
+    columns = st.session_state[COLUMNS]
+    state = services.column_results(columns)
+    if state is None:
+        st.session_state.pop(COLUMNS)
+        st.rerun()
+    results, done = state
+    if polling and done:
+        # Redraw the whole page once: polling stops and the after-run tools appear.
+        st.rerun()
+    # One container holds the whole fragment, and fixed slots (st.empty) keep every
+    # element's position when a button disappears, so redraws replace elements in place.
+    with st.container():
+        stop_all = st.empty()
+        if not done:
+            stop_all.button(
+                "Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,)
+            )
+        marks = highlights(results)
+        rows = row_layout(len(results))
+        for row in rows:
+            for column, position in zip(st.columns(len(rows[0])), row, strict=False):
+                with column.container(border=True, key=f"column-{position}"):
+                    draw_column(position, results[position], marks, done)
+
+
+def draw_diff(results: list[ModelResult]) -> None:
+    answers = {
+        f"{i + 1}. {model_title(r)[0]}": r.content for i, r in enumerate(results) if r.content
+    }
+    if len(answers) < 2:
+        return
+    labels = list(answers)
+    with st.expander("Compare two answers", icon=":material/difference:"):
+        first_col, second_col = st.columns(2)
+        first = first_col.selectbox("First", labels, key="compare.diff.a") or labels[0]
+        second = second_col.selectbox("Second", labels, index=1, key="compare.diff.b") or labels[1]
+        diff = diff_answers(answers[first], answers[second], first, second)
+        st.caption(f"Similarity {diff.similarity:.0%}")
+        st.code(diff.unified or "The two answers are identical.", language="diff")
+
+
+if NOTICE in st.session_state:
+    st.error(st.session_state.pop(NOTICE))
+if st.session_state.get(COLUMNS):
+    state = services.column_results(st.session_state[COLUMNS])
+    if state is None:
+        st.info("That comparison is no longer in memory. Run it again.")
+        st.session_state.pop(COLUMNS)
+    else:
+        results, done = state
+        if done:
+            # Drawn inline, not as a fragment: a fragment rerun queued by the last polling
+            # tick would otherwise race this full run (Streamlit then drops later blocks).
+            draw_results(polling=False)
+            draw_diff(results)
+            if st.session_state.get(SHARED):
+                st.caption("Share link to this comparison")
+                st.code(share_url(st.context.url, st.session_state[SHARED]), language=None)
+        else:
+            st.fragment(draw_results, run_every=POLL_S)(polling=True)

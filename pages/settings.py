@@ -1,0 +1,92 @@
+"""Settings: provider, Elumenta URL and key (kept in this session only), balance, catalog."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground import services
+from playground.errors import PlaygroundError, user_message
+
+settings = services.get_settings()
+choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if settings.openai_base_url else [])
+choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **services.PROVIDER_LABELS}
+
+st.title("Settings")
+
+st.subheader("Provider")
+st.session_state.setdefault(services.PROVIDER_CHOICE_KEY, "auto")
+st.session_state.setdefault(services.BASE_URL_KEY, settings.elumenta_base_url)
+st.radio(
+    "Provider",
+    choices,
+    key=services.PROVIDER_CHOICE_KEY,
+    format_func=choice_labels.get,
+    persist_state="session",
+)
+st.text_input(
+    "Elumenta base URL",
+    key=services.BASE_URL_KEY,
+    persist_state="session",
+    help="Change it only to use another Elumenta-compatible server (e.g. a local test server).",
+)
+st.text_input(
+    "Elumenta API key",
+    key=services.API_KEY_KEY,
+    persist_state="session",
+    type="password",
+    placeholder="nb_…",
+    help="Kept in this browser session only: never saved to the database, a file or a link. "
+    "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
+)
+connection = services.connection_from_state(st.session_state)
+st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
+if connection.provider == "elumenta" and connection.api_key is None:
+    st.warning("Elumenta is selected but no API key is set: every run will fail until you add one.")
+
+st.subheader("Account")
+if st.button("Check balance", icon=":material/account_balance_wallet:"):
+    try:
+        balance = services.fetch_balance(connection)
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+    else:
+        quota = balance.rate_limit
+        lines = [f"Balance: **{balance.token_balance}** billing tokens · plan **{balance.plan}**"]
+        if balance.plan_expires_at:
+            lines.append(f"Plan expires: {balance.plan_expires_at}")
+        if quota is not None:
+            lines.append(
+                f"Requests left: {quota.remaining_hour}/{quota.limit_hour} this hour, "
+                f"{quota.remaining_day}/{quota.limit_day} today"
+            )
+        st.success("  \n".join(lines), icon=":material/check_circle:")
+
+st.subheader("Model catalog")
+catalog_path = settings.resolved_catalog_path
+if catalog_path.exists():
+    st.caption(f"Read from `{catalog_path}`; edit that file or refresh it from the API.")
+else:
+    st.caption(f"The packaged catalog; a refresh saves the current prices to `{catalog_path}`.")
+if st.button("Refresh model catalog", icon=":material/sync:"):
+    try:
+        with st.spinner("Asking the API for each model's price…"):
+            refreshed, errors = services.refresh_model_catalog(connection)
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+    else:
+        if refreshed:
+            st.success(f"Refreshed {refreshed} models; saved to {settings.resolved_catalog_path}.")
+        for slug, error in errors.items():
+            st.warning(f"{slug}: {error}")
+st.dataframe(
+    [
+        {"model": m.name, "slug": m.slug, "tier": m.tier, "billing tokens": m.token_cost}
+        for m in services.get_catalog()
+    ],
+    hide_index=True,
+)
+
+st.subheader("Storage")
+st.markdown("Database in use:")
+st.code(services.database_label(), language=None, wrap_lines=True)
+st.caption(f"Data directory: `{settings.data_dir}`")

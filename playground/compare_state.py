@@ -1,0 +1,101 @@
+"""The Compare page's editable state, kept in a session-state mapping (``st.session_state``).
+
+Earlier turns have stable ids, and each turn's role and text live under keys made from
+that id, so a widget's value follows its turn when turns are reordered or removed.
+Every function takes the mapping, which keeps them testable with a plain ``dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from playground.compare_view import continue_with, moved, option_key
+from playground.providers.base import Message, Role
+from playground.results import CompareRequest
+
+SYSTEM = "compare.system"
+PROMPT = "compare.prompt"
+MODELS = "compare.models"
+TEMPERATURE = "compare.temperature"
+MAX_TOKENS = "compare.max_tokens"
+TURNS = "compare.turns"
+NEXT_TURN = "compare.next_turn"
+
+State = MutableMapping[Any, Any]
+
+
+def turn_key(turn_id: int, field: str) -> str:
+    """The state key of a turn's ``role`` or ``content`` widget."""
+    return f"compare.turn.{turn_id}.{field}"
+
+
+def override_key(option: str, field: str) -> str:
+    """The state key of a model's ``temperature`` or ``max_tokens`` override widget."""
+    return f"compare.override.{option}.{field}"
+
+
+def turn_ids(state: State) -> list[int]:
+    """The ids of the earlier turns, in conversation order."""
+    ids: list[int] = state.setdefault(TURNS, [])
+    return ids
+
+
+def turns(state: State) -> list[Message]:
+    """The earlier turns as messages, in order."""
+    return [
+        Message(state.get(turn_key(t, "role"), "user"), state.get(turn_key(t, "content"), ""))
+        for t in turn_ids(state)
+    ]
+
+
+def _new_turn(state: State, message: Message) -> int:
+    turn_id = int(state.get(NEXT_TURN, 0))
+    state[NEXT_TURN] = turn_id + 1
+    state[turn_key(turn_id, "role")] = message.role
+    state[turn_key(turn_id, "content")] = message.content
+    return turn_id
+
+
+def _forget_turn(state: State, turn_id: int) -> None:
+    for field in ("role", "content"):
+        state.pop(turn_key(turn_id, field), None)
+
+
+def set_turns(state: State, messages: tuple[Message, ...] | list[Message]) -> None:
+    """Replace the earlier turns with ``messages``."""
+    for turn_id in turn_ids(state):
+        _forget_turn(state, turn_id)
+    state[TURNS] = [_new_turn(state, message) for message in messages]
+
+
+def add_turn(state: State, role: Role) -> None:
+    """Append an empty turn."""
+    state[TURNS] = [*turn_ids(state), _new_turn(state, Message(role, ""))]
+
+
+def move_turn(state: State, position: int, offset: int) -> None:
+    """Move the turn at ``position`` up (``-1``) or down (``+1``)."""
+    state[TURNS] = moved(turn_ids(state), position, offset)
+
+
+def remove_turn(state: State, position: int) -> None:
+    """Delete the turn at ``position``."""
+    ids = list(turn_ids(state))
+    _forget_turn(state, ids.pop(position))
+    state[TURNS] = ids
+
+
+def continue_conversation(state: State, answer: str) -> None:
+    """Keep ``answer``: the prompt and the answer become turns, the prompt box empties."""
+    set_turns(state, continue_with(turns(state), state.get(PROMPT, ""), answer))
+    state[PROMPT] = ""
+
+
+def load_request(state: State, request: CompareRequest, known_options: set[str]) -> None:
+    """Fill the editor from an earlier comparison (models no longer offered are left out)."""
+    set_turns(state, list(request.messages[:-1]))
+    state[SYSTEM] = request.system_prompt
+    state[PROMPT] = request.messages[-1].content
+    picked = [option_key(t.provider, t.model) for t in request.targets]
+    state[MODELS] = [key for key in picked if key in known_options]

@@ -1,0 +1,351 @@
+"""The one place that builds process-wide objects for the UI: settings, catalog, runner, providers.
+
+Streamlit reruns page scripts on every interaction and runs sessions in parallel threads;
+everything here is built once per process (providers once per API key and base URL) under
+a lock, so two sessions share one runner loop and its pooled HTTP clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from playground import config
+from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
+from playground.compare_view import ColumnRef
+from playground.config import ProviderName, Settings
+from playground.errors import (
+    APITimeoutError,
+    AuthenticationError,
+    ConfigError,
+    InvalidRequestError,
+    PlaygroundError,
+    user_message,
+)
+from playground.providers.base import Balance, Provider, validate_request
+from playground.providers.elumenta import ElumentaProvider
+from playground.providers.registry import build_providers
+from playground.redact import mask_secret, mask_url
+from playground.results import CompareRequest, ModelResult, Recorder
+from playground.runner import RunHandle, Runner, RunSnapshot
+
+PROVIDER_CHOICE_KEY = "settings.provider"
+BASE_URL_KEY = "settings.base_url"
+API_KEY_KEY = "settings.api_key"
+
+ProviderChoice = Literal["auto", "elumenta", "demo", "openai_compatible"]
+PROVIDER_LABELS: dict[str, str] = {
+    "elumenta": "Elumenta",
+    "demo": "Demo (offline, simulated)",
+    "openai_compatible": "OpenAI-compatible",
+}
+BALANCE_STATE_KEY = "compare.balance"
+BALANCE_TTL_S = 60.0
+BALANCE_TIMEOUT_S = 15.0
+CATALOG_REFRESH_TIMEOUT_S = 120.0
+MAX_PROVIDER_SETS = 32
+
+_lock = threading.RLock()
+_runner: Runner | None = None
+_catalog: tuple[tuple[str, int], Catalog] | None = None
+_providers: OrderedDict[tuple[str, str, tuple[str, int]], dict[str, Provider]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Which provider a session uses and how it reaches Elumenta."""
+
+    provider: ProviderName
+    elumenta_base_url: str
+    api_key: SecretStr | None
+    key_source: Literal["session", "environment"] | None
+
+    @property
+    def label(self) -> str:
+        """The provider's name for the sidebar, e.g. ``Demo (offline, simulated)``."""
+        if self.provider == "elumenta":
+            host = urlsplit(self.elumenta_base_url).netloc or self.elumenta_base_url
+            return f"Elumenta · {host}"
+        return PROVIDER_LABELS[self.provider]
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest that changes with provider, base URL or key (safe to keep in a session)."""
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        raw = f"{self.provider}\n{self.elumenta_base_url}\n{key}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @property
+    def key_hint(self) -> str:
+        """The key in use, masked (``nb_…a1b2``), and where it came from."""
+        if self.api_key is None:
+            return "no API key"
+        return f"{mask_secret(self.api_key)} (from {self.key_source})"
+
+
+def get_settings() -> Settings:
+    """The process's settings (read once from the environment; :func:`reset` re-reads)."""
+    return config.get_settings()
+
+
+def connection_from_state(state: Mapping[Any, Any]) -> Connection:
+    """The session's connection: choices made on the Settings page over the environment's.
+
+    ``auto`` means ``PLAYGROUND_PROVIDER`` if set, else Elumenta with a key, else the demo.
+    A key typed into Settings wins over ``ELUMENTA_API_KEY``.
+    """
+    settings = get_settings()
+    typed_key = str(state.get(API_KEY_KEY) or "").strip()
+    api_key = SecretStr(typed_key) if typed_key else settings.elumenta_api_key
+    key_source: Literal["session", "environment"] | None = None
+    if typed_key:
+        key_source = "session"
+    elif api_key is not None:
+        key_source = "environment"
+    base_url = str(state.get(BASE_URL_KEY) or "").strip().rstrip("/")
+    choice: ProviderChoice = state.get(PROVIDER_CHOICE_KEY) or "auto"
+    provider: ProviderName
+    if choice != "auto":
+        provider = choice
+    elif settings.provider is not None:
+        provider = settings.provider
+    else:
+        provider = "elumenta" if api_key else "demo"
+    if provider == "openai_compatible" and not settings.openai_base_url:
+        provider = "demo"
+    return Connection(provider, base_url or settings.elumenta_base_url, api_key, key_source)
+
+
+def get_catalog() -> Catalog:
+    """The model catalog, re-read when its file changes (e.g. after a refresh)."""
+    global _catalog
+    path = get_settings().resolved_catalog_path
+    version = (str(path), path.stat().st_mtime_ns if path.exists() else 0)
+    with _lock:
+        if _catalog is None or _catalog[0] != version:
+            _catalog = (version, load_catalog(path))
+        return _catalog[1]
+
+
+def _catalog_version() -> tuple[str, int]:
+    get_catalog()
+    assert _catalog is not None
+    return _catalog[0]
+
+
+def get_runner() -> Runner:
+    """The process's single runner (its loop thread outlives every script rerun)."""
+    global _runner
+    settings = get_settings()
+    catalog = get_catalog()
+    with _lock:
+        if _runner is None:
+            _runner = Runner(
+                catalog,
+                model_timeout_s=settings.model_timeout_s,
+                flush_interval_s=settings.flush_interval_s,
+                max_concurrency=settings.max_concurrency,
+            )
+        # Prices of new runs follow a refreshed catalog.
+        _runner.catalog = catalog
+        return _runner
+
+
+def get_providers(connection: Connection) -> dict[str, Provider]:
+    """Every provider available to ``connection``, built once per key, base URL and catalog."""
+    settings = get_settings()
+    key = connection.api_key.get_secret_value() if connection.api_key else ""
+    cache_key = (
+        hashlib.sha256(key.encode()).hexdigest(),
+        connection.elumenta_base_url,
+        _catalog_version(),
+    )
+    with _lock:
+        providers = _providers.get(cache_key)
+        if providers is None:
+            configured = settings.model_copy(
+                update={"elumenta_base_url": connection.elumenta_base_url}
+            )
+            providers = build_providers(
+                configured, get_catalog(), elumenta_api_key=_key_or_none(key)
+            )
+            _providers[cache_key] = providers
+            while len(_providers) > MAX_PROVIDER_SETS:
+                _close_later(_providers.popitem(last=False)[1], settings)
+        _providers.move_to_end(cache_key)
+        return providers
+
+
+def _key_or_none(key: str) -> SecretStr | None:
+    return SecretStr(key) if key else None
+
+
+def _close_later(providers: Mapping[str, Provider], settings: Settings) -> None:
+    # A run may still stream through these; no run outlives model_timeout_s.
+    runner = get_runner()
+
+    def close() -> None:
+        for provider in providers.values():
+            runner.loop.create_task(provider.aclose())
+
+    runner.loop.call_soon_threadsafe(runner.loop.call_later, settings.model_timeout_s, close)
+
+
+def get_recorder() -> Recorder | None:
+    """Where runs are recorded; ``None`` until the history store plugs in here."""
+    return None
+
+
+class RunView(Protocol):
+    """A comparison the Compare page can draw: a live :class:`RunHandle` or a stored one."""
+
+    @property
+    def request(self) -> CompareRequest:
+        """What was asked."""
+        ...
+
+    def snapshot(self) -> RunSnapshot:
+        """Every model's result as of now."""
+        ...
+
+    def cancel(self, index: int | None = None) -> None:
+        """Stop one model or all (a no-op for a stored comparison)."""
+        ...
+
+
+def start_compare(request: CompareRequest, connection: Connection) -> RunHandle:
+    """Start ``request`` on the runner; raises ``InvalidRequestError`` before sending anything."""
+    if request.targets:
+        # The runner checks with the default size limit; the configured one is checked here.
+        validate_request(
+            request.generation_request(0), max_prompt_chars=get_settings().max_prompt_chars
+        )
+    return get_runner().start(request, get_providers(connection), recorder=get_recorder())
+
+
+def open_run(ref: str) -> RunView | None:
+    """The comparison a run id or share link names, or ``None`` if it is gone.
+
+    Today this finds live runs of this process; the history store plugs in here to load a
+    stored comparison by its id.
+    """
+    return get_runner().get(ref)
+
+
+def rerun_column(column: ColumnRef, connection: Connection) -> ColumnRef:
+    """Run one column's model again with the same prompt; returns the column's new place."""
+    view = open_run(column.run_id)
+    if view is None:
+        raise InvalidRequestError("This comparison is no longer available; run it again.")
+    request = view.request
+    handle = start_compare(replace(request, targets=(request.targets[column.index],)), connection)
+    return ColumnRef(handle.run_id, 0)
+
+
+def column_results(columns: list[ColumnRef]) -> tuple[list[ModelResult], bool] | None:
+    """Each column's current result and whether every run behind them is done.
+
+    ``None`` when a column's run is no longer known (forgotten or from another process).
+    """
+    snapshots: dict[str, RunSnapshot] = {}
+    for ref in columns:
+        if ref.run_id not in snapshots:
+            view = open_run(ref.run_id)
+            if view is None:
+                return None
+            snapshots[ref.run_id] = view.snapshot()
+    results = [snapshots[ref.run_id].results[ref.index] for ref in columns]
+    return results, all(s.done for s in snapshots.values())
+
+
+def fetch_balance(connection: Connection) -> Balance:
+    """The balance and quota of the connection's provider; raises a ``PlaygroundError``."""
+    provider = get_providers(connection)[connection.provider]
+    try:
+        balance: Balance = get_runner().run_coroutine(
+            asyncio.wait_for(provider.balance(), BALANCE_TIMEOUT_S), timeout=BALANCE_TIMEOUT_S + 5
+        )
+    except TimeoutError as exc:
+        raise APITimeoutError(
+            f"The balance check took longer than {BALANCE_TIMEOUT_S:g} s."
+        ) from exc
+    return balance
+
+
+def cached_balance(
+    state: MutableMapping[Any, Any], connection: Connection
+) -> tuple[Balance | None, str | None]:
+    """The balance (or why it could not be read), fetched at most once a minute per session.
+
+    Pop :data:`BALANCE_STATE_KEY` from ``state`` after a run to read the new balance.
+    """
+    cached = state.get(BALANCE_STATE_KEY)
+    if cached is not None:
+        fingerprint, fetched_at, balance, error = cached
+        if fingerprint == connection.fingerprint and time.monotonic() - fetched_at < BALANCE_TTL_S:
+            return balance, error
+    try:
+        balance, error = fetch_balance(connection), None
+    except PlaygroundError as exc:
+        balance, error = None, user_message(exc)
+        if isinstance(exc, AuthenticationError) and "Settings" not in error:
+            error += " Check the API key in Settings."
+    state[BALANCE_STATE_KEY] = (connection.fingerprint, time.monotonic(), balance, error)
+    return balance, error
+
+
+def refresh_model_catalog(connection: Connection) -> tuple[int, dict[str, str]]:
+    """Update every model's price from ``GET /models/{slug}`` and save the catalog file.
+
+    Returns how many models were refreshed and the error of each one that was not. Raises
+    ``ConfigError`` without a key: the catalog can only be refreshed from the API.
+    """
+    if connection.api_key is None:
+        raise ConfigError("Enter an Elumenta API key first: prices are read from the API.")
+    elumenta = get_providers(connection)["elumenta"]
+    if not isinstance(elumenta, ElumentaProvider):
+        raise ConfigError("The Elumenta provider is not available.")
+    catalog = get_catalog()
+    try:
+        refreshed, errors = get_runner().run_coroutine(
+            asyncio.wait_for(
+                refresh_catalog(catalog, elumenta.model_details), CATALOG_REFRESH_TIMEOUT_S
+            ),
+            timeout=CATALOG_REFRESH_TIMEOUT_S + 5,
+        )
+    except TimeoutError as exc:
+        raise APITimeoutError("Refreshing the catalog took too long; try again.") from exc
+    if len(errors) < len(catalog):
+        save_catalog(refreshed, get_settings().resolved_catalog_path)
+    return len(catalog) - len(errors), errors
+
+
+def database_label() -> str:
+    """The database URL in use, with any password masked."""
+    return mask_url(get_settings().resolved_database_url)
+
+
+def reset() -> None:
+    """Close and forget every process-wide object; the next call rebuilds from the environment.
+
+    Tests use it to apply new environment settings between app runs.
+    """
+    global _runner, _catalog
+    with _lock:
+        if _runner is not None:
+            for providers in _providers.values():
+                for provider in providers.values():
+                    _runner.run_coroutine(provider.aclose(), timeout=5)
+            _runner.close()
+        _runner, _catalog = None, None
+        _providers.clear()
+        config.get_settings.cache_clear()

@@ -1,0 +1,52 @@
+"""Driving the Streamlit app in-process with ``AppTest``: open a page, click, wait for a run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
+
+from playground import services
+from playground.compare_view import ColumnRef
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+RUN_TIMEOUT_S = 10.0
+
+
+def open_page(page: str = "pages/compare.py") -> AppTest:
+    """The app, run once through ``app.py`` (sidebar and router) and switched to ``page``."""
+    at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).run()
+    if page != "pages/compare.py":
+        at.switch_page(page).run()
+    return at
+
+
+def click(at: AppTest, label: str, index: int = 0) -> AppTest:
+    """Click the ``index``-th button labelled ``label`` and rerun."""
+    buttons = [b for b in at.button if b.label == label]
+    assert buttons, f"no button {label!r}; have {[b.label for b in at.button]}"
+    return buttons[index].click().run()
+
+
+def texts(at: AppTest | Block, kind: str) -> list[str]:
+    """The values of every element of ``kind`` (``error``, ``warning``, ``markdown``…)."""
+    return [str(element.value) for element in getattr(at, kind)]
+
+
+def run_until_done(at: AppTest, timeout: float = RUN_TIMEOUT_S) -> AppTest:
+    """Rerun the page until every column of the current comparison is final.
+
+    AppTest does not run ``run_every`` fragments on its own, so this plays the timer.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        columns: list[ColumnRef] = at.session_state["compare.columns"]
+        state = services.column_results(columns)
+        assert state is not None, "the run was forgotten"
+        if state[1]:
+            return at.run()
+        time.sleep(0.05)
+        at.run()
+    raise AssertionError("the comparison did not finish in time")

@@ -1,0 +1,51 @@
+"""Driving the app in a browser: pick models, run a prompt, find a result column."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+
+def pick_models(page: Page, labels: list[str]) -> None:
+    """Choose ``labels`` (full picker labels, e.g. ``GPT-5 · Basic+ · 2 tokens``).
+
+    Each pick reruns the page; waiting for its chip keeps the next click from landing
+    on a dropdown that is being redrawn.
+    """
+    picker = page.get_by_test_id("stMultiSelect")
+    for label in labels:
+        picker.locator("input").click()
+        page.get_by_role("option", name=label, exact=True).click()
+        expect(picker.get_by_text(label, exact=True)).to_be_visible()
+        page.keyboard.press("Escape")
+
+
+def run_prompt(page: Page, prompt: str, *, shortcut: bool = False) -> None:
+    """Type ``prompt`` and press Run (or Ctrl+Enter while still in the prompt box)."""
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    if shortcut:
+        page.keyboard.press("Control+Enter")
+    else:
+        page.get_by_role("button", name="Run").click()
+
+
+def column(page: Page, position: int) -> Locator:
+    """The result column at ``position`` (0-based, left to right, row by row)."""
+    return page.locator(f".st-key-column-{position}")
+
+
+def choose(page: Page, selectbox_label: str, option: str, attempts: int = 5) -> None:
+    """Pick ``option`` in the selectbox labelled ``selectbox_label``.
+
+    A rerun that lands while the dropdown is open closes it, so the pick is retried.
+    """
+    selectbox = page.get_by_test_id("stSelectbox").filter(has_text=selectbox_label)
+    for _ in range(attempts):
+        selectbox.locator("input").click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=2000)
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+            continue
+        return
+    raise AssertionError(f"could not pick {option!r} in {selectbox_label!r}")

@@ -1,0 +1,317 @@
+"""The Compare page through AppTest: runs with the demo and the fake API, validation, tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from playground import services
+from tests.app_harness import click, open_page, run_until_done, texts
+from tests.fake_elumenta import FakeElumenta, ModelScript
+
+PROMPT = "compare.prompt"
+MODELS = "compare.models"
+TEMPERATURE = "compare.temperature"
+
+
+def compose(at: AppTest, prompt: str, models: list[str]) -> AppTest:
+    """Type ``prompt`` and pick ``models`` (``provider:slug`` keys)."""
+    at.text_area(key=PROMPT).set_value(prompt)
+    at.multiselect(key=MODELS).set_value(models)
+    return at.run()
+
+
+def done_badges(at: AppTest) -> int:
+    return sum(1 for text in texts(at, "markdown") if text == ":green-badge[Done]")
+
+
+@pytest.fixture
+def with_fake(app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the app at the in-process fake Elumenta server with a valid key."""
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    services.reset()
+
+
+def test_demo_run_fills_both_columns_with_completed_answers(app_env: Path) -> None:
+    at = open_page()
+    assert "**Provider:** Demo (offline, simulated)" in texts(at.sidebar, "markdown")
+    compose(at, "How do I pick a model?", ["demo:gpt-5-nano", "demo:gpt-5"])
+    assert any("Estimated cost **3 billing tokens**" in t for t in texts(at, "markdown"))
+
+    click(at, "Run")
+    run_until_done(at)
+
+    assert not at.exception
+    assert done_badges(at) == 2
+    answers = [t for t in texts(at, "markdown") if t.startswith("*Demo mode")]
+    assert [a.split(";")[0] for a in answers] == [
+        "*Demo mode: simulated answer from GPT-5 Nano",
+        "*Demo mode: simulated answer from GPT-5",
+    ]
+    assert any("Latency **" in t for t in texts(at, "caption"))
+    assert at.query_params["comparison"]
+    assert any("comparison=" in t for t in texts(at, "code"))
+
+
+def test_two_answers_can_be_diffed(app_env: Path) -> None:
+    at = compose(open_page(), "Hello", ["demo:gpt-5-nano", "demo:gpt-5", "demo:gpt-5.2"])
+    click(at, "Run")
+    run_until_done(at)
+
+    diff = next(t for t in texts(at, "code") if t.startswith("---"))
+    assert diff.splitlines()[:2] == ["--- 1. GPT-5 Nano", "+++ 2. GPT-5"]
+    at.selectbox(key="compare.diff.b").set_value("3. GPT-5.2").run()
+    diff = next(t for t in texts(at, "code") if t.startswith("---"))
+    assert diff.splitlines()[1] == "+++ 3. GPT-5.2"
+    assert any(t.startswith("Similarity ") for t in texts(at, "caption"))
+
+
+def test_a_rerun_of_the_page_never_starts_the_run_twice(app_env: Path) -> None:
+    at = compose(open_page(), "Hi", ["demo:gpt-5-nano"])
+    click(at, "Run")
+    run_id = at.session_state["compare.columns"][0].run_id
+    run_until_done(at)
+    at.run()
+    assert at.session_state["compare.columns"][0].run_id == run_id
+
+
+@pytest.mark.parametrize(
+    ("prompt", "models", "temperature", "message"),
+    [
+        ("Hello", [], None, "Pick at least one model."),
+        ("   ", ["demo:gpt-5"], None, "The prompt is empty"),
+        ("Hello", ["demo:gpt-5"], 3.0, "Temperature must be between 0 and 2 (got 3)."),
+        ("x" * 81, ["demo:gpt-5"], None, "The prompt is 81 characters; the limit is 80."),
+    ],
+    ids=["no-model", "empty-prompt", "temperature", "too-long"],
+)
+def test_bad_input_gets_a_clear_message_and_keeps_what_was_typed(
+    app_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prompt: str,
+    models: list[str],
+    temperature: float | None,
+    message: str,
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "80")
+    services.reset()
+    at = compose(open_page(), prompt, models)
+    at.number_input(key=TEMPERATURE).set_value(temperature)
+
+    click(at.run(), "Run")
+
+    assert not at.exception
+    assert any(message in text for text in texts(at, "error")), texts(at, "error")
+    assert at.text_area(key=PROMPT).value == prompt
+    assert at.multiselect(key=MODELS).value == models
+    assert "compare.columns" not in at.session_state
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        (ModelScript(status=402), "[insufficient_tokens]"),
+        (ModelScript(status=403), "[insufficient_plan]"),
+        (ModelScript(status=429, retry_after_s=42), "Retry in 42 s."),
+        (ModelScript(status=500), "[provider_error]"),
+        (ModelScript(status=503), "[model_unavailable]"),
+    ],
+    ids=["402", "403", "429", "500", "503"],
+)
+def test_an_api_error_shows_in_its_column_while_the_other_completes(
+    with_fake: None, fake_elumenta: FakeElumenta, script: ModelScript, message: str
+) -> None:
+    fake_elumenta.script("gpt-5", script)
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
+
+    click(at, "Run")
+    run_until_done(at)
+
+    assert not at.exception
+    assert done_badges(at) == 1
+    assert ":red-badge[Failed]" in texts(at, "markdown")
+    errors = texts(at, "error")
+    assert len(errors) == 1
+    assert message.lower() in errors[0].lower(), errors
+
+
+def test_without_a_key_elumenta_explains_itself_instead_of_failing_silently(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_PROVIDER", "elumenta")
+    services.reset()
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano"])
+
+    assert any("No Elumenta API key" in t for t in texts(at, "warning"))
+    click(at, "Run")
+    run_until_done(at)
+    assert any("No Elumenta API key" in t for t in texts(at, "error"))
+
+
+def test_a_rejected_key_is_reported_before_running(
+    with_fake: None, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELUMENTA_API_KEY", "nb_wrong_key_0000")
+    services.reset()
+    at = open_page()
+    warnings = texts(at, "warning")
+    assert any("Invalid or missing API key" in w and "Settings" in w for w in warnings), warnings
+    assert not at.exception
+
+
+def test_balance_and_quota_warnings_before_running(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.balance = 2
+    fake_elumenta.quota_hour = 1
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5", "elumenta:claude-opus-4.5"])
+
+    warnings = texts(at, "warning")
+    assert any("costs about 8 billing tokens but the balance is 2" in w for w in warnings)
+    assert any("only 1 are left this hour" in w for w in warnings)
+
+
+def test_continue_chat_turns_the_answer_into_an_assistant_turn(app_env: Path) -> None:
+    at = compose(open_page(), "First question", ["demo:gpt-5-nano", "demo:gpt-5"])
+    click(at, "Run")
+    run_until_done(at)
+
+    click(at, "Continue chat", index=1)
+
+    assert at.text_area(key=PROMPT).value == ""
+    turns = at.session_state["compare.turns"]
+    roles = [at.selectbox(key=f"compare.turn.{t}.role").value for t in turns]
+    contents = [at.text_area(key=f"compare.turn.{t}.content").value for t in turns]
+    assert roles == ["user", "assistant"]
+    assert contents[0] == "First question"
+    assert str(contents[1]).startswith("*Demo mode: simulated answer from GPT-5;")
+
+
+def test_turns_can_be_added_reordered_and_removed(app_env: Path) -> None:
+    at = open_page()
+    click(at, "Add user turn")
+    click(at, "Add assistant turn")
+    first, second = at.session_state["compare.turns"]
+    at.text_area(key=f"compare.turn.{first}.content").set_value("question")
+    at.text_area(key=f"compare.turn.{second}.content").set_value("answer").run()
+
+    click(at, ":material/arrow_upward:", index=1)
+    assert at.session_state["compare.turns"] == [second, first]
+    assert at.text_area(key=f"compare.turn.{first}.content").value == "question"
+
+    click(at, ":material/delete:", index=0)
+    assert at.session_state["compare.turns"] == [first]
+
+
+def test_a_multi_turn_conversation_is_sent_in_order(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    at = open_page()
+    click(at, "Add user turn")
+    click(at, "Add assistant turn")
+    first, second = at.session_state["compare.turns"]
+    at.text_area(key=f"compare.turn.{first}.content").set_value("Hi")
+    at.text_area(key=f"compare.turn.{second}.content").set_value("Hello!")
+    at.text_area(key="compare.system").set_value("Be brief.")
+    compose(at, "And now?", ["elumenta:gpt-5-nano"])
+    click(at, "Run")
+    run_until_done(at)
+
+    sent = [r.json for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert sent[0]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And now?"},
+    ]
+
+
+def test_per_model_overrides_reach_only_their_model(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
+    at.number_input(key=TEMPERATURE).set_value(0.5)
+    at.number_input(key="compare.override.elumenta:gpt-5.temperature").set_value(1.5)
+    click(at.run(), "Run")
+    run_until_done(at)
+
+    sent = {
+        r.json["model"]: r.json.get("temperature")
+        for r in fake_elumenta.requests
+        if r.path.endswith("/generate/stream")
+    }
+    assert sent == {"gpt-5-nano": 0.5, "gpt-5": 1.5}
+
+
+def test_stop_all_keeps_partial_text(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_DEMO_TIME_SCALE", "3")
+    services.reset()
+    at = compose(open_page(), "Hello", ["demo:gpt-5", "demo:claude-opus-4.5"])
+    click(at, "Run")
+
+    click(at, "Stop all")
+    run_until_done(at)
+
+    assert texts(at, "markdown").count(":orange-badge[Stopped]") == 2
+    assert not at.exception
+
+
+def test_rerun_one_column_replaces_only_that_column(app_env: Path) -> None:
+    at = compose(open_page(), "Hello", ["demo:gpt-5-nano", "demo:gpt-5"])
+    click(at, "Run")
+    run_until_done(at)
+    before = list(at.session_state["compare.columns"])
+
+    click(at, "Re-run", index=1)
+    run_until_done(at)
+
+    after = at.session_state["compare.columns"]
+    assert after[0] == before[0]
+    assert after[1].run_id != before[1].run_id
+    assert done_badges(at) == 2
+
+
+def test_a_share_link_reopens_the_comparison_in_another_session(app_env: Path) -> None:
+    at = compose(open_page(), "Shared question", ["demo:gpt-5-nano", "demo:gpt-5"])
+    click(at, "Run")
+    run_until_done(at)
+    ref = at.query_params["comparison"]
+
+    other = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=10)
+    other.query_params["comparison"] = ref
+    other.run()
+
+    assert not other.exception
+    assert other.text_area(key=PROMPT).value == "Shared question"
+    assert other.multiselect(key=MODELS).value == ["demo:gpt-5-nano", "demo:gpt-5"]
+    assert done_badges(other) == 2
+
+
+def test_an_unknown_share_link_says_so(app_env: Path) -> None:
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=10)
+    at.query_params["comparison"] = "no-such-run"
+    at.run()
+    assert any("no longer available" in t for t in texts(at, "warning"))
+
+
+def test_seven_models_wrap_into_rows_of_three(app_env: Path) -> None:
+    models = [
+        "demo:gpt-5-nano",
+        "demo:claude-haiku-4.5",
+        "demo:gemini-2.5-flash",
+        "demo:deepseek-v3",
+        "demo:grok-4-fast",
+        "demo:gpt-5",
+        "demo:deepseek-r1",
+    ]
+    at = compose(open_page(), "Hello", models)
+    click(at, "Run")
+    run_until_done(at)
+
+    assert done_badges(at) == 7
+    thirds = [c for c in at.columns if abs(c.proto.weight - 1 / 3) < 1e-9]
+    assert len(thirds) == 9  # three rows of three; the last row has two empty cells
+    assert sum(1 for c in thirds if c.children) == 7

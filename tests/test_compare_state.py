@@ -1,0 +1,67 @@
+"""The Compare editor's state in a plain dict, as the page keeps it in st.session_state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground import compare_state as cs
+from playground.providers.base import Message
+from playground.results import CompareRequest, ModelTarget
+
+
+def contents(state: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in cs.turns(state)]
+
+
+def test_turns_keep_their_text_when_moved_and_removed() -> None:
+    state: dict[str, Any] = {}
+    cs.add_turn(state, "user")
+    cs.add_turn(state, "assistant")
+    first, second = cs.turn_ids(state)
+    state[cs.turn_key(first, "content")] = "question"
+    state[cs.turn_key(second, "content")] = "answer"
+
+    cs.move_turn(state, 1, -1)
+    assert contents(state) == [("assistant", "answer"), ("user", "question")]
+
+    cs.remove_turn(state, 0)
+    assert contents(state) == [("user", "question")]
+    assert cs.turn_key(second, "content") not in state
+
+
+def test_continuing_moves_prompt_and_answer_into_the_turns() -> None:
+    state: dict[str, Any] = {cs.PROMPT: "What is 2+2?"}
+    cs.set_turns(state, [Message("user", "Hi"), Message("assistant", "Hello")])
+
+    cs.continue_conversation(state, "4")
+
+    assert state[cs.PROMPT] == ""
+    assert contents(state) == [
+        ("user", "Hi"),
+        ("assistant", "Hello"),
+        ("user", "What is 2+2?"),
+        ("assistant", "4"),
+    ]
+
+
+def test_set_turns_forgets_the_old_widget_keys() -> None:
+    state: dict[str, Any] = {}
+    cs.set_turns(state, [Message("user", "old")])
+    (old,) = cs.turn_ids(state)
+    cs.set_turns(state, [Message("user", "new")])
+    assert cs.turn_key(old, "content") not in state
+    assert contents(state) == [("user", "new")]
+
+
+def test_loading_a_request_fills_the_editor_with_known_models_only() -> None:
+    request = CompareRequest(
+        messages=(Message("user", "a"), Message("assistant", "b"), Message("user", "c")),
+        targets=(ModelTarget("demo", "gpt-5"), ModelTarget("elumenta", "gone")),
+        system_prompt="sys",
+    )
+    state: dict[str, Any] = {}
+    cs.load_request(state, request, {"demo:gpt-5"})
+    assert state[cs.SYSTEM] == "sys"
+    assert state[cs.PROMPT] == "c"
+    assert state[cs.MODELS] == ["demo:gpt-5"]
+    assert contents(state) == [("user", "a"), ("assistant", "b")]

@@ -1,0 +1,139 @@
+"""The UI's process-wide objects: connection choice, cached providers and catalog, runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from playground import services
+from playground.compare_view import ColumnRef
+from playground.errors import InvalidRequestError
+from playground.providers.base import GenerationParams, Message
+from playground.results import CompareRequest, ModelTarget
+
+
+def request(*models: str, prompt: str = "Hi") -> CompareRequest:
+    return CompareRequest(
+        messages=(Message("user", prompt),),
+        targets=tuple(ModelTarget("demo", m) for m in models),
+        params=GenerationParams(),
+    )
+
+
+class TestConnection:
+    def test_without_a_key_auto_means_the_demo(self, app_env: Path) -> None:
+        connection = services.connection_from_state({})
+        assert connection.provider == "demo"
+        assert connection.label == "Demo (offline, simulated)"
+        assert connection.key_hint == "no API key"
+
+    def test_an_environment_key_means_elumenta(
+        self, app_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
+        services.reset()
+        connection = services.connection_from_state({})
+        assert connection.provider == "elumenta"
+        assert connection.label == "Elumenta · elumenta.ru"
+        assert connection.key_hint == "nb_…abcd (from environment)"
+
+    def test_session_choices_win_over_the_environment(
+        self, app_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
+        services.reset()
+        state = {
+            services.API_KEY_KEY: "  nb_typed_key_000_wxyz ",
+            services.BASE_URL_KEY: "http://127.0.0.1:9/api/v2/",
+        }
+        connection = services.connection_from_state(state)
+        assert connection.api_key is not None
+        assert connection.api_key.get_secret_value() == "nb_typed_key_000_wxyz"
+        assert connection.key_hint == "nb_…wxyz (from session)"
+        assert connection.elumenta_base_url == "http://127.0.0.1:9/api/v2"
+        demo = services.connection_from_state({**state, services.PROVIDER_CHOICE_KEY: "demo"})
+        assert demo.provider == "demo"
+        assert demo.fingerprint != connection.fingerprint
+
+    def test_an_unconfigured_openai_compatible_provider_falls_back_to_the_demo(
+        self, app_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PLAYGROUND_PROVIDER", "openai_compatible")
+        services.reset()
+        assert services.connection_from_state({}).provider == "demo"
+
+
+def test_providers_are_built_once_per_key(app_env: Path) -> None:
+    demo = services.connection_from_state({})
+    keyed = services.connection_from_state({services.API_KEY_KEY: "nb_other_key_00001"})
+    assert services.get_providers(demo) is services.get_providers(demo)
+    assert services.get_providers(keyed) is not services.get_providers(demo)
+
+
+def test_the_catalog_is_reread_when_its_file_changes(app_env: Path) -> None:
+    assert services.get_catalog().cost_of("gpt-5") == 2
+    path = services.get_settings().resolved_catalog_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(services.get_catalog().to_json())
+    doc["models"][5]["token_cost"] = 7
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+    assert services.get_catalog().cost_of(doc["models"][5]["slug"]) == 7
+    assert services.get_runner().catalog is services.get_catalog()
+
+
+def test_the_demo_balance_is_read_on_the_runner_loop(app_env: Path) -> None:
+    balance = services.fetch_balance(services.connection_from_state({}))
+    assert balance.plan == "Demo"
+    assert balance.token_balance == 1000
+
+
+def test_the_balance_is_cached_per_connection_and_errors_are_explained(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state: dict[str, object] = {}
+    demo = services.connection_from_state({})
+    balance, error = services.cached_balance(state, demo)
+    assert balance is not None and error is None
+    calls: list[object] = []
+    monkeypatch.setattr(services, "fetch_balance", lambda c: calls.append(c))
+    assert services.cached_balance(state, demo) == (balance, None)
+    assert calls == []
+
+    monkeypatch.undo()
+    no_key = services.connection_from_state({services.PROVIDER_CHOICE_KEY: "elumenta"})
+    balance, error = services.cached_balance(state, no_key)
+    assert balance is None
+    assert error is not None and error.startswith("No Elumenta API key is configured.")
+
+
+def test_a_run_can_be_found_again_and_one_column_rerun(app_env: Path) -> None:
+    connection = services.connection_from_state({})
+    handle = services.start_compare(request("gpt-5-nano", "gpt-5"), connection)
+    handle.wait(10)
+    columns = [ColumnRef(handle.run_id, 0), ColumnRef(handle.run_id, 1)]
+
+    assert services.open_run(handle.run_id) is handle
+    state = services.column_results(columns)
+    assert state is not None
+    assert [r.status for r in state[0]] == ["completed", "completed"]
+
+    columns[1] = services.rerun_column(columns[1], connection)
+    assert columns[1].index == 0
+    rerun = services.open_run(columns[1].run_id)
+    assert rerun is not None
+    assert [t.model for t in rerun.request.targets] == ["gpt-5"]
+    assert services.column_results([ColumnRef("gone", 0)]) is None
+
+
+def test_the_configured_prompt_limit_is_enforced(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "10")
+    services.reset()
+    with pytest.raises(InvalidRequestError, match="the limit is 10"):
+        services.start_compare(
+            request("gpt-5", prompt="x" * 11), services.connection_from_state({})
+        )
