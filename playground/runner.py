@@ -244,6 +244,12 @@ class Runner:
         with self._runs_lock:
             return self._runs.get(run_id)
 
+    def find_by_comparison(self, comparison_id: int) -> RunHandle | None:
+        """The newest recent run recorded as ``comparison_id`` (a share link to a live run)."""
+        with self._runs_lock:
+            matches = [h for h in self._runs.values() if h.comparison_id == comparison_id]
+        return matches[-1] if matches else None
+
     def close(self, timeout: float = 5.0) -> None:
         """Cancel running work, stop the loop and the writer thread."""
         with self._runs_lock:
@@ -291,12 +297,23 @@ class Runner:
         handle._done.set()
 
     async def _write(self, handle: RunHandle, fn: Callable[..., T], *args: Any) -> T | None:
-        try:
-            return await self.loop.run_in_executor(self._writer, fn, *args)
-        except Exception as exc:  # a DB hiccup must not kill the stream
-            log.exception("Could not record a result")
-            handle.record_error = f"History not saved: {user_message(exc)}"
-            return None
+        """Run a recorder call on the writer thread; a stop never abandons it half-way.
+
+        A cancellation that arrives meanwhile is absorbed (the caller sees it through
+        ``cancel_requested``), so the row id of a started result is never lost.
+        """
+        future = self.loop.run_in_executor(self._writer, fn, *args)
+        while True:
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            except Exception as exc:  # a DB hiccup must not kill the stream
+                log.exception("Could not record a result")
+                handle.record_error = f"History not saved: {user_message(exc)}"
+                return None
 
     def _flush_soon(self, handle: RunHandle, recorder: Recorder, result: ModelResult) -> None:
         future: Future[None] = self._writer.submit(recorder.record_progress, result)
@@ -327,48 +344,81 @@ class Runner:
         target = handle.request.targets[index]
         started = handle._update(index, status="running", started_at=datetime.now(UTC))
         cached = None
-        if recorder is not None and handle.request.use_cache:
+        if recorder is not None and handle.request.use_cache and not slot.cancel_requested:
             cached = await self._write(
                 handle, recorder.find_cached, target.provider, started.request_hash
             )
         if cached is not None:
-            final = handle._update(
-                index,
-                status="completed",
-                generation_id=cached.generation_id,
-                tokens_used=0,
-                balance_remaining=cached.balance_remaining,
-                latency_ms=cached.latency_ms,
-                ttft_ms=cached.ttft_ms,
-                cached=True,
-                finished_at=datetime.now(UTC),
-            )
-            handle._append(index, cached.content)
-            final = replace(final, content=cached.content)
-            emit(ModelStarted(index, final))
-            if recorder is not None:
-                result_id = await self._write(
-                    handle, recorder.record_started, handle.comparison_id, final
-                )
-                handle._update(index, result_id=result_id)
-            emit(ModelFinished(index, handle.snapshot().results[index]))
+            await self._finish_from_cache(handle, index, cached, recorder, emit)
             return
-
         if recorder is not None:
             result_id = await self._write(
                 handle, recorder.record_started, handle.comparison_id, started
             )
             started = handle._update(index, result_id=result_id)
         emit(ModelStarted(index, started))
-        provider = providers[target.provider]
+        changes, sent, end = await self._stream(
+            handle, index, providers[target.provider], recorder, emit
+        )
+        final = handle._update(
+            index,
+            latency_ms=None if sent is None else (end - sent) * 1000,
+            finished_at=datetime.now(UTC),
+            **changes,
+        )
+        if recorder is not None:
+            await self._write(handle, recorder.record_finished, final)
+        emit(ModelFinished(index, final))
+
+    async def _finish_from_cache(
+        self,
+        handle: RunHandle,
+        index: int,
+        cached: ModelResult,
+        recorder: Recorder | None,
+        emit: Callable[[RunEvent], None],
+    ) -> None:
+        final = handle._update(
+            index,
+            status="completed",
+            generation_id=cached.generation_id,
+            tokens_used=0,
+            balance_remaining=cached.balance_remaining,
+            latency_ms=cached.latency_ms,
+            ttft_ms=cached.ttft_ms,
+            cached=True,
+            finished_at=datetime.now(UTC),
+        )
+        handle._append(index, cached.content)
+        final = replace(final, content=cached.content)
+        emit(ModelStarted(index, final))
+        if recorder is not None:
+            result_id = await self._write(
+                handle, recorder.record_started, handle.comparison_id, final
+            )
+            final = handle._update(index, result_id=result_id)
+        emit(ModelFinished(index, final))
+
+    async def _stream(
+        self,
+        handle: RunHandle,
+        index: int,
+        provider: Provider,
+        recorder: Recorder | None,
+        emit: Callable[[RunEvent], None],
+    ) -> tuple[dict[str, Any], float | None, float]:
+        """Stream one model; returns the result's changes, when it was sent and when it ended."""
+        slot = handle._slots[index]
         request = handle.request.generation_request(index)
         changes: dict[str, Any] = {}
-        async with self._semaphore:
-            sent = time.perf_counter()
-            last_byte: float | None = None
-            first_content: float | None = None
-            last_flush = sent
-            try:
+        sent: float | None = None
+        last_byte: float | None = None
+        first_content: float | None = None
+        try:
+            if slot.cancel_requested:
+                raise asyncio.CancelledError
+            async with self._semaphore:
+                sent = last_flush = time.perf_counter()
                 async with asyncio.timeout(self.model_timeout_s):
                     async with aclosing(provider.stream(request)) as events:
                         async for event in events:
@@ -396,40 +446,31 @@ class Runner:
                                 )
                                 if event.generation_id:
                                     changes["generation_id"] = event.generation_id
-                changes["status"] = "completed"
-            except asyncio.CancelledError:
-                changes.update(
-                    status="cancelled", error_code="cancelled", error_message="Stopped by the user."
-                )
-            except TimeoutError:
-                changes.update(
-                    status="partial" if first_content else "failed",
-                    error_code="timeout",
-                    error_message=f"No complete answer within {self.model_timeout_s:g} s.",
-                )
-            except APIError as exc:
-                changes.update(
-                    status="partial" if first_content else "failed",
-                    error_code=exc.code,
-                    error_message=exc.message,
-                    retry_after=exc.retry_after,
-                )
-                if exc.rate_limit is not None:
-                    changes["rate_limit"] = exc.rate_limit
-            except Exception as exc:  # one model's bug must not sink the others
-                log.exception("Model %s failed unexpectedly", target.model)
-                changes.update(
-                    status="partial" if first_content else "failed",
-                    error_code="internal_error",
-                    error_message=user_message(exc),
-                )
-            end = last_byte or time.perf_counter()
-        final = handle._update(
-            index,
-            latency_ms=(end - sent) * 1000,
-            finished_at=datetime.now(UTC),
-            **changes,
-        )
-        if recorder is not None:
-            await self._write(handle, recorder.record_finished, final)
-        emit(ModelFinished(index, final))
+            changes["status"] = "completed"
+        except asyncio.CancelledError:
+            changes.update(
+                status="cancelled", error_code="cancelled", error_message="Stopped by the user."
+            )
+        except TimeoutError:
+            changes.update(
+                status="partial" if first_content else "failed",
+                error_code="timeout",
+                error_message=f"No complete answer within {self.model_timeout_s:g} s.",
+            )
+        except APIError as exc:
+            changes.update(
+                status="partial" if first_content else "failed",
+                error_code=exc.code,
+                error_message=exc.message,
+                retry_after=exc.retry_after,
+            )
+            if exc.rate_limit is not None:
+                changes["rate_limit"] = exc.rate_limit
+        except Exception as exc:  # one model's bug must not sink the others
+            log.exception("Model %s failed unexpectedly", request.model)
+            changes.update(
+                status="partial" if first_content else "failed",
+                error_code="internal_error",
+                error_message=user_message(exc),
+            )
+        return changes, sent, last_byte or time.perf_counter()

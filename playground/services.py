@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from playground import config
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
@@ -31,12 +32,13 @@ from playground.errors import (
     PlaygroundError,
     user_message,
 )
-from playground.providers.base import Balance, Provider, validate_request
+from playground.providers.base import Balance, Provider
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
 from playground.redact import mask_secret, mask_url
 from playground.results import CompareRequest, ModelResult, Recorder
 from playground.runner import RunHandle, Runner, RunSnapshot
+from playground.store import Store, StoreRecorder, get_comparison, open_store
 
 PROVIDER_CHOICE_KEY = "settings.provider"
 BASE_URL_KEY = "settings.base_url"
@@ -57,6 +59,7 @@ MAX_PROVIDER_SETS = 32
 _lock = threading.RLock()
 _runner: Runner | None = None
 _catalog: tuple[tuple[str, int], Catalog] | None = None
+_store: Store | None = None
 _providers: OrderedDict[tuple[str, str, tuple[str, int]], dict[str, Provider]] = OrderedDict()
 
 
@@ -154,6 +157,7 @@ def get_runner() -> Runner:
                 model_timeout_s=settings.model_timeout_s,
                 flush_interval_s=settings.flush_interval_s,
                 max_concurrency=settings.max_concurrency,
+                max_prompt_chars=settings.max_prompt_chars,
             )
         # Prices of new runs follow a refreshed catalog.
         _runner.catalog = catalog
@@ -200,9 +204,41 @@ def _close_later(providers: Mapping[str, Provider], settings: Settings) -> None:
     runner.loop.call_soon_threadsafe(runner.loop.call_later, settings.model_timeout_s, close)
 
 
-def get_recorder() -> Recorder | None:
-    """Where runs are recorded; ``None`` until the history store plugs in here."""
-    return None
+def get_store() -> Store:
+    """The process's history database, opened (migrated, crashed runs recovered) once."""
+    global _store
+    with _lock:
+        if _store is None:
+            url = get_settings().resolved_database_url
+            try:
+                _store = open_store(url)
+            except SQLAlchemyError as exc:
+                raise ConfigError(
+                    f"Cannot open the history database {mask_url(url)} "
+                    f"({type(exc).__name__}). Check PLAYGROUND_DATABASE_URL."
+                ) from exc
+        return _store
+
+
+def get_recorder() -> Recorder:
+    """Where runs are recorded: the history store, pricing results from the current catalog."""
+    return StoreRecorder(get_store().engine, get_catalog().cost_of)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished comparison read back from history, drawn like a live run."""
+
+    comparison_id: int
+    request: CompareRequest
+    results: tuple[ModelResult, ...]
+
+    def snapshot(self) -> RunSnapshot:
+        """The stored results; always done."""
+        return RunSnapshot(str(self.comparison_id), self.comparison_id, self.results, done=True)
+
+    def cancel(self, index: int | None = None) -> None:
+        """Nothing to stop: the comparison has finished."""
 
 
 class RunView(Protocol):
@@ -223,22 +259,34 @@ class RunView(Protocol):
 
 
 def start_compare(request: CompareRequest, connection: Connection) -> RunHandle:
-    """Start ``request`` on the runner; raises ``InvalidRequestError`` before sending anything."""
-    if request.targets:
-        # The runner checks with the default size limit; the configured one is checked here.
-        validate_request(
-            request.generation_request(0), max_prompt_chars=get_settings().max_prompt_chars
-        )
+    """Start ``request`` on the runner, recorded in history.
+
+    Raises ``InvalidRequestError`` before anything is sent or stored.
+    """
     return get_runner().start(request, get_providers(connection), recorder=get_recorder())
 
 
 def open_run(ref: str) -> RunView | None:
-    """The comparison a run id or share link names, or ``None`` if it is gone.
+    """The comparison a run id or share link names, or ``None`` if it is unknown.
 
-    Today this finds live runs of this process; the history store plugs in here to load a
-    stored comparison by its id.
+    A number is a stored comparison id: while its run is still live in this process the
+    live run is returned (so it keeps streaming), else the stored one is read back.
     """
-    return get_runner().get(ref)
+    runner = get_runner()
+    live = runner.get(ref)
+    if live is not None:
+        return live
+    if not ref.isdigit():
+        return None
+    comparison_id = int(ref)
+    live = runner.find_by_comparison(comparison_id)
+    if live is not None:
+        return live
+    with get_store().session() as session, session.begin():
+        stored = get_comparison(session, comparison_id)
+    if stored is None:
+        return None
+    return StoredRun(stored.id, stored.request, stored.results)
 
 
 def rerun_column(column: ColumnRef, connection: Connection) -> ColumnRef:
@@ -339,8 +387,11 @@ def reset() -> None:
 
     Tests use it to apply new environment settings between app runs.
     """
-    global _runner, _catalog
+    global _runner, _catalog, _store
     with _lock:
+        if _store is not None:
+            _store.close()
+            _store = None
         if _runner is not None:
             for providers in _providers.values():
                 for provider in providers.values():

@@ -288,3 +288,15 @@ def test_each_column_fails_its_own_way_against_the_fake_server(
     errored = results["deepseek-r1"]
     assert (errored.status, errored.content) == ("partial", "so ")
     assert results["grok-4-fast"].error_code == "insufficient_plan"
+
+
+def test_stop_right_after_start_still_records_every_column(runner: Runner) -> None:
+    recorder = ListRecorder()
+    handle = runner.start(request("gpt-5", "gpt-5-nano"), demo(1.0), recorder=recorder)
+    handle.cancel()
+    snapshot = handle.wait(10)
+    assert snapshot.done
+    assert [r.status for r in snapshot.results] == ["cancelled", "cancelled"]
+    finished = [r for kind, r in recorder.calls if kind == "finished"]
+    assert sorted(r.index for r in finished) == [0, 1]  # type: ignore[union-attr]
+    assert all(r.result_id is not None for r in finished)  # type: ignore[union-attr]
