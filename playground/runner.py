@@ -289,9 +289,8 @@ class Runner:
             task = asyncio.create_task(
                 self._run_model(handle, index, providers, recorder, on_event)
             )
+            # A stop that came before this point is seen by the task through cancel_requested.
             slot.task = task
-            if slot.cancel_requested:
-                task.cancel()
             tasks.append(task)
         await asyncio.gather(*tasks, return_exceptions=True)
         handle._done.set()
