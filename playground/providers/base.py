@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from playground.catalog import ModelInfo
 from playground.errors import InvalidRequestError, RateLimitInfo
@@ -66,6 +66,13 @@ class GenerationRequest:
         out = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         out.extend({"role": m.role, "content": m.content} for m in self.messages)
         return out
+
+    def chat_body(self, *, stream: bool) -> dict[str, Any]:
+        """The JSON body both Elumenta (shape A) and OpenAI-style APIs take."""
+        body: dict[str, Any] = {"model": self.model, "messages": self.api_messages()}
+        body.update(self.params.to_dict())
+        body["stream"] = stream
+        return body
 
     def request_hash(self, provider: str) -> str:
         """A stable hash of what would be sent: equal hashes mean an identical request."""

@@ -49,14 +49,6 @@ log = logging.getLogger(__name__)
 DONE_SENTINEL = "[DONE]"
 
 
-def build_body(request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
-    """The request body in shape A (the guide's): model, messages, params, stream."""
-    body: dict[str, Any] = {"model": request.model, "messages": request.api_messages()}
-    body.update(request.params.to_dict())
-    body["stream"] = stream
-    return body
-
-
 def _optional_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -200,7 +192,7 @@ class ElumentaProvider:
     async def generate(self, request: GenerationRequest) -> Generation:
         """``POST /generate``: the whole answer at once, retried per the retry policy."""
         headers = self._auth_headers()
-        body = build_body(request, stream=False)
+        body = request.chat_body(stream=False)
 
         async def call() -> Generation:
             try:
@@ -216,7 +208,7 @@ class ElumentaProvider:
         """``POST /generate/stream``; retries only before the first content arrived."""
         headers = self._auth_headers()
         headers["Accept"] = "text/event-stream"
-        body = build_body(request, stream=True)
+        body = request.chat_body(stream=True)
         async for event in stream_with_retries(
             lambda: self._stream_once(body, headers), is_content, self._retry, self._sleep
         ):

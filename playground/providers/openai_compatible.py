@@ -42,14 +42,6 @@ from playground.providers.base import (
 log = logging.getLogger(__name__)
 
 
-def build_chat_body(request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
-    """An OpenAI chat-completions body for ``request``."""
-    body: dict[str, Any] = {"model": request.model, "messages": request.api_messages()}
-    body.update(request.params.to_dict())
-    body["stream"] = stream
-    return body
-
-
 def parse_chunk(payload: dict[str, Any]) -> str:
     """The text of one streamed ``chat.completion.chunk`` (empty when it carries none)."""
     if isinstance(payload.get("error"), dict | str):
@@ -111,7 +103,7 @@ class OpenAICompatibleProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream ``choices[0].delta.content``; retries only before the first content."""
-        body = build_chat_body(request, stream=True)
+        body = request.chat_body(stream=True)
         async for event in stream_with_retries(
             lambda: self._stream_once(body), is_content, self._retry, self._sleep
         ):
@@ -152,7 +144,7 @@ class OpenAICompatibleProvider:
 
     async def generate(self, request: GenerationRequest) -> Generation:
         """A non-streamed chat completion."""
-        body = build_chat_body(request, stream=False)
+        body = request.chat_body(stream=False)
 
         async def call() -> Generation:
             try:
