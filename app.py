@@ -30,6 +30,8 @@ st.navigation(
         compare,
         st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/costs.py", title="Costs", icon=":material/payments:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 ).run()

@@ -1,4 +1,4 @@
-"""The command line: ``python -m playground compare|models|history|show|export``.
+"""The command line: ``python -m playground compare|models|history|show|export|eval``.
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
@@ -18,6 +18,7 @@ from typing import TextIO
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError, PlaygroundError
+from playground.evaluation.cli import add_eval_parser, run_eval
 from playground.providers.base import GenerationParams, Message
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(export)
     export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
     export.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+
+    add_eval_parser(commands)
     return parser
 
 
@@ -352,6 +355,8 @@ def main(
             return run_compare(args, settings, catalog, (out, err, stdin))
         if args.command == "models":
             return run_models(args, settings, catalog, out)
+        if args.command == "eval":
+            return run_eval(args, settings, catalog, out, err)
         store = open_store(settings.resolved_database_url)
         try:
             if args.command == "history":

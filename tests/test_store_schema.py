@@ -12,7 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from playground.errors import ConfigError
-from playground.store import Store, create_store_engine, open_store
+from playground.store import (
+    Store,
+    create_store_engine,
+    eval_models,  # noqa: F401  (registers the 0002 tables on Base)
+    open_store,
+)
 from playground.store.models import Base
 
 EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
@@ -59,6 +64,70 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("finished_utc", True),
         ("updated_utc", False),
     ],
+    "prompt_templates": [("id", False), ("name", False), ("owner", True), ("created_utc", False)],
+    "template_versions": [
+        ("id", False),
+        ("template_id", False),
+        ("version", False),
+        ("system_prompt", False),
+        ("user_prompt", False),
+        ("variables_json", False),
+        ("note", False),
+        ("created_utc", False),
+    ],
+    "datasets": [
+        ("id", False),
+        ("name", False),
+        ("owner", True),
+        ("columns_json", False),
+        ("rows_json", False),
+        ("row_count", False),
+        ("created_utc", False),
+    ],
+    "eval_batches": [
+        ("id", False),
+        ("title", False),
+        ("owner", True),
+        ("dataset_id", True),
+        ("status", False),
+        ("spec_json", False),
+        ("budget_tokens", True),
+        ("created_utc", False),
+        ("updated_utc", False),
+        ("finished_utc", True),
+    ],
+    "batch_cells": [
+        ("id", False),
+        ("batch_id", False),
+        ("template_version_id", False),
+        ("row_index", False),
+        ("provider", False),
+        ("model", False),
+        ("status", False),
+        ("attempts", False),
+        ("result_id", True),
+        ("passed", True),
+        ("assertions_json", True),
+        ("error_message", True),
+        ("updated_utc", False),
+    ],
+    "ratings": [
+        ("id", False),
+        ("result_id", False),
+        ("rater", False),
+        ("kind", False),
+        ("value", True),
+        ("note", True),
+        ("created_utc", False),
+    ],
+    "pairwise_votes": [
+        ("id", False),
+        ("result_a_id", False),
+        ("result_b_id", False),
+        ("winner", False),
+        ("rater", False),
+        ("created_utc", False),
+    ],
 }
 EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
     "comparisons": {
@@ -87,6 +156,26 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
             "ttft_ms",
             "chars_per_s",
         ],
+    },
+    "prompt_templates": {"ix_prompt_templates_owner_name": ["owner", "name"]},
+    "template_versions": {"ix_template_versions_template_version": ["template_id", "version"]},
+    "datasets": {"ix_datasets_owner_created": ["owner", "created_utc"]},
+    "eval_batches": {"ix_eval_batches_owner_created": ["owner", "created_utc"]},
+    "batch_cells": {
+        "ix_batch_cells_identity": [
+            "batch_id",
+            "template_version_id",
+            "row_index",
+            "provider",
+            "model",
+        ],
+        "ix_batch_cells_batch_status": ["batch_id", "status"],
+        "ix_batch_cells_result_id": ["result_id"],
+    },
+    "ratings": {"ix_ratings_result_id": ["result_id"]},
+    "pairwise_votes": {
+        "ix_pairwise_votes_result_a": ["result_a_id"],
+        "ix_pairwise_votes_result_b": ["result_b_id"],
     },
 }
 SQLITE_FTS_TABLES = {"results_fts", "comparisons_fts"}
@@ -118,6 +207,15 @@ def test_blank_database_migrates_to_exactly_the_expected_schema(store: Store) ->
         (foreign_key,) = inspector.get_foreign_keys(table)
         assert foreign_key["referred_table"] == "comparisons"
         assert foreign_key["options"].get("ondelete") == "CASCADE"
+    cell_keys = {
+        fk["referred_table"]: fk["options"].get("ondelete")
+        for fk in inspector.get_foreign_keys("batch_cells")
+    }
+    assert cell_keys == {
+        "eval_batches": "CASCADE",
+        "template_versions": None,
+        "results": "SET NULL",
+    }
 
 
 def test_migrated_schema_matches_the_orm_models(store: Store) -> None:
@@ -165,7 +263,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == "0002"
     store.close()
 
 

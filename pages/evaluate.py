@@ -1,0 +1,231 @@
+"""Evaluate: templates, datasets, batch runs with live progress, results matrix, blind votes."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from playground import compare_state, services
+from playground.errors import PlaygroundError, user_message
+from playground.evaluation import app as evaluation
+from playground.evaluation.assertions import parse_assertion
+from playground.evaluation.datasets import parse_dataset
+from playground.evaluation.plan import BatchSpec
+from playground.evaluation.report import cell_mark, export_text, failed_assertions, pass_rates
+from playground.results import ModelTarget
+
+BATCH_KEY = "evaluate.batch_id"
+PAIR_KEY = "evaluate.pair"
+REVEAL_KEY = "evaluate.revealed"
+
+st.title("Evaluate")
+connection = services.connection_from_state(st.session_state)
+templates_tab, data_tab, run_tab, results_tab, vote_tab = st.tabs(
+    ["Templates", "Dataset", "Run batch", "Results", "Blind vote"]
+)
+
+with templates_tab:
+    saved = evaluation.templates()
+    name = st.text_input("Template name", key="evaluate.template_name")
+    system = st.text_area("System prompt", key="evaluate.system", height=80)
+    user = st.text_area("User prompt ({{ variables }} allowed)", key="evaluate.user", height=120)
+    if st.button("Save version", icon=":material/save:"):
+        try:
+            version = evaluation.save_template(name, system, user)
+            st.success(f"Saved {version.name} v{version.version}.")
+            saved = evaluation.templates()
+        except PlaygroundError as exc:
+            st.error(user_message(exc))
+    for template_name, versions in saved.items():
+        with st.expander(f"{template_name} · {len(versions)} version(s)"):
+            for version in versions:
+                st.markdown(f"**v{version.version}** · variables: {', '.join(version.variables)}")
+                st.code(f"{version.template.system}\n---\n{version.template.user}", language=None)
+                if st.button("Load into Compare", key=f"evaluate.load.{version.id}"):
+                    st.session_state[compare_state.SYSTEM] = version.template.system
+                    st.session_state[compare_state.PROMPT] = version.template.user
+                    st.switch_page("pages/compare.py")
+
+with data_tab:
+    upload = st.file_uploader("CSV or JSONL file", type=["csv", "jsonl", "ndjson"])
+    pasted = st.text_area("…or paste CSV / JSONL", key="evaluate.pasted", height=120)
+    text = upload.getvalue().decode("utf-8", "replace") if upload else pasted
+    if text.strip():
+        try:
+            dataset = parse_dataset(text)
+            st.caption(f"{len(dataset.rows)} rows · columns: {', '.join(dataset.columns)}")
+            st.dataframe(pd.DataFrame(dataset.preview()), hide_index=True)
+            dataset_name = st.text_input("Dataset name", key="evaluate.dataset_name")
+            if st.button("Save dataset", icon=":material/save:"):
+                dataset_id = evaluation.store_dataset(dataset_name, dataset)
+                st.success(f"Saved dataset #{dataset_id}.")
+        except PlaygroundError as exc:
+            st.error(user_message(exc))
+
+with run_tab:
+    versions = {f"{v.name} v{v.version}": v.id for vs in saved.values() for v in vs}
+    stored = {f"#{i} {n} ({c} rows)": i for i, n, c in evaluation.datasets()}
+    slugs = [m.slug for m in services.get_catalog()]
+    chosen_versions = st.multiselect("Template versions", list(versions), key="evaluate.versions")
+    chosen_dataset = st.selectbox("Dataset", list(stored), key="evaluate.dataset")
+    models = st.multiselect("Models", slugs, key="evaluate.models")
+    assertions_text = st.text_area(
+        "Assertions (YAML list)",
+        key="evaluate.assertions",
+        placeholder="- {type: contains, column: expected}\n- {type: max_latency_ms, value: 5000}",
+    )
+    concurrency = st.slider("Concurrency", 1, 16, 8, key="evaluate.concurrency")
+    budget = st.number_input("Budget cap (tokens, 0 = none)", 0, step=10, key="evaluate.budget")
+    if chosen_versions and chosen_dataset and models:
+        try:
+            spec = BatchSpec(
+                title=", ".join(chosen_versions),
+                template_version_ids=tuple(versions[v] for v in chosen_versions),
+                dataset_id=stored[chosen_dataset],
+                targets=tuple(ModelTarget(connection.provider, m) for m in models),
+                assertions=tuple(
+                    parse_assertion(a) for a in yaml.safe_load(assertions_text or "[]") or []
+                ),
+                concurrency=concurrency,
+                budget_tokens=int(budget) or None,
+            )
+            report = evaluation.check_and_estimate(spec)
+            st.info(f"{report.requests} requests · up to {report.tokens} billing tokens")
+            for warning in report.warnings:
+                st.warning(warning)
+            if st.button("Start batch", type="primary", icon=":material/play_arrow:"):
+                st.session_state[BATCH_KEY] = evaluation.start_batch(spec, connection).batch_id
+        except (PlaygroundError, yaml.YAMLError) as exc:
+            st.error(user_message(exc) if isinstance(exc, PlaygroundError) else str(exc))
+
+    @st.fragment(run_every=1.0)
+    def progress_panel() -> None:
+        batch_id = st.session_state.get(BATCH_KEY)
+        job = evaluation.running_job(batch_id) if batch_id else None
+        if job is None:
+            return
+        progress = job.progress()
+        eta = "" if progress.eta_s is None else f" · ETA {progress.eta_s:.0f} s"
+        st.progress(
+            progress.fraction,
+            text=f"Batch #{progress.batch_id} {progress.status}: {progress.done}/"
+            f"{progress.total} done, {progress.failed} failed · "
+            f"{progress.spent_tokens} tokens{eta}",
+        )
+        if progress.message:
+            st.caption(progress.message)
+        pause, resume, cancel = st.columns(3)
+        if pause.button("Pause", disabled=job.finished):
+            job.pause()
+        if resume.button("Resume", disabled=job.finished):
+            job.resume()
+        if cancel.button("Cancel", disabled=job.finished):
+            job.cancel()
+
+    progress_panel()
+
+with results_tab:
+    all_batches = evaluation.batches()
+    listed = {f"#{i} {t} ({s})": i for i, t, s in all_batches}
+    statuses = {i: s for i, _, s in all_batches}
+    picked = st.selectbox("Batch", list(listed), key="evaluate.results_batch")
+    if picked:
+        job = evaluation.running_job(listed[picked])
+        resumable = statuses[listed[picked]] != "completed" and (job is None or job.finished)
+        if resumable and st.button("Resume batch", icon=":material/replay:"):
+            st.session_state[BATCH_KEY] = evaluation.resume_batch(
+                listed[picked], connection
+            ).batch_id
+        batch_cells = evaluation.cells(listed[picked])
+        only_failing = st.checkbox("Only failing cells", key="evaluate.only_failing")
+        matrix = pd.DataFrame(
+            [
+                {
+                    "row": c.key.row_index + 1,
+                    "version": c.key.template_version_id,
+                    "model": c.key.model,
+                    "mark": cell_mark(c),
+                }
+                for c in batch_cells
+                if not only_failing or cell_mark(c) in ("FAIL", "ERROR")
+            ]
+        )
+        if not matrix.empty:
+            wide = matrix.pivot_table(
+                index=["version", "row"], columns="model", values="mark", aggfunc="first"
+            )
+            colours = {
+                "PASS": "background-color: #d4f4dd",
+                "FAIL": "background-color: #f9d6d5",
+                "ERROR": "background-color: #f3e0b5",
+            }
+            st.dataframe(wide.style.map(lambda v: colours.get(v, "")))
+        rates = pass_rates(batch_cells)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"model": m, "pass rate": r.estimate, "95% low": r.low, "95% high": r.high}
+                    for m, r in rates.items()
+                ]
+            ),
+            hide_index=True,
+        )
+        csv_col, json_col = st.columns(2)
+        csv_col.download_button("Export CSV", export_text(batch_cells, "csv"), "batch.csv")
+        json_col.download_button("Export JSON", export_text(batch_cells, "json"), "batch.json")
+        rated = [c for c in batch_cells if c.result_id is not None]
+        if rated:
+            st.subheader("Rate an answer")
+            cell = st.selectbox(
+                "Answer",
+                rated,
+                key="evaluate.rate_cell",
+                format_func=lambda c: f"row {c.key.row_index + 1} · {c.key.model}",
+            )
+            st.markdown(cell.content or "*(empty)*")
+            for problem in failed_assertions(cell):
+                st.caption(f"✗ {problem}")
+            rater = st.text_input("Your name", key="evaluate.rater_name", value="me")
+            up, down, score_col = st.columns(3)
+            if up.button("👍", key="evaluate.thumb_up"):
+                evaluation.rate(cell.result_id, rater, "thumbs", 1, None)
+            if down.button("👎", key="evaluate.thumb_down"):
+                evaluation.rate(cell.result_id, rater, "thumbs", -1, None)
+            score = score_col.number_input("Score 1–5", 1, 5, 3, key="evaluate.score")
+            if score_col.button("Save score"):
+                evaluation.rate(cell.result_id, rater, "score", score, None)
+            note = st.text_input("Note", key="evaluate.note")
+            if st.button("Save note") and note.strip():
+                evaluation.rate(cell.result_id, rater, "note", None, note)
+
+with vote_tab:
+    listed_votes = {f"#{i} {t}": i for i, t, _ in evaluation.batches()}
+    vote_batch = st.selectbox("Batch", list(listed_votes), key="evaluate.vote_batch")
+    voter = st.text_input("Your name", key="evaluate.voter", value="me")
+    if vote_batch and st.button("Next pair", icon=":material/shuffle:"):
+        st.session_state[PAIR_KEY] = evaluation.next_blind_pair(
+            listed_votes[vote_batch], voter, random.Random()
+        )
+        st.session_state[REVEAL_KEY] = None
+    pair = st.session_state.get(PAIR_KEY)
+    if pair is None:
+        st.caption("Press Next pair for two anonymous answers to the same input.")
+    else:
+        left, right = st.columns(2)
+        left.markdown("**Answer A**")
+        left.markdown(pair.a.content)
+        right.markdown("**Answer B**")
+        right.markdown(pair.b.content)
+        revealed = st.session_state.get(REVEAL_KEY)
+        if revealed is None:
+            choices = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both bad": "both_bad"}
+            for column, (label, winner) in zip(st.columns(4), choices.items(), strict=True):
+                if column.button(label, key=f"evaluate.vote.{winner}"):
+                    evaluation.vote(pair, winner, voter)
+                    st.session_state[REVEAL_KEY] = winner
+                    st.rerun()
+        else:
+            st.success(f"Vote saved. A was **{pair.a.model}**, B was **{pair.b.model}**.")

@@ -1,0 +1,267 @@
+"""Assertions on one answer: contains, regex, equals, JSON, JSON schema, latency, cost, judge.
+
+Every check is a pure function of the answer (:class:`Observation`) and the dataset row,
+except the LLM-as-judge, which awaits a grader callable (a model call) and reports that
+call's own cost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from playground.errors import InvalidRequestError
+from playground.evaluation.jsonschema_subset import schema_errors
+
+AssertionKind = Literal[
+    "contains",
+    "not_contains",
+    "regex",
+    "equals",
+    "is_json",
+    "json_schema",
+    "max_latency_ms",
+    "max_cost",
+    "llm_judge",
+]
+ASSERTION_KINDS: tuple[str, ...] = get_args(AssertionKind)
+_NEEDS_VALUE = frozenset(ASSERTION_KINDS) - {"is_json"}
+
+#: The grader gets the judge prompt and returns (its answer, billing tokens it cost).
+Grader = Callable[[str], Awaitable[tuple[str, int | None]]]
+
+JUDGE_PROMPT = """You are grading an AI assistant's answer against a rubric.
+
+Rubric:
+{rubric}
+
+Question:
+{question}
+
+Answer:
+{answer}
+
+Reply with PASS or FAIL on the first line, then one sentence of reasons."""
+_VERDICT = re.compile(r"\b(PASS|FAIL)\b", re.IGNORECASE)
+
+
+class AssertionSpecError(InvalidRequestError):
+    """An assertion is written wrongly (unknown type, missing value, bad regex)."""
+
+
+@dataclass(frozen=True)
+class AssertionSpec:
+    """One check: its kind and expected value, or the dataset ``column`` holding the value."""
+
+    kind: AssertionKind
+    value: Any = None
+    column: str | None = None
+    case_sensitive: bool = True
+
+    def expected(self, row: Mapping[str, Any]) -> Any:
+        """The expected value for ``row``: the column's cell when a column is named."""
+        return row.get(self.column) if self.column is not None else self.value
+
+    def label(self) -> str:
+        """A short human name, e.g. ``contains 'Paris'``."""
+        if self.column is not None:
+            return f"{self.kind} ${self.column}"
+        if self.value is None:
+            return self.kind
+        shown = json.dumps(self.value, ensure_ascii=False)
+        return f"{self.kind} {shown[:40]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored with a batch and accepted by :func:`parse_assertion`."""
+        data: dict[str, Any] = {"type": self.kind}
+        if self.value is not None:
+            data["value"] = self.value
+        if self.column is not None:
+            data["column"] = self.column
+        if not self.case_sensitive:
+            data["case_sensitive"] = False
+        return data
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an assertion looks at: the answer text and its latency and billing tokens."""
+
+    content: str
+    latency_ms: float | None = None
+    tokens_used: int | None = None
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class AssertionOutcome:
+    """Whether one assertion passed, why (a sentence), and any cost of checking it."""
+
+    label: str
+    passed: bool
+    message: str
+    cost_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored per batch cell."""
+        return {
+            "label": self.label,
+            "passed": self.passed,
+            "message": self.message,
+            "cost_tokens": self.cost_tokens,
+        }
+
+
+def parse_assertion(data: Mapping[str, Any]) -> AssertionSpec:
+    """Read ``{"type": ..., "value": ... | "column": ...}``; raises :class:`AssertionSpecError`."""
+    kind = data.get("type")
+    if kind not in ASSERTION_KINDS:
+        raise AssertionSpecError(
+            f"Unknown assertion type {kind!r}. Known types: {', '.join(ASSERTION_KINDS)}."
+        )
+    unknown = sorted(set(data) - {"type", "value", "column", "case_sensitive"})
+    if unknown:
+        raise AssertionSpecError(f"Assertion {kind}: unknown keys {', '.join(unknown)}.")
+    spec = AssertionSpec(
+        kind=kind,
+        value=data.get("value"),
+        column=data.get("column"),
+        case_sensitive=bool(data.get("case_sensitive", True)),
+    )
+    if kind in _NEEDS_VALUE and spec.value is None and spec.column is None:
+        raise AssertionSpecError(f"Assertion {kind} needs a 'value' or a 'column'.")
+    if kind == "regex" and spec.column is None:
+        _compile(str(spec.value), spec.case_sensitive)
+    if kind in ("max_latency_ms", "max_cost") and spec.column is None:
+        _number(spec.value, kind)
+    if kind == "json_schema" and spec.column is None and not isinstance(spec.value, dict):
+        raise AssertionSpecError("Assertion json_schema needs a JSON object as its value.")
+    return spec
+
+
+def check(
+    spec: AssertionSpec, observation: Observation, row: Mapping[str, Any]
+) -> AssertionOutcome:
+    """Run one non-judge assertion; a judge spec raises ``ValueError`` (use :func:`judge`)."""
+    expected = spec.expected(row)
+    passed, message = _CHECKS[spec.kind](observation, expected, spec.case_sensitive)
+    return AssertionOutcome(spec.label(), passed, message)
+
+
+async def judge(
+    spec: AssertionSpec, observation: Observation, row: Mapping[str, Any], grader: Grader
+) -> AssertionOutcome:
+    """Ask the grader model whether the answer meets the rubric; reports the grader's cost.
+
+    An answer with neither PASS nor FAIL counts as a failure with a message saying so.
+    """
+    prompt = JUDGE_PROMPT.format(
+        rubric=spec.expected(row), question=observation.question, answer=observation.content
+    )
+    reply, cost = await grader(prompt)
+    match = _VERDICT.search(reply)
+    reason = " ".join(reply.split())[:200]
+    if match is None:
+        return AssertionOutcome(spec.label(), False, f"The judge gave no verdict: {reason}", cost)
+    passed = match.group(1).upper() == "PASS"
+    return AssertionOutcome(spec.label(), passed, f"Judge: {reason}", cost)
+
+
+def _fold(text: str, case_sensitive: bool) -> str:
+    return text if case_sensitive else text.casefold()
+
+
+def _contains(obs: Observation, expected: Any, case_sensitive: bool) -> tuple[bool, str]:
+    needle = str(expected)
+    found = _fold(needle, case_sensitive) in _fold(obs.content, case_sensitive)
+    return found, f"{'Contains' if found else 'Does not contain'} {needle!r}."
+
+
+def _not_contains(obs: Observation, expected: Any, case_sensitive: bool) -> tuple[bool, str]:
+    found, message = _contains(obs, expected, case_sensitive)
+    return not found, message
+
+
+def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+    except re.error as exc:
+        raise AssertionSpecError(f"Invalid regex {pattern!r}: {exc}.") from exc
+
+
+def _regex(obs: Observation, expected: Any, case_sensitive: bool) -> tuple[bool, str]:
+    found = _compile(str(expected), case_sensitive).search(obs.content) is not None
+    return found, f"{'Matches' if found else 'Does not match'} /{expected}/."
+
+
+def _equals(obs: Observation, expected: Any, case_sensitive: bool) -> tuple[bool, str]:
+    equal = _fold(obs.content.strip(), case_sensitive) == _fold(
+        str(expected).strip(), case_sensitive
+    )
+    return equal, "Equal." if equal else f"Expected {str(expected)!r}, got {obs.content[:80]!r}."
+
+
+def _load_json(content: str) -> tuple[Any, str | None]:
+    text = content.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
+    try:
+        return json.loads(fenced.group(1) if fenced else text), None
+    except json.JSONDecodeError as exc:
+        return None, f"Not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+
+
+def _is_json(obs: Observation, _expected: Any, _case: bool) -> tuple[bool, str]:
+    _, error = _load_json(obs.content)
+    return error is None, error or "Valid JSON."
+
+
+def _json_schema(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
+    value, error = _load_json(obs.content)
+    if error is not None:
+        return False, error
+    schema = json.loads(expected) if isinstance(expected, str) else expected
+    errors = schema_errors(value, schema)
+    return not errors, "Matches the schema." if not errors else "; ".join(errors[:3])
+
+
+def _number(value: Any, kind: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise AssertionSpecError(f"Assertion {kind} needs a number, not {value!r}.") from exc
+
+
+def _max_latency(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
+    limit = _number(expected, "max_latency_ms")
+    if obs.latency_ms is None:
+        return False, "No latency was measured."
+    ok = obs.latency_ms <= limit
+    return ok, f"Latency {obs.latency_ms:.0f} ms {'≤' if ok else '>'} {limit:g} ms."
+
+
+def _max_cost(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
+    limit = _number(expected, "max_cost")
+    if obs.tokens_used is None:
+        return False, "The API reported no cost."
+    ok = obs.tokens_used <= limit
+    return ok, f"Cost {obs.tokens_used} tokens {'≤' if ok else '>'} {limit:g}."
+
+
+def _not_here(_obs: Observation, _expected: Any, _case: bool) -> tuple[bool, str]:
+    raise ValueError("llm_judge assertions are async: call judge() with a grader.")
+
+
+_CHECKS: dict[str, Callable[[Observation, Any, bool], tuple[bool, str]]] = {
+    "contains": _contains,
+    "not_contains": _not_contains,
+    "regex": _regex,
+    "equals": _equals,
+    "is_json": _is_json,
+    "json_schema": _json_schema,
+    "max_latency_ms": _max_latency,
+    "max_cost": _max_cost,
+    "llm_judge": _not_here,
+}

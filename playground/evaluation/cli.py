@@ -1,0 +1,192 @@
+"""``python -m playground eval SUITE.yaml``: run an eval suite and gate CI on its assertions.
+
+Prints the results matrix (or ``--json``), records everything in history, and exits 0 when
+every answer arrived and passed, 1 when any assertion failed or any request failed, 2 for
+a bad suite file. ``--resume BATCH_ID`` continues a batch that was stopped or crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from playground.catalog import Catalog
+from playground.config import Settings
+from playground.errors import InvalidRequestError
+from playground.evaluation.batch import BatchJob
+from playground.evaluation.grading import make_grader
+from playground.evaluation.judging import grade_batch
+from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_batch
+from playground.evaluation.recording import BatchProgress
+from playground.evaluation.report import export_records, matrix_table, pass_rates
+from playground.evaluation.suite import Suite, load_suite
+from playground.providers.registry import build_providers
+from playground.results import ModelTarget
+from playground.store import Store, open_store
+from playground.store.eval_repository import (
+    CellState,
+    batch_cells,
+    get_batch,
+    save_dataset,
+    save_template_version,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROGRESS_EVERY_S = 2.0
+
+
+def add_eval_parser(commands: Any) -> None:
+    """Register the ``eval`` subcommand on the CLI's subparsers."""
+    parser = commands.add_parser("eval", help="run an eval suite (YAML); exit 1 on a failed check")
+    parser.add_argument("suite", nargs="?", type=Path, help="the suite file (YAML)")
+    parser.add_argument("--resume", type=int, default=None, help="continue batch BATCH_ID")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--concurrency", type=int, default=None, help="requests in flight")
+    parser.add_argument("--provider", default=None, help="override the suite's provider")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="ask again even for identical earlier requests"
+    )
+
+
+def run_eval(
+    args: argparse.Namespace, settings: Settings, catalog: Catalog, out: TextIO, err: TextIO
+) -> int:
+    """Plan (or resume) the batch, run it, grade it, print it; returns the exit code."""
+    if (args.suite is None) == (args.resume is None):
+        raise InvalidRequestError("Give either a suite file or --resume BATCH_ID.")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise InvalidRequestError("--concurrency must be at least 1.")
+    suite = load_suite(args.suite) if args.suite is not None else None
+    store = open_store(settings.resolved_database_url)
+    try:
+        batch_id = args.resume if suite is None else _plan(store, suite, args, settings)
+        with store.session() as session, session.begin():
+            batch = get_batch(session, batch_id)
+            if batch is None:
+                raise InvalidRequestError(f"No batch #{batch_id}.")
+            inputs = load_inputs(session, BatchSpec.from_json(batch.spec_json))
+            todo = [c.key.model for c in batch_cells(session, batch_id) if c.status != "completed"]
+        report = estimate(todo, catalog.cost_of, budget_tokens=inputs.spec.budget_tokens)
+        err.write(f"Batch #{batch_id}: {report.requests} requests, up to {report.tokens} tokens.\n")
+        for warning in report.warnings:
+            err.write(f"warning: {warning}\n")
+        job = BatchJob(
+            store,
+            batch_id,
+            catalog,
+            lambda: build_providers(settings, catalog),
+            model_timeout_s=settings.model_timeout_s,
+            concurrency=args.concurrency,
+        )
+        progress = _follow(job.start(), err)
+        judge_tokens = _judge(store, batch_id, inputs.spec, settings, catalog)
+        with store.session() as session, session.begin():
+            cells = batch_cells(session, batch_id)
+    finally:
+        store.close()
+    _print(args.json, batch_id, progress, cells, judge_tokens, out)
+    all_passed = all(c.status == "completed" and c.passed is not False for c in cells)
+    return EXIT_OK if all_passed and progress.status == "completed" else EXIT_FAILED
+
+
+def _plan(store: Store, suite: Suite, args: argparse.Namespace, settings: Settings) -> int:
+    provider = args.provider or suite.provider or settings.default_provider
+    with store.session() as session, session.begin():
+        version = save_template_version(session, suite.template_name, suite.template)
+        dataset_id = save_dataset(session, suite.dataset_name, suite.dataset)
+        spec = BatchSpec(
+            title=suite.title,
+            template_version_ids=(version.id,),
+            dataset_id=dataset_id,
+            targets=tuple(ModelTarget(provider, m) for m in suite.models),
+            mapping=suite.mapping,
+            assertions=suite.assertions,
+            params=suite.params,
+            concurrency=args.concurrency or suite.concurrency,
+            budget_tokens=suite.budget_tokens,
+            judge=None if suite.judge is None else ModelTarget(provider, suite.judge),
+            use_cache=not args.no_cache,
+        )
+        return plan_batch(session, spec)
+
+
+def _follow(job: BatchJob, err: TextIO) -> BatchProgress:
+    while True:
+        progress = job.wait(PROGRESS_EVERY_S)
+        if job.finished:
+            return progress
+        eta = "" if progress.eta_s is None else f", ETA {progress.eta_s:.0f} s"
+        err.write(
+            f"  {progress.done}/{progress.total} done ({progress.failed} failed), "
+            f"{progress.spent_tokens} tokens{eta} {progress.message}\n"
+        )
+        err.flush()
+
+
+def _judge(
+    store: Store, batch_id: int, spec: BatchSpec, settings: Settings, catalog: Catalog
+) -> int:
+    if spec.judge is None or not any(a.kind == "llm_judge" for a in spec.assertions):
+        return 0
+    judge_target = spec.judge
+
+    async def run() -> int:
+        providers = build_providers(settings, catalog)
+        try:
+            with store.session() as session, session.begin():
+                inputs = load_inputs(session, spec)
+            grader = make_grader(providers[judge_target.provider], judge_target.model)
+            return await grade_batch(store, batch_id, inputs, grader)
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+
+    return asyncio.run(run())
+
+
+def _print(
+    as_json: bool,
+    batch_id: int,
+    progress: BatchProgress,
+    cells: list[CellState],
+    judge_tokens: int,
+    out: TextIO,
+) -> None:
+    rates = pass_rates(cells)
+    if as_json:
+        document = {
+            "batch_id": batch_id,
+            "status": progress.status,
+            "total": progress.total,
+            "completed": progress.completed,
+            "failed": progress.failed,
+            "spent_tokens": progress.spent_tokens,
+            "judge_tokens": judge_tokens,
+            "pass_rates": {
+                m: {"rate": r.estimate, "low": r.low, "high": r.high} for m, r in rates.items()
+            },
+            "cells": export_records(cells),
+        }
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+        return
+    out.write(matrix_table(cells) + "\n")
+    out.write(
+        f"Batch #{batch_id} {progress.status}: {progress.completed} completed, "
+        f"{progress.failed} failed, {progress.spent_tokens} tokens"
+        + (f" (+{judge_tokens} for the judge)" if judge_tokens else "")
+        + ".\n"
+    )
+    for cell in cells:
+        for assertion in cell.assertions:
+            if not assertion["passed"]:
+                out.write(
+                    f"FAIL {cell.key.model} row {cell.key.row_index + 1}: "
+                    f"{assertion['label']}: {assertion['message']}\n"
+                )
+        if cell.status == "failed":
+            out.write(
+                f"ERROR {cell.key.model} row {cell.key.row_index + 1}: {cell.error_message}\n"
+            )

@@ -1,0 +1,139 @@
+"""The batch's bookkeeping: progress snapshots, cell outcomes and the recorder writing cells.
+
+:class:`BatchRecorder` is the history recorder plus the batch cells: it runs on the
+runner's writer thread, so the cell of a result is updated in the same order as its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from playground.catalog import Catalog
+from playground.evaluation.assertions import AssertionSpec, Observation, check
+from playground.results import CompareRequest, ModelResult
+from playground.store.db import Store
+from playground.store.eval_repository import update_cells
+from playground.store.recorder import StoreRecorder
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A consistent picture of a batch, safe to read from any thread."""
+
+    batch_id: int
+    status: str
+    total: int
+    completed: int
+    failed: int
+    running: int
+    pending: int
+    cached: int
+    assertion_failures: int
+    spent_tokens: int
+    eta_s: float | None
+    message: str = ""
+
+    @property
+    def done(self) -> int:
+        """Cells that reached a final state (completed or failed)."""
+        return self.completed + self.failed
+
+    @property
+    def fraction(self) -> float:
+        """Share of cells done, 0..1, for a progress bar."""
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class RunningCell:
+    """In-memory state of one cell while the job runs (guarded by the job's lock)."""
+
+    id: int
+    version_id: int
+    row_index: int
+    provider: str
+    model: str
+    attempts: int
+    passed: bool | None = None
+
+
+CellValues = Callable[[RunningCell, ModelResult], dict[str, Any]]
+
+
+def cell_outcome(
+    result: ModelResult,
+    assertions: tuple[AssertionSpec, ...],
+    row: Mapping[str, Any],
+    question: str,
+) -> dict[str, Any]:
+    """The cell columns for a finished result: status, result id, assertion outcomes.
+
+    Only completed answers are checked; ``llm_judge`` assertions are graded later by
+    :func:`playground.evaluation.judging.grade_batch` (they need a model call).
+    """
+    values: dict[str, Any] = {"result_id": result.result_id}
+    if result.status != "completed":
+        values.update(status="failed", error_message=result.error_message, passed=None)
+        return values
+    observation = Observation(result.content, result.latency_ms, result.tokens_used, question)
+    outcomes = [check(a, observation, row).to_dict() for a in assertions if a.kind != "llm_judge"]
+    values.update(
+        status="completed",
+        error_message=None,
+        assertions_json=outcomes,
+        passed=all(o["passed"] for o in outcomes) if outcomes else None,
+    )
+    return values
+
+
+class BatchRecorder(StoreRecorder):
+    """The history recorder plus the batch cells: each finished result updates its cell.
+
+    ``cell_values(cell, result)`` decides the cell's new columns (the job knows retries).
+    """
+
+    def __init__(self, store: Store, catalog: Catalog, cell_values: CellValues) -> None:
+        super().__init__(store.engine, catalog.cost_of)
+        self._store = store
+        self._cell_values = cell_values
+        self._expected: dict[int, list[RunningCell]] = {}
+        self._by_comparison: dict[int, list[RunningCell]] = {}
+        self._by_result: dict[int, RunningCell] = {}
+
+    def expect(self, request: CompareRequest, cells: list[RunningCell]) -> None:
+        """Register the cells ``request`` (about to be started) runs, in target order."""
+        self._expected[id(request)] = cells
+
+    def start_comparison(self, request: CompareRequest) -> int:
+        """Store the comparison and mark its cells running (one more attempt each)."""
+        comparison_id = super().start_comparison(request)
+        cells = self._expected.pop(id(request))
+        self._by_comparison[comparison_id] = cells
+        with self._store.session() as session, session.begin():
+            for cell in cells:
+                cell.attempts += 1
+                update_cells(session, [cell.id], status="running", attempts=cell.attempts)
+        return comparison_id
+
+    def record_started(self, comparison_id: int, result: ModelResult) -> int:
+        """Write the result row; a cached answer (already final) settles its cell at once."""
+        result_id = super().record_started(comparison_id, result)
+        cell = self._by_comparison[comparison_id][result.index]
+        self._by_result[result_id] = cell
+        if result.is_terminal:
+            self._settle(cell, replace(result, result_id=result_id))
+        return result_id
+
+    def record_finished(self, result: ModelResult) -> None:
+        """Write the final result row and its cell."""
+        super().record_finished(result)
+        assert result.result_id is not None
+        self._settle(self._by_result.pop(result.result_id), result)
+
+    def _settle(self, cell: RunningCell, result: ModelResult) -> None:
+        values = self._cell_values(cell, result)
+        cell.passed = values.get("passed")
+        with self._store.session() as session, session.begin():
+            update_cells(session, [cell.id], **values)

@@ -1,0 +1,115 @@
+"""The results matrix of a batch: rows × models, pass rates, and CSV/JSON export.
+
+Pure functions over stored cells (:class:`~playground.store.eval_repository.CellState`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from playground.evaluation.stats import Interval, wilson_interval
+from playground.store.eval_repository import CellState
+
+EXPORT_COLUMNS = (
+    "template_version_id",
+    "row",
+    "provider",
+    "model",
+    "status",
+    "passed",
+    "failed_assertions",
+    "latency_ms",
+    "tokens_used",
+    "cached",
+    "content",
+    "error",
+)
+
+
+def cell_mark(cell: CellState) -> str:
+    """A one-word verdict for a matrix cell: PASS, FAIL, ERROR, or the cell's status."""
+    if cell.status == "completed":
+        return {True: "PASS", False: "FAIL", None: "done"}[cell.passed]
+    return "ERROR" if cell.status == "failed" else cell.status
+
+
+def failed_assertions(cell: CellState) -> list[str]:
+    """Labels and messages of the assertions this cell failed."""
+    return [f"{a['label']}: {a['message']}" for a in cell.assertions if not a["passed"]]
+
+
+def pass_rates(cells: Sequence[CellState]) -> dict[str, Interval]:
+    """Per model: share of checked answers passing every assertion, with a Wilson interval.
+
+    A failed request counts as failing (a model that cannot answer does not pass).
+    """
+    passed: dict[str, int] = defaultdict(int)
+    checked: dict[str, int] = defaultdict(int)
+    for cell in cells:
+        if cell.status == "failed" or cell.passed is not None:
+            checked[cell.key.model] += 1
+            passed[cell.key.model] += cell.passed is True
+    return {m: wilson_interval(passed[m], checked[m]) for m in checked}
+
+
+def export_records(cells: Sequence[CellState]) -> list[dict[str, Any]]:
+    """One flat record per cell, in :data:`EXPORT_COLUMNS` order (rows are 1-based)."""
+    return [
+        {
+            "template_version_id": c.key.template_version_id,
+            "row": c.key.row_index + 1,
+            "provider": c.key.provider,
+            "model": c.key.model,
+            "status": c.status,
+            "passed": c.passed,
+            "failed_assertions": failed_assertions(c),
+            "latency_ms": None if c.latency_ms is None else round(c.latency_ms, 1),
+            "tokens_used": c.tokens_used,
+            "cached": c.cached,
+            "content": c.content,
+            "error": c.error_message,
+        }
+        for c in cells
+    ]
+
+
+def export_text(cells: Sequence[CellState], fmt: str) -> str:
+    """The matrix as ``csv`` or ``json`` text."""
+    records = export_records(cells)
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=2)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, "failed_assertions": "; ".join(record["failed_assertions"])})
+    return buffer.getvalue()
+
+
+def matrix_table(cells: Sequence[CellState]) -> str:
+    """A plain-text matrix: one line per (version, row), one column per model, then pass rates."""
+    models = list(dict.fromkeys(c.key.model for c in cells))
+    lines: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
+    for cell in cells:
+        lines[(cell.key.template_version_id, cell.key.row_index)][cell.key.model] = cell_mark(cell)
+    header = ["row", *models]
+    rows = [
+        [f"v{version}#{row + 1}", *(marks.get(m, "") for m in models)]
+        for (version, row), marks in lines.items()
+    ]
+    rates = pass_rates(cells)
+    footer = ["pass rate"] + [
+        f"{rates[m].estimate:.0%} [{rates[m].low:.0%}–{rates[m].high:.0%}]" if m in rates else "—"
+        for m in models
+    ]
+    table = [header, *rows, footer]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    out = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in table]
+    out.insert(1, "  ".join("─" * w for w in widths))
+    out.insert(len(out) - 1, "  ".join("─" * w for w in widths))
+    return "\n".join(out)

@@ -1,0 +1,112 @@
+"""Prompt templates: a system and a user prompt with ``{{variables}}``, rendered in a sandbox.
+
+User templates run in Jinja2's :class:`~jinja2.sandbox.SandboxedEnvironment` with
+``StrictUndefined``: a missing variable is a clear error naming it, and unsafe expressions
+(``{{ ''.__class__.__mro__ }}``) are refused instead of reaching Python internals.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from playground.errors import InvalidRequestError
+
+MAX_RENDERED_CHARS = 200_000
+
+
+class TemplateError(InvalidRequestError):
+    """A template cannot be parsed or rendered (syntax, missing variable, unsafe expression)."""
+
+
+class _Environment(SandboxedEnvironment):
+    """The sandbox plus a cap on ``*``/``**`` so ``{{ 'a' * 10**9 }}`` cannot eat the memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**" and isinstance(right, int | float) and abs(right) > 100:
+            raise jinja2.exceptions.SecurityError("Exponents above 100 are not allowed.")
+        result = operator.mul(left, right) if operator_name == "*" else operator.pow(left, right)
+        if isinstance(result, str | list | tuple) and len(result) > MAX_RENDERED_CHARS:
+            raise jinja2.exceptions.SecurityError("The expression makes too long a value.")
+        return result
+
+
+_ENV = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A system prompt and a user prompt, both Jinja2 templates."""
+
+    system: str
+    user: str
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A template with every variable filled in: what is sent to the model."""
+
+    system: str
+    user: str
+
+
+def _parse(source: str, part: str) -> jinja2.nodes.Template:
+    try:
+        return _ENV.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"The {part} prompt template has a syntax error on line {exc.lineno}: {exc.message}"
+        ) from exc
+
+
+def variables(template: PromptTemplate) -> set[str]:
+    """The names of every variable the template reads (system and user prompt together).
+
+    Raises :class:`TemplateError` when either part does not parse.
+    """
+    names: set[str] = set()
+    for part, source in (("system", template.system), ("user", template.user)):
+        names |= meta.find_undeclared_variables(_parse(source, part))
+    return names
+
+
+def render(template: PromptTemplate, values: Mapping[str, Any]) -> RenderedPrompt:
+    """Fill the template with ``values``.
+
+    Raises :class:`TemplateError` naming every missing variable, or saying which
+    expression the sandbox refused; never returns a half-rendered prompt.
+    """
+    missing = sorted(variables(template) - set(values))
+    if missing:
+        raise TemplateError(f"Missing template variables: {', '.join(missing)}.")
+    return RenderedPrompt(
+        system=_render_part(template.system, values, "system"),
+        user=_render_part(template.user, values, "user"),
+    )
+
+
+def _render_part(source: str, values: Mapping[str, Any], part: str) -> str:
+    try:
+        text = _ENV.from_string(source).render(**values)
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(f"The {part} prompt template uses an unsafe expression: {exc}") from exc
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"The {part} prompt template: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"The {part} prompt template failed to render: {exc}") from exc
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        raise TemplateError(f"The {part} prompt template failed to render: {exc}") from exc
+    if len(text) > MAX_RENDERED_CHARS:
+        raise TemplateError(
+            f"The rendered {part} prompt has {len(text):,} characters; "
+            f"the limit is {MAX_RENDERED_CHARS:,}."
+        )
+    return text

@@ -1,0 +1,419 @@
+"""Reading and writing the evaluation tables; functions take a session and never commit.
+
+The caller owns the transaction: ``with store.session() as s, s.begin(): ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from playground.errors import InvalidRequestError
+from playground.evaluation.datasets import Dataset
+from playground.evaluation.stats import Vote, VoteOutcome
+from playground.evaluation.templates import PromptTemplate, variables
+from playground.store.eval_models import (
+    RATING_KINDS,
+    VOTE_WINNERS,
+    BatchCellRow,
+    BatchRow,
+    DatasetRow,
+    PairwiseVoteRow,
+    PromptTemplateRow,
+    RatingRow,
+    TemplateVersionRow,
+)
+from playground.store.models import Result
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """One saved version of a named template."""
+
+    id: int
+    name: str
+    version: int
+    template: PromptTemplate
+    variables: tuple[str, ...]
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """What a batch cell is: which template version, dataset row and model."""
+
+    template_version_id: int
+    row_index: int
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class CellState:
+    """A batch cell as stored, with the figures of its result when it has one."""
+
+    id: int
+    key: CellKey
+    status: str
+    attempts: int
+    result_id: int | None
+    passed: bool | None
+    assertions: tuple[dict[str, Any], ...]
+    error_message: str | None
+    content: str = ""
+    latency_ms: float | None = None
+    tokens_used: int | None = None
+    cached: bool = False
+
+
+def _version(row: TemplateVersionRow, name: str) -> TemplateVersion:
+    return TemplateVersion(
+        id=row.id,
+        name=name,
+        version=row.version,
+        template=PromptTemplate(row.system_prompt, row.user_prompt),
+        variables=tuple(row.variables_json),
+        note=row.note,
+        created_at=row.created_utc,
+    )
+
+
+def save_template_version(
+    session: Session,
+    name: str,
+    template: PromptTemplate,
+    *,
+    note: str = "",
+    owner: str | None = None,
+) -> TemplateVersion:
+    """Save ``template`` under ``name`` as a new version; unchanged text reuses the latest one.
+
+    Raises :class:`InvalidRequestError` for an empty name or a template that does not parse.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidRequestError("Give the template a name.")
+    names = sorted(variables(template))
+    parent = session.scalar(
+        sa.select(PromptTemplateRow).where(
+            PromptTemplateRow.name == name, _owner_is(PromptTemplateRow.owner, owner)
+        )
+    )
+    now = datetime.now(UTC)
+    if parent is None:
+        parent = PromptTemplateRow(name=name, owner=owner, created_utc=now)
+        session.add(parent)
+        session.flush()
+    latest = session.scalar(
+        sa.select(TemplateVersionRow)
+        .where(TemplateVersionRow.template_id == parent.id)
+        .order_by(TemplateVersionRow.version.desc())
+        .limit(1)
+    )
+    if latest is not None and (latest.system_prompt, latest.user_prompt) == (
+        template.system,
+        template.user,
+    ):
+        return _version(latest, name)
+    row = TemplateVersionRow(
+        template_id=parent.id,
+        version=(latest.version + 1) if latest else 1,
+        system_prompt=template.system,
+        user_prompt=template.user,
+        variables_json=names,
+        note=note,
+        created_utc=now,
+    )
+    session.add(row)
+    session.flush()
+    return _version(row, name)
+
+
+def template_versions(
+    session: Session, name: str, owner: str | None = None
+) -> list[TemplateVersion]:
+    """Every version of the template called ``name``, newest first."""
+    rows = session.execute(
+        sa.select(TemplateVersionRow, PromptTemplateRow.name)
+        .join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
+        .where(PromptTemplateRow.name == name, _owner_is(PromptTemplateRow.owner, owner))
+        .order_by(TemplateVersionRow.version.desc())
+    )
+    return [_version(row, row_name) for row, row_name in rows]
+
+
+def list_template_names(session: Session, owner: str | None = None) -> list[str]:
+    """The names of every saved template, alphabetically."""
+    query = sa.select(PromptTemplateRow.name).where(_owner_is(PromptTemplateRow.owner, owner))
+    return list(session.scalars(query.order_by(PromptTemplateRow.name)))
+
+
+def get_template_version(session: Session, version_id: int) -> TemplateVersion | None:
+    """The template version with this id (e.g. to load it into Compare), or ``None``."""
+    found = session.execute(
+        sa.select(TemplateVersionRow, PromptTemplateRow.name)
+        .join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
+        .where(TemplateVersionRow.id == version_id)
+    ).first()
+    return None if found is None else _version(found[0], found[1])
+
+
+def _owner_is(column: Any, owner: str | None) -> Any:
+    return column.is_(None) if owner is None else column == owner
+
+
+def save_dataset(session: Session, name: str, dataset: Dataset, owner: str | None = None) -> int:
+    """Store ``dataset`` under ``name``; returns its id."""
+    row = DatasetRow(
+        name=name.strip() or "dataset",
+        owner=owner,
+        columns_json=list(dataset.columns),
+        rows_json=[dict(r) for r in dataset.rows],
+        row_count=len(dataset.rows),
+        created_utc=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def get_dataset(session: Session, dataset_id: int) -> tuple[str, Dataset] | None:
+    """A saved dataset's name and content, or ``None``."""
+    row = session.get(DatasetRow, dataset_id)
+    if row is None:
+        return None
+    return row.name, Dataset(tuple(row.columns_json), tuple(row.rows_json))
+
+
+def list_datasets(session: Session, owner: str | None = None) -> list[tuple[int, str, int]]:
+    """``(id, name, row count)`` of every saved dataset, newest first."""
+    query = sa.select(DatasetRow.id, DatasetRow.name, DatasetRow.row_count).where(
+        _owner_is(DatasetRow.owner, owner)
+    )
+    return [(i, n, c) for i, n, c in session.execute(query.order_by(DatasetRow.id.desc()))]
+
+
+def create_batch(
+    session: Session,
+    *,
+    title: str,
+    spec: dict[str, Any],
+    cells: Iterable[CellKey],
+    dataset_id: int | None = None,
+    budget_tokens: int | None = None,
+    owner: str | None = None,
+) -> int:
+    """Store a batch and one ``pending`` row per cell; returns the batch id."""
+    now = datetime.now(UTC)
+    batch = BatchRow(
+        title=title,
+        owner=owner,
+        dataset_id=dataset_id,
+        status="pending",
+        spec_json=spec,
+        budget_tokens=budget_tokens,
+        created_utc=now,
+        updated_utc=now,
+    )
+    session.add(batch)
+    session.flush()
+    session.execute(
+        sa.insert(BatchCellRow),
+        [
+            {
+                "batch_id": batch.id,
+                "template_version_id": c.template_version_id,
+                "row_index": c.row_index,
+                "provider": c.provider,
+                "model": c.model,
+                "status": "pending",
+                "attempts": 0,
+                "updated_utc": now,
+            }
+            for c in cells
+        ],
+    )
+    return batch.id
+
+
+def get_batch(session: Session, batch_id: int) -> BatchRow | None:
+    """The batch row (status, spec, budget), or ``None``."""
+    return session.get(BatchRow, batch_id)
+
+
+def set_batch_status(session: Session, batch_id: int, status: str) -> None:
+    """Change a batch's status (and its finish time for a final one)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"status": status, "updated_utc": now}
+    values["finished_utc"] = now if status in ("completed", "cancelled") else None
+    session.execute(sa.update(BatchRow).where(BatchRow.id == batch_id).values(values))
+
+
+def set_batch_budget(session: Session, batch_id: int, budget_tokens: int | None) -> None:
+    """Change the budget cap of a batch (``None``: no cap); a resumed job uses the new one."""
+    session.execute(
+        sa.update(BatchRow)
+        .where(BatchRow.id == batch_id)
+        .values(budget_tokens=budget_tokens, updated_utc=datetime.now(UTC))
+    )
+
+
+def batch_cells(session: Session, batch_id: int) -> list[CellState]:
+    """Every cell of a batch in matrix order, with its result's content and figures."""
+    query = (
+        sa.select(BatchCellRow, Result)
+        .outerjoin(Result, Result.id == BatchCellRow.result_id)
+        .where(BatchCellRow.batch_id == batch_id)
+        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+    )
+    out = []
+    for cell, result in session.execute(query):
+        out.append(
+            CellState(
+                id=cell.id,
+                key=CellKey(cell.template_version_id, cell.row_index, cell.provider, cell.model),
+                status=cell.status,
+                attempts=cell.attempts,
+                result_id=cell.result_id,
+                passed=cell.passed,
+                assertions=tuple(cell.assertions_json or ()),
+                error_message=cell.error_message,
+                content=result.content if result else "",
+                latency_ms=result.latency_ms if result else None,
+                tokens_used=result.tokens_used if result else None,
+                cached=result.cached if result else False,
+            )
+        )
+    return out
+
+
+def update_cells(session: Session, cell_ids: Sequence[int], **values: Any) -> None:
+    """Set ``values`` (status, result_id, passed, assertions_json…) on these cells."""
+    if not cell_ids:
+        return
+    values["updated_utc"] = datetime.now(UTC)
+    session.execute(sa.update(BatchCellRow).where(BatchCellRow.id.in_(cell_ids)).values(values))
+
+
+def add_rating(
+    session: Session,
+    result_id: int,
+    rater: str,
+    kind: str,
+    *,
+    value: float | None = None,
+    note: str | None = None,
+) -> int:
+    """Store a rating (thumbs ±1, score 1–5, or a note) of one result by ``rater``."""
+    if kind not in RATING_KINDS:
+        raise InvalidRequestError(f"Unknown rating kind {kind!r}.")
+    if kind == "thumbs" and value not in (-1, 1):
+        raise InvalidRequestError("A thumbs rating is +1 or -1.")
+    if kind == "score" and (value is None or not 1 <= value <= 5):
+        raise InvalidRequestError("A score is between 1 and 5.")
+    if kind == "note" and not (note or "").strip():
+        raise InvalidRequestError("The note is empty.")
+    row = RatingRow(
+        result_id=result_id,
+        rater=rater,
+        kind=kind,
+        value=value,
+        note=note,
+        created_utc=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def add_vote(session: Session, result_a_id: int, result_b_id: int, winner: str, rater: str) -> int:
+    """Store a blind A/B vote (``a``, ``b``, ``tie`` or ``both_bad``) by ``rater``."""
+    if winner not in VOTE_WINNERS:
+        raise InvalidRequestError(f"A vote is one of {', '.join(VOTE_WINNERS)}.")
+    if result_a_id == result_b_id:
+        raise InvalidRequestError("A vote compares two different answers.")
+    row = PairwiseVoteRow(
+        result_a_id=result_a_id,
+        result_b_id=result_b_id,
+        winner=winner,
+        rater=rater,
+        created_utc=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def model_figures(session: Session) -> dict[str, tuple[float | None, float | None]]:
+    """Per model: average billing tokens and latency (ms) of completed, non-cached answers."""
+    query = (
+        sa.select(Result.model, sa.func.avg(Result.tokens_used), sa.func.avg(Result.latency_ms))
+        .where(Result.status == "completed", Result.cached.is_(False))
+        .group_by(Result.model)
+    )
+    return {
+        model: (None if tokens is None else float(tokens), None if ms is None else float(ms))
+        for model, tokens, ms in session.execute(query)
+    }
+
+
+def all_cells(session: Session) -> list[CellState]:
+    """The cells of every batch (for pass rates across batches), oldest batch first."""
+    batch_ids = session.scalars(sa.select(BatchRow.id).order_by(BatchRow.id))
+    return [cell for batch_id in batch_ids for cell in batch_cells(session, batch_id)]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One completed answer that can take part in a blind vote."""
+
+    result_id: int
+    model: str
+    content: str
+
+
+def comparable_answers(session: Session, batch_id: int) -> list[list[Answer]]:
+    """Groups of completed answers to the same input (same version and row) in a batch.
+
+    Only groups with at least two different models are returned.
+    """
+    groups: dict[tuple[int, int], list[Answer]] = {}
+    for cell in batch_cells(session, batch_id):
+        if cell.status == "completed" and cell.result_id is not None:
+            key = (cell.key.template_version_id, cell.key.row_index)
+            groups.setdefault(key, []).append(Answer(cell.result_id, cell.key.model, cell.content))
+    return [g for g in groups.values() if len({a.model for a in g}) > 1]
+
+
+def voted_pairs(session: Session, rater: str) -> set[frozenset[int]]:
+    """The result-id pairs ``rater`` has already voted on (in either order)."""
+    query = sa.select(PairwiseVoteRow.result_a_id, PairwiseVoteRow.result_b_id).where(
+        PairwiseVoteRow.rater == rater
+    )
+    return {frozenset((a, b)) for a, b in session.execute(query)}
+
+
+def list_batches(session: Session, owner: str | None = None) -> list[tuple[int, str, str]]:
+    """``(id, title, status)`` of every batch, newest first."""
+    query = sa.select(BatchRow.id, BatchRow.title, BatchRow.status).where(
+        _owner_is(BatchRow.owner, owner)
+    )
+    return [(i, t, s) for i, t, s in session.execute(query.order_by(BatchRow.id.desc()))]
+
+
+def votes_by_model(session: Session) -> list[Vote]:
+    """Every stored vote as ``(model A, model B, outcome)`` for the statistics."""
+    result_a, result_b = aliased(Result), aliased(Result)
+    query = (
+        sa.select(result_a.model, result_b.model, PairwiseVoteRow.winner)
+        .join(result_a, result_a.id == PairwiseVoteRow.result_a_id)
+        .join(result_b, result_b.id == PairwiseVoteRow.result_b_id)
+        .order_by(PairwiseVoteRow.id)
+    )
+    return [(a, b, cast(VoteOutcome, w)) for a, b, w in session.execute(query)]

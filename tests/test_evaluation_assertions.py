@@ -1,0 +1,137 @@
+"""Every assertion type, spec parsing errors, and the LLM judge against the fake server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from playground.catalog import load_catalog
+from playground.evaluation.assertions import (
+    AssertionSpec,
+    AssertionSpecError,
+    Observation,
+    check,
+    judge,
+    parse_assertion,
+)
+from playground.evaluation.grading import make_grader
+from playground.providers.elumenta import ElumentaProvider
+from tests.fake_elumenta import FakeElumenta, ModelScript
+
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "tags"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}},
+        "age": {"type": "integer", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+
+
+def outcome(
+    spec: dict[str, Any], content: str, row: dict[str, Any] | None = None, **obs: Any
+) -> bool:
+    return check(parse_assertion(spec), Observation(content, **obs), row or {}).passed
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "passed"),
+    [
+        ({"type": "contains", "value": "Paris"}, "It is Paris.", True),
+        ({"type": "contains", "value": "paris"}, "It is Paris.", False),
+        ({"type": "contains", "value": "paris", "case_sensitive": False}, "It is Paris.", True),
+        ({"type": "not_contains", "value": "sorry"}, "Here you go", True),
+        ({"type": "not_contains", "value": "sorry"}, "I am sorry", False),
+        ({"type": "regex", "value": r"^\d{4}-\d{2}$"}, "2026-03", True),
+        ({"type": "regex", "value": r"^\d{4}$"}, "year 2026", False),
+        ({"type": "equals", "value": "42"}, " 42\n", True),
+        ({"type": "equals", "value": "42"}, "42.", False),
+        ({"type": "is_json"}, '{"a": [1, 2]}', True),
+        ({"type": "is_json"}, '```json\n{"a": 1}\n```', True),
+        ({"type": "is_json"}, "{'a': 1}", False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x", "tags": ["a"]}', True),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x"}', False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x", "tags": ["c"]}', False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "", "tags": []}', False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x", "tags": [], "age": -1}', False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x", "tags": [], "z": 1}', False),
+        ({"type": "json_schema", "value": SCHEMA}, '{"name": "x", "tags": [], "age": true}', False),
+        ({"type": "json_schema", "value": SCHEMA}, "[1]", False),
+    ],
+)
+def test_content_assertions(spec: dict[str, Any], content: str, passed: bool) -> None:
+    assert outcome(spec, content) is passed
+
+
+def test_latency_and_cost_assertions() -> None:
+    assert outcome({"type": "max_latency_ms", "value": 500}, "x", latency_ms=499.0)
+    assert not outcome({"type": "max_latency_ms", "value": 500}, "x", latency_ms=501.0)
+    assert not outcome({"type": "max_latency_ms", "value": 500}, "x")
+    assert outcome({"type": "max_cost", "value": 2}, "x", tokens_used=2)
+    assert not outcome({"type": "max_cost", "value": 2}, "x", tokens_used=4)
+
+
+def test_expected_value_can_come_from_a_dataset_column() -> None:
+    spec = {"type": "equals", "column": "answer"}
+    assert outcome(spec, "Paris", {"answer": "Paris"})
+    assert not outcome(spec, "Paris", {"answer": "Rome"})
+    assert parse_assertion(spec).label() == "equals $answer"
+
+
+def test_failure_messages_explain() -> None:
+    spec = parse_assertion({"type": "json_schema", "value": SCHEMA})
+    result = check(spec, Observation('{"name": "x"}'), {})
+    assert "missing required key 'tags'" in result.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "startswith", "value": "x"}, "Unknown assertion type 'startswith'"),
+        ({"type": "contains"}, "needs a 'value' or a 'column'"),
+        ({"type": "regex", "value": "("}, "Invalid regex"),
+        ({"type": "max_cost", "value": "cheap"}, "needs a number"),
+        ({"type": "json_schema", "value": [1]}, "needs a JSON object"),
+        ({"type": "contains", "value": "x", "vlaue": 1}, "unknown keys vlaue"),
+    ],
+)
+def test_bad_specs_are_refused_with_a_clear_message(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(AssertionSpecError, match=message):
+        parse_assertion(spec)
+
+
+@pytest.mark.parametrize(
+    ("reply", "passed"), [("PASS\nIt is polite.", True), ("FAIL: rude", False)]
+)
+async def test_llm_judge_grades_with_a_model_and_reports_its_cost(
+    fake_elumenta: FakeElumenta, reply: str, passed: bool
+) -> None:
+    fake_elumenta.script("claude-opus-4.5", ModelScript(text=reply))
+    provider = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key),
+        base_url=fake_elumenta.base_url,
+        catalog=load_catalog(),
+    )
+    try:
+        spec = AssertionSpec("llm_judge", value="Must be polite.")
+        grader = make_grader(provider, "claude-opus-4.5")
+        result = await judge(spec, Observation("Hello!", question="Greet me"), {}, grader)
+    finally:
+        await provider.aclose()
+    assert result.passed is passed
+    assert result.cost_tokens == 6
+    (request,) = [r for r in fake_elumenta.requests if r.path.endswith("/generate")]
+    prompt = request.json["messages"][-1]["content"]
+    assert "Must be polite." in prompt and "Hello!" in prompt and "Greet me" in prompt
+
+
+async def test_judge_without_verdict_fails() -> None:
+    async def grader(_prompt: str) -> tuple[str, int | None]:
+        return "Hmm, maybe.", 1
+
+    result = await judge(AssertionSpec("llm_judge", value="r"), Observation("x"), {}, grader)
+    assert not result.passed and "no verdict" in result.message

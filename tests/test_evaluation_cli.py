@@ -1,0 +1,191 @@
+"""``python -m playground eval``: tables, JSON, exit codes, and kill-and-resume in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from pydantic import SecretStr
+
+from playground.cli import main
+from playground.config import Settings
+from tests.fake_elumenta import FakeElumenta, ModelScript
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_suite(tmp_path: Path, **overrides: object) -> Path:
+    (tmp_path / "countries.csv").write_text("country,capital\nFrance,Paris\nItaly,Rome\n")
+    suite = {
+        "title": "capitals",
+        "template": {"system": "Be terse.", "user": "Capital of {{ country }}?"},
+        "dataset": "countries.csv",
+        "models": ["gpt-5-nano", "claude-haiku-4.5"],
+        "assertions": [{"type": "contains", "value": "fake Elumenta"}],
+        "concurrency": 2,
+    }
+    suite.update(overrides)
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake_elumenta: FakeElumenta, store_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        provider="elumenta",
+        elumenta_api_key=SecretStr(fake_elumenta.api_key),
+        elumenta_base_url=fake_elumenta.base_url,
+        data_dir=tmp_path,
+        database_url=store_url,
+        max_retries=0,
+    )
+
+
+def run(argv: list[str], settings: Settings) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, settings=settings, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_passing_suite_prints_the_matrix_and_exits_0(tmp_path: Path, settings: Settings) -> None:
+    code, out, err = run(["eval", str(write_suite(tmp_path))], settings)
+    assert code == 0, out + err
+    assert "Batch #1: 4 requests, up to 4 tokens." in err
+    lines = out.splitlines()
+    assert lines[0].split() == ["row", "gpt-5-nano", "claude-haiku-4.5"]
+    assert lines[2].split() == ["v1#1", "PASS", "PASS"]
+    assert "completed: 4 completed, 0 failed, 4 tokens" in out
+
+
+def test_a_failing_assertion_exits_1_and_json_has_every_cell(
+    tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("claude-haiku-4.5", ModelScript(text="I do not know."))
+    suite = write_suite(tmp_path, assertions=[{"type": "contains", "column": "capital"}])
+    fake_elumenta.script("gpt-5-nano", ModelScript(text="Paris"))
+    code, out, _ = run(["eval", str(suite), "--json"], settings)
+    assert code == 1
+    document = json.loads(out)
+    assert (document["status"], document["completed"], document["failed"]) == ("completed", 4, 0)
+    marks = Counter((c["model"], c["passed"]) for c in document["cells"])
+    assert marks == {
+        ("gpt-5-nano", True): 1,
+        ("gpt-5-nano", False): 1,
+        ("claude-haiku-4.5", False): 2,
+    }
+    assert document["pass_rates"]["claude-haiku-4.5"]["rate"] == 0.0
+    assert document["cells"][0]["failed_assertions"] == []
+
+
+def test_llm_judge_grades_with_the_judge_model_and_reports_its_cost(
+    tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="PASS\nIt is terse."))
+    suite = write_suite(
+        tmp_path,
+        models=["gpt-5-nano"],
+        assertions=[{"type": "llm_judge", "value": "Answers in one word."}],
+        judge="gpt-5",
+    )
+    code, out, _ = run(["eval", str(suite)], settings)
+    assert code == 0, out
+    assert "(+4 for the judge)" in out
+    judged = [r for r in fake_elumenta.requests if r.path.endswith("/generate")]
+    assert len(judged) == 2 and all(r.json["model"] == "gpt-5" for r in judged)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("models: [", "is not valid YAML"),
+        ("template: {user: hi}\nmodels: []\ndataset: {rows: [{a: 1}]}", "'models' must be"),
+        ("template: {user: '{{ x'}\nmodels: [gpt-5]", "syntax error on line 1"),
+        (
+            "template: {user: hi}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}\n"
+            "assertions: [{type: nope}]",
+            "Unknown assertion type 'nope'",
+        ),
+        (
+            "template: {user: '{{ q }}'}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}",
+            "No dataset column for template variables: q",
+        ),
+        ("template: {user: hi}\nmodels: [gpt-5]\ndataset: missing.csv", "Cannot read the dataset"),
+        ("tempalte: {}", "Unknown suite keys: tempalte"),
+    ],
+)
+def test_bad_suite_exits_2_with_a_clear_message(
+    tmp_path: Path, settings: Settings, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code, _, err = run(["eval", str(path)], settings)
+    assert code == 2
+    assert message in err
+
+
+def _completed_cells(url: str) -> set[tuple[str, int]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT model, row_index FROM batch_cells WHERE status = 'completed'")
+            )
+            return {(model, row) for model, row in rows}
+    except sa.exc.DBAPIError:
+        return set()  # not migrated yet
+    finally:
+        engine.dispose()
+
+
+def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
+    tmp_path: Path, fake_elumenta: FakeElumenta, store_url: str
+) -> None:
+    fake_elumenta.script("*", ModelScript(ttft_ms=60, delay_ms=3))
+    rows = [{"country": f"Country {i}"} for i in range(15)]
+    suite = write_suite(tmp_path, dataset={"rows": rows})
+    env = {
+        **os.environ,
+        "ELUMENTA_API_KEY": fake_elumenta.api_key,
+        "ELUMENTA_BASE_URL": fake_elumenta.base_url,
+        "PLAYGROUND_PROVIDER": "elumenta",
+        "PLAYGROUND_DATABASE_URL": store_url,
+        "PLAYGROUND_DATA_DIR": str(tmp_path),
+        "PLAYGROUND_MAX_RETRIES": "0",
+    }
+    command = [sys.executable, "-m", "playground", "eval"]
+    process = subprocess.Popen([*command, str(suite)], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while len(_completed_cells(store_url)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    before = _completed_cells(store_url)
+    assert 8 <= len(before) < 30
+
+    resumed = subprocess.run(
+        [*command, "--resume", "1", "--json"], cwd=ROOT, env=env, capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    document = json.loads(resumed.stdout)
+    assert (document["status"], document["completed"]) == ("completed", 30)
+    requested = Counter(
+        (r.json["model"], r.json["messages"][-1]["content"])
+        for r in fake_elumenta.requests
+        if r.path.endswith("/generate/stream")
+    )
+    for model, row in before:
+        assert requested[(model, f"Capital of Country {row}?")] == 1, (model, row)
+    # Only requests in flight at the kill (at most the window of 2 × concurrency) repeat.
+    assert 30 <= sum(requested.values()) <= 30 + 4
