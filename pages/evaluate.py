@@ -15,10 +15,11 @@ from playground.evaluation.assertions import parse_assertion
 from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec
 from playground.evaluation.report import cell_mark, export_text, failed_assertions, pass_rates
+from playground.evaluation.voting import Verdict
 from playground.results import ModelTarget
 
 BATCH_KEY = "evaluate.batch_id"
-PAIR_KEY = "evaluate.pair"
+ROUND_KEY = "evaluate.round"
 REVEAL_KEY = "evaluate.revealed"
 
 st.title("Evaluate")
@@ -81,19 +82,30 @@ with run_tab:
     budget = st.number_input("Budget cap (tokens, 0 = none)", 0, step=10, key="evaluate.budget")
     if chosen_versions and chosen_dataset and models:
         try:
+            assertions = tuple(
+                parse_assertion(a) for a in yaml.safe_load(assertions_text or "[]") or []
+            )
+            judge = None
+            if any(a.kind == "llm_judge" for a in assertions):
+                judge = st.selectbox("Judge model (grades llm_judge)", slugs, key="evaluate.judge")
             spec = BatchSpec(
                 title=", ".join(chosen_versions),
                 template_version_ids=tuple(versions[v] for v in chosen_versions),
                 dataset_id=stored[chosen_dataset],
                 targets=tuple(ModelTarget(connection.provider, m) for m in models),
-                assertions=tuple(
-                    parse_assertion(a) for a in yaml.safe_load(assertions_text or "[]") or []
-                ),
+                assertions=assertions,
                 concurrency=concurrency,
                 budget_tokens=int(budget) or None,
+                judge=None if judge is None else ModelTarget(connection.provider, judge),
             )
             report = evaluation.check_and_estimate(spec)
-            st.info(f"{report.requests} requests · up to {report.tokens} billing tokens")
+            judging = (
+                f" (judge {judge}: {report.judge_requests} requests, up to "
+                f"{report.judge_tokens} tokens, counted against the budget cap)"
+                if judge
+                else ""
+            )
+            st.info(f"{report.requests} requests · up to {report.tokens} billing tokens{judging}")
             for warning in report.warnings:
                 st.warning(warning)
             if st.button("Start batch", type="primary", icon=":material/play_arrow:"):
@@ -113,7 +125,9 @@ with run_tab:
             progress.fraction,
             text=f"Batch #{progress.batch_id} {progress.status}: {progress.done}/"
             f"{progress.total} done, {progress.failed} failed · "
-            f"{progress.spent_tokens} tokens{eta}",
+            f"{progress.spent_tokens} tokens"
+            + (f" + {progress.judge_tokens} for the judge" if progress.judge_tokens else "")
+            + eta,
         )
         if progress.message:
             st.caption(progress.message)
@@ -135,7 +149,12 @@ with results_tab:
     if picked:
         job = evaluation.running_job(listed[picked])
         resumable = statuses[listed[picked]] != "completed" and (job is None or job.finished)
-        if resumable and st.button("Resume batch", icon=":material/replay:"):
+        if statuses[listed[picked]] == "interrupted":
+            st.warning(
+                "Interrupted — the process running this batch stopped. Resume continues it; "
+                "answers already completed are not requested (or paid for) again."
+            )
+        if resumable and st.button("Resume", icon=":material/replay:"):
             st.session_state[BATCH_KEY] = evaluation.resume_batch(
                 listed[picked], connection
             ).batch_id
@@ -205,27 +224,34 @@ with vote_tab:
     listed_votes = {f"#{i} {t}": i for i, t, _ in evaluation.batches()}
     vote_batch = st.selectbox("Batch", list(listed_votes), key="evaluate.vote_batch")
     voter = st.text_input("Your name", key="evaluate.voter", value="me")
-    if vote_batch and st.button("Next pair", icon=":material/shuffle:"):
-        st.session_state[PAIR_KEY] = evaluation.next_blind_pair(
-            listed_votes[vote_batch], voter, random.Random()
+    size = st.radio("Answers per round", [2, 3, 4], horizontal=True, key="evaluate.round_size")
+    if vote_batch and st.button("Next round", icon=":material/shuffle:"):
+        st.session_state[ROUND_KEY] = evaluation.next_blind_round(
+            listed_votes[vote_batch], voter, random.Random(), size
         )
         st.session_state[REVEAL_KEY] = None
-    pair = st.session_state.get(PAIR_KEY)
-    if pair is None:
-        st.caption("Press Next pair for two anonymous answers to the same input.")
+    blind = st.session_state.get(ROUND_KEY)
+    if blind is None:
+        st.caption("Press Next round for anonymous answers to the same input.")
     else:
-        left, right = st.columns(2)
-        left.markdown("**Answer A**")
-        left.markdown(pair.a.content)
-        right.markdown("**Answer B**")
-        right.markdown(pair.b.content)
-        revealed = st.session_state.get(REVEAL_KEY)
-        if revealed is None:
-            choices = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both bad": "both_bad"}
-            for column, (label, winner) in zip(st.columns(4), choices.items(), strict=True):
-                if column.button(label, key=f"evaluate.vote.{winner}"):
-                    evaluation.vote(pair, winner, voter)
-                    st.session_state[REVEAL_KEY] = winner
+        for column, letter, answer in zip(
+            st.columns(len(blind.answers)), blind.letters, blind.answers, strict=True
+        ):
+            column.markdown(f"**Answer {letter}**")
+            column.markdown(answer.content)
+        if st.session_state.get(REVEAL_KEY) is None:
+            pair = len(blind.answers) == 2
+            choices: dict[str, Verdict] = {
+                f"{letter} is {'better' if pair else 'best'}": index
+                for index, letter in enumerate(blind.letters)
+            }
+            choices.update({"Tie": "tie", "Both bad" if pair else "All bad": "all_bad"})
+            for column, (label, verdict) in zip(
+                st.columns(len(choices)), choices.items(), strict=True
+            ):
+                if column.button(label, key=f"evaluate.vote.{verdict}"):
+                    evaluation.vote(blind, verdict, voter)
+                    st.session_state[REVEAL_KEY] = verdict
                     st.rerun()
         else:
-            st.success(f"Vote saved. A was **{pair.a.model}**, B was **{pair.b.model}**.")
+            st.success(f"Vote saved. {blind.reveal()}.")

@@ -1,4 +1,4 @@
-"""Leaderboard: win rates, Bradley–Terry ratings, pass rates, cost and latency, with intervals."""
+"""Leaderboard: win rates, Bradley–Terry ratings, human ratings, pass rates, cost, latency."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ import pandas as pd
 import streamlit as st
 
 from playground.evaluation import app as evaluation
-from playground.evaluation.leaderboard import undecided
+from playground.evaluation.leaderboard import Grouping, undecided
+from playground.evaluation.stats import Interval
+
+GROUPINGS: dict[str, Grouping] = {"by model": "model", "by prompt version": "version"}
+
+
+def _span(interval: Interval | None) -> str | None:
+    return None if interval is None else f"{interval.low:.0%}–{interval.high:.0%}"
+
 
 st.title("Leaderboard")
-rows = evaluation.leaderboard()
+grouping = st.radio("Lines", list(GROUPINGS), horizontal=True, key="leaderboard.grouping")
+rows = evaluation.leaderboard(GROUPINGS[grouping])
 if not rows:
     st.info("No votes or batch results yet. Run a batch and vote on the Evaluate page.")
     st.stop()
@@ -18,18 +27,21 @@ if not rows:
 table = pd.DataFrame(
     [
         {
-            "model": r.model,
+            "model" if GROUPINGS[grouping] == "model" else "model · prompt version": r.entrant,
             "rating": None if r.rating is None else round(r.rating.estimate),
             "rating 95%": None if r.rating is None else f"{r.rating.low:.0f}–{r.rating.high:.0f}",
             "votes": r.games,
             "win rate": None if r.win_rate is None else r.win_rate.estimate,
-            "win 95%": None
-            if r.win_rate is None
-            else f"{r.win_rate.low:.0%}–{r.win_rate.high:.0%}",
+            "win 95%": _span(r.win_rate),
             "pass rate": None if r.pass_rate is None else r.pass_rate.estimate,
-            "pass 95%": None
-            if r.pass_rate is None
-            else f"{r.pass_rate.low:.0%}–{r.pass_rate.high:.0%}",
+            "pass 95%": _span(r.pass_rate),
+            "👍 rate": None
+            if r.human is None or r.human.thumbs_up is None
+            else r.human.thumbs_up.estimate,
+            "👍 95%": None if r.human is None else _span(r.human.thumbs_up),
+            "thumbs": 0 if r.human is None else r.human.thumbs,
+            "mean score": None if r.human is None else r.human.mean_score,
+            "scores": 0 if r.human is None else r.human.scores,
             "avg tokens": r.avg_tokens,
             "avg latency ms": r.avg_latency_ms,
         }
@@ -42,6 +54,8 @@ st.dataframe(
     column_config={
         "win rate": st.column_config.NumberColumn(format="percent"),
         "pass rate": st.column_config.NumberColumn(format="percent"),
+        "👍 rate": st.column_config.NumberColumn(format="percent"),
+        "mean score": st.column_config.NumberColumn(format="%.1f / 5"),
         "avg latency ms": st.column_config.NumberColumn(format="%.0f"),
     },
 )
@@ -50,13 +64,18 @@ for message in undecided(rows):
 
 rated = pd.DataFrame(
     [
-        {"model": r.model, "rating": r.rating.estimate, "low": r.rating.low, "high": r.rating.high}
+        {
+            "entrant": r.entrant,
+            "rating": r.rating.estimate,
+            "low": r.rating.low,
+            "high": r.rating.high,
+        }
         for r in rows
         if r.rating is not None
     ]
 )
 if not rated.empty:
-    base = alt.Chart(rated).encode(y=alt.Y("model:N", sort="-x", title=None))
+    base = alt.Chart(rated).encode(y=alt.Y("entrant:N", sort="-x", title=None))
     chart = base.mark_rule().encode(
         x=alt.X("low:Q", title="Bradley–Terry rating (95% bootstrap)", scale=alt.Scale(zero=False)),
         x2="high:Q",

@@ -47,6 +47,7 @@ def plan(
     assertions: Sequence[AssertionSpec] = (),
     budget_tokens: int | None = None,
     concurrency: int = 4,
+    judge: str | None = None,
 ) -> int:
     """A batch of ``rows`` countries × ``models`` on the Elumenta provider; returns its id."""
     csv_text = "country\n" + "".join(f"Country {i}\n" for i in range(rows))
@@ -61,6 +62,7 @@ def plan(
             assertions=tuple(assertions),
             budget_tokens=budget_tokens,
             concurrency=concurrency,
+            judge=None if judge is None else ModelTarget("elumenta", judge),
         )
         return plan_batch(session, spec)
 

@@ -144,3 +144,30 @@ def test_low_quota_slows_down_to_one_request_at_a_time(
     starts = sorted(r.received_at for r in fake_elumenta.requests if r.path.endswith("stream"))
     late_gaps = [b - a for a, b in itertools.pairwise(starts[8:])]
     assert min(late_gaps) >= 0.035
+
+
+def test_judge_spend_counts_against_the_budget_and_no_answer_is_judged_twice(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    rubric = AssertionSpec("llm_judge", value="Names a capital.")
+    # Each cell reserves its answer (gpt-5-nano: 1) plus the judge (gpt-5: 2): 7 fits two.
+    batch_id = plan(
+        store, ["gpt-5-nano"], rows=3, assertions=[rubric], judge="gpt-5", budget_tokens=7
+    )
+    first = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start().wait(30)
+    assert (first.status, first.completed, first.spent_tokens, first.judge_tokens) == (
+        "budget_reached",
+        2,
+        2,
+        4,
+    )
+    assert first.spent_tokens + first.judge_tokens <= 7
+    with store.session() as session, session.begin():
+        set_batch_budget(session, batch_id, None)
+    resumed = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start().wait(30)
+    assert (resumed.status, resumed.completed, resumed.judge_tokens) == ("completed", 3, 6)
+    judged = [r for r in fake_elumenta.requests if r.path.endswith("/generate")]
+    assert len(judged) == 3 and {r.json["model"] for r in judged} == {"gpt-5"}
+    with store.session() as session, session.begin():
+        cells = batch_cells(session, batch_id)
+    assert all(sum(bool(a.get("judge")) for a in c.assertions) == 1 for c in cells)

@@ -19,6 +19,8 @@ from pydantic import SecretStr
 
 from playground.cli import main
 from playground.config import Settings
+from playground.store import open_store
+from playground.store.eval_recovery import recover_interrupted_batches
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +151,24 @@ def _completed_cells(url: str) -> set[tuple[str, int]]:
         engine.dispose()
 
 
+def _batch_status(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return str(connection.execute(sa.text("SELECT status FROM eval_batches")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _cell_statuses(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(connection.execute(sa.text("SELECT status FROM batch_cells")).scalars())
+    finally:
+        engine.dispose()
+
+
 def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
     tmp_path: Path, fake_elumenta: FakeElumenta, store_url: str
 ) -> None:
@@ -173,6 +193,16 @@ def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
     process.wait(10)
     before = _completed_cells(store_url)
     assert 8 <= len(before) < 30
+    assert _batch_status(store_url) == "running"  # the dead process could not say otherwise
+
+    store = open_store(store_url)
+    try:
+        with store.session() as session, session.begin():
+            assert recover_interrupted_batches(session) == [1]
+    finally:
+        store.close()
+    assert _batch_status(store_url) == "interrupted"
+    assert "running" not in _cell_statuses(store_url)
 
     resumed = subprocess.run(
         [*command, "--resume", "1", "--json"], cwd=ROOT, env=env, capture_output=True, timeout=120
@@ -180,6 +210,7 @@ def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
     assert resumed.returncode == 0, resumed.stderr.decode()
     document = json.loads(resumed.stdout)
     assert (document["status"], document["completed"]) == ("completed", 30)
+    assert _batch_status(store_url) == "completed"
     requested = Counter(
         (r.json["model"], r.json["messages"][-1]["content"])
         for r in fake_elumenta.requests

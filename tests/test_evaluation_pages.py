@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,24 +12,27 @@ import pytest
 from playground import services
 from playground.evaluation import app as evaluation
 from playground.evaluation.datasets import parse_dataset
+from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.store.eval_ratings import stored_votes
+from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
 from tests.app_harness import click, open_page, texts
 
 pytestmark = pytest.mark.usefixtures("app_env")
 
 
-def _finished_batch() -> int:
+def _finished_batch(models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5")) -> int:
     version = evaluation.save_template("capitals", "Be terse.", "Capital of {{ country }}?")
     dataset_id = evaluation.store_dataset("c", parse_dataset("country\nFrance\nItaly\n"))
     spec = BatchSpec(
         title="capitals",
         template_version_ids=(version.id,),
         dataset_id=dataset_id,
-        targets=(ModelTarget("demo", "gpt-5-nano"), ModelTarget("demo", "claude-haiku-4.5")),
+        targets=tuple(ModelTarget("demo", m) for m in models),
     )
     job = evaluation.start_batch(spec, services.connection_from_state({}))
-    assert job.wait(30).completed == 4
+    assert job.wait(30).completed == 2 * len(models)
     return job.batch_id
 
 
@@ -68,7 +74,7 @@ def test_results_matrix_and_blind_vote_reveal_the_models(app_env: Path) -> None:
     at = open_page("pages/evaluate.py")
     assert not at.exception
     assert at.dataframe  # the matrix and the pass rates
-    at = click(at, "Next pair")
+    at = click(at, "Next round")
     labels = [b.label for b in at.button]
     assert {"A is better", "B is better", "Tie", "Both bad"} <= set(labels)
     assert not texts(at, "success")  # names stay hidden until the vote
@@ -86,3 +92,78 @@ def test_leaderboard_page_empty_then_filled(app_env: Path) -> None:
     at = open_page("pages/leaderboard.py")
     assert not at.exception
     assert len(at.dataframe[0].value) == 2
+
+
+def test_llm_judge_assertion_offers_a_judge_and_prices_it_into_the_estimate(app_env: Path) -> None:
+    _finished_batch()
+    at = open_page("pages/evaluate.py")
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano", "gpt-5"])
+    at.run()
+    assert not any(s.key == "evaluate.judge" for s in at.selectbox)
+    at.text_area(key="evaluate.assertions").set_value("- {type: llm_judge, value: Be short.}")
+    at.run()
+    at.selectbox(key="evaluate.judge").set_value("gpt-5")
+    at.run()
+    assert not at.exception
+    # 4 answers (1+1+2+2 tokens) and 4 judge calls at gpt-5's 2 tokens each.
+    assert (
+        "8 requests · up to 14 billing tokens (judge gpt-5: 4 requests, up to 8 tokens, "
+        "counted against the budget cap)" in texts(at, "info")
+    )
+    at = click(at, "Start batch")
+    assert not at.exception
+    progress = evaluation.running_job(at.session_state["evaluate.batch_id"]).wait(30)  # type: ignore[union-attr]
+    assert (progress.status, progress.completed, progress.judge_tokens) == ("completed", 4, 8)
+
+
+def test_batch_of_a_dead_process_shows_interrupted_and_resumes(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = _finished_batch()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with services.get_store().session() as session, session.begin():
+        set_batch_status(
+            session, batch_id, "running", writer=f"{socket.gethostname()}:{dead.pid}:x"
+        )
+        first, *_ = batch_cells(session, batch_id)
+        update_cells(session, [first.id], status="running", result_id=None)
+    monkeypatch.setattr(evaluation, "MANAGER", BatchManager())  # a restart: no job known
+    at = open_page("pages/evaluate.py")
+    assert not at.exception
+    assert any(w.startswith("Interrupted — ") for w in texts(at, "warning"))
+    at = click(at, "Resume")
+    progress = evaluation.running_job(batch_id).wait(30)  # type: ignore[union-attr]
+    assert (progress.status, progress.completed) == ("completed", 4)
+
+
+def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None:
+    _finished_batch(("gpt-5-nano", "claude-haiku-4.5", "gpt-5"))
+    at = open_page("pages/evaluate.py")
+    at.radio(key="evaluate.round_size").set_value(3)
+    at = click(at, "Next round")
+    labels = [b.label for b in at.button]
+    assert {"A is best", "B is best", "C is best", "Tie", "All bad"} <= set(labels)
+    assert not texts(at, "success")
+    blind = at.session_state["evaluate.round"]
+    at = click(at, "B is best")
+    (revealed,) = texts(at, "success")
+    assert all(f"was **{a.model}**" in revealed for a in blind.answers)
+    with services.get_store().session() as session, session.begin():
+        votes = stored_votes(session)
+    best, *others = (blind.answers[1], blind.answers[0], blind.answers[2])
+    assert sorted((v.model_a, v.model_b, v.outcome) for v in votes) == sorted(
+        (best.model, o.model, "a") for o in others
+    )
+    at = open_page("pages/leaderboard.py")
+    at.radio(key="leaderboard.grouping").set_value("by prompt version")
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["model · prompt version"]) == {
+        f"{m} · capitals v1" for m in ("gpt-5-nano", "claude-haiku-4.5", "gpt-5")
+    }
+    assert (
+        table.set_index("model · prompt version").loc[f"{best.model} · capitals v1", "votes"] == 2
+    )

@@ -10,17 +10,22 @@ from playground.evaluation.leaderboard import ModelFigures, build_leaderboard, u
 from playground.evaluation.stats import wilson_interval
 from playground.evaluation.templates import PromptTemplate
 from playground.store import Store, StoreRecorder
-from playground.store.eval_repository import (
+from playground.store.eval_ratings import (
+    StoredRating,
+    StoredVote,
     add_rating,
     add_vote,
+    model_figures,
+    stored_ratings,
+    stored_votes,
+)
+from playground.store.eval_repository import (
     get_dataset,
     get_template_version,
     list_template_names,
-    model_figures,
     save_dataset,
     save_template_version,
     template_versions,
-    votes_by_model,
 )
 from tests.store_fixtures import Outcome, make_request, record_run
 
@@ -68,9 +73,13 @@ def test_ratings_and_blind_votes_are_stored_with_the_rater(
         with pytest.raises(InvalidRequestError, match="one of a, b, tie, both_bad"):
             add_vote(session, ids[0], ids[1], "c", "ana")
     with store.session() as session, session.begin():
-        assert votes_by_model(session) == [
-            ("gpt-5", "claude-haiku-4.5", "a"),
-            ("claude-haiku-4.5", "gpt-5", "tie"),
+        assert stored_votes(session) == [
+            StoredVote("gpt-5", None, "claude-haiku-4.5", None, "a"),
+            StoredVote("claude-haiku-4.5", None, "gpt-5", None, "tie"),
+        ]
+        assert stored_ratings(session) == [
+            StoredRating("gpt-5", None, "thumbs", 1.0),
+            StoredRating("gpt-5", None, "score", 4.0),
         ]
         figures = model_figures(session)
     assert figures["gpt-5"] == (1.0, 1000.0)
@@ -83,7 +92,7 @@ def test_leaderboard_orders_by_rating_and_says_when_it_cannot_tell() -> None:
         {"a": wilson_interval(9, 10)},
         {"a": ModelFigures(2.0, 900.0)},
     )
-    assert [r.model for r in rows] == ["a", "c", "b"]
+    assert [r.entrant for r in rows] == ["a", "c", "b"]
     assert rows[0].pass_rate == wilson_interval(9, 10) and rows[0].avg_tokens == 2.0
     assert rows[0].win_rate is not None and rows[0].win_rate.estimate == 0.8
     # c has only two votes: its interval is wide, so neither neighbour can be told apart.

@@ -95,6 +95,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("created_utc", False),
         ("updated_utc", False),
         ("finished_utc", True),
+        ("writer", True),
     ],
     "batch_cells": [
         ("id", False),
@@ -263,7 +264,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0002"
+        assert MigrationContext.configure(connection).get_current_revision() == "0003"
     store.close()
 
 

@@ -1,7 +1,7 @@
 """What the Evaluate and Leaderboard pages call: one function per user action.
 
 Uses the process-wide store and catalog of :mod:`playground.services`; batches run in a
-process-wide :class:`~playground.evaluation.batch.BatchManager`, so they survive reruns
+process-wide :class:`~playground.evaluation.manager.BatchManager`, so they survive reruns
 and page changes.
 """
 
@@ -9,36 +9,51 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from playground import services
-from playground.evaluation.batch import BatchJob, BatchManager
+from playground.evaluation.batch import BatchJob
 from playground.evaluation.datasets import Dataset
-from playground.evaluation.leaderboard import LeaderboardRow, ModelFigures, build_leaderboard
+from playground.evaluation.judging import judge_price_of
+from playground.evaluation.leaderboard import (
+    Grouping,
+    LeaderboardRow,
+    ModelFigures,
+    build_leaderboard,
+    cell_entrant,
+    cell_figures,
+    entrant_votes,
+    human_ratings,
+)
+from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
 from playground.evaluation.report import pass_rates
 from playground.evaluation.templates import PromptTemplate
+from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
 from playground.providers.base import Provider
 from playground.providers.registry import build_providers
-from playground.store.eval_repository import (
-    Answer,
-    CellState,
-    TemplateVersion,
+from playground.store.eval_ratings import (
     add_rating,
     add_vote,
+    comparable_answers,
+    model_figures,
+    stored_ratings,
+    stored_votes,
+    voted_pairs,
+)
+from playground.store.eval_recovery import recover_interrupted_batches
+from playground.store.eval_repository import (
+    CellState,
+    TemplateVersion,
     all_cells,
     batch_cells,
-    comparable_answers,
     get_batch,
     list_batches,
     list_datasets,
     list_template_names,
-    model_figures,
     save_dataset,
     save_template_version,
     template_versions,
-    voted_pairs,
-    votes_by_model,
+    version_labels,
 )
 
 MANAGER = BatchManager()
@@ -69,8 +84,12 @@ def datasets() -> list[tuple[int, str, int]]:
 
 
 def batches() -> list[tuple[int, str, str]]:
-    """``(id, title, status)`` of every batch, newest first."""
+    """``(id, title, status)`` of every batch, newest first.
+
+    Batches left running by a process that died are marked ``interrupted`` first.
+    """
     with services.get_store().session() as session, session.begin():
+        recover_interrupted_batches(session)
         return list_batches(session)
 
 
@@ -80,7 +99,7 @@ def check_and_estimate(spec: BatchSpec) -> BatchEstimate:
     with services.get_store().session() as session, session.begin():
         inputs = load_inputs(session, spec)
     models = [cell.model for cell in inputs.cells()]
-    judged = len(models) if any(a.kind == "llm_judge" for a in spec.assertions) else 0
+    judged = len(models) if judge_price_of(spec, catalog.cost_of) is not None else 0
     return estimate(
         models,
         catalog.cost_of,
@@ -139,44 +158,36 @@ def rate(result_id: int, rater: str, kind: str, value: float | None, note: str |
         add_rating(session, result_id, rater, kind, value=value, note=note)
 
 
-@dataclass(frozen=True)
-class BlindPair:
-    """Two answers to the same input in shuffled order; models stay hidden until the vote."""
-
-    a: Answer
-    b: Answer
-
-
-def next_blind_pair(batch_id: int, rater: str, rng: random.Random) -> BlindPair | None:
-    """A random pair of different models' answers to one input that ``rater`` has not judged."""
+def next_blind_round(
+    batch_id: int, rater: str, rng: random.Random, size: int = 2
+) -> BlindRound | None:
+    """Up to ``size`` shuffled answers by different models to one input ``rater`` has not judged."""
     with services.get_store().session() as session, session.begin():
         groups = comparable_answers(session, batch_id)
         seen = voted_pairs(session, rater)
-    candidates = [
-        (x, y)
-        for group in groups
-        for i, x in enumerate(group)
-        for y in group[i + 1 :]
-        if x.model != y.model and frozenset((x.result_id, y.result_id)) not in seen
-    ]
-    if not candidates:
-        return None
-    first, second = rng.choice(candidates)
-    if rng.random() < 0.5:
-        first, second = second, first
-    return BlindPair(first, second)
+    return pick_round(groups, seen, rng, size)
 
 
-def vote(pair: BlindPair, winner: str, rater: str) -> None:
-    """Store ``rater``'s vote (``a``, ``b``, ``tie`` or ``both_bad``) on a blind pair."""
+def vote(blind: BlindRound, verdict: Verdict, rater: str) -> None:
+    """Store ``rater``'s verdict on a round (best answer's index, "tie" or "all_bad")."""
     with services.get_store().session() as session, session.begin():
-        add_vote(session, pair.a.result_id, pair.b.result_id, winner, rater)
+        for result_a, result_b, outcome in round_votes(blind, verdict):
+            add_vote(session, result_a, result_b, outcome, rater)
 
 
-def leaderboard() -> list[LeaderboardRow]:
-    """Every model's votes, rating, pass rate, cost and latency, best first."""
+def leaderboard(by: Grouping = "model") -> list[LeaderboardRow]:
+    """Every entrant's votes, human ratings, pass rate, cost and latency, best first.
+
+    ``by="model"``: one line per model; ``by="version"``: one per (model, prompt version),
+    counting only batch answers (those have a template version).
+    """
     with services.get_store().session() as session, session.begin():
-        votes = votes_by_model(session)
-        rates = pass_rates(all_cells(session))
-        figures = {m: ModelFigures(t, ms) for m, (t, ms) in model_figures(session).items()}
-    return build_leaderboard(votes, rates, figures)
+        votes = entrant_votes(stored_votes(session), by)
+        ratings = human_ratings(stored_ratings(session), by)
+        batch_answers = all_cells(session)
+        key = cell_entrant(version_labels(session), by)
+        if by == "model":
+            figures = {m: ModelFigures(t, ms) for m, (t, ms) in model_figures(session).items()}
+        else:
+            figures = cell_figures(batch_answers, key)
+    return build_leaderboard(votes, pass_rates(batch_answers, key), figures, ratings)

@@ -16,14 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
 from playground.errors import InvalidRequestError, user_message
+from playground.evaluation.grading import make_grader
+from playground.evaluation.judging import grade_batch, is_judged, judge_cost, judge_price_of
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
+from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
 from playground.evaluation.recording import BatchProgress, BatchRecorder, RunningCell, cell_outcome
 from playground.providers.base import Message, Provider
 from playground.results import CompareRequest, ModelResult, ModelTarget
@@ -36,13 +38,13 @@ from playground.store.eval_repository import (
     set_batch_status,
     update_cells,
 )
+from playground.store.recovery import writer_id
 
 log = logging.getLogger(__name__)
 
 ProvidersFactory = Callable[[], Mapping[str, Provider]]
 TODO_STATUSES = frozenset({"pending", "running", "cancelled"})
 RATE_LIMITED = "rate_limit_exceeded"
-DEFAULT_RATE_LIMIT_PAUSE_S = 5.0
 
 
 class BatchJob:
@@ -85,6 +87,8 @@ class BatchJob:
         self._counts = {"completed": 0, "failed": 0, "cached": 0, "assertion_failures": 0}
         self._total = 0
         self._spent = 0
+        self._judge_spent = 0
+        self._unjudged = 0
         self._finished_now = 0
         self._started_at: float | None = None
         self._status = "pending"
@@ -154,6 +158,7 @@ class BatchJob:
                 spent_tokens=self._spent,
                 eta_s=eta,
                 message=self._message,
+                judge_tokens=self._judge_spent,
             )
 
     # -- called by the recorder on the runner's writer thread ----------------------------
@@ -215,6 +220,8 @@ class BatchJob:
         recorder = BatchRecorder(self._store, self._catalog, self.cell_values)
         try:
             budget_hit = self._schedule(spec, runner, providers, recorder, concurrency)
+            if not self._cancelled:
+                self._judge(spec, runner, providers)
         finally:
             for provider in providers.values():
                 runner.run_coroutine(provider.aclose(), timeout=5)
@@ -227,6 +234,8 @@ class BatchJob:
             self._counts["cached"] += state.cached
             self._counts["assertion_failures"] += state.passed is False
             self._spent += state.tokens_used or 0
+            self._judge_spent += judge_cost(state.assertions)
+            self._unjudged += not is_judged(state.assertions)
         elif state.status == "failed":
             self._counts["failed"] += 1
 
@@ -247,14 +256,18 @@ class BatchJob:
         recorder: BatchRecorder,
         concurrency: int,
     ) -> bool:
-        """Submit groups while the window allows; returns whether the budget stopped it."""
-        committed = self._spent
+        """Submit groups while the window allows; returns whether the budget stopped it.
+
+        Each cell reserves its answer's price plus the judge's, so judging stays in budget.
+        """
+        judge_price = judge_price_of(spec, self._catalog.cost_of) or 0
+        committed = self._spent + self._judge_spent + judge_price * self._unjudged
         while True:
             with self._cond:
                 group = self._next_group(concurrency)
                 if group is None:
                     return False
-                price = sum(self._catalog.cost_of(c.model) or 0 for c in group)
+                price = sum((self._catalog.cost_of(c.model) or 0) + judge_price for c in group)
                 if spec.budget_tokens is not None and committed + price > spec.budget_tokens:
                     self._queue.appendleft(group)
                     self._wait_in_flight()
@@ -262,6 +275,27 @@ class BatchJob:
                 self._in_flight += len(group)
             committed += price
             self._submit(spec, runner, providers, recorder, group)
+
+    def _judge(self, spec: BatchSpec, runner: Runner, providers: Mapping[str, Provider]) -> None:
+        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves."""
+        price = judge_price_of(spec, self._catalog.cost_of)
+        if spec.judge is None or price is None:
+            return
+        assert self._inputs is not None
+        max_cells = None
+        if spec.budget_tokens is not None and price:
+            max_cells = max(0, spec.budget_tokens - self._spent - self._judge_spent) // price
+        with self._cond:
+            self._message = f"Judging the answers with {spec.judge.model}…"
+        grader = make_grader(providers[spec.judge.provider], spec.judge.model)
+        grading = grade_batch(self._store, self.batch_id, self._inputs, grader, max_cells=max_cells)
+        cost = runner.run_coroutine(grading)
+        with self._store.session() as session, session.begin():
+            failures = sum(c.passed is False for c in batch_cells(session, self.batch_id))
+        with self._cond:
+            self._judge_spent += cost
+            self._counts["assertion_failures"] = failures
+            self._message = ""
 
     def _next_group(self, concurrency: int) -> list[RunningCell] | None:
         """Wait (lock held) until a group may be sent; ``None`` when there is nothing left to do."""
@@ -370,51 +404,16 @@ class BatchJob:
 
     def _react_to_quota(self, result: ModelResult) -> None:
         """Slow down near the end of the hourly quota; wait for its reset when it is used up."""
-        limits = result.rate_limit
-        if limits is None or limits.remaining_hour is None:
+        reaction = quota_reaction(result.rate_limit, self._low_watermark)
+        if reaction is None:
             return
-        self._slow = limits.remaining_hour <= self._low_watermark
-        if limits.remaining_hour == 0:
-            wait_s = _seconds_until(limits.reset_hour) or DEFAULT_RATE_LIMIT_PAUSE_S
-            self._blocked_until = max(self._blocked_until, time.monotonic() + wait_s)
-            self._message = f"Hourly quota used up: waiting {wait_s:.0f} s for it to reset."
-        elif self._slow:
-            self._message = f"{limits.remaining_hour} requests left this hour: slowing down."
+        self._slow = reaction.slow
+        if reaction.wait_s is not None:
+            self._blocked_until = max(self._blocked_until, time.monotonic() + reaction.wait_s)
+        self._message = reaction.message or self._message
 
     def _set_status(self, status: str) -> None:
         with self._cond:
             self._status = status
         with self._store.session() as session, session.begin():
-            set_batch_status(session, self.batch_id, status)
-
-
-def _seconds_until(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-class BatchManager:
-    """The process's running batches by id, so a page rerun or revisit finds its job again."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[int, BatchJob] = {}
-        self._lock = threading.Lock()
-
-    def start(self, job_factory: Callable[[], BatchJob], batch_id: int) -> BatchJob:
-        """The running job of ``batch_id``, or a new one from ``job_factory`` (started)."""
-        with self._lock:
-            job = self._jobs.get(batch_id)
-            if job is None or job.finished:
-                job = job_factory().start()
-                self._jobs[batch_id] = job
-            return job
-
-    def get(self, batch_id: int) -> BatchJob | None:
-        """The job of ``batch_id`` if this process started it."""
-        with self._lock:
-            return self._jobs.get(batch_id)
+            set_batch_status(session, self.batch_id, status, writer=writer_id())

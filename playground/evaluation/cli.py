@@ -8,7 +8,6 @@ a bad suite file. ``--resume BATCH_ID`` continues a batch that was stopped or cr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,8 +16,7 @@ from playground.catalog import Catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.grading import make_grader
-from playground.evaluation.judging import grade_batch
+from playground.evaluation.judging import judge_price_of
 from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_batch
 from playground.evaluation.recording import BatchProgress
 from playground.evaluation.report import export_records, matrix_table, pass_rates
@@ -26,6 +24,7 @@ from playground.evaluation.suite import Suite, load_suite
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
 from playground.store import Store, open_store
+from playground.store.eval_recovery import recover_interrupted_batches
 from playground.store.eval_repository import (
     CellState,
     batch_cells,
@@ -64,12 +63,21 @@ def run_eval(
     try:
         batch_id = args.resume if suite is None else _plan(store, suite, args, settings)
         with store.session() as session, session.begin():
+            recover_interrupted_batches(session)
             batch = get_batch(session, batch_id)
             if batch is None:
                 raise InvalidRequestError(f"No batch #{batch_id}.")
             inputs = load_inputs(session, BatchSpec.from_json(batch.spec_json))
             todo = [c.key.model for c in batch_cells(session, batch_id) if c.status != "completed"]
-        report = estimate(todo, catalog.cost_of, budget_tokens=inputs.spec.budget_tokens)
+        judge = inputs.spec.judge
+        judged = len(todo) if judge_price_of(inputs.spec, catalog.cost_of) is not None else 0
+        report = estimate(
+            todo,
+            catalog.cost_of,
+            judge_model=judge.model if judge else None,
+            judged_cells=judged,
+            budget_tokens=inputs.spec.budget_tokens,
+        )
         err.write(f"Batch #{batch_id}: {report.requests} requests, up to {report.tokens} tokens.\n")
         for warning in report.warnings:
             err.write(f"warning: {warning}\n")
@@ -82,7 +90,7 @@ def run_eval(
             concurrency=args.concurrency,
         )
         progress = _follow(job.start(), err)
-        judge_tokens = _judge(store, batch_id, inputs.spec, settings, catalog)
+        judge_tokens = progress.judge_tokens
         with store.session() as session, session.begin():
             cells = batch_cells(session, batch_id)
     finally:
@@ -124,27 +132,6 @@ def _follow(job: BatchJob, err: TextIO) -> BatchProgress:
             f"{progress.spent_tokens} tokens{eta} {progress.message}\n"
         )
         err.flush()
-
-
-def _judge(
-    store: Store, batch_id: int, spec: BatchSpec, settings: Settings, catalog: Catalog
-) -> int:
-    if spec.judge is None or not any(a.kind == "llm_judge" for a in spec.assertions):
-        return 0
-    judge_target = spec.judge
-
-    async def run() -> int:
-        providers = build_providers(settings, catalog)
-        try:
-            with store.session() as session, session.begin():
-                inputs = load_inputs(session, spec)
-            grader = make_grader(providers[judge_target.provider], judge_target.model)
-            return await grade_batch(store, batch_id, inputs, grader)
-        finally:
-            for provider in providers.values():
-                await provider.aclose()
-
-    return asyncio.run(run())
 
 
 def _print(

@@ -7,17 +7,48 @@ stored outcome gains the judge's verdict and cost, and ``passed`` is recomputed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from playground.evaluation.assertions import Grader, Observation, judge
-from playground.evaluation.plan import BatchInputs
+from playground.evaluation.plan import BatchInputs, BatchSpec
 from playground.store.db import Store
 from playground.store.eval_repository import CellState, batch_cells, update_cells
 
 
+def judge_price_of(spec: BatchSpec, cost_of: Callable[[str], int | None]) -> int | None:
+    """What the judge charges per graded answer; ``None`` when the batch has no judging.
+
+    A judge whose price is unknown counts as 0 (the estimate warns about unknown prices).
+    """
+    if spec.judge is None or not any(a.kind == "llm_judge" for a in spec.assertions):
+        return None
+    return cost_of(spec.judge.model) or 0
+
+
+def judge_cost(outcomes: Sequence[Mapping[str, Any]]) -> int:
+    """The billing tokens the judge cost for a cell, from its stored assertion outcomes."""
+    return sum(o.get("cost_tokens") or 0 for o in outcomes if o.get("judge"))
+
+
+def is_judged(outcomes: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the judge has graded a cell already (judging twice would pay twice)."""
+    return any(o.get("judge") for o in outcomes)
+
+
 async def grade_batch(
-    store: Store, batch_id: int, inputs: BatchInputs, grader: Grader, *, concurrency: int = 4
+    store: Store,
+    batch_id: int,
+    inputs: BatchInputs,
+    grader: Grader,
+    *,
+    concurrency: int = 4,
+    max_cells: int | None = None,
 ) -> int:
-    """Judge every completed cell not judged yet; returns the billing tokens the judge cost."""
+    """Judge completed cells not judged yet (at most ``max_cells``); returns the judge's cost.
+
+    The cost is in billing tokens; ``max_cells`` lets a budget cap bound the judge's spend.
+    """
     rubrics = [a for a in inputs.spec.assertions if a.kind == "llm_judge"]
     if not rubrics:
         return 0
@@ -25,8 +56,8 @@ async def grade_batch(
         cells = [
             c
             for c in batch_cells(session, batch_id)
-            if c.status == "completed" and not any(a.get("judge") for a in c.assertions)
-        ]
+            if c.status == "completed" and not is_judged(c.assertions)
+        ][:max_cells]
     limit = asyncio.Semaphore(concurrency)
 
     async def grade(cell: CellState) -> int:

@@ -117,6 +117,8 @@ def load_inputs(session: Session, spec: BatchSpec) -> BatchInputs:
         raise InvalidRequestError("Pick at least one template version.")
     if spec.concurrency < 1:
         raise InvalidRequestError("Concurrency must be at least 1.")
+    if spec.judge is None and any(a.kind == "llm_judge" for a in spec.assertions):
+        raise InvalidRequestError("An llm_judge assertion needs a judge model to grade it.")
     found = get_dataset(session, spec.dataset_id)
     if found is None:
         raise InvalidRequestError(f"No dataset #{spec.dataset_id}.")
@@ -159,12 +161,13 @@ class BatchEstimate:
 
     requests: int
     judge_requests: int
-    tokens: int
+    tokens: int  # the most it can cost, the judge's share included
     unknown_price_models: tuple[str, ...]
     balance: int | None
     remaining_hour: int | None
     remaining_day: int | None
     warnings: tuple[str, ...]
+    judge_tokens: int = 0
 
 
 def estimate(
@@ -190,7 +193,8 @@ def estimate(
         else:
             tokens += price * count
     judge_price = cost_of(judge_model) if judge_model else None
-    tokens += (judge_price or 0) * judged_cells
+    judge_tokens = (judge_price or 0) * judged_cells
+    tokens += judge_tokens
     requests = len(models) + (judged_cells if judge_model else 0)
     warnings = []
     token_balance = balance.token_balance if balance else None
@@ -219,4 +223,5 @@ def estimate(
         remaining_hour=remaining_hour,
         remaining_day=remaining_day,
         warnings=tuple(warnings),
+        judge_tokens=judge_tokens,
     )

@@ -34,6 +34,7 @@ class BatchProgress:
     spent_tokens: int
     eta_s: float | None
     message: str = ""
+    judge_tokens: int = 0  # the LLM judge's spend, on top of spent_tokens; both count to the cap
 
     @property
     def done(self) -> int:

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from playground.evaluation.stats import Interval, wilson_interval
@@ -43,17 +43,26 @@ def failed_assertions(cell: CellState) -> list[str]:
     return [f"{a['label']}: {a['message']}" for a in cell.assertions if not a["passed"]]
 
 
-def pass_rates(cells: Sequence[CellState]) -> dict[str, Interval]:
-    """Per model: share of checked answers passing every assertion, with a Wilson interval.
+def by_model(cell: CellState) -> str | None:
+    """The default grouping of cells: by model."""
+    return cell.key.model
 
-    A failed request counts as failing (a model that cannot answer does not pass).
+
+def pass_rates(
+    cells: Sequence[CellState], key: Callable[[CellState], str | None] = by_model
+) -> dict[str, Interval]:
+    """Per ``key`` (model by default): share of checked answers passing every assertion.
+
+    Each share comes with its Wilson interval. A failed request counts as failing (a
+    model that cannot answer does not pass); cells whose key is ``None`` are left out.
     """
     passed: dict[str, int] = defaultdict(int)
     checked: dict[str, int] = defaultdict(int)
     for cell in cells:
-        if cell.status == "failed" or cell.passed is not None:
-            checked[cell.key.model] += 1
-            passed[cell.key.model] += cell.passed is True
+        group = key(cell)
+        if group is not None and (cell.status == "failed" or cell.passed is not None):
+            checked[group] += 1
+            passed[group] += cell.passed is True
     return {m: wilson_interval(passed[m], checked[m]) for m in checked}
 
 

@@ -95,6 +95,8 @@ class BatchRow(Base):
     created_utc: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_utc: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # host:pid:token of the process running it (migration 0003), to recover a dead one's batch
+    writer: Mapped[str | None] = mapped_column(sa.String(200))
 
     __table_args__ = (sa.Index("ix_eval_batches_owner_created", "owner", "created_utc"),)
 

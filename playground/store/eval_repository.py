@@ -8,24 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from playground.errors import InvalidRequestError
 from playground.evaluation.datasets import Dataset
-from playground.evaluation.stats import Vote, VoteOutcome
 from playground.evaluation.templates import PromptTemplate, variables
 from playground.store.eval_models import (
-    RATING_KINDS,
-    VOTE_WINNERS,
     BatchCellRow,
     BatchRow,
     DatasetRow,
-    PairwiseVoteRow,
     PromptTemplateRow,
-    RatingRow,
     TemplateVersionRow,
 )
 from playground.store.models import Result
@@ -247,10 +242,17 @@ def get_batch(session: Session, batch_id: int) -> BatchRow | None:
     return session.get(BatchRow, batch_id)
 
 
-def set_batch_status(session: Session, batch_id: int, status: str) -> None:
-    """Change a batch's status (and its finish time for a final one)."""
+def set_batch_status(
+    session: Session, batch_id: int, status: str, *, writer: str | None = None
+) -> None:
+    """Change a batch's status (and its finish time for a final one).
+
+    ``writer`` (``host:pid:token``) claims the batch for the process that runs it now.
+    """
     now = datetime.now(UTC)
     values: dict[str, Any] = {"status": status, "updated_utc": now}
+    if writer is not None:
+        values["writer"] = writer
     values["finished_utc"] = now if status in ("completed", "cancelled") else None
     session.execute(sa.update(BatchRow).where(BatchRow.id == batch_id).values(values))
 
@@ -301,104 +303,6 @@ def update_cells(session: Session, cell_ids: Sequence[int], **values: Any) -> No
     session.execute(sa.update(BatchCellRow).where(BatchCellRow.id.in_(cell_ids)).values(values))
 
 
-def add_rating(
-    session: Session,
-    result_id: int,
-    rater: str,
-    kind: str,
-    *,
-    value: float | None = None,
-    note: str | None = None,
-) -> int:
-    """Store a rating (thumbs ±1, score 1–5, or a note) of one result by ``rater``."""
-    if kind not in RATING_KINDS:
-        raise InvalidRequestError(f"Unknown rating kind {kind!r}.")
-    if kind == "thumbs" and value not in (-1, 1):
-        raise InvalidRequestError("A thumbs rating is +1 or -1.")
-    if kind == "score" and (value is None or not 1 <= value <= 5):
-        raise InvalidRequestError("A score is between 1 and 5.")
-    if kind == "note" and not (note or "").strip():
-        raise InvalidRequestError("The note is empty.")
-    row = RatingRow(
-        result_id=result_id,
-        rater=rater,
-        kind=kind,
-        value=value,
-        note=note,
-        created_utc=datetime.now(UTC),
-    )
-    session.add(row)
-    session.flush()
-    return row.id
-
-
-def add_vote(session: Session, result_a_id: int, result_b_id: int, winner: str, rater: str) -> int:
-    """Store a blind A/B vote (``a``, ``b``, ``tie`` or ``both_bad``) by ``rater``."""
-    if winner not in VOTE_WINNERS:
-        raise InvalidRequestError(f"A vote is one of {', '.join(VOTE_WINNERS)}.")
-    if result_a_id == result_b_id:
-        raise InvalidRequestError("A vote compares two different answers.")
-    row = PairwiseVoteRow(
-        result_a_id=result_a_id,
-        result_b_id=result_b_id,
-        winner=winner,
-        rater=rater,
-        created_utc=datetime.now(UTC),
-    )
-    session.add(row)
-    session.flush()
-    return row.id
-
-
-def model_figures(session: Session) -> dict[str, tuple[float | None, float | None]]:
-    """Per model: average billing tokens and latency (ms) of completed, non-cached answers."""
-    query = (
-        sa.select(Result.model, sa.func.avg(Result.tokens_used), sa.func.avg(Result.latency_ms))
-        .where(Result.status == "completed", Result.cached.is_(False))
-        .group_by(Result.model)
-    )
-    return {
-        model: (None if tokens is None else float(tokens), None if ms is None else float(ms))
-        for model, tokens, ms in session.execute(query)
-    }
-
-
-def all_cells(session: Session) -> list[CellState]:
-    """The cells of every batch (for pass rates across batches), oldest batch first."""
-    batch_ids = session.scalars(sa.select(BatchRow.id).order_by(BatchRow.id))
-    return [cell for batch_id in batch_ids for cell in batch_cells(session, batch_id)]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One completed answer that can take part in a blind vote."""
-
-    result_id: int
-    model: str
-    content: str
-
-
-def comparable_answers(session: Session, batch_id: int) -> list[list[Answer]]:
-    """Groups of completed answers to the same input (same version and row) in a batch.
-
-    Only groups with at least two different models are returned.
-    """
-    groups: dict[tuple[int, int], list[Answer]] = {}
-    for cell in batch_cells(session, batch_id):
-        if cell.status == "completed" and cell.result_id is not None:
-            key = (cell.key.template_version_id, cell.key.row_index)
-            groups.setdefault(key, []).append(Answer(cell.result_id, cell.key.model, cell.content))
-    return [g for g in groups.values() if len({a.model for a in g}) > 1]
-
-
-def voted_pairs(session: Session, rater: str) -> set[frozenset[int]]:
-    """The result-id pairs ``rater`` has already voted on (in either order)."""
-    query = sa.select(PairwiseVoteRow.result_a_id, PairwiseVoteRow.result_b_id).where(
-        PairwiseVoteRow.rater == rater
-    )
-    return {frozenset((a, b)) for a, b in session.execute(query)}
-
-
 def list_batches(session: Session, owner: str | None = None) -> list[tuple[int, str, str]]:
     """``(id, title, status)`` of every batch, newest first."""
     query = sa.select(BatchRow.id, BatchRow.title, BatchRow.status).where(
@@ -407,13 +311,15 @@ def list_batches(session: Session, owner: str | None = None) -> list[tuple[int, 
     return [(i, t, s) for i, t, s in session.execute(query.order_by(BatchRow.id.desc()))]
 
 
-def votes_by_model(session: Session) -> list[Vote]:
-    """Every stored vote as ``(model A, model B, outcome)`` for the statistics."""
-    result_a, result_b = aliased(Result), aliased(Result)
-    query = (
-        sa.select(result_a.model, result_b.model, PairwiseVoteRow.winner)
-        .join(result_a, result_a.id == PairwiseVoteRow.result_a_id)
-        .join(result_b, result_b.id == PairwiseVoteRow.result_b_id)
-        .order_by(PairwiseVoteRow.id)
-    )
-    return [(a, b, cast(VoteOutcome, w)) for a, b, w in session.execute(query)]
+def all_cells(session: Session) -> list[CellState]:
+    """The cells of every batch (for pass rates across batches), oldest batch first."""
+    batch_ids = session.scalars(sa.select(BatchRow.id).order_by(BatchRow.id))
+    return [cell for batch_id in batch_ids for cell in batch_cells(session, batch_id)]
+
+
+def version_labels(session: Session) -> dict[int, str]:
+    """Every template version's id and its label, ``"name vN"``."""
+    query = sa.select(
+        TemplateVersionRow.id, PromptTemplateRow.name, TemplateVersionRow.version
+    ).join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
+    return {i: f"{name} v{number}" for i, name, number in session.execute(query)}

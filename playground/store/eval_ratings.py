@@ -1,0 +1,185 @@
+"""Human judgements and leaderboard inputs: ratings, blind votes, answers to compare.
+
+Functions take a session and never commit; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from playground.errors import InvalidRequestError
+from playground.evaluation.stats import VoteOutcome
+from playground.store.eval_models import (
+    RATING_KINDS,
+    VOTE_WINNERS,
+    BatchCellRow,
+    PairwiseVoteRow,
+    PromptTemplateRow,
+    RatingRow,
+    TemplateVersionRow,
+)
+from playground.store.eval_repository import batch_cells
+from playground.store.models import Result
+
+
+def add_rating(
+    session: Session,
+    result_id: int,
+    rater: str,
+    kind: str,
+    *,
+    value: float | None = None,
+    note: str | None = None,
+) -> int:
+    """Store a rating (thumbs ±1, score 1–5, or a note) of one result by ``rater``."""
+    if kind not in RATING_KINDS:
+        raise InvalidRequestError(f"Unknown rating kind {kind!r}.")
+    if kind == "thumbs" and value not in (-1, 1):
+        raise InvalidRequestError("A thumbs rating is +1 or -1.")
+    if kind == "score" and (value is None or not 1 <= value <= 5):
+        raise InvalidRequestError("A score is between 1 and 5.")
+    if kind == "note" and not (note or "").strip():
+        raise InvalidRequestError("The note is empty.")
+    row = RatingRow(
+        result_id=result_id,
+        rater=rater,
+        kind=kind,
+        value=value,
+        note=note,
+        created_utc=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def add_vote(session: Session, result_a_id: int, result_b_id: int, winner: str, rater: str) -> int:
+    """Store a blind A/B vote (``a``, ``b``, ``tie`` or ``both_bad``) by ``rater``."""
+    if winner not in VOTE_WINNERS:
+        raise InvalidRequestError(f"A vote is one of {', '.join(VOTE_WINNERS)}.")
+    if result_a_id == result_b_id:
+        raise InvalidRequestError("A vote compares two different answers.")
+    row = PairwiseVoteRow(
+        result_a_id=result_a_id,
+        result_b_id=result_b_id,
+        winner=winner,
+        rater=rater,
+        created_utc=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def model_figures(session: Session) -> dict[str, tuple[float | None, float | None]]:
+    """Per model: average billing tokens and latency (ms) of completed, non-cached answers."""
+    query = (
+        sa.select(Result.model, sa.func.avg(Result.tokens_used), sa.func.avg(Result.latency_ms))
+        .where(Result.status == "completed", Result.cached.is_(False))
+        .group_by(Result.model)
+    )
+    return {
+        model: (None if tokens is None else float(tokens), None if ms is None else float(ms))
+        for model, tokens, ms in session.execute(query)
+    }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One completed answer that can take part in a blind vote."""
+
+    result_id: int
+    model: str
+    content: str
+
+
+def comparable_answers(session: Session, batch_id: int) -> list[list[Answer]]:
+    """Groups of completed answers to the same input (same version and row) in a batch.
+
+    Only groups with at least two different models are returned.
+    """
+    groups: dict[tuple[int, int], list[Answer]] = {}
+    for cell in batch_cells(session, batch_id):
+        if cell.status == "completed" and cell.result_id is not None:
+            key = (cell.key.template_version_id, cell.key.row_index)
+            groups.setdefault(key, []).append(Answer(cell.result_id, cell.key.model, cell.content))
+    return [g for g in groups.values() if len({a.model for a in g}) > 1]
+
+
+def voted_pairs(session: Session, rater: str) -> set[frozenset[int]]:
+    """The result-id pairs ``rater`` has already voted on (in either order)."""
+    query = sa.select(PairwiseVoteRow.result_a_id, PairwiseVoteRow.result_b_id).where(
+        PairwiseVoteRow.rater == rater
+    )
+    return {frozenset((a, b)) for a, b in session.execute(query)}
+
+
+def _version_of(result_id: object) -> sa.ScalarSelect[str | None]:
+    """The label ``"name vN"`` of the template version a result answered, if it is a cell."""
+    label = PromptTemplateRow.name + " v" + sa.cast(TemplateVersionRow.version, sa.String)
+    return (
+        sa.select(label)
+        .select_from(BatchCellRow)
+        .join(TemplateVersionRow, TemplateVersionRow.id == BatchCellRow.template_version_id)
+        .join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
+        .where(BatchCellRow.result_id == result_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class StoredVote:
+    """A vote with each side's model and template version label (``None``: not a batch cell)."""
+
+    model_a: str
+    version_a: str | None
+    model_b: str
+    version_b: str | None
+    outcome: VoteOutcome
+
+
+def stored_votes(session: Session) -> list[StoredVote]:
+    """Every stored vote, oldest first, with the models and prompt versions it compared."""
+    result_a, result_b = aliased(Result), aliased(Result)
+    query = (
+        sa.select(
+            result_a.model,
+            _version_of(result_a.id),
+            result_b.model,
+            _version_of(result_b.id),
+            PairwiseVoteRow.winner,
+        )
+        .join(result_a, result_a.id == PairwiseVoteRow.result_a_id)
+        .join(result_b, result_b.id == PairwiseVoteRow.result_b_id)
+        .order_by(PairwiseVoteRow.id)
+    )
+    return [
+        StoredVote(a, va, b, vb, cast(VoteOutcome, w)) for a, va, b, vb, w in session.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class StoredRating:
+    """A thumbs (±1) or 1–5 score rating of an answer, with its model and prompt version."""
+
+    model: str
+    version: str | None
+    kind: str
+    value: float
+
+
+def stored_ratings(session: Session) -> list[StoredRating]:
+    """Every thumbs and score rating (notes left out), oldest first."""
+    query = (
+        sa.select(Result.model, _version_of(Result.id), RatingRow.kind, RatingRow.value)
+        .join(Result, Result.id == RatingRow.result_id)
+        .where(RatingRow.kind.in_(("thumbs", "score")), RatingRow.value.is_not(None))
+        .order_by(RatingRow.id)
+    )
+    return [StoredRating(m, v, k, float(x or 0.0)) for m, v, k, x in session.execute(query)]
