@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from playground import compare_state as cs
@@ -10,24 +12,17 @@ from playground.compare_view import (
     SHARE_PARAM,
     ColumnRef,
     Composer,
-    Highlights,
     budget_summary,
     budget_warnings,
     build_compare_request,
-    column_notice,
-    diff_answers,
-    highlights,
-    metrics,
     model_options,
-    option_key,
-    row_layout,
     share_ref,
     share_url,
-    status_label,
 )
 from playground.errors import PlaygroundError, user_message
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
+from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 
 COLUMNS = "compare.columns"
 SHARED = "compare.shared"
@@ -77,11 +72,7 @@ if shared and st.session_state.get(SHARED) != shared:
 st.session_state[cs.MODELS] = [k for k in st.session_state.get(cs.MODELS, []) if k in by_key]
 
 st.title("Compare models")
-# Answers sit in narrow columns: their own headings must not outshout the page's.
-st.html(
-    "<style>[class*='st-key-answer-'] :is(h1, h2, h3) "
-    "{font-size: 1.15rem !important; padding: 0.4rem 0 0.2rem !important}</style>"
-)
+style_answers()
 st.text_area(
     "System prompt",
     key=cs.SYSTEM,
@@ -179,6 +170,13 @@ max_tokens_col.number_input(
     placeholder="API default",
     help="Upper bound on the answer length in LLM tokens. Empty uses the API's default.",
 )
+st.toggle(
+    "Reuse identical earlier answers (cache)",
+    key=cs.USE_CACHE,
+    persist_state="session",
+    help="A model asked exactly the same thing before answers from history at once, "
+    "without an API call or cost. Its column is marked “cached”.",
+)
 overrides: dict[str, GenerationParams] = {}
 if picked:
     with st.expander("Per-model overrides"):
@@ -230,7 +228,9 @@ if run_clicked:
         overrides=overrides,
     )
     try:
-        handle = services.start_compare(build_compare_request(composer), connection)
+        request = build_compare_request(composer)
+        request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
+        handle = services.start_compare(request, connection)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -243,44 +243,18 @@ if run_clicked:
         st.session_state.pop(services.BALANCE_STATE_KEY, None)
 
 
-def model_title(result: ModelResult) -> tuple[str, str]:
-    option = by_key.get(option_key(result.provider, result.model))
-    return (option.name, option.label) if option else (result.model, result.provider)
+def stop_button(position: int, result: ModelResult) -> None:
+    st.button(
+        "Stop",
+        key=f"compare.stop.{position}",
+        icon=":material/stop:",
+        on_click=stop,
+        args=([st.session_state[COLUMNS][position]],),
+    )
 
 
-def draw_column(position: int, result: ModelResult, marks: Highlights, run_done: bool) -> None:
-    name, label = model_title(result)
-    text, colour = status_label(result)
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        st.markdown(f"**{name}**")
-        st.badge(text, color=colour)
-        if position in marks.fastest:
-            st.badge("Fastest", icon=":material/bolt:", color="violet")
-        if position in marks.cheapest:
-            st.badge("Cheapest", icon=":material/savings:", color="green")
-    st.caption(label)
-    stop_slot = st.empty()
-    if not result.is_terminal:
-        stop_slot.button(
-            "Stop",
-            key=f"compare.stop.{position}",
-            icon=":material/stop:",
-            on_click=stop,
-            args=([st.session_state[COLUMNS][position]],),
-        )
-    with st.container(key=f"answer-{position}"):
-        st.markdown(result.content or "_Waiting for the first token…_")
-    notice = column_notice(result)
-    if notice is not None:
-        level, message = notice
-        getattr(st, level)(message)
-    if not result.is_terminal:
-        return
-    st.caption(" · ".join(f"{k} **{v}**" for k, v in metrics(result)))
-    if result.content:
-        with st.expander("Raw text (copy)"):
-            st.code(result.content, language=None, wrap_lines=True)
-    with st.container(horizontal=True, gap="small"):
+def after_run_buttons(run_done: bool) -> ColumnTools:
+    def draw(position: int, result: ModelResult) -> None:
         if result.content and st.button(
             "Continue chat",
             key=f"compare.continue.{position}",
@@ -299,6 +273,8 @@ def draw_column(position: int, result: ModelResult, marks: Highlights, run_done:
             args=(position,),
         ):
             st.rerun()
+
+    return draw
 
 
 def draw_results(polling: bool) -> None:
@@ -319,28 +295,7 @@ def draw_results(polling: bool) -> None:
             stop_all.button(
                 "Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,)
             )
-        marks = highlights(results)
-        rows = row_layout(len(results))
-        for row in rows:
-            for column, position in zip(st.columns(len(rows[0])), row, strict=False):
-                with column.container(border=True, key=f"column-{position}"):
-                    draw_column(position, results[position], marks, done)
-
-
-def draw_diff(results: list[ModelResult]) -> None:
-    answers = {
-        f"{i + 1}. {model_title(r)[0]}": r.content for i, r in enumerate(results) if r.content
-    }
-    if len(answers) < 2:
-        return
-    labels = list(answers)
-    with st.expander("Compare two answers", icon=":material/difference:"):
-        first_col, second_col = st.columns(2)
-        first = first_col.selectbox("First", labels, key="compare.diff.a") or labels[0]
-        second = second_col.selectbox("Second", labels, index=1, key="compare.diff.b") or labels[1]
-        diff = diff_answers(answers[first], answers[second], first, second)
-        st.caption(f"Similarity {diff.similarity:.0%}")
-        st.code(diff.unified or "The two answers are identical.", language="diff")
+        draw_grid(results, by_key, while_running=stop_button, when_done=after_run_buttons(done))
 
 
 if NOTICE in st.session_state:
@@ -356,7 +311,7 @@ if st.session_state.get(COLUMNS):
             # Drawn inline, not as a fragment: a fragment rerun queued by the last polling
             # tick would otherwise race this full run (Streamlit then drops later blocks).
             draw_results(polling=False)
-            draw_diff(results)
+            draw_diff(results, by_key, key="compare.diff")
             if st.session_state.get(SHARED):
                 st.caption("Share link to this comparison")
                 st.code(share_url(st.context.url, st.session_state[SHARED]), language=None)

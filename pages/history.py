@@ -1,6 +1,262 @@
-"""History: past comparisons (coming soon, on top of the history store)."""
+"""History: past comparisons, searched and filtered; open one to re-run, edit, tag or delete it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
 
 import streamlit as st
 
+from playground import compare_state as cs
+from playground import history_view as hv
+from playground import services
+from playground.compare_view import SHARE_PARAM, STATUS_LABELS, model_options, share_ref
+from playground.errors import PlaygroundError, user_message
+from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
+from ui.columns import draw_diff, draw_grid, style_answers
+
+OPEN = "history.open"
+CONFIRM_DELETE = "history.confirm_delete"
+PAGE = "history.page"
+SEEN_FILTER = "history.seen_filter"
+MIME = {"csv": "text/csv", "json": "application/json"}
+
+connection = services.connection_from_state(st.session_state)
+try:
+    providers = services.get_providers(connection)
+except PlaygroundError as exc:
+    st.error(user_message(exc))
+    st.stop()
+titles = hv.all_model_options(providers)
+
+
+def close() -> None:
+    st.session_state.pop(OPEN, None)
+    st.session_state.pop(CONFIRM_DELETE, None)
+
+
+def turn_page(offset: int) -> None:
+    st.session_state[PAGE] = st.session_state.get(PAGE, 0) + offset
+
+
+def to_compare(stored: StoredComparison, ref: str) -> None:
+    """Put the comparison's request into the Compare editor and show ``ref`` there."""
+    known = {option.key for option in model_options(providers, connection.provider)}
+    cs.load_request(st.session_state, stored.request, known)
+    close()
+    st.switch_page("pages/compare.py", query_params={SHARE_PARAM: ref})
+
+
+def draw_actions(stored: StoredComparison) -> None:
+    with st.container(horizontal=True):
+        rerun = st.button(
+            "Re-run",
+            type="primary",
+            icon=":material/replay:",
+            help="Run the same prompt on the same models again, as a new comparison.",
+        )
+        load = st.button(
+            "Load into Compare",
+            icon=":material/edit:",
+            help="Open the prompt, models and parameters in the Compare editor to change them.",
+        )
+        if st.button("Delete", icon=":material/delete:"):
+            st.session_state[CONFIRM_DELETE] = stored.id
+    if rerun:
+        try:
+            handle = services.start_compare(hv.rerun_request(stored.request), connection)
+        except PlaygroundError as exc:
+            st.error(user_message(exc), icon=":material/error:")
+        else:
+            to_compare(stored, share_ref(handle.run_id, handle.comparison_id))
+    if load:
+        to_compare(stored, str(stored.id))
+    if st.session_state.get(CONFIRM_DELETE) == stored.id:
+        with st.container(border=True):
+            st.warning(
+                "Delete this comparison? It disappears from history and exports; "
+                "the tokens it spent still count on the Costs page.",
+                icon=":material/warning:",
+            )
+            with st.container(horizontal=True):
+                if st.button("Yes, delete", type="primary"):
+                    services.delete_stored_comparison(stored.id)
+                    close()
+                    st.toast("Comparison deleted.", icon=":material/delete:")
+                    st.rerun()
+                st.button("Cancel", on_click=st.session_state.pop, args=(CONFIRM_DELETE, None))
+
+
+def draw_meta_form(stored: StoredComparison) -> None:
+    request = stored.request
+    with st.expander("Title, tags and note", icon=":material/sell:"):
+        with st.form(f"history.meta.{stored.id}", border=False):
+            title = st.text_input(
+                "Title", value=request.title, max_chars=500, key=f"history.title.{stored.id}"
+            )
+            tags = st.text_input(
+                "Tags",
+                value=", ".join(request.tags),
+                help="Comma-separated, e.g. `sql, ru`",
+                key=f"history.tags.{stored.id}",
+            )
+            note = st.text_area(
+                "Note", value=request.note, height=80, key=f"history.note.{stored.id}"
+            )
+            saved = st.form_submit_button("Save", icon=":material/save:")
+        if saved:
+            found = services.annotate_comparison(
+                stored.id, title=title.strip(), tags=hv.parse_tags(tags), note=note.strip()
+            )
+            if not found:
+                st.warning("This comparison no longer exists.")
+                return
+            st.toast("Saved.", icon=":material/check:")
+            st.rerun()
+
+
+def draw_opened(comparison_id: int) -> None:
+    st.button("Back to the list", icon=":material/arrow_back:", on_click=close)
+    stored = services.stored_comparison(comparison_id)
+    if stored is None:
+        st.warning("This comparison no longer exists; it may have been deleted.")
+        return
+    st.subheader(hv.heading(stored))
+    st.markdown(hv.summary_line(stored, titles))
+    if stored.request.note:
+        st.caption(f"Note: {stored.request.note}")
+    with st.expander("Prompt", icon=":material/chat:"):
+        if stored.request.system_prompt:
+            st.markdown("**System**")
+            st.text(stored.request.system_prompt)
+        for message in stored.request.messages:
+            st.markdown(f"**{message.role.title()}**")
+            st.text(message.content)
+    draw_actions(stored)
+    draw_meta_form(stored)
+    if not hv.is_finished(stored):
+        st.info("Some models are still answering; re-open this comparison to see the rest.")
+    style_answers()
+    draw_grid(stored.results, titles)
+    draw_diff(stored.results, titles, key="history.diff")
+
+
+def read_filter() -> HistoryFilter | None:
+    search_col, dates_col = st.columns([3, 1])
+    search = search_col.text_input(
+        "Search",
+        key="history.search",
+        persist_state="session",
+        placeholder="Words in the prompt or in an answer",
+    )
+    dates = dates_col.date_input(
+        "Dates (UTC)", value=[], key="history.dates", persist_state="session", format="YYYY-MM-DD"
+    )
+    models_col, status_col, tag_col = st.columns([2, 2, 1])
+    choices = hv.model_choices(services.get_catalog(), services.get_settings().openai_model_list)
+    models = models_col.multiselect(
+        "Models",
+        list(choices),
+        key="history.models",
+        persist_state="session",
+        format_func=choices.__getitem__,
+        placeholder="Any model",
+    )
+    statuses = status_col.multiselect(
+        "Status",
+        hv.STATUS_CHOICES,
+        key="history.statuses",
+        persist_state="session",
+        format_func=lambda status: STATUS_LABELS[status][0],
+        placeholder="Any status",
+    )
+    tag = tag_col.text_input("Tag", key="history.tag", persist_state="session")
+    try:
+        return hv.history_filter(
+            models=models, statuses=statuses, dates=dates, tag=tag, search=search
+        )
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+        return None
+
+
+def draw_list() -> None:
+    flt = read_filter()
+    if flt is None:
+        return
+    if st.session_state.get(SEEN_FILTER) != flt:
+        st.session_state[SEEN_FILTER] = flt
+        st.session_state[PAGE] = 0
+    try:
+        found = services.history_page(flt, st.session_state.get(PAGE, 0))
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+        return
+    st.session_state[PAGE] = found.page
+    if found.total == 0:
+        if flt == HistoryFilter():
+            st.info(
+                "No comparisons yet. Every run on the Compare page is recorded here.",
+                icon=":material/history:",
+            )
+            st.page_link(
+                "pages/compare.py", label="Go to Compare", icon=":material/compare_arrows:"
+            )
+        else:
+            st.info("Nothing matches these filters.", icon=":material/search_off:")
+        return
+    st.caption("Click a row to open the comparison.")
+    event = st.dataframe(
+        hv.comparison_table(found.comparisons, titles),
+        key="history.table",
+        on_select="rerun",
+        selection_mode="single-row",
+        hide_index=True,
+        column_config={
+            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
+            "Title": st.column_config.TextColumn(width=150),
+            "Models": st.column_config.TextColumn(width=330),
+            "Cost": st.column_config.NumberColumn(
+                help="Billing tokens spent", format="%d", width=60
+            ),
+            "Prompt": st.column_config.TextColumn(width="large"),
+            "Tags": st.column_config.TextColumn(width=110),
+        },
+    )
+    opened = hv.selected_comparison(event.selection.rows, [c.id for c in found.comparisons])
+    if opened is not None:
+        st.session_state[OPEN] = opened
+        st.rerun()
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button(
+            "Previous",
+            icon=":material/chevron_left:",
+            disabled=found.page == 0,
+            on_click=turn_page,
+            args=(-1,),
+        )
+        st.caption(f"Page {found.page + 1} of {found.pages} · {found.total} comparisons")
+        st.button(
+            "Next",
+            icon=":material/chevron_right:",
+            disabled=found.page + 1 >= found.pages,
+            on_click=turn_page,
+            args=(1,),
+        )
+        for fmt in EXPORT_FORMATS:
+            st.download_button(
+                f"Export {fmt.upper()}",
+                data=partial(services.export_history, flt, fmt),
+                file_name=hv.export_file_name(fmt, datetime.now(UTC)),
+                mime=MIME[fmt],
+                icon=":material/download:",
+                on_click="ignore",
+                help="Every result matching the filters, one row per model's answer.",
+            )
+
+
 st.title("History")
-st.info("Coming soon: browse, search and reopen past comparisons.", icon=":material/history:")
+if st.session_state.get(OPEN) is not None:
+    draw_opened(st.session_state[OPEN])
+else:
+    draw_list()

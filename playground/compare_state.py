@@ -11,7 +11,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from playground.compare_view import continue_with, moved, option_key
-from playground.providers.base import Message, Role
+from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest
 
 SYSTEM = "compare.system"
@@ -19,6 +19,7 @@ PROMPT = "compare.prompt"
 MODELS = "compare.models"
 TEMPERATURE = "compare.temperature"
 MAX_TOKENS = "compare.max_tokens"
+USE_CACHE = "compare.use_cache"
 TURNS = "compare.turns"
 NEXT_TURN = "compare.next_turn"
 
@@ -93,9 +94,24 @@ def continue_conversation(state: State, answer: str) -> None:
 
 
 def load_request(state: State, request: CompareRequest, known_options: set[str]) -> None:
-    """Fill the editor from an earlier comparison (models no longer offered are left out)."""
+    """Fill the editor from an earlier comparison (models no longer offered are left out).
+
+    The prompt, turns, models, shared and per-model parameters and the cache choice all
+    come back, so pressing Run sends the same request again.
+    """
     set_turns(state, list(request.messages[:-1]))
     state[SYSTEM] = request.system_prompt
     state[PROMPT] = request.messages[-1].content
-    picked = [option_key(t.provider, t.model) for t in request.targets]
-    state[MODELS] = [key for key in picked if key in known_options]
+    state[TEMPERATURE] = request.params.temperature
+    state[MAX_TOKENS] = request.params.max_tokens
+    state[USE_CACHE] = request.use_cache
+    picked = []
+    for target in request.targets:
+        key = option_key(target.provider, target.model)
+        if key not in known_options:
+            continue
+        picked.append(key)
+        params = target.params or GenerationParams()
+        state[override_key(key, "temperature")] = params.temperature
+        state[override_key(key, "max_tokens")] = params.max_tokens
+    state[MODELS] = picked

@@ -50,3 +50,13 @@ def run_until_done(at: AppTest, timeout: float = RUN_TIMEOUT_S) -> AppTest:
         time.sleep(0.05)
         at.run()
     raise AssertionError("the comparison did not finish in time")
+
+
+def run_compare(at: AppTest, prompt: str, models: list[str]) -> AppTest:
+    """On the Compare page: type ``prompt``, pick ``models`` (``provider:slug``), run, wait."""
+    if at.title[0].value != "Compare models":
+        at.switch_page("pages/compare.py").run()
+    at.text_area(key="compare.prompt").set_value(prompt)
+    at.multiselect(key="compare.models").set_value(models)
+    click(at.run(), "Run")
+    return run_until_done(at)

@@ -315,3 +315,23 @@ def test_seven_models_wrap_into_rows_of_three(app_env: Path) -> None:
     thirds = [c for c in at.columns if abs(c.proto.weight - 1 / 3) < 1e-9]
     assert len(thirds) == 9  # three rows of three; the last row has two empty cells
     assert sum(1 for c in thirds if c.children) == 7
+
+
+def test_the_cache_is_off_by_default_and_reuses_identical_answers_when_on(app_env: Path) -> None:
+    at = compose(open_page(), "Cache me", ["demo:gpt-5-nano", "demo:gpt-5"])
+    assert at.toggle(key="compare.use_cache").value is False
+    click(at, "Run")
+    run_until_done(at)
+    click(at, "Run")
+    run_until_done(at)
+    assert done_badges(at) == 2
+
+    at.toggle(key="compare.use_cache").set_value(True).run()
+    click(at, "Run")
+    run_until_done(at)
+
+    assert texts(at, "markdown").count(":green-badge[Done (cached, not billed)]") == 2
+    comparison = services.stored_comparison(int(at.query_params["comparison"][0]))
+    assert comparison is not None
+    assert comparison.request.use_cache
+    assert [(r.cached, r.tokens_used) for r in comparison.results] == [(True, 0), (True, 0)]

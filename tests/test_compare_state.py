@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from playground import compare_state as cs
-from playground.providers.base import Message
+from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
 
 
@@ -65,3 +65,21 @@ def test_loading_a_request_fills_the_editor_with_known_models_only() -> None:
     assert state[cs.PROMPT] == "c"
     assert state[cs.MODELS] == ["demo:gpt-5"]
     assert contents(state) == [("user", "a"), ("assistant", "b")]
+
+
+def test_loading_a_request_brings_back_parameters_overrides_and_the_cache_choice() -> None:
+    request = CompareRequest(
+        messages=(Message("user", "q"),),
+        targets=(
+            ModelTarget("demo", "gpt-5", GenerationParams(temperature=1.5)),
+            ModelTarget("demo", "gpt-5-nano"),
+        ),
+        params=GenerationParams(temperature=0.3, max_tokens=200),
+        use_cache=True,
+    )
+    state: dict[str, Any] = {cs.override_key("demo:gpt-5-nano", "max_tokens"): 9}
+    cs.load_request(state, request, {"demo:gpt-5", "demo:gpt-5-nano"})
+    assert (state[cs.TEMPERATURE], state[cs.MAX_TOKENS], state[cs.USE_CACHE]) == (0.3, 200, True)
+    assert state[cs.override_key("demo:gpt-5", "temperature")] == 1.5
+    assert state[cs.override_key("demo:gpt-5", "max_tokens")] is None
+    assert state[cs.override_key("demo:gpt-5-nano", "max_tokens")] is None

@@ -11,9 +11,11 @@ from playground.store import (
     HistoryFilter,
     Store,
     StoreRecorder,
+    count_comparisons,
     count_results,
     delete_comparison,
     get_comparison,
+    list_comparisons,
     list_results,
     model_summary,
     update_comparison_meta,
@@ -222,3 +224,52 @@ def test_search_pages_are_newest_first_and_complete(store: Store, recorder: Stor
                 ]
             assert count_results(session, flt) == len(wanted)
         assert pages == wanted
+
+
+def _comparisons(store: Store, flt: HistoryFilter | None = None, **kwargs: int) -> list[int]:
+    with store.session() as session:
+        return [c.id for c in list_comparisons(session, flt, **kwargs)]
+
+
+def test_comparisons_are_listed_newest_first_with_all_their_results(
+    store: Store, history: dict[str, int]
+) -> None:
+    assert _comparisons(store) == [history["fail"], history["ru"], history["wal"]]
+    assert _comparisons(store, limit=1, offset=1) == [history["ru"]]
+    with store.session() as session:
+        assert count_comparisons(session) == 3
+        failed = list_comparisons(session, HistoryFilter(statuses=("failed",)))
+    assert [c.id for c in failed] == [history["fail"]]
+    # The whole comparison comes back, not only the result that matched.
+    assert [(r.model, r.status) for r in failed[0].results] == [
+        ("gpt-5", "completed"),
+        ("deepseek-v3", "failed"),
+    ]
+    assert failed[0].request.messages[-1].content == "Write a haiku about autumn"
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (HistoryFilter(models=("claude-haiku-4.5",)), ["wal"]),
+        (HistoryFilter(models=("gpt-5",)), ["fail", "ru", "wal"]),
+        (HistoryFilter(tag="db"), ["ru", "wal"]),
+        (HistoryFilter(search="leaves"), ["fail"]),
+        (HistoryFilter(search="журнал", tag="ru"), ["ru"]),
+        (HistoryFilter(search="nowhere"), []),
+    ],
+)
+def test_comparison_filters(
+    store: Store, history: dict[str, int], flt: HistoryFilter, expected: list[str]
+) -> None:
+    assert _comparisons(store, flt) == [history[name] for name in expected]
+    with store.session() as session:
+        assert count_comparisons(session, flt) == len(expected)
+
+
+def test_deleted_comparisons_are_not_listed(store: Store, history: dict[str, int]) -> None:
+    with store.session() as session, session.begin():
+        delete_comparison(session, history["ru"])
+    assert _comparisons(store) == [history["fail"], history["wal"]]
+    with store.session() as session:
+        assert count_comparisons(session, HistoryFilter(tag="ru")) == 0

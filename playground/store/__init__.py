@@ -13,10 +13,12 @@ from playground.store.recovery import recover_interrupted
 from playground.store.repository import (
     HistoryEntry,
     StoredComparison,
+    count_comparisons,
     count_results,
     delete_comparison,
     find_cached_result,
     get_comparison,
+    list_comparisons,
     list_results,
     update_comparison_meta,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "StoreRecorder",
     "StoredComparison",
     "balance_points",
+    "count_comparisons",
     "count_results",
     "create_store_engine",
     "delete_comparison",
@@ -44,6 +47,7 @@ __all__ = [
     "find_cached_result",
     "get_comparison",
     "latency_by_model",
+    "list_comparisons",
     "list_results",
     "model_summary",
     "open_store",

@@ -112,8 +112,40 @@ def get_comparison(session: Session, comparison_id: int) -> StoredComparison | N
         .where(Comparison.id == comparison_id, Comparison.deleted_utc.is_(None))
         .options(selectinload(Comparison.results), selectinload(Comparison.tags))
     )
-    if comparison is None:
-        return None
+    return None if comparison is None else _stored(comparison)
+
+
+def list_comparisons(
+    session: Session, flt: HistoryFilter | None = None, limit: int = 20, offset: int = 0
+) -> list[StoredComparison]:
+    """One page of comparisons with at least one matching result, newest first.
+
+    Each comes with all its results (not only the matching ones) in target order.
+    """
+    comparisons = session.scalars(
+        sa.select(Comparison)
+        .where(Comparison.id.in_(_matching_comparisons(session, flt)))
+        .order_by(Comparison.created_utc.desc(), Comparison.id.desc())
+        .limit(limit)
+        .offset(offset)
+        .options(selectinload(Comparison.results), selectinload(Comparison.tags))
+    )
+    return [_stored(comparison) for comparison in comparisons]
+
+
+def count_comparisons(session: Session, flt: HistoryFilter | None = None) -> int:
+    """How many comparisons :func:`list_comparisons` pages through."""
+    query = sa.select(sa.func.count()).where(Comparison.id.in_(_matching_comparisons(session, flt)))
+    return int(session.scalar(query) or 0)
+
+
+def _matching_comparisons(session: Session, flt: HistoryFilter | None) -> sa.Select[int]:
+    dialect = session.get_bind().dialect.name
+    conditions = result_conditions(flt or HistoryFilter(), dialect)
+    return sa.select(Result.comparison_id).where(*conditions).correlate(None)
+
+
+def _stored(comparison: Comparison) -> StoredComparison:
     targets: dict[int, ModelTarget] = {}
     for row in comparison.results:
         targets.setdefault(

@@ -49,3 +49,17 @@ def choose(page: Page, selectbox_label: str, option: str, attempts: int = 5) -> 
             continue
         return
     raise AssertionError(f"could not pick {option!r} in {selectbox_label!r}")
+
+
+def open_first_history_row(page: Page) -> None:
+    """Select the first row of the History table, which opens that comparison.
+
+    The table is drawn on a canvas: click the row's selection box, left of the first cell
+    (a header row and a data row are about 35 px high each).
+    """
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid).to_be_visible()
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 16, box["y"] + 52)
+    expect(page.get_by_role("button", name="Back to the list")).to_be_visible()

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.app_driver import choose, column, pick_models, run_prompt
-from tests.e2e.conftest import FakeServer
+from tests.fake_elumenta.process import FakeServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -20,10 +20,12 @@ WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIM
 
 
 def test_three_models_stream_side_by_side_and_finish_with_metrics(
-    app_page: Page, fake: FakeServer, artifacts: Path
+    app_page: Page, fake: FakeServerProcess, artifacts: Path
 ) -> None:
-    fake.script("*", text=WORDS, ttft_ms=50, delay_ms=120)
-    fake.script("claude-haiku-4.5", text=WORDS.replace("ECHO", "EASY"), ttft_ms=20, delay_ms=60)
+    fake.script("*", {"text": WORDS, "ttft_ms": 50, "delay_ms": 120})
+    fake.script(
+        "claude-haiku-4.5", {"text": WORDS.replace("ECHO", "EASY"), "ttft_ms": 20, "delay_ms": 60}
+    )
     pick_models(app_page, [NANO, GPT5, HAIKU])
     expect(app_page.get_by_text("Estimated cost 4 billing tokens")).to_be_visible()
     run_prompt(app_page, "Spell the NATO alphabet")
@@ -50,8 +52,10 @@ def test_three_models_stream_side_by_side_and_finish_with_metrics(
     app_page.screenshot(path=artifacts / "compare.png")
 
 
-def test_stopping_a_slow_model_keeps_its_partial_text(app_page: Page, fake: FakeServer) -> None:
-    fake.script("gpt-5", text=WORDS, ttft_ms=50, delay_ms=400)
+def test_stopping_a_slow_model_keeps_its_partial_text(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5", {"text": WORDS, "ttft_ms": 50, "delay_ms": 400})
     pick_models(app_page, [NANO, GPT5])
     run_prompt(app_page, "Spell it slowly", shortcut=True)
 
@@ -66,8 +70,10 @@ def test_stopping_a_slow_model_keeps_its_partial_text(app_page: Page, fake: Fake
     expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible()
 
 
-def test_an_error_in_one_column_leaves_the_others_running(app_page: Page, fake: FakeServer) -> None:
-    fake.script("gpt-5", status=402, error_message="Not enough tokens: 2 needed, 1 left.")
+def test_an_error_in_one_column_leaves_the_others_running(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5", {"status": 402, "error_message": "Not enough tokens: 2 needed, 1 left."})
     pick_models(app_page, [NANO, GPT5])
     run_prompt(app_page, "Hello")
 
@@ -77,9 +83,9 @@ def test_an_error_in_one_column_leaves_the_others_running(app_page: Page, fake: 
     expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible()
 
 
-def test_model_output_is_shown_as_text_never_run(app_page: Page, fake: FakeServer) -> None:
+def test_model_output_is_shown_as_text_never_run(app_page: Page, fake: FakeServerProcess) -> None:
     payload = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-    fake.script("claude-haiku-4.5", text=f"Before {payload} after")
+    fake.script("claude-haiku-4.5", {"text": f"Before {payload} after"})
     pick_models(app_page, [HAIKU])
     run_prompt(app_page, "Say something dangerous")
 
@@ -91,19 +97,17 @@ def test_model_output_is_shown_as_text_never_run(app_page: Page, fake: FakeServe
 
 
 def test_every_page_loads_and_settings_checks_the_balance(
-    app_page: Page, fake: FakeServer, artifacts: Path
+    app_page: Page, fake: FakeServerProcess, artifacts: Path
 ) -> None:
     app_page.set_viewport_size({"width": 1440, "height": 1400})
-    for title, heading in (("History", "History"), ("Costs", "Costs"), ("Settings", "Settings")):
+    for title in ("History", "Costs", "Settings"):
         app_page.get_by_role("link", name=title).click()
-        expect(app_page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-        if title == "Settings":
-            main = app_page.get_by_test_id("stMain")
-            expect(main).to_contain_text("key: nb_…9f3c (from environment)")
-            expect(main.get_by_test_id("stDataFrame")).to_be_visible()
-            app_page.get_by_role("button", name="Check balance").click()
-            expect(app_page.get_by_text("Balance: 1000 billing tokens")).to_be_visible()
-        else:
-            expect(app_page.get_by_text("Coming soon")).to_be_visible()
-        app_page.screenshot(path=artifacts / f"{title.lower()}.png")
+        expect(app_page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        expect(app_page.get_by_test_id("stException")).to_have_count(0)
+    main = app_page.get_by_test_id("stMain")
+    expect(main).to_contain_text("key: nb_…9f3c (from environment)")
+    expect(main.get_by_test_id("stDataFrame")).to_be_visible()
+    app_page.get_by_role("button", name="Check balance").click()
+    expect(app_page.get_by_text("Balance: 1000 billing tokens")).to_be_visible()
+    app_page.screenshot(path=artifacts / "settings.png")
     assert "nb_e2e_key_9f3c" not in app_page.content()

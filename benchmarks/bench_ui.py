@@ -1,0 +1,398 @@
+"""UI benchmark (issue 4): how fast streamed text reaches the browser, how often columns
+redraw, and how quickly the page answers clicks while six models stream.
+
+The fake Elumenta server and ``streamlit run app.py`` run as separate processes; Chromium
+(Debian's, via Playwright) drives the Compare page. Every model streams 2,000 deltas, the
+first one carrying a unique marker. A MutationObserver in the page timestamps, with the
+browser's clock (epoch milliseconds, the same machine clock the app stamps ``started_at``
+with): the click on Run (its input event), the frame in which each marker first shows and
+every change of each column's answer text. The first-text figure is split with the
+app's own record of each model (``started_at``, measured TTFT) read from its database.
+
+Usage: ``python benchmarks/bench_ui.py [--rounds 3] [--delay-ms 3] [--screenshots]``.
+``--screenshots`` also refreshes ``docs/screenshot-compare.png`` (after a six-model run)
+and ``docs/screenshot-compare-streaming.png`` (mid-run). Prints figures; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from playground.catalog import load_catalog
+from playground.store import create_store_engine, get_comparison
+from tests.e2e.app_driver import column, pick_models
+from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess, app_environment
+from tests.fake_elumenta.process import FakeServerProcess
+
+MODELS = [
+    "gpt-5-nano",
+    "claude-haiku-4.5",
+    "gemini-2.5-flash",
+    "deepseek-v3",
+    "gpt-5",
+    "grok-4-fast",
+]
+TTFT_MS = [300.0, 420.0, 540.0, 660.0, 780.0, 900.0]
+DELTAS = 2000
+DOCS = ROOT / "docs"
+MAX_SCREENSHOT_BYTES = 300_000
+SCREENSHOT_WIDTH = 1280
+
+# Installed once per page. Times are epoch milliseconds on the browser's clock, which is
+# the machine's clock the app's ``started_at`` timestamps use too. A click's time is its
+# input event's timeStamp (when the browser received it, before the page handled it).
+OBSERVER_JS = """
+(columns) => {
+  const now = () => performance.timeOrigin + performance.now();
+  const bench = {
+    columns, last: Array(columns).fill(null), probe: null,
+    reset(markers) {
+      this.markers = markers; this.click = null; this.appeared = {};
+      this.changes = Array.from({length: columns}, () => []);
+    },
+  };
+  bench.reset([]);
+  window.__bench = bench;
+  const find = (expression) => new Function('return (' + expression + ')')();
+  document.addEventListener('click', (event) => {
+    const clicked = performance.timeOrigin + event.timeStamp;
+    const button = event.target.closest('button');
+    const words = button ? button.innerText.split('\\n').map((w) => w.trim()) : [];
+    if (words.includes('Run') && bench.click === null) bench.click = clicked;
+    const probe = bench.probe;
+    if (probe && probe.result === null && find(probe.target).contains(event.target)) {
+      const poll = () => {
+        if (find(probe.condition)) probe.result = now() - clicked;
+        else requestAnimationFrame(poll);
+      };
+      requestAnimationFrame(poll);
+    }
+  }, true);
+  new MutationObserver(() => {
+    const t = now();
+    for (let i = 0; i < columns; i++) {
+      const box = document.querySelector('.st-key-answer-' + i);
+      const text = box ? box.textContent : null;
+      if (text === bench.last[i]) continue;
+      bench.last[i] = text;
+      if (bench.click === null) continue;
+      bench.changes[i].push(t);
+      const marker = bench.markers[i];
+      if (marker && !(i in bench.appeared) && text && text.includes(marker)) {
+        bench.appeared[i] = null;
+        requestAnimationFrame(() => { bench.appeared[i] = now(); });  // the frame showing it
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+EXPANDER = "document.querySelector('[data-testid=stExpander] summary')"
+ADD_TURN = (
+    "[...document.querySelectorAll('button')].find(b => b.innerText.includes('Add user turn'))"
+)
+ADD_TURN_VISIBLE = f"(({ADD_TURN}) || {{offsetHeight: 0}}).offsetHeight > 0"
+TURN_BOXES = "document.querySelectorAll('textarea[aria-label^=\"Turn \"]').length"
+
+SCREENSHOT_ANSWERS = {
+    "gpt-5-nano": "Use **WAL**. Readers keep reading while the single writer commits, "
+    "so page loads never wait on a save.\n\n- `PRAGMA journal_mode=WAL;` once\n"
+    "- keep `synchronous=NORMAL`",
+    "claude-haiku-4.5": "**WAL mode** fits a one-writer, many-reader web app:\n\n"
+    "1. Readers and the writer no longer block each other.\n"
+    "2. Commits are a sequential append, which is fast.\n\n"
+    "Checkpoint during quiet periods if the `-wal` file grows.",
+    "gemini-2.5-flash": "Switch to write-ahead logging (`journal_mode=WAL`). The default "
+    "rollback journal locks readers out during every write; WAL lets them read the last "
+    "committed snapshot instead.",
+    "deepseek-v3": "### Recommendation\nWAL.\n\n### Why\n- concurrent reads during writes\n"
+    "- fewer `fsync` calls per transaction\n\n### Caveat\nAll processes must be on the same "
+    "host: WAL needs shared memory.",
+    "gpt-5": "Choose **WAL**. With one writing process and many readers it removes "
+    "reader/writer blocking, and with `synchronous=NORMAL` it stays durable across app "
+    "crashes. Avoid it only on network file systems.",
+    "grok-4-fast": "WAL, no contest: readers stop waiting on the writer. Set it once; "
+    "it is stored in the database file.",
+}
+
+
+@dataclass
+class Round:
+    """One six-model run's figures, in milliseconds (rates per second)."""
+
+    first_text: list[float]
+    """Marker on screen minus (click + scripted TTFT), per model."""
+    to_start: list[float]
+    """Click until the runner started the model's task (``started_at``)."""
+    http: list[float]
+    """The app's measured TTFT minus the scripted one: HTTP and parsing overhead."""
+    to_screen: list[float]
+    """From the first content in the app to the marker on screen (includes the write of
+    the result's first row before the request is sent)."""
+    rates: list[float]
+    interactions: list[dict[str, float]]
+
+
+def model_label(slug: str) -> str:
+    info = load_catalog().get(slug)
+    assert info is not None
+    return info.label
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def script_round(fake: FakeServerProcess, delay_ms: float) -> list[str]:
+    """Script every model: a marker first, then 2,000 small deltas; returns the markers."""
+    markers = []
+    for slug, ttft in zip(MODELS, TTFT_MS, strict=True):
+        marker = f"MARK{uuid.uuid4().hex[:10]}"
+        markers.append(marker)
+        deltas = [f"{marker} "] + [f"w{i % 10} " for i in range(DELTAS - 1)]
+        fake.script(slug, {"deltas": deltas, "ttft_ms": ttft, "delay_ms": delay_ms})
+    return markers
+
+
+def probe(page: Page, target: str, condition: str) -> float:
+    """Click ``target`` for real and return the milliseconds from the click's input event
+    until ``condition`` held in an animation frame (both are JS expressions)."""
+    page.evaluate(
+        "([target, condition]) => { window.__bench.probe = {target, condition, result: null}; }",
+        [target, condition],
+    )
+    page.evaluate_handle(target).as_element().click()  # type: ignore[union-attr]
+    page.wait_for_function("window.__bench.probe.result !== null")
+    return float(page.evaluate("window.__bench.probe.result"))
+
+
+def measure_interactivity(page: Page) -> dict[str, float]:
+    """Open the turns expander (drawn by the browser alone), then press "Add user turn"
+    (a full rerun of the page script on the server)."""
+    if page.evaluate(ADD_TURN_VISIBLE):
+        page.evaluate(f"{EXPANDER}.click()")
+        page.wait_for_function(f"!({ADD_TURN_VISIBLE})")
+    expander_ms = probe(page, EXPANDER, ADD_TURN_VISIBLE)
+    turns = page.evaluate(TURN_BOXES)
+    add_ms = probe(page, ADD_TURN, f"{TURN_BOXES} > {turns}")
+    return {"expander": expander_ms, "add_turn": add_ms}
+
+
+def start_run(page: Page) -> None:
+    """Press Run once the page is idle (a click during a rerun can be dropped: retry)."""
+    button = page.get_by_test_id("stBaseButton-primary").filter(has_text="Run")
+    for _ in range(5):
+        expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+        button.click()
+        try:
+            page.wait_for_function("window.__bench.click !== null", timeout=2000)
+        except PlaywrightTimeoutError:
+            continue
+        return
+    raise RuntimeError("the Run button did not react")
+
+
+def run_round(page: Page, fake: FakeServerProcess, store: Engine, delay_ms: float) -> Round:
+    markers = script_round(fake, delay_ms)
+    page.evaluate("(markers) => window.__bench.reset(markers)", markers)
+    start_run(page)
+    page.wait_for_function(
+        "Object.values(window.__bench.appeared).filter((t) => t !== null).length"
+        f" === {len(MODELS)}",
+        timeout=30_000,
+    )
+    interactions: list[dict[str, float]] = []
+    while (
+        len(interactions) < 6
+        and not column(page, len(MODELS) - 1).get_by_text("Done", exact=True).is_visible()
+    ):
+        interactions.append(measure_interactivity(page))
+        page.wait_for_timeout(300)
+    for position in range(len(MODELS)):
+        done = column(page, position).get_by_text("Done", exact=True)
+        expect(done).to_be_visible(timeout=60_000)
+    bench = page.evaluate(
+        "() => ({click: window.__bench.click, appeared: window.__bench.appeared,"
+        " changes: window.__bench.changes})"
+    )
+    click = bench["click"]
+    appeared = [bench["appeared"][str(i)] for i in range(len(MODELS))]
+    with Session(store) as session:
+        stored = get_comparison(session, int(page.url.split("comparison=")[1]))
+    assert stored is not None
+    started = [r.started_at.timestamp() * 1000 for r in stored.results]  # type: ignore[union-attr]
+    ttft = [r.ttft_ms or 0.0 for r in stored.results]
+    rates = []
+    for i, changes in enumerate(bench["changes"]):
+        streaming = [t for t in changes if t >= appeared[i]]
+        seconds = (streaming[-1] - streaming[0]) / 1000 if len(streaming) > 1 else 0
+        if seconds > 0.5:
+            rates.append((len(streaming) - 1) / seconds)
+    return Round(
+        first_text=[appeared[i] - (click + TTFT_MS[i]) for i in range(len(MODELS))],
+        to_start=[started[i] - click for i in range(len(MODELS))],
+        http=[ttft[i] - TTFT_MS[i] for i in range(len(MODELS))],
+        to_screen=[appeared[i] - started[i] - ttft[i] for i in range(len(MODELS))],
+        rates=rates,
+        interactions=interactions,
+    )
+
+
+def open_compare(page: Page, url: str) -> None:
+    """A new session on the Compare page with the six models picked, observed."""
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Compare models")).to_be_visible()
+    pick_models(page, [model_label(slug) for slug in MODELS])
+    page.evaluate(OBSERVER_JS, len(MODELS))
+
+
+def save_screenshot(page: Page, path: Path) -> int:
+    """The editor and the result columns (from the system prompt down), as a palette PNG at
+    most :data:`SCREENSHOT_WIDTH` wide; returns its size in bytes."""
+    top = page.get_by_text("System prompt", exact=True).bounding_box()
+    main = page.get_by_test_id("stMainBlockContainer").bounding_box()
+    columns = [column(page, i).bounding_box() for i in range(len(MODELS))]
+    assert top is not None and main is not None and all(columns)
+    bottom = max(box["y"] + box["height"] for box in columns if box)
+    clip = {
+        "x": main["x"],
+        "y": top["y"] - 16,
+        "width": main["width"],
+        "height": bottom - top["y"] + 48,
+    }
+    image = Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")  # type: ignore[arg-type]
+    if image.width > SCREENSHOT_WIDTH:
+        height = round(image.height * SCREENSHOT_WIDTH / image.width)
+        image = image.resize((SCREENSHOT_WIDTH, height), Image.Resampling.LANCZOS)
+    image = image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, optimize=True)
+    return path.stat().st_size
+
+
+def screenshots(page: Page, fake: FakeServerProcess) -> None:
+    """A realistic six-model run, shot mid-stream and when done (sidebar folded away)."""
+    page.set_viewport_size({"width": 1440, "height": 2400})
+    page.get_by_test_id("stSidebar").hover()  # the collapse button shows on hover only
+    collapse = page.get_by_test_id("stSidebarCollapseButton").locator("button")
+    collapse.click()
+    expect(page.get_by_test_id("stSidebar")).to_have_attribute("data-collapsed", "true")
+    for slug, ttft in zip(MODELS, [150, 250, 350, 450, 1500, 200], strict=True):
+        text = SCREENSHOT_ANSWERS[slug]
+        fake.script(slug, {"text": text, "ttft_ms": ttft, "delay_ms": 35, "n_deltas": 60})
+    page.get_by_label("System prompt").fill("Answer in under 80 words.")
+    page.get_by_label("Prompt", exact=True).fill(
+        "Our web app writes to SQLite from one process and reads from many. "
+        "Which journal mode should we use, and why?"
+    )
+    page.evaluate("() => window.__bench.reset([])")
+    start_run(page)
+    expect(column(page, 3)).to_contain_text("Why")  # every column but GPT-5's is streaming
+    streaming = save_screenshot(page, DOCS / "screenshot-compare-streaming.png")
+    for position in range(len(MODELS)):
+        expect(column(page, position).get_by_text("Done", exact=True)).to_be_visible()
+    expect(page.get_by_text("Share link to this comparison")).to_be_visible()
+    done = save_screenshot(page, DOCS / "screenshot-compare.png")
+    for name, size in (("streaming", streaming), ("after the run", done)):
+        verdict = "ok" if size <= MAX_SCREENSHOT_BYTES else "TOO BIG"
+        print(f"screenshot ({name}): {size / 1000:.0f} KB ({verdict}, limit 300 KB)")
+
+
+def describe(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.0f} ms, p95 {percentile(values, 0.95):.0f} ms, "
+        f"max {max(values):.0f} ms"
+    )
+
+
+def report(rounds: list[Round], delay_ms: float) -> None:
+    def joined(name: str) -> list[float]:
+        return [v for r in rounds for v in getattr(r, name)]
+
+    interactions = [i for r in rounds for i in r.interactions]
+    stream_s = (DELTAS - 1) * delay_ms / 1000
+    print(
+        f"setup: {len(MODELS)} models x {DELTAS} deltas every {delay_ms:g} ms "
+        f"(~{stream_s:.0f} s per stream), scripted TTFT {TTFT_MS[0]:.0f}-{TTFT_MS[-1]:.0f} ms, "
+        f"{len(rounds)} rounds after a warm-up, {os.cpu_count()} CPUs shared by Chromium, "
+        "the app and the fake"
+    )
+    first_text = joined("first_text")
+    print(
+        f"(a) first text on screen minus (click + scripted TTFT): {describe(first_text)} "
+        f"(n={len(first_text)}; target median <= 250 ms)"
+    )
+    for label, name in (
+        ("click -> model task started (page script run)", "to_start"),
+        ("app-measured TTFT - scripted TTFT (HTTP)", "http"),
+        ("first content in the app -> on screen (polling)", "to_screen"),
+    ):
+        print(f"    of which {label}: {describe(joined(name))}")
+    rates = joined("rates")
+    print(
+        f"(b) redraws per second per column while streaming: median "
+        f"{statistics.median(rates):.1f}, max {max(rates):.1f} "
+        f"(n={len(rates)} columns; target <= 20)"
+    )
+    if interactions:
+        toggles = [i["expander"] for i in interactions]
+        adds = [i["add_turn"] for i in interactions]
+        print(
+            f"(c) while streaming, click to visible change: open an expander (browser only) "
+            f"{describe(toggles)}; 'Add user turn' (server rerun) {describe(adds)} "
+            f"(n={len(adds)}; target <= 300 ms)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--delay-ms", type=float, default=3.0)
+    parser.add_argument(
+        "--screenshots", action="store_true", help="also refresh the docs/ screenshots"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        with (
+            FakeServerProcess(log_path=data / "fake.log") as fake,
+            AppProcess(app_environment(fake, data), data / "streamlit.log") as app,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            open_compare(page, app.url)
+            page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
+            store = create_store_engine(f"sqlite:///{data / 'history.sqlite3'}")
+            run_round(page, fake, store, args.delay_ms)  # warm-up: first connections, caches
+            rounds = [run_round(page, fake, store, args.delay_ms) for _ in range(args.rounds)]
+            store.dispose()
+            report(rounds, args.delay_ms)
+            if args.screenshots:
+                page = browser.new_page(viewport={"width": 1440, "height": 1100})
+                open_compare(page, app.url)
+                screenshots(page, fake)
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The app as a real process (``streamlit run app.py``) and the Chromium that drives it.
+
+Browser tests and the UI benchmark share these, so both start the app the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from tests.fake_elumenta.process import FakeServerProcess, free_port, stop_process, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def app_environment(fake: FakeServerProcess, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The app's environment: Elumenta is ``fake``, history goes to ``data_dir``, no retries.
+
+    The developer's own ``PLAYGROUND_*`` and ``OPENAI_*`` settings are left out.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAYGROUND_", "OPENAI_"))}
+    env.update(
+        ELUMENTA_BASE_URL=fake.base_url,
+        ELUMENTA_API_KEY=fake.api_key,
+        PLAYGROUND_DATA_DIR=str(data_dir),
+        PLAYGROUND_MAX_RETRIES="0",
+        **extra,
+    )
+    return env
+
+
+class AppProcess:
+    """``streamlit run app.py`` on a free port, logging to ``log_path``; a context manager."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AppProcess:
+        """Start the app and wait for its health check; ``RuntimeError`` with the log if not."""
+        cmd = [sys.executable, "-m", "streamlit", "run", "app.py"]
+        cmd += ["--server.port", str(self.port), "--server.headless", "true"]
+        cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_http(f"{self.url}/_stcore/health", self._process)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
+        return self
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the app's output."""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        """Stop the app."""
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
+
+    def __enter__(self) -> AppProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

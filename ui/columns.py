@@ -1,0 +1,122 @@
+"""Comparison results drawn side by side: one bordered column per model, on every page.
+
+The Compare page draws a live run with its tools (stop, continue, re-run); History draws a
+stored comparison read-only. Both go through :func:`draw_grid`, so they look the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import streamlit as st
+
+from playground.compare_view import (
+    ModelOption,
+    column_notice,
+    diff_answers,
+    highlights,
+    metrics,
+    option_key,
+    row_layout,
+    status_label,
+)
+from playground.results import ModelResult
+
+ColumnTools = Callable[[int, ModelResult], None]
+"""Draws a column's buttons: called with the column's position and its result."""
+
+# Answers sit in narrow columns: their own headings must not outshout the page's.
+_ANSWER_STYLE = (
+    "<style>[class*='st-key-answer-'] :is(h1, h2, h3) "
+    "{font-size: 1.15rem !important; padding: 0.4rem 0 0.2rem !important}</style>"
+)
+
+
+def style_answers() -> None:
+    """Add the stylesheet that keeps headings inside answers small (once per page run)."""
+    st.html(_ANSWER_STYLE)
+
+
+def model_title(result: ModelResult, titles: Mapping[str, ModelOption]) -> tuple[str, str]:
+    """The model's display name and its picker label (or the slug and provider if unknown)."""
+    option = titles.get(option_key(result.provider, result.model))
+    return (option.name, option.label) if option else (result.model, result.provider)
+
+
+def draw_grid(
+    results: Sequence[ModelResult],
+    titles: Mapping[str, ModelOption],
+    *,
+    while_running: ColumnTools | None = None,
+    when_done: ColumnTools | None = None,
+) -> None:
+    """Every result in its own column, in balanced rows of at most three."""
+    marks = highlights(results)
+    rows = row_layout(len(results))
+    for row in rows:
+        for column, position in zip(st.columns(len(rows[0])), row, strict=False):
+            with column.container(border=True, key=f"column-{position}"):
+                result = results[position]
+                name, label = model_title(result, titles)
+                text, colour = status_label(result)
+                with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                    st.markdown(f"**{name}**")
+                    st.badge(text, color=colour)
+                    if position in marks.fastest:
+                        st.badge("Fastest", icon=":material/bolt:", color="violet")
+                    if position in marks.cheapest:
+                        st.badge("Cheapest", icon=":material/savings:", color="green")
+                st.caption(label)
+                _draw_body(position, result, while_running, when_done)
+
+
+def _draw_body(
+    position: int,
+    result: ModelResult,
+    while_running: ColumnTools | None,
+    when_done: ColumnTools | None,
+) -> None:
+    # A fixed slot keeps every later element in place when the live tools disappear.
+    live_tools = st.empty()
+    if not result.is_terminal and while_running is not None:
+        with live_tools:
+            while_running(position, result)
+    with st.container(key=f"answer-{position}"):
+        st.markdown(result.content or "_Waiting for the first token…_")
+    notice = column_notice(result)
+    if notice is not None:
+        level, message = notice
+        getattr(st, level)(message)
+    if not result.is_terminal:
+        return
+    st.caption(" · ".join(f"{k} **{v}**" for k, v in metrics(result)))
+    if result.content:
+        with st.expander("Raw text (copy)"):
+            st.code(result.content, language=None, wrap_lines=True)
+    if when_done is not None:
+        with st.container(horizontal=True, gap="small"):
+            when_done(position, result)
+
+
+def draw_diff(
+    results: Sequence[ModelResult], titles: Mapping[str, ModelOption], *, key: str
+) -> None:
+    """An expander comparing two answers of ``results`` (nothing if fewer than two).
+
+    ``key`` prefixes the two pickers' widget keys.
+    """
+    answers = {
+        f"{i + 1}. {model_title(r, titles)[0]}": r.content
+        for i, r in enumerate(results)
+        if r.content
+    }
+    if len(answers) < 2:
+        return
+    labels = list(answers)
+    with st.expander("Compare two answers", icon=":material/difference:"):
+        first_col, second_col = st.columns(2)
+        first = first_col.selectbox("First", labels, key=f"{key}.a") or labels[0]
+        second = second_col.selectbox("Second", labels, index=1, key=f"{key}.b") or labels[1]
+        diff = diff_answers(answers[first], answers[second], first, second)
+        st.caption(f"Similarity {diff.similarity:.0%}")
+        st.code(diff.unified or "The two answers are identical.", language="diff")
