@@ -304,9 +304,10 @@ async def test_timing_follows_the_servers_delays(fake_elumenta: FakeElumenta) ->
     finally:
         await provider.aclose()
     assert first is not None and last is not None
-    # Loose bounds: the ±5 ms accuracy figure is measured by benchmarks/bench_core.py.
-    assert 0.14 <= first - sent < 0.25
-    assert 0.23 <= last - sent < 0.40
+    # Only what no machine load can break: the answer cannot arrive before the server's
+    # delays. The ±5 ms accuracy figure is measured by benchmarks/bench_core.py.
+    assert first - sent >= 0.145
+    assert last - first >= 0.085
 
 
 async def test_models_overlap_in_time(fake_elumenta: FakeElumenta) -> None:

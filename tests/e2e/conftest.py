@@ -56,11 +56,15 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServer
 
 
 @pytest.fixture(scope="package")
-def app_url(
-    fake_server: FakeServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def app_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app's throw-away data directory (its SQLite history lives here)."""
+    return tmp_path_factory.mktemp("e2e-data")
+
+
+@pytest.fixture(scope="package")
+def app_url(fake_server: FakeServerProcess, app_data_dir: Path) -> Iterator[str]:
     """``streamlit run app.py`` pointed at the fake, with a throw-away data directory."""
-    data_dir = tmp_path_factory.mktemp("e2e-data")
+    data_dir = app_data_dir
     app = AppProcess(app_environment(fake_server, data_dir), data_dir / "streamlit.log")
     try:
         app.start()
