@@ -23,6 +23,7 @@ from playground.errors import PlaygroundError, user_message
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
+from ui.rating import rate_answer
 
 COLUMNS = "compare.columns"
 SHARED = "compare.shared"
@@ -273,6 +274,8 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
             args=(position,),
         ):
             st.rerun()
+        if run_done:
+            rate_answer(position, result, key="compare")
 
     return draw
 

@@ -14,6 +14,7 @@ from playground.compare_view import SHARE_PARAM, STATUS_LABELS, model_options, s
 from playground.errors import PlaygroundError, user_message
 from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
 from ui.columns import draw_diff, draw_grid, style_answers
+from ui.rating import rate_answer
 
 OPEN = "history.open"
 CONFIRM_DELETE = "history.confirm_delete"
@@ -137,7 +138,7 @@ def draw_opened(comparison_id: int) -> None:
     if not hv.is_finished(stored):
         st.info("Some models are still answering; re-open this comparison to see the rest.")
     style_answers()
-    draw_grid(stored.results, titles)
+    draw_grid(stored.results, titles, when_done=lambda pos, r: rate_answer(pos, r, key="history"))
     draw_diff(stored.results, titles, key="history.diff")
 
 

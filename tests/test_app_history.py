@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from playground import services
 from playground.store import HistoryFilter, StoreRecorder
+from playground.store.eval_models import RatingRow
+from playground.store.models import Result
 from tests.app_harness import click, open_page, run_compare, run_until_done, texts
 from tests.store_fixtures import Outcome, make_request, record_run
 
@@ -273,3 +276,32 @@ def test_load_into_compare_fills_the_editor_for_changes(app_env: Path) -> None:
     assert at.text_area(key="compare.system").value == "Be brief."
     assert at.multiselect(key="compare.models").value == ["demo:gpt-5-nano", "demo:gpt-5"]
     assert services.history_page(HistoryFilter(), 0).total == 1
+
+
+def test_any_stored_answer_can_be_rated_with_who_rated(app_env: Path) -> None:
+    seed("Rate me", ("gpt-5", "gpt-5-nano"))
+    at = open_row(open_page("pages/history.py"), 0)
+    raters = [t for t in at.text_input if str(t.key).endswith(".rater")]
+    notes = [t for t in at.text_area if ".rate." in str(t.key)]
+    assert len(raters) == len(notes) == 2
+    raters[0].set_value("dana")
+    click(at, "👍", index=0)
+    assert "Saved (thumbs) as dana." in texts(at, "success")
+    notes = [t for t in at.text_area if ".rate." in str(t.key)]
+    notes[1].set_value("Clear and short.")
+    at.run()
+    click(at, "Save note", index=1)
+
+    assert not at.exception
+    with services.get_store().session() as session, session.begin():
+        rows = session.execute(
+            sa.select(
+                Result.model, RatingRow.rater, RatingRow.kind, RatingRow.value, RatingRow.note
+            )
+            .join(Result, Result.id == RatingRow.result_id)
+            .order_by(RatingRow.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("gpt-5", "dana", "thumbs", 1.0, None),
+        ("gpt-5-nano", "dana", "note", None, "Clear and short."),
+    ]

@@ -1,0 +1,54 @@
+"""The "Rate" popover on any finished answer: thumbs, a 1–5 score or a note, with who rated."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from playground.errors import PlaygroundError, user_message
+from playground.evaluation import app as evaluation
+from playground.results import ModelResult
+
+RATER_KEY = "rating.rater"
+
+
+def rate_answer(position: int, result: ModelResult, *, key: str) -> None:
+    """Draw the popover for ``result`` (nothing when it was never stored)."""
+    if result.result_id is None or not result.content:
+        return
+    result_id = result.result_id
+    prefix = f"{key}.rate.{result_id}"
+    with st.popover(
+        "Rate", icon=":material/star:", help="Rate this answer (stored with your name)"
+    ):
+        name_key = f"{prefix}.rater"
+        # One name for every popover: the last one typed anywhere fills them all.
+        st.session_state[name_key] = st.session_state.setdefault(RATER_KEY, "me")
+        st.text_input("Your name", key=name_key, on_change=_remember, args=(name_key,))
+        rater = str(st.session_state[RATER_KEY]).strip() or "anonymous"
+        saved: str | None = None
+        with st.container(horizontal=True, gap="small"):
+            if st.button("👍", key=f"{prefix}.up", help="Good answer"):
+                saved = _save(result_id, rater, "thumbs", 1, None)
+            if st.button("👎", key=f"{prefix}.down", help="Bad answer"):
+                saved = _save(result_id, rater, "thumbs", -1, None)
+        score = st.slider("Score", 1, 5, 3, key=f"{prefix}.score")
+        if st.button("Save score", key=f"{prefix}.save_score"):
+            saved = _save(result_id, rater, "score", score, None)
+        note = st.text_area("Note", key=f"{prefix}.note", max_chars=2000)
+        if st.button("Save note", key=f"{prefix}.save_note", disabled=not note.strip()):
+            saved = _save(result_id, rater, "note", None, note.strip())
+        if saved:
+            st.success(saved)
+
+
+def _remember(name_key: str) -> None:
+    st.session_state[RATER_KEY] = st.session_state[name_key]
+
+
+def _save(result_id: int, rater: str, kind: str, value: float | None, note: str | None) -> str:
+    try:
+        evaluation.rate(result_id, rater, kind, value, note)
+    except (PlaygroundError, SQLAlchemyError) as exc:
+        return f"Not saved: {user_message(exc)}"
+    return f"Saved ({kind}) as {rater}."
