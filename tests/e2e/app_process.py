@@ -9,9 +9,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from tests.fake_elumenta.process import FakeServerProcess, free_port, stop_process, wait_http
+from tests.fake_elumenta.process import FakeServerProcess, ServiceProcess, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,17 +40,16 @@ def app_environment(fake: FakeServerProcess, data_dir: Path, **extra: str) -> di
     return env
 
 
-class AppProcess:
+class AppProcess(ServiceProcess):
     """``streamlit run app.py`` on a free port, logging to ``log_path``; a context manager."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__()
         self.env = env
         self.log_path = log_path
-        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AppProcess:
+    def start(self) -> Self:
         """Start the app and wait for its health check; ``RuntimeError`` with the log if not."""
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py"]
         cmd += ["--server.port", str(self.port), "--server.headless", "true"]
@@ -71,20 +70,3 @@ class AppProcess:
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        """Stop the app."""
-        if self._process is not None:
-            stop_process(self._process)
-            self._process = None
-
-    def __enter__(self) -> AppProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from tests.fake_elumenta.state import DEFAULT_API_KEY
 
@@ -55,22 +55,50 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-class FakeServerProcess:
+class ServiceProcess:
+    """A child process serving HTTP on a free port; a context manager that stops it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        """Start the process and wait until it answers."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the process."""
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class FakeServerProcess(ServiceProcess):
     """``python -m tests.fake_elumenta`` on a free port; use as a context manager."""
 
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, log_path: Path | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
-        self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self._log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         """The Elumenta API root to point a client at."""
         return f"{self.root}/api/v2"
 
-    def start(self) -> FakeServerProcess:
+    def start(self) -> Self:
         """Start the server and wait until it answers."""
         cmd = [sys.executable, "-m", "tests.fake_elumenta", "--port", str(self.port)]
         cmd += ["--log-level", "warning", "--api-key", self.api_key]
@@ -82,23 +110,6 @@ class FakeServerProcess:
                 log.close()  # type: ignore[union-attr]
         wait_http(f"{self.root}/_fake/state", self._process)
         return self
-
-    def stop(self) -> None:
-        """Stop the server process."""
-        if self._process is not None:
-            stop_process(self._process)
-            self._process = None
-
-    def __enter__(self) -> FakeServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
