@@ -24,6 +24,7 @@ from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer
+from ui.session import connection_and_providers
 
 COLUMNS = "compare.columns"
 SHARED = "compare.shared"
@@ -49,12 +50,7 @@ def rerun(position: int) -> None:
     st.session_state[COLUMNS] = columns
 
 
-connection = services.connection_from_state(st.session_state)
-try:
-    providers = services.get_providers(connection)
-except PlaygroundError as exc:
-    st.error(user_message(exc))
-    st.stop()
+connection, providers = connection_and_providers()
 options = model_options(providers, connection.provider)
 by_key = {option.key: option for option in options}
 

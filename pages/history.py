@@ -15,6 +15,7 @@ from playground.errors import PlaygroundError, user_message
 from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
 from ui.columns import draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer
+from ui.session import connection_and_providers
 
 OPEN = "history.open"
 CONFIRM_DELETE = "history.confirm_delete"
@@ -22,12 +23,7 @@ PAGE = "history.page"
 SEEN_FILTER = "history.seen_filter"
 MIME = {"csv": "text/csv", "json": "application/json"}
 
-connection = services.connection_from_state(st.session_state)
-try:
-    providers = services.get_providers(connection)
-except PlaygroundError as exc:
-    st.error(user_message(exc))
-    st.stop()
+connection, providers = connection_and_providers()
 titles = hv.all_model_options(providers)
 
 

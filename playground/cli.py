@@ -295,13 +295,7 @@ def run_compare(
     """Run ``compare`` (recorded in history unless ``--no-save``); returns the exit code."""
     out, err, stdin = streams
     request = compare_request(args, settings, stdin)
-    runner = Runner(
-        catalog,
-        model_timeout_s=settings.model_timeout_s,
-        flush_interval_s=settings.flush_interval_s,
-        max_concurrency=settings.max_concurrency,
-        max_prompt_chars=settings.max_prompt_chars,
-    )
+    runner = Runner.from_settings(catalog, settings)
     providers = build_providers(settings, catalog)
     store = None if args.no_save else open_store(settings.resolved_database_url)
     recorder = StoreRecorder(store.engine, catalog.cost_of) if store else None

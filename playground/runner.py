@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from playground.catalog import Catalog
+from playground.config import Settings
 from playground.errors import APIError, InvalidRequestError, user_message
 from playground.providers.base import (
     ContentDelta,
@@ -196,6 +197,17 @@ class Runner:
         self._runs_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="playground-runner", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def from_settings(cls, catalog: Catalog, settings: Settings) -> Runner:
+        """A runner with the configured timeout, flush interval, concurrency and prompt limit."""
+        return cls(
+            catalog,
+            model_timeout_s=settings.model_timeout_s,
+            flush_interval_s=settings.flush_interval_s,
+            max_concurrency=settings.max_concurrency,
+            max_prompt_chars=settings.max_prompt_chars,
+        )
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -174,13 +174,7 @@ def get_runner() -> Runner:
     catalog = get_catalog()
     with _lock:
         if _runner is None:
-            _runner = Runner(
-                catalog,
-                model_timeout_s=settings.model_timeout_s,
-                flush_interval_s=settings.flush_interval_s,
-                max_concurrency=settings.max_concurrency,
-                max_prompt_chars=settings.max_prompt_chars,
-            )
+            _runner = Runner.from_settings(catalog, settings)
         # Prices of new runs follow a refreshed catalog.
         _runner.catalog = catalog
         return _runner

@@ -1,0 +1,20 @@
+"""What every page that runs models needs first: the session's connection and providers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground import services
+from playground.errors import PlaygroundError, user_message
+from playground.providers.base import Provider
+
+
+def connection_and_providers() -> tuple[services.Connection, dict[str, Provider]]:
+    """The session's connection and its providers; shows the error and stops the page if none."""
+    connection = services.connection_from_state(st.session_state)
+    try:
+        return connection, services.get_providers(connection)
+    except PlaygroundError as exc:
+        st.error(user_message(exc))
+        st.stop()
+        raise  # st.stop() raises; this line only tells type checkers the function ends here
