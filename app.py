@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from playground import services
+from ui.auth import require_principal, session_connection, sidebar_account
 
 st.set_page_config(
     page_title="Elumenta Playground", page_icon=":material/compare_arrows:", layout="wide"
@@ -12,19 +13,24 @@ st.set_page_config(
 # Root-level entries of .streamlit/secrets.toml (e.g. ELUMENTA_API_KEY) become env variables.
 st.secrets.load_if_toml_exists()
 
-connection = services.connection_from_state(st.session_state)
+principal = require_principal()
+connection = session_connection()
 with st.sidebar:
+    if principal is not None:
+        sidebar_account(principal)
     st.markdown(f"**Provider:** {connection.label}")
     if connection.provider == "demo":
         st.caption("Answers are simulated offline. Enter an API key in Settings to use Elumenta.")
     elif connection.provider == "elumenta":
         st.caption(f"Key: {connection.key_hint}")
-    st.markdown("**Database:**")
-    st.code(services.database_label(), language=None, wrap_lines=True)
+    if principal is None:
+        st.markdown("**Database:**")
+        st.code(services.database_label(), language=None, wrap_lines=True)
 
 compare = st.Page(
     "pages/compare.py", title="Compare", icon=":material/compare_arrows:", default=True
 )
+admin = [st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:")]
 st.navigation(
     [
         compare,
@@ -33,5 +39,6 @@ st.navigation(
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+        *(admin if principal is not None and principal.is_admin else []),
     ]
 ).run()

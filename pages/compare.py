@@ -10,6 +10,7 @@ from playground import compare_state as cs
 from playground import services
 from playground.compare_view import (
     SHARE_PARAM,
+    TOKEN_PARAM,
     ColumnRef,
     Composer,
     budget_summary,
@@ -22,6 +23,7 @@ from playground.compare_view import (
 from playground.errors import PlaygroundError, user_message
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
+from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer
 from ui.session import connection_and_providers
@@ -34,7 +36,7 @@ POLL_S = 0.1
 
 def stop(columns: list[ColumnRef]) -> None:
     for column in columns:
-        view = services.open_run(column.run_id)
+        view = services.open_run(column.run_id, current_principal())
         if view is not None:
             view.cancel(column.index)
 
@@ -42,14 +44,16 @@ def stop(columns: list[ColumnRef]) -> None:
 def rerun(position: int) -> None:
     columns = list(st.session_state[COLUMNS])
     try:
-        connection = services.connection_from_state(st.session_state)
-        columns[position] = services.rerun_column(columns[position], connection)
+        columns[position] = services.rerun_column(
+            columns[position], session_connection(), current_principal()
+        )
     except PlaygroundError as exc:
         st.session_state[NOTICE] = user_message(exc)
         return
     st.session_state[COLUMNS] = columns
 
 
+principal = current_principal()
 connection, providers = connection_and_providers()
 options = model_options(providers, connection.provider)
 by_key = {option.key: option for option in options}
@@ -57,9 +61,12 @@ by_key = {option.key: option for option in options}
 shared = st.query_params.get(SHARE_PARAM)
 if shared and st.session_state.get(SHARED) != shared:
     st.session_state[SHARED] = shared
-    view = services.open_run(shared)
+    view = services.open_run(shared, principal, st.query_params.get(TOKEN_PARAM))
     if view is None:
-        st.warning(f"Comparison {shared!r} is no longer available; it may have expired.")
+        st.warning(
+            f"Comparison {shared!r} is not available: it may have been deleted, or it was "
+            "not shared with you."
+        )
     else:
         st.session_state[COLUMNS] = [
             ColumnRef(shared, i) for i in range(len(view.snapshot().results))
@@ -69,6 +76,8 @@ if shared and st.session_state.get(SHARED) != shared:
 st.session_state[cs.MODELS] = [k for k in st.session_state.get(cs.MODELS, []) if k in by_key]
 
 st.title("Compare models")
+if principal is not None and not principal.can_run:
+    st.info("Your role is viewer: you can open shared comparisons but not run models.")
 style_answers()
 st.text_area(
     "System prompt",
@@ -206,7 +215,12 @@ if picked:
 balance, balance_error = services.cached_balance(st.session_state, connection)
 with st.container(horizontal=True, vertical_alignment="center"):
     run_clicked = st.button(
-        "Run", type="primary", icon=":material/play_arrow:", shortcut="Ctrl+Enter"
+        "Run",
+        type="primary",
+        icon=":material/play_arrow:",
+        shortcut="Ctrl+Enter",
+        disabled=principal is not None and not principal.can_run,
+        help=None if principal is None or principal.can_run else "Viewers cannot run models.",
     )
     st.markdown(budget_summary(picked, balance))
 if balance_error:
@@ -227,7 +241,7 @@ if run_clicked:
     try:
         request = build_compare_request(composer)
         request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        handle = services.start_compare(request, connection)
+        handle = services.start_compare(request, connection, principal)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -278,7 +292,7 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
 
 def draw_results(polling: bool) -> None:
     columns = st.session_state[COLUMNS]
-    state = services.column_results(columns)
+    state = services.column_results(columns, principal)
     if state is None:
         st.session_state.pop(COLUMNS)
         st.rerun()
@@ -300,7 +314,7 @@ def draw_results(polling: bool) -> None:
 if NOTICE in st.session_state:
     st.error(st.session_state.pop(NOTICE))
 if st.session_state.get(COLUMNS):
-    state = services.column_results(st.session_state[COLUMNS])
+    state = services.column_results(st.session_state[COLUMNS], principal)
     if state is None:
         st.info("That comparison is no longer in memory. Run it again.")
         st.session_state.pop(COLUMNS)
@@ -311,8 +325,10 @@ if st.session_state.get(COLUMNS):
             # tick would otherwise race this full run (Streamlit then drops later blocks).
             draw_results(polling=False)
             draw_diff(results, by_key, key="compare.diff")
-            if st.session_state.get(SHARED):
+            if st.session_state.get(SHARED) and principal is None:
                 st.caption("Share link to this comparison")
                 st.code(share_url(st.context.url, st.session_state[SHARED]), language=None)
+            elif st.session_state.get(SHARED):
+                st.caption("To share this comparison, open it in History and create a link.")
         else:
             st.fragment(draw_results, run_every=POLL_S)(polling=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 import yaml
 
-from playground import compare_state, services
+from playground import services
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.evaluation.assertions import parse_assertion
@@ -17,10 +19,62 @@ from playground.evaluation.plan import BatchSpec
 from playground.evaluation.report import cell_mark, export_text, failed_assertions, pass_rates
 from playground.evaluation.voting import Verdict
 from playground.results import ModelTarget
+from playground.store.eval_repository import TemplateVersion
 
 BATCH_KEY = "evaluate.batch_id"
 ROUND_KEY = "evaluate.round"
 REVEAL_KEY = "evaluate.revealed"
+LOADER_KEY = "evaluate.loader"
+FROM_DATASET = "a saved dataset row"
+
+
+def to_compare(version: TemplateVersion, values: Mapping[str, Any] | None) -> None:
+    """Load the version (filled with ``values``, or raw) into Compare and go there."""
+    try:
+        evaluation.load_into_compare(st.session_state, version.template, values)
+    except PlaygroundError as exc:
+        st.error(user_message(exc))
+    else:
+        st.switch_page("pages/compare.py")
+
+
+def draw_loader(version: TemplateVersion) -> None:
+    """Values for the version's variables, from a saved dataset row or typed, then load."""
+    key = f"{LOADER_KEY}.{version.id}"
+    with st.container(border=True):
+        source = st.radio(
+            f"Values for {', '.join(version.variables)} from",
+            [FROM_DATASET, "typed values"],
+            horizontal=True,
+            key=f"{key}.source",
+        )
+        values: dict[str, Any] = {}
+        if source == FROM_DATASET:
+            rows = {i: (n, c) for i, n, c in evaluation.datasets()}
+            dataset_id = st.selectbox(
+                "Dataset",
+                list(rows),
+                key=f"{key}.dataset",
+                format_func=lambda i: f"#{i} {rows[i][0]} ({rows[i][1]} rows)",
+            )
+            if dataset_id is None:
+                st.info("No saved dataset yet: save one on the Dataset tab, or type the values.")
+            else:
+                # One row widget per dataset: a row number past a shorter dataset's end
+                # would be out of the new widget's bounds.
+                number = st.number_input(
+                    "Row", 1, rows[dataset_id][1], 1, key=f"{key}.row.{dataset_id}"
+                )
+                values = evaluation.dataset_row(dataset_id, int(number))
+                st.dataframe(pd.DataFrame([values]), hide_index=True)
+        else:
+            values = {n: st.text_input(n, key=f"{key}.value.{n}") for n in version.variables}
+        with st.container(horizontal=True):
+            filled = st.button("Load filled-in prompt", type="primary", key=f"{key}.filled")
+            raw = st.button("Load raw template", key=f"{key}.raw")
+        if filled or raw:
+            to_compare(version, values if filled else None)
+
 
 st.title("Evaluate")
 connection = services.connection_from_state(st.session_state)
@@ -45,10 +99,12 @@ with templates_tab:
             for version in versions:
                 st.markdown(f"**v{version.version}** · variables: {', '.join(version.variables)}")
                 st.code(f"{version.template.system}\n---\n{version.template.user}", language=None)
-                if st.button("Load into Compare", key=f"evaluate.load.{version.id}"):
-                    st.session_state[compare_state.SYSTEM] = version.template.system
-                    st.session_state[compare_state.PROMPT] = version.template.user
-                    st.switch_page("pages/compare.py")
+                opened = st.button("Load into Compare", key=f"evaluate.load.{version.id}")
+                if opened and not version.variables:
+                    to_compare(version, {})
+                elif opened or st.session_state.get(LOADER_KEY) == version.id:
+                    st.session_state[LOADER_KEY] = version.id
+                    draw_loader(version)
 
 with data_tab:
     upload = st.file_uploader("CSV or JSONL file", type=["csv", "jsonl", "ndjson"])

@@ -93,15 +93,23 @@ def continue_conversation(state: State, answer: str) -> None:
     state[PROMPT] = ""
 
 
+def load_prompt(state: State, system_prompt: str, messages: tuple[Message, ...]) -> None:
+    """Fill the system prompt, the earlier turns and the prompt box (the last message).
+
+    The picked models, parameters and cache choice stay as they are.
+    """
+    set_turns(state, messages[:-1])
+    state[SYSTEM] = system_prompt
+    state[PROMPT] = messages[-1].content
+
+
 def load_request(state: State, request: CompareRequest, known_options: set[str]) -> None:
     """Fill the editor from an earlier comparison (models no longer offered are left out).
 
     The prompt, turns, models, shared and per-model parameters and the cache choice all
     come back, so pressing Run sends the same request again.
     """
-    set_turns(state, list(request.messages[:-1]))
-    state[SYSTEM] = request.system_prompt
-    state[PROMPT] = request.messages[-1].content
+    load_prompt(state, request.system_prompt, request.messages)
     state[TEMPERATURE] = request.params.temperature
     state[MAX_TOKENS] = request.params.max_tokens
     state[USE_CACHE] = request.use_cache

@@ -18,6 +18,8 @@ from playground.providers.base import Balance, GenerationParams, Message, Provid
 from playground.results import CompareRequest, ModelResult, ModelTarget
 
 SHARE_PARAM = "comparison"
+# Hosted mode: the unguessable token that lets someone else open a shared comparison.
+TOKEN_PARAM = "token"  # noqa: S105  (a query parameter name, not a secret)
 MAX_COLUMNS_PER_ROW = 3
 EXTRA_PROVIDERS = ("openai_compatible",)
 
@@ -329,9 +331,13 @@ def share_ref(run_id: str, comparison_id: int | None) -> str:
     return str(comparison_id) if comparison_id is not None else run_id
 
 
-def share_url(page_url: str | None, ref: str) -> str:
-    """A link that reopens comparison ``ref`` (relative when the page URL is unknown)."""
-    query = urlencode({SHARE_PARAM: ref})
+def share_url(page_url: str | None, ref: str, token: str | None = None) -> str:
+    """A link that reopens comparison ``ref`` (relative when the page URL is unknown).
+
+    In hosted mode ``token`` is the comparison's share token: without it the link opens
+    the comparison only for people who can already see it.
+    """
+    query = urlencode({SHARE_PARAM: ref, **({TOKEN_PARAM: token} if token else {})})
     if not page_url:
         return f"?{query}"
     scheme, netloc, path, _, _ = urlsplit(page_url)

@@ -10,10 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from playground.errors import ConfigError
+
 ProviderName = Literal["elumenta", "demo", "openai_compatible"]
+BatchExecution = Literal["in_process", "worker"]
+AuthMode = Literal["none", "oidc", "proxy"]
+Role = Literal["admin", "member", "viewer"]
 
 DEFAULT_BASE_URL = "https://elumenta.ru/api/v2"
 
@@ -83,6 +88,72 @@ class Settings(BaseSettings):
     )
     openai_models: str = Field(default="", validation_alias=_env("OPENAI_COMPATIBLE_MODELS"))
 
+    # Where batch evaluations run (README "Scale-out"): in the app's own process, or on
+    # `python -m playground worker` processes sharing one PostgreSQL database.
+    batch_execution: BatchExecution = Field(
+        default="in_process", validation_alias=_env("PLAYGROUND_BATCH_EXECUTION")
+    )
+    # Queue jobs per started batch: how many workers can work on one batch at once.
+    batch_shards: int = Field(
+        default=4, ge=1, le=64, validation_alias=_env("PLAYGROUND_BATCH_SHARDS")
+    )
+    batch_heartbeat_s: float = Field(
+        default=10.0, gt=0, validation_alias=_env("PLAYGROUND_BATCH_HEARTBEAT_S")
+    )
+    # A batch or cell whose heartbeat is older than this is abandoned, whatever its host.
+    batch_stale_after_s: float = Field(
+        default=60.0, gt=0, validation_alias=_env("PLAYGROUND_BATCH_STALE_AFTER_S")
+    )
+
+    @model_validator(mode="after")
+    def _check_batch_execution(self) -> Settings:
+        if self.batch_stale_after_s <= self.batch_heartbeat_s:
+            raise ValueError(
+                "PLAYGROUND_BATCH_STALE_AFTER_S must be longer than PLAYGROUND_BATCH_HEARTBEAT_S, "
+                "or live batches would look abandoned."
+            )
+        if self.batch_execution == "worker" and not self.uses_postgresql:
+            # Not a ValueError: pydantic would bury the message in a validation report.
+            raise ConfigError(
+                "PLAYGROUND_BATCH_EXECUTION=worker needs a PostgreSQL database shared by the app "
+                "and the workers (PLAYGROUND_DATABASE_URL=postgresql+psycopg://…); with SQLite, "
+                "leave it at in_process."
+            )
+        return self
+
+    @property
+    def uses_postgresql(self) -> bool:
+        """Whether the database in use is PostgreSQL (workers and several app processes need it)."""
+        scheme = self.resolved_database_url.partition(":")[0]
+        return scheme.partition("+")[0] == "postgresql"
+
+    # Hosted team mode (docs/deploy.md). "none" is the single-user localhost app.
+    auth_mode: AuthMode = Field(default="none", validation_alias=_env("PLAYGROUND_AUTH"))
+    # Proxy mode: the header carrying the signed-in user's e-mail, trusted only from these
+    # peer addresses/networks (the reverse proxy's), never from the open internet.
+    identity_header: str = Field(
+        default="X-Forwarded-Email", validation_alias=_env("PLAYGROUND_IDENTITY_HEADER")
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1/32,::1/128", validation_alias=_env("PLAYGROUND_TRUSTED_PROXIES")
+    )
+    # Comma-separated e-mails that are admins on first sign-in; everyone else gets default_role.
+    admin_emails: str = Field(default="", validation_alias=_env("PLAYGROUND_ADMIN_EMAILS"))
+    default_role: Role = Field(default="member", validation_alias=_env("PLAYGROUND_DEFAULT_ROLE"))
+    # Encrypts personal API keys at rest (any long random string; keep it out of the repo).
+    secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_SECRET_KEY")
+    )
+    default_daily_budget_tokens: int | None = Field(
+        default=None, ge=0, validation_alias=_env("PLAYGROUND_DAILY_BUDGET_TOKENS")
+    )
+    default_monthly_budget_tokens: int | None = Field(
+        default=None, ge=0, validation_alias=_env("PLAYGROUND_MONTHLY_BUDGET_TOKENS")
+    )
+    default_requests_per_minute: int = Field(
+        default=60, ge=1, validation_alias=_env("PLAYGROUND_REQUESTS_PER_MINUTE")
+    )
+
     @field_validator("elumenta_base_url", "openai_base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -94,6 +165,21 @@ class Settings(BaseSettings):
         if self.provider is not None:
             return self.provider
         return "elumenta" if self.elumenta_api_key else "demo"
+
+    @property
+    def hosted(self) -> bool:
+        """True when users sign in (team server); False for the single-user localhost app."""
+        return self.auth_mode != "none"
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        """The configured admin e-mails, lower-cased."""
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxy addresses/networks as written (validated by the identity code)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def openai_model_list(self) -> list[str]:

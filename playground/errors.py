@@ -24,6 +24,22 @@ class InvalidRequestError(PlaygroundError):
     """The user's request is invalid before anything is sent (empty prompt, bad temperature…)."""
 
 
+class SignInError(PlaygroundError):
+    """Hosted mode could not establish who the user is (no or untrusted identity, disabled)."""
+
+
+class AccessDeniedError(PlaygroundError):
+    """The signed-in user may not see or do this (another user's data, a viewer running)."""
+
+
+class SpendingLimitError(PlaygroundError):
+    """A per-user budget or request rate set on this server would be exceeded."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class RateLimitInfo:
     """The account's request quota as the ``X-RateLimit-*`` headers reported it."""

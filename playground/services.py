@@ -22,6 +22,10 @@ from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
 from playground import config
+from playground.access.audit import record_event
+from playground.access.principal import Principal
+from playground.access.spending import check_spending
+from playground.access.users import get_user, limits_of
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.compare_view import ColumnRef
 from playground.config import ProviderName, Settings
@@ -56,6 +60,7 @@ from playground.store import (
     model_summary,
     open_store,
     prompt_model_costs,
+    share_comparison,
     tokens_by_day,
     update_comparison_meta,
     write_export,
@@ -274,48 +279,84 @@ class RunView(Protocol):
         ...
 
 
-def start_compare(request: CompareRequest, connection: Connection) -> RunHandle:
+def start_compare(
+    request: CompareRequest, connection: Connection, principal: Principal | None = None
+) -> RunHandle:
     """Start ``request`` on the runner, recorded in history.
 
-    Raises ``InvalidRequestError`` before anything is sent or stored.
+    With a ``principal`` (hosted mode) the run is theirs: their role, request rate and
+    budgets are checked on the server first, and the start is audited. Raises
+    ``InvalidRequestError``, ``AccessDeniedError`` or ``SpendingLimitError`` before
+    anything is sent or stored.
     """
-    return get_runner().start(request, get_providers(connection), recorder=get_recorder())
+    if principal is not None:
+        request = replace(request, owner=principal.subject)
+        estimate = sum(get_catalog().cost_of(t.model) or 0 for t in request.targets)
+        with get_store().session() as session, session.begin():
+            limits = limits_of(get_user(session, principal.user_id), get_settings())
+            check_spending(
+                session, principal, limits, requests=len(request.targets), estimated_tokens=estimate
+            )
+    handle = get_runner().start(request, get_providers(connection), recorder=get_recorder())
+    if principal is not None:
+        with get_store().session() as session, session.begin():
+            record_event(
+                session,
+                principal.subject,
+                "run.start",
+                f"comparison:{handle.comparison_id}",
+                {"models": [t.model for t in request.targets], "estimated_tokens": estimate},
+            )
+    return handle
 
 
-def open_run(ref: str) -> RunView | None:
+def open_run(
+    ref: str, viewer: Principal | None = None, share_token: str | None = None
+) -> RunView | None:
     """The comparison a run id or share link names, or ``None`` if it is unknown.
 
     A number is a stored comparison id: while its run is still live in this process the
-    live run is returned (so it keeps streaming), else the stored one is read back.
+    live run is returned (so it keeps streaming), else the stored one is read back. With a
+    ``viewer`` (hosted mode) someone else's comparison opens only if they may see it or
+    hold its share token.
     """
     runner = get_runner()
     live = runner.get(ref)
-    if live is not None:
+    if live is not None and (viewer is None or live.request.owner == viewer.subject):
         return live
     if not ref.isdigit():
         return None
     comparison_id = int(ref)
+    with get_store().session() as session, session.begin():
+        stored = get_comparison(session, comparison_id, viewer=viewer, share_token=share_token)
+    if stored is None:
+        return None
     live = runner.find_by_comparison(comparison_id)
     if live is not None:
         return live
-    with get_store().session() as session, session.begin():
-        stored = get_comparison(session, comparison_id)
-    if stored is None:
-        return None
     return StoredRun(stored.id, stored.request, stored.results)
 
 
-def rerun_column(column: ColumnRef, connection: Connection) -> ColumnRef:
-    """Run one column's model again with the same prompt; returns the column's new place."""
-    view = open_run(column.run_id)
+def rerun_column(
+    column: ColumnRef, connection: Connection, viewer: Principal | None = None
+) -> ColumnRef:
+    """Run one column's model again with the same prompt; returns the column's new place.
+
+    ``viewer`` (hosted mode) must be able to see the comparison; the new run is theirs and
+    goes through the same role, rate and budget checks as any run.
+    """
+    view = open_run(column.run_id, viewer)
     if view is None:
         raise InvalidRequestError("This comparison is no longer available; run it again.")
     request = view.request
-    handle = start_compare(replace(request, targets=(request.targets[column.index],)), connection)
+    one = replace(request, targets=(request.targets[column.index],))
+    handle = start_compare(one, connection, viewer)
     return ColumnRef(handle.run_id, 0)
 
 
-def column_results(columns: list[ColumnRef]) -> tuple[list[ModelResult], bool] | None:
+def column_results(
+    columns: list[ColumnRef], viewer: Principal | None = None
+) -> tuple[list[ModelResult], bool] | None:
     """Each column's current result and whether every run behind them is done.
 
     ``None`` when a column's run is no longer known (forgotten or from another process).
@@ -323,7 +364,7 @@ def column_results(columns: list[ColumnRef]) -> tuple[list[ModelResult], bool] |
     snapshots: dict[str, RunSnapshot] = {}
     for ref in columns:
         if ref.run_id not in snapshots:
-            view = open_run(ref.run_id)
+            view = open_run(ref.run_id, viewer)
             if view is None:
                 return None
             snapshots[ref.run_id] = view.snapshot()
@@ -402,22 +443,64 @@ def history_page(flt: HistoryFilter, page: int, page_size: int = PAGE_SIZE) -> H
     return HistoryPage(found, total, page, page_count(total, page_size))
 
 
-def stored_comparison(comparison_id: int) -> StoredComparison | None:
-    """A comparison read back from history; ``None`` if unknown or deleted."""
+def stored_comparison(
+    comparison_id: int, viewer: Principal | None = None
+) -> StoredComparison | None:
+    """A comparison read back from history; ``None`` if unknown, deleted or not ``viewer``'s."""
     with get_store().session() as session, session.begin():
-        return get_comparison(session, comparison_id)
+        return get_comparison(session, comparison_id, viewer=viewer)
 
 
-def annotate_comparison(comparison_id: int, *, title: str, tags: list[str], note: str) -> bool:
-    """Set a comparison's title, tags and note; ``False`` if it no longer exists."""
+def annotate_comparison(
+    comparison_id: int,
+    *,
+    title: str,
+    tags: list[str],
+    note: str,
+    viewer: Principal | None = None,
+) -> bool:
+    """Set a comparison's title, tags and note; ``False`` if it no longer exists.
+
+    With a ``viewer`` only their own comparison (``AccessDeniedError`` otherwise).
+    """
     with get_store().session() as session, session.begin():
-        return update_comparison_meta(session, comparison_id, title=title, tags=tags, note=note)
+        return update_comparison_meta(
+            session, comparison_id, title=title, tags=tags, note=note, viewer=viewer
+        )
 
 
-def delete_stored_comparison(comparison_id: int) -> bool:
+def delete_stored_comparison(comparison_id: int, viewer: Principal | None = None) -> bool:
     """Hide a comparison from history (its costs still count); ``False`` if already gone."""
     with get_store().session() as session, session.begin():
-        return delete_comparison(session, comparison_id)
+        return delete_comparison(session, comparison_id, viewer=viewer)
+
+
+def set_sharing(
+    comparison_id: int,
+    viewer: Principal,
+    *,
+    visibility: str,
+    workspace_id: int | None,
+    link: bool,
+) -> str | None:
+    """Who may see the viewer's comparison, and its share token (``None``: no link); audited."""
+    with get_store().session() as session, session.begin():
+        token = share_comparison(
+            session,
+            comparison_id,
+            viewer,
+            visibility=visibility,
+            workspace_id=workspace_id,
+            link=link,
+        )
+        record_event(
+            session,
+            viewer.subject,
+            "comparison.share",
+            f"comparison:{comparison_id}",
+            {"visibility": visibility, "workspace_id": workspace_id, "link": link},
+        )
+    return token
 
 
 def export_history(flt: HistoryFilter, fmt: ExportFormat) -> str:

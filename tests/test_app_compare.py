@@ -294,7 +294,7 @@ def test_an_unknown_share_link_says_so(app_env: Path) -> None:
     at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=10)
     at.query_params["comparison"] = "no-such-run"
     at.run()
-    assert any("no longer available" in t for t in texts(at, "warning"))
+    assert any("is not available" in t for t in texts(at, "warning"))
 
 
 def test_seven_models_wrap_into_rows_of_three(app_env: Path) -> None:

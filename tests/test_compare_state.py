@@ -83,3 +83,12 @@ def test_loading_a_request_brings_back_parameters_overrides_and_the_cache_choice
     assert state[cs.override_key("demo:gpt-5", "temperature")] == 1.5
     assert state[cs.override_key("demo:gpt-5", "max_tokens")] is None
     assert state[cs.override_key("demo:gpt-5-nano", "max_tokens")] is None
+
+
+def test_loading_a_prompt_starts_a_fresh_conversation_and_keeps_models_and_parameters() -> None:
+    state: dict[str, Any] = {cs.MODELS: ["demo:gpt-5"], cs.TEMPERATURE: 0.7}
+    cs.set_turns(state, [Message("user", "old"), Message("assistant", "older")])
+    cs.load_prompt(state, "sys", (Message("user", "new"),))
+    assert (state[cs.SYSTEM], state[cs.PROMPT]) == ("sys", "new")
+    assert contents(state) == []
+    assert (state[cs.MODELS], state[cs.TEMPERATURE]) == (["demo:gpt-5"], 0.7)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from playground import services
 from playground.evaluation import app as evaluation
@@ -34,6 +35,74 @@ def _finished_batch(models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5")
     job = evaluation.start_batch(spec, services.connection_from_state({}))
     assert job.wait(30).completed == 2 * len(models)
     return job.batch_id
+
+
+def _evaluate_with_a_model_picked() -> AppTest:
+    """Compare with gpt-5 picked, then the Evaluate page: what loading must not undo."""
+    at = open_page()
+    at.multiselect(key="compare.models").set_value(["demo:gpt-5"]).run()
+    return at.switch_page("pages/evaluate.py").run()
+
+
+def test_load_into_compare_fills_a_version_from_a_dataset_row(app_env: Path) -> None:
+    version = evaluation.save_template(
+        "capitals", "Answer in {{ lang }}.", "Capital of {{ country }}?"
+    )
+    rows = parse_dataset("country,lang\nFrance,French\nItaly,Italian\n")
+    dataset_id = evaluation.store_dataset("c", rows)
+    at = _evaluate_with_a_model_picked()
+    at = at.button(key=f"evaluate.load.{version.id}").click().run()
+    assert at.title[0].value == "Evaluate"  # variables to fill first
+    at.number_input(key=f"evaluate.loader.{version.id}.row.{dataset_id}").set_value(2).run()
+    assert at.dataframe[0].value.to_dict("records") == [{"country": "Italy", "lang": "Italian"}]
+
+    at = click(at, "Load filled-in prompt")
+
+    assert not at.exception
+    assert at.title[0].value == "Compare models"
+    assert at.text_area(key="compare.system").value == "Answer in Italian."
+    assert at.text_area(key="compare.prompt").value == "Capital of Italy?"
+    assert at.multiselect(key="compare.models").value == ["demo:gpt-5"]
+
+
+def test_load_into_compare_names_a_missing_value_and_can_load_the_raw_template(
+    app_env: Path,
+) -> None:
+    version = evaluation.save_template(
+        "capitals", "Answer in {{ lang }}.", "Capital of {{ country }}?"
+    )
+    at = open_page("pages/evaluate.py")
+    at = at.button(key=f"evaluate.load.{version.id}").click().run()
+    at.radio(key=f"evaluate.loader.{version.id}.source").set_value("typed values").run()
+    at.text_input(key=f"evaluate.loader.{version.id}.value.country").set_value("Peru").run()
+
+    at = click(at, "Load filled-in prompt")
+    assert at.title[0].value == "Evaluate"
+    assert texts(at, "error") == [
+        "Missing template variables: lang. Pick a dataset row that has them, "
+        "type a value for each, or load the raw template."
+    ]
+
+    at.text_input(key=f"evaluate.loader.{version.id}.value.lang").set_value("Spanish").run()
+    at = click(at, "Load filled-in prompt")
+    assert at.text_area(key="compare.prompt").value == "Capital of Peru?"
+    assert at.text_area(key="compare.system").value == "Answer in Spanish."
+
+    at = at.switch_page("pages/evaluate.py").run()
+    at = click(at, "Load raw template")
+    assert not at.exception
+    assert at.text_area(key="compare.prompt").value == "Capital of {{ country }}?"
+    assert at.text_area(key="compare.system").value == "Answer in {{ lang }}."
+
+
+def test_load_into_compare_loads_a_version_without_variables_directly(app_env: Path) -> None:
+    version = evaluation.save_template("plain", "Be terse.", "Name three {{ 'primes' }}.")
+    at = _evaluate_with_a_model_picked()
+    at = at.button(key=f"evaluate.load.{version.id}").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Compare models"
+    assert at.text_area(key="compare.prompt").value == "Name three primes."
+    assert at.multiselect(key="compare.models").value == ["demo:gpt-5"]
 
 
 def test_evaluate_page_saves_a_template_version_and_a_dataset(app_env: Path) -> None:

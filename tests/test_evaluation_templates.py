@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.templates import PromptTemplate, TemplateError, render, variables
+from playground.evaluation.templates import (
+    PromptTemplate,
+    RenderedPrompt,
+    TemplateError,
+    render,
+    render_for_compare,
+    variables,
+)
 
 
 def test_renders_system_and_user_with_variables() -> None:
@@ -49,3 +56,30 @@ def test_syntax_errors_say_which_part_and_line() -> None:
 def test_huge_ranges_are_refused() -> None:
     with pytest.raises(TemplateError):
         render(PromptTemplate("", "{% for i in range(10**6) %}{% endfor %}"), {})
+
+
+COUNTRY = PromptTemplate("Answer in {{ lang }}.", "Capital of {{ country }}?")
+
+
+def test_render_for_compare_fills_the_variables_and_ignores_other_columns() -> None:
+    values = {"country": "Italy", "lang": "Italian", "expected": "Rome"}
+    rendered = render_for_compare(COUNTRY, values)
+    assert (rendered.system, rendered.user) == ("Answer in Italian.", "Capital of Italy?")
+
+
+@pytest.mark.parametrize("values", [{"lang": "French"}, {"lang": "French", "country": " "}])
+def test_render_for_compare_names_missing_or_blank_variables_and_what_to_do(
+    values: dict[str, str],
+) -> None:
+    with pytest.raises(
+        TemplateError,
+        match=r"^Missing template variables: country\. Pick a dataset row that has them, "
+        r"type a value for each, or load the raw template\.$",
+    ):
+        render_for_compare(COUNTRY, values)
+
+
+def test_render_for_compare_without_variables_needs_no_values_and_raw_keeps_braces() -> None:
+    plain = PromptTemplate("Be terse.", "{{ 6 * 7 }} is the answer?")
+    assert render_for_compare(plain, {}) == RenderedPrompt("Be terse.", "42 is the answer?")
+    assert render_for_compare(COUNTRY, None) == RenderedPrompt(COUNTRY.system, COUNTRY.user)

@@ -16,6 +16,7 @@ from playground.store import (
     Store,
     create_store_engine,
     eval_models,  # noqa: F401  (registers the 0002 tables on Base)
+    hosted_models,  # noqa: F401  (registers the 0004 tables on Base)
     open_store,
 )
 from playground.store.models import Base
@@ -34,6 +35,9 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("prompt_text", False),
         ("prompt_hash", False),
         ("deleted_utc", True),
+        ("workspace_id", True),
+        ("visibility", False),
+        ("share_token", True),
     ],
     "comparison_tags": [("comparison_id", False), ("tag", False)],
     "results": [
@@ -64,7 +68,14 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("finished_utc", True),
         ("updated_utc", False),
     ],
-    "prompt_templates": [("id", False), ("name", False), ("owner", True), ("created_utc", False)],
+    "prompt_templates": [
+        ("id", False),
+        ("name", False),
+        ("owner", True),
+        ("created_utc", False),
+        ("workspace_id", True),
+        ("visibility", False),
+    ],
     "template_versions": [
         ("id", False),
         ("template_id", False),
@@ -83,6 +94,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("rows_json", False),
         ("row_count", False),
         ("created_utc", False),
+        ("workspace_id", True),
+        ("visibility", False),
     ],
     "eval_batches": [
         ("id", False),
@@ -96,6 +109,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("updated_utc", False),
         ("finished_utc", True),
         ("writer", True),
+        ("workspace_id", True),
+        ("visibility", False),
     ],
     "batch_cells": [
         ("id", False),
@@ -129,6 +144,31 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("rater", False),
         ("created_utc", False),
     ],
+    "users": [
+        ("id", False),
+        ("subject", False),
+        ("email", True),
+        ("display_name", False),
+        ("role", False),
+        ("disabled", False),
+        ("daily_budget_tokens", True),
+        ("monthly_budget_tokens", True),
+        ("requests_per_minute", True),
+        ("api_key_encrypted", True),
+        ("api_key_hint", True),
+        ("created_utc", False),
+        ("last_seen_utc", True),
+    ],
+    "workspaces": [("id", False), ("name", False), ("created_utc", False)],
+    "workspace_members": [("workspace_id", False), ("user_id", False)],
+    "audit_events": [
+        ("id", False),
+        ("created_utc", False),
+        ("actor", True),
+        ("action", False),
+        ("target", True),
+        ("details_json", False),
+    ],
 }
 EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
     "comparisons": {
@@ -136,6 +176,8 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         "ix_comparisons_owner_created_utc": ["owner", "created_utc"],
         "ix_comparisons_prompt_hash": ["prompt_hash"],
         "ix_comparisons_deleted_utc": ["deleted_utc"],
+        "ix_comparisons_workspace": ["workspace_id"],
+        "ix_comparisons_share_token": ["share_token"],
     },
     "comparison_tags": {"ix_comparison_tags_tag": ["tag", "comparison_id"]},
     "results": {
@@ -158,10 +200,19 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
             "chars_per_s",
         ],
     },
-    "prompt_templates": {"ix_prompt_templates_owner_name": ["owner", "name"]},
+    "prompt_templates": {
+        "ix_prompt_templates_owner_name": ["owner", "name"],
+        "ix_prompt_templates_workspace": ["workspace_id"],
+    },
     "template_versions": {"ix_template_versions_template_version": ["template_id", "version"]},
-    "datasets": {"ix_datasets_owner_created": ["owner", "created_utc"]},
-    "eval_batches": {"ix_eval_batches_owner_created": ["owner", "created_utc"]},
+    "datasets": {
+        "ix_datasets_owner_created": ["owner", "created_utc"],
+        "ix_datasets_workspace": ["workspace_id"],
+    },
+    "eval_batches": {
+        "ix_eval_batches_owner_created": ["owner", "created_utc"],
+        "ix_eval_batches_workspace": ["workspace_id"],
+    },
     "batch_cells": {
         "ix_batch_cells_identity": [
             "batch_id",
@@ -177,6 +228,13 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
     "pairwise_votes": {
         "ix_pairwise_votes_result_a": ["result_a_id"],
         "ix_pairwise_votes_result_b": ["result_b_id"],
+    },
+    "users": {"ix_users_subject": ["subject"]},
+    "workspaces": {"ix_workspaces_name": ["name"]},
+    "workspace_members": {"ix_workspace_members_user": ["user_id"]},
+    "audit_events": {
+        "ix_audit_events_created": ["created_utc"],
+        "ix_audit_events_actor_created": ["actor", "created_utc"],
     },
 }
 SQLITE_FTS_TABLES = {"results_fts", "comparisons_fts"}
@@ -264,7 +322,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0003"
+        assert MigrationContext.configure(connection).get_current_revision() == "0004"
     store.close()
 
 

@@ -7,11 +7,12 @@ import streamlit as st
 from playground import services
 from playground.errors import PlaygroundError, user_message
 from playground.providers.base import Provider
+from ui.auth import session_connection
 
 
 def connection_and_providers() -> tuple[services.Connection, dict[str, Provider]]:
     """The session's connection and its providers; shows the error and stops the page if none."""
-    connection = services.connection_from_state(st.session_state)
+    connection = session_connection()
     try:
         return connection, services.get_providers(connection)
     except PlaygroundError as exc:

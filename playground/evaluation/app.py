@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Any
 
-from playground import services
+from playground import compare_state, services
+from playground.errors import InvalidRequestError
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.datasets import Dataset
 from playground.evaluation.judging import judge_price_of
@@ -27,9 +29,9 @@ from playground.evaluation.leaderboard import (
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
 from playground.evaluation.report import pass_rates
-from playground.evaluation.templates import PromptTemplate
+from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
-from playground.providers.base import Provider
+from playground.providers.base import Message, Provider
 from playground.providers.registry import build_providers
 from playground.store.eval_ratings import (
     add_rating,
@@ -47,6 +49,7 @@ from playground.store.eval_repository import (
     all_cells,
     batch_cells,
     get_batch,
+    get_dataset,
     list_batches,
     list_datasets,
     list_template_names,
@@ -81,6 +84,36 @@ def datasets() -> list[tuple[int, str, int]]:
     """``(id, name, rows)`` of the saved datasets, newest first."""
     with services.get_store().session() as session, session.begin():
         return list_datasets(session)
+
+
+def dataset_row(dataset_id: int, row_number: int) -> dict[str, Any]:
+    """Row ``row_number`` (1-based, as the page shows it) of a saved dataset.
+
+    Raises :class:`InvalidRequestError` when the dataset or the row does not exist.
+    """
+    with services.get_store().session() as session, session.begin():
+        found = get_dataset(session, dataset_id)
+    if found is None:
+        raise InvalidRequestError(f"No dataset #{dataset_id}.")
+    name, dataset = found
+    if not 1 <= row_number <= len(dataset.rows):
+        raise InvalidRequestError(
+            f"Dataset {name!r} has rows 1 to {len(dataset.rows)}, not {row_number}."
+        )
+    return dict(dataset.rows[row_number - 1])
+
+
+def load_into_compare(
+    state: compare_state.State, template: PromptTemplate, values: Mapping[str, Any] | None
+) -> None:
+    """Put the template, filled with ``values`` (``None``: raw), in the Compare editor.
+
+    It becomes a fresh conversation (earlier turns cleared); the models and parameters
+    picked on Compare stay, ready for Run. Raises :class:`TemplateError` (see
+    :func:`render_for_compare`) and then leaves the editor unchanged.
+    """
+    prompt = render_for_compare(template, values)
+    compare_state.load_prompt(state, prompt.system, (Message("user", prompt.user),))
 
 
 def batches() -> list[tuple[int, str, str]]:

@@ -84,13 +84,45 @@ def render(template: PromptTemplate, values: Mapping[str, Any]) -> RenderedPromp
     Raises :class:`TemplateError` naming every missing variable, or saying which
     expression the sandbox refused; never returns a half-rendered prompt.
     """
-    missing = sorted(variables(template) - set(values))
+    missing = missing_variables(template, values)
     if missing:
         raise TemplateError(f"Missing template variables: {', '.join(missing)}.")
     return RenderedPrompt(
         system=_render_part(template.system, values, "system"),
         user=_render_part(template.user, values, "user"),
     )
+
+
+def missing_variables(template: PromptTemplate, values: Mapping[str, Any]) -> list[str]:
+    """The template's variables that ``values`` does not give, alphabetically."""
+    return sorted(variables(template) - set(values))
+
+
+def render_for_compare(
+    template: PromptTemplate, values: Mapping[str, Any] | None
+) -> RenderedPrompt:
+    """The prompt "Load into Compare" puts in the editor.
+
+    ``None`` gives the raw template, ``{{ variables }}`` unfilled, to edit by hand. Otherwise
+    the template is rendered as a batch renders it (one without variables needs no
+    values), except that a blank value counts as missing: Compare runs one concrete
+    prompt, not one with a hole. Raises :class:`TemplateError` naming every variable
+    without a value, or from :func:`render`.
+    """
+    if values is None:
+        return RenderedPrompt(template.system, template.user)
+    filled = {name: value for name, value in values.items() if not _blank(value)}
+    missing = missing_variables(template, filled)
+    if missing:
+        raise TemplateError(
+            f"Missing template variables: {', '.join(missing)}. Pick a dataset row that "
+            "has them, type a value for each, or load the raw template."
+        )
+    return render(template, filled)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _render_part(source: str, values: Mapping[str, Any], part: str) -> str:

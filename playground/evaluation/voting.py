@@ -1,7 +1,10 @@
 """Blind rounds: 2–4 answers to one input, shuffled with hidden names, then a vote.
 
-A round's verdict is stored as pairwise votes so Bradley–Terry uses it: the best answer
-beats each of the others; "tie" ties every pair; "all bad" marks every pair both-bad.
+A round's verdict is stored as pairwise votes so win rates and Bradley–Terry use it, and
+every verdict on n answers is n - 1 votes, so no verdict weighs more than another: the
+best answer beats each of the others (nothing is said among the rest); "tie" and "all
+bad" link the answers in their shuffled order, A–B, B–C…, the fewest equal pairs that
+join them all (A = B and B = C already say A = C).
 """
 
 from __future__ import annotations
@@ -72,12 +75,16 @@ def pick_round(
 def round_votes(blind: BlindRound, verdict: Verdict) -> list[tuple[int, int, VoteOutcome]]:
     """The pairwise votes ``(result A, result B, outcome)`` a round's verdict stands for.
 
-    ``verdict`` is the index of the best answer, ``"tie"`` or ``"all_bad"``.
+    ``verdict`` is the index of the best answer, ``"tie"`` or ``"all_bad"``. Always
+    ``len(answers) - 1`` votes: the best answer over each other one, or a tie (both bad)
+    between each answer and the next. Ties between every pair would give a tie round of
+    n answers n(n-1)/2 votes against a clear winner's n - 1, outweighing it in win rates
+    and Bradley–Terry.
     """
     ids = [a.result_id for a in blind.answers]
     if verdict == "tie" or verdict == "all_bad":
         outcome: VoteOutcome = "tie" if verdict == "tie" else "both_bad"
-        return [(a, b, outcome) for a, b in itertools.combinations(ids, 2)]
+        return [(a, b, outcome) for a, b in itertools.pairwise(ids)]
     if not 0 <= verdict < len(ids):
         raise InvalidRequestError("Pick one of the answers shown.")
     return [(ids[verdict], other, "a") for i, other in enumerate(ids) if i != verdict]

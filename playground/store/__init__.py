@@ -5,6 +5,7 @@ give the runner a :class:`StoreRecorder`, read it back with the repository and s
 functions inside ``with store.session() as s, s.begin():``.
 """
 
+from playground.store import eval_models, hosted_models
 from playground.store.db import Store, create_store_engine, open_store, upgrade_to_head
 from playground.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_rows, write_export
 from playground.store.filters import HistoryFilter
@@ -20,6 +21,7 @@ from playground.store.repository import (
     get_comparison,
     list_comparisons,
     list_results,
+    share_comparison,
     update_comparison_meta,
 )
 from playground.store.stats import (
@@ -43,9 +45,11 @@ __all__ = [
     "count_results",
     "create_store_engine",
     "delete_comparison",
+    "eval_models",
     "export_rows",
     "find_cached_result",
     "get_comparison",
+    "hosted_models",
     "latency_by_model",
     "list_comparisons",
     "list_results",
@@ -53,6 +57,7 @@ __all__ = [
     "open_store",
     "prompt_model_costs",
     "recover_interrupted",
+    "share_comparison",
     "tokens_by_day",
     "update_comparison_meta",
     "upgrade_to_head",

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playground.store.models import Base, JsonType, UtcDateTime
+from playground.store.models import Base, JsonType, Shared, UtcDateTime
 
 BATCH_STATUSES: tuple[str, ...] = (
     "pending",
@@ -28,7 +28,7 @@ RATING_KINDS: tuple[str, ...] = ("thumbs", "score", "note")
 VOTE_WINNERS: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 
 
-class PromptTemplateRow(Base):
+class PromptTemplateRow(Shared, Base):
     """A named prompt template; its text lives in numbered versions."""
 
     __tablename__ = "prompt_templates"
@@ -38,7 +38,10 @@ class PromptTemplateRow(Base):
     owner: Mapped[str | None] = mapped_column(sa.String(200))
     created_utc: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (sa.Index("ix_prompt_templates_owner_name", "owner", "name", unique=True),)
+    __table_args__ = (
+        sa.Index("ix_prompt_templates_owner_name", "owner", "name", unique=True),
+        sa.Index("ix_prompt_templates_workspace", "workspace_id"),
+    )
 
 
 class TemplateVersionRow(Base):
@@ -62,7 +65,7 @@ class TemplateVersionRow(Base):
     )
 
 
-class DatasetRow(Base):
+class DatasetRow(Shared, Base):
     """A saved dataset: its columns and rows as JSON (bounded by the parser's limits)."""
 
     __tablename__ = "datasets"
@@ -75,10 +78,13 @@ class DatasetRow(Base):
     row_count: Mapped[int] = mapped_column(sa.Integer)
     created_utc: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (sa.Index("ix_datasets_owner_created", "owner", "created_utc"),)
+    __table_args__ = (
+        sa.Index("ix_datasets_owner_created", "owner", "created_utc"),
+        sa.Index("ix_datasets_workspace", "workspace_id"),
+    )
 
 
-class BatchRow(Base):
+class BatchRow(Shared, Base):
     """A batch run: template versions × dataset rows × models; its settings in ``spec_json``."""
 
     __tablename__ = "eval_batches"
@@ -98,7 +104,10 @@ class BatchRow(Base):
     # host:pid:token of the process running it (migration 0003), to recover a dead one's batch
     writer: Mapped[str | None] = mapped_column(sa.String(200))
 
-    __table_args__ = (sa.Index("ix_eval_batches_owner_created", "owner", "created_utc"),)
+    __table_args__ = (
+        sa.Index("ix_eval_batches_owner_created", "owner", "created_utc"),
+        sa.Index("ix_eval_batches_workspace", "workspace_id"),
+    )
 
 
 class BatchCellRow(Base):

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from playground.access.principal import Principal, visible_to
 from playground.store.models import Comparison, ComparisonTag, Result
 
 _WORD = re.compile(r"[^\W_]+")
@@ -31,6 +32,7 @@ class HistoryFilter:
 
     ``since``/``until`` bound the time the result row was created (``since <= t < until``).
     ``search`` keeps results whose prompt or answer contains every word (prefix match).
+    ``viewer`` (hosted mode) keeps only comparisons that user may see; ``None`` sees all.
     """
 
     models: tuple[str, ...] = ()
@@ -40,6 +42,7 @@ class HistoryFilter:
     tag: str | None = None
     search: str | None = None
     owner: str | None = None
+    viewer: Principal | None = None
 
 
 def search_terms(text: str | None) -> list[str]:
@@ -102,6 +105,9 @@ def _plain_conditions(
     if flt.owner is not None:
         owned = sa.select(Comparison.id).where(Comparison.owner == flt.owner)
         conditions.append(table.comparison_id.in_(owned.correlate(None)))
+    if flt.viewer is not None:
+        visible = sa.select(Comparison.id).where(visible_to(Comparison, flt.viewer))
+        conditions.append(table.comparison_id.in_(visible.correlate(None)))
     if not include_deleted:
         deleted = sa.select(Comparison.id).where(Comparison.deleted_utc.is_not(None))
         conditions.append(table.comparison_id.not_in(deleted.correlate(None)))

@@ -19,6 +19,7 @@ JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 OPEN_STATUSES: tuple[str, ...] = ("pending", "running")
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "partial", "failed", "cancelled", "interrupted")
+VISIBILITIES: tuple[str, ...] = ("private", "workspace")
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -46,7 +47,18 @@ class Base(DeclarativeBase):
     """Declarative base of the history schema."""
 
 
-class Comparison(Base):
+class Shared:
+    """Columns of every owned object (migration 0004): its workspace and who there may see it.
+
+    ``visibility`` is ``private`` (the owner only) or ``workspace`` (every member).
+    """
+
+    # No foreign key (see migration 0004): deleting a workspace clears this in code.
+    workspace_id: Mapped[int | None] = mapped_column(sa.Integer)
+    visibility: Mapped[str] = mapped_column(sa.String(16), server_default="private")
+
+
+class Comparison(Shared, Base):
     """One press of Run: the prompt, shared params and metadata; targets live in results."""
 
     __tablename__ = "comparisons"
@@ -65,6 +77,8 @@ class Comparison(Base):
     # Equal for comparisons of the same prompt: groups the "same prompt, other models" table.
     prompt_hash: Mapped[str] = mapped_column(sa.String(64))
     deleted_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The unguessable part of a share link (hosted mode): an id alone never opens a comparison.
+    share_token: Mapped[str | None] = mapped_column(sa.String(64))
 
     tags: Mapped[list[ComparisonTag]] = relationship(
         back_populates="comparison",
@@ -84,6 +98,8 @@ class Comparison(Base):
         sa.Index("ix_comparisons_owner_created_utc", "owner", "created_utc"),
         sa.Index("ix_comparisons_prompt_hash", "prompt_hash"),
         sa.Index("ix_comparisons_deleted_utc", "deleted_utc"),
+        sa.Index("ix_comparisons_workspace", "workspace_id"),
+        sa.Index("ix_comparisons_share_token", "share_token", unique=True),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,12 +17,16 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from playground.access.principal import Principal, can_view
+from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.store.filters import HistoryFilter, history_order, result_conditions
-from playground.store.models import Comparison, ComparisonTag, Result
+from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
 
 MAX_TAG_CHARS = 100
+# 32 random bytes: a share link cannot be guessed or enumerated.
+SHARE_TOKEN_BYTES = 32
 _PARAM_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationParams))
 
 
@@ -51,6 +56,10 @@ class StoredComparison:
     created_at: datetime
     request: CompareRequest
     results: tuple[ModelResult, ...]
+    # Hosted mode: who may see it and its share-link token (never exported).
+    visibility: str = "private"
+    workspace_id: int | None = None
+    share_token: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready form: the request's fields and each result's ``compare --json`` form."""
@@ -105,14 +114,75 @@ def count_results(session: Session, flt: HistoryFilter | None = None) -> int:
     return int(session.scalar(query.where(*result_conditions(flt, dialect))) or 0)
 
 
-def get_comparison(session: Session, comparison_id: int) -> StoredComparison | None:
-    """The comparison with its results in target order; ``None`` if unknown or deleted."""
+def get_comparison(
+    session: Session,
+    comparison_id: int,
+    *,
+    viewer: Principal | None = None,
+    share_token: str | None = None,
+) -> StoredComparison | None:
+    """The comparison with its results in target order; ``None`` if unknown or deleted.
+
+    With a ``viewer`` (hosted mode) it is also ``None`` unless they may see it, or hold the
+    comparison's current share token: an id alone never opens someone else's comparison.
+    """
     comparison = session.scalar(
         sa.select(Comparison)
         .where(Comparison.id == comparison_id, Comparison.deleted_utc.is_(None))
         .options(selectinload(Comparison.results), selectinload(Comparison.tags))
     )
-    return None if comparison is None else _stored(comparison)
+    if comparison is None:
+        return None
+    if viewer is not None and not can_view(comparison, viewer):
+        shared = comparison.share_token is not None and share_token is not None
+        if not (shared and secrets.compare_digest(comparison.share_token or "", share_token or "")):
+            return None
+    return _stored(comparison)
+
+
+def owned_comparison(session: Session, comparison_id: int, viewer: Principal | None) -> Comparison:
+    """The live comparison row ``viewer`` may change (their own; anyone's in local mode).
+
+    Raises :class:`InvalidRequestError` when it is unknown or deleted and
+    :class:`AccessDeniedError` when it belongs to someone else.
+    """
+    comparison = session.get(Comparison, comparison_id)
+    if comparison is None or comparison.deleted_utc is not None:
+        raise InvalidRequestError("This comparison no longer exists.")
+    if viewer is not None and comparison.owner != viewer.subject:
+        if can_view(comparison, viewer):
+            raise AccessDeniedError("Only the owner can change or share this comparison.")
+        raise InvalidRequestError("This comparison no longer exists.")
+    return comparison
+
+
+def share_comparison(
+    session: Session,
+    comparison_id: int,
+    viewer: Principal | None,
+    *,
+    visibility: str,
+    workspace_id: int | None = None,
+    link: bool,
+) -> str | None:
+    """Set who may see a comparison; returns its share token (new if ``link`` and none yet).
+
+    ``visibility`` is ``private`` or ``workspace`` (then ``workspace_id`` must be one of the
+    owner's workspaces). ``link=False`` revokes the share link: old links stop working.
+    """
+    comparison = owned_comparison(session, comparison_id, viewer)
+    if visibility not in VISIBILITIES:
+        raise InvalidRequestError(f"Unknown visibility {visibility!r}.")
+    member = workspace_id is not None and (viewer is None or workspace_id in viewer.workspace_ids)
+    if visibility == "workspace" and not member:
+        raise InvalidRequestError("Pick one of your workspaces to share with.")
+    comparison.visibility = visibility
+    comparison.workspace_id = workspace_id if visibility == "workspace" else None
+    if not link:
+        comparison.share_token = None
+    elif comparison.share_token is None:
+        comparison.share_token = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
+    return comparison.share_token
 
 
 def list_comparisons(
@@ -170,15 +240,27 @@ def _stored(comparison: Comparison) -> StoredComparison:
         created_at=comparison.created_utc,
         request=request,
         results=tuple(to_model_result(r) for r in comparison.results),
+        visibility=comparison.visibility,
+        workspace_id=comparison.workspace_id,
+        share_token=comparison.share_token,
     )
 
 
-def delete_comparison(session: Session, comparison_id: int, *, purge: bool = False) -> bool:
+def delete_comparison(
+    session: Session,
+    comparison_id: int,
+    *,
+    purge: bool = False,
+    viewer: Principal | None = None,
+) -> bool:
     """Hide a comparison from history, search, export and the cache; ``True`` if it existed.
 
     The rows stay (soft delete) so the cost figures keep counting tokens that were really
-    spent. ``purge=True`` removes the comparison and its results for good instead.
+    spent. ``purge=True`` removes the comparison and its results for good instead. With a
+    ``viewer`` only their own comparison can be deleted (see :func:`owned_comparison`).
     """
+    if viewer is not None:
+        owned_comparison(session, comparison_id, viewer)
     if purge:
         outcome = session.execute(
             sa.delete(Comparison)
@@ -202,11 +284,17 @@ def update_comparison_meta(
     title: str | None = None,
     tags: Iterable[str] | None = None,
     note: str | None = None,
+    viewer: Principal | None = None,
 ) -> bool:
-    """Change the title, the tag set or the note (``None`` keeps a field); ``True`` if found."""
+    """Change the title, the tag set or the note (``None`` keeps a field); ``True`` if found.
+
+    With a ``viewer`` only their own comparison can be changed (:class:`AccessDeniedError`).
+    """
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or comparison.deleted_utc is not None:
         return False
+    if viewer is not None:
+        owned_comparison(session, comparison_id, viewer)
     if title is not None:
         comparison.title = title
     if note is not None:

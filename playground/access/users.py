@@ -1,0 +1,247 @@
+"""Users, roles, workspaces and personal keys in the database (hosted mode).
+
+Store functions: they take a session and never commit; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+from playground.access.identity import Identity
+from playground.access.keys import KeyVault
+from playground.access.principal import Principal
+from playground.config import Role, Settings
+from playground.errors import AccessDeniedError, InvalidRequestError, SignInError
+from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow
+from playground.store.hosted_models import ROLES, UserRow, WorkspaceMemberRow, WorkspaceRow
+from playground.store.models import Comparison
+
+MAX_WORKSPACE_NAME_CHARS = 200
+_OWNED_MODELS = (Comparison, PromptTemplateRow, DatasetRow, BatchRow)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One user's spending limits in billing tokens and requests (``None``: unlimited)."""
+
+    daily_budget_tokens: int | None
+    monthly_budget_tokens: int | None
+    requests_per_minute: int
+
+
+def sign_in(
+    session: Session, identity: Identity, settings: Settings, *, now: datetime | None = None
+) -> Principal:
+    """The principal of ``identity``, creating its user on first sign-in.
+
+    A new user is an admin when their e-mail is in ``PLAYGROUND_ADMIN_EMAILS``, else gets
+    ``PLAYGROUND_DEFAULT_ROLE``. A disabled user gets :class:`SignInError`.
+    """
+    now = now or datetime.now(UTC)
+    user = session.scalars(sa.select(UserRow).where(UserRow.subject == identity.subject)).first()
+    if user is None:
+        admin = identity.email is not None and identity.email in settings.admin_email_set
+        user = UserRow(
+            subject=identity.subject,
+            email=identity.email,
+            display_name=identity.display_name,
+            role="admin" if admin else settings.default_role,
+            disabled=False,
+            created_utc=now,
+        )
+        session.add(user)
+        session.flush()
+    if user.disabled:
+        raise SignInError("Your account is disabled on this server; ask an admin.")
+    user.last_seen_utc = now
+    user.display_name = identity.display_name or user.display_name
+    return principal_of(session, user)
+
+
+def principal_of(session: Session, user: UserRow) -> Principal:
+    """The :class:`Principal` of a stored user, with their workspaces."""
+    workspace_ids = sorted(
+        session.scalars(
+            sa.select(WorkspaceMemberRow.workspace_id).where(WorkspaceMemberRow.user_id == user.id)
+        )
+    )
+    role = cast(Role, user.role)  # only ROLES are ever written (sign_in, set_role)
+    return Principal(
+        user_id=user.id,
+        subject=user.subject,
+        display_name=user.display_name,
+        role=role,
+        workspace_ids=frozenset(workspace_ids),
+        default_workspace_id=workspace_ids[0] if workspace_ids else None,
+    )
+
+
+def get_user(session: Session, user_id: int) -> UserRow:
+    """The user with ``user_id``; :class:`InvalidRequestError` if there is none."""
+    user = session.get(UserRow, user_id)
+    if user is None:
+        raise InvalidRequestError(f"There is no user #{user_id}.")
+    return user
+
+
+def list_users(session: Session) -> list[UserRow]:
+    """Every user, admins first, then by e-mail/subject."""
+    order = sa.case({"admin": 0, "member": 1}, value=UserRow.role, else_=2)
+    return list(session.scalars(sa.select(UserRow).order_by(order, UserRow.subject)))
+
+
+def set_role(session: Session, actor: Principal, user_id: int, role: str) -> None:
+    """Give a user a role (admins only); an admin cannot demote themself (no lock-out)."""
+    actor.require_admin()
+    if role not in ROLES:
+        raise InvalidRequestError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+    if user_id == actor.user_id and role != "admin":
+        raise AccessDeniedError("You cannot remove your own admin role; ask another admin.")
+    get_user(session, user_id).role = role
+
+
+def set_disabled(session: Session, actor: Principal, user_id: int, disabled: bool) -> None:
+    """Disable or re-enable a user's sign-in (admins only; not themself)."""
+    actor.require_admin()
+    if user_id == actor.user_id:
+        raise AccessDeniedError("You cannot disable your own account.")
+    get_user(session, user_id).disabled = disabled
+
+
+def set_limits(
+    session: Session,
+    actor: Principal,
+    user_id: int,
+    *,
+    daily_budget_tokens: int | None,
+    monthly_budget_tokens: int | None,
+    requests_per_minute: int | None,
+) -> None:
+    """Set a user's own limits (admins only); ``None`` falls back to the server defaults."""
+    actor.require_admin()
+    for name, value in (
+        ("daily budget", daily_budget_tokens),
+        ("monthly budget", monthly_budget_tokens),
+        ("requests per minute", requests_per_minute),
+    ):
+        if value is not None and value < 0:
+            raise InvalidRequestError(f"The {name} cannot be negative.")
+    user = get_user(session, user_id)
+    user.daily_budget_tokens = daily_budget_tokens
+    user.monthly_budget_tokens = monthly_budget_tokens
+    user.requests_per_minute = requests_per_minute
+
+
+def limits_of(user: UserRow, settings: Settings) -> Limits:
+    """The limits in force for ``user``: their own where set, else the server defaults."""
+    return Limits(
+        daily_budget_tokens=(
+            user.daily_budget_tokens
+            if user.daily_budget_tokens is not None
+            else settings.default_daily_budget_tokens
+        ),
+        monthly_budget_tokens=(
+            user.monthly_budget_tokens
+            if user.monthly_budget_tokens is not None
+            else settings.default_monthly_budget_tokens
+        ),
+        requests_per_minute=(
+            user.requests_per_minute
+            if user.requests_per_minute is not None
+            else settings.default_requests_per_minute
+        ),
+    )
+
+
+def create_workspace(
+    session: Session, actor: Principal, name: str, *, now: datetime | None = None
+) -> int:
+    """A new workspace named ``name`` (admins only); its id."""
+    actor.require_admin()
+    name = name.strip()
+    if not name or len(name) > MAX_WORKSPACE_NAME_CHARS:
+        raise InvalidRequestError(
+            f"A workspace name must be 1–{MAX_WORKSPACE_NAME_CHARS} characters."
+        )
+    if session.scalars(sa.select(WorkspaceRow.id).where(WorkspaceRow.name == name)).first():
+        raise InvalidRequestError(f"A workspace named {name!r} already exists.")
+    workspace = WorkspaceRow(name=name, created_utc=now or datetime.now(UTC))
+    session.add(workspace)
+    session.flush()
+    return workspace.id
+
+
+def list_workspaces(session: Session) -> list[tuple[int, str, list[str]]]:
+    """Every workspace as ``(id, name, member subjects)``, by name."""
+    members: dict[int, list[str]] = {}
+    rows = session.execute(
+        sa.select(WorkspaceMemberRow.workspace_id, UserRow.subject)
+        .join(UserRow, UserRow.id == WorkspaceMemberRow.user_id)
+        .order_by(UserRow.subject)
+    )
+    for workspace_id, subject in rows:
+        members.setdefault(workspace_id, []).append(subject)
+    return [
+        (w.id, w.name, members.get(w.id, []))
+        for w in session.scalars(sa.select(WorkspaceRow).order_by(WorkspaceRow.name))
+    ]
+
+
+def set_membership(
+    session: Session, actor: Principal, workspace_id: int, user_id: int, member: bool
+) -> None:
+    """Add ``user_id`` to a workspace or remove them (admins only)."""
+    actor.require_admin()
+    if session.get(WorkspaceRow, workspace_id) is None:
+        raise InvalidRequestError(f"There is no workspace #{workspace_id}.")
+    get_user(session, user_id)
+    row = session.get(WorkspaceMemberRow, (workspace_id, user_id))
+    if member and row is None:
+        session.add(WorkspaceMemberRow(workspace_id=workspace_id, user_id=user_id))
+    elif not member and row is not None:
+        session.delete(row)
+
+
+def delete_workspace(session: Session, actor: Principal, workspace_id: int) -> None:
+    """Delete a workspace (admins only); its objects become private to their owners."""
+    actor.require_admin()
+    for model in _OWNED_MODELS:
+        session.execute(
+            sa.update(model)
+            .where(model.workspace_id == workspace_id)
+            .values(workspace_id=None, visibility="private")
+        )
+    session.execute(sa.delete(WorkspaceRow).where(WorkspaceRow.id == workspace_id))
+
+
+def save_personal_key(
+    session: Session, principal: Principal, vault: KeyVault, api_key: SecretStr
+) -> str:
+    """Store the user's own API key encrypted; returns the masked hint now on file."""
+    value = api_key.get_secret_value().strip()
+    if not value:
+        raise InvalidRequestError("The API key is empty.")
+    token, hint = vault.seal(SecretStr(value))
+    user = get_user(session, principal.user_id)
+    user.api_key_encrypted = token
+    user.api_key_hint = hint
+    return hint
+
+
+def clear_personal_key(session: Session, principal: Principal) -> None:
+    """Forget the user's own API key."""
+    user = get_user(session, principal.user_id)
+    user.api_key_encrypted = None
+    user.api_key_hint = None
+
+
+def personal_key(session: Session, principal: Principal, vault: KeyVault) -> SecretStr | None:
+    """The user's own API key, decrypted for a request; ``None`` when they saved none."""
+    user = get_user(session, principal.user_id)
+    return vault.open(user.api_key_encrypted) if user.api_key_encrypted else None

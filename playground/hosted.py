@@ -1,0 +1,291 @@
+"""Hosted team mode on top of :mod:`playground.services`: sign-in, keys, spending, audit.
+
+Every function takes the :class:`~playground.access.Principal` the page resolved; local mode
+(no sign-in) passes ``None`` and keeps today's single-user behaviour. Checks happen here,
+on the server, before anything is sent or spent; the pages only show the messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from playground import services
+from playground.access import Identity, Principal, identity_from_oidc, identity_from_proxy
+from playground.access.audit import AuditEvent, list_events, record_event
+from playground.access.keys import KeyVault
+from playground.access.spending import Spend, spend_of
+from playground.access.users import (
+    Limits,
+    clear_personal_key,
+    create_workspace,
+    delete_workspace,
+    get_user,
+    limits_of,
+    list_users,
+    list_workspaces,
+    personal_key,
+    save_personal_key,
+    set_disabled,
+    set_limits,
+    set_membership,
+    set_role,
+    sign_in,
+)
+from playground.errors import ConfigError
+from playground.store.hosted_models import UserRow
+from playground.store.models import Comparison, Result
+
+TEAM_KEY = "team"
+PERSONAL_KEY = "personal"
+
+
+def proxy_identity(headers: Mapping[str, str], peer_ip: str | None) -> Identity:
+    """The user named by the reverse proxy's header, if the peer is a trusted proxy.
+
+    Refuses to sign anyone in while the web server rewrites the peer address from
+    ``X-Forwarded-For`` (uvicorn's default): then the peer check would see the browser's
+    claimed address, not the proxy's.
+    """
+    if os.environ.get("FORWARDED_ALLOW_IPS", None) != "":
+        raise ConfigError(
+            "Proxy sign-in needs the app started with FORWARDED_ALLOW_IPS= (empty), so the "
+            "peer address is the proxy's own; see docs/deploy.md."
+        )
+    settings = services.get_settings()
+    return identity_from_proxy(
+        headers,
+        peer_ip,
+        header=settings.identity_header,
+        trusted_proxies=settings.trusted_proxy_list,
+    )
+
+
+def oidc_identity(user_info: Mapping[str, Any]) -> Identity:
+    """The user Streamlit's OIDC login (``st.user``) signed in."""
+    return identity_from_oidc(user_info)
+
+
+def sign_in_user(identity: Identity) -> Principal:
+    """The principal for ``identity`` (created on first sign-in; see :func:`sign_in`)."""
+    with services.get_store().session() as session, session.begin():
+        first = not session.scalar(sa.select(sa.func.count()).select_from(UserRow))
+        principal = sign_in(session, identity, services.get_settings())
+        if first:
+            record_event(session, principal.subject, "user.first_sign_in", principal.subject)
+    return principal
+
+
+def key_vault() -> KeyVault:
+    """The vault for personal keys (a :class:`ConfigError` without a server secret)."""
+    return KeyVault(services.get_settings().secret_key)
+
+
+def connection_for(principal: Principal) -> services.Connection:
+    """The connection a signed-in user runs with: their personal key, else the team key.
+
+    Hosted users cannot point the server at another base URL or type a session key: the
+    server's settings decide where requests go.
+    """
+    settings = services.get_settings()
+    api_key: SecretStr | None = None
+    source = None
+    with services.get_store().session() as session, session.begin():
+        if get_user(session, principal.user_id).api_key_encrypted:
+            api_key = personal_key(session, principal, key_vault())
+            source = PERSONAL_KEY
+    if api_key is None and settings.elumenta_api_key is not None:
+        api_key, source = settings.elumenta_api_key, TEAM_KEY
+    provider = settings.provider or ("elumenta" if api_key else "demo")
+    return services.Connection(
+        provider,
+        settings.elumenta_base_url,
+        api_key,
+        "session" if source == PERSONAL_KEY else ("environment" if source else None),
+    )
+
+
+def key_hint(principal: Principal) -> str | None:
+    """The masked hint of the user's personal key, or ``None`` when they saved none."""
+    with services.get_store().session() as session, session.begin():
+        return get_user(session, principal.user_id).api_key_hint
+
+
+def store_personal_key(principal: Principal, api_key: SecretStr) -> str:
+    """Encrypt and save the user's own key (audited); returns its masked hint."""
+    vault = key_vault()
+    with services.get_store().session() as session, session.begin():
+        hint = save_personal_key(session, principal, vault, api_key)
+        record_event(session, principal.subject, "key.saved", principal.subject, {"hint": hint})
+    return hint
+
+
+def forget_personal_key(principal: Principal) -> None:
+    """Delete the user's own key (audited); runs fall back to the team key."""
+    with services.get_store().session() as session, session.begin():
+        clear_personal_key(session, principal)
+        record_event(session, principal.subject, "key.cleared", principal.subject)
+
+
+def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
+    """The user's limits in force and what they spent so far (for the sidebar and Settings)."""
+    with services.get_store().session() as session, session.begin():
+        limits = limits_of(get_user(session, principal.user_id), services.get_settings())
+        return limits, spend_of(session, principal.subject)
+
+
+def spend_by_user_and_model() -> list[dict[str, Any]]:
+    """Billing tokens and requests per user and model, all time (admin page; no content)."""
+    with services.get_store().session() as session, session.begin():
+        rows = session.execute(
+            sa.select(
+                Comparison.owner,
+                Result.model,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(Result.tokens_used), 0),
+            )
+            .join(Comparison, Comparison.id == Result.comparison_id)
+            .where(Result.cached.is_(False))
+            .group_by(Comparison.owner, Result.model)
+            .order_by(Comparison.owner, Result.model)
+        )
+        return [
+            {"user": owner or "(local)", "model": model, "requests": n, "tokens": int(tokens or 0)}
+            for owner, model, n, tokens in rows
+        ]
+
+
+def audit_log(principal: Principal, *, actor: str | None = None) -> list[AuditEvent]:
+    """The newest audit events (admins only)."""
+    principal.require_admin()
+    with services.get_store().session() as session, session.begin():
+        return list_events(session, actor=actor or None)
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """One row of the admin page's user table: who, role, limits, spend, key on file."""
+
+    user_id: int
+    subject: str
+    display_name: str
+    role: str
+    disabled: bool
+    daily_budget_tokens: int | None
+    monthly_budget_tokens: int | None
+    requests_per_minute: int | None
+    spent_today: int
+    spent_month: int
+    key_hint: str | None
+    last_seen: datetime | None
+
+
+def user_summaries(principal: Principal) -> list[UserSummary]:
+    """Every user with their limits and this day's/month's spend (admins only)."""
+    principal.require_admin()
+    with services.get_store().session() as session, session.begin():
+        summaries = []
+        for user in list_users(session):
+            spend = spend_of(session, user.subject)
+            summaries.append(
+                UserSummary(
+                    user_id=user.id,
+                    subject=user.subject,
+                    display_name=user.display_name,
+                    role=user.role,
+                    disabled=user.disabled,
+                    daily_budget_tokens=user.daily_budget_tokens,
+                    monthly_budget_tokens=user.monthly_budget_tokens,
+                    requests_per_minute=user.requests_per_minute,
+                    spent_today=spend.today_tokens,
+                    spent_month=spend.month_tokens,
+                    key_hint=user.api_key_hint,
+                    last_seen=user.last_seen_utc,
+                )
+            )
+        return summaries
+
+
+def update_user(principal: Principal, before: UserSummary, after: UserSummary) -> list[str]:
+    """Apply an admin's edits of one user row; returns what changed (each change audited)."""
+    changes: list[str] = []
+    with services.get_store().session() as session, session.begin():
+        if after.role != before.role:
+            set_role(session, principal, before.user_id, after.role)
+            changes.append(f"role {before.role} → {after.role}")
+        if after.disabled != before.disabled:
+            set_disabled(session, principal, before.user_id, after.disabled)
+            changes.append("disabled" if after.disabled else "enabled")
+        limits = (after.daily_budget_tokens, after.monthly_budget_tokens, after.requests_per_minute)
+        if limits != (
+            before.daily_budget_tokens,
+            before.monthly_budget_tokens,
+            before.requests_per_minute,
+        ):
+            set_limits(
+                session,
+                principal,
+                before.user_id,
+                daily_budget_tokens=after.daily_budget_tokens,
+                monthly_budget_tokens=after.monthly_budget_tokens,
+                requests_per_minute=after.requests_per_minute,
+            )
+            changes.append("limits")
+        if changes:
+            record_event(
+                session,
+                principal.subject,
+                "user.update",
+                before.subject,
+                {
+                    "changes": changes,
+                    "role": after.role,
+                    "disabled": after.disabled,
+                    "daily_budget_tokens": after.daily_budget_tokens,
+                    "monthly_budget_tokens": after.monthly_budget_tokens,
+                    "requests_per_minute": after.requests_per_minute,
+                },
+            )
+    return changes
+
+
+def workspaces() -> list[tuple[int, str, list[str]]]:
+    """Every workspace with its members' subjects."""
+    with services.get_store().session() as session, session.begin():
+        return list_workspaces(session)
+
+
+def add_workspace(principal: Principal, name: str) -> int:
+    """Create a workspace (admins only, audited)."""
+    with services.get_store().session() as session, session.begin():
+        workspace_id = create_workspace(session, principal, name)
+        record_event(session, principal.subject, "workspace.create", f"workspace:{workspace_id}")
+    return workspace_id
+
+
+def set_workspace_members(principal: Principal, workspace_id: int, subjects: list[str]) -> None:
+    """Make ``subjects`` exactly the members of a workspace (admins only, audited)."""
+    with services.get_store().session() as session, session.begin():
+        wanted = set(subjects)
+        for user in list_users(session):
+            set_membership(session, principal, workspace_id, user.id, user.subject in wanted)
+        record_event(
+            session,
+            principal.subject,
+            "workspace.members",
+            f"workspace:{workspace_id}",
+            {"members": sorted(wanted)},
+        )
+
+
+def remove_workspace(principal: Principal, workspace_id: int) -> None:
+    """Delete a workspace; its work becomes private to each owner (admins only, audited)."""
+    with services.get_store().session() as session, session.begin():
+        delete_workspace(session, principal, workspace_id)
+        record_event(session, principal.subject, "workspace.delete", f"workspace:{workspace_id}")

@@ -1,0 +1,86 @@
+"""Who is using this session: nobody in particular locally, a signed-in user when hosted.
+
+``app.py`` calls :func:`require_principal` once per script run, before any page: in hosted
+mode it signs the user in (OIDC through ``st.login``, or the trusted proxy's header) or
+stops the page with a sign-in screen. Pages then read :func:`current_principal`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground import hosted, services
+from playground.access import Principal
+from playground.errors import PlaygroundError, user_message
+
+PRINCIPAL_KEY = "auth.principal"
+
+
+def require_principal() -> Principal | None:
+    """The signed-in principal (hosted), or ``None`` (local); stops the page if not signed in."""
+    settings = services.get_settings()
+    if not settings.hosted:
+        return None
+    try:
+        if settings.auth_mode == "oidc":
+            if not st.user.is_logged_in:
+                _sign_in_screen()
+            identity = hosted.oidc_identity(st.user.to_dict())
+        else:
+            identity = hosted.proxy_identity(dict(st.context.headers), _peer_address())
+        principal = hosted.sign_in_user(identity)
+    except PlaygroundError as exc:
+        st.session_state.pop(PRINCIPAL_KEY, None)
+        st.error(user_message(exc))
+        st.stop()
+        raise
+    st.session_state[PRINCIPAL_KEY] = principal
+    return principal
+
+
+def current_principal() -> Principal | None:
+    """The principal :func:`require_principal` resolved for this session (``None`` locally)."""
+    principal = st.session_state.get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+def session_connection() -> services.Connection:
+    """The connection this session runs with: the server's keys when hosted, else the
+    Settings page's choices over the environment."""
+    principal = current_principal()
+    if principal is None:
+        return services.connection_from_state(st.session_state)
+    try:
+        return hosted.connection_for(principal)
+    except PlaygroundError as exc:
+        st.error(user_message(exc))
+        st.stop()
+        raise
+
+
+def sidebar_account(principal: Principal) -> None:
+    """The signed-in user, role and today's spend against their budget, and Sign out."""
+    limits, spend = hosted.limits_and_spend(principal)
+    st.markdown(f"**Signed in:** {principal.display_name} · {principal.role}")
+    budget = limits.daily_budget_tokens
+    if budget:
+        st.progress(
+            min(1.0, spend.today_tokens / budget),
+            text=f"Today: {spend.today_tokens:,} of {budget:,} billing tokens",
+        )
+    else:
+        st.caption(f"Today: {spend.today_tokens:,} billing tokens (no daily budget)")
+    if services.get_settings().auth_mode == "oidc":
+        st.button("Sign out", on_click=st.logout, icon=":material/logout:")
+
+
+def _sign_in_screen() -> None:
+    st.title("Elumenta Playground")
+    st.write("This is your team's hosted playground. Sign in to continue.")
+    st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:")
+    st.stop()
+
+
+def _peer_address() -> str | None:
+    # Streamlit reports a loopback peer as None; any other peer comes back as its address.
+    return st.context.ip_address or "127.0.0.1"
