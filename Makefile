@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint unit e2e bench fake-server clean
+.PHONY: run test lint unit e2e bench audit fake-server clean
 
 $(BIN)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(BIN)/.dev-installed
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Known vulnerabilities in the pinned requirements and everything they pull in (see
+# docs/security.md). Not part of `make test`: it needs PyPI's JSON API, which CI may not
+# reach. --strict fails when a package could not be checked, so "clean" means checked.
+audit: $(BIN)/.dev-installed
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r requirements-dev.txt
 
 bench: $(BIN)/.dev-installed
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

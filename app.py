@@ -5,13 +5,23 @@ from __future__ import annotations
 import streamlit as st
 
 from playground import services
-from ui.auth import require_principal, session_connection, sidebar_account
+from playground.errors import PlaygroundError, user_message
+from playground.store.db import check_database_url
+from ui.auth import require_principal, session_connection, sidebar_account, stop_with
 
 st.set_page_config(
     page_title="Elumenta Playground", page_icon=":material/compare_arrows:", layout="wide"
 )
 # Root-level entries of .streamlit/secrets.toml (e.g. ELUMENTA_API_KEY) become env variables.
 st.secrets.load_if_toml_exists()
+
+try:
+    # A bad setting, catalog or database URL is one clear message, not a traceback per page.
+    check_database_url(services.get_settings().resolved_database_url)
+    services.get_catalog()
+except PlaygroundError as exc:
+    problem = user_message(exc)
+    stop_with(lambda: st.error(problem, icon=":material/error:"), title="Configuration error")
 
 principal = require_principal()
 connection = session_connection()

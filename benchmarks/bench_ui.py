@@ -21,7 +21,6 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from benchmarks._common import app_in_browser, describe, install_probe, probe
 from playground.catalog import load_catalog
 from playground.store import create_store_engine, get_comparison
 from tests.e2e.app_driver import column, pick_models
-from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess, app_environment
+from tests.e2e.app_process import ROOT
 from tests.fake_elumenta.process import FakeServerProcess
 
 MODELS = [
@@ -61,7 +61,7 @@ OBSERVER_JS = """
 (columns) => {
   const now = () => performance.timeOrigin + performance.now();
   const bench = {
-    columns, last: Array(columns).fill(null), probe: null,
+    columns, last: Array(columns).fill(null),
     reset(markers) {
       this.markers = markers; this.click = null; this.appeared = {};
       this.changes = Array.from({length: columns}, () => []);
@@ -69,19 +69,11 @@ OBSERVER_JS = """
   };
   bench.reset([]);
   window.__bench = bench;
-  const find = (expression) => new Function('return (' + expression + ')')();
   document.addEventListener('click', (event) => {
-    const clicked = performance.timeOrigin + event.timeStamp;
     const button = event.target.closest('button');
     const words = button ? button.innerText.split('\\n').map((w) => w.trim()) : [];
-    if (words.includes('Run') && bench.click === null) bench.click = clicked;
-    const probe = bench.probe;
-    if (probe && probe.result === null && find(probe.target).contains(event.target)) {
-      const poll = () => {
-        if (find(probe.condition)) probe.result = now() - clicked;
-        else requestAnimationFrame(poll);
-      };
-      requestAnimationFrame(poll);
+    if (words.includes('Run') && bench.click === null) {
+      bench.click = performance.timeOrigin + event.timeStamp;
     }
   }, true);
   new MutationObserver(() => {
@@ -154,14 +146,6 @@ def model_label(slug: str) -> str:
     return info.label
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def script_round(fake: FakeServerProcess, delay_ms: float) -> list[str]:
     """Script every model: a marker first, then 2,000 small deltas; returns the markers."""
     markers = []
@@ -171,18 +155,6 @@ def script_round(fake: FakeServerProcess, delay_ms: float) -> list[str]:
         deltas = [f"{marker} "] + [f"w{i % 10} " for i in range(DELTAS - 1)]
         fake.script(slug, {"deltas": deltas, "ttft_ms": ttft, "delay_ms": delay_ms})
     return markers
-
-
-def probe(page: Page, target: str, condition: str) -> float:
-    """Click ``target`` for real and return the milliseconds from the click's input event
-    until ``condition`` held in an animation frame (both are JS expressions)."""
-    page.evaluate(
-        "([target, condition]) => { window.__bench.probe = {target, condition, result: null}; }",
-        [target, condition],
-    )
-    page.evaluate_handle(target).as_element().click()  # type: ignore[union-attr]
-    page.wait_for_function("window.__bench.probe.result !== null")
-    return float(page.evaluate("window.__bench.probe.result"))
 
 
 def measure_interactivity(page: Page) -> dict[str, float]:
@@ -263,6 +235,7 @@ def open_compare(page: Page, url: str) -> None:
     expect(page.get_by_role("heading", name="Compare models")).to_be_visible()
     pick_models(page, [model_label(slug) for slug in MODELS])
     page.evaluate(OBSERVER_JS, len(MODELS))
+    install_probe(page)
 
 
 def save_screenshot(page: Page, path: Path) -> int:
@@ -317,13 +290,6 @@ def screenshots(page: Page, fake: FakeServerProcess) -> None:
         print(f"screenshot ({name}): {size / 1000:.0f} KB ({verdict}, limit 300 KB)")
 
 
-def describe(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):.0f} ms, p95 {percentile(values, 0.95):.0f} ms, "
-        f"max {max(values):.0f} ms"
-    )
-
-
 def report(rounds: list[Round], delay_ms: float) -> None:
     def joined(name: str) -> list[float]:
         return [v for r in rounds for v in getattr(r, name)]
@@ -371,27 +337,19 @@ def main() -> None:
         "--screenshots", action="store_true", help="also refresh the docs/ screenshots"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        with (
-            FakeServerProcess(log_path=data / "fake.log") as fake,
-            AppProcess(app_environment(fake, data), data / "streamlit.log") as app,
-            sync_playwright() as playwright,
-        ):
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            open_compare(page, app.url)
-            page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
-            store = create_store_engine(f"sqlite:///{data / 'history.sqlite3'}")
-            run_round(page, fake, store, args.delay_ms)  # warm-up: first connections, caches
-            rounds = [run_round(page, fake, store, args.delay_ms) for _ in range(args.rounds)]
-            store.dispose()
-            report(rounds, args.delay_ms)
-            if args.screenshots:
-                page = browser.new_page(viewport={"width": 1440, "height": 1100})
-                open_compare(page, app.url)
-                screenshots(page, fake)
-            browser.close()
+    with app_in_browser() as session:
+        page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
+        open_compare(page, session.app.url)
+        page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
+        store = create_store_engine(session.database_url)
+        run_round(page, session.fake, store, args.delay_ms)  # warm-up: first connections, caches
+        rounds = [run_round(page, session.fake, store, args.delay_ms) for _ in range(args.rounds)]
+        store.dispose()
+        report(rounds, args.delay_ms)
+        if args.screenshots:
+            page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
+            open_compare(page, session.app.url)
+            screenshots(page, session.fake)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import streamlit as st
 
 from playground import hosted
 from playground.errors import PlaygroundError, user_message
+from playground.safe_text import escape_markdown
 from playground.store.hosted_models import ROLES
 from ui.auth import current_principal
 
@@ -71,7 +72,7 @@ with users_tab:
             try:
                 changes = hosted.update_user(principal, before, after)
             except PlaygroundError as exc:
-                st.error(f"{before.subject}: {user_message(exc)}")
+                st.error(f"{escape_markdown(before.subject)}: {user_message(exc)}")
                 continue
             changed += bool(changes)
         st.toast(f"Saved changes to {changed} user(s).")
@@ -79,15 +80,20 @@ with users_tab:
 with workspaces_tab:
     subjects = [s.subject for s in hosted.user_summaries(principal)]
     with st.form("admin.new_workspace", clear_on_submit=True, enter_to_submit=True):
-        name = st.text_input("New workspace", max_chars=200, placeholder="e.g. Search team")
+        name = st.text_input(
+            "New workspace",
+            key="admin.workspace_name",
+            max_chars=200,
+            placeholder="e.g. Search team",
+        )
         if st.form_submit_button("Create workspace", icon=":material/add:"):
             try:
                 hosted.add_workspace(principal, name)
-                st.toast(f"Workspace {name!r} created.")
+                st.toast(f"Workspace {escape_markdown(name)} created.")
             except PlaygroundError as exc:
                 st.error(user_message(exc))
     for workspace_id, workspace_name, members in hosted.workspaces():
-        with st.expander(f"{workspace_name} · {len(members)} member(s)"):
+        with st.expander(f"{escape_markdown(workspace_name)} · {len(members)} member(s)"):
             picked = st.multiselect(
                 "Members", subjects, default=members, key=f"admin.members.{workspace_id}"
             )

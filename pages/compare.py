@@ -9,6 +9,7 @@ import streamlit as st
 from playground import compare_state as cs
 from playground import services
 from playground.compare_view import (
+    MODELS_PARAM,
     SHARE_PARAM,
     TOKEN_PARAM,
     ColumnRef,
@@ -17,6 +18,7 @@ from playground.compare_view import (
     budget_warnings,
     build_compare_request,
     model_options,
+    options_from_param,
     share_ref,
     share_url,
 )
@@ -30,22 +32,25 @@ from ui.session import connection_and_providers
 
 COLUMNS = "compare.columns"
 SHARED = "compare.shared"
+# The share link's token (hosted mode): it keeps opening a comparison shared with a link.
+SHARE_TOKEN = "compare.share_token"  # noqa: S105  (a session-state key, not a secret)
 NOTICE = "compare.notice"
 POLL_S = 0.1
 
 
 def stop(columns: list[ColumnRef]) -> None:
     for column in columns:
-        view = services.open_run(column.run_id, current_principal())
-        if view is not None:
-            view.cancel(column.index)
+        services.cancel_column(column, current_principal())
 
 
 def rerun(position: int) -> None:
     columns = list(st.session_state[COLUMNS])
     try:
         columns[position] = services.rerun_column(
-            columns[position], session_connection(), current_principal()
+            columns[position],
+            session_connection(),
+            current_principal(),
+            st.session_state.get(SHARE_TOKEN),
         )
     except PlaygroundError as exc:
         st.session_state[NOTICE] = user_message(exc)
@@ -61,7 +66,8 @@ by_key = {option.key: option for option in options}
 shared = st.query_params.get(SHARE_PARAM)
 if shared and st.session_state.get(SHARED) != shared:
     st.session_state[SHARED] = shared
-    view = services.open_run(shared, principal, st.query_params.get(TOKEN_PARAM))
+    st.session_state[SHARE_TOKEN] = st.query_params.get(TOKEN_PARAM)
+    view = services.open_run(shared, principal, st.session_state[SHARE_TOKEN])
     if view is None:
         st.warning(
             f"Comparison {shared!r} is not available: it may have been deleted, or it was "
@@ -73,6 +79,9 @@ if shared and st.session_state.get(SHARED) != shared:
         ]
         if not st.session_state.get(cs.PROMPT):
             cs.load_request(st.session_state, view.request, set(by_key))
+wanted_models = st.query_params.get(MODELS_PARAM)
+if wanted_models and not st.session_state.get(cs.MODELS):
+    st.session_state[cs.MODELS] = options_from_param(wanted_models, options, connection.provider)
 st.session_state[cs.MODELS] = [k for k in st.session_state.get(cs.MODELS, []) if k in by_key]
 
 st.title("Compare models")
@@ -250,7 +259,9 @@ if run_clicked:
         ]
         ref = share_ref(handle.run_id, handle.comparison_id)
         st.session_state[SHARED] = ref
+        st.session_state.pop(SHARE_TOKEN, None)
         st.query_params[SHARE_PARAM] = ref
+        st.query_params.pop(TOKEN_PARAM, None)
         st.session_state.pop(services.BALANCE_STATE_KEY, None)
 
 
@@ -292,7 +303,7 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
 
 def draw_results(polling: bool) -> None:
     columns = st.session_state[COLUMNS]
-    state = services.column_results(columns, principal)
+    state = services.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
     if state is None:
         st.session_state.pop(COLUMNS)
         st.rerun()
@@ -314,7 +325,9 @@ def draw_results(polling: bool) -> None:
 if NOTICE in st.session_state:
     st.error(st.session_state.pop(NOTICE))
 if st.session_state.get(COLUMNS):
-    state = services.column_results(st.session_state[COLUMNS], principal)
+    state = services.column_results(
+        st.session_state[COLUMNS], principal, st.session_state.get(SHARE_TOKEN)
+    )
     if state is None:
         st.info("That comparison is no longer in memory. Run it again.")
         st.session_state.pop(COLUMNS)

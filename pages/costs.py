@@ -9,11 +9,15 @@ import streamlit as st
 from playground import costs_view as cv
 from playground import services
 from playground.errors import PlaygroundError, user_message
+from ui.auth import current_principal
 
 MS = st.column_config.NumberColumn(format="%.0f")
 TWO_DECIMALS = st.column_config.NumberColumn(format="%.2f")
 
 st.title("Costs")
+principal = current_principal()
+if principal is not None:
+    st.caption("Your runs and the ones shared with you in your workspaces.")
 today = datetime.now(UTC).date()
 dates = st.date_input(
     "Period (UTC days)",
@@ -23,7 +27,7 @@ dates = st.date_input(
     format="YYYY-MM-DD",
 )
 try:
-    report = services.cost_report(cv.period_filter(dates))
+    report = services.cost_report(cv.period_filter(dates, principal))
 except PlaygroundError as exc:
     st.error(user_message(exc), icon=":material/error:")
     st.stop()

@@ -9,10 +9,19 @@ import streamlit as st
 
 from playground import compare_state as cs
 from playground import history_view as hv
-from playground import services
-from playground.compare_view import SHARE_PARAM, STATUS_LABELS, model_options, share_ref
+from playground import hosted, services
+from playground.access import Principal, owns
+from playground.compare_view import (
+    SHARE_PARAM,
+    STATUS_LABELS,
+    model_options,
+    share_ref,
+    share_url,
+)
 from playground.errors import PlaygroundError, user_message
+from playground.safe_text import escape_markdown
 from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
+from ui.auth import current_principal
 from ui.columns import draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer
 from ui.session import connection_and_providers
@@ -23,8 +32,10 @@ PAGE = "history.page"
 SEEN_FILTER = "history.seen_filter"
 MIME = {"csv": "text/csv", "json": "application/json"}
 
+principal = current_principal()
 connection, providers = connection_and_providers()
 titles = hv.all_model_options(providers)
+can_run = principal is None or principal.can_run
 
 
 def close() -> None:
@@ -44,24 +55,27 @@ def to_compare(stored: StoredComparison, ref: str) -> None:
     st.switch_page("pages/compare.py", query_params={SHARE_PARAM: ref})
 
 
-def draw_actions(stored: StoredComparison) -> None:
+def draw_actions(stored: StoredComparison, mine: bool) -> None:
     with st.container(horizontal=True):
         rerun = st.button(
             "Re-run",
             type="primary",
             icon=":material/replay:",
-            help="Run the same prompt on the same models again, as a new comparison.",
+            disabled=not can_run,
+            help="Run the same prompt on the same models again, as a new comparison."
+            if can_run
+            else "Your role is viewer: you cannot run models. Ask an admin for the member role.",
         )
         load = st.button(
             "Load into Compare",
             icon=":material/edit:",
             help="Open the prompt, models and parameters in the Compare editor to change them.",
         )
-        if st.button("Delete", icon=":material/delete:"):
+        if mine and st.button("Delete", icon=":material/delete:"):
             st.session_state[CONFIRM_DELETE] = stored.id
     if rerun:
         try:
-            handle = services.start_compare(hv.rerun_request(stored.request), connection)
+            handle = services.start_compare(hv.rerun_request(stored.request), connection, principal)
         except PlaygroundError as exc:
             st.error(user_message(exc), icon=":material/error:")
         else:
@@ -77,7 +91,11 @@ def draw_actions(stored: StoredComparison) -> None:
             )
             with st.container(horizontal=True):
                 if st.button("Yes, delete", type="primary"):
-                    services.delete_stored_comparison(stored.id)
+                    try:
+                        services.delete_stored_comparison(stored.id, principal)
+                    except PlaygroundError as exc:
+                        st.error(user_message(exc), icon=":material/error:")
+                        return
                     close()
                     st.toast("Comparison deleted.", icon=":material/delete:")
                     st.rerun()
@@ -102,9 +120,17 @@ def draw_meta_form(stored: StoredComparison) -> None:
             )
             saved = st.form_submit_button("Save", icon=":material/save:")
         if saved:
-            found = services.annotate_comparison(
-                stored.id, title=title.strip(), tags=hv.parse_tags(tags), note=note.strip()
-            )
+            try:
+                found = services.annotate_comparison(
+                    stored.id,
+                    title=title.strip(),
+                    tags=hv.parse_tags(tags),
+                    note=note.strip(),
+                    viewer=principal,
+                )
+            except PlaygroundError as exc:
+                st.error(user_message(exc), icon=":material/error:")
+                return
             if not found:
                 st.warning("This comparison no longer exists.")
                 return
@@ -112,16 +138,64 @@ def draw_meta_form(stored: StoredComparison) -> None:
             st.rerun()
 
 
+def share(stored: StoredComparison, owner: Principal, workspace_id: int | None, link: bool) -> None:
+    """Make the comparison private or visible in ``workspace_id``, with or without a link."""
+    try:
+        services.set_sharing(
+            stored.id,
+            owner,
+            visibility="private" if workspace_id is None else "workspace",
+            workspace_id=workspace_id,
+            link=link,
+        )
+    except PlaygroundError as exc:
+        st.error(user_message(exc), icon=":material/error:")
+        return
+    st.rerun()
+
+
+def draw_sharing(stored: StoredComparison, owner: Principal) -> None:
+    """The owner's Share controls (hosted mode): who may see it, and a revocable link."""
+    with st.expander("Share", icon=":material/share:"):
+        choices = hv.sharing_choices(owner, hosted.workspaces())
+        current = hv.shared_with(stored)
+        options = list(choices)
+        target = st.selectbox(
+            "Who can see it",
+            options,
+            index=options.index(current) if current in options else 0,
+            format_func=choices.__getitem__,
+            key=f"history.share.{stored.id}",
+        )
+        if st.button("Save sharing", key=f"history.share.save.{stored.id}"):
+            share(stored, owner, target, link=stored.share_token is not None)
+        if stored.share_token is None:
+            if st.button("Create share link", icon=":material/link:"):
+                share(stored, owner, current, link=True)
+            return
+        st.caption("Anyone signed in here who has this link can open the comparison read-only:")
+        st.code(
+            share_url(hv.compare_page_url(st.context.url), str(stored.id), stored.share_token),
+            language=None,
+        )
+        if st.button("Revoke link", icon=":material/link_off:"):
+            share(stored, owner, current, link=False)
+
+
 def draw_opened(comparison_id: int) -> None:
     st.button("Back to the list", icon=":material/arrow_back:", on_click=close)
-    stored = services.stored_comparison(comparison_id)
+    stored = services.stored_comparison(comparison_id, principal)
     if stored is None:
+        # The same words for a comparison someone else did not share: never reveal it exists.
         st.warning("This comparison no longer exists; it may have been deleted.")
         return
-    st.subheader(hv.heading(stored))
+    mine = owns(stored.request.owner, principal)
+    st.subheader(escape_markdown(hv.heading(stored)))
     st.markdown(hv.summary_line(stored, titles))
+    if not mine:
+        st.caption(f"Shared with you by {escape_markdown(stored.request.owner or '')}: read-only.")
     if stored.request.note:
-        st.caption(f"Note: {stored.request.note}")
+        st.caption(f"Note: {escape_markdown(stored.request.note)}")
     with st.expander("Prompt", icon=":material/chat:"):
         if stored.request.system_prompt:
             st.markdown("**System**")
@@ -129,8 +203,11 @@ def draw_opened(comparison_id: int) -> None:
         for message in stored.request.messages:
             st.markdown(f"**{message.role.title()}**")
             st.text(message.content)
-    draw_actions(stored)
-    draw_meta_form(stored)
+    draw_actions(stored, mine)
+    if mine:
+        draw_meta_form(stored)
+    if mine and principal is not None:
+        draw_sharing(stored, principal)
     if not hv.is_finished(stored):
         st.info("Some models are still answering; re-open this comparison to see the rest.")
     style_answers()
@@ -170,7 +247,7 @@ def read_filter() -> HistoryFilter | None:
     tag = tag_col.text_input("Tag", key="history.tag", persist_state="session")
     try:
         return hv.history_filter(
-            models=models, statuses=statuses, dates=dates, tag=tag, search=search
+            models=models, statuses=statuses, dates=dates, tag=tag, search=search, viewer=principal
         )
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
@@ -191,7 +268,7 @@ def draw_list() -> None:
         return
     st.session_state[PAGE] = found.page
     if found.total == 0:
-        if flt == HistoryFilter():
+        if flt == hv.history_filter(viewer=principal):
             st.info(
                 "No comparisons yet. Every run on the Compare page is recorded here.",
                 icon=":material/history:",

@@ -1,47 +1,101 @@
-"""Settings: provider, Elumenta URL and key (kept in this session only), balance, catalog."""
+"""Settings: provider, Elumenta URL and key, balance, catalog.
+
+Locally the key is kept in this browser session only. On a hosted server each user may
+save a personal key (encrypted at rest, never shown back) or run on the team's key.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
+from pydantic import SecretStr
 
-from playground import services
+from playground import hosted, services
+from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from ui.auth import current_principal, session_connection
 
 settings = services.get_settings()
+principal = current_principal()
 choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if settings.openai_base_url else [])
 choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **services.PROVIDER_LABELS}
 
+
+def hosted_key_section(principal: Principal) -> None:
+    """The user's own key: save (encrypted) or forget; the team key is the fallback."""
+    st.subheader("Your API key")
+    hint = hosted.key_hint(principal)
+    team = settings.elumenta_api_key is not None
+    if hint:
+        st.markdown(f"Runs use **your personal key** `{hint}` (stored encrypted on the server).")
+    elif team:
+        st.markdown("Runs use the **team key** configured on the server.")
+    else:
+        st.markdown("No key: runs use the offline demo until you save your own key.")
+    # A form that clears on submit: the typed key is never sent back to the browser.
+    with st.form("settings.personal_key", clear_on_submit=True, enter_to_submit=True):
+        typed = st.text_input("Personal Elumenta API key", type="password", placeholder="nb_…")
+        if st.form_submit_button("Save my key", icon=":material/key:") and typed.strip():
+            try:
+                saved = hosted.store_personal_key(principal, SecretStr(typed))
+            except PlaygroundError as exc:
+                st.error(user_message(exc))
+            else:
+                st.success(f"Saved: {saved}. Your runs now use it.")
+    if hint and st.button("Forget my key", icon=":material/key_off:"):
+        hosted.forget_personal_key(principal)
+        st.rerun()
+    limits, spend = hosted.limits_and_spend(principal)
+    st.subheader("Your limits")
+    st.markdown(
+        f"- Today: **{spend.today_tokens:,}** of "
+        f"{_limit(limits.daily_budget_tokens)} billing tokens\n"
+        f"- This month: **{spend.month_tokens:,}** of "
+        f"{_limit(limits.monthly_budget_tokens)} billing tokens\n"
+        f"- Requests: at most **{limits.requests_per_minute}** model requests per minute"
+    )
+
+
+def _limit(value: int | None) -> str:
+    return "unlimited" if value is None else f"{value:,}"
+
+
 st.title("Settings")
 
-st.subheader("Provider")
-st.session_state.setdefault(services.PROVIDER_CHOICE_KEY, "auto")
-st.session_state.setdefault(services.BASE_URL_KEY, settings.elumenta_base_url)
-st.radio(
-    "Provider",
-    choices,
-    key=services.PROVIDER_CHOICE_KEY,
-    format_func=choice_labels.get,
-    persist_state="session",
-)
-st.text_input(
-    "Elumenta base URL",
-    key=services.BASE_URL_KEY,
-    persist_state="session",
-    help="Change it only to use another Elumenta-compatible server (e.g. a local test server).",
-)
-st.text_input(
-    "Elumenta API key",
-    key=services.API_KEY_KEY,
-    persist_state="session",
-    type="password",
-    placeholder="nb_…",
-    help="Kept in this browser session only: never saved to the database, a file or a link. "
-    "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
-)
-connection = services.connection_from_state(st.session_state)
-st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
-if connection.provider == "elumenta" and connection.api_key is None:
-    st.warning("Elumenta is selected but no API key is set: every run will fail until you add one.")
+if principal is not None:
+    hosted_key_section(principal)
+    connection = session_connection()
+else:
+    st.subheader("Provider")
+    st.session_state.setdefault(services.PROVIDER_CHOICE_KEY, "auto")
+    st.session_state.setdefault(services.BASE_URL_KEY, settings.elumenta_base_url)
+    st.radio(
+        "Provider",
+        choices,
+        key=services.PROVIDER_CHOICE_KEY,
+        format_func=choice_labels.get,
+        persist_state="session",
+    )
+    st.text_input(
+        "Elumenta base URL",
+        key=services.BASE_URL_KEY,
+        persist_state="session",
+        help="Change it only to use another Elumenta-compatible server (e.g. a local test server).",
+    )
+    st.text_input(
+        "Elumenta API key",
+        key=services.API_KEY_KEY,
+        persist_state="session",
+        type="password",
+        placeholder="nb_…",
+        help="Kept in this browser session only: never saved to the database, a file or a link. "
+        "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
+    )
+    connection = services.connection_from_state(st.session_state)
+    st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
+    if connection.provider == "elumenta" and connection.api_key is None:
+        st.warning(
+            "Elumenta is selected but no API key is set: every run will fail until you add one."
+        )
 
 st.subheader("Account")
 if st.button("Check balance", icon=":material/account_balance_wallet:"):
@@ -60,6 +114,9 @@ if st.button("Check balance", icon=":material/account_balance_wallet:"):
                 f"{quota.remaining_day}/{quota.limit_day} today"
             )
         st.success("  \n".join(lines), icon=":material/check_circle:")
+
+if principal is not None and not principal.is_admin:
+    st.stop()  # the catalog file and the database are the server's: admins only
 
 st.subheader("Model catalog")
 catalog_path = settings.resolved_catalog_path

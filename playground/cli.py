@@ -1,4 +1,4 @@
-"""The command line: ``python -m playground compare|models|history|show|export|eval``.
+"""The command line: ``python -m playground compare|models|history|show|export|eval|worker``.
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
-from playground.config import Settings
+from playground.config import Settings, load_settings
 from playground.errors import InvalidRequestError, PlaygroundError
 from playground.evaluation.cli import add_eval_parser, run_eval
 from playground.providers.base import GenerationParams, Message
@@ -35,6 +35,7 @@ from playground.store import (
     open_store,
     write_export,
 )
+from playground.workers.cli import add_worker_parser, run_worker_command
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE = 0, 1, 2
 PROVIDERS = ("elumenta", "demo", "openai_compatible")
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
 
     add_eval_parser(commands)
+    add_worker_parser(commands)
     return parser
 
 
@@ -219,18 +221,30 @@ def run_models(args: argparse.Namespace, settings: Settings, catalog: Catalog, o
 
 
 def compare_request(args: argparse.Namespace, settings: Settings, stdin: TextIO) -> CompareRequest:
-    """The comparison the ``compare`` arguments describe."""
-    prompt = stdin.read() if args.prompt == "-" else args.prompt
+    """The comparison the ``compare`` arguments describe; ``UsageError`` for non-UTF-8 text."""
+    try:
+        prompt = stdin.read() if args.prompt == "-" else args.prompt
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"The prompt on standard input is not UTF-8 text ({exc.reason}).") from exc
     provider = args.provider or settings.default_provider
     return CompareRequest(
-        messages=(Message("user", prompt),),
+        messages=(Message("user", _utf8(prompt, "The prompt")),),
         targets=tuple(ModelTarget(provider, model) for model in args.model),
-        system_prompt=args.system,
+        system_prompt=_utf8(args.system, "The system prompt"),
         params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
-        title=args.title,
-        tags=tuple(args.tag),
+        title=_utf8(args.title, "The title"),
+        tags=tuple(_utf8(tag, "A tag") for tag in args.tag),
         use_cache=args.cache,
     )
+
+
+def _utf8(text: str, what: str) -> str:
+    # Undecodable bytes in argv or stdin arrive as lone surrogates, which nothing can store.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (undecodable bytes at {exc.start}).") from exc
+    return text
 
 
 class _LinePrinter:
@@ -343,7 +357,7 @@ def main(
         stream=err,
     )
     try:
-        settings = settings or Settings()
+        settings = settings or load_settings()
         catalog = load_catalog(settings.resolved_catalog_path)
         if args.command == "compare":
             return run_compare(args, settings, catalog, (out, err, stdin))
@@ -351,6 +365,8 @@ def main(
             return run_models(args, settings, catalog, out)
         if args.command == "eval":
             return run_eval(args, settings, catalog, out, err)
+        if args.command == "worker":
+            return run_worker_command(args, settings, catalog, out)
         store = open_store(settings.resolved_database_url)
         try:
             if args.command == "history":

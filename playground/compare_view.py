@@ -18,6 +18,8 @@ from playground.providers.base import Balance, GenerationParams, Message, Provid
 from playground.results import CompareRequest, ModelResult, ModelTarget
 
 SHARE_PARAM = "comparison"
+# ``?models=gpt-5,claude-haiku-4.5`` preselects models: a bookmarkable model set.
+MODELS_PARAM = "models"
 # Hosted mode: the unguessable token that lets someone else open a shared comparison.
 TOKEN_PARAM = "token"  # noqa: S105  (a query parameter name, not a secret)
 MAX_COLUMNS_PER_ROW = 3
@@ -342,3 +344,11 @@ def share_url(page_url: str | None, ref: str, token: str | None = None) -> str:
         return f"?{query}"
     scheme, netloc, path, _, _ = urlsplit(page_url)
     return urlunsplit((scheme, netloc, path or "/", query, ""))
+
+
+def options_from_param(value: str, options: Sequence[ModelOption], provider: str) -> list[str]:
+    """Option keys for a comma-separated list of slugs, on ``provider`` (unknown slugs
+    are skipped), in the order given."""
+    by_slug = {o.slug: o.key for o in options if o.provider == provider}
+    slugs = [s.strip() for s in value.split(",") if s.strip()]
+    return list(dict.fromkeys(by_slug[s] for s in slugs if s in by_slug))

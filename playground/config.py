@@ -10,7 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from playground.errors import ConfigError
@@ -199,7 +207,38 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'history.sqlite3'}"
 
 
+# Variables whose value an error message must not repeat.
+_SECRET_NAMES = frozenset(
+    str(alias)
+    for field in Settings.model_fields.values()
+    if "SecretStr" in str(field.annotation) and isinstance(field.validation_alias, AliasChoices)
+    for alias in field.validation_alias.choices
+)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment (and ``.env``).
+
+    Raises :class:`ConfigError` naming every invalid variable and what is wrong with it,
+    instead of pydantic's report; the value of a secret is never repeated.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = " ".join(_describe(error) for error in exc.errors(include_url=False))
+        raise ConfigError(f"Invalid configuration: {problems}") from exc
+
+
+def _describe(error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ").rstrip(".") + "."
+    if not error["loc"]:
+        return message
+    name = str(error["loc"][0])
+    value = "" if name in _SECRET_NAMES else f"={str(error['input'])[:80]!r}"
+    return f"{name}{value}: {message}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings read once per process; tests build ``Settings(...)`` directly instead."""
-    return Settings()
+    """Settings read once per process (see :func:`load_settings`); tests build ``Settings``."""
+    return load_settings()

@@ -15,6 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from playground.access.principal import Principal
 from playground.analytics import daily_balance, model_cost_table, same_prompt_table
 from playground.history_view import DateRange, date_bounds
 from playground.store import HistoryFilter
@@ -86,10 +87,13 @@ def default_period(today: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
-def period_filter(dates: DateRange) -> HistoryFilter:
-    """Results created on the chosen UTC days; raises ``InvalidRequestError`` if reversed."""
+def period_filter(dates: DateRange, viewer: Principal | None = None) -> HistoryFilter:
+    """Results created on the chosen UTC days; raises ``InvalidRequestError`` if reversed.
+
+    ``viewer`` (hosted mode) limits them to the comparisons that user may see.
+    """
     since, until = date_bounds(dates)
-    return HistoryFilter(since=since, until=until)
+    return HistoryFilter(since=since, until=until, viewer=viewer)
 
 
 def totals(report: CostReport) -> Totals:

@@ -10,14 +10,17 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from playground.access.principal import Principal
 from playground.catalog import Catalog
 from playground.compare_view import ModelOption, model_options, option_key, result_cost
 from playground.errors import InvalidRequestError
 from playground.providers.base import Provider
 from playground.results import CompareRequest, ModelResult
+from playground.safe_text import inline_code
 from playground.store import HistoryFilter, StoredComparison
 from playground.store.export import ExportFormat
 from playground.store.models import FINISHED_STATUSES
@@ -72,8 +75,12 @@ def history_filter(
     dates: DateRange = None,
     tag: str = "",
     search: str = "",
+    viewer: Principal | None = None,
 ) -> HistoryFilter:
-    """The filter the History widgets describe; empty widgets don't filter."""
+    """The filter the History widgets describe; empty widgets don't filter.
+
+    ``viewer`` (hosted mode) limits it to the comparisons that user may see.
+    """
     since, until = date_bounds(dates)
     return HistoryFilter(
         models=tuple(models),
@@ -82,6 +89,7 @@ def history_filter(
         until=until,
         tag=tag.strip() or None,
         search=search.strip() or None,
+        viewer=viewer,
     )
 
 
@@ -193,7 +201,7 @@ def summary_line(comparison: StoredComparison, titles: Mapping[str, ModelOption]
         "cost unknown" if cost is None else f"cost **{cost}** billing tokens",
     ]
     if comparison.request.tags:
-        parts.append("tags " + ", ".join(f"`{t}`" for t in comparison.request.tags))
+        parts.append("tags " + ", ".join(inline_code(t) for t in comparison.request.tags))
     return " · ".join(parts)
 
 
@@ -224,3 +232,33 @@ def is_finished(comparison: StoredComparison) -> bool:
 def export_file_name(fmt: ExportFormat, now: datetime) -> str:
     """The download's file name, e.g. ``history-20261125-1305.csv``."""
     return f"history-{now:%Y%m%d-%H%M}.{fmt}"
+
+
+def sharing_choices(
+    principal: Principal, workspaces: Iterable[tuple[int, str, object]]
+) -> dict[int | None, str]:
+    """Who an owner can let see a comparison: ``None`` (only them) or one of their workspaces.
+
+    ``workspaces`` are ``(id, name, …)`` of every workspace; only the owner's are offered.
+    """
+    choices: dict[int | None, str] = {None: "Only me (private)"}
+    for workspace_id, name, *_ in workspaces:
+        if workspace_id in principal.workspace_ids:
+            choices[workspace_id] = f"Workspace {name}"
+    return choices
+
+
+def shared_with(comparison: StoredComparison) -> int | None:
+    """The workspace a comparison is visible in, or ``None`` while it is private."""
+    return comparison.workspace_id if comparison.visibility == "workspace" else None
+
+
+def compare_page_url(page_url: str | None) -> str | None:
+    """The Compare page's URL (the app's default page) beside the page at ``page_url``.
+
+    Share links must open Compare, which reads them; ``None`` stays ``None``.
+    """
+    if not page_url:
+        return page_url
+    scheme, netloc, path, _, _ = urlsplit(page_url)
+    return urlunsplit((scheme, netloc, path.rstrip("/").rsplit("/", 1)[0] + "/", "", ""))

@@ -19,11 +19,11 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from playground import config
 from playground.access.audit import record_event
-from playground.access.principal import Principal
+from playground.access.principal import Principal, owns
 from playground.access.spending import check_spending
 from playground.access.users import get_user, limits_of
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
@@ -230,20 +230,16 @@ def get_store() -> Store:
     global _store
     with _lock:
         if _store is None:
-            url = get_settings().resolved_database_url
-            try:
-                _store = open_store(url)
-            except SQLAlchemyError as exc:
-                raise ConfigError(
-                    f"Cannot open the history database {mask_url(url)} "
-                    f"({type(exc).__name__}). Check PLAYGROUND_DATABASE_URL."
-                ) from exc
+            _store = open_store(get_settings().resolved_database_url)
         return _store
 
 
-def get_recorder() -> Recorder:
-    """Where runs are recorded: the history store, pricing results from the current catalog."""
-    return StoreRecorder(get_store().engine, get_catalog().cost_of)
+def get_recorder(owner: str | None = None) -> Recorder:
+    """Where runs are recorded: the history store, pricing results from the current catalog.
+
+    With an ``owner`` (hosted mode) cached answers come only from that user's own history.
+    """
+    return StoreRecorder(get_store().engine, get_catalog().cost_of, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -279,6 +275,18 @@ class RunView(Protocol):
         ...
 
 
+def check_limits(
+    session: Session, principal: Principal, *, requests: int, estimated_tokens: int
+) -> None:
+    """Refuse (``AccessDeniedError``, ``SpendingLimitError``) what would pass the user's limits.
+
+    ``requests`` more model requests costing about ``estimated_tokens`` billing tokens,
+    against the limits in force for ``principal`` (theirs, else the server's defaults).
+    """
+    limits = limits_of(get_user(session, principal.user_id), get_settings())
+    check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
+
+
 def start_compare(
     request: CompareRequest, connection: Connection, principal: Principal | None = None
 ) -> RunHandle:
@@ -293,11 +301,12 @@ def start_compare(
         request = replace(request, owner=principal.subject)
         estimate = sum(get_catalog().cost_of(t.model) or 0 for t in request.targets)
         with get_store().session() as session, session.begin():
-            limits = limits_of(get_user(session, principal.user_id), get_settings())
-            check_spending(
-                session, principal, limits, requests=len(request.targets), estimated_tokens=estimate
+            check_limits(
+                session, principal, requests=len(request.targets), estimated_tokens=estimate
             )
-    handle = get_runner().start(request, get_providers(connection), recorder=get_recorder())
+    # The cache must never hand one user another's answer: it reuses only the owner's.
+    recorder = get_recorder(request.owner if principal is not None else None)
+    handle = get_runner().start(request, get_providers(connection), recorder=recorder)
     if principal is not None:
         with get_store().session() as session, session.begin():
             record_event(
@@ -338,14 +347,18 @@ def open_run(
 
 
 def rerun_column(
-    column: ColumnRef, connection: Connection, viewer: Principal | None = None
+    column: ColumnRef,
+    connection: Connection,
+    viewer: Principal | None = None,
+    share_token: str | None = None,
 ) -> ColumnRef:
     """Run one column's model again with the same prompt; returns the column's new place.
 
-    ``viewer`` (hosted mode) must be able to see the comparison; the new run is theirs and
-    goes through the same role, rate and budget checks as any run.
+    ``viewer`` (hosted mode) must be able to see the comparison (or hold its
+    ``share_token``); the new run is theirs and goes through the same role, rate and
+    budget checks as any run.
     """
-    view = open_run(column.run_id, viewer)
+    view = open_run(column.run_id, viewer, share_token)
     if view is None:
         raise InvalidRequestError("This comparison is no longer available; run it again.")
     request = view.request
@@ -354,17 +367,25 @@ def rerun_column(
     return ColumnRef(handle.run_id, 0)
 
 
+def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
+    """Stop one column's model; only the run's owner can (anyone may watch a shared one)."""
+    view = open_run(column.run_id, viewer)
+    if view is not None and owns(view.request.owner, viewer):
+        view.cancel(column.index)
+
+
 def column_results(
-    columns: list[ColumnRef], viewer: Principal | None = None
+    columns: list[ColumnRef], viewer: Principal | None = None, share_token: str | None = None
 ) -> tuple[list[ModelResult], bool] | None:
     """Each column's current result and whether every run behind them is done.
 
-    ``None`` when a column's run is no longer known (forgotten or from another process).
+    ``None`` when a column's run is no longer known (forgotten or from another process), or
+    (hosted mode) ``viewer`` may not see it and ``share_token`` does not open it.
     """
     snapshots: dict[str, RunSnapshot] = {}
     for ref in columns:
         if ref.run_id not in snapshots:
-            view = open_run(ref.run_id, viewer)
+            view = open_run(ref.run_id, viewer, share_token)
             if view is None:
                 return None
             snapshots[ref.run_id] = view.snapshot()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import streamlit as st
 
 from playground import services
 from tests.fake_elumenta import FakeElumenta
@@ -26,8 +28,9 @@ def fake_elumenta(fake_elumenta_server: FakeElumenta) -> FakeElumenta:
     return fake_elumenta_server
 
 
-# History-store fixtures (store_url on SQLite and PostgreSQL, store, recorder).
-pytest_plugins = ["tests.store_fixtures"]
+# History-store fixtures (store_url on SQLite and PostgreSQL, store, recorder) and a
+# throwaway PostgreSQL database for queue workers (worker_database_url, worker_store).
+pytest_plugins = ["tests.store_fixtures", "tests.worker_fixtures"]
 
 
 @pytest.fixture
@@ -46,3 +49,17 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     services.reset()
     yield tmp_path
     services.reset()
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], str]]:
+    """The data callable of every download button an AppTest page draws, by label."""
+    captured: dict[str, Callable[[], str]] = {}
+    real = st.download_button
+
+    def spy(label: str, data: Callable[[], str], *args: Any, **kwargs: Any) -> bool:
+        captured[label] = data
+        return bool(real(label, data, *args, **kwargs))
+
+    monkeypatch.setattr(st, "download_button", spy)
+    return captured

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -46,8 +47,18 @@ def store_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'data' / 'history.sqlite3'}"
         return
+    with postgres_schema_url() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema_url(prefix: str = "test_store") -> Iterator[str]:
+    """A URL on the test PostgreSQL whose ``search_path`` is a new, empty schema.
+
+    The schema is dropped on exit. Skips (or under CI fails) without a configured server.
+    """
     base = postgres_base_url()
-    schema = f"test_store_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base)
     with admin.begin() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')

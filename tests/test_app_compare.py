@@ -297,6 +297,13 @@ def test_an_unknown_share_link_says_so(app_env: Path) -> None:
     assert any("is not available" in t for t in texts(at, "warning"))
 
 
+def test_a_models_link_preselects_the_models(app_env: Path) -> None:
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=10)
+    at.query_params["models"] = "gpt-5,claude-haiku-4.5,unknown"
+    at.run()
+    assert at.multiselect(key="compare.models").value == ["demo:gpt-5", "demo:claude-haiku-4.5"]
+
+
 def test_seven_models_wrap_into_rows_of_three(app_env: Path) -> None:
     models = [
         "demo:gpt-5-nano",

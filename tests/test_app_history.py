@@ -10,9 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from playground import services
@@ -52,20 +50,6 @@ def open_row(at: AppTest, row: int) -> AppTest:
     """Select a row of the table, as a click on it in the browser does."""
     at.session_state[TABLE] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     return at.run()
-
-
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], str]]:
-    """The data callable of every download button the page draws, by label."""
-    captured: dict[str, Callable[[], str]] = {}
-    real = st.download_button
-
-    def spy(label: str, data: Callable[[], str], *args: Any, **kwargs: Any) -> bool:
-        captured[label] = data
-        return bool(real(label, data, *args, **kwargs))
-
-    monkeypatch.setattr(st, "download_button", spy)
-    return captured
 
 
 def test_an_empty_history_says_how_to_fill_it(app_env: Path) -> None:

@@ -22,6 +22,7 @@ from playground.compare_view import (
     metrics,
     model_options,
     moved,
+    options_from_param,
     result_cost,
     row_layout,
     share_url,
@@ -63,6 +64,12 @@ class TestModelOptions:
         ]
         assert options[-1].label == "qwen2 · OpenAI-compatible · not billed"
         assert options[-1].token_cost is None
+
+    def test_a_models_parameter_picks_known_slugs_of_the_provider_in_order(self) -> None:
+        options = model_options(self.providers(), "demo")
+        keys = options_from_param(" gpt-5 ,nope,gpt-5-nano,gpt-5,", options, "demo")
+        assert keys == ["demo:gpt-5", "demo:gpt-5-nano"]
+        assert options_from_param("llama3", options, "demo") == []
 
     def test_demo_models_say_they_are_simulated(self) -> None:
         options = model_options(self.providers(), "demo")

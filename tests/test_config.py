@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from playground.config import Settings
+from playground.errors import ConfigError
 
 
 def test_defaults_work_with_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,4 +42,25 @@ def test_api_key_is_not_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYGROUND_MAX_CONCURRENCY", "0")
     with pytest.raises(ValueError, match=r"max_concurrency|PLAYGROUND_MAX_CONCURRENCY"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_worker_execution_refuses_sqlite_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"needs a PostgreSQL database.*leave it at in_process"):
+        Settings(_env_file=None, data_dir=tmp_path, batch_execution="worker")  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url="postgresql+psycopg://u@h/db",
+        batch_execution="worker",
+    )
+    assert (settings.batch_execution, settings.batch_shards) == ("worker", 4)
+    assert Settings(_env_file=None).batch_execution == "in_process"  # type: ignore[call-arg]
+
+
+def test_a_stale_threshold_within_one_heartbeat_is_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_BATCH_HEARTBEAT_S", "10")
+    monkeypatch.setenv("PLAYGROUND_BATCH_STALE_AFTER_S", "5")
+    with pytest.raises(ValueError, match="PLAYGROUND_BATCH_STALE_AFTER_S"):
         Settings(_env_file=None)  # type: ignore[call-arg]

@@ -8,11 +8,12 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from playground.access.spending import spend_of
 from playground.evaluation.assertions import AssertionSpec
 from playground.store import Store
-from playground.store.eval_models import BatchRow
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_repository import batch_cells, set_batch_budget
-from playground.store.models import Result
+from playground.store.models import Comparison, Result
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -173,3 +174,29 @@ def test_judge_spend_counts_against_the_budget_and_no_answer_is_judged_twice(
     with store.session() as session, session.begin():
         cells = batch_cells(session, batch_id)
     assert all(sum(bool(a.get("judge")) for a in c.assertions) == 1 for c in cells)
+
+
+def test_a_batchs_answers_belong_to_its_owner_and_count_toward_their_spend(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    batch_id = plan(store, ["gpt-5-nano", "gpt-5"], rows=3)
+    with store.session() as session, session.begin():
+        session.get(BatchRow, batch_id).owner = "ana@example.org"  # type: ignore[union-attr]
+    progress = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start().wait(60)
+
+    assert progress.status == "completed"
+    with store.session() as session, session.begin():
+        owners = set(
+            session.scalars(
+                sa.select(Comparison.owner).where(
+                    Comparison.id.in_(
+                        sa.select(Result.comparison_id).where(
+                            Result.id.in_(sa.select(BatchCellRow.result_id))
+                        )
+                    )
+                )
+            )
+        )
+        assert owners == {"ana@example.org"}
+        assert spend_of(session, "ana@example.org").today_tokens == 3 * (1 + 2)
+        assert spend_of(session, "ben@example.org").today_tokens == 0

@@ -1,16 +1,21 @@
-"""Batch crash recovery: a batch left running by a dead process becomes interrupted."""
+"""Batch crash recovery: a batch left running by a dead or silent process becomes interrupted."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
 
 from playground.store import Store
-from playground.store.eval_models import BatchRow
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_recovery import recover_interrupted_batches
 from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
 from playground.store.recovery import writer_id
-from tests.evaluation_fixtures import plan
+from tests.evaluation_fixtures import job, plan
+from tests.fake_elumenta import FakeElumenta
 
 
 def _dead_writer() -> str:
@@ -41,3 +46,59 @@ def test_only_batches_of_dead_processes_are_interrupted(store: Store) -> None:
         legacy: "interrupted",
     }
     assert cells[running] == "pending"  # in flight at the crash: asked again on resume
+
+
+def test_a_silent_in_process_batch_is_interrupted_whatever_its_host(store: Store) -> None:
+    silent, fresh, on_workers = (plan(store, ["gpt-5"], rows=2) for _ in range(3))
+    long_ago = datetime.now(UTC) - timedelta(minutes=2)
+    with store.session() as session, session.begin():
+        # Processes on another host: nobody can tell whether they live, only their heartbeat.
+        set_batch_status(
+            session, silent, "running", writer="elsewhere:123:abc", execution="in_process"
+        )
+        set_batch_status(
+            session, fresh, "running", writer="elsewhere:456:def", execution="in_process"
+        )
+        set_batch_status(session, on_workers, "running", execution="worker")
+        running = batch_cells(session, silent)[0].id
+        update_cells(session, [running], status="running", claimed_by="elsewhere:123:abc/x")
+        session.execute(
+            sa.update(BatchRow)
+            .where(BatchRow.id.in_([silent, on_workers]))
+            .values(heartbeat_utc=long_ago)
+        )
+    with store.session() as session, session.begin():
+        assert recover_interrupted_batches(session, stale_after=timedelta(seconds=60)) == [silent]
+    with store.session() as session, session.begin():
+        statuses = {i: session.get(BatchRow, i).status for i in (silent, fresh, on_workers)}  # type: ignore[union-attr]
+        cell = session.get(BatchCellRow, running)
+        assert cell is not None and (cell.status, cell.claimed_by) == ("pending", None)
+    # Worker batches are not interrupted: other workers take their cells over.
+    assert statuses == {silent: "interrupted", fresh: "running", on_workers: "running"}
+
+
+def test_a_live_job_renews_its_heartbeat_so_it_is_never_taken_for_dead(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    batch_id = plan(store, ["gpt-5"], rows=2)
+    running = job(
+        store,
+        batch_id,
+        fake_elumenta.base_url,
+        fake_elumenta.api_key,
+        heartbeat_s=0.1,
+        stale_after_s=0.5,
+    )
+    running.pause()  # alive but idle: only the heartbeat shows it
+    running.start()
+    time.sleep(1.2)
+    try:
+        with store.session() as session, session.begin():
+            assert recover_interrupted_batches(session, stale_after=timedelta(seconds=0.5)) == []
+            batch = session.get(BatchRow, batch_id)
+            assert batch is not None and batch.status == "paused"
+            assert batch.heartbeat_utc is not None
+            assert datetime.now(UTC) - batch.heartbeat_utc < timedelta(seconds=0.5)
+    finally:
+        running.cancel()
+        assert running.wait(10).status == "cancelled"

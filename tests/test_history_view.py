@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
 
 from playground import history_view as hv
+from playground.access import Principal
 from playground.catalog import load_catalog
 from playground.compare_view import ModelOption
 from playground.errors import InvalidRequestError
@@ -202,3 +204,43 @@ def test_finished_and_file_names() -> None:
     assert hv.is_finished(stored(result("gpt-5"), result("gpt-5", "failed")))
     assert not hv.is_finished(stored(result("gpt-5", "running")))
     assert hv.export_file_name("csv", CREATED) == "history-20260301-1230.csv"
+
+
+class TestHostedMode:
+    ANA = Principal(1, "ana@example.org", "Ana", "member", frozenset({3, 5}))
+
+    def test_the_filter_carries_the_viewer(self) -> None:
+        assert hv.history_filter(tag="db", viewer=self.ANA) == HistoryFilter(
+            tag="db", viewer=self.ANA
+        )
+
+    def test_an_owner_shares_with_nobody_or_one_of_their_workspaces(self) -> None:
+        workspaces = [(5, "Sales", ["ana@example.org"]), (4, "Legal", []), (3, "Research", [])]
+        assert hv.sharing_choices(self.ANA, workspaces) == {
+            None: "Only me (private)",
+            5: "Workspace Sales",
+            3: "Workspace Research",
+        }
+
+    def test_shared_with_names_the_workspace_only_while_workspace_visible(self) -> None:
+        comparison = stored(result("gpt-5"))
+        assert hv.shared_with(comparison) is None
+        assert hv.shared_with(replace(comparison, visibility="workspace", workspace_id=3)) == 3
+        assert hv.shared_with(replace(comparison, visibility="private", workspace_id=3)) is None
+
+    @pytest.mark.parametrize(
+        ("page_url", "expected"),
+        [
+            ("http://host:8501/history", "http://host:8501/"),
+            (
+                "https://team.example.org/playground/history/",
+                "https://team.example.org/playground/",
+            ),
+            (None, None),
+            ("", ""),
+        ],
+    )
+    def test_share_links_open_the_compare_page(
+        self, page_url: str | None, expected: str | None
+    ) -> None:
+        assert hv.compare_page_url(page_url) == expected

@@ -111,6 +111,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("writer", True),
         ("workspace_id", True),
         ("visibility", False),
+        ("execution", False),
+        ("heartbeat_utc", True),
     ],
     "batch_cells": [
         ("id", False),
@@ -126,6 +128,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("assertions_json", True),
         ("error_message", True),
         ("updated_utc", False),
+        ("claimed_by", True),
+        ("heartbeat_utc", True),
     ],
     "ratings": [
         ("id", False),
@@ -322,7 +326,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0004"
+        assert MigrationContext.configure(connection).get_current_revision() == "0005"
     store.close()
 
 

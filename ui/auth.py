@@ -7,11 +7,15 @@ stops the page with a sign-in screen. Pages then read :func:`current_principal`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NoReturn
+
 import streamlit as st
 
 from playground import hosted, services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.safe_text import escape_markdown
 
 PRINCIPAL_KEY = "auth.principal"
 
@@ -31,9 +35,8 @@ def require_principal() -> Principal | None:
         principal = hosted.sign_in_user(identity)
     except PlaygroundError as exc:
         st.session_state.pop(PRINCIPAL_KEY, None)
-        st.error(user_message(exc))
-        st.stop()
-        raise
+        message = user_message(exc)
+        stop_with(lambda: st.error(message, icon=":material/lock:"))
     st.session_state[PRINCIPAL_KEY] = principal
     return principal
 
@@ -61,7 +64,7 @@ def session_connection() -> services.Connection:
 def sidebar_account(principal: Principal) -> None:
     """The signed-in user, role and today's spend against their budget, and Sign out."""
     limits, spend = hosted.limits_and_spend(principal)
-    st.markdown(f"**Signed in:** {principal.display_name} · {principal.role}")
+    st.markdown(f"**Signed in:** {escape_markdown(principal.display_name)} · {principal.role}")
     budget = limits.daily_budget_tokens
     if budget:
         st.progress(
@@ -75,10 +78,21 @@ def sidebar_account(principal: Principal) -> None:
 
 
 def _sign_in_screen() -> None:
-    st.title("Elumenta Playground")
-    st.write("This is your team's hosted playground. Sign in to continue.")
-    st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:")
+    def draw() -> None:
+        st.title("Elumenta Playground")
+        st.write("This is your team's hosted playground. Sign in to continue.")
+        st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:")
+
+    stop_with(draw)
+
+
+def stop_with(draw: Callable[[], None], title: str = "Sign in") -> NoReturn:
+    """Show only ``draw`` as the app's one page (sign-in, or an error) and end the run."""
+    # Without st.navigation Streamlit would list pages/ and run them unguarded.
+    page = st.Page(draw, title=title, url_path=title.lower().replace(" ", "-"))
+    st.navigation([page], position="hidden").run()
     st.stop()
+    raise AssertionError("st.stop() ends the script run")
 
 
 def _peer_address() -> str | None:

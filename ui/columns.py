@@ -21,6 +21,7 @@ from playground.compare_view import (
     status_label,
 )
 from playground.results import ModelResult
+from playground.safe_text import escape_markdown
 
 ColumnTools = Callable[[int, ModelResult], None]
 """Draws a column's buttons: called with the column's position and its result."""
@@ -60,7 +61,7 @@ def draw_grid(
                 name, label = model_title(result, titles)
                 text, colour = status_label(result)
                 with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                    st.markdown(f"**{name}**")
+                    st.markdown(f"**{escape_markdown(name)}**")
                     st.badge(text, color=colour)
                     if position in marks.fastest:
                         st.badge("Fastest", icon=":material/bolt:", color="violet")

@@ -5,11 +5,24 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.results import ModelResult
+from playground.safe_text import escape_markdown
+from ui.auth import current_principal
 
 RATER_KEY = "rating.rater"
+
+
+def rater_field(key: str, principal: Principal | None) -> str:
+    """Who rates or votes: the signed-in user in hosted mode (shown, not typed), else the
+    name typed into a "Your name" box."""
+    if principal is not None:
+        name, subject = escape_markdown(principal.display_name), escape_markdown(principal.subject)
+        st.caption(f"Rating as **{name}** ({subject})")
+        return principal.subject
+    return str(st.text_input("Your name", key=key, value="me"))
 
 
 def rate_answer(position: int, result: ModelResult, *, key: str) -> None:
@@ -18,26 +31,30 @@ def rate_answer(position: int, result: ModelResult, *, key: str) -> None:
         return
     result_id = result.result_id
     prefix = f"{key}.rate.{result_id}"
+    principal = current_principal()
     with st.popover(
         "Rate", icon=":material/star:", help="Rate this answer (stored with your name)"
     ):
-        name_key = f"{prefix}.rater"
-        # One name for every popover: the last one typed anywhere fills them all.
-        st.session_state[name_key] = st.session_state.setdefault(RATER_KEY, "me")
-        st.text_input("Your name", key=name_key, on_change=_remember, args=(name_key,))
-        rater = str(st.session_state[RATER_KEY]).strip() or "anonymous"
+        if principal is None:
+            name_key = f"{prefix}.rater"
+            # One name for every popover: the last one typed anywhere fills them all.
+            st.session_state[name_key] = st.session_state.setdefault(RATER_KEY, "me")
+            st.text_input("Your name", key=name_key, on_change=_remember, args=(name_key,))
+            rater = str(st.session_state[RATER_KEY]).strip() or "anonymous"
+        else:
+            rater = rater_field(f"{prefix}.rater", principal)
         saved: str | None = None
         with st.container(horizontal=True, gap="small"):
             if st.button("👍", key=f"{prefix}.up", help="Good answer"):
-                saved = _save(result_id, rater, "thumbs", 1, None)
+                saved = _save(result_id, rater, "thumbs", 1, None, principal)
             if st.button("👎", key=f"{prefix}.down", help="Bad answer"):
-                saved = _save(result_id, rater, "thumbs", -1, None)
+                saved = _save(result_id, rater, "thumbs", -1, None, principal)
         score = st.slider("Score", 1, 5, 3, key=f"{prefix}.score")
         if st.button("Save score", key=f"{prefix}.save_score"):
-            saved = _save(result_id, rater, "score", score, None)
+            saved = _save(result_id, rater, "score", score, None, principal)
         note = st.text_area("Note", key=f"{prefix}.note", max_chars=2000)
         if st.button("Save note", key=f"{prefix}.save_note", disabled=not note.strip()):
-            saved = _save(result_id, rater, "note", None, note.strip())
+            saved = _save(result_id, rater, "note", None, note.strip(), principal)
         if saved:
             st.success(saved)
 
@@ -46,9 +63,16 @@ def _remember(name_key: str) -> None:
     st.session_state[RATER_KEY] = st.session_state[name_key]
 
 
-def _save(result_id: int, rater: str, kind: str, value: float | None, note: str | None) -> str:
+def _save(
+    result_id: int,
+    rater: str,
+    kind: str,
+    value: float | None,
+    note: str | None,
+    principal: Principal | None,
+) -> str:
     try:
-        evaluation.rate(result_id, rater, kind, value, note)
+        evaluation.rate(result_id, rater, kind, value, note, viewer=principal)
     except (PlaygroundError, SQLAlchemyError) as exc:
         return f"Not saved: {user_message(exc)}"
     return f"Saved ({kind}) as {rater}."

@@ -53,7 +53,9 @@ def list_events(
     session: Session, *, actor: str | None = None, action: str | None = None, limit: int = 200
 ) -> list[AuditEvent]:
     """The newest events first, optionally of one actor or one action (at most MAX_EVENTS)."""
-    query = sa.select(AuditEventRow).order_by(AuditEventRow.created_utc.desc(), AuditEventRow.id)
+    query = sa.select(AuditEventRow).order_by(
+        AuditEventRow.created_utc.desc(), AuditEventRow.id.desc()
+    )
     if actor:
         query = query.where(AuditEventRow.actor == actor)
     if action:

@@ -59,9 +59,12 @@ def identity_from_proxy(
     if peer_ip is None:
         raise SignInError("Cannot tell where this request came from; sign-in refused.")
     try:
-        peer = ipaddress.ip_address(peer_ip)
+        peer: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(peer_ip)
     except ValueError as exc:
         raise SignInError("Cannot tell where this request came from; sign-in refused.") from exc
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
     if not any(peer in network for network in networks):
         raise SignInError(
             "This server signs people in through its reverse proxy; "
@@ -82,8 +85,9 @@ def identity_from_oidc(user_info: Mapping[str, Any]) -> Identity:
     The e-mail (lower-cased) is the subject when the provider sends one; otherwise the
     issuer-qualified ``sub`` claim.
     """
-    email = user_info.get("email")
-    email = email.strip().lower() if isinstance(email, str) and _EMAIL.match(email) else None
+    raw_email = user_info.get("email")
+    email = raw_email.strip().lower() if isinstance(raw_email, str) else None
+    email = email if email and _EMAIL.match(email) else None
     sub = user_info.get("sub")
     if email is None and not (isinstance(sub, str) and sub):
         raise SignInError("The identity provider sent neither an e-mail nor a subject.")

@@ -58,11 +58,17 @@ class Owned(Protocol):
     visibility: str
 
 
+def owns(owner: str | None, principal: Principal | None) -> bool:
+    """Whether ``principal`` may change, share, delete or steer a row owned by ``owner``.
+
+    Only the owner may; ``None``, the local user, owns everything.
+    """
+    return principal is None or owner == principal.subject
+
+
 def can_view(row: Owned, principal: Principal | None) -> bool:
     """Whether ``principal`` may see ``row`` (``None``, the local user, sees everything)."""
-    if principal is None:
-        return True
-    if row.owner == principal.subject:
+    if principal is None or owns(row.owner, principal):
         return True
     return row.visibility == "workspace" and row.workspace_id in principal.workspace_ids
 

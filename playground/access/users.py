@@ -6,11 +6,12 @@ Store functions: they take a session and never commit; the caller owns the trans
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from playground.access.identity import Identity
@@ -23,6 +24,7 @@ from playground.store.hosted_models import ROLES, UserRow, WorkspaceMemberRow, W
 from playground.store.models import Comparison
 
 MAX_WORKSPACE_NAME_CHARS = 200
+LAST_SEEN_EVERY = timedelta(minutes=1)
 _OWNED_MODELS = (Comparison, PromptTemplateRow, DatasetRow, BatchRow)
 
 
@@ -44,10 +46,10 @@ def sign_in(
     ``PLAYGROUND_DEFAULT_ROLE``. A disabled user gets :class:`SignInError`.
     """
     now = now or datetime.now(UTC)
-    user = session.scalars(sa.select(UserRow).where(UserRow.subject == identity.subject)).first()
+    user = _user_by_subject(session, identity.subject)
     if user is None:
         admin = identity.email is not None and identity.email in settings.admin_email_set
-        user = UserRow(
+        candidate = UserRow(
             subject=identity.subject,
             email=identity.email,
             display_name=identity.display_name,
@@ -55,13 +57,27 @@ def sign_in(
             disabled=False,
             created_utc=now,
         )
-        session.add(user)
-        session.flush()
+        try:
+            # Two first sign-ins at once (two tabs): the loser reads the winner's row.
+            with session.begin_nested():
+                session.add(candidate)
+            user = candidate
+        except IntegrityError:
+            user = _user_by_subject(session, identity.subject)
+            if user is None:
+                raise
     if user.disabled:
         raise SignInError("Your account is disabled on this server; ask an admin.")
-    user.last_seen_utc = now
-    user.display_name = identity.display_name or user.display_name
+    # Every page view signs in again; writing last_seen once a minute is precise enough.
+    if user.last_seen_utc is None or now - user.last_seen_utc > LAST_SEEN_EVERY:
+        user.last_seen_utc = now
+    if identity.display_name and user.display_name != identity.display_name:
+        user.display_name = identity.display_name
     return principal_of(session, user)
+
+
+def _user_by_subject(session: Session, subject: str) -> UserRow | None:
+    return session.scalars(sa.select(UserRow).where(UserRow.subject == subject)).first()
 
 
 def principal_of(session: Session, user: UserRow) -> Principal:

@@ -2,17 +2,22 @@
 
 Uses the process-wide store and catalog of :mod:`playground.services`; batches run in a
 process-wide :class:`~playground.evaluation.manager.BatchManager`, so they survive reruns
-and page changes.
+and page changes, or on queue workers (:mod:`playground.evaluation.dispatch`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
 
 from playground import compare_state, services
+from playground.access.principal import Principal, owns
 from playground.errors import InvalidRequestError
+from playground.evaluation import dispatch, ownership
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.datasets import Dataset
 from playground.evaluation.judging import judge_price_of
@@ -33,9 +38,11 @@ from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
 from playground.providers.base import Message, Provider
 from playground.providers.registry import build_providers
+from playground.safe_text import reject_nul
 from playground.store.eval_ratings import (
     add_rating,
     add_vote,
+    can_see_result,
     comparable_answers,
     model_figures,
     stored_ratings,
@@ -53,6 +60,7 @@ from playground.store.eval_repository import (
     list_batches,
     list_datasets,
     list_template_names,
+    list_templates,
     save_dataset,
     save_template_version,
     template_versions,
@@ -60,39 +68,65 @@ from playground.store.eval_repository import (
 )
 
 MANAGER = BatchManager()
+BatchAction = Literal["pause", "resume", "cancel"]
 
 
-def save_template(name: str, system: str, user: str, note: str = "") -> TemplateVersion:
-    """Save a template version (unchanged text keeps the current version)."""
+def save_template(
+    name: str, system: str, user: str, note: str = "", *, viewer: Principal | None = None
+) -> TemplateVersion:
+    """Save a template version (unchanged text keeps the current version).
+
+    With a ``viewer`` (hosted mode) the template is theirs; viewers get ``AccessDeniedError``.
+    """
+    owner = ownership.creator(viewer)
+    reject_nul(name + note, "The template's name or note")
     with services.get_store().session() as session, session.begin():
-        return save_template_version(session, name, PromptTemplate(system, user), note=note)
+        return save_template_version(
+            session, name, PromptTemplate(system, user), note=note, owner=owner
+        )
 
 
-def templates() -> dict[str, list[TemplateVersion]]:
-    """Every template's versions, newest first, by name."""
-    with services.get_store().session() as session, session.begin():
-        return {n: template_versions(session, n) for n in list_template_names(session)}
+def templates(*, viewer: Principal | None = None) -> dict[str, list[TemplateVersion]]:
+    """Every template's versions, newest first, by name.
 
-
-def store_dataset(name: str, dataset: Dataset) -> int:
-    """Save a parsed dataset; returns its id."""
-    with services.get_store().session() as session, session.begin():
-        return save_dataset(session, name, dataset)
-
-
-def datasets() -> list[tuple[int, str, int]]:
-    """``(id, name, rows)`` of the saved datasets, newest first."""
-    with services.get_store().session() as session, session.begin():
-        return list_datasets(session)
-
-
-def dataset_row(dataset_id: int, row_number: int) -> dict[str, Any]:
-    """Row ``row_number`` (1-based, as the page shows it) of a saved dataset.
-
-    Raises :class:`InvalidRequestError` when the dataset or the row does not exist.
+    With a ``viewer`` (hosted mode): the templates they may see; someone else's is keyed
+    ``"name (owner)"``, as two people's templates may share a name.
     """
     with services.get_store().session() as session, session.begin():
-        found = get_dataset(session, dataset_id)
+        if viewer is None:
+            return {n: template_versions(session, n) for n in list_template_names(session)}
+        return {
+            name if owns(owner, viewer) else f"{name} ({owner})": template_versions(
+                session, name, owner
+            )
+            for name, owner in list_templates(session, viewer=viewer)
+        }
+
+
+def store_dataset(name: str, dataset: Dataset, *, viewer: Principal | None = None) -> int:
+    """Save a parsed dataset; returns its id (``viewer``'s in hosted mode, not a viewer's)."""
+    owner = ownership.creator(viewer)
+    reject_nul(name, "The dataset name")
+    with services.get_store().session() as session, session.begin():
+        return save_dataset(session, name, dataset, owner=owner)
+
+
+def datasets(*, viewer: Principal | None = None) -> list[tuple[int, str, int]]:
+    """``(id, name, rows)`` of the saved datasets (those ``viewer`` may see), newest first."""
+    with services.get_store().session() as session, session.begin():
+        return list_datasets(session, viewer=viewer)
+
+
+def dataset_row(
+    dataset_id: int, row_number: int, *, viewer: Principal | None = None
+) -> dict[str, Any]:
+    """Row ``row_number`` (1-based, as the page shows it) of a saved dataset.
+
+    Raises :class:`InvalidRequestError` when the dataset or the row does not exist, or
+    ``viewer`` may not see the dataset.
+    """
+    with services.get_store().session() as session, session.begin():
+        found = get_dataset(session, dataset_id, viewer=viewer)
     if found is None:
         raise InvalidRequestError(f"No dataset #{dataset_id}.")
     name, dataset = found
@@ -116,21 +150,30 @@ def load_into_compare(
     compare_state.load_prompt(state, prompt.system, (Message("user", prompt.user),))
 
 
-def batches() -> list[tuple[int, str, str]]:
-    """``(id, title, status)`` of every batch, newest first.
+def batches(*, viewer: Principal | None = None) -> list[tuple[int, str, str]]:
+    """``(id, title, status)`` of every batch (those ``viewer`` may see), newest first.
 
     Batches left running by a process that died are marked ``interrupted`` first.
     """
+    stale_after = timedelta(seconds=services.get_settings().batch_stale_after_s)
     with services.get_store().session() as session, session.begin():
-        recover_interrupted_batches(session)
-        return list_batches(session)
+        recover_interrupted_batches(session, stale_after=stale_after)
+        return list_batches(session, viewer=viewer)
 
 
-def check_and_estimate(spec: BatchSpec) -> BatchEstimate:
-    """Validate ``spec`` (raises ``InvalidRequestError``) and estimate requests and tokens."""
+def check_and_estimate(spec: BatchSpec, *, viewer: Principal | None = None) -> BatchEstimate:
+    """Validate ``spec`` (raises ``InvalidRequestError``) and estimate requests and tokens.
+
+    With a ``viewer`` (hosted mode) its templates and dataset must be visible to them.
+    """
+    with services.get_store().session() as session, session.begin():
+        return _estimate(session, spec, viewer)
+
+
+def _estimate(session: Session, spec: BatchSpec, viewer: Principal | None) -> BatchEstimate:
     catalog = services.get_catalog()
-    with services.get_store().session() as session, session.begin():
-        inputs = load_inputs(session, spec)
+    ownership.require_visible_inputs(session, spec, viewer)
+    inputs = load_inputs(session, spec)
     models = [cell.model for cell in inputs.cells()]
     judged = len(models) if judge_price_of(spec, catalog.cost_of) is not None else 0
     return estimate(
@@ -151,30 +194,111 @@ def _job_factory(batch_id: int, connection: services.Connection) -> BatchJob:
         return build_providers(configured, catalog, elumenta_api_key=connection.api_key)
 
     return BatchJob(
-        services.get_store(), batch_id, catalog, providers, model_timeout_s=settings.model_timeout_s
+        services.get_store(),
+        batch_id,
+        catalog,
+        providers,
+        model_timeout_s=settings.model_timeout_s,
+        heartbeat_s=settings.batch_heartbeat_s,
+        stale_after_s=settings.batch_stale_after_s,
     )
 
 
-def start_batch(spec: BatchSpec, connection: services.Connection) -> BatchJob:
-    """Plan and start a batch in the background; returns its job."""
+def _start(batch_id: int, connection: services.Connection) -> dispatch.BatchHandle:
+    return dispatch.start_batch(
+        services.get_store(),
+        services.get_settings(),
+        batch_id,
+        manager=MANAGER,
+        local_job=lambda: _job_factory(batch_id, connection),
+    )
+
+
+def _check_connection(connection: services.Connection) -> None:
+    """Workers only know the server's key and URL: refuse a batch that needs the session's."""
+    settings = services.get_settings()
+    if settings.batch_execution == "worker" and (
+        connection.key_source == "session"
+        or connection.elumenta_base_url != settings.elumenta_base_url
+    ):
+        raise InvalidRequestError(
+            "Batches run on worker processes, which use the server's own Elumenta key and "
+            "URL; a key or URL entered in Settings stays in this browser session. Clear "
+            "them in Settings to run a batch."
+        )
+
+
+def start_batch(
+    spec: BatchSpec, connection: services.Connection, *, viewer: Principal | None = None
+) -> dispatch.BatchHandle:
+    """Plan and start a batch in the background (here or on the workers); returns its handle.
+
+    With a ``viewer`` (hosted mode) the batch is theirs: their role and spending limits
+    are checked against its estimate first (``AccessDeniedError``, ``SpendingLimitError``)
+    and the start is audited.
+    """
+    _check_connection(connection)
     with services.get_store().session() as session, session.begin():
-        batch_id = plan_batch(session, spec)
-    return MANAGER.start(lambda: _job_factory(batch_id, connection), batch_id)
+        if viewer is None:
+            batch_id = plan_batch(session, spec)
+        else:
+            plan = _estimate(session, spec, viewer)
+            batch_id = ownership.plan_owned_batch(session, spec, viewer, plan)
+    return _start(batch_id, connection)
 
 
-def resume_batch(batch_id: int, connection: services.Connection) -> BatchJob:
-    """The running job of ``batch_id``, or a new one continuing it where it stopped."""
-    return MANAGER.start(lambda: _job_factory(batch_id, connection), batch_id)
+def resume_batch(
+    batch_id: int, connection: services.Connection, *, viewer: Principal | None = None
+) -> dispatch.BatchHandle:
+    """The running batch ``batch_id``, or the batch continuing where it stopped.
+
+    With a ``viewer`` (hosted mode) only the owner resumes it, within their spending
+    limits for the answers still missing; the resume is audited.
+    """
+    _check_connection(connection)
+    if viewer is not None:
+        with services.get_store().session() as session, session.begin():
+            ownership.check_resume(session, batch_id, viewer)
+    return _start(batch_id, connection)
 
 
-def running_job(batch_id: int) -> BatchJob | None:
-    """The job of ``batch_id`` if this process runs (or ran) it."""
-    return MANAGER.get(batch_id)
+def running_job(batch_id: int, *, viewer: Principal | None = None) -> dispatch.BatchHandle | None:
+    """The batch ``batch_id`` if this process or the workers run (or ran) it.
+
+    ``None`` too when ``viewer`` (hosted mode) may not see it.
+    """
+    if viewer is not None:
+        with services.get_store().session() as session, session.begin():
+            if get_batch(session, batch_id, viewer=viewer) is None:
+                return None
+    return dispatch.find_batch(services.get_store(), services.get_settings(), batch_id, MANAGER)
 
 
-def cells(batch_id: int) -> list[CellState]:
-    """A batch's cells with their answers, in matrix order."""
+def owns_batch(batch_id: int, *, viewer: Principal | None = None) -> bool:
+    """Whether ``viewer`` may resume, pause or cancel the batch (its owner; anyone locally)."""
     with services.get_store().session() as session, session.begin():
+        batch = get_batch(session, batch_id, viewer=viewer)
+        return batch is not None and owns(batch.owner, viewer)
+
+
+def control_batch(batch_id: int, action: BatchAction, *, viewer: Principal | None = None) -> None:
+    """Pause, resume or cancel a running batch; only its owner may (hosted mode)."""
+    with services.get_store().session() as session, session.begin():
+        ownership.owned_batch(session, batch_id, viewer)
+    job = running_job(batch_id)
+    if job is None:
+        raise InvalidRequestError(f"Batch #{batch_id} is not running.")
+    {"pause": job.pause, "resume": job.resume, "cancel": job.cancel}[action]()
+
+
+def cells(batch_id: int, *, viewer: Principal | None = None) -> list[CellState]:
+    """A batch's cells with their answers, in matrix order.
+
+    Raises :class:`InvalidRequestError` when ``viewer`` (hosted mode) may not see it.
+    """
+    with services.get_store().session() as session, session.begin():
+        if viewer is not None and get_batch(session, batch_id, viewer=viewer) is None:
+            raise InvalidRequestError(f"No batch #{batch_id}.")
         return batch_cells(session, batch_id)
 
 
@@ -185,27 +309,57 @@ def batch_title(batch_id: int) -> str | None:
         return None if batch is None else batch.title
 
 
-def rate(result_id: int, rater: str, kind: str, value: float | None, note: str | None) -> None:
-    """Store a human rating of one answer."""
+def rate(
+    result_id: int,
+    rater: str,
+    kind: str,
+    value: float | None,
+    note: str | None,
+    *,
+    viewer: Principal | None = None,
+) -> None:
+    """Store a human rating of one answer.
+
+    With a ``viewer`` (hosted mode) the rating is theirs (``rater`` is ignored) and the
+    answer must be one they may see. Viewers may rate: rating reviews work, it spends
+    nothing.
+    """
+    reject_nul(rater + (note or ""), "The rater's name or the note")
     with services.get_store().session() as session, session.begin():
-        add_rating(session, result_id, rater, kind, value=value, note=note)
+        if not can_see_result(session, result_id, viewer):
+            raise InvalidRequestError("This answer is not available.")
+        add_rating(session, result_id, ownership.rater(rater, viewer), kind, value=value, note=note)
 
 
 def next_blind_round(
-    batch_id: int, rater: str, rng: random.Random, size: int = 2
+    batch_id: int,
+    rater: str,
+    rng: random.Random,
+    size: int = 2,
+    *,
+    viewer: Principal | None = None,
 ) -> BlindRound | None:
-    """Up to ``size`` shuffled answers by different models to one input ``rater`` has not judged."""
+    """Up to ``size`` shuffled answers by different models to one input ``rater`` has not judged.
+
+    With a ``viewer`` (hosted mode) the rater is them, and only a batch they may see
+    gives answers.
+    """
     with services.get_store().session() as session, session.begin():
-        groups = comparable_answers(session, batch_id)
-        seen = voted_pairs(session, rater)
+        groups = comparable_answers(session, batch_id, viewer=viewer)
+        seen = voted_pairs(session, ownership.rater(rater, viewer))
     return pick_round(groups, seen, rng, size)
 
 
-def vote(blind: BlindRound, verdict: Verdict, rater: str) -> None:
-    """Store ``rater``'s verdict on a round (best answer's index, "tie" or "all_bad")."""
+def vote(
+    blind: BlindRound, verdict: Verdict, rater: str, *, viewer: Principal | None = None
+) -> None:
+    """Store ``rater``'s verdict on a round (best answer's index, "tie" or "all_bad").
+
+    With a ``viewer`` (hosted mode) the vote is theirs, whatever ``rater`` says.
+    """
     with services.get_store().session() as session, session.begin():
         for result_a, result_b, outcome in round_votes(blind, verdict):
-            add_vote(session, result_a, result_b, outcome, rater)
+            add_vote(session, result_a, result_b, outcome, ownership.rater(rater, viewer))
 
 
 def leaderboard(by: Grouping = "model") -> list[LeaderboardRow]:

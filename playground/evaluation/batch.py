@@ -1,11 +1,16 @@
-"""Running a batch in the background: resumable, rate-limit aware, budget capped.
+"""Running a batch: cells claimed from the database, run on a runner, resumable, budget capped.
 
-A :class:`BatchJob` drives one stored batch from a daemon thread. Each (template version,
-dataset row) becomes one comparison in the history whose targets are the models still to
-do; the :class:`~playground.runner.Runner` streams them under its concurrency limit and a
-:class:`BatchRecorder` writes the history rows and the cells from the runner's writer
-thread. Resuming after a crash re-runs only cells that are not completed, with the response
-cache on, so an answer already paid for is never requested again.
+A :class:`BatchJob` works on one stored batch from a daemon thread. It claims cells still
+to do (pending, cancelled, or running under a claim nobody renewed for ``stale_after_s``),
+submits each (template version, dataset row) as one comparison whose targets are the
+claimed models, and a :class:`BatchRecorder` writes the history rows and the cells from the
+runner's writer thread. The same job runs a whole batch in the app's process
+(``execution="in_process"``) or is one of several shards of it on queue workers
+(``execution="worker"``): claims are atomic, so shards never run a cell twice, and the job
+renews a heartbeat so cells of a process that died are taken over. Control (pause, cancel,
+the budget) is read from the database between claims. Resuming re-runs only cells that are
+not completed, with the response cache on, so an answer already paid for is never
+requested again.
 """
 
 from __future__ import annotations
@@ -13,29 +18,47 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Any
-
-from sqlalchemy.orm import Session
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from playground.catalog import Catalog
+from playground.config import BatchExecution
 from playground.errors import InvalidRequestError, user_message
+from playground.evaluation.budget import affordable, committed_tokens, rows_of
 from playground.evaluation.grading import make_grader
-from playground.evaluation.judging import grade_batch, is_judged, judge_cost, judge_price_of
+from playground.evaluation.judging import grade_batch, judge_price_of
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
 from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
-from playground.evaluation.recording import BatchProgress, BatchRecorder, RunningCell, cell_outcome
+from playground.evaluation.recording import (
+    BUDGET_MESSAGE,
+    BatchProgress,
+    BatchRecorder,
+    RunningCell,
+    Tally,
+    cell_outcome,
+)
+from playground.evaluation.templates import RenderedPrompt
 from playground.providers.base import Message, Provider
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelFinished, RunEvent, RunHandle, Runner
 from playground.store.db import Store
+from playground.store.eval_claims import (
+    ClaimedCell,
+    batch_control,
+    cell_figures,
+    claim,
+    claimable_cells,
+    finish_batch,
+    has_live_claims,
+    renew_heartbeat,
+)
 from playground.store.eval_repository import (
-    CellState,
-    batch_cells,
     get_batch,
     set_batch_status,
+    transition_batch,
     update_cells,
 )
 from playground.store.recovery import writer_id
@@ -43,16 +66,47 @@ from playground.store.recovery import writer_id
 log = logging.getLogger(__name__)
 
 ProvidersFactory = Callable[[], Mapping[str, Provider]]
-TODO_STATUSES = frozenset({"pending", "running", "cancelled"})
 RATE_LIMITED = "rate_limit_exceeded"
+# How a job ended: nothing left to do, the budget stopped it, cancelled, or it left the
+# batch to others (paused in worker mode, finished elsewhere, or this process shutting down).
+Outcome = Literal["done", "budget", "cancelled", "left"]
+_Control = Literal["run", "pause", "cancel", "leave"]
+
+
+@dataclass
+class _Run:
+    """What one run of a job works with, from loading the batch until the job ends."""
+
+    spec: BatchSpec
+    inputs: BatchInputs
+    runner: Runner
+    providers: Mapping[str, Provider]
+    recorder: BatchRecorder
+    concurrency: int
+    judge_price: int | None
+    row_size: int
+    owner: str | None
+
+
+@dataclass
+class _Claim:
+    """What one claim got: cells to run, or why none (the batch's status, the budget)."""
+
+    status: str
+    cells: list[ClaimedCell] = field(default_factory=list)
+    budget_hit: bool = False
 
 
 class BatchJob:
-    """One batch running in a daemon thread; poll :meth:`progress`, steer with pause/resume/cancel.
+    """One batch (or a shard of it) running in a daemon thread; poll :meth:`progress`.
 
-    ``providers_factory`` builds fresh providers for the job's own runner loop (HTTP clients
-    belong to one event loop). ``low_watermark``: when the API reports this few requests
-    left this hour, only one request is in flight at a time.
+    ``providers_factory`` builds fresh providers for the job (HTTP clients belong to the
+    runner's loop). ``runner``: a runner shared with other jobs (a worker process's, whose
+    concurrency limit they share); by default the job runs its own. ``concurrency``
+    overrides the batch's; ``max_concurrency`` caps it. ``low_watermark``: when the API
+    reports this few requests left this hour, only one request is in flight at a time.
+    ``heartbeat_s``/``stale_after_s``: how often the job renews its claims, and after how
+    long without renewal other processes take over a claim.
     """
 
     def __init__(
@@ -66,6 +120,11 @@ class BatchJob:
         max_attempts: int = 5,
         low_watermark: int = 10,
         concurrency: int | None = None,
+        max_concurrency: int | None = None,
+        execution: BatchExecution = "in_process",
+        runner: Runner | None = None,
+        heartbeat_s: float = 10.0,
+        stale_after_s: float = 60.0,
     ) -> None:
         self.batch_id = batch_id
         self._store = store
@@ -75,26 +134,36 @@ class BatchJob:
         self._max_attempts = max_attempts
         self._low_watermark = low_watermark
         self._concurrency_override = concurrency
+        self._max_concurrency = max_concurrency
+        self._execution = execution
+        self._shared_runner = runner
+        self._heartbeat_s = heartbeat_s
+        self._stale_after = timedelta(seconds=stale_after_s)
+        self._poll_s = min(1.0, heartbeat_s)
+        # host:pid:token/shard: liveness checks read the process part, claims the whole.
+        self._claimer = f"{writer_id()}/{uuid.uuid4().hex[:8]}"
         self._cond = threading.Condition()
-        self._paused = False
+        self._batch_status: str | None = None  # as last read from (or written to) the database
+        self._control_epoch = 0  # bumped by every local write, so a slower read never undoes it
         self._cancelled = False
+        self._stopping = False
+        self._drain_until: float | None = None
         self._blocked_until = 0.0
         self._slow = False
-        self._in_flight = 0
+        self._in_flight: set[int] = set()
         self._handles: dict[int, RunHandle] = {}
         self._group_left: dict[int, int] = {}
         self._inputs: BatchInputs | None = None
-        self._counts = {"completed": 0, "failed": 0, "cached": 0, "assertion_failures": 0}
+        self._prompts: dict[tuple[int, int], RenderedPrompt] = {}
+        self._tally = Tally()
         self._total = 0
-        self._spent = 0
-        self._judge_spent = 0
-        self._unjudged = 0
         self._finished_now = 0
         self._started_at: float | None = None
         self._status = "pending"
         self._message = ""
-        self._queue: deque[list[RunningCell]] = deque()
+        self._outcome: Outcome | None = None
         self._thread = threading.Thread(target=self._main, name=f"batch-{batch_id}", daemon=True)
+        self._watch_stop = threading.Event()
         self._done = threading.Event()
 
     # -- control, from any thread ------------------------------------------------------
@@ -106,26 +175,26 @@ class BatchJob:
 
     def pause(self) -> None:
         """Send no new requests; answers in flight still finish."""
-        with self._cond:
-            self._paused = True
-            self._cond.notify_all()
-        self._set_status("paused")
+        self._steer("paused")
 
     def resume(self) -> None:
         """Continue after :meth:`pause`."""
-        with self._cond:
-            self._paused = False
-            self._cond.notify_all()
-        self._set_status("running")
+        self._steer("running")
 
     def cancel(self) -> None:
         """Stop: no new requests, answers in flight are cancelled (the batch stays resumable)."""
         with self._cond:
             self._cancelled = True
-            handles = list(self._handles.values())
             self._cond.notify_all()
-        for handle in handles:
-            handle.cancel()
+        self._cancel_in_flight()
+
+    def stop(self, drain_s: float) -> None:
+        """Leave the batch to other processes: claim nothing more, let answers in flight
+        finish for up to ``drain_s`` seconds, then cancel the rest (they stay to do)."""
+        with self._cond:
+            self._stopping = True
+            self._drain_until = time.monotonic() + drain_s
+            self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> BatchProgress:
         """Block until the job ends (or ``timeout`` seconds); return the progress then."""
@@ -137,28 +206,38 @@ class BatchJob:
         """Whether the job's thread has ended."""
         return self._done.is_set()
 
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the job ended (``None`` while it runs)."""
+        return self._outcome
+
     def progress(self) -> BatchProgress:
-        """Done/failed/running/pending counts, tokens spent so far and an ETA."""
+        """Done/failed/running/pending counts, tokens spent so far and an ETA.
+
+        The figures are this job's view; :func:`~playground.evaluation.recording.stored_progress`
+        reads a batch's from the database, whoever runs it.
+        """
         with self._cond:
-            pending = sum(len(group) for group in self._queue)
+            tally, running = self._tally, len(self._in_flight)
+            pending = max(0, self._total - tally.completed - tally.failed - running)
             eta = None
             if self._started_at is not None and self._finished_now:
                 rate = self._finished_now / max(1e-6, time.monotonic() - self._started_at)
-                eta = (pending + self._in_flight) / rate
+                eta = (pending + running) / rate
             return BatchProgress(
                 batch_id=self.batch_id,
                 status=self._status,
                 total=self._total,
-                completed=self._counts["completed"],
-                failed=self._counts["failed"],
-                running=self._in_flight,
+                completed=tally.completed,
+                failed=tally.failed,
+                running=running,
                 pending=pending,
-                cached=self._counts["cached"],
-                assertion_failures=self._counts["assertion_failures"],
-                spent_tokens=self._spent,
+                cached=tally.cached,
+                assertion_failures=tally.assertion_failures,
+                spent_tokens=tally.spent_tokens,
                 eta_s=eta,
                 message=self._message,
-                judge_tokens=self._judge_spent,
+                judge_tokens=tally.judge_tokens,
             )
 
     # -- called by the recorder on the runner's writer thread ----------------------------
@@ -169,10 +248,20 @@ class BatchJob:
         if result.status == "cancelled":
             return {"status": "cancelled", "result_id": result.result_id}
         if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
-            return {"status": "pending", "result_id": result.result_id}
-        prompt = self._inputs.render(cell.version_id, cell.row_index)
+            # Released, not kept: any shard may take it once the API lets requests through.
+            return {"status": "pending", "result_id": result.result_id, "claimed_by": None}
+        prompt = self._prompt(cell.version_id, cell.row_index)
         row = self._inputs.dataset.rows[cell.row_index]
         return cell_outcome(result, self._inputs.spec.assertions, row, prompt.user)
+
+    def _prompt(self, version_id: int, row_index: int) -> RenderedPrompt:
+        """A row's prompt, rendered once: Jinja compiles the template on every render."""
+        assert self._inputs is not None
+        key = (version_id, row_index)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            prompt = self._prompts[key] = self._inputs.render(version_id, row_index)
+        return prompt
 
     # -- the job's own thread --------------------------------------------------------------
 
@@ -183,159 +272,180 @@ class BatchJob:
             log.exception("Batch %s failed", self.batch_id)
             with self._cond:
                 self._message = user_message(exc)
-            self._set_status("interrupted")
+                self._status = "interrupted"
+            with self._store.session() as session, session.begin():
+                transition_batch(
+                    session,
+                    self.batch_id,
+                    "interrupted",
+                    only_from=("running", "paused", "judging"),
+                )
         finally:
             self._done.set()
 
-    def _load(self, session: Session) -> tuple[BatchSpec, list[CellState]]:
-        batch = get_batch(session, self.batch_id)
-        if batch is None:
-            raise InvalidRequestError(f"No batch #{self.batch_id}.")
-        # The column is the budget's source of truth: it can be raised before a resume.
-        spec = replace(BatchSpec.from_json(batch.spec_json), budget_tokens=batch.budget_tokens)
-        self._inputs = load_inputs(session, spec)
-        return spec, batch_cells(session, self.batch_id)
-
     def _run(self) -> None:
         with self._store.session() as session, session.begin():
-            spec, cells = self._load(session)
-        groups: dict[tuple[int, int], list[RunningCell]] = {}
-        for state in cells:
-            self._count_existing(state)
-            if state.status in TODO_STATUSES:
-                key = (state.key.template_version_id, state.key.row_index)
-                groups.setdefault(key, []).append(
-                    RunningCell(state.id, *key, state.key.provider, state.key.model, state.attempts)
-                )
-        concurrency = self._concurrency_override or spec.concurrency
+            batch = get_batch(session, self.batch_id)
+            if batch is None:
+                raise InvalidRequestError(f"No batch #{self.batch_id}.")
+            # The column is the budget's source of truth: it can be raised before a resume.
+            spec = replace(BatchSpec.from_json(batch.spec_json), budget_tokens=batch.budget_tokens)
+            self._inputs = load_inputs(session, spec)
+            cells = cell_figures(session, self.batch_id)
+            status = batch.status
+            owner = batch.owner
         with self._cond:
             self._total = len(cells)
-            self._queue.extend(groups.values())
+            self._tally = Tally.of(cells)
             self._started_at = time.monotonic()
-        self._set_status("paused" if self._paused else "running")
-        runner = Runner(
+            if self._execution == "worker":
+                self._batch_status = self._status = status
+        if self._execution == "in_process":
+            # This process takes the batch over (a resume after a crash included).
+            self._steer("paused" if self._batch_status == "paused" else "running", take_over=True)
+        concurrency = self._concurrency_override or spec.concurrency
+        concurrency = min(concurrency, self._max_concurrency or concurrency)
+        runner = self._shared_runner or Runner(
             self._catalog, model_timeout_s=self._model_timeout_s, max_concurrency=concurrency
         )
-        providers = self._providers_factory()
-        recorder = BatchRecorder(self._store, self._catalog, self.cell_values)
+        run = _Run(
+            spec=spec,
+            inputs=self._inputs,
+            runner=runner,
+            providers=self._providers_factory(),
+            # The batch owner's: answers count toward their spend and history, and the
+            # response cache reuses only their own earlier answers (hosted mode).
+            recorder=BatchRecorder(self._store, self._catalog, self.cell_values, owner=owner),
+            owner=owner,
+            concurrency=concurrency,
+            judge_price=judge_price_of(spec, self._catalog.cost_of),
+            row_size=len(spec.targets),
+        )
+        watcher = threading.Thread(target=self._watch, name=f"batch-{self.batch_id}-watch")
+        watcher.start()
         try:
-            budget_hit = self._schedule(spec, runner, providers, recorder, concurrency)
-            if not self._cancelled:
-                self._judge(spec, runner, providers)
+            self._outcome = self._schedule(run)
+            self._finish(run, self._outcome)
         finally:
-            for provider in providers.values():
+            self._watch_stop.set()
+            watcher.join()
+            for provider in run.providers.values():
                 runner.run_coroutine(provider.aclose(), timeout=5)
-            runner.close()
-        self._set_status(self._final_status(budget_hit))
+            if self._shared_runner is None:
+                runner.close()
 
-    def _count_existing(self, state: CellState) -> None:
-        if state.status == "completed":
-            self._counts["completed"] += 1
-            self._counts["cached"] += state.cached
-            self._counts["assertion_failures"] += state.passed is False
-            self._spent += state.tokens_used or 0
-            self._judge_spent += judge_cost(state.assertions)
-            self._unjudged += not is_judged(state.assertions)
-        elif state.status == "failed":
-            self._counts["failed"] += 1
-
-    def _final_status(self, budget_hit: bool) -> str:
-        with self._cond:
-            if self._cancelled:
-                return "cancelled"
-            if budget_hit:
-                self._message = "Stopped at the budget cap; raise it and resume to continue."
-                return "budget_reached"
-            return "completed" if not self._queue else "paused"
-
-    def _schedule(
-        self,
-        spec: BatchSpec,
-        runner: Runner,
-        providers: Mapping[str, Provider],
-        recorder: BatchRecorder,
-        concurrency: int,
-    ) -> bool:
-        """Submit groups while the window allows; returns whether the budget stopped it.
-
-        Each cell reserves its answer's price plus the judge's, so judging stays in budget.
-        """
-        judge_price = judge_price_of(spec, self._catalog.cost_of) or 0
-        committed = self._spent + self._judge_spent + judge_price * self._unjudged
+    def _schedule(self, run: _Run) -> Outcome:
+        """Claim and submit cells while the window allows; returns why it stopped."""
         while True:
             with self._cond:
-                group = self._next_group(concurrency)
-                if group is None:
-                    return False
-                price = sum((self._catalog.cost_of(c.model) or 0) + judge_price for c in group)
-                if spec.budget_tokens is not None and committed + price > spec.budget_tokens:
-                    self._queue.appendleft(group)
-                    self._wait_in_flight()
-                    return True
-                self._in_flight += len(group)
-            committed += price
-            self._submit(spec, runner, providers, recorder, group)
-
-    def _judge(self, spec: BatchSpec, runner: Runner, providers: Mapping[str, Provider]) -> None:
-        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves."""
-        price = judge_price_of(spec, self._catalog.cost_of)
-        if spec.judge is None or price is None:
-            return
-        assert self._inputs is not None
-        max_cells = None
-        if spec.budget_tokens is not None and price:
-            max_cells = max(0, spec.budget_tokens - self._spent - self._judge_spent) // price
-        with self._cond:
-            self._message = f"Judging the answers with {spec.judge.model}…"
-        grader = make_grader(providers[spec.judge.provider], spec.judge.model)
-        grading = grade_batch(self._store, self.batch_id, self._inputs, grader, max_cells=max_cells)
-        cost = runner.run_coroutine(grading)
-        with self._store.session() as session, session.begin():
-            failures = sum(c.passed is False for c in batch_cells(session, self.batch_id))
-        with self._cond:
-            self._judge_spent += cost
-            self._counts["assertion_failures"] = failures
-            self._message = ""
-
-    def _next_group(self, concurrency: int) -> list[RunningCell] | None:
-        """Wait (lock held) until a group may be sent; ``None`` when there is nothing left to do."""
-        while True:
-            if self._cancelled:
-                self._wait_in_flight()
-                return None
-            if not self._queue:
-                if self._in_flight == 0:
-                    return None
-                self._cond.wait(0.5)
+                control, limit = self._next_claim(run)
+                epoch = self._control_epoch
+            if control == "cancel":
+                self._cancel_in_flight()
+                self._drain()
+                return "cancelled"
+            if control == "leave":
+                self._drain()
+                return "left"
+            claimed = self._claim(run, limit)
+            if claimed.cells:
+                self._submit_claim(run, claimed.cells)
                 continue
-            if self._slow and len(self._queue[0]) > 1:
-                # One request at a time: split the row's models into separate submissions.
-                head = self._queue.popleft()
-                self._queue.extendleft([cell] for cell in reversed(head))
+            if claimed.budget_hit:
+                return "budget" if self._drain() else "left"
+            if claimed.status != "running":
+                self._observe(claimed.status, epoch)
+                continue
+            with self._cond:
+                if self._in_flight:  # what they release (rate limits) is claimable again
+                    self._cond.wait(0.5)
+                    continue
+            if not self._others_running():
+                return "done"
+            # Cells another process runs: wait, and take them over if its heartbeat stops.
+            with self._cond:
+                self._cond.wait(self._poll_s)
+
+    def _control(self) -> _Control:
+        """What the job should do now (lock held)."""
+        status = self._batch_status
+        if self._cancelled or status == "cancelled":
+            return "cancel"
+        if self._stopping or status not in ("running", "paused"):
+            return "leave"
+        if status == "paused":
+            # A worker gives its slot to other batches; Resume queues new shards.
+            return "leave" if self._execution == "worker" else "pause"
+        return "run"
+
+    def _next_claim(self, run: _Run) -> tuple[_Control, int]:
+        """Wait (lock held) until cells may be claimed; the control and how many to claim.
+
+        Whole rows are claimed (one comparison each), up to twice the concurrency in flight
+        so the runner never waits for a claim; one cell at a time when the quota runs low.
+        """
+        while True:
+            control = self._control()
+            if control in ("cancel", "leave"):
+                return control, 0
             now = time.monotonic()
-            window = 1 if self._slow else 2 * concurrency
-            fits = self._in_flight == 0 or self._in_flight + len(self._queue[0]) <= window
-            if not self._paused and now >= self._blocked_until and fits:
-                return self._queue.popleft()
+            if control == "run" and now >= self._blocked_until:
+                window = 1 if self._slow else 2 * run.concurrency
+                unit = 1 if self._slow else run.row_size
+                free = window - len(self._in_flight)
+                if not self._in_flight:
+                    return "run", max(unit, free - free % unit)
+                if free >= unit:
+                    return "run", free - free % unit
             timeout = self._blocked_until - now if now < self._blocked_until else 0.5
             self._cond.wait(max(0.01, timeout))
 
-    def _wait_in_flight(self) -> None:
-        while self._in_flight > 0:
-            self._cond.wait(0.5)
+    def _claim(self, run: _Run, limit: int) -> _Claim:
+        """Claim up to ``limit`` cells in one transaction, within the budget."""
+        now = datetime.now(UTC)
+        stale_before = now - self._stale_after
+        with self._store.session() as session, session.begin():
+            control = batch_control(session, self.batch_id)
+            if control is not None and control.budget_tokens is not None:
+                # Locked: claimers of this batch then see each other's reservations.
+                control = batch_control(session, self.batch_id, lock=True)
+            if control is None:
+                raise InvalidRequestError(f"No batch #{self.batch_id}.")
+            if control.status != "running":
+                return _Claim(control.status)
+            cells = claimable_cells(session, self.batch_id, limit, stale_before)
+            if cells and control.budget_tokens is not None:
+                figures = cell_figures(session, self.batch_id)
+                cost_of = self._catalog.cost_of
+                spent = committed_tokens(figures, cost_of, run.judge_price, stale_before)
+                left = control.budget_tokens - spent
+                cells = affordable(cells, left, cost_of, run.judge_price)
+                if not cells:
+                    return _Claim(control.status, budget_hit=True)
+            taken = claim(
+                session,
+                [c.id for c in cells],
+                self._claimer,
+                now=now,
+                stale_before=stale_before,
+            )
+        return _Claim(control.status, [c for c in cells if c.id in taken])
 
-    def _submit(
-        self,
-        spec: BatchSpec,
-        runner: Runner,
-        providers: Mapping[str, Provider],
-        recorder: BatchRecorder,
-        group: list[RunningCell],
-    ) -> None:
-        assert self._inputs is not None
+    def _submit_claim(self, run: _Run, cells: list[ClaimedCell]) -> None:
+        for row in rows_of(cells):
+            group = [
+                RunningCell(c.id, c.version_id, c.row_index, c.provider, c.model, c.attempts)
+                for c in row
+            ]
+            with self._cond:
+                self._in_flight.update(c.id for c in group)
+            self._submit(run, group)
+
+    def _submit(self, run: _Run, group: list[RunningCell]) -> None:
         first = group[0]
-        prompt = self._inputs.render(first.version_id, first.row_index)
-        version = self._inputs.versions[first.version_id]
+        prompt = self._prompt(first.version_id, first.row_index)
+        version = run.inputs.versions[first.version_id]
+        spec = run.spec
         request = CompareRequest(
             messages=(Message("user", prompt.user),),
             system_prompt=prompt.system,
@@ -343,17 +453,18 @@ class BatchJob:
             params=spec.params,
             title=f"{spec.title} · {version.name} v{version.version} · row {first.row_index + 1}",
             tags=("batch", f"batch-{self.batch_id}"),
+            owner=run.owner,
             use_cache=spec.use_cache,
         )
-        recorder.expect(request, group)
+        run.recorder.expect(request, group)
         key = id(group)
         with self._cond:
             self._group_left[key] = len(group)
         try:
-            handle = runner.start(
+            handle = run.runner.start(
                 request,
-                providers,
-                recorder=recorder,
+                run.providers,
+                recorder=run.recorder,
                 on_event=lambda event: self._on_event(key, group, event),
             )
         except InvalidRequestError as exc:  # a row the API cannot take fails its cells only
@@ -361,16 +472,16 @@ class BatchJob:
             with self._store.session() as session, session.begin():
                 update_cells(session, [c.id for c in group], status="failed", error_message=message)
             with self._cond:
-                self._in_flight -= len(group)
+                self._in_flight.difference_update(c.id for c in group)
                 self._group_left.pop(key, None)
-                self._counts["failed"] += len(group)
+                self._tally.failed += len(group)
                 self._cond.notify_all()
             return
         with self._cond:
             if key not in self._group_left:
                 return
             self._handles[key] = handle
-            if self._cancelled:
+            if self._cancelled or self._batch_status == "cancelled":
                 handle.cancel()
 
     def _on_event(self, key: int, group: list[RunningCell], event: RunEvent) -> None:
@@ -379,23 +490,20 @@ class BatchJob:
             return
         result, cell = event.result, group[event.index]
         with self._cond:
-            self._in_flight -= 1
+            self._in_flight.discard(cell.id)
             self._finished_now += 1
             self._react_to_quota(result)
-            if result.status == "cancelled":
-                self._queue.appendleft([cell])
-            elif result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
-                self._queue.appendleft([cell])
+            if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
                 pause = result.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S
                 self._blocked_until = max(self._blocked_until, time.monotonic() + pause)
                 self._message = f"Rate limited: waiting {pause:g} s before sending more."
             elif result.status == "completed":
-                self._counts["completed"] += 1
-                self._counts["cached"] += result.cached
-                self._spent += result.tokens_used or 0
-                self._counts["assertion_failures"] += cell.passed is False
-            else:
-                self._counts["failed"] += 1
+                self._tally.completed += 1
+                self._tally.cached += result.cached
+                self._tally.spent_tokens += result.tokens_used or 0
+                self._tally.assertion_failures += cell.passed is False
+            elif result.status != "cancelled":
+                self._tally.failed += 1
             self._group_left[key] -= 1
             if self._group_left[key] == 0:
                 del self._group_left[key]
@@ -412,8 +520,136 @@ class BatchJob:
             self._blocked_until = max(self._blocked_until, time.monotonic() + reaction.wait_s)
         self._message = reaction.message or self._message
 
-    def _set_status(self, status: str) -> None:
+    def _drain(self) -> bool:
+        """Wait for the answers in flight; ``False`` when a shutdown's drain time ran out
+        first (what was still streaming is then cancelled: those cells stay to do)."""
+        with self._cond:
+            while self._in_flight:
+                if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                    break
+                self._cond.wait(0.2)
+            else:
+                return True
+        self._cancel_in_flight()
+        with self._cond:
+            while self._in_flight:
+                self._cond.wait(0.2)
+        return False
+
+    def _cancel_in_flight(self) -> None:
+        with self._cond:
+            handles = list(self._handles.values())
+        for handle in handles:
+            handle.cancel()
+
+    def _others_running(self) -> bool:
+        stale_before = datetime.now(UTC) - self._stale_after
+        with self._store.session() as session, session.begin():
+            return has_live_claims(session, self.batch_id, stale_before)
+
+    def _finish(self, run: _Run, outcome: Outcome) -> None:
+        """Record how the batch ended; of several shards, the last one finishes it."""
+        if outcome == "left":
+            with self._cond:
+                self._status = self._batch_status or self._status
+            return
+        if outcome == "cancelled":
+            if self._execution == "in_process":
+                self._steer("cancelled")
+            with self._cond:
+                self._status = "cancelled"
+            return
+        final = "completed" if outcome == "done" else "budget_reached"
+        judging = run.judge_price is not None
+        stale_before = datetime.now(UTC) - self._stale_after
+        with self._store.session() as session, session.begin():
+            won = finish_batch(
+                session,
+                self.batch_id,
+                "judging" if judging else final,
+                all_done=outcome == "done",
+                stale_before=stale_before,
+            )
+            batch = get_batch(session, self.batch_id)
+            status = batch.status if batch is not None else "interrupted"
+        if won and judging:
+            self._judge(run)
+            with self._store.session() as session, session.begin():
+                transition_batch(session, self.batch_id, final, only_from=("judging",))
+            status = final
         with self._cond:
             self._status = status
+            if outcome == "budget":
+                self._message = BUDGET_MESSAGE
+
+    def _judge(self, run: _Run) -> None:
+        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves."""
+        spec, price = run.spec, run.judge_price
+        if spec.judge is None or price is None:
+            return
         with self._store.session() as session, session.begin():
-            set_batch_status(session, self.batch_id, status, writer=writer_id())
+            tally = Tally.of(cell_figures(session, self.batch_id))
+            control = batch_control(session, self.batch_id)
+        budget = control.budget_tokens if control else None
+        max_cells = None
+        if budget is not None and price:
+            max_cells = max(0, budget - tally.spent_tokens - tally.judge_tokens) // price
+        with self._cond:
+            self._message = f"Judging the answers with {spec.judge.model}…"
+        grader = make_grader(run.providers[spec.judge.provider], spec.judge.model)
+        grading = grade_batch(self._store, self.batch_id, run.inputs, grader, max_cells=max_cells)
+        run.runner.run_coroutine(grading)
+        with self._store.session() as session, session.begin():
+            tally = Tally.of(cell_figures(session, self.batch_id))
+        with self._cond:
+            self._tally = tally
+            self._message = ""
+
+    def _watch(self) -> None:
+        """Until the job ends: read the batch's status (pause, cancel from any process) and
+        renew the heartbeat of the batch and of the cells in flight."""
+        next_beat = 0.0
+        while not self._watch_stop.wait(self._poll_s):
+            beat = time.monotonic() >= next_beat
+            try:
+                self._poll(beat)
+            except Exception:  # a database hiccup must not end the job; the next poll retries
+                log.warning(
+                    "Batch %s: could not read or renew its state", self.batch_id, exc_info=True
+                )
+                continue
+            if beat:
+                next_beat = time.monotonic() + self._heartbeat_s
+
+    def _poll(self, beat: bool) -> None:
+        with self._cond:
+            epoch, in_flight = self._control_epoch, list(self._in_flight)
+        with self._store.session() as session, session.begin():
+            control = batch_control(session, self.batch_id)
+            if beat:
+                now = datetime.now(UTC)
+                renew_heartbeat(session, self.batch_id, self._claimer, in_flight, now=now)
+        if control is not None:
+            self._observe(control.status, epoch)
+
+    def _observe(self, status: str, epoch: int) -> None:
+        """Adopt a status read from the database, unless this job changed it since the read."""
+        with self._cond:
+            if epoch != self._control_epoch or status == self._batch_status:
+                return
+            self._batch_status = status
+            if status in ("running", "paused", "cancelled"):
+                self._status = status
+            self._cond.notify_all()
+        if status == "cancelled":
+            self._cancel_in_flight()
+
+    def _steer(self, status: str, *, take_over: bool = False) -> None:
+        """Write the batch's status (``take_over``: as this process's in-process batch)."""
+        with self._cond:
+            self._batch_status = self._status = status
+            self._control_epoch += 1
+            self._cond.notify_all()
+        writer, execution = (writer_id(), self._execution) if take_over else (None, None)
+        with self._store.session() as session, session.begin():
+            set_batch_status(session, self.batch_id, status, writer=writer, execution=execution)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +23,7 @@ from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_ba
 from playground.evaluation.recording import BatchProgress
 from playground.evaluation.report import export_records, matrix_table, pass_rates
 from playground.evaluation.suite import Suite, load_suite
+from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
 from playground.store import Store, open_store
@@ -59,11 +62,16 @@ def run_eval(
     if args.concurrency is not None and args.concurrency < 1:
         raise InvalidRequestError("--concurrency must be at least 1.")
     suite = load_suite(args.suite) if args.suite is not None else None
+    if suite is not None:
+        providers = build_providers(settings, catalog)
+        _check_models(suite, _provider_of(suite, args, settings), providers)
     store = open_store(settings.resolved_database_url)
     try:
         batch_id = args.resume if suite is None else _plan(store, suite, args, settings)
         with store.session() as session, session.begin():
-            recover_interrupted_batches(session)
+            recover_interrupted_batches(
+                session, stale_after=timedelta(seconds=settings.batch_stale_after_s)
+            )
             batch = get_batch(session, batch_id)
             if batch is None:
                 raise InvalidRequestError(f"No batch #{batch_id}.")
@@ -88,6 +96,8 @@ def run_eval(
             lambda: build_providers(settings, catalog),
             model_timeout_s=settings.model_timeout_s,
             concurrency=args.concurrency,
+            heartbeat_s=settings.batch_heartbeat_s,
+            stale_after_s=settings.batch_stale_after_s,
         )
         progress = _follow(job.start(), err)
         judge_tokens = progress.judge_tokens
@@ -100,8 +110,30 @@ def run_eval(
     return EXIT_OK if all_passed and progress.status == "completed" else EXIT_FAILED
 
 
+def _provider_of(suite: Suite, args: argparse.Namespace, settings: Settings) -> str:
+    return str(args.provider or suite.provider or settings.default_provider)
+
+
+def _check_models(suite: Suite, provider_name: str, providers: Mapping[str, Provider]) -> None:
+    """A model or judge the provider does not serve is a bad suite (exit 2), not a failed run."""
+    provider = providers.get(provider_name)
+    if provider is None:
+        raise InvalidRequestError(
+            f"Unknown or unconfigured provider {provider_name!r}; "
+            f"available: {', '.join(providers)}."
+        )
+    known = [m.slug for m in provider.models()]
+    named = [*suite.models, *([suite.judge] if suite.judge else [])]
+    unknown = [m for m in named if known and m not in known]
+    if unknown:
+        raise InvalidRequestError(
+            f"Unknown model(s) for {provider.label}: {', '.join(unknown)}. "
+            f"Known models: {', '.join(known)}."
+        )
+
+
 def _plan(store: Store, suite: Suite, args: argparse.Namespace, settings: Settings) -> int:
-    provider = args.provider or suite.provider or settings.default_provider
+    provider = _provider_of(suite, args, settings)
     with store.session() as session, session.begin():
         version = save_template_version(session, suite.template_name, suite.template)
         dataset_id = save_dataset(session, suite.dataset_name, suite.dataset)

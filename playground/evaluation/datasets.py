@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from playground.errors import InvalidRequestError
+from playground.safe_text import NUL
 
 DatasetFormat = Literal["csv", "jsonl", "auto"]
 MAX_DATASET_BYTES = 10 * 1024 * 1024
@@ -38,27 +40,46 @@ class Dataset:
         return list(self.rows[:limit])
 
 
-def parse_dataset(text: str, fmt: DatasetFormat = "auto") -> Dataset:
+def parse_dataset(text: str | bytes, fmt: DatasetFormat = "auto") -> Dataset:
     """Parse ``text`` as CSV (a header line first) or JSONL (one JSON object per line).
 
-    ``auto`` picks JSONL when the first non-blank character is ``{``. Raises
-    :class:`DatasetError` with the line number of the first bad line, or when the data is
-    empty or over the size limits.
+    ``bytes`` (an uploaded file) must be UTF-8. ``auto`` picks JSONL when the first
+    non-blank character is ``{``. Raises :class:`DatasetError` with the line number of the
+    first bad line, or when the data is empty, binary or over the size limits (checked
+    while reading, so an oversized file is refused without being read whole).
     """
-    if len(text.encode("utf-8")) > MAX_DATASET_BYTES:
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8"))
+    if size > MAX_DATASET_BYTES:
         raise DatasetError(f"The dataset is larger than {MAX_DATASET_BYTES // 1024 // 1024} MB.")
+    if isinstance(text, bytes):
+        text = _decode(text)
+    if NUL in text:
+        line = text.count("\n", 0, text.index(NUL)) + 1
+        raise DatasetError(
+            f"Line {line}: a NUL character (\\x00). Is this a binary file? "
+            "A dataset is CSV or JSONL text."
+        )
     if fmt == "auto":
         fmt = "jsonl" if text.lstrip().startswith("{") else "csv"
     dataset = parse_jsonl(text) if fmt == "jsonl" else parse_csv(text)
     if not dataset.rows:
         raise DatasetError("The dataset has no rows.")
-    if len(dataset.rows) > MAX_ROWS:
-        raise DatasetError(
-            f"The dataset has {len(dataset.rows):,} rows; the limit is {MAX_ROWS:,}."
-        )
-    if len(dataset.columns) > MAX_COLUMNS:
-        raise DatasetError(f"The dataset has more than {MAX_COLUMNS} columns.")
     return dataset
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(
+            f"Line {line}: the file is not UTF-8 text (byte 0x{data[exc.start]:02x}). "
+            "Save it as UTF-8 (in Excel: CSV UTF-8); a binary file cannot be a dataset."
+        ) from exc
+
+
+def _too_many_rows() -> DatasetError:
+    return DatasetError(f"The dataset has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}.")
 
 
 def parse_csv(text: str) -> Dataset:
@@ -79,6 +100,8 @@ def parse_csv(text: str) -> Dataset:
                     f"Line {reader.line_num}: {len(cells)} cells, but the header has "
                     f"{len(columns)} columns."
                 )
+            if len(rows) == MAX_ROWS:
+                raise _too_many_rows()
             rows.append(dict(zip(columns, cells, strict=True)))
     except csv.Error as exc:
         raise DatasetError(f"Line {reader.line_num}: not valid CSV ({exc}).") from exc
@@ -96,20 +119,45 @@ def parse_jsonl(text: str) -> Dataset:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"Line {number}: not valid JSON ({exc.msg}).") from exc
+        except RecursionError as exc:
+            raise DatasetError(f"Line {number}: the JSON is nested too deeply.") from exc
         if not isinstance(value, dict):
             raise DatasetError(
                 f"Line {number}: expected a JSON object, got {type(value).__name__}."
             )
+        if _has_nul(value):
+            raise DatasetError(f"Line {number}: a NUL character (\\x00), which cannot be stored.")
+        if len(rows) == MAX_ROWS:
+            raise _too_many_rows()
         columns.update(dict.fromkeys(str(k) for k in value))
+        if len(columns) > MAX_COLUMNS:
+            raise DatasetError(f"Line {number}: more than {MAX_COLUMNS} columns in all.")
         rows.append({str(k): v for k, v in value.items()})
     _check_columns(tuple(columns))
     return Dataset(tuple(columns), tuple(rows))
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds a NUL in any key or string (JSON writes it \\u0000)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and NUL in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _check_columns(columns: tuple[str, ...]) -> None:
+    if len(columns) > MAX_COLUMNS:
+        raise DatasetError(f"The dataset has {len(columns):,} columns; the limit is {MAX_COLUMNS}.")
     if any(not c for c in columns):
         raise DatasetError("A column has an empty name.")
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    duplicates = sorted(c for c, n in Counter(columns).items() if n > 1)
     if duplicates:
         raise DatasetError(f"Duplicate column names: {', '.join(duplicates)}.")
 

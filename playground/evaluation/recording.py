@@ -2,20 +2,32 @@
 
 :class:`BatchRecorder` is the history recorder plus the batch cells: it runs on the
 runner's writer thread, so the cell of a result is updated in the same order as its row.
+:func:`stored_progress` reads the same figures back from the database, for a batch that
+another process (a queue worker) runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
 from playground.evaluation.assertions import AssertionSpec, Observation, check
+from playground.evaluation.judging import judge_cost
 from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
-from playground.store.eval_repository import update_cells
+from playground.store.eval_claims import CellFigures, cell_figures
+from playground.store.eval_repository import CellState, get_batch, update_cells
 from playground.store.recorder import StoreRecorder
+
+BUDGET_MESSAGE = "Stopped at the budget cap; raise it and resume to continue."
+WAITING_MESSAGE = "Waiting for a worker process to take it."
+# The ETA of a stored batch extrapolates the cells finished in this last stretch of time.
+ETA_WINDOW = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,79 @@ class BatchProgress:
     def fraction(self) -> float:
         """Share of cells done, 0..1, for a progress bar."""
         return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class Tally:
+    """Counts and spend of a batch's finished cells."""
+
+    completed: int = 0
+    failed: int = 0
+    cached: int = 0
+    assertion_failures: int = 0
+    spent_tokens: int = 0
+    judge_tokens: int = 0
+
+    def add(self, cell: CellState | CellFigures) -> None:
+        """Count one stored cell (only completed and failed ones count)."""
+        if cell.status == "completed":
+            self.completed += 1
+            self.cached += cell.cached
+            self.assertion_failures += cell.passed is False
+            self.spent_tokens += cell.tokens_used or 0
+            self.judge_tokens += judge_cost(cell.assertions)
+        elif cell.status == "failed":
+            self.failed += 1
+
+    @classmethod
+    def of(cls, cells: Sequence[CellState | CellFigures]) -> Tally:
+        """The tally of these stored cells."""
+        tally = cls()
+        for cell in cells:
+            tally.add(cell)
+        return tally
+
+
+def stored_progress(
+    session: Session, batch_id: int, *, now: datetime, stale_before: datetime
+) -> BatchProgress | None:
+    """A batch's progress as the database has it (whichever processes run it); ``None`` if unknown.
+
+    ``stale_before``: a running batch with no heartbeat since then is waiting for a worker.
+    """
+    batch = get_batch(session, batch_id)
+    if batch is None:
+        return None
+    cells = cell_figures(session, batch_id)
+    tally = Tally.of(cells)
+    running = sum(c.status == "running" for c in cells)
+    pending = len(cells) - tally.completed - tally.failed - running
+    recent = sum(
+        c.status in ("completed", "failed") and c.updated_utc >= now - ETA_WINDOW for c in cells
+    )
+    eta = (pending + running) / (recent / ETA_WINDOW.total_seconds()) if recent else None
+    message = ""
+    if batch.status == "budget_reached":
+        message = BUDGET_MESSAGE
+    elif batch.status == "judging":
+        message = "Judging the answers…"
+    elif batch.status == "running" and (batch.heartbeat_utc or batch.updated_utc) < stale_before:
+        message = WAITING_MESSAGE
+    return BatchProgress(
+        batch_id=batch_id,
+        status=batch.status,
+        total=len(cells),
+        completed=tally.completed,
+        failed=tally.failed,
+        running=running,
+        pending=pending,
+        cached=tally.cached,
+        assertion_failures=tally.assertion_failures,
+        spent_tokens=tally.spent_tokens,
+        eta_s=eta,
+        message=message,
+        judge_tokens=tally.judge_tokens,
+    )
 
 
 @dataclass
@@ -95,8 +180,15 @@ class BatchRecorder(StoreRecorder):
     ``cell_values(cell, result)`` decides the cell's new columns (the job knows retries).
     """
 
-    def __init__(self, store: Store, catalog: Catalog, cell_values: CellValues) -> None:
-        super().__init__(store.engine, catalog.cost_of)
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        cell_values: CellValues,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        super().__init__(store.engine, catalog.cost_of, owner=owner)
         self._store = store
         self._cell_values = cell_values
         self._expected: dict[int, list[RunningCell]] = {}

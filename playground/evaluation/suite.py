@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
+from playground.config import ProviderName
 from playground.errors import InvalidRequestError
 from playground.evaluation.assertions import AssertionSpec, parse_assertion
 from playground.evaluation.datasets import Dataset, DatasetFormat, parse_dataset
 from playground.evaluation.templates import PromptTemplate, variables
-from playground.providers.base import GenerationParams
+from playground.providers.base import MAX_TEMPERATURE, GenerationParams
 
 SUITE_KEYS = frozenset(
     {
@@ -45,6 +46,9 @@ SUITE_KEYS = frozenset(
         "budget_tokens",
     }
 )
+
+
+PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 
 
 class SuiteError(InvalidRequestError):
@@ -76,6 +80,8 @@ def load_suite(path: Path) -> Suite:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SuiteError(f"Cannot read the suite {path}: {exc.strerror or exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path} is not UTF-8 text (byte at offset {exc.start}).") from exc
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -112,6 +118,13 @@ def parse_suite(raw: dict[str, Any], *, base_dir: Path, default_title: str = "su
     params = raw.get("params", {}) or {}
     if not isinstance(params, dict) or set(params) - {"temperature", "max_tokens"}:
         raise SuiteError("'params' may only set temperature and max_tokens.")
+    _check_params(params)
+    mapping = raw.get("mapping") or {}
+    if not isinstance(mapping, dict):
+        raise SuiteError("'mapping' must map template variables to dataset columns.")
+    provider = raw.get("provider")
+    if provider is not None and provider not in PROVIDERS:
+        raise SuiteError(f"'provider' must be one of {', '.join(PROVIDERS)}, not {provider!r}.")
     return Suite(
         title=str(raw.get("title") or default_title),
         template_name=str(template_raw.get("name") or raw.get("title") or default_title),
@@ -119,8 +132,8 @@ def parse_suite(raw: dict[str, Any], *, base_dir: Path, default_title: str = "su
         dataset_name=dataset_name,
         dataset=dataset,
         models=tuple(models),
-        provider=raw.get("provider"),
-        mapping={str(k): str(v) for k, v in (raw.get("mapping") or {}).items()},
+        provider=provider,
+        mapping={str(k): str(v) for k, v in mapping.items()},
         assertions=assertions,
         judge=judge if isinstance(judge, str) else None,
         params=GenerationParams(**params),
@@ -129,6 +142,18 @@ def parse_suite(raw: dict[str, Any], *, base_dir: Path, default_title: str = "su
         if raw.get("budget_tokens") is None
         else _positive_int(raw["budget_tokens"], "budget_tokens"),
     )
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    temperature = params.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= MAX_TEMPERATURE
+    ):
+        raise SuiteError(f"'params.temperature' must be a number from 0 to 2, not {temperature!r}.")
+    if params.get("max_tokens") is not None:
+        _positive_int(params["max_tokens"], "params.max_tokens")
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -141,12 +166,13 @@ def _dataset(value: Any, base_dir: Path) -> tuple[str, Dataset]:
     if isinstance(value, str):
         path = base_dir / value
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except OSError as exc:
             raise SuiteError(f"Cannot read the dataset {path}: {exc.strerror or exc}.") from exc
         fmt: DatasetFormat = "jsonl" if path.suffix in (".jsonl", ".ndjson") else "csv"
-        return path.name, parse_dataset(text, fmt)
+        return path.name, parse_dataset(data, fmt)
     if isinstance(value, dict) and isinstance(value.get("rows"), list):
-        lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in value["rows"])
+        # YAML reads 2024-01-01 as a date: such values become their text.
+        lines = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in value["rows"])
         return str(value.get("name", "inline")), parse_dataset(lines, "jsonl")
     raise SuiteError("'dataset' must be a file path or {rows: [{column: value, ...}, ...]}.")

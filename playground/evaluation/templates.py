@@ -17,6 +17,7 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from playground.errors import InvalidRequestError
+from playground.safe_text import NUL
 
 MAX_RENDERED_CHARS = 200_000
 
@@ -59,6 +60,11 @@ class RenderedPrompt:
 
 
 def _parse(source: str, part: str) -> jinja2.nodes.Template:
+    if NUL in source:
+        raise TemplateError(
+            f"The {part} prompt template contains a NUL character (\\x00), which cannot be "
+            "sent or stored. Remove it."
+        )
     try:
         return _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from playground.catalog import ModelInfo
 from playground.errors import InvalidRequestError, RateLimitInfo
+from playground.safe_text import reject_nul
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -101,6 +102,10 @@ def validate_request(request: GenerationRequest, *, max_prompt_chars: int = 200_
     for message in request.messages:
         if message.role not in ROLES:
             raise InvalidRequestError(f"Unknown message role {message.role!r}.")
+    reject_nul(request.system_prompt, "The system prompt")
+    for position, message in enumerate(request.messages, start=1):
+        last = position == len(request.messages)
+        reject_nul(message.content, "The prompt" if last else f"Turn {position} ({message.role})")
     temperature = request.params.temperature
     if temperature is not None and not 0.0 <= temperature <= MAX_TEMPERATURE:
         raise InvalidRequestError(f"Temperature must be between 0 and 2 (got {temperature:g}).")

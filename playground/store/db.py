@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
 from playground.errors import ConfigError
+from playground.redact import mask_url
 from playground.store.dialects import register_sqlite_functions
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
 
@@ -61,18 +62,36 @@ def open_store(
 
     A SQLite file's directory is created on first use. With ``recover``, results left
     ``pending``/``running`` by a process that no longer exists become ``interrupted``
-    (their partial text is kept); see :func:`recover_interrupted`.
+    (their partial text is kept); see :func:`recover_interrupted`. Raises
+    :class:`ConfigError` saying why when the database cannot be opened (its password masked).
     """
-    engine = create_store_engine(url)
+    try:
+        engine = create_store_engine(url)
+    except OSError as exc:
+        raise _cannot_open(url, f"{exc.strerror or exc} ({exc.filename})") from exc
     try:
         upgrade_to_head(engine)
         if recover:
             with Session(engine) as session, session.begin():
                 recover_interrupted(session, stale_after=stale_after)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise _cannot_open(url, str(getattr(exc, "orig", None) or exc)) from exc
     except Exception:
         engine.dispose()
         raise
     return Store(engine)
+
+
+def _cannot_open(url: str, detail: str) -> ConfigError:
+    password = make_url(url).password
+    first_line = detail.strip().splitlines()[0] if detail.strip() else "no details"
+    if password:
+        first_line = first_line.replace(str(password), "***")
+    return ConfigError(
+        f"Cannot open the history database {mask_url(url)}: {first_line}. "
+        "Check PLAYGROUND_DATABASE_URL and that the database is reachable."
+    )
 
 
 def create_store_engine(url: str) -> Engine:
@@ -112,6 +131,14 @@ def upgrade_to_head(engine: Engine) -> None:
             )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def check_database_url(url: str) -> None:
+    """Raise :class:`ConfigError` unless ``url`` names a database the store supports.
+
+    Connects to nothing: a cheap check of the configuration, not of the server.
+    """
+    _normalize_url(url)
 
 
 def _normalize_url(url: str) -> URL:

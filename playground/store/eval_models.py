@@ -18,6 +18,7 @@ BATCH_STATUSES: tuple[str, ...] = (
     "pending",
     "running",
     "paused",
+    "judging",  # the answers are in; an LLM judge grades them (0005)
     "completed",
     "cancelled",
     "budget_reached",
@@ -103,6 +104,10 @@ class BatchRow(Shared, Base):
     finished_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # host:pid:token of the process running it (migration 0003), to recover a dead one's batch
     writer: Mapped[str | None] = mapped_column(sa.String(200))
+    # Where it runs (migration 0005): "in_process" (one app process) or "worker" (the queue);
+    # the heartbeat is renewed by whoever works on it, so a stale one means nobody does.
+    execution: Mapped[str] = mapped_column(sa.String(16), server_default="in_process")
+    heartbeat_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         sa.Index("ix_eval_batches_owner_created", "owner", "created_utc"),
@@ -128,6 +133,9 @@ class BatchCellRow(Base):
     assertions_json: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     updated_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The process (host:pid:token/shard) that claimed it last, and its heartbeat (0005).
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    heartbeat_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         sa.Index(

@@ -12,19 +12,21 @@ from typing import cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from playground.access.principal import Principal, visible_to
 from playground.errors import InvalidRequestError
 from playground.evaluation.stats import VoteOutcome
 from playground.store.eval_models import (
     RATING_KINDS,
     VOTE_WINNERS,
     BatchCellRow,
+    BatchRow,
     PairwiseVoteRow,
     PromptTemplateRow,
     RatingRow,
     TemplateVersionRow,
 )
-from playground.store.eval_repository import batch_cells
-from playground.store.models import Result
+from playground.store.eval_repository import batch_cells, get_batch
+from playground.store.models import Comparison, Result
 
 
 def add_rating(
@@ -98,11 +100,42 @@ class Answer:
     content: str
 
 
-def comparable_answers(session: Session, batch_id: int) -> list[list[Answer]]:
+def result_visible_to(viewer: Principal | None) -> sa.ColumnElement[bool]:
+    """SQL: the ``results`` ``viewer`` may see (``None``, the local user, sees all).
+
+    An answer is visible with its comparison, or as a cell of a batch the viewer may see:
+    a batch's answers are shared with the batch.
+    """
+    if viewer is None:
+        return sa.true()
+    comparisons = sa.select(Comparison.id).where(visible_to(Comparison, viewer))
+    batch_answers = (
+        sa.select(BatchCellRow.result_id)
+        .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
+        .where(BatchCellRow.result_id.is_not(None), visible_to(BatchRow, viewer))
+    )
+    return sa.or_(
+        Result.comparison_id.in_(comparisons.correlate(None)),
+        Result.id.in_(batch_answers.correlate(None)),
+    )
+
+
+def can_see_result(session: Session, result_id: int, viewer: Principal | None) -> bool:
+    """Whether ``viewer`` may see (and so rate) the answer ``result_id``."""
+    query = sa.select(Result.id).where(Result.id == result_id, result_visible_to(viewer))
+    return session.scalar(query) is not None
+
+
+def comparable_answers(
+    session: Session, batch_id: int, *, viewer: Principal | None = None
+) -> list[list[Answer]]:
     """Groups of completed answers to the same input (same version and row) in a batch.
 
-    Only groups with at least two different models are returned.
+    Only groups with at least two different models are returned; none when ``viewer``
+    (hosted mode) may not see the batch.
     """
+    if get_batch(session, batch_id, viewer=viewer) is None:
+        return []
     groups: dict[tuple[int, int], list[Answer]] = {}
     for cell in batch_cells(session, batch_id):
         if cell.status == "completed" and cell.result_id is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from playground.access.principal import Principal, can_view, visible_to
 from playground.errors import InvalidRequestError
 from playground.evaluation.datasets import Dataset
 from playground.evaluation.templates import PromptTemplate, variables
@@ -143,24 +144,49 @@ def template_versions(
     return [_version(row, row_name) for row, row_name in rows]
 
 
+def list_templates(
+    session: Session, owner: str | None = None, *, viewer: Principal | None = None
+) -> list[tuple[str, str | None]]:
+    """``(name, owner)`` of every template in scope, by name then owner.
+
+    In scope: ``owner``'s templates, or with a ``viewer`` (hosted mode) every template
+    they may see (two people's templates can share a name).
+    """
+    query = sa.select(PromptTemplateRow.name, PromptTemplateRow.owner).where(
+        _scope(PromptTemplateRow, owner, viewer)
+    )
+    order = query.order_by(PromptTemplateRow.name, PromptTemplateRow.owner)
+    return [(name, row_owner) for name, row_owner in session.execute(order)]
+
+
 def list_template_names(session: Session, owner: str | None = None) -> list[str]:
     """The names of every saved template, alphabetically."""
     query = sa.select(PromptTemplateRow.name).where(_owner_is(PromptTemplateRow.owner, owner))
     return list(session.scalars(query.order_by(PromptTemplateRow.name)))
 
 
-def get_template_version(session: Session, version_id: int) -> TemplateVersion | None:
-    """The template version with this id (e.g. to load it into Compare), or ``None``."""
+def get_template_version(
+    session: Session, version_id: int, *, viewer: Principal | None = None
+) -> TemplateVersion | None:
+    """The template version with this id (e.g. to load it into Compare), or ``None``.
+
+    With a ``viewer`` (hosted mode) also ``None`` unless they may see its template.
+    """
     found = session.execute(
         sa.select(TemplateVersionRow, PromptTemplateRow.name)
         .join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
-        .where(TemplateVersionRow.id == version_id)
+        .where(TemplateVersionRow.id == version_id, visible_to(PromptTemplateRow, viewer))
     ).first()
     return None if found is None else _version(found[0], found[1])
 
 
 def _owner_is(column: Any, owner: str | None) -> Any:
     return column.is_(None) if owner is None else column == owner
+
+
+def _scope(model: Any, owner: str | None, viewer: Principal | None) -> Any:
+    """Rows a listing shows: what ``viewer`` may see (hosted), else ``owner``'s own."""
+    return visible_to(model, viewer) if viewer is not None else _owner_is(model.owner, owner)
 
 
 def save_dataset(session: Session, name: str, dataset: Dataset, owner: str | None = None) -> int:
@@ -178,18 +204,25 @@ def save_dataset(session: Session, name: str, dataset: Dataset, owner: str | Non
     return row.id
 
 
-def get_dataset(session: Session, dataset_id: int) -> tuple[str, Dataset] | None:
-    """A saved dataset's name and content, or ``None``."""
+def get_dataset(
+    session: Session, dataset_id: int, *, viewer: Principal | None = None
+) -> tuple[str, Dataset] | None:
+    """A saved dataset's name and content, or ``None`` (also when ``viewer`` may not see it)."""
     row = session.get(DatasetRow, dataset_id)
-    if row is None:
+    if row is None or not can_view(row, viewer):
         return None
     return row.name, Dataset(tuple(row.columns_json), tuple(row.rows_json))
 
 
-def list_datasets(session: Session, owner: str | None = None) -> list[tuple[int, str, int]]:
-    """``(id, name, row count)`` of every saved dataset, newest first."""
+def list_datasets(
+    session: Session, owner: str | None = None, *, viewer: Principal | None = None
+) -> list[tuple[int, str, int]]:
+    """``(id, name, row count)`` of every saved dataset, newest first.
+
+    With a ``viewer`` (hosted mode): every dataset they may see, whoever owns it.
+    """
     query = sa.select(DatasetRow.id, DatasetRow.name, DatasetRow.row_count).where(
-        _owner_is(DatasetRow.owner, owner)
+        _scope(DatasetRow, owner, viewer)
     )
     return [(i, n, c) for i, n, c in session.execute(query.order_by(DatasetRow.id.desc()))]
 
@@ -237,24 +270,62 @@ def create_batch(
     return batch.id
 
 
-def get_batch(session: Session, batch_id: int) -> BatchRow | None:
-    """The batch row (status, spec, budget), or ``None``."""
-    return session.get(BatchRow, batch_id)
+def get_batch(
+    session: Session, batch_id: int, *, viewer: Principal | None = None
+) -> BatchRow | None:
+    """The batch row (status, spec, budget), or ``None`` (also when ``viewer`` may not see it)."""
+    batch = session.get(BatchRow, batch_id)
+    return batch if batch is not None and can_view(batch, viewer) else None
 
 
 def set_batch_status(
-    session: Session, batch_id: int, status: str, *, writer: str | None = None
+    session: Session,
+    batch_id: int,
+    status: str,
+    *,
+    writer: str | None = None,
+    execution: str | None = None,
 ) -> None:
     """Change a batch's status (and its finish time for a final one).
 
-    ``writer`` (``host:pid:token``) claims the batch for the process that runs it now.
+    ``writer`` (``host:pid:token``) claims the batch for the process that runs it now;
+    ``execution`` (``in_process`` or ``worker``) records where it runs from now on, and
+    its heartbeat starts afresh.
     """
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {"status": status, "updated_utc": now}
+    values = _status_values(status)
     if writer is not None:
         values["writer"] = writer
-    values["finished_utc"] = now if status in ("completed", "cancelled") else None
+    if execution is not None:
+        values.update(execution=execution, heartbeat_utc=values["updated_utc"])
     session.execute(sa.update(BatchRow).where(BatchRow.id == batch_id).values(values))
+
+
+def transition_batch(
+    session: Session,
+    batch_id: int,
+    status: str,
+    *,
+    only_from: Sequence[str],
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> bool:
+    """Change a batch's status only if it is one of ``only_from`` now (and ``where`` holds).
+
+    Returns whether it changed. The check and the change are one statement, so of several
+    processes racing for the same transition exactly one wins.
+    """
+    changed = session.execute(
+        sa.update(BatchRow)
+        .where(BatchRow.id == batch_id, BatchRow.status.in_(only_from), *where)
+        .values(_status_values(status))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(changed, "rowcount", 0))
+
+
+def _status_values(status: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    finished = now if status in ("completed", "cancelled") else None
+    return {"status": status, "updated_utc": now, "finished_utc": finished}
 
 
 def set_batch_budget(session: Session, batch_id: int, budget_tokens: int | None) -> None:
@@ -303,10 +374,15 @@ def update_cells(session: Session, cell_ids: Sequence[int], **values: Any) -> No
     session.execute(sa.update(BatchCellRow).where(BatchCellRow.id.in_(cell_ids)).values(values))
 
 
-def list_batches(session: Session, owner: str | None = None) -> list[tuple[int, str, str]]:
-    """``(id, title, status)`` of every batch, newest first."""
+def list_batches(
+    session: Session, owner: str | None = None, *, viewer: Principal | None = None
+) -> list[tuple[int, str, str]]:
+    """``(id, title, status)`` of every batch, newest first.
+
+    With a ``viewer`` (hosted mode): every batch they may see, whoever owns it.
+    """
     query = sa.select(BatchRow.id, BatchRow.title, BatchRow.status).where(
-        _owner_is(BatchRow.owner, owner)
+        _scope(BatchRow, owner, viewer)
     )
     return [(i, t, s) for i, t, s in session.execute(query.order_by(BatchRow.id.desc()))]
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from playground.results import CompareRequest, ModelResult
+from playground.safe_text import replace_nul
 from playground.store.models import Comparison, ComparisonTag, Result
 from playground.store.recovery import writer_id
 from playground.store.repository import (
@@ -161,7 +162,8 @@ def _snapshot_values(result: ModelResult, now: datetime) -> dict[str, Any]:
         "params_json": result.params.to_dict(),
         "request_hash": result.request_hash,
         "status": result.status,
-        "content": result.content,
+        # PostgreSQL cannot store NUL; an answer is the model's text, so it is kept, not refused.
+        "content": replace_nul(result.content),
         "chars": result.chars,
         "chars_per_s": result.chars_per_s,
         "generation_id": result.generation_id,
@@ -170,7 +172,9 @@ def _snapshot_values(result: ModelResult, now: datetime) -> dict[str, Any]:
         "latency_ms": result.latency_ms,
         "ttft_ms": result.ttft_ms,
         "error_code": result.error_code,
-        "error_message": result.error_message,
+        "error_message": None
+        if result.error_message is None
+        else replace_nul(result.error_message),
         "cached": result.cached,
         "updated_utc": now,
     }

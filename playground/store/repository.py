@@ -21,6 +21,7 @@ from playground.access.principal import Principal, can_view
 from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
+from playground.safe_text import reject_nul
 from playground.store.filters import HistoryFilter, history_order, result_conditions
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
 
@@ -288,8 +289,16 @@ def update_comparison_meta(
 ) -> bool:
     """Change the title, the tag set or the note (``None`` keeps a field); ``True`` if found.
 
-    With a ``viewer`` only their own comparison can be changed (:class:`AccessDeniedError`).
+    With a ``viewer`` only their own comparison can be changed (:class:`AccessDeniedError`);
+    a NUL character in any field is an :class:`InvalidRequestError` (PostgreSQL refuses it).
     """
+    tags = None if tags is None else list(tags)
+    for text, what in (
+        (title, "The title"),
+        (note, "The note"),
+        *((t, "A tag") for t in tags or ()),
+    ):
+        reject_nul(text or "", what)
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or comparison.deleted_utc is not None:
         return False

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+# "Run" with its shortcut hint, and not "Re-run" under a finished column.
+RUN_BUTTON = re.compile(r"^Run\b")
 
 
 def pick_models(page: Page, labels: list[str]) -> None:
@@ -26,7 +31,7 @@ def run_prompt(page: Page, prompt: str, *, shortcut: bool = False) -> None:
     if shortcut:
         page.keyboard.press("Control+Enter")
     else:
-        page.get_by_role("button", name="Run").click()
+        page.get_by_role("button", name=RUN_BUTTON).click()
 
 
 def column(page: Page, position: int) -> Locator:

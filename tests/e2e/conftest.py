@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess, app_environment
+from tests.e2e.hosted import HostedApp, hosted_app_process
 from tests.fake_elumenta.process import FakeServerProcess
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -103,3 +104,15 @@ def artifacts() -> Path:
     """``test-artifacts/`` (gitignored): screenshots of the pages under test."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="package")
+def hosted_app(
+    fake_server: FakeServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostedApp]:
+    """The app in hosted (proxy sign-in) mode on a fresh PostgreSQL schema."""
+    try:
+        with hosted_app_process(fake_server, tmp_path_factory.mktemp("hosted-data")) as app:
+            yield app
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

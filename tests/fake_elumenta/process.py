@@ -66,6 +66,11 @@ class ServiceProcess:
         """Start the process and wait until it answers."""
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (to read its CPU and memory)."""
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         """Stop the process."""
         if self._process is not None:

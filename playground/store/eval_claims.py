@@ -1,0 +1,247 @@
+"""Batch cells shared by several processes: atomic claims, heartbeats, finishing, reviving.
+
+Functions take a session and never commit. A cell is *claimable* when it is ``pending``,
+``cancelled`` (stopped before its answer arrived) or ``running`` under a claim whose
+heartbeat is older than ``stale_before`` (its process died or went silent). On PostgreSQL
+a claim locks the cells it takes with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+neither wait for each other nor get the same cell; SQLite has one writer at a time, and
+the claiming UPDATE re-checks that every cell is still claimable, so it is atomic there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from playground.store.eval_models import BatchCellRow, BatchRow
+from playground.store.eval_repository import transition_batch
+from playground.store.models import Result
+
+# Cells still to do apart from stale running ones; "cancelled" ones never got their answer.
+UNCLAIMED_TODO = ("pending", "cancelled")
+# A worker batch in these states needs a process working on it.
+ACTIVE_STATUSES = ("running", "judging")
+
+
+@dataclass(frozen=True)
+class BatchControl:
+    """What a process working on a batch checks between claims."""
+
+    status: str
+    budget_tokens: int | None
+
+
+@dataclass(frozen=True)
+class ClaimedCell:
+    """A cell as a claim returns it: what to run and how often it was tried."""
+
+    id: int
+    version_id: int
+    row_index: int
+    provider: str
+    model: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CellFigures:
+    """A cell's status and spend without its answer's text (cheap to read for progress)."""
+
+    status: str
+    model: str
+    passed: bool | None
+    assertions: tuple[dict[str, Any], ...]
+    tokens_used: int | None
+    cached: bool
+    updated_utc: datetime
+    heartbeat_utc: datetime | None
+
+
+def _stale(column: Any, stale_before: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(column.is_(None), column < stale_before)
+
+
+def claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
+    """The condition of a cell another process may take now."""
+    return sa.or_(
+        BatchCellRow.status.in_(UNCLAIMED_TODO),
+        sa.and_(BatchCellRow.status == "running", _stale(BatchCellRow.heartbeat_utc, stale_before)),
+    )
+
+
+def batch_control(session: Session, batch_id: int, *, lock: bool = False) -> BatchControl | None:
+    """The batch's status and budget; ``lock`` holds its row until the transaction ends.
+
+    Claims lock it when a budget must be checked, so concurrent claimers see each other's
+    reservations (PostgreSQL; SQLite serializes writers anyway).
+    """
+    query = sa.select(BatchRow.status, BatchRow.budget_tokens).where(BatchRow.id == batch_id)
+    row = session.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else BatchControl(row.status, row.budget_tokens)
+
+
+def claimable_cells(
+    session: Session, batch_id: int, limit: int, stale_before: datetime
+) -> list[ClaimedCell]:
+    """Up to ``limit`` claimable cells in matrix order, locked (skipping others' locks)."""
+    query = (
+        sa.select(
+            BatchCellRow.id,
+            BatchCellRow.template_version_id,
+            BatchCellRow.row_index,
+            BatchCellRow.provider,
+            BatchCellRow.model,
+            BatchCellRow.attempts,
+        )
+        .where(BatchCellRow.batch_id == batch_id, claimable(stale_before))
+        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [ClaimedCell(*row) for row in session.execute(query)]
+
+
+def claim(
+    session: Session,
+    cell_ids: Sequence[int],
+    claimer: str,
+    *,
+    now: datetime,
+    stale_before: datetime,
+) -> set[int]:
+    """Mark these cells ``running`` for ``claimer``; returns the ids that were still claimable."""
+    if not cell_ids:
+        return set()
+    claimed = session.scalars(
+        sa.update(BatchCellRow)
+        .where(BatchCellRow.id.in_(cell_ids), claimable(stale_before))
+        .values(status="running", claimed_by=claimer, heartbeat_utc=now, updated_utc=now)
+        .returning(BatchCellRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(claimed)
+
+
+def renew_heartbeat(
+    session: Session, batch_id: int, claimer: str, cell_ids: Sequence[int], *, now: datetime
+) -> None:
+    """Tell everyone the batch, and these cells ``claimer`` is running, are still worked on."""
+    session.execute(
+        sa.update(BatchRow)
+        .where(BatchRow.id == batch_id)
+        .values(heartbeat_utc=now)
+        .execution_options(synchronize_session=False)
+    )
+    if cell_ids:
+        session.execute(
+            sa.update(BatchCellRow)
+            .where(
+                BatchCellRow.id.in_(cell_ids),
+                BatchCellRow.claimed_by == claimer,
+                BatchCellRow.status == "running",
+            )
+            .values(heartbeat_utc=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def has_live_claims(session: Session, batch_id: int, stale_before: datetime) -> bool:
+    """Whether some process is still running cells of this batch (heartbeat not stale)."""
+    query = sa.select(BatchCellRow.id).where(
+        BatchCellRow.batch_id == batch_id,
+        BatchCellRow.status == "running",
+        BatchCellRow.heartbeat_utc >= stale_before,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def finish_batch(
+    session: Session, batch_id: int, status: str, *, all_done: bool, stale_before: datetime
+) -> bool:
+    """Move a ``running`` batch to ``status`` once nobody works on it; whether this call did.
+
+    ``all_done``: only when no cell is left to do either (a completed batch); otherwise
+    (the budget stopped it) cells left behind by a dead process go back to ``pending`` so a
+    resume runs them. Of several processes finishing at once, exactly one wins.
+    """
+    cells = sa.select(BatchCellRow.id).where(BatchCellRow.batch_id == batch_id)
+    if all_done:
+        busy = cells.where(BatchCellRow.status.in_((*UNCLAIMED_TODO, "running")))
+    else:
+        busy = cells.where(
+            BatchCellRow.status == "running", BatchCellRow.heartbeat_utc >= stale_before
+        )
+        session.execute(
+            sa.update(BatchCellRow)
+            .where(
+                BatchCellRow.batch_id == batch_id,
+                BatchCellRow.status == "running",
+                _stale(BatchCellRow.heartbeat_utc, stale_before),
+            )
+            .values(status="pending", claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+    return transition_batch(
+        session, batch_id, status, only_from=("running",), where=[~busy.exists()]
+    )
+
+
+def cell_figures(session: Session, batch_id: int) -> list[CellFigures]:
+    """Every cell's status, spend and assertion outcomes (not the answers' text)."""
+    query = (
+        sa.select(
+            BatchCellRow.status,
+            BatchCellRow.model,
+            BatchCellRow.passed,
+            BatchCellRow.assertions_json,
+            Result.tokens_used,
+            Result.cached,
+            BatchCellRow.updated_utc,
+            BatchCellRow.heartbeat_utc,
+        )
+        .outerjoin(Result, Result.id == BatchCellRow.result_id)
+        .where(BatchCellRow.batch_id == batch_id)
+    )
+    return [
+        CellFigures(
+            status=row.status,
+            model=row.model,
+            passed=row.passed,
+            assertions=tuple(row.assertions_json or ()),
+            tokens_used=row.tokens_used,
+            cached=bool(row.cached),
+            updated_utc=row.updated_utc,
+            heartbeat_utc=row.heartbeat_utc,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def revive_stalled_batches(session: Session, *, stale_before: datetime, now: datetime) -> list[int]:
+    """Worker batches nobody works on any more (stale heartbeat): back to ``running``, ours.
+
+    Returns their ids; the caller queues new shards for each. A batch that died while
+    judging goes back to ``running`` too, so its shards finish it again (judging skips
+    cells already graded). Of several processes reviving at once, exactly one gets each.
+    """
+    abandoned = (
+        BatchRow.execution == "worker",
+        BatchRow.status.in_(ACTIVE_STATUSES),
+        _stale(BatchRow.heartbeat_utc, stale_before),
+    )
+    revived = []
+    for batch_id in session.scalars(sa.select(BatchRow.id).where(*abandoned)).all():
+        changed = session.execute(
+            sa.update(BatchRow)
+            .where(BatchRow.id == batch_id, *abandoned)
+            .values(status="running", heartbeat_utc=now, updated_utc=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(changed, "rowcount", 0):
+            revived.append(batch_id)
+    return revived

@@ -1,0 +1,88 @@
+"""The app in hosted mode as a real process, for browser, load and multi-user tests.
+
+Proxy sign-in mode behind no real proxy: each browser context sends the
+``X-Forwarded-Email`` header a reverse proxy would add (the app trusts 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playground.access.identity import Identity
+from playground.access.principal import Principal
+from playground.access.spending import spend_of
+from playground.access.users import set_limits, set_role, sign_in
+from playground.config import Settings
+from playground.store import Store, open_store
+from tests.e2e.app_process import AppProcess, app_environment
+from tests.fake_elumenta.process import FakeServerProcess
+from tests.store_fixtures import postgres_schema_url
+
+ADMIN = "ana@example.org"
+
+
+class HostedApp:
+    """The hosted app's URL and database, and a way to act on users as the admin would."""
+
+    def __init__(self, url: str, store: Store, settings: Settings, process: AppProcess) -> None:
+        self.url = url
+        self.store = store
+        self.settings = settings
+        self.process = process
+
+    def user(self, email: str) -> Principal:
+        """The principal of ``email`` (signing them in on first use, as the app would)."""
+        name = email.split("@")[0]
+        with self.store.session() as session, session.begin():
+            return sign_in(session, Identity(email, email, name), self.settings)
+
+    def admin_sets(self, email: str, *, role: str | None = None, daily: int | None = None) -> None:
+        """What an admin does on the Admin page: change a role or a daily budget."""
+        admin, target = self.user(ADMIN), self.user(email)
+        with self.store.session() as session, session.begin():
+            if role is not None:
+                set_role(session, admin, target.user_id, role)
+            if daily is not None:
+                set_limits(
+                    session,
+                    admin,
+                    target.user_id,
+                    daily_budget_tokens=daily,
+                    monthly_budget_tokens=None,
+                    requests_per_minute=None,
+                )
+
+    def spent_today(self, email: str) -> int:
+        """Billing tokens ``email`` spent today (earlier tests may have run as them)."""
+        with self.store.session() as session, session.begin():
+            return spend_of(session, email).today_tokens
+
+
+@contextmanager
+def hosted_app_process(fake_server: FakeServerProcess, data_dir: Path) -> Iterator[HostedApp]:
+    """``streamlit run app.py`` in proxy sign-in mode on a fresh PostgreSQL schema.
+
+    ``RuntimeError`` (with the app's log) if it does not start; on exit, an
+    ``AssertionError`` if the app logged a traceback.
+    """
+    with postgres_schema_url("test_hosted") as database_url:
+        extra = {
+            "PLAYGROUND_AUTH": "proxy",
+            "FORWARDED_ALLOW_IPS": "",
+            "PLAYGROUND_ADMIN_EMAILS": ADMIN,
+            "PLAYGROUND_DATABASE_URL": database_url,
+            "PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        app = AppProcess(app_environment(fake_server, data_dir, **extra), data_dir / "app.log")
+        app.start()
+        store = open_store(database_url)
+        settings = Settings(auth_mode="proxy", admin_emails=ADMIN, database_url=database_url)
+        try:
+            yield HostedApp(app.url, store, settings, app)
+        finally:
+            store.close()
+            app.stop()
+            assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)

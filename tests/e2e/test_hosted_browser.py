@@ -1,0 +1,128 @@
+"""Hosted team mode in Chromium: two signed-in users, a viewer and a budget, on PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from playground.store import share_comparison
+from tests.e2e.app_driver import RUN_BUTTON, column, pick_models, run_prompt
+from tests.e2e.hosted import ADMIN, HostedApp
+from tests.fake_elumenta.process import FakeServerProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+MEMBER = "ben@example.org"
+VIEWER = "vic@example.org"
+NANO = "GPT-5 Nano · Starter · 1 token"
+SECRET_WORD = "zebraquartz"
+
+
+def page_as(chromium: Browser, email: str | None, url: str) -> Page:
+    """A new browser session whose requests carry the proxy's identity header for ``email``."""
+    headers = {"X-Forwarded-Email": email} if email else {}
+    context = chromium.new_context(
+        viewport={"width": 1440, "height": 1000}, extra_http_headers=headers
+    )
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def run_comparison(page: Page, prompt: str) -> int:
+    """Run ``prompt`` on GPT-5 Nano; the new comparison's id from the share link."""
+    expect(page.get_by_role("heading", name="Compare models")).to_be_visible()
+    pick_models(page, [NANO])
+    run_prompt(page, prompt)
+    expect(column(page, 0).get_by_text("Done", exact=True)).to_be_visible()
+    return int(parse_qs(urlsplit(page.url).query)["comparison"][0])
+
+
+def test_without_the_proxy_header_nobody_is_signed_in(
+    chromium: Browser, hosted_app: HostedApp
+) -> None:
+    page = page_as(chromium, None, hosted_app.url)
+    try:
+        expect(page.get_by_text("The proxy did not say who you are")).to_be_visible()
+        expect(page.get_by_role("heading", name="Compare models")).to_have_count(0)
+    finally:
+        page.context.close()
+
+
+def test_a_private_comparison_is_invisible_to_another_user_until_shared(
+    chromium: Browser, hosted_app: HostedApp, fake: FakeServerProcess, artifacts: Path
+) -> None:
+    fake.script("gpt-5-nano", {"text": f"The secret word is {SECRET_WORD}.", "ttft_ms": 10})
+    ana = page_as(chromium, ADMIN, hosted_app.url)
+    ben = page_as(chromium, MEMBER, hosted_app.url)
+    try:
+        expect(ana.get_by_text("Signed in: ana · admin")).to_be_visible()
+        comparison_id = run_comparison(ana, f"Say {SECRET_WORD}")
+
+        # By list and search: Ben (who has run nothing yet) sees none of Ana's history.
+        ben.goto(f"{hosted_app.url}/history")
+        expect(ben.get_by_role("heading", name="History", exact=True)).to_be_visible()
+        expect(ben.get_by_text("Signed in: ben · member")).to_be_visible()
+        expect(ben.get_by_text("No comparisons yet.")).to_be_visible()
+        ben.get_by_role("textbox", name="Search").fill(SECRET_WORD)
+        ben.keyboard.press("Enter")
+        expect(ben.get_by_text("Nothing matches these filters.")).to_be_visible()
+        # The same search finds it for Ana: the check above could have failed.
+        ana.goto(f"{hosted_app.url}/history")
+        ana.get_by_role("textbox", name="Search").fill(SECRET_WORD)
+        ana.keyboard.press("Enter")
+        expect(ana.get_by_text("1 comparisons")).to_be_visible()
+
+        # By direct id and by a guessed share token.
+        for query in (f"comparison={comparison_id}", f"comparison={comparison_id}&token=abc"):
+            ben.goto(f"{hosted_app.url}/?{query}")
+            expect(ben.get_by_text("is not available")).to_be_visible()
+            expect(ben.get_by_text(SECRET_WORD)).to_have_count(0)
+
+        # Ana creates a share link: with its token Ben can open it, read-only.
+        with hosted_app.store.session() as session, session.begin():
+            token = share_comparison(
+                session,
+                comparison_id,
+                hosted_app.user(ADMIN),
+                visibility="private",
+                link=True,
+            )
+        ben.goto(f"{hosted_app.url}/?comparison={comparison_id}&token={token}")
+        expect(column(ben, 0)).to_contain_text(SECRET_WORD)
+        ben.screenshot(path=artifacts / "hosted-shared-link.png")
+    finally:
+        ana.context.close()
+        ben.context.close()
+
+
+def test_a_viewer_cannot_run(chromium: Browser, hosted_app: HostedApp) -> None:
+    hosted_app.user(VIEWER)
+    hosted_app.admin_sets(VIEWER, role="viewer")
+    page = page_as(chromium, VIEWER, hosted_app.url)
+    try:
+        expect(page.get_by_text("Signed in: vic · viewer")).to_be_visible()
+        expect(page.get_by_text("Your role is viewer")).to_be_visible()
+        expect(page.get_by_role("button", name=RUN_BUTTON)).to_be_disabled()
+    finally:
+        page.context.close()
+
+
+def test_a_daily_budget_stops_spending_at_the_limit(
+    chromium: Browser, hosted_app: HostedApp, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5-nano", {"text": "A short answer.", "ttft_ms": 10})
+    hosted_app.user(MEMBER)
+    hosted_app.admin_sets(MEMBER, daily=hosted_app.spent_today(MEMBER) + 1)
+    page = page_as(chromium, MEMBER, hosted_app.url)
+    try:
+        run_comparison(page, "First question")
+        requests_before = len(fake.requests())
+        run_prompt(page, "Second question")
+        expect(page.get_by_text("Your daily budget is")).to_be_visible()
+        assert len(fake.requests()) == requests_before, "nothing may be sent over the budget"
+    finally:
+        page.context.close()

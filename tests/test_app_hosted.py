@@ -1,0 +1,492 @@
+"""Hosted team mode through AppTest: each page shows and changes only what the user may.
+
+Ana and Bob are members of the workspace Research; Cat is a member of no workspace; Vic is a
+viewer in Research. Pages run directly with the principal in the session (see
+:mod:`tests.hosted_fixtures`); the database is the app's SQLite file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from playground import services
+from playground.access import Principal
+from playground.access.audit import list_events
+from playground.errors import AccessDeniedError, InvalidRequestError
+from playground.evaluation import app as evaluation
+from playground.evaluation.datasets import parse_dataset
+from playground.evaluation.plan import BatchSpec
+from playground.results import ModelTarget
+from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
+from playground.store.models import Comparison, Result
+from tests.app_harness import click, texts
+from tests.hosted_fixtures import (
+    make_workspace,
+    open_page_as,
+    refreshed,
+    set_daily_budget,
+    signed_in,
+)
+from tests.store_fixtures import Outcome
+from tests.test_app_history import open_row, prompts, seed, table
+
+pytestmark = pytest.mark.usefixtures("app_env")
+
+SECRET = "Ana's secret launch plan"
+NOT_AVAILABLE = "is not available: it may have been deleted, or it was not shared with you."
+GONE = "This comparison no longer exists; it may have been deleted."
+
+
+@dataclass(frozen=True)
+class Team:
+    """The people of these tests, as their next page run sees them."""
+
+    ana: Principal
+    bob: Principal
+    cat: Principal
+    vic: Principal
+    research: int
+
+
+@pytest.fixture
+def team() -> Team:
+    store = services.get_store()
+    ana, bob, cat = (signed_in(store, f"{n}@example.org") for n in ("ana", "bob", "cat"))
+    vic = signed_in(store, "vic@example.org", "viewer")
+    research = make_workspace(store, "Research", [ana, bob, vic])
+    ana, bob, cat, vic = (refreshed(store, p) for p in (ana, bob, cat, vic))
+    return Team(ana, bob, cat, vic, research)
+
+
+def seed_as(person: Principal, prompt: str, tags: tuple[str, ...] = ()) -> int:
+    """A finished two-model comparison owned by ``person``."""
+    return seed(prompt, owner=person.subject, tags=tags)
+
+
+def open_history(person: Principal, comparison_id: int | None = None) -> AppTest:
+    """The History page as ``person``: the list, or one comparison opened."""
+    at = open_page_as("pages/history.py", person)
+    if comparison_id is not None:
+        at.session_state["history.open"] = comparison_id
+        at.run()
+    return at
+
+
+def share_with(at: AppTest, comparison_id: int, workspace_id: int | None) -> AppTest:
+    """In an opened comparison's Share box: pick who may see it and save."""
+    at.selectbox(key=f"history.share.{comparison_id}").set_value(workspace_id)
+    return click(at.run(), "Save sharing")
+
+
+def captions(at: AppTest) -> list[str]:
+    """The captions as the user reads them (markdown escapes of names removed)."""
+    return [re.sub(r"\\(.)", r"\1", text) for text in texts(at, "caption")]
+
+
+def share_link(at: AppTest) -> str:
+    """The share link the opened comparison's Share box shows."""
+    links = [c.value for c in at.code if "token=" in c.value]
+    assert len(links) == 1, [c.value for c in at.code]
+    return links[0]
+
+
+# --- History: lists, search, tags and exports show only what the viewer may see --------
+
+
+def test_someone_elses_private_comparison_is_in_no_list_search_tag_or_export(
+    team: Team, downloads: dict[str, Callable[[], str]]
+) -> None:
+    seed_as(team.ana, SECRET, tags=("plan",))
+    seed_as(team.bob, "Bob's notes on caching", tags=("plan",))
+
+    at = open_history(team.bob)
+    assert not at.exception
+    assert prompts(at) == ["Bob's notes on caching"]
+    at.text_input(key="history.search").set_value("secret").run()
+    assert prompts(at) == []
+    assert "Nothing matches these filters." in texts(at, "info")
+    at.text_input(key="history.search").set_value("").run()
+    at.text_input(key="history.tag").set_value("plan").run()
+    assert prompts(at) == ["Bob's notes on caching"]
+    exported = json.loads(downloads["Export JSON"]())
+    assert {r["owner"] for r in exported} == {"bob@example.org"}
+    rows = list(csv.DictReader(io.StringIO(downloads["Export CSV"]())))
+    assert not [r for r in rows if "secret" in json.dumps(r)]
+
+    assert prompts(open_history(team.ana)) == [SECRET]
+
+
+def test_an_empty_list_for_a_new_user_says_how_to_fill_it(team: Team) -> None:
+    seed_as(team.ana, SECRET)
+    at = open_history(team.cat)
+    assert table(at) == []
+    assert any("No comparisons yet" in t for t in texts(at, "info"))
+
+
+def test_a_hidden_comparison_reads_exactly_like_an_unknown_one(team: Team) -> None:
+    hidden = seed_as(team.ana, SECRET)
+    unknown = hidden + 1000
+
+    def warnings_on_compare(ref: int) -> list[str]:
+        at = open_page_as("pages/compare.py", team.bob, {"comparison": str(ref)})
+        assert not at.exception
+        return [w.replace(repr(str(ref)), "ID") for w in texts(at, "warning")]
+
+    assert warnings_on_compare(hidden) == warnings_on_compare(unknown)
+    assert warnings_on_compare(hidden) == [f"Comparison ID {NOT_AVAILABLE}"]
+    assert texts(open_history(team.bob, hidden), "warning") == [GONE]
+    assert texts(open_history(team.bob, unknown), "warning") == [GONE]
+    for person in (team.bob, team.vic):  # in Ana's workspace, but she did not share it
+        assert services.stored_comparison(hidden, person) is None
+    with pytest.raises(InvalidRequestError, match="no longer exists"):
+        services.annotate_comparison(hidden, title="mine", tags=[], note="", viewer=team.bob)
+
+
+# --- History: sharing with a workspace, read-only for others ------------------------------
+
+
+def test_shared_with_a_workspace_members_see_it_read_only(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    at = open_history(team.ana, comparison_id)
+    assert {"Delete", "Save", "Create share link", "Save sharing"} <= {b.label for b in at.button}
+    assert at.selectbox(key=f"history.share.{comparison_id}").options == [
+        "Only me (private)",
+        "Workspace Research",
+    ]
+    at = share_with(at, comparison_id, team.research)
+    assert not at.exception
+    stored = services.stored_comparison(comparison_id, team.ana)
+    assert stored is not None
+    assert (stored.visibility, stored.workspace_id) == ("workspace", team.research)
+
+    at = open_history(team.bob)
+    assert prompts(at) == [SECRET]
+    at = open_row(at, 0)
+    assert not at.exception
+    assert "Shared with you by ana@example.org: read-only." in captions(at)
+    labels = {b.label for b in at.button}
+    assert "Re-run" in labels and "Load into Compare" in labels
+    assert not labels & {"Delete", "Save", "Save sharing", "Create share link"}
+    assert not [b for b in at.button if b.label == "Re-run" and b.disabled]
+    with pytest.raises(AccessDeniedError, match="Only the owner"):
+        services.delete_stored_comparison(comparison_id, team.bob)
+
+    assert prompts(open_history(team.cat)) == []  # not in Research
+
+
+def test_a_viewer_sees_shared_work_but_cannot_rerun_it(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    services.set_sharing(
+        comparison_id, team.ana, visibility="workspace", workspace_id=team.research, link=False
+    )
+    at = open_history(team.vic, comparison_id)
+    assert not at.exception
+    rerun = next(b for b in at.button if b.label == "Re-run")
+    assert rerun.disabled
+    assert "viewer" in (rerun.help or "")
+    stored = services.stored_comparison(comparison_id, team.vic)
+    assert stored is not None
+    with pytest.raises(AccessDeniedError, match="viewer"):
+        services.start_compare(stored.request, services.connection_from_state({}), team.vic)
+
+
+def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    services.set_sharing(
+        comparison_id, team.ana, visibility="workspace", workspace_id=team.research, link=False
+    )
+    stored = services.stored_comparison(comparison_id, team.bob)
+    assert stored is not None
+    handle = services.start_compare(stored.request, services.connection_from_state({}), team.bob)
+    handle.wait(10)
+    rerun = services.stored_comparison(handle.comparison_id or 0, team.bob)
+    assert rerun is not None and rerun.request.owner == "bob@example.org"
+    assert services.stored_comparison(rerun.id, team.ana) is None  # Bob's, private
+
+
+def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    connection = services.connection_from_state({})
+
+    def rerun_cached(person: Principal) -> list[bool]:
+        stored = services.stored_comparison(comparison_id, team.ana)
+        assert stored is not None
+        request = replace(stored.request, use_cache=True)
+        handle = services.start_compare(request, connection, person)
+        return [r.cached for r in handle.wait(10).results]
+
+    assert rerun_cached(team.bob) == [False, False]
+    assert rerun_cached(team.ana) == [True, True]
+
+
+# --- Share links -------------------------------------------------------------------------
+
+
+def test_a_share_link_opens_for_whoever_holds_the_token_until_it_is_revoked(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    at = click(open_history(team.ana, comparison_id), "Create share link")
+    link = share_link(at)
+    token = link.split("token=", 1)[1]
+    assert link.startswith(f"?comparison={comparison_id}&")
+
+    at = open_page_as(
+        "pages/compare.py", team.cat, {"comparison": str(comparison_id), "token": token}
+    )
+    assert not at.exception
+    assert not texts(at, "warning")
+    assert f"Answer of gpt-5 to {SECRET}" in texts(at, "markdown")
+    assert prompts(open_history(team.cat)) == []  # a link is no membership
+
+    wrong = open_page_as(
+        "pages/compare.py", team.cat, {"comparison": str(comparison_id), "token": token[:-2] + "xx"}
+    )
+    assert texts(wrong, "warning") == [f"Comparison '{comparison_id}' {NOT_AVAILABLE}"]
+    assert f"Answer of gpt-5 to {SECRET}" not in texts(wrong, "markdown")
+
+    at = click(open_history(team.ana, comparison_id), "Revoke link")
+    assert not [c for c in at.code if "token=" in c.value]
+    again = open_page_as(
+        "pages/compare.py", team.cat, {"comparison": str(comparison_id), "token": token}
+    )
+    assert texts(again, "warning") == [f"Comparison '{comparison_id}' {NOT_AVAILABLE}"]
+    with services.get_store().session() as session:
+        actions = [e.action for e in list_events(session, actor=team.ana.subject)]
+    assert actions.count("comparison.share") == 2
+
+
+# --- Ratings -----------------------------------------------------------------------------
+
+
+def test_a_rating_in_hosted_mode_is_by_the_signed_in_user_even_a_viewer(team: Team) -> None:
+    comparison_id = seed_as(team.ana, SECRET)
+    services.set_sharing(
+        comparison_id, team.ana, visibility="workspace", workspace_id=team.research, link=False
+    )
+    at = open_history(team.vic, comparison_id)
+    assert "Rating as **vic** (vic@example.org)" in captions(at)
+    assert not [t for t in at.text_input if t.label == "Your name"]
+    click(at, "👍", index=0)
+    assert not at.exception
+    with services.get_store().session() as session:
+        raters = session.scalars(sa.select(RatingRow.rater)).all()
+    assert raters == ["vic@example.org"]
+
+
+def test_an_answer_that_is_not_visible_cannot_be_rated(team: Team) -> None:
+    seed_as(team.ana, SECRET)
+    with services.get_store().session() as session:
+        result_id = session.scalars(sa.select(Result.id)).first()
+    assert result_id is not None
+    with pytest.raises(InvalidRequestError, match="not available"):
+        evaluation.rate(result_id, "bob", "thumbs", 1, None, viewer=team.bob)
+    evaluation.rate(result_id, "typed name", "thumbs", 1, None, viewer=team.ana)
+    with services.get_store().session() as session:
+        assert session.scalars(sa.select(RatingRow.rater)).all() == ["ana@example.org"]
+
+
+# --- Costs -------------------------------------------------------------------------------
+
+
+def test_costs_count_only_what_the_viewer_may_see(team: Team) -> None:
+    seed(SECRET, ("gpt-5",), [Outcome("a", tokens_used=40)], owner=team.ana.subject)
+    seed("Bob's question", ("gpt-5",), [Outcome("b", tokens_used=3)], owner=team.bob.subject)
+
+    def spent(person: Principal) -> str:
+        at = open_page_as("pages/costs.py", person)
+        assert not at.exception
+        return next(m.value for m in at.metric if m.label == "Billing tokens spent")
+
+    assert (spent(team.ana), spent(team.bob)) == ("40", "3")
+    assert any(
+        "No runs in this period yet." in t
+        for t in texts(open_page_as("pages/costs.py", team.cat), "info")
+    )
+
+
+# --- Evaluate: owned templates, datasets and batches -------------------------------------
+
+
+def _template_and_dataset(owner: Principal) -> tuple[int, int]:
+    version = evaluation.save_template(
+        "capitals", "Be terse.", "Capital of {{ country }}?", viewer=owner
+    )
+    dataset_id = evaluation.store_dataset(
+        "countries", parse_dataset("country\nFrance\nItaly\n"), viewer=owner
+    )
+    return version.id, dataset_id
+
+
+def _spec(version_id: int, dataset_id: int) -> BatchSpec:
+    return BatchSpec(
+        title="capitals",
+        template_version_ids=(version_id,),
+        dataset_id=dataset_id,
+        targets=(ModelTarget("demo", "gpt-5-nano"), ModelTarget("demo", "gpt-5")),
+    )
+
+
+def test_templates_and_datasets_of_one_user_are_invisible_to_another(team: Team) -> None:
+    version_id, dataset_id = _template_and_dataset(team.ana)
+    evaluation.save_template(
+        "capitals", "Be kind.", "Capital of {{ country }}, please?", viewer=team.bob
+    )
+
+    at = open_page_as("pages/evaluate.py", team.bob)
+    assert not at.exception
+    assert [e.label for e in at.expander] == ["capitals · 1 version(s)"]
+    assert "Be kind." in at.expander[0].code[0].value
+    assert evaluation.datasets(viewer=team.bob) == []
+    assert at.selectbox(key="evaluate.dataset").options == []
+    with pytest.raises(InvalidRequestError, match=f"No dataset #{dataset_id}"):
+        evaluation.dataset_row(dataset_id, 1, viewer=team.bob)
+    with pytest.raises(InvalidRequestError, match=f"No template version #{version_id}"):
+        evaluation.check_and_estimate(_spec(version_id, dataset_id), viewer=team.bob)
+    assert list(evaluation.templates(viewer=team.ana)) == ["capitals"]
+    with services.get_store().session() as session:
+        owners = session.scalars(sa.select(DatasetRow.owner)).all()
+    assert owners == ["ana@example.org"]
+
+    with services.get_store().session() as session, session.begin():
+        template = session.scalars(
+            sa.select(PromptTemplateRow).where(PromptTemplateRow.owner == team.ana.subject)
+        ).one()
+        template.visibility, template.workspace_id = "workspace", team.research
+    assert sorted(evaluation.templates(viewer=team.bob)) == [
+        "capitals",
+        "capitals (ana@example.org)",
+    ]
+    assert evaluation.templates(viewer=team.cat) == {}
+
+
+def test_a_viewer_cannot_create_templates_datasets_or_start_a_batch(team: Team) -> None:
+    version_id, dataset_id = _template_and_dataset(team.ana)
+    with services.get_store().session() as session, session.begin():
+        for model in (PromptTemplateRow, DatasetRow):
+            session.execute(
+                sa.update(model).values(visibility="workspace", workspace_id=team.research)
+            )
+
+    at = open_page_as("pages/evaluate.py", team.vic)
+    assert at.multiselect(key="evaluate.versions").options == ["capitals (ana@example.org) v1"]
+    at.multiselect(key="evaluate.versions").set_value(["capitals (ana@example.org) v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"]).run()
+    assert not at.exception
+    assert any("Your role is viewer" in t for t in texts(at, "info"))
+    disabled = {b.label for b in at.button if b.disabled}
+    assert {"Save version", "Start batch"} <= disabled
+    with pytest.raises(AccessDeniedError, match="viewer"):
+        evaluation.save_template("mine", "", "Hi", viewer=team.vic)
+    with pytest.raises(AccessDeniedError, match="viewer"):
+        evaluation.store_dataset("mine", parse_dataset("a\n1\n"), viewer=team.vic)
+    with pytest.raises(AccessDeniedError, match="viewer"):
+        evaluation.start_batch(
+            _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.vic
+        )
+    with services.get_store().session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(BatchRow)) == 0
+
+
+def test_a_batch_over_the_daily_budget_is_refused_with_the_message(team: Team) -> None:
+    _template_and_dataset(team.ana)
+    set_daily_budget(services.get_store(), team.ana, 3)
+    at = open_page_as("pages/evaluate.py", team.ana)
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano", "gpt-5"]).run()
+    estimate = next(t for t in texts(at, "info") if "requests" in t)
+
+    at = click(at, "Start batch")
+
+    assert not at.exception
+    assert estimate.startswith("4 requests · up to ")
+    tokens = int(estimate.split("up to ", 1)[1].split(" ")[0])
+    assert texts(at, "error") == [
+        f"Your daily budget is 3 billing tokens; you have used 0 and this needs about "
+        f"{tokens:,}. It resets at midnight UTC, or an admin can raise it."
+    ]
+    with services.get_store().session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(BatchRow)) == 0
+        assert not list_events(session, action="batch.start")
+
+
+def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
+    team: Team,
+) -> None:
+    version_id, dataset_id = _template_and_dataset(team.ana)
+    connection = services.connection_from_state({})
+    job = evaluation.start_batch(_spec(version_id, dataset_id), connection, viewer=team.ana)
+    job.wait(30)
+
+    with services.get_store().session() as session:
+        batch = session.get(BatchRow, job.batch_id)
+        assert batch is not None and batch.owner == "ana@example.org"
+        (event,) = list_events(session, action="batch.start")
+    assert (event.actor, event.target) == ("ana@example.org", f"batch:{job.batch_id}")
+    assert event.details["requests"] == 4
+
+    assert evaluation.batches(viewer=team.bob) == []
+    assert evaluation.running_job(job.batch_id, viewer=team.bob) is None
+    assert (
+        evaluation.next_blind_round(job.batch_id, "bob", random.Random(7), viewer=team.bob) is None
+    )
+    assert (
+        evaluation.next_blind_round(job.batch_id, "ana", random.Random(7), viewer=team.ana)
+        is not None
+    )
+    with pytest.raises(InvalidRequestError, match="No batch"):
+        evaluation.cells(job.batch_id, viewer=team.bob)
+    with pytest.raises(InvalidRequestError, match="No batch"):
+        evaluation.control_batch(job.batch_id, "cancel", viewer=team.bob)
+
+    with services.get_store().session() as session, session.begin():
+        session.execute(
+            sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
+        )
+    assert [b[0] for b in evaluation.batches(viewer=team.bob)] == [job.batch_id]
+    assert (
+        evaluation.next_blind_round(job.batch_id, "bob", random.Random(7), viewer=team.bob)
+        is not None
+    )
+    assert not evaluation.owns_batch(job.batch_id, viewer=team.bob)
+    with pytest.raises(AccessDeniedError, match="owner"):
+        evaluation.control_batch(job.batch_id, "cancel", viewer=team.bob)
+    with pytest.raises(AccessDeniedError, match="owner"):
+        evaluation.resume_batch(job.batch_id, connection, viewer=team.bob)
+    at = open_page_as("pages/evaluate.py", team.bob)
+    assert not at.exception
+    assert "Resume" not in {b.label for b in at.button}
+
+
+def test_blind_votes_in_hosted_mode_are_by_the_signed_in_user(team: Team) -> None:
+    version_id, dataset_id = _template_and_dataset(team.ana)
+    job = evaluation.start_batch(
+        _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.ana
+    )
+    job.wait(30)
+    at = open_page_as("pages/evaluate.py", team.ana)
+    assert "Rating as **ana** (ana@example.org)" in captions(at)
+    click(at, "Next round")
+    click(at, "A is better")
+    assert not at.exception
+    with services.get_store().session() as session:
+        raters = session.scalars(sa.text("SELECT rater FROM pairwise_votes")).all()
+    assert raters == ["ana@example.org"]
+
+
+def test_local_mode_is_unchanged_everyone_sees_everything(app_env: Path) -> None:
+    seed("Local prompt")
+    at = open_page_as("pages/history.py", None)
+    assert prompts(at) == ["Local prompt"]
+    assert "Share" not in [e.label for e in open_row(at, 0).expander]
+    with services.get_store().session() as session:
+        assert session.scalars(sa.select(Comparison.owner)).all() == [None]

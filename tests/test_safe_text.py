@@ -1,0 +1,140 @@
+"""Untrusted text: NUL characters refused or replaced, markdown escaped where pages show names,
+titles and notes that someone else may have chosen (History, the sidebar, Admin)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from playground import hosted, services
+from playground.errors import InvalidRequestError
+from playground.providers.base import Message
+from playground.results import CompareRequest, ModelTarget
+from playground.safe_text import escape_markdown, inline_code, reject_nul, replace_nul
+from tests.app_harness import APP, click, texts
+
+IMAGE = "![pixel](http://127.0.0.1:9/pixel.png)"
+LINK = "[click me](http://evil.example/login)"
+BARE_URLS = "https://evil.example/bare www.evil.example"
+HOSTILE = f"{IMAGE} {LINK} **bold** _it_ `code` <b>html</b> ~~gone~~ $x^2$ :red[red] {BARE_URLS}"
+# What makes markdown live: an image or link, emphasis, code, HTML, math or a bare URL.
+LIVE_MARKDOWN = re.compile(r"(?<!\\)(!?\[|[*_`~$<:])|www\.", re.IGNORECASE)
+
+
+def unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [HOSTILE, "plain words", "", "a\\b", "Café — ünïcode ✓", "1. # heading\n- item", "C:\\path\\"],
+)
+def test_escaped_markdown_reads_back_as_typed_and_has_nothing_live(text: str) -> None:
+    escaped = escape_markdown(text)
+    assert unescape(escaped) == text
+    assert not LIVE_MARKDOWN.search(escaped), escaped
+
+
+def test_plain_text_is_left_alone() -> None:
+    assert escape_markdown("GPT-5 was clearer, 2.5x faster. #1 + 2 = 3") == (
+        "GPT-5 was clearer, 2.5x faster. #1 + 2 = 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("db", "`db`"),
+        ("a`b", "``a`b``"),
+        ("`x`", "`` `x` ``"),
+        (f"x`{IMAGE}`y", f"``x`{IMAGE}`y``"),
+        ("two\nlines", "`two lines`"),
+    ],
+)
+def test_inline_code_cannot_be_closed_from_inside(text: str, span: str) -> None:
+    assert inline_code(text) == span
+
+
+def test_nul_is_refused_with_a_message_naming_the_field() -> None:
+    assert reject_nul("fine\ttext", "The note") == "fine\ttext"
+    with pytest.raises(InvalidRequestError, match=r"The note contains a NUL character \(\\x00\)"):
+        reject_nul("bad\x00text", "The note")
+
+
+def test_nul_is_replaced_by_the_replacement_character() -> None:
+    assert replace_nul("a\x00b\x00") == "a\ufffdb\ufffd"
+    assert replace_nul("clean") == "clean"
+
+
+# --- the pages ----------------------------------------------------------------------------
+
+
+def test_history_shows_a_hostile_title_note_and_tag_as_text(app_env: Path) -> None:
+    request = CompareRequest(
+        messages=(Message("user", "Hello"),),
+        targets=(ModelTarget("demo", "gpt-5-nano"),),
+        title=HOSTILE,
+        note=f"See {IMAGE}",
+        tags=(f"x`{IMAGE}`y",),
+    )
+    run = services.start_compare(request, services.connection_from_state({})).wait(30)
+    at = AppTest.from_file(str(APP), default_timeout=10).run()
+    at.switch_page("pages/history.py").run()
+    at.session_state["history.open"] = run.comparison_id
+    at.run()
+
+    assert not at.exception
+    assert texts(at, "subheader") == [escape_markdown(HOSTILE)]
+    assert f"Note: See {escape_markdown(IMAGE)}" in texts(at, "caption")
+    assert any(f"tags ``x`{IMAGE}`y``" in line for line in texts(at, "markdown"))
+
+
+@pytest.fixture
+def signed_in_admin(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    """The app in OIDC mode, signed in as an admin whose display name is hostile markdown."""
+    monkeypatch.setenv("PLAYGROUND_AUTH", "oidc")
+    monkeypatch.setenv("PLAYGROUND_ADMIN_EMAILS", "ana@example.org")
+    services.reset()
+    at = AppTest.from_file(str(APP), default_timeout=10)
+    at.user = {
+        "is_logged_in": True,
+        "email": "ana@example.org",
+        "name": HOSTILE,
+        "sub": "ana",
+        "iss": "https://idp.example",
+    }
+    yield at.run()
+    services.reset()
+
+
+def test_a_hostile_display_name_is_escaped_in_the_sidebar(signed_in_admin: AppTest) -> None:
+    at = signed_in_admin
+    assert not at.exception
+    signed_in = [t for t in texts(at.sidebar, "markdown") if t.startswith("**Signed in:**")]
+    assert signed_in == [f"**Signed in:** {escape_markdown(HOSTILE)} · admin"]
+
+
+def test_a_hostile_workspace_name_is_escaped_on_the_admin_page(signed_in_admin: AppTest) -> None:
+    at = signed_in_admin
+    admin = hosted.sign_in_user(hosted.oidc_identity(dict(at.user)))
+    hosted.add_workspace(admin, HOSTILE)
+
+    at.switch_page("pages/admin.py").run()
+
+    assert not at.exception
+    labels = [expander.label for expander in at.expander]
+    assert f"{escape_markdown(HOSTILE)} · 0 member(s)" in labels
+
+
+def test_creating_a_hostile_workspace_name_toasts_it_escaped(signed_in_admin: AppTest) -> None:
+    at = signed_in_admin.switch_page("pages/admin.py").run()
+    box = next(w for w in at.text_input if w.label == "New workspace")
+    box.set_value(IMAGE)
+    click(at, "Create workspace")
+
+    assert not at.exception
+    assert [t.value for t in at.toast] == [f"Workspace {escape_markdown(IMAGE)} created."]
