@@ -9,7 +9,9 @@ browser received it) until the frame in which the condition held.
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,12 @@ PROBE_JS = """
   }, true);
 }
 """
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, a CI limit) exit through ``finally`` blocks, so the app and
+    fake processes stop and a throwaway PostgreSQL schema is dropped."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def percentile(values: list[float], q: float) -> float:

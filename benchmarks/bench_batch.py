@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import SecretStr
 
-from benchmarks._common import fresh_database
+from benchmarks._common import exit_on_sigterm, fresh_database
 from playground.catalog import load_catalog
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.datasets import parse_dataset
@@ -132,6 +132,7 @@ def main() -> None:
         "default: a temporary SQLite file",
     )
     args = parser.parse_args()
+    exit_on_sigterm()
 
     with fresh_database(args.database_url, "bench_batch") as url:
         store = open_store(url)
@@ -167,10 +168,15 @@ def main() -> None:
             started = time.perf_counter()
             job.start()
             prober.start()
-            progress = job.wait()
-            wall = time.perf_counter() - started
-            stop.set()
-            prober.join()
+            try:
+                progress = job.wait()
+                wall = time.perf_counter() - started
+            finally:
+                stop.set()
+                prober.join()
+                if not job.finished:  # interrupted: stop writing before the database goes
+                    job.cancel()
+                    job.wait(10)
 
         with store.session() as session, session.begin():
             cells = batch_cells(session, batch_id)

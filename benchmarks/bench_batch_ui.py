@@ -41,6 +41,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from benchmarks._common import (
     app_in_browser,
     describe,
+    exit_on_sigterm,
     fresh_database,
     install_probe,
     percentile,
@@ -278,6 +279,7 @@ def main() -> None:
         help="the app's history: PostgreSQL URL (a throwaway schema); default: SQLite",
     )
     args = parser.parse_args()
+    exit_on_sigterm()
     with fresh_database(args.database_url, "bench_batch_ui") as url, app_in_browser(url) as app:
         store = open_store(url)
         save_inputs(store, args.rows)

@@ -45,6 +45,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
     with FakeServerProcess(log_path=work / "fake.log") as fake:
+        fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
         fake.script("*", {"ttft_ms": args.ttft_ms, "delay_ms": args.delay_ms})
         with hosted_app_process(fake, work) as app:
             pid = app.process.pid
@@ -81,6 +82,8 @@ def main() -> None:
         f"comparisons {len(runs)} ({len(runs) * len(MODELS)} model requests), errors {len(errors)}"
     )
     print(f"leaked markers between users: {len(leaks)}")
+    repeated = sum(r.repeated_clicks for r in reports)
+    print(f"Run clicks pressed again (dropped by a starved browser): {repeated}")
     if ttft:
         print(
             f"UI time to first token: p50 {percentile(ttft, 0.5) * 1000:.0f} ms, "
