@@ -1,7 +1,7 @@
 """Many signed-in users at once: each in its own browser session runs six-model comparisons.
 
-Shared by the load test (``tests/e2e/test_hosted_load.py``) and the load benchmark
-(``benchmarks/bench_load.py``). One Chromium, one context per user (its own session and
+Driven by the load benchmark (``benchmarks/bench_load.py``), which reports errors and leaks
+between users besides the timings. One Chromium, one context per user (its own session and
 proxy identity header), driven with Playwright's async API so every user acts at the same
 time. Each prompt starts with a marker unique to the user and round; the fake server's
 default answer echoes the prompt, so a marker showing up in anyone else's page would be a
