@@ -224,20 +224,8 @@ class BatchJob:
             if self._started_at is not None and self._finished_now:
                 rate = self._finished_now / max(1e-6, time.monotonic() - self._started_at)
                 eta = (pending + running) / rate
-            return BatchProgress(
-                batch_id=self.batch_id,
-                status=self._status,
-                total=self._total,
-                completed=tally.completed,
-                failed=tally.failed,
-                running=running,
-                pending=pending,
-                cached=tally.cached,
-                assertion_failures=tally.assertion_failures,
-                spent_tokens=tally.spent_tokens,
-                eta_s=eta,
-                message=self._message,
-                judge_tokens=tally.judge_tokens,
+            return BatchProgress.of(
+                self.batch_id, self._status, self._total, tally, running, eta, self._message
             )
 
     # -- called by the recorder on the runner's writer thread ----------------------------

@@ -48,6 +48,34 @@ class BatchProgress:
     message: str = ""
     judge_tokens: int = 0  # the LLM judge's spend, on top of spent_tokens; both count to the cap
 
+    @classmethod
+    def of(
+        cls,
+        batch_id: int,
+        status: str,
+        total: int,
+        tally: Tally,
+        running: int,
+        eta_s: float | None,
+        message: str,
+    ) -> BatchProgress:
+        """The progress of ``total`` cells counted by ``tally``, ``running`` of them in flight."""
+        return cls(
+            batch_id=batch_id,
+            status=status,
+            total=total,
+            completed=tally.completed,
+            failed=tally.failed,
+            running=running,
+            pending=max(0, total - tally.completed - tally.failed - running),
+            cached=tally.cached,
+            assertion_failures=tally.assertion_failures,
+            spent_tokens=tally.spent_tokens,
+            eta_s=eta_s,
+            message=message,
+            judge_tokens=tally.judge_tokens,
+        )
+
     @property
     def done(self) -> int:
         """Cells that reached a final state (completed or failed)."""
@@ -115,21 +143,7 @@ def stored_progress(
         message = "Judging the answers…"
     elif batch.status == "running" and (batch.heartbeat_utc or batch.updated_utc) < stale_before:
         message = WAITING_MESSAGE
-    return BatchProgress(
-        batch_id=batch_id,
-        status=batch.status,
-        total=len(cells),
-        completed=tally.completed,
-        failed=tally.failed,
-        running=running,
-        pending=pending,
-        cached=tally.cached,
-        assertion_failures=tally.assertion_failures,
-        spent_tokens=tally.spent_tokens,
-        eta_s=eta,
-        message=message,
-        judge_tokens=tally.judge_tokens,
-    )
+    return BatchProgress.of(batch_id, batch.status, len(cells), tally, running, eta, message)
 
 
 @dataclass
