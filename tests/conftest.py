@@ -11,6 +11,7 @@ import pytest
 import streamlit as st
 
 from playground import services
+from playground.store import open_store
 from tests.fake_elumenta import FakeElumenta
 
 
@@ -31,6 +32,20 @@ def fake_elumenta(fake_elumenta_server: FakeElumenta) -> FakeElumenta:
 # History-store fixtures (store_url on SQLite and PostgreSQL, store, recorder) and a
 # throwaway PostgreSQL database for queue workers (worker_database_url, worker_store).
 pytest_plugins = ["tests.store_fixtures", "tests.worker_fixtures"]
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url() -> Iterator[str]:
+    """A migrated PostgreSQL schema shared by one test module (mark its tests ``postgres``).
+
+    For modules whose tests each need PostgreSQL but not an empty database: one migration
+    instead of one per test. Rows pile up; compare counts before and after, not with zero.
+    """
+    from tests.store_fixtures import postgres_schema_url  # a plugin: imported after conftest
+
+    with postgres_schema_url("test_module") as url:
+        open_store(url).close()
+        yield url
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ BOB = "bob@example.org"
 
 
 @pytest.fixture
+def store(reused_store: Store) -> Store:
+    """The session's migrated store on each backend, emptied for this test."""
+    return reused_store
+
+
+@pytest.fixture
 def session(store: Store) -> Iterator[Session]:
     """One open transaction on the test's store, committed when the test ends."""
     with store.session() as s, s.begin():

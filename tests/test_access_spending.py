@@ -27,6 +27,12 @@ UNLIMITED = Limits(daily_budget_tokens=None, monthly_budget_tokens=None, request
 
 
 @pytest.fixture
+def store(reused_store: Store) -> Store:
+    """The session's migrated store on each backend, emptied for this test."""
+    return reused_store
+
+
+@pytest.fixture
 def session(store: Store) -> Iterator[Session]:
     """One open transaction on the test's store, committed when the test ends."""
     with store.session() as s, s.begin():

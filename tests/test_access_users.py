@@ -80,6 +80,12 @@ def refreshed(session: Session, principal: Principal) -> Principal:
 
 
 @pytest.fixture
+def store(reused_store: Store) -> Store:
+    """The session's migrated store on each backend, emptied for this test."""
+    return reused_store
+
+
+@pytest.fixture
 def session(store: Store) -> Iterator[Session]:
     """One open transaction on the test's store, committed when the test ends."""
     with store.session() as s, s.begin():

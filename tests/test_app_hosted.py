@@ -8,16 +8,20 @@ viewer in Research. Pages run directly with the principal in the session (see
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import random
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from streamlit.components.v2 import manifest_scanner
 from streamlit.testing.v1 import AppTest
 
 from playground import services
@@ -41,7 +45,7 @@ from tests.hosted_fixtures import (
 from tests.store_fixtures import Outcome
 from tests.test_app_history import open_row, prompts, seed, table
 
-pytestmark = pytest.mark.usefixtures("app_env")
+pytestmark = pytest.mark.usefixtures("app_env", "migrated_app_database")
 
 SECRET = "Ana's secret launch plan"
 NOT_AVAILABLE = "is not available: it may have been deleted, or it was not shared with you."
@@ -57,6 +61,26 @@ class Team:
     cat: Principal
     vic: Principal
     research: int
+
+
+@pytest.fixture(scope="module", autouse=True)
+def components_scanned_once() -> Iterator[None]:
+    """Streamlit components are looked for in every installed package once, not per AppTest.
+
+    Each new AppTest scans them all (~0.5 s, most of opening a page); they do not change.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        scan = functools.cache(manifest_scanner.scan_component_manifests)
+        patch.setattr(manifest_scanner, "scan_component_manifests", scan)
+        yield
+
+
+@pytest.fixture
+def migrated_app_database(app_env: Path, migrated_sqlite_file: Path) -> None:
+    """The app's SQLite file starts as a copy of a migrated one (no migration per test)."""
+    database = Path(str(make_url(services.get_settings().resolved_database_url).database))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_sqlite_file, database)
 
 
 @pytest.fixture

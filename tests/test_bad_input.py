@@ -1,17 +1,24 @@
 """Bad input sweep: empty, huge and binary prompts, malformed datasets, templates and suites,
-invalid settings. Each goes through the path a user takes (the Compare and Evaluate pages in
-AppTest, ``python -m playground`` as a process) and must end in a clear message, no
-traceback, the typed text still in the editor and no half-written row in the database, on
-SQLite and PostgreSQL.
+invalid settings. Each must end in a clear message, no traceback, the typed text still in
+the editor and no half-written row in the database.
+
+Every case is checked in process where its rule lives (the prompt, dataset and suite checks,
+the CLI's ``main()``); a few representatives then take each class of error the whole way a
+user does: the Compare, Evaluate and History pages in AppTest, ``python -m playground`` as a
+process for what only a process shows. What touches the database runs on PostgreSQL, which
+refuses the NUL character that SQLite would store, in one schema for the module.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,127 +28,207 @@ from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from playground import services
+from playground.cli import main
+from playground.errors import InvalidRequestError
 from playground.evaluation import app as evaluation
-from playground.evaluation.datasets import MAX_COLUMNS, MAX_ROWS
-from playground.providers.base import Message
+from playground.evaluation.datasets import (
+    MAX_COLUMNS,
+    MAX_DATASET_BYTES,
+    MAX_ROWS,
+    DatasetError,
+    DatasetFormat,
+    parse_dataset,
+)
+from playground.evaluation.suite import load_suite
+from playground.evaluation.templates import render
+from playground.providers.base import GenerationParams, Message, validate_request
 from playground.results import CompareRequest, ModelTarget
+from playground.store.models import Base
 from tests.app_harness import APP, click, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "compare.prompt"
 MODELS = "compare.models"
-HISTORY_TABLES = ("comparisons", "results")
-EVAL_TABLES = ("prompt_templates", "prompt_template_versions", "datasets", "eval_batches")
 NUL_MESSAGE = "NUL character (\\x00)"
+PASSWORD = "hunter2secret"
+UNREACHABLE_DB = f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:1/history"
+UNREACHABLE_MESSAGE = (
+    "Cannot open the history database postgresql+psycopg://app:***@127.0.0.1:1/history"
+)
 
 
-def stored_rows(url: str, tables: tuple[str, ...]) -> dict[str, int]:
-    """Rows per table (0 for a table or SQLite file not created yet: nothing was written)."""
+def stored_rows(url: str) -> dict[str, int]:
+    """Rows per table of the schema ({} for a SQLite file not created yet: nothing written)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
-        return dict.fromkeys(tables, 0)
+        return {}
     engine = sa.create_engine(url)
     try:
         existing = set(sa.inspect(engine).get_table_names())
         with engine.connect() as connection:
             return {
-                table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                table: connection.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+                for table in Base.metadata.tables
                 if table in existing
-                else 0
-                for table in tables
             }
     finally:
         engine.dispose()
 
 
-def nothing_stored(url: str, tables: tuple[str, ...]) -> bool:
-    return not any(stored_rows(url, tables).values())
+@contextmanager
+def nothing_stored(url: str) -> Iterator[None]:
+    """Fails if the block adds or removes a row in any table of ``url``'s database."""
+    before = {table: rows for table, rows in stored_rows(url).items() if rows}
+    yield
+    after = {table: rows for table, rows in stored_rows(url).items() if rows}
+    assert after == before, "rows were written"
 
 
 @pytest.fixture
-def app_db(store_url: str, app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The app (demo provider) recording into a fresh SQLite or PostgreSQL database.
+def app_pg(
+    postgres_module_url: str, app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The app (demo provider) recording into the module's PostgreSQL schema."""
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
+    services.reset()
+    yield postgres_module_url
+    services.reset()
 
-    ``store_url`` comes first: ``app_env`` clears every PLAYGROUND_ variable, the test
-    PostgreSQL URL included.
+
+@pytest.fixture
+def cli_env(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment for ``main()`` in process: demo provider, data in ``tmp_path``."""
+    monkeypatch.setenv("PLAYGROUND_PROVIDER", "demo")
+    return app_env
+
+
+def run_cli(
+    args: list[str], stdin: bytes = b"", stdin_errors: str = "surrogateescape"
+) -> tuple[int, str, str]:
+    """``main(args)`` in process with ``stdin`` decoded as a UTF-8 terminal would.
+
+    Python reads stdin with ``surrogateescape`` under the C locales, ``strict`` otherwise.
     """
-    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", store_url)
-    services.reset()
-    yield store_url
-    services.reset()
+    out, err = io.StringIO(), io.StringIO()
+    stream = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8", errors=stdin_errors)
+    code = main(args, out=out, err=err, stdin=stream)
+    return code, out.getvalue(), err.getvalue()
 
 
-# --- Compare page -------------------------------------------------------------------------
+# --- Prompts: the rules ---------------------------------------------------------------------
+
+
+def prompt_request(
+    prompt: str,
+    *,
+    system: str = "",
+    turns: tuple[Message, ...] = (),
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> CompareRequest:
+    """A comparison of ``prompt`` (after ``turns``) on one demo model."""
+    return CompareRequest(
+        messages=(*turns, Message("user", prompt)),
+        targets=(ModelTarget("demo", "gpt-5-nano"),),
+        system_prompt=system,
+        params=GenerationParams(temperature=temperature, max_tokens=max_tokens),
+    )
 
 
 @pytest.mark.parametrize(
-    ("field", "text", "message"),
+    ("bad", "limit", "message"),
     [
-        (PROMPT, "", "The prompt is empty"),
-        (PROMPT, " \n\t  \n", "The prompt is empty"),
-        (PROMPT, "x" * 200_001, "The prompt is 200,001 characters; the limit is 200,000."),
-        (PROMPT, "hello\x00world", f"The prompt contains a {NUL_MESSAGE}"),
-        (PROMPT, "\x00", f"The prompt contains a {NUL_MESSAGE}"),
-        ("compare.system", "Be brief.\x00", f"The system prompt contains a {NUL_MESSAGE}"),
+        (prompt_request(""), 200_000, "The prompt is empty"),
+        (prompt_request(" \n\t  \n"), 200_000, "The prompt is empty"),
+        (
+            prompt_request("x" * 200_001),
+            200_000,
+            "The prompt is 200,001 characters; the limit is 200,000.",
+        ),
+        (
+            prompt_request("12345678", system="Sys"),
+            10,
+            "The prompt is 11 characters; the limit is 10. Shorten it.",
+        ),
+        (prompt_request("hello\x00world"), 200_000, f"The prompt contains a {NUL_MESSAGE}"),
+        (prompt_request("\x00"), 200_000, f"The prompt contains a {NUL_MESSAGE}"),
+        (
+            prompt_request("Hi", system="Be brief.\x00"),
+            200_000,
+            f"The system prompt contains a {NUL_MESSAGE}",
+        ),
+        (
+            prompt_request("And now?", turns=(Message("user", "pasted\x00bytes"),)),
+            200_000,
+            f"Turn 1 (user) contains a {NUL_MESSAGE}",
+        ),
+        (
+            prompt_request("hi", temperature=math.nan),
+            200_000,
+            "Temperature must be between 0 and 2 (got nan).",
+        ),
+        (
+            prompt_request("hi", max_tokens=-5),
+            200_000,
+            "max_tokens must be a positive number (got -5).",
+        ),
     ],
-    ids=["empty", "whitespace", "huge", "nul", "only-nul", "nul-in-system"],
+    ids=[
+        "empty",
+        "whitespace",
+        "huge",
+        "system-counts",
+        "nul",
+        "only-nul",
+        "nul-in-system",
+        "nul-in-earlier-turn",
+        "nan-temperature",
+        "negative-max-tokens",
+    ],
 )
-def test_compare_refuses_bad_prompts_and_keeps_the_editor(
-    app_db: str, field: str, text: str, message: str
+def test_a_bad_prompt_is_refused_with_a_message_naming_it(
+    bad: CompareRequest, limit: int, message: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        validate_request(bad.generation_request(0), max_prompt_chars=limit)
+    assert message in str(raised.value)
+
+
+def test_a_prompt_at_exactly_the_limit_is_accepted() -> None:
+    validate_request(prompt_request("y" * 200).generation_request(0), max_prompt_chars=200)
+    validate_request(
+        prompt_request("y" * 150, system="s" * 50).generation_request(0), max_prompt_chars=200
+    )
+
+
+# --- Compare page ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_compare_refuses_bad_prompts_keeps_the_editor_and_stores_other_controls_unchanged(
+    app_pg: str,
 ) -> None:
     at = open_page()
-    if field != PROMPT:
-        at.text_area(key=PROMPT).set_value("A fine question")
-    at.text_area(key=field).set_value(text)
+    at.text_area(key="compare.system").set_value("Be brief.")
     at.multiselect(key=MODELS).set_value(["demo:gpt-5-nano"])
-    click(at.run(), "Run")
+    with nothing_stored(app_pg):
+        for text, message in [
+            (" \n\t  \n", "The prompt is empty"),
+            ("hello\x00world", f"The prompt contains a {NUL_MESSAGE}"),
+        ]:
+            at.text_area(key=PROMPT).set_value(text)
+            click(at.run(), "Run")
 
-    assert not at.exception
-    assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert at.text_area(key=field).value == text
-    assert at.multiselect(key=MODELS).value == ["demo:gpt-5-nano"]
-    assert "compare.columns" not in at.session_state
-    assert nothing_stored(app_db, HISTORY_TABLES)
+            assert not at.exception
+            assert any(message in error for error in texts(at, "error")), texts(at, "error")
+            assert at.text_area(key=PROMPT).value == text
+            assert at.multiselect(key=MODELS).value == ["demo:gpt-5-nano"]
+            assert "compare.columns" not in at.session_state
 
-
-def test_compare_refuses_a_prompt_over_the_configured_limit(
-    app_db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "10")
-    services.reset()
-    at = open_page()
-    at.text_area(key="compare.system").set_value("Sys")
-    at.text_area(key=PROMPT).set_value("12345678")
-    at.multiselect(key=MODELS).set_value(["demo:gpt-5-nano"])
-    click(at.run(), "Run")
-
-    assert not at.exception
-    assert "The prompt is 11 characters; the limit is 10. Shorten it." in texts(at, "error")[0]
-    assert at.text_area(key=PROMPT).value == "12345678"
-    assert nothing_stored(app_db, HISTORY_TABLES)
-
-
-def test_a_nul_in_an_earlier_turn_is_named(app_db: str) -> None:
-    at = open_page()
-    click(at, "Add user turn")
-    (turn,) = at.session_state["compare.turns"]
-    at.text_area(key=f"compare.turn.{turn}.content").set_value("pasted\x00bytes")
-    at.text_area(key=PROMPT).set_value("And now?")
-    at.multiselect(key=MODELS).set_value(["demo:gpt-5-nano"])
-    click(at.run(), "Run")
-
-    assert not at.exception
-    assert f"Turn 1 (user) contains a {NUL_MESSAGE}" in texts(at, "error")[0]
-    assert at.text_area(key=f"compare.turn.{turn}.content").value == "pasted\x00bytes"
-    assert nothing_stored(app_db, HISTORY_TABLES)
-
-
-def test_other_control_characters_are_sent_and_stored_unchanged(app_db: str) -> None:
+    # Only NUL is refused: other control characters are sent and stored as typed.
     prompt = "bell\x07 escape\x1b[31m tab\t form\x0c del\x7f zero-width\u200b done"
-    at = open_page()
     at.text_area(key=PROMPT).set_value(prompt)
-    at.multiselect(key=MODELS).set_value(["demo:gpt-5-nano"])
     click(at.run(), "Run")
     run_until_done(at)
 
@@ -155,9 +242,7 @@ def test_other_control_characters_are_sent_and_stored_unchanged(app_db: str) -> 
 def test_an_unreachable_database_is_a_clear_error_without_its_password(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "PLAYGROUND_DATABASE_URL", "postgresql+psycopg://app:hunter2secret@127.0.0.1:1/history"
-    )
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", UNREACHABLE_DB)
     services.reset()
     at = open_page()
     at.text_area(key=PROMPT).set_value("Still here?")
@@ -166,66 +251,87 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password(
 
     assert not at.exception
     (error,) = texts(at, "error")
-    assert "Cannot open the history database postgresql+psycopg://app:***@127.0.0.1:1/history" in (
-        error
-    )
-    assert "hunter2secret" not in error
+    assert UNREACHABLE_MESSAGE in error
+    assert PASSWORD not in error
     assert at.text_area(key=PROMPT).value == "Still here?"
 
 
-# --- Invalid settings: the app and the CLI ------------------------------------------------
+# --- Invalid settings: the app and the CLI --------------------------------------------------
 
-BAD_SETTINGS = [
-    (
+BAD_SETTINGS = {
+    "concurrency": (
         {"PLAYGROUND_MAX_CONCURRENCY": "abc"},
         "Invalid configuration: PLAYGROUND_MAX_CONCURRENCY='abc': Input should be a valid integer",
     ),
-    (
+    "auth": (
         {"PLAYGROUND_AUTH": "bogus"},
         "PLAYGROUND_AUTH='bogus': Input should be 'none', 'oidc' or 'proxy'.",
     ),
-    (
+    "time-scale": (
         {"PLAYGROUND_DEMO_TIME_SCALE": "-1"},
         "PLAYGROUND_DEMO_TIME_SCALE='-1': Input should be greater than or equal to 0.",
     ),
-    (
+    "stale-after": (
         {"PLAYGROUND_BATCH_HEARTBEAT_S": "30", "PLAYGROUND_BATCH_STALE_AFTER_S": "10"},
         "PLAYGROUND_BATCH_STALE_AFTER_S must be longer than PLAYGROUND_BATCH_HEARTBEAT_S",
     ),
-    (
-        {"PLAYGROUND_DATABASE_URL": "mysql://app:hunter2secret@db/history"},
+    "mysql": (
+        {"PLAYGROUND_DATABASE_URL": f"mysql://app:{PASSWORD}@db/history"},
         "Unsupported database 'mysql': use a sqlite:/// path or postgresql+psycopg://.",
     ),
-    (
+    "garbage-url": (
         {"PLAYGROUND_DATABASE_URL": "not a url at all"},
         "The database URL is not valid",
     ),
-]
-BAD_SETTING_IDS = ["concurrency", "auth", "time-scale", "stale-after", "mysql", "garbage-url"]
+}
 
 
-@pytest.mark.parametrize(("env", "message"), BAD_SETTINGS, ids=BAD_SETTING_IDS)
-def test_the_app_explains_a_bad_setting_instead_of_a_traceback(
-    app_env: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
-) -> None:
+def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     services.reset()
+
+
+@pytest.mark.parametrize("setting", list(BAD_SETTINGS))
+def test_the_cli_explains_a_bad_setting_with_exit_1(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    env, message = BAD_SETTINGS[setting]
+    set_env(monkeypatch, env)
+
+    code, out, err = run_cli(["compare", "-m", "gpt-5-nano", "-p", "hi"])
+
+    assert code == 1, err
+    assert message in err
+    assert PASSWORD not in out + err
+
+
+# A setting pydantic refuses and a database URL the store refuses: two checks in app.py.
+@pytest.mark.parametrize("setting", ["concurrency", "mysql"])
+def test_the_app_explains_a_bad_setting_instead_of_a_traceback(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    env, message = BAD_SETTINGS[setting]
+    set_env(monkeypatch, env)
 
     at = AppTest.from_file(str(APP), default_timeout=10).run()
 
     assert not at.exception
     assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert not any("hunter2secret" in error for error in texts(at, "error"))
+    assert not any(PASSWORD in error for error in texts(at, "error"))
 
 
 def test_a_bad_trusted_proxy_is_named_at_sign_in(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
-    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
-    monkeypatch.setenv("PLAYGROUND_TRUSTED_PROXIES", "127.0.0.1,not-an-ip")
-    services.reset()
+    set_env(
+        monkeypatch,
+        {
+            "PLAYGROUND_AUTH": "proxy",
+            "FORWARDED_ALLOW_IPS": "",
+            "PLAYGROUND_TRUSTED_PROXIES": "127.0.0.1,not-an-ip",
+        },
+    )
 
     at = AppTest.from_file(str(APP), default_timeout=10).run()
 
@@ -235,85 +341,39 @@ def test_a_bad_trusted_proxy_is_named_at_sign_in(
     ]
 
 
-def cli(
-    args: list[str], tmp_path: Path, env: dict[str, str] | None = None, stdin: bytes = b""
-) -> subprocess.CompletedProcess[str]:
-    """``python -m playground ARGS`` with the demo provider, data in ``tmp_path``."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-    }
-    clean.update(
-        PYTHONPATH=str(ROOT),
-        PLAYGROUND_DATA_DIR=str(tmp_path / "data"),
-        PLAYGROUND_PROVIDER="demo",
-        PLAYGROUND_DEMO_TIME_SCALE="0.01",
-    )
-    clean.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "playground", *args],
-        cwd=tmp_path,  # no developer's .env
-        env=clean,
-        input=stdin,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        proc.args,
-        proc.returncode,
-        proc.stdout.decode("utf-8", "replace"),
-        proc.stderr.decode("utf-8", "replace"),
-    )
-
-
-def assert_clean_failure(proc: subprocess.CompletedProcess[str], code: int, message: str) -> None:
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert message in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
-
-
-@pytest.mark.parametrize(("env", "message"), BAD_SETTINGS, ids=BAD_SETTING_IDS)
-def test_the_cli_explains_a_bad_setting_instead_of_a_traceback(
-    tmp_path: Path, env: dict[str, str], message: str
-) -> None:
-    proc = cli(["compare", "-m", "gpt-5-nano", "-p", "hi"], tmp_path, env)
-
-    assert_clean_failure(proc, 1, message)
-    assert "hunter2secret" not in proc.stderr
-
-
 def test_a_corrupt_model_catalog_is_named_by_the_app_and_the_cli(
-    app_env: Path, monkeypatch: pytest.MonkeyPatch
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = app_env / "models.json"
+    catalog = cli_env / "models.json"
     catalog.write_text("{not json", encoding="utf-8")
-    monkeypatch.setenv("PLAYGROUND_CATALOG_PATH", str(catalog))
-    services.reset()
+    set_env(monkeypatch, {"PLAYGROUND_CATALOG_PATH": str(catalog)})
     message = f"Cannot read the model catalog {catalog}"
 
     at = AppTest.from_file(str(APP), default_timeout=10).run()
-    proc = cli(["models"], app_env, {"PLAYGROUND_CATALOG_PATH": str(catalog)})
+    code, _, err = run_cli(["models"])
 
     assert not at.exception
     assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert_clean_failure(proc, 1, message)
+    assert code == 1
+    assert message in err
 
 
-def test_the_cli_names_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
-    url = "postgresql+psycopg://app:hunter2secret@127.0.0.1:1/history"
-    proc = cli(["history"], tmp_path, {"PLAYGROUND_DATABASE_URL": url})
+def test_the_cli_names_an_unreachable_database_without_its_password(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(monkeypatch, {"PLAYGROUND_DATABASE_URL": UNREACHABLE_DB})
 
-    assert_clean_failure(
-        proc, 1, "Cannot open the history database postgresql+psycopg://app:***@127.0.0.1:1/history"
-    )
-    assert "hunter2secret" not in proc.stderr
+    code, out, err = run_cli(["history"])
+
+    assert code == 1
+    assert UNREACHABLE_MESSAGE in err
+    assert PASSWORD not in out + err
 
 
-# --- The compare command ------------------------------------------------------------------
+# --- The compare command --------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
@@ -342,42 +402,99 @@ def test_the_cli_names_an_unreachable_database_without_its_password(tmp_path: Pa
     ],
 )
 def test_compare_command_refuses_bad_prompts_with_exit_2(
-    tmp_path: Path, store_url: str, args: list[str], stdin: bytes, message: str
+    cli_env: Path,
+    postgres_module_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    stdin: bytes,
+    message: str,
 ) -> None:
-    env = {"PLAYGROUND_DATABASE_URL": store_url, "PLAYGROUND_MAX_PROMPT_CHARS": "200"}
-    proc = cli(["compare", "-m", "gpt-5-nano", "--json", *args], tmp_path, env, stdin)
+    set_env(
+        monkeypatch,
+        {"PLAYGROUND_DATABASE_URL": postgres_module_url, "PLAYGROUND_MAX_PROMPT_CHARS": "200"},
+    )
 
-    assert_clean_failure(proc, 2, message)
-    assert proc.stdout == ""
-    assert nothing_stored(store_url, HISTORY_TABLES)
+    with nothing_stored(postgres_module_url):
+        code, out, err = run_cli(["compare", "-m", "gpt-5-nano", "--json", *args], stdin)
+
+    assert code == 2, err
+    assert message in err
+    assert out == ""
 
 
+def test_binary_stdin_read_strictly_is_named_too(cli_env: Path) -> None:
+    code, _, err = run_cli(["compare", "-m", "gpt-5-nano", "-p", "-"], b"\x89PNG", "strict")
+    assert code == 2
+    assert "The prompt on standard input is not UTF-8 text" in err
+
+
+@pytest.mark.postgres
 def test_a_nul_in_a_model_answer_is_stored_as_a_replacement_character(
-    tmp_path: Path, store_url: str, fake_elumenta: FakeElumenta
+    cli_env: Path,
+    postgres_module_url: str,
+    fake_elumenta: FakeElumenta,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake_elumenta.script("gpt-5-nano", ModelScript(deltas=["bin", "ary\x00out", "put"]))
+    set_env(
+        monkeypatch,
+        {
+            "PLAYGROUND_DATABASE_URL": postgres_module_url,
+            "PLAYGROUND_PROVIDER": "elumenta",
+            "ELUMENTA_API_KEY": fake_elumenta.api_key,
+            "ELUMENTA_BASE_URL": fake_elumenta.base_url,
+        },
+    )
+
+    code, out, err = run_cli(["compare", "-m", "gpt-5-nano", "-p", "hi", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["content"] == "binary\x00output"  # shown as it came
+    assert "History not saved" not in err
+    code, out, err = run_cli(["history", "--json", "--limit", "1"])
+    assert code == 0, err
+    assert json.loads(out)["content"] == "binary\ufffdoutput"  # stored safely
+
+
+# --- python -m playground as a process -----------------------------------------------------
+
+
+def test_binary_on_standard_input_ends_the_process_with_exit_2_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    # The one case only a process shows: stdin as the interpreter decodes it. Exit codes
+    # through ``python -m playground`` are tests/test_cli.py's; every message is above.
+    database = tmp_path / "history.sqlite3"
     env = {
-        "PLAYGROUND_DATABASE_URL": store_url,
-        "PLAYGROUND_PROVIDER": "elumenta",
-        "ELUMENTA_API_KEY": fake_elumenta.api_key,
-        "ELUMENTA_BASE_URL": fake_elumenta.base_url,
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
     }
-    proc = cli(["compare", "-m", "gpt-5-nano", "-p", "hi", "--json"], tmp_path, env)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PLAYGROUND_DATA_DIR=str(tmp_path),
+        PLAYGROUND_PROVIDER="demo",
+        PLAYGROUND_DATABASE_URL=f"sqlite:///{database}",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "playground", "compare", "-m", "gpt-5-nano", "-p", "-"],
+        cwd=tmp_path,  # no developer's .env
+        env=env,
+        input=b"\x89PNG\r\n\x1a\n\x00\x00\xff",
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    out, err = proc.stdout.decode(), proc.stderr.decode()
 
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["content"] == "binary\x00output"  # shown as it came
-    assert "History not saved" not in proc.stderr
-    history = cli(["history", "--json"], tmp_path, env)
-    assert json.loads(history.stdout)["content"] == "binary\ufffdoutput"  # stored safely
+    assert proc.returncode == 2, out + err
+    # "The prompt [on standard input] is not UTF-8 text": the locale picks the decoding.
+    assert "is not UTF-8 text" in err
+    assert "Traceback" not in out + err
+    assert out == ""
+    assert not database.exists()
 
 
-def test_compare_command_accepts_a_prompt_at_exactly_the_limit(tmp_path: Path) -> None:
-    env = {"PLAYGROUND_MAX_PROMPT_CHARS": "200"}
-    proc = cli(["compare", "-m", "gpt-5-nano", "--json", "-p", "-"], tmp_path, env, b"y" * 200)
-    assert proc.returncode == 0, proc.stderr
-
-
-# --- Eval suites --------------------------------------------------------------------------
+# --- Eval suites ----------------------------------------------------------------------------
 
 GOOD_TEMPLATE = {"system": "Be terse.", "user": "Capital of {{ country }}?"}
 
@@ -395,52 +512,6 @@ def suite_file(tmp_path: Path, **fields: object) -> Path:
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, allow_unicode=True))
     return path
-
-
-DATASET_FILES: dict[str, bytes] = {
-    "binary.csv": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-    "latin1.csv": "country\nCura\u00e7ao\n".encode("latin-1"),
-    "nul.csv": b"country\nFr\x00ance\n",
-    "ragged.csv": b"country,capital\nFrance,Paris\nItaly\n",
-    "dupes.csv": b"country,country\nFrance,Italy\n",
-    "non-object.jsonl": b'{"country": "France"}\n["Italy"]\n',
-    "bad-json.jsonl": b'{"country": "France"}\n{"country": \n',
-    "deep.jsonl": b'{"country": ' + b"[" * 100_000 + b"\n",
-    "too-many-rows.csv": b"country\n" + b"X\n" * (MAX_ROWS + 1),
-    "too-many-columns.csv": ",".join(f"c{i}" for i in range(20_000)).encode() + b"\n1\n",
-    "header-only.csv": b"country\n",
-    "empty.csv": b"",
-}
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("binary.csv", "Line 1: the file is not UTF-8 text (byte 0x89)"),
-        ("latin1.csv", "Line 2: the file is not UTF-8 text (byte 0xe7)"),
-        ("nul.csv", "Line 2: a NUL character (\\x00). Is this a binary file?"),
-        ("ragged.csv", "Line 3: 1 cells, but the header has 2 columns."),
-        ("dupes.csv", "Duplicate column names: country."),
-        ("non-object.jsonl", "Line 2: expected a JSON object, got list."),
-        ("bad-json.jsonl", "Line 2: not valid JSON"),
-        ("deep.jsonl", "Line 1: the JSON is nested too deeply."),
-        ("too-many-rows.csv", f"more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}."),
-        ("too-many-columns.csv", f"20,000 columns; the limit is {MAX_COLUMNS}."),
-        ("header-only.csv", "The dataset has no rows."),
-        ("empty.csv", "The CSV has no header line"),
-    ],
-)
-def test_eval_refuses_a_malformed_dataset_file_with_exit_2(
-    tmp_path: Path, name: str, message: str
-) -> None:
-    (tmp_path / name).write_bytes(DATASET_FILES[name])
-    path = suite_file(tmp_path, dataset=name)
-    database = f"sqlite:///{tmp_path / 'eval.sqlite3'}"
-
-    proc = cli(["eval", str(path)], tmp_path, {"PLAYGROUND_DATABASE_URL": database})
-
-    assert_clean_failure(proc, 2, message)
-    assert nothing_stored(database, EVAL_TABLES)
 
 
 SUITE_CASES: list[tuple[str, str]] = [
@@ -520,8 +591,8 @@ SUITE_CASES: list[tuple[str, str]] = [
         "template: {user: '{{ country.__class__ }}'}\nmodels: [gpt-5-nano]\ndataset: countries.csv",
         "The user prompt template uses an unsafe expression",
     ),
-    (
-        "template: {user: \"{{ 'a' * 10**9 }}\"}\nmodels: [gpt-5-nano]\ndataset: countries.csv",
+    (  # over the 200,000-character cap without building the gigabyte that 10**9 would
+        "template: {user: \"{{ 'a' * 10**6 }}\"}\nmodels: [gpt-5-nano]\ndataset: countries.csv",
         "The user prompt template uses an unsafe expression",
     ),
     (
@@ -532,6 +603,10 @@ SUITE_CASES: list[tuple[str, str]] = [
     (
         "template: {user: '{{ missing }}'}\nmodels: [gpt-5-nano]\ndataset: countries.csv",
         "No dataset column for template variables: missing.",
+    ),
+    (
+        "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: binary.csv",
+        "Line 1: the file is not UTF-8 text (byte 0x89)",
     ),
 ]
 
@@ -564,39 +639,49 @@ SUITE_IDS = [
     "huge-expression",
     "nul-template",
     "missing-variable",
+    "binary-dataset",
 ]
 
 
 @pytest.mark.parametrize(("content", "message"), SUITE_CASES, ids=SUITE_IDS)
 def test_eval_refuses_a_malformed_suite_with_exit_2(
-    tmp_path: Path, content: str, message: str
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, content: str, message: str
 ) -> None:
-    suite_file(tmp_path)  # writes countries.csv
-    path = tmp_path / "bad.yaml"
+    suite_file(cli_env)  # writes countries.csv
+    (cli_env / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    path = cli_env / "bad.yaml"
     path.write_text(content)
-    database = f"sqlite:///{tmp_path / 'eval.sqlite3'}"
+    database = f"sqlite:///{cli_env / 'eval.sqlite3'}"
+    set_env(monkeypatch, {"PLAYGROUND_DATABASE_URL": database})
 
-    proc = cli(["eval", str(path)], tmp_path, {"PLAYGROUND_DATABASE_URL": database})
+    code, _, err = run_cli(["eval", str(path)])
 
-    assert_clean_failure(proc, 2, message)
-    assert nothing_stored(database, EVAL_TABLES + HISTORY_TABLES)
+    assert code == 2, err
+    assert message in err
+    assert not any(stored_rows(database).values())
 
 
-def test_eval_refuses_a_suite_file_that_is_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
+def test_eval_refuses_a_suite_file_that_is_not_utf8(cli_env: Path) -> None:
+    path = cli_env / "bad.yaml"
     path.write_bytes(b"title: caf\xe9\n")
-    assert_clean_failure(cli(["eval", str(path)], tmp_path), 2, "is not UTF-8 text")
+    code, _, err = run_cli(["eval", str(path)])
+    assert code == 2
+    assert "is not UTF-8 text" in err
 
 
+@pytest.mark.postgres
 def test_eval_nul_in_a_dataset_or_template_never_reaches_the_database(
-    tmp_path: Path, store_url: str
+    cli_env: Path, postgres_module_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {"PLAYGROUND_DATABASE_URL": store_url}
-    inline_nul = suite_file(tmp_path, dataset={"rows": [{"country": "Fr\x00ance"}]})
-    assert_clean_failure(cli(["eval", str(inline_nul)], tmp_path, env), 2, NUL_MESSAGE)
-    template_nul = suite_file(tmp_path, template={"user": "Capital\x00 of {{ country }}?"})
-    assert_clean_failure(cli(["eval", str(template_nul)], tmp_path, env), 2, NUL_MESSAGE)
-    assert nothing_stored(store_url, EVAL_TABLES + HISTORY_TABLES)
+    set_env(monkeypatch, {"PLAYGROUND_DATABASE_URL": postgres_module_url})
+    with nothing_stored(postgres_module_url):
+        for fields in (
+            {"dataset": {"rows": [{"country": "Fr\x00ance"}]}},
+            {"template": {"user": "Capital\x00 of {{ country }}?"}},
+        ):
+            code, _, err = run_cli(["eval", str(suite_file(cli_env, **fields))])
+            assert code == 2, err
+            assert NUL_MESSAGE in err
 
 
 def test_yaml_dates_in_inline_rows_become_text(tmp_path: Path) -> None:
@@ -606,101 +691,169 @@ def test_yaml_dates_in_inline_rows_become_text(tmp_path: Path) -> None:
         dataset={"rows": [{"day": "2024-01-01"}]},
     )
     path.write_text(path.read_text().replace("'2024-01-01'", "2024-01-01"))
-    proc = cli(["eval", str(path), "--json"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "What happened on 2024-01-01?" in proc.stdout
+
+    suite = load_suite(path)
+
+    assert suite.dataset.rows == ({"day": "2024-01-01"},)
+    assert render(suite.template, suite.dataset.rows[0]).user == "What happened on 2024-01-01?"
 
 
-# --- Evaluate page: datasets and templates ------------------------------------------------
+# --- Datasets: the parser's rules -----------------------------------------------------------
 
-PASTED = [
-    ("country,capital\nFrance,Paris\nItaly\n", "Line 3: 1 cells, but the header has 2 columns."),
-    ('{"country": "France"}\n"Italy"\n', "Line 2: expected a JSON object, got str."),
-    ('{"country": "France"}\n{"country": "Italy"\n', "Line 2: not valid JSON"),
-    ("a,b,a\n1,2,3\n", "Duplicate column names: a."),
-    ("a,,b\n1,2,3\n", "A column has an empty name."),
-    ("country\n" + "X\n" * (MAX_ROWS + 1), f"more than {MAX_ROWS:,} rows"),
-    (",".join(f"c{i}" for i in range(20_000)) + "\n1\n", "20,000 columns; the limit is 100."),
-    ("country\nFr\x00ance\n", "Line 2: a NUL character (\\x00). Is this a binary file?"),
-]
+OVER_10_MB = b"country\n" + b"y" * (MAX_DATASET_BYTES + 1)
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
-    PASTED,
-    ids=["ragged", "non-object", "bad-json", "dupes", "empty-name", "rows", "columns", "nul"],
-)
-def test_a_malformed_pasted_dataset_is_explained_and_not_saved(
-    app_db: str, text: str, message: str
-) -> None:
-    at = open_page("pages/evaluate.py")
-    at.text_area(key="evaluate.pasted").set_value(text).run()
-
-    assert not at.exception
-    assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert at.text_area(key="evaluate.pasted").value == text
-    assert "Save dataset" not in [b.label for b in at.button]
-    assert nothing_stored(app_db, EVAL_TABLES)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
+    ("data", "fmt", "message"),
     [
-        (DATASET_FILES["binary.csv"], "Line 1: the file is not UTF-8 text (byte 0x89)."),
-        (DATASET_FILES["latin1.csv"], "Line 2: the file is not UTF-8 text (byte 0xe7)."),
-        (DATASET_FILES["nul.csv"], "Line 2: a NUL character"),
-        (b"\x00" * 4096, "Line 1: a NUL character"),
-        (b"country\n" + b"y" * (11 * 1024 * 1024), "The dataset is larger than 10 MB."),
+        (
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "csv",
+            "Line 1: the file is not UTF-8 text (byte 0x89)",
+        ),
+        (
+            "country\nCura\u00e7ao\n".encode("latin-1"),
+            "csv",
+            "Line 2: the file is not UTF-8 text (byte 0xe7)",
+        ),
+        (
+            b"country\nFr\x00ance\n",
+            "csv",
+            "Line 2: a NUL character (\\x00). Is this a binary file?",
+        ),
+        (
+            "country\nFr\x00ance\n",
+            "auto",
+            "Line 2: a NUL character (\\x00). Is this a binary file?",
+        ),
+        (b"\x00" * 4096, "auto", "Line 1: a NUL character"),
+        (
+            b'{"country": "Fr\\u0000ance"}\n',
+            "jsonl",
+            "Line 1: a NUL character (\\x00), which cannot",
+        ),
+        (OVER_10_MB, "auto", "The dataset is larger than 10 MB."),
+        (
+            "country,capital\nFrance,Paris\nItaly\n",
+            "auto",
+            "Line 3: 1 cells, but the header has 2 columns.",
+        ),
+        ("country,country\nFrance,Italy\n", "csv", "Duplicate column names: country."),
+        ("a,b,a\n1,2,3\n", "auto", "Duplicate column names: a."),
+        ("a,,b\n1,2,3\n", "auto", "A column has an empty name."),
+        (
+            '{"country": "France"}\n["Italy"]\n',
+            "jsonl",
+            "Line 2: expected a JSON object, got list.",
+        ),
+        ('{"country": "France"}\n"Italy"\n', "auto", "Line 2: expected a JSON object, got str."),
+        ('{"country": "France"}\n{"country": \n', "jsonl", "Line 2: not valid JSON"),
+        ('{"country": ' + "[" * 100_000 + "\n", "jsonl", "Line 1: the JSON is nested too deeply."),
+        (
+            "country\n" + "X\n" * (MAX_ROWS + 1),
+            "csv",
+            f"more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}.",
+        ),
+        (
+            ",".join(f"c{i}" for i in range(20_000)) + "\n1\n",
+            "auto",
+            f"20,000 columns; the limit is {MAX_COLUMNS}.",
+        ),
+        ("country\n", "csv", "The dataset has no rows."),
+        (b"", "csv", "The CSV has no header line"),
     ],
-    ids=["png", "latin-1", "nul", "zeros", "over-10-mb"],
-)
-def test_an_uploaded_binary_or_oversized_file_is_explained_and_not_saved(
-    app_db: str, content: bytes, message: str
-) -> None:
-    at = open_page("pages/evaluate.py")
-    at.file_uploader[0].upload("data.csv", content, "text/csv")
-    at.run()
-
-    assert not at.exception
-    assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert "Save dataset" not in [b.label for b in at.button]
-    assert nothing_stored(app_db, EVAL_TABLES)
-
-
-def test_an_uploaded_utf8_file_with_a_bom_is_read(app_db: str) -> None:
-    at = open_page("pages/evaluate.py")
-    at.file_uploader[0].upload("data.jsonl", b'\xef\xbb\xbf{"country": "Cura\xc3\xa7ao"}\n')
-    at.run()
-    assert not at.exception
-    assert "1 rows · columns: country" in texts(at, "caption")
-
-
-@pytest.mark.parametrize(
-    ("user", "message"),
-    [
-        ("Capital of {{ country", "The user prompt template has a syntax error on line 1"),
-        ("{% if x %}open", "The user prompt template has a syntax error"),
-        ("Capital of\x00 {{ country }}?", "The user prompt template contains a NUL character"),
+    ids=[
+        "binary",
+        "latin-1",
+        "nul-file",
+        "nul-pasted",
+        "zeros",
+        "nul-escaped-in-json",
+        "over-10-mb",
+        "ragged",
+        "duplicate-columns",
+        "duplicate-pasted",
+        "empty-column-name",
+        "jsonl-list",
+        "jsonl-string",
+        "bad-json",
+        "deep-json",
+        "too-many-rows",
+        "too-many-columns",
+        "header-only",
+        "empty",
     ],
-    ids=["unclosed", "unclosed-block", "nul"],
 )
-def test_a_malformed_template_is_explained_and_not_saved(
-    app_db: str, user: str, message: str
+def test_a_malformed_dataset_is_refused_with_the_line_at_fault(
+    data: str | bytes, fmt: DatasetFormat, message: str
 ) -> None:
+    with pytest.raises(DatasetError) as raised:
+        parse_dataset(data, fmt)
+    assert message in str(raised.value)
+
+
+def test_a_utf8_file_with_a_bom_is_read() -> None:
+    dataset = parse_dataset(b'\xef\xbb\xbf{"country": "Cura\xc3\xa7ao"}\n')
+    assert dataset.columns == ("country",)
+    assert dataset.rows == ({"country": "Cura\u00e7ao"},)
+
+
+# --- Evaluate page: datasets and templates --------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_the_evaluate_page_explains_a_bad_dataset_and_saves_nothing(app_pg: str) -> None:
     at = open_page("pages/evaluate.py")
-    at.text_input(key="evaluate.template_name").set_value("capitals")
-    at.text_area(key="evaluate.user").set_value(user)
-    click(at, "Save version")
+    with nothing_stored(app_pg):
+        ragged = "country,capital\nFrance,Paris\nItaly\n"
+        at.text_area(key="evaluate.pasted").set_value(ragged).run()
+        assert not at.exception
+        assert "Line 3: 1 cells, but the header has 2 columns." in texts(at, "error")[0]
+        assert at.text_area(key="evaluate.pasted").value == ragged
+        assert "Save dataset" not in [b.label for b in at.button]
 
-    assert not at.exception
-    assert any(message in error for error in texts(at, "error")), texts(at, "error")
-    assert at.text_area(key="evaluate.user").value == user
-    assert evaluation.templates() == {}
-    assert nothing_stored(app_db, EVAL_TABLES)
+        at.file_uploader[0].upload("data.csv", b"\x89PNG\r\n\x1a\n\x00", "text/csv")
+        at.run()
+        assert not at.exception
+        assert "Line 1: the file is not UTF-8 text (byte 0x89)." in texts(at, "error")[0]
+        assert "Save dataset" not in [b.label for b in at.button]
+
+        at.file_uploader[0].upload("data.jsonl", b'\xef\xbb\xbf{"country": "Cura\xc3\xa7ao"}\n')
+        at.run()
+        assert not at.exception
+        assert "1 rows · columns: country" in texts(at, "caption")
+        at.text_input(key="evaluate.dataset_name").set_value("count\x00ries")
+        click(at, "Save dataset")
+        assert not at.exception
+        assert f"The dataset name contains a {NUL_MESSAGE}" in texts(at, "error")[0]
+        assert at.text_input(key="evaluate.dataset_name").value == "count\x00ries"
 
 
+@pytest.mark.postgres
+def test_the_evaluate_page_explains_a_bad_template_and_saves_nothing(app_pg: str) -> None:
+    at = open_page("pages/evaluate.py")
+    with nothing_stored(app_pg):
+        for name, user, message in [
+            ("capitals", "Capital of {{ country", "The user prompt template has a syntax error"),
+            (
+                "capitals",
+                "Capital of\x00 {{ country }}?",
+                "The user prompt template contains a NUL",
+            ),
+            ("capi\x00tals", "Capital of {{ country }}?", "The template's name or note contains a"),
+        ]:
+            at.text_input(key="evaluate.template_name").set_value(name)
+            at.text_area(key="evaluate.user").set_value(user)
+            click(at, "Save version")
+
+            assert not at.exception
+            assert any(message in error for error in texts(at, "error")), texts(at, "error")
+            assert at.text_area(key="evaluate.user").value == user
+
+
+@pytest.mark.postgres
 def test_an_unsafe_template_is_refused_when_loaded_and_compare_keeps_its_prompt(
-    app_db: str,
+    app_pg: str,
 ) -> None:
     version = evaluation.save_template("probe", "", "{{ ''.__class__.__mro__ }}")
     at = open_page()
@@ -716,50 +869,37 @@ def test_an_unsafe_template_is_refused_when_loaded_and_compare_keeps_its_prompt(
     assert at.text_area(key=PROMPT).value == "My own draft"
 
 
-def test_a_nul_in_a_template_or_dataset_name_is_explained_and_not_saved(app_db: str) -> None:
-    at = open_page("pages/evaluate.py")
-    at.text_input(key="evaluate.template_name").set_value("capi\x00tals")
-    at.text_area(key="evaluate.user").set_value("Capital of {{ country }}?")
-    click(at, "Save version")
-    assert not at.exception
-    assert f"The template's name or note contains a {NUL_MESSAGE}" in texts(at, "error")[0]
-
-    at.text_area(key="evaluate.pasted").set_value("country\nFrance\n").run()
-    at.text_input(key="evaluate.dataset_name").set_value("count\x00ries")
-    click(at, "Save dataset")
-    assert not at.exception
-    assert f"The dataset name contains a {NUL_MESSAGE}" in texts(at, "error")[0]
-    assert at.text_input(key="evaluate.dataset_name").value == "count\x00ries"
-    assert nothing_stored(app_db, EVAL_TABLES)
+# --- History: title, tags and note ----------------------------------------------------------
 
 
-# --- History: title, tags and note --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("field", "message"),
-    [("title", "The title"), ("tags", "A tag"), ("note", "The note")],
-)
-def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(
-    app_db: str, field: str, message: str
-) -> None:
+@pytest.mark.postgres
+def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: str) -> None:
     request = CompareRequest(
         messages=(Message("user", "Hello"),),
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         title="Kept title",
     )
     run = services.start_compare(request, services.connection_from_state({})).wait(30)
-    assert run.comparison_id is not None
+    comparison_id = run.comparison_id
+    assert comparison_id is not None
+    bad = "bad\x00value"
+    for what, title, tags, note in [
+        ("The title", bad, [], ""),
+        ("A tag", "Kept title", [bad], ""),
+        ("The note", "Kept title", [], bad),
+    ]:
+        with pytest.raises(InvalidRequestError, match=f"{what} contains a NUL character"):
+            services.annotate_comparison(comparison_id, title=title, tags=tags, note=note)
+
     at = open_page("pages/history.py")
-    at.session_state["history.open"] = run.comparison_id
+    at.session_state["history.open"] = comparison_id
     at.run()
-    widget = at.text_area if field == "note" else at.text_input
-    widget(key=f"history.{field}.{run.comparison_id}").set_value("bad\x00value")
+    at.text_area(key=f"history.note.{comparison_id}").set_value(bad)
     click(at, "Save")
 
     assert not at.exception
-    assert f"{message} contains a {NUL_MESSAGE}" in texts(at, "error")[0]
-    stored = services.stored_comparison(run.comparison_id)
+    assert f"The note contains a {NUL_MESSAGE}" in texts(at, "error")[0]
+    stored = services.stored_comparison(comparison_id)
     assert stored is not None
-    request = stored.request
-    assert (request.title, request.tags, request.note) == ("Kept title", (), "")
+    assert stored.request.title == "Kept title"
+    assert (stored.request.tags, stored.request.note) == ((), "")

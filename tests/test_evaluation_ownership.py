@@ -52,6 +52,12 @@ class Owned:
     batches: dict[str | None, int]
 
 
+@pytest.fixture
+def store(reused_store: Store) -> Store:
+    """The session's migrated store on each backend, emptied for this test."""
+    return reused_store
+
+
 def share(store: Store, model: type[PromptTemplateRow | DatasetRow | BatchRow], owner: str) -> None:
     with store.session() as session, session.begin():
         session.execute(

@@ -111,27 +111,22 @@ def signed_in_admin(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     services.reset()
 
 
-def test_a_hostile_display_name_is_escaped_in_the_sidebar(signed_in_admin: AppTest) -> None:
+def test_hostile_display_and_workspace_names_are_escaped_in_the_sidebar_and_on_admin(
+    signed_in_admin: AppTest,
+) -> None:
     at = signed_in_admin
     assert not at.exception
     signed_in = [t for t in texts(at.sidebar, "markdown") if t.startswith("**Signed in:**")]
     assert signed_in == [f"**Signed in:** {escape_markdown(HOSTILE)} · admin"]
 
-
-def test_a_hostile_workspace_name_is_escaped_on_the_admin_page(signed_in_admin: AppTest) -> None:
-    at = signed_in_admin
     admin = hosted.sign_in_user(hosted.oidc_identity(dict(at.user)))
     hosted.add_workspace(admin, HOSTILE)
-
     at.switch_page("pages/admin.py").run()
 
     assert not at.exception
     labels = [expander.label for expander in at.expander]
     assert f"{escape_markdown(HOSTILE)} · 0 member(s)" in labels
 
-
-def test_creating_a_hostile_workspace_name_toasts_it_escaped(signed_in_admin: AppTest) -> None:
-    at = signed_in_admin.switch_page("pages/admin.py").run()
     box = next(w for w in at.text_input if w.label == "New workspace")
     box.set_value(IMAGE)
     click(at, "Create workspace")

@@ -1,17 +1,16 @@
 """API keys never leak: not into logs (httpx/httpcore at DEBUG included), error messages, the
 page, the CLI's output or any database row, when the API rejects the key (401) or fails
-(500), through the CLI as a process, the app in AppTest, and hosted users' personal keys.
+(500), through the CLI's ``main()``, the app in AppTest, and hosted users' personal keys.
 
 Each test first checks the key really was sent (the fake server saw it), so a run that never
-used the key cannot pass by accident.
+used the key cannot pass by accident. The tests share one PostgreSQL schema (the hosted
+deployment's database): a key any of them stored would show in every later dump.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,24 +24,17 @@ from streamlit.testing.v1 import AppTest
 from playground import hosted, services
 from playground.access import Identity
 from playground.access.keys import KeyVault
+from playground.cli import main
 from playground.errors import ConfigError
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
 from tests.app_harness import click, open_page, run_compare
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "nb_leakcheck_7Qx9" + "Zr4Kp2Wm" * 4
 # A masked hint may show the prefix and the last four characters; never anything between.
 SECRET_MIDDLE = SECRET[3:-4]
 SERVER_SECRET = "server-secret-for-personal-keys-0123456789"
-# The CLI as a process, logging everything at DEBUG to stderr (main() keeps this config).
-DEBUG_CLI = (
-    "import logging, sys; "
-    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, "
-    "format='%(levelname)s %(name)s: %(message)s'); "
-    "from playground.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 FAILURES = {
     "401": ("not_authenticated", None),
     "500": ("provider_error", ModelScript(status=500)),
@@ -84,28 +76,40 @@ def assert_key_was_sent(fake: FakeElumenta) -> None:
     assert f"Bearer {SECRET}" in sent, "the test never used the key"
 
 
+def assert_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """The HTTP client's own DEBUG records were captured (headers go through httpcore)."""
+    assert {r.name for r in caplog.records} >= {"httpx", "httpcore.http11"}
+    assert "HTTP Request: POST" in caplog.text
+
+
+def assert_no_secret_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert_no_secret("the log", caplog.text)
+    assert_no_secret("log arguments", "\n".join(repr(r.args) for r in caplog.records))
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_cli_compare_and_eval_never_print_log_or_store_the_key(
-    tmp_path: Path, fake_elumenta: FakeElumenta, store_url: str, failure: str
+    app_env: Path,
+    postgres_module_url: str,
+    fake_elumenta: FakeElumenta,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     code = script_failure(fake_elumenta, failure)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        ELUMENTA_API_KEY=SECRET,
-        ELUMENTA_BASE_URL=fake_elumenta.base_url,
-        PLAYGROUND_PROVIDER="elumenta",
-        PLAYGROUND_DATABASE_URL=store_url,
-        PLAYGROUND_DATA_DIR=str(tmp_path),
-        PLAYGROUND_MAX_RETRIES="1",
-        PLAYGROUND_MAX_RETRY_WAIT_S="0.1",
-    )
-    (tmp_path / "rows.csv").write_text("country\nFrance\n")
-    suite = tmp_path / "suite.yaml"
+    for name, value in {
+        "ELUMENTA_API_KEY": SECRET,
+        "ELUMENTA_BASE_URL": fake_elumenta.base_url,
+        "PLAYGROUND_PROVIDER": "elumenta",
+        "PLAYGROUND_DATABASE_URL": postgres_module_url,
+        "PLAYGROUND_MAX_RETRIES": "1",
+        "PLAYGROUND_MAX_RETRY_WAIT_S": "0.1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.DEBUG)
+    (app_env / "rows.csv").write_text("country\nFrance\n")
+    suite = app_env / "suite.yaml"
     suite.write_text(
         yaml.safe_dump(
             {
@@ -126,27 +130,17 @@ def test_cli_compare_and_eval_never_print_log_or_store_the_key(
     }
     outputs = []
     for command, exit_code in commands.items():
-        proc = subprocess.run(
-            [sys.executable, "-c", DEBUG_CLI, *command],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == exit_code, proc.stderr
-        assert "Traceback" not in proc.stderr, proc.stderr
-        outputs.append(proc.stdout + proc.stderr)
+        out, err = io.StringIO(), io.StringIO()
+        assert main(list(command), out=out, err=err) == exit_code, err.getvalue()
+        outputs.append(out.getvalue() + err.getvalue())
 
     assert_key_was_sent(fake_elumenta)
-    everything = "\n".join(outputs)
-    assert "DEBUG httpcore" in everything  # the HTTP client's own debug log was captured
-    assert "HTTP Request: POST" in everything
+    assert_logged_at_debug(caplog)
     assert code in outputs[0]
     for command, output in zip(commands, outputs, strict=True):
         assert_no_secret(f"the output of {' '.join(command)}", output)
-    assert_no_secret("the database", database_dump(store_url))
+    assert_no_secret_logged(caplog)
+    assert_no_secret("the database", database_dump(postgres_module_url))
 
 
 def page_texts(at: AppTest, key_widget: str | None = None) -> str:
@@ -167,7 +161,7 @@ def page_texts(at: AppTest, key_widget: str | None = None) -> str:
 
 @pytest.fixture
 def app_with_key(
-    store_url: str,
+    postgres_module_url: str,
     app_env: Path,
     fake_elumenta: FakeElumenta,
     monkeypatch: pytest.MonkeyPatch,
@@ -176,36 +170,36 @@ def app_with_key(
     """The app on the fake Elumenta with ELUMENTA_API_KEY=SECRET, logging at DEBUG."""
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
     monkeypatch.setenv("ELUMENTA_API_KEY", SECRET)
-    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", store_url)
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
     services.reset()
     caplog.set_level(logging.DEBUG)
-    yield store_url
+    yield postgres_module_url
     services.reset()
 
 
-@pytest.mark.parametrize("failure", list(FAILURES))
+@pytest.mark.postgres
 def test_the_app_never_shows_logs_or_stores_the_key(
-    app_with_key: str,
-    fake_elumenta: FakeElumenta,
-    caplog: pytest.LogCaptureFixture,
-    failure: str,
+    app_with_key: str, fake_elumenta: FakeElumenta, caplog: pytest.LogCaptureFixture
 ) -> None:
-    code = script_failure(fake_elumenta, failure)
-    at = run_compare(open_page(), "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
-    assert not at.exception
-    assert f"[{code}]" in page_texts(at)
-    shown = [page_texts(at)]
+    at = open_page()
+    shown = []
+    for failure in FAILURES:  # one session: the rejected key's run, then the failing model's
+        code = script_failure(fake_elumenta, failure)
+        run_compare(at, "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
+        assert not at.exception
+        assert f"[{code}]" in page_texts(at)
+        shown.append(page_texts(at))
     for page in ("pages/history.py", "pages/settings.py", "pages/costs.py"):
         shown.append(page_texts(at.switch_page(page).run()))
 
     assert_key_was_sent(fake_elumenta)
-    assert {r.name for r in caplog.records} >= {"httpx", "httpcore.http11"}
+    assert_logged_at_debug(caplog)
     assert_no_secret("the pages", "\n".join(shown))
-    assert_no_secret("the log", caplog.text)
-    assert_no_secret("log arguments", "\n".join(repr(r.args) for r in caplog.records))
+    assert_no_secret_logged(caplog)
     assert_no_secret("the database", database_dump(app_with_key))
 
 
+@pytest.mark.postgres
 def test_a_key_typed_into_settings_and_rejected_stays_out_of_the_page_and_the_log(
     app_with_key: str,
     fake_elumenta: FakeElumenta,
@@ -222,12 +216,12 @@ def test_a_key_typed_into_settings_and_rejected_stays_out_of_the_page_and_the_lo
     assert_key_was_sent(fake_elumenta)
     assert at.error, "the rejected key is reported"
     assert_no_secret("the Settings page", page_texts(at, key_widget="settings.api_key"))
-    assert_no_secret("the log", caplog.text)
+    assert_no_secret_logged(caplog)
 
 
 @pytest.fixture
 def hosted_env(
-    store_url: str,
+    postgres_module_url: str,
     app_env: Path,
     fake_elumenta: FakeElumenta,
     monkeypatch: pytest.MonkeyPatch,
@@ -236,14 +230,15 @@ def hosted_env(
     """Hosted (proxy) mode on the fake Elumenta, no team key, logging at DEBUG."""
     monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
     monkeypatch.setenv("PLAYGROUND_SECRET_KEY", SERVER_SECRET)
-    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", store_url)
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
     services.reset()
     caplog.set_level(logging.DEBUG)
-    yield store_url
+    yield postgres_module_url
     services.reset()
 
 
+@pytest.mark.postgres
 def test_a_personal_key_is_never_logged_stored_in_clear_or_shown(
     hosted_env: str, fake_elumenta: FakeElumenta, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,6 +251,7 @@ def test_a_personal_key_is_never_logged_stored_in_clear_or_shown(
         messages=(Message("user", "hi"),), targets=(ModelTarget("elumenta", "gpt-5-nano"),)
     )
     snapshot = services.start_compare(request, connection, ana).wait(30)
+    stored = database_dump(hosted_env)  # while the sealed key is still saved
     hosted.forget_personal_key(ana)
 
     assert hint == f"nb_…{SECRET[-4:]}"
@@ -264,8 +260,8 @@ def test_a_personal_key_is_never_logged_stored_in_clear_or_shown(
     assert_key_was_sent(fake_elumenta)
     assert_no_secret("the connection's repr", repr(connection))
     assert_no_secret("the result", repr(snapshot))
-    assert_no_secret("the log", caplog.text)
-    assert_no_secret("the database", database_dump(hosted_env))
+    assert_no_secret_logged(caplog)
+    assert_no_secret("the database", stored + database_dump(hosted_env))
 
 
 def test_a_key_vault_error_names_no_key(caplog: pytest.LogCaptureFixture) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from playground.store import Store
 from playground.store.eval_claims import (
     claim,
@@ -21,6 +23,12 @@ from tests.evaluation_fixtures import plan
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STALE = timedelta(seconds=60)
+
+
+@pytest.fixture
+def store(reused_store: Store) -> Store:
+    """The session's migrated store on each backend, emptied for this test."""
+    return reused_store
 
 
 def _claim(store: Store, batch_id: int, claimer: str, limit: int, now: datetime = NOW) -> set[int]:

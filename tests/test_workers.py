@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,15 +73,25 @@ def _completed(store: Store, batch_id: int) -> int:
     return sum(c.status == "completed" for c in _cells(store, batch_id))
 
 
+@contextmanager
+def started_together(*workers: WorkerProcess) -> Iterator[None]:
+    """Start ``workers`` at once (each spends seconds importing) and stop them on exit."""
+    with ExitStack() as stack:
+        for worker in workers:
+            stack.push(worker)  # stops it on exit, if it started
+        with ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(WorkerProcess.start, workers))
+        yield
+
+
 @pytest.mark.postgres
 def test_two_workers_share_one_batch_and_run_every_cell_once(
     worker_store: Store, worker_database_url: str, fake: FakeElumenta, tmp_path: Path
 ) -> None:
     batch_id = plan(worker_store, MODELS, rows=30)
-    with (
-        WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log") as a,
-        WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log") as b,
-    ):
+    a = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log")
+    b = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log")
+    with started_together(a, b):
         handle = queue_batch(worker_store, worker_settings(worker_database_url), batch_id)
         progress = handle.wait(90)
 
@@ -95,10 +107,9 @@ def test_a_killed_workers_cells_are_taken_over_after_the_stale_threshold(
     worker_store: Store, worker_database_url: str, fake: FakeElumenta, tmp_path: Path
 ) -> None:
     batch_id = plan(worker_store, MODELS, rows=24)
-    with (
-        WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log") as doomed,
-        WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log") as other,
-    ):
+    doomed = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log")
+    other = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log")
+    with started_together(doomed, other):
         handle = queue_batch(worker_store, worker_settings(worker_database_url), batch_id)
         wait_until(lambda: _completed(worker_store, batch_id) >= 12)
         doomed.kill()
@@ -123,37 +134,27 @@ def test_a_killed_workers_cells_are_taken_over_after_the_stale_threshold(
 
 
 @pytest.mark.postgres
-def test_sigterm_stops_a_worker_cleanly_and_another_one_continues(
+def test_sigterm_stops_a_worker_cleanly_and_the_next_one_is_steered_from_any_process(
     worker_store: Store, worker_database_url: str, fake: FakeElumenta, tmp_path: Path
 ) -> None:
     batch_id = plan(worker_store, MODELS, rows=20)
+    settings = worker_settings(worker_database_url)
     first = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log")
     with first:
-        handle = queue_batch(worker_store, worker_settings(worker_database_url), batch_id)
+        queue_batch(worker_store, settings, batch_id)
         wait_until(lambda: _completed(worker_store, batch_id) >= 6)
         started = time.monotonic()
         assert first.terminate() == 0
         assert time.monotonic() - started < 15  # answers in flight end; nothing waits longer
     assert "Worker stopped." in "".join(first.output())
+    handle = QueuedBatch(worker_store, settings, batch_id)  # e.g. another app process
     stopped = handle.progress()
     assert stopped.status == "running" and stopped.running == 0 and stopped.completed < 40
+    asked_before_stop = _requests(fake)
+
+    # The next worker continues the batch; pause, resume and cancel reach it from here.
     with WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log"):
-        progress = handle.wait(90)
-    assert (progress.status, progress.completed) == ("completed", 40)
-    requests = _requests(fake)
-    assert len(requests) == 40 and set(requests.values()) == {1}  # a clean stop wastes nothing
-
-
-@pytest.mark.postgres
-def test_pause_resume_and_cancel_steer_a_worker_batch_from_any_process(
-    worker_store: Store, worker_database_url: str, fake: FakeElumenta, tmp_path: Path
-) -> None:
-    batch_id = plan(worker_store, MODELS, rows=20)
-    settings = worker_settings(worker_database_url)
-    with WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log"):
-        queue_batch(worker_store, settings, batch_id)
-        handle = QueuedBatch(worker_store, settings, batch_id)  # e.g. another app process
-        wait_until(lambda: handle.progress().completed >= 4)
+        wait_until(lambda: handle.progress().completed >= stopped.completed + 4)
         handle.pause()
         wait_until(lambda: handle.progress().running == 0)
         paused = len(fake.requests)
@@ -173,6 +174,8 @@ def test_pause_resume_and_cancel_steer_a_worker_batch_from_any_process(
     requests = _requests(fake)
     assert len(requests) == 40
     assert sum(requests.values()) <= 40 + 2 * 2  # at most the answers cancelled in flight
+    # A clean stop wastes nothing: what the stopped worker asked was never asked again.
+    assert {requests[cell] for cell in asked_before_stop} == {1}
 
 
 def test_the_worker_command_refuses_sqlite(tmp_path: Path) -> None:
