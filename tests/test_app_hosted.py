@@ -8,20 +8,18 @@ viewer in Research. Pages run directly with the principal in the session (see
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import random
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from streamlit.components.v2 import manifest_scanner
 from streamlit.testing.v1 import AppTest
 
 from playground import services
@@ -61,18 +59,6 @@ class Team:
     cat: Principal
     vic: Principal
     research: int
-
-
-@pytest.fixture(scope="module", autouse=True)
-def components_scanned_once() -> Iterator[None]:
-    """Streamlit components are looked for in every installed package once, not per AppTest.
-
-    Each new AppTest scans them all (~0.5 s, most of opening a page); they do not change.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        scan = functools.cache(manifest_scanner.scan_component_manifests)
-        patch.setattr(manifest_scanner, "scan_component_manifests", scan)
-        yield
 
 
 @pytest.fixture
