@@ -13,7 +13,7 @@ from tests.store_fixtures import Outcome, make_request, record_run
 
 THREADS = 8
 PROCESSES = 4
-RUNS_PER_WRITER = 12
+RUNS_PER_WRITER = 4  # 12 writers x 4 runs x 10 transactions: enough overlap, ~10 s
 MODELS = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
 
 
