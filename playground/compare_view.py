@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from playground.errors import InvalidRequestError
 from playground.providers.base import Balance, GenerationParams, Message, Provider
 from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.safe_text import escape_markdown
 
 SHARE_PARAM = "comparison"
 # ``?models=gpt-5,claude-haiku-4.5`` preselects models: a bookmarkable model set.
@@ -243,13 +244,16 @@ def status_label(result: ModelResult) -> tuple[str, BadgeColour]:
 
 
 def column_notice(result: ModelResult) -> tuple[str, str] | None:
-    """``(level, message)`` to show under a column, level ``error``, ``warning`` or ``info``."""
+    """``(level, message)`` to show under a column, level ``error``, ``warning`` or ``info``.
+
+    The message is markdown; the API's error text in it is escaped (it is untrusted).
+    """
     if result.status == "cancelled":
         kept = " The text received so far is kept." if result.content else ""
         return "info", f"Stopped by you.{kept}"
     if result.status not in ("failed", "partial", "interrupted"):
         return None
-    message = result.error_message or "The model did not finish."
+    message = escape_markdown(result.error_message or "The model did not finish.")
     if result.retry_after is not None and "Retry in" not in message:
         message = f"{message} Retry in {result.retry_after:g} s."
     quota = result.rate_limit

@@ -208,14 +208,33 @@ _FRIENDLY: dict[type[APIStatusError], str] = {
 }
 
 
+# The API's own message is shown to the user and stored with the result: one line, and a
+# misbehaving server (or OpenAI-compatible proxy) cannot fill the column with a page of text.
+MAX_API_MESSAGE_CHARS = 500
+
+
+def _api_message(payload: dict[str, Any]) -> str | None:
+    message = payload.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return None
+    line = " ".join(message.split())
+    if len(line) > MAX_API_MESSAGE_CHARS:
+        line = line[: MAX_API_MESSAGE_CHARS - 1].rstrip() + "…"
+    return line
+
+
 def error_from_response(status_code: int, body: Any, headers: httpx.Headers) -> APIStatusError:
-    """Build the typed error for an HTTP error answer from its JSON body and headers."""
+    """Build the typed error for an HTTP error answer from its JSON body and headers.
+
+    The API's message is kept as written but on one line of at most
+    :data:`MAX_API_MESSAGE_CHARS` characters; it is untrusted text (escape it for markdown).
+    """
     cls = STATUS_ERRORS.get(status_code)
     if cls is None:
         cls = ProviderError if status_code >= 500 else BadRequestError
     payload = body if isinstance(body, dict) else {}
     code = payload.get("error") if isinstance(payload.get("error"), str) else None
-    api_message = payload.get("message") if isinstance(payload.get("message"), str) else None
+    api_message = _api_message(payload)
     raw_details = payload.get("details")
     details: dict[str, Any] = dict(raw_details) if isinstance(raw_details, dict) else {}
     retry_after = _float_or_none(payload.get("retry_after"))

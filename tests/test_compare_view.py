@@ -243,6 +243,13 @@ class TestColumnNotice:
             "Cut. [stream_interrupted] The partial text is kept.",
         )
 
+    def test_the_apis_error_text_is_shown_literally_not_as_markdown(self) -> None:
+        hostile = "See ![status](https://evil.example/pixel.png) or [docs](javascript:x)"
+        level, message = column_notice(result(status="failed", error_message=hostile)) or ("", "")
+        assert level == "error"
+        assert "](" not in message and "![" not in message
+        assert message.replace("\\", "") == hostile
+
 
 def test_metrics_are_readable_with_units() -> None:
     done = result(

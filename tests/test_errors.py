@@ -69,6 +69,15 @@ def test_unknown_statuses_and_garbage_bodies_still_give_typed_errors() -> None:
     assert "Not enough billing tokens" in str(exc)
 
 
+def test_the_apis_message_is_kept_on_one_bounded_line() -> None:
+    body = {"error": "server_error", "message": "line one\n\nline   two " + "x" * 5000}
+    message = str(error_from_response(500, body, httpx.Headers()))
+    assert message.startswith("line one line two xxx")
+    assert len(message) == errors.MAX_API_MESSAGE_CHARS and message.endswith("…")
+    blank = error_from_response(500, {"message": "  \n "}, httpx.Headers())
+    assert str(blank) == "The upstream model failed (this request was not charged)."
+
+
 def test_user_message_hides_unexpected_details() -> None:
     assert user_message(errors.RateLimitError("slow down")) == "slow down"
     message = user_message(KeyError("nb_secret"))
