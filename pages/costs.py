@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from playground import costs_view as cv
-from playground import services
+from playground import history_service, services
 from playground.errors import PlaygroundError, user_message
 from ui.auth import current_principal
 
@@ -27,7 +27,7 @@ dates = st.date_input(
     format="YYYY-MM-DD",
 )
 try:
-    report = services.cost_report(cv.period_filter(dates, principal))
+    report = history_service.cost_report(cv.period_filter(dates, principal))
 except PlaygroundError as exc:
     st.error(user_message(exc), icon=":material/error:")
     st.stop()

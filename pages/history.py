@@ -8,8 +8,8 @@ from functools import partial
 import streamlit as st
 
 from playground import compare_state as cs
+from playground import history_service, hosted, services
 from playground import history_view as hv
-from playground import hosted, services
 from playground.access import Principal, owns
 from playground.compare_view import (
     SHARE_PARAM,
@@ -92,7 +92,7 @@ def draw_actions(stored: StoredComparison, mine: bool) -> None:
             with st.container(horizontal=True):
                 if st.button("Yes, delete", type="primary"):
                     try:
-                        services.delete_stored_comparison(stored.id, principal)
+                        history_service.delete_stored_comparison(stored.id, principal)
                     except PlaygroundError as exc:
                         st.error(user_message(exc), icon=":material/error:")
                         return
@@ -121,7 +121,7 @@ def draw_meta_form(stored: StoredComparison) -> None:
             saved = st.form_submit_button("Save", icon=":material/save:")
         if saved:
             try:
-                found = services.annotate_comparison(
+                found = history_service.annotate_comparison(
                     stored.id,
                     title=title.strip(),
                     tags=hv.parse_tags(tags),
@@ -141,7 +141,7 @@ def draw_meta_form(stored: StoredComparison) -> None:
 def share(stored: StoredComparison, owner: Principal, workspace_id: int | None, link: bool) -> None:
     """Make the comparison private or visible in ``workspace_id``, with or without a link."""
     try:
-        services.set_sharing(
+        history_service.set_sharing(
             stored.id,
             owner,
             visibility="private" if workspace_id is None else "workspace",
@@ -184,7 +184,7 @@ def draw_sharing(stored: StoredComparison, owner: Principal) -> None:
 
 def draw_opened(comparison_id: int) -> None:
     st.button("Back to the list", icon=":material/arrow_back:", on_click=close)
-    stored = services.stored_comparison(comparison_id, principal)
+    stored = history_service.stored_comparison(comparison_id, principal)
     if stored is None:
         # The same words for a comparison someone else did not share: never reveal it exists.
         st.warning("This comparison no longer exists; it may have been deleted.")
@@ -262,7 +262,7 @@ def draw_list() -> None:
         st.session_state[SEEN_FILTER] = flt
         st.session_state[PAGE] = 0
     try:
-        found = services.history_page(flt, st.session_state.get(PAGE, 0))
+        found = history_service.history_page(flt, st.session_state.get(PAGE, 0))
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
         return
@@ -320,7 +320,7 @@ def draw_list() -> None:
         for fmt in EXPORT_FORMATS:
             st.download_button(
                 f"Export {fmt.upper()}",
-                data=partial(services.export_history, flt, fmt),
+                data=partial(history_service.export_history, flt, fmt),
                 file_name=hv.export_file_name(fmt, datetime.now(UTC)),
                 mime=MIME[fmt],
                 icon=":material/download:",

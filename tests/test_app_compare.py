@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import services
+from playground import history_service, services
 from tests.app_harness import click, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -338,7 +338,7 @@ def test_the_cache_is_off_by_default_and_reuses_identical_answers_when_on(app_en
     run_until_done(at)
 
     assert texts(at, "markdown").count(":green-badge[Done (cached, not billed)]") == 2
-    comparison = services.stored_comparison(int(at.query_params["comparison"][0]))
+    comparison = history_service.stored_comparison(int(at.query_params["comparison"][0]))
     assert comparison is not None
     assert comparison.request.use_cache
     assert [(r.cached, r.tokens_used) for r in comparison.results] == [(True, 0), (True, 0)]

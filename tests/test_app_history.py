@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from playground import services
+from playground import history_service, services
 from playground.store import HistoryFilter, StoreRecorder
 from playground.store.eval_models import RatingRow
 from playground.store.models import Result
@@ -129,7 +129,7 @@ def test_pages_of_twenty_and_a_new_filter_starts_at_page_one(app_env: Path) -> N
 
     at.text_input(key="history.search").set_value("number").run()
     assert "Page 1 of 2 · 23 comparisons" in texts(at, "caption")
-    beyond = services.history_page(HistoryFilter(), 7)
+    beyond = history_service.history_page(HistoryFilter(), 7)
     assert (beyond.page, beyond.pages, len(beyond.comparisons)) == (1, 2, 3)
 
 
@@ -170,7 +170,7 @@ def test_title_tags_and_note_are_saved(app_env: Path) -> None:
     click(at, "Save")
 
     assert not at.exception
-    stored = services.stored_comparison(comparison_id)
+    stored = history_service.stored_comparison(comparison_id)
     assert stored is not None
     request = stored.request
     assert (request.title, request.tags, request.note) == (
@@ -200,7 +200,7 @@ def test_delete_asks_first_then_hides_the_comparison(app_env: Path) -> None:
 
     assert not at.exception
     assert prompts(at) == ["Keep me"]
-    found = services.history_page(HistoryFilter(), 0)
+    found = history_service.history_page(HistoryFilter(), 0)
     assert [c.id for c in found.comparisons] == [kept]
     assert found.total == 1
 
@@ -241,11 +241,11 @@ def test_rerun_records_a_new_comparison_and_shows_it_on_compare(app_env: Path) -
     # AppTest reruns the page it last switched to itself; the script switched to Compare.
     run_until_done(at.switch_page("pages/compare.py"))
     assert texts(at, "markdown").count(":green-badge[Done]") == 2
-    again = services.stored_comparison(int(new_ref))
+    again = history_service.stored_comparison(int(new_ref))
     assert again is not None
     assert (again.request.title, again.request.note) == ("WAL", "")
     assert [r.status for r in again.results] == ["completed", "completed"]
-    assert services.history_page(HistoryFilter(), 0).total == 2
+    assert history_service.history_page(HistoryFilter(), 0).total == 2
 
 
 def test_load_into_compare_fills_the_editor_for_changes(app_env: Path) -> None:
@@ -259,7 +259,7 @@ def test_load_into_compare_fills_the_editor_for_changes(app_env: Path) -> None:
     assert at.text_area(key="compare.prompt").value == "Explain WAL"
     assert at.text_area(key="compare.system").value == "Be brief."
     assert at.multiselect(key="compare.models").value == ["demo:gpt-5-nano", "demo:gpt-5"]
-    assert services.history_page(HistoryFilter(), 0).total == 1
+    assert history_service.history_page(HistoryFilter(), 0).total == 1
 
 
 def test_any_stored_answer_can_be_rated_with_who_rated(app_env: Path) -> None:

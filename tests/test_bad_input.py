@@ -27,7 +27,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from playground import services
+from playground import history_service, services
 from playground.cli import main
 from playground.errors import InvalidRequestError
 from playground.evaluation import app as evaluation
@@ -44,7 +44,7 @@ from playground.evaluation.templates import render
 from playground.providers.base import GenerationParams, Message, validate_request
 from playground.results import CompareRequest, ModelTarget
 from playground.store.models import Base
-from tests.app_harness import APP, click, open_page, run_until_done, texts
+from tests.app_harness import APP, click, open_page, open_tab, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_compare_refuses_bad_prompts_keeps_the_editor_and_stores_other_controls_
     run_until_done(at)
 
     assert not at.exception
-    comparison = services.stored_comparison(int(at.query_params["comparison"][0]))
+    comparison = history_service.stored_comparison(int(at.query_params["comparison"][0]))
     assert comparison is not None
     assert comparison.request.messages[-1].content == prompt
     assert [r.status for r in comparison.results] == ["completed"]
@@ -803,7 +803,7 @@ def test_a_utf8_file_with_a_bom_is_read() -> None:
 
 @pytest.mark.postgres
 def test_the_evaluate_page_explains_a_bad_dataset_and_saves_nothing(app_pg: str) -> None:
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), "evaluate.tab", "Dataset")
     with nothing_stored(app_pg):
         ragged = "country,capital\nFrance,Paris\nItaly\n"
         at.text_area(key="evaluate.pasted").set_value(ragged).run()
@@ -889,7 +889,7 @@ def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: s
         ("The note", "Kept title", [], bad),
     ]:
         with pytest.raises(InvalidRequestError, match=f"{what} contains a NUL character"):
-            services.annotate_comparison(comparison_id, title=title, tags=tags, note=note)
+            history_service.annotate_comparison(comparison_id, title=title, tags=tags, note=note)
 
     at = open_page("pages/history.py")
     at.session_state["history.open"] = comparison_id
@@ -899,7 +899,7 @@ def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: s
 
     assert not at.exception
     assert f"The note contains a {NUL_MESSAGE}" in texts(at, "error")[0]
-    stored = services.stored_comparison(comparison_id)
+    stored = history_service.stored_comparison(comparison_id)
     assert stored is not None
     assert stored.request.title == "Kept title"
     assert (stored.request.tags, stored.request.note) == ((), "")

@@ -1,0 +1,123 @@
+"""History and cost reads and edits for the UI: one store transaction per call.
+
+Pages call these rather than the store so that every read runs in one transaction on the
+process-wide store (see :func:`playground.services.get_store`) and every sharing change
+is audited with it.
+"""
+
+from __future__ import annotations
+
+import io
+
+from playground.access.audit import record_event
+from playground.access.principal import Principal
+from playground.costs_view import CostReport
+from playground.history_view import PAGE_SIZE, HistoryPage, clamp_page, page_count
+from playground.services import get_store
+from playground.store import (
+    HistoryFilter,
+    StoredComparison,
+    balance_points,
+    count_comparisons,
+    delete_comparison,
+    export_rows,
+    get_comparison,
+    latency_by_model,
+    list_comparisons,
+    model_summary,
+    prompt_model_costs,
+    share_comparison,
+    tokens_by_day,
+    update_comparison_meta,
+    write_export,
+)
+from playground.store.export import ExportFormat
+
+
+def history_page(flt: HistoryFilter, page: int, page_size: int = PAGE_SIZE) -> HistoryPage:
+    """Page ``page`` (0-based, moved into range) of the comparisons matching ``flt``."""
+    with get_store().session() as session, session.begin():
+        total = count_comparisons(session, flt)
+        page = clamp_page(page, total, page_size)
+        found = list_comparisons(session, flt, limit=page_size, offset=page * page_size)
+    return HistoryPage(found, total, page, page_count(total, page_size))
+
+
+def stored_comparison(
+    comparison_id: int, viewer: Principal | None = None
+) -> StoredComparison | None:
+    """A comparison read back from history; ``None`` if unknown, deleted or not ``viewer``'s."""
+    with get_store().session() as session, session.begin():
+        return get_comparison(session, comparison_id, viewer=viewer)
+
+
+def annotate_comparison(
+    comparison_id: int,
+    *,
+    title: str,
+    tags: list[str],
+    note: str,
+    viewer: Principal | None = None,
+) -> bool:
+    """Set a comparison's title, tags and note; ``False`` if it no longer exists.
+
+    With a ``viewer`` only their own comparison (``AccessDeniedError`` otherwise).
+    """
+    with get_store().session() as session, session.begin():
+        return update_comparison_meta(
+            session, comparison_id, title=title, tags=tags, note=note, viewer=viewer
+        )
+
+
+def delete_stored_comparison(comparison_id: int, viewer: Principal | None = None) -> bool:
+    """Hide a comparison from history (its costs still count); ``False`` if already gone."""
+    with get_store().session() as session, session.begin():
+        return delete_comparison(session, comparison_id, viewer=viewer)
+
+
+def set_sharing(
+    comparison_id: int,
+    viewer: Principal,
+    *,
+    visibility: str,
+    workspace_id: int | None,
+    link: bool,
+) -> str | None:
+    """Who may see the viewer's comparison, and its share token (``None``: no link); audited."""
+    with get_store().session() as session, session.begin():
+        token = share_comparison(
+            session,
+            comparison_id,
+            viewer,
+            visibility=visibility,
+            workspace_id=workspace_id,
+            link=link,
+        )
+        record_event(
+            session,
+            viewer.subject,
+            "comparison.share",
+            f"comparison:{comparison_id}",
+            {"visibility": visibility, "workspace_id": workspace_id, "link": link},
+        )
+    return token
+
+
+def export_history(flt: HistoryFilter, fmt: ExportFormat) -> str:
+    """Every result matching ``flt`` as CSV or JSON text (see :func:`write_export`)."""
+    out = io.StringIO()
+    with get_store().session() as session, session.begin():
+        write_export(export_rows(session, flt), fmt, out)
+    return out.getvalue()
+
+
+def cost_report(flt: HistoryFilter) -> CostReport:
+    """The cost dashboard's figures for ``flt``, read in one transaction."""
+    with get_store().session() as session, session.begin():
+        return CostReport(
+            summary=model_summary(session, flt),
+            latency=latency_by_model(session, flt),
+            daily=tokens_by_day(session, flt),
+            prompt_costs=prompt_model_costs(session, flt),
+            balance=balance_points(session, flt),
+        )
