@@ -52,7 +52,10 @@ MODEL_TABLE_COLUMNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CostReport:
-    """The store's aggregates for one period (see :func:`playground.history_service.cost_report`)."""
+    """The store's aggregates for one period.
+
+    Built by :func:`playground.history_service.cost_report`.
+    """
 
     summary: pd.DataFrame
     """:func:`~playground.store.stats.model_summary`"""

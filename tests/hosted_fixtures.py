@@ -60,14 +60,26 @@ def refreshed(store: Store, principal: Principal) -> Principal:
 
 def set_daily_budget(store: Store, principal: Principal, tokens: int | None) -> None:
     """The admin gives ``principal`` a daily budget of ``tokens`` billing tokens."""
+    set_user_limits(store, principal, daily_budget_tokens=tokens)
+
+
+def set_user_limits(
+    store: Store,
+    principal: Principal,
+    *,
+    daily_budget_tokens: int | None = None,
+    monthly_budget_tokens: int | None = None,
+    requests_per_minute: int | None = None,
+) -> None:
+    """The admin sets ``principal``'s own limits (``None``: the server default)."""
     with store.session() as session, session.begin():
         set_limits(
             session,
             _admin(session),
             principal.user_id,
-            daily_budget_tokens=tokens,
-            monthly_budget_tokens=None,
-            requests_per_minute=None,
+            daily_budget_tokens=daily_budget_tokens,
+            monthly_budget_tokens=monthly_budget_tokens,
+            requests_per_minute=requests_per_minute,
         )
 
 

@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -171,6 +172,22 @@ def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         store.close()
     return copy
+
+
+@contextmanager
+def engine_events(store: Store, event: str) -> Iterator[list[tuple[Any, ...]]]:
+    """The arguments of every ``event`` (e.g. ``"commit"``, ``"before_cursor_execute"``) the
+    store's engine fires inside the block, one tuple each, to count queries or transactions."""
+    fired: list[tuple[Any, ...]] = []
+
+    def record(*args: Any) -> None:
+        fired.append(args)
+
+    sa.event.listen(store.engine, event, record)
+    try:
+        yield fired
+    finally:
+        sa.event.remove(store.engine, event, record)
 
 
 @pytest.fixture

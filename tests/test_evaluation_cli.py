@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -108,6 +110,23 @@ def test_llm_judge_grades_with_the_judge_model_and_reports_its_cost(
     assert len(judged) == 2 and all(r.json["model"] == "gpt-5" for r in judged)
 
 
+def test_a_judge_refused_for_lack_of_balance_pauses_the_suite_and_says_so(
+    tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(status=402))
+    suite = write_suite(
+        tmp_path,
+        models=["gpt-5-nano"],
+        assertions=[{"type": "llm_judge", "value": "Answers in one word."}],
+        judge="gpt-5",
+    )
+    code, out, _ = run(["eval", str(suite)], settings)
+    assert code == 1, out
+    assert "Batch #1 paused: 2 completed, 0 failed, 2 tokens." in out
+    assert "Paused: the judge model gpt-5 was refused: " in out
+    assert "Traceback" not in out
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -137,36 +156,69 @@ def test_bad_suite_exits_2_with_a_clear_message(
     assert message in err
 
 
-def _completed_cells(url: str) -> set[tuple[str, int]]:
+def test_a_template_making_a_huge_value_exits_2_without_a_traceback(
+    tmp_path: Path, fake_elumenta: FakeElumenta
+) -> None:
+    # 10 GB: without the check before multiplying this was a MemoryError and a traceback.
+    suite = write_suite(tmp_path, template={"user": "{{ country * 10**10 }}"})
+    env = {
+        **os.environ,
+        "ELUMENTA_API_KEY": fake_elumenta.api_key,
+        "ELUMENTA_BASE_URL": fake_elumenta.base_url,
+        "PLAYGROUND_PROVIDER": "elumenta",
+        "PLAYGROUND_DATABASE_URL": f"sqlite:///{tmp_path / 'history.sqlite3'}",
+        "PLAYGROUND_DATA_DIR": str(tmp_path),
+    }
+    started = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-m", "playground", "eval", str(suite)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit_memory,  # a regression fails with MemoryError, not by filling the host
+    )
+    assert finished.returncode == 2, finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert finished.stderr.strip() == (
+        "error: Dataset row 1: The user prompt template uses an unsafe expression: repeating "
+        "a value 10,000,000,000 times would make 60,000,000,000 characters; the limit is 200,000."
+    )
+    assert time.monotonic() - started < 30
+    assert fake_elumenta.requests == []
+
+
+def _limit_memory() -> None:
+    limit = 3 * 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _rows(url: str, sql: str) -> list[sa.Row[Any]]:
+    """The rows ``sql`` reads from the database at ``url``, on a connection of its own."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                sa.text("SELECT model, row_index FROM batch_cells WHERE status = 'completed'")
-            )
-            return {(model, row) for model, row in rows}
-    except sa.exc.DBAPIError:
-        return set()  # not migrated yet
+            return list(connection.execute(sa.text(sql)))
     finally:
         engine.dispose()
+
+
+def _completed_cells(url: str) -> set[tuple[str, int]]:
+    query = "SELECT model, row_index FROM batch_cells WHERE status = 'completed'"
+    try:
+        return {(model, row) for model, row in _rows(url, query)}
+    except sa.exc.DBAPIError:
+        return set()  # not migrated yet
 
 
 def _batch_status(url: str) -> str:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return str(connection.execute(sa.text("SELECT status FROM eval_batches")).scalar_one())
-    finally:
-        engine.dispose()
+    ((status,),) = _rows(url, "SELECT status FROM eval_batches")
+    return str(status)
 
 
 def _cell_statuses(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return set(connection.execute(sa.text("SELECT status FROM batch_cells")).scalars())
-    finally:
-        engine.dispose()
+    return {status for (status,) in _rows(url, "SELECT status FROM batch_cells")}
 
 
 def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(

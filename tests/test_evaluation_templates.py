@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from playground.errors import InvalidRequestError
@@ -46,6 +48,38 @@ def test_missing_variables_are_named_in_one_error() -> None:
 def test_sandbox_refuses_unsafe_expressions(source: str) -> None:
     with pytest.raises(TemplateError, match="unsafe expression"):
         render(PromptTemplate("", source), {"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ 'a' * 10**9 }}", "would make 1,000,000,000 characters; the limit is 200,000"),
+        ("{{ 10**9 * 'ab' }}", "would make 2,000,000,000 characters"),
+        ("{{ [0, 1] * 10**8 }}", "would make 200,000,000 items"),
+        ("{{ ((2**100)**100)**100 }}", "a number of about 301,060 digits"),
+        (
+            "{% set n = 10**99 %}{{ " + "*".join(["n"] * 60) + " }}",  # 60 × 329 bits
+            "digits; the limit is",
+        ),
+    ],
+)
+def test_huge_products_are_refused_before_they_are_computed(source: str, message: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError, match="unsafe expression") as refused:
+            render(PromptTemplate("", source), {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message in str(refused.value)
+    assert peak < 10_000_000  # bytes: the value was never built
+
+
+def test_small_products_and_powers_still_render() -> None:
+    source = (
+        "{{ 'ab' * 3 }} {{ 3 * [0] }} {{ 2**10 }} {{ 10**100 > 1 }} {{ 1.5 * 2 }} {{ 'x' * -1 }}"
+    )
+    assert render(PromptTemplate("", source), {}).user == "ababab [0, 0, 0] 1024 True 3.0 "
 
 
 def test_syntax_errors_say_which_part_and_line() -> None:

@@ -113,6 +113,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("visibility", False),
         ("execution", False),
         ("heartbeat_utc", True),
+        ("status_message", True),
     ],
     "batch_cells": [
         ("id", False),
@@ -326,7 +327,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0005"
+        assert MigrationContext.configure(connection).get_current_revision() == "0006"
     store.close()
 
 

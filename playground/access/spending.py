@@ -3,11 +3,15 @@
 Spend is read from the history, so every app process and worker sees the same figure: a
 finished answer counts its ``tokens_used``, an answer still running counts the price in
 force when it started (so two quick runs cannot both slip under the limit), and cached
-answers count nothing. Days and months are UTC.
+answers count nothing. Days and months are UTC. :func:`check_spending` refuses a run that
+would pass a limit; a :class:`SpendingGate` keeps a long one (a batch) within the limits
+while it runs.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from playground.access.principal import Principal
-from playground.access.users import Limits
+from playground.access.users import Limits, limits_of_subject
+from playground.config import Settings
 from playground.errors import SpendingLimitError
 from playground.store.models import OPEN_STATUSES, Comparison, Result
+
+GATE_REFRESH_S = 1.0
+GATE_SLICE = 8
 
 
 @dataclass(frozen=True)
@@ -86,3 +94,141 @@ def check_spending(
                 "or an admin can raise it."
             )
     return spend
+
+
+@dataclass(frozen=True)
+class Admission:
+    """How many of the offered requests may go now; if none, wait or pause, and why."""
+
+    rows: int
+    wait_s: float = 0.0
+    pause: bool = False
+    message: str = ""
+
+
+class SpendingGate:
+    """Keeps a long run (a batch of thousands of requests) within its owner's limits.
+
+    The budgets pause it: rows of requests are admitted only while the owner's spend,
+    counted like :func:`spend_of` (in-flight answers at their price), stays within them.
+    The request rate slows it: a row waits until the last minute's requests leave room.
+
+    :func:`spend_of` sums a month of the owner's history, too heavy to run for every
+    cell, so the gate reads it at most every :data:`GATE_REFRESH_S` and adds what it
+    admitted since (exact for this process: the runner records a request's price before
+    it returns). Other processes spending for the same owner show up at the next read; so
+    that they cannot together overshoot meanwhile, each admits at most 1/:data:`GATE_SLICE`
+    of what was left before it reads again: up to that many processes stay within the
+    budget, and the last few requests each get a fresh read.
+    """
+
+    def __init__(
+        self, subject: str, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.subject = subject
+        self._settings = settings
+        self._clock = clock
+        self._read_at: float | None = None
+        self._spend = Spend(0, 0, 0)
+        self._limits = Limits(None, None, settings.default_requests_per_minute)
+        self._admitted_requests = 0  # since the last read
+        self._admitted_tokens = 0
+
+    def admit(
+        self, session: Session, rows: Sequence[tuple[int, int]], *, settling: bool
+    ) -> Admission:
+        """How many leading ``rows`` (each: requests, billing tokens) may be sent now.
+
+        None fits: wait and ask again for the request rate; for a budget, pause, or wait
+        when ``settling`` (this process has answers in flight, whose final cost may be
+        below the price they reserve).
+        """
+        if not rows:
+            return Admission(0)
+        fresh = self._read_at is None or self._clock() - self._read_at >= GATE_REFRESH_S
+        if fresh:
+            self._read(session)
+        count, blocker = self._fitting(rows)
+        if not count and blocker != "rate" and not fresh:
+            self._read(session)
+            count, blocker = self._fitting(rows)
+        if count:
+            self._admitted_requests += sum(requests for requests, _ in rows[:count])
+            self._admitted_tokens += sum(tokens for _, tokens in rows[:count])
+            return Admission(count)
+        if blocker == "rate":
+            assert self._read_at is not None
+            wait_s = max(0.05, self._read_at + GATE_REFRESH_S - self._clock())
+            return Admission(0, wait_s=wait_s, message=self._rate_message())
+        if settling:
+            return Admission(
+                0, wait_s=GATE_REFRESH_S, message=self._budget_message(rows[0][1], settling)
+            )
+        return Admission(0, pause=True, message=self._budget_message(rows[0][1], settling))
+
+    def _read(self, session: Session) -> None:
+        self._limits = limits_of_subject(session, self.subject, self._settings)
+        self._spend = spend_of(session, self.subject)
+        self._read_at = self._clock()
+        self._admitted_requests = self._admitted_tokens = 0
+
+    def _fitting(self, rows: Sequence[tuple[int, int]]) -> tuple[int, str | None]:
+        """How many leading rows fit, and what stops the next: rate, budget or slice."""
+        rate_left = self._limits.requests_per_minute - self._spend.requests_last_minute
+        budget_left = self._budget_left()
+        requests, tokens = self._admitted_requests, self._admitted_tokens
+        for count, (row_requests, row_tokens) in enumerate(rows):
+            # A row wider than the whole rate goes alone into an empty minute.
+            alone = requests == 0 and self._spend.requests_last_minute == 0
+            if requests + row_requests > rate_left and not alone:
+                return count, "rate"
+            if budget_left is not None:
+                if tokens + row_tokens > budget_left:
+                    return count, "budget"
+                if tokens and tokens + row_tokens > budget_left // GATE_SLICE:
+                    return count, "slice"
+            requests += row_requests
+            tokens += row_tokens
+        return len(rows), None
+
+    def _budget_left(self) -> int | None:
+        binding = self._binding_budget()
+        return None if binding is None else binding[1] - binding[2]
+
+    def _binding_budget(self) -> tuple[str, int, int] | None:
+        """The budget with the least left (label, budget, spent); ``None`` when unlimited."""
+        budgets = [
+            (label, budget, spent)
+            for label, budget, spent in (
+                ("daily", self._limits.daily_budget_tokens, self._spend.today_tokens),
+                ("monthly", self._limits.monthly_budget_tokens, self._spend.month_tokens),
+            )
+            if budget is not None
+        ]
+        return min(budgets, key=lambda b: b[1] - b[2]) if budgets else None
+
+    def _budget_message(self, needed: int, settling: bool) -> str:
+        binding = self._binding_budget()
+        assert binding is not None
+        label, budget, spent = binding
+        used = f"{spent:,} used or reserved, the next requests need {needed:,}"
+        if settling:
+            return (
+                f"Waiting for the answers in flight: {self.subject} is at the {label} budget "
+                f"of {budget:,} billing tokens ({used})."
+            )
+        resume = (
+            "tomorrow (it resets at midnight UTC)"
+            if label == "daily"
+            else "next month (it resets on the 1st, UTC)"
+        )
+        return (
+            f"Paused: {self.subject} reached the {label} budget of {budget:,} billing tokens "
+            f"({used}); an admin can raise it, or resume {resume}."
+        )
+
+    def _rate_message(self) -> str:
+        return (
+            f"Slowed down: {self.subject} may send {self._limits.requests_per_minute} model "
+            "requests per minute; more go as the last minute's requests age out."
+        )

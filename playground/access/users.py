@@ -154,25 +154,28 @@ def set_limits(
     user.requests_per_minute = requests_per_minute
 
 
-def limits_of(user: UserRow, settings: Settings) -> Limits:
-    """The limits in force for ``user``: their own where set, else the server defaults."""
+def limits_of(user: UserRow | None, settings: Settings) -> Limits:
+    """The limits in force for ``user``: their own where set, else the server defaults
+    (all of them for ``None``, an owner without a user record)."""
+    daily, monthly, per_minute = (
+        (None, None, None)
+        if user is None
+        else (user.daily_budget_tokens, user.monthly_budget_tokens, user.requests_per_minute)
+    )
     return Limits(
-        daily_budget_tokens=(
-            user.daily_budget_tokens
-            if user.daily_budget_tokens is not None
-            else settings.default_daily_budget_tokens
-        ),
+        daily_budget_tokens=daily if daily is not None else settings.default_daily_budget_tokens,
         monthly_budget_tokens=(
-            user.monthly_budget_tokens
-            if user.monthly_budget_tokens is not None
-            else settings.default_monthly_budget_tokens
+            monthly if monthly is not None else settings.default_monthly_budget_tokens
         ),
         requests_per_minute=(
-            user.requests_per_minute
-            if user.requests_per_minute is not None
-            else settings.default_requests_per_minute
+            per_minute if per_minute is not None else settings.default_requests_per_minute
         ),
     )
+
+
+def limits_of_subject(session: Session, subject: str, settings: Settings) -> Limits:
+    """The limits in force for the user who owns rows as ``subject`` (see :func:`limits_of`)."""
+    return limits_of(_user_by_subject(session, subject), settings)
 
 
 def create_workspace(

@@ -13,7 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from playground.errors import InvalidRequestError
+from playground.errors import (
+    InsufficientTokensError,
+    InvalidRequestError,
+    PlaygroundError,
+    user_message,
+)
 from playground.evaluation.jsonschema_subset import schema_errors
 
 AssertionKind = Literal[
@@ -98,21 +103,28 @@ class Observation:
 
 @dataclass(frozen=True)
 class AssertionOutcome:
-    """Whether one assertion passed, why (a sentence), and any cost of checking it."""
+    """Whether one assertion passed, why (a sentence), and any cost of checking it.
+
+    ``error``: the check could not run (its judge request failed); it counts as not passed.
+    """
 
     label: str
     passed: bool
     message: str
     cost_tokens: int | None = None
+    error: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored per batch cell."""
-        return {
+        """The JSON form stored per batch cell (``error`` only when true)."""
+        data: dict[str, Any] = {
             "label": self.label,
             "passed": self.passed,
             "message": self.message,
             "cost_tokens": self.cost_tokens,
         }
+        if self.error:
+            data["error"] = True
+        return data
 
 
 def parse_assertion(data: Mapping[str, Any]) -> AssertionSpec:
@@ -156,18 +168,33 @@ async def judge(
 ) -> AssertionOutcome:
     """Ask the grader model whether the answer meets the rubric; reports the grader's cost.
 
-    An answer with neither PASS nor FAIL counts as a failure with a message saying so.
+    An answer with neither PASS nor FAIL counts as a failure with a message saying so; a
+    judge request that fails is an ``error`` outcome giving the reason. Raises
+    :class:`InsufficientTokensError` (402): every later judge request would be refused
+    too, so the caller stops judging rather than mark every answer.
     """
     prompt = JUDGE_PROMPT.format(
         rubric=spec.expected(row), question=observation.question, answer=observation.content
     )
-    reply, cost = await grader(prompt)
+    try:
+        reply, cost = await grader(prompt)
+    except InsufficientTokensError:
+        raise
+    except PlaygroundError as exc:
+        return judge_error(spec, user_message(exc))
     match = _VERDICT.search(reply)
     reason = " ".join(reply.split())[:200]
     if match is None:
         return AssertionOutcome(spec.label(), False, f"The judge gave no verdict: {reason}", cost)
     passed = match.group(1).upper() == "PASS"
     return AssertionOutcome(spec.label(), passed, f"Judge: {reason}", cost)
+
+
+def judge_error(spec: AssertionSpec, reason: str) -> AssertionOutcome:
+    """The outcome of a judge assertion the judge could not grade, saying why."""
+    return AssertionOutcome(
+        spec.label(), False, f"The judge could not grade this answer: {reason}", error=True
+    )
 
 
 def _fold(text: str, case_sensitive: bool) -> str:
@@ -236,18 +263,21 @@ def _number(value: Any, kind: str) -> float:
 
 def _max_latency(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
     limit = _number(expected, "max_latency_ms")
-    if obs.latency_ms is None:
-        return False, "No latency was measured."
-    ok = obs.latency_ms <= limit
-    return ok, f"Latency {obs.latency_ms:.0f} ms {'≤' if ok else '>'} {limit:g} ms."
+    return _at_most("Latency", obs.latency_ms, limit, "ms", "No latency was measured.")
 
 
 def _max_cost(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
     limit = _number(expected, "max_cost")
-    if obs.tokens_used is None:
-        return False, "The API reported no cost."
-    ok = obs.tokens_used <= limit
-    return ok, f"Cost {obs.tokens_used} tokens {'≤' if ok else '>'} {limit:g}."
+    return _at_most("Cost", obs.tokens_used, limit, "tokens", "The API reported no cost.")
+
+
+def _at_most(
+    name: str, value: float | None, limit: float, unit: str, unmeasured: str
+) -> tuple[bool, str]:
+    if value is None:
+        return False, unmeasured
+    ok = value <= limit
+    return ok, f"{name} {value:.0f} {unit} {'≤' if ok else '>'} {limit:g} {unit}."
 
 
 def _not_here(_obs: Observation, _expected: Any, _case: bool) -> tuple[bool, str]:

@@ -10,7 +10,8 @@ runner's writer thread. The same job runs a whole batch in the app's process
 renews a heartbeat so cells of a process that died are taken over. Control (pause, cancel,
 the budget) is read from the database between claims. Resuming re-runs only cells that are
 not completed, with the response cache on, so an answer already paid for is never
-requested again.
+requested again. A hosted batch (one with an owner) also keeps to its owner's limits while
+it runs: their daily/monthly budget pauses it, their requests per minute slow it down.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy.orm import Session
+
+from playground import config
+from playground.access.spending import GATE_REFRESH_S, Admission, SpendingGate
 from playground.catalog import Catalog
-from playground.config import BatchExecution
-from playground.errors import InvalidRequestError, user_message
+from playground.config import BatchExecution, Settings
+from playground.errors import InsufficientTokensError, InvalidRequestError, user_message
 from playground.evaluation.budget import affordable, committed_tokens, rows_of
 from playground.evaluation.grading import make_grader
 from playground.evaluation.judging import grade_batch, judge_price_of
@@ -67,6 +72,8 @@ log = logging.getLogger(__name__)
 
 ProvidersFactory = Callable[[], Mapping[str, Provider]]
 RATE_LIMITED = "rate_limit_exceeded"
+# Every later request would be refused the same way: the batch pauses until a top-up.
+NO_BALANCE = InsufficientTokensError.code
 # How a job ended: nothing left to do, the budget stopped it, cancelled, or it left the
 # batch to others (paused in worker mode, finished elsewhere, or this process shutting down).
 Outcome = Literal["done", "budget", "cancelled", "left"]
@@ -86,15 +93,18 @@ class _Run:
     judge_price: int | None
     row_size: int
     owner: str | None
+    spending: SpendingGate | None  # the owner's limits; None for a local batch
 
 
 @dataclass
 class _Claim:
-    """What one claim got: cells to run, or why none (the batch's status, the budget)."""
+    """What one claim got: cells to run, or why none (the batch's status, the budget, or
+    the owner's limits: ``held``)."""
 
     status: str
     cells: list[ClaimedCell] = field(default_factory=list)
     budget_hit: bool = False
+    held: Admission | None = None
 
 
 class BatchJob:
@@ -106,7 +116,8 @@ class BatchJob:
     overrides the batch's; ``max_concurrency`` caps it. ``low_watermark``: when the API
     reports this few requests left this hour, only one request is in flight at a time.
     ``heartbeat_s``/``stale_after_s``: how often the job renews its claims, and after how
-    long without renewal other processes take over a claim.
+    long without renewal other processes take over a claim. ``settings``: the server's,
+    for the default limits of a batch's owner (the process's settings when not given).
     """
 
     def __init__(
@@ -125,8 +136,10 @@ class BatchJob:
         runner: Runner | None = None,
         heartbeat_s: float = 10.0,
         stale_after_s: float = 60.0,
+        settings: Settings | None = None,
     ) -> None:
         self.batch_id = batch_id
+        self._settings = settings
         self._store = store
         self._catalog = catalog
         self._providers_factory = providers_factory
@@ -161,10 +174,42 @@ class BatchJob:
         self._started_at: float | None = None
         self._status = "pending"
         self._message = ""
+        self._refused: str | None = None  # why the API refused for lack of balance, to pause
         self._outcome: Outcome | None = None
         self._thread = threading.Thread(target=self._main, name=f"batch-{batch_id}", daemon=True)
         self._watch_stop = threading.Event()
         self._done = threading.Event()
+
+    @classmethod
+    def from_settings(
+        cls,
+        store: Store,
+        batch_id: int,
+        catalog: Catalog,
+        settings: Settings,
+        providers_factory: ProvidersFactory,
+        *,
+        concurrency: int | None = None,
+        max_concurrency: int | None = None,
+        execution: BatchExecution = "in_process",
+        runner: Runner | None = None,
+    ) -> BatchJob:
+        """A job timed and limited as ``settings`` say: the model timeout, heartbeats and
+        the default limits of the batch's owner (the other arguments as for the class)."""
+        return cls(
+            store,
+            batch_id,
+            catalog,
+            providers_factory,
+            model_timeout_s=settings.model_timeout_s,
+            concurrency=concurrency,
+            max_concurrency=max_concurrency,
+            execution=execution,
+            runner=runner,
+            heartbeat_s=settings.batch_heartbeat_s,
+            stale_after_s=settings.batch_stale_after_s,
+            settings=settings,
+        )
 
     # -- control, from any thread ------------------------------------------------------
 
@@ -178,7 +223,10 @@ class BatchJob:
         self._steer("paused")
 
     def resume(self) -> None:
-        """Continue after :meth:`pause`."""
+        """Continue after :meth:`pause` (or after the owner's budget or balance paused it)."""
+        with self._cond:
+            self._message = ""
+            self._refused = None
         self._steer("running")
 
     def cancel(self) -> None:
@@ -235,8 +283,11 @@ class BatchJob:
         assert self._inputs is not None
         if result.status == "cancelled":
             return {"status": "cancelled", "result_id": result.result_id}
-        if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
-            # Released, not kept: any shard may take it once the API lets requests through.
+        if result.error_code == NO_BALANCE or (
+            result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts
+        ):
+            # Released, not kept: any shard may take it once the API lets requests through
+            # (for a 402: once the balance is topped up and the paused batch resumed).
             return {"status": "pending", "result_id": result.result_id, "claimed_by": None}
         prompt = self._prompt(cell.version_id, cell.row_index)
         row = self._inputs.dataset.rows[cell.row_index]
@@ -305,6 +356,9 @@ class BatchJob:
             # response cache reuses only their own earlier answers (hosted mode).
             recorder=BatchRecorder(self._store, self._catalog, self.cell_values, owner=owner),
             owner=owner,
+            spending=None
+            if owner is None
+            else SpendingGate(owner, self._settings or config.get_settings()),
             concurrency=concurrency,
             judge_price=judge_price_of(spec, self._catalog.cost_of),
             row_size=len(spec.targets),
@@ -335,9 +389,17 @@ class BatchJob:
             if control == "leave":
                 self._drain()
                 return "left"
+            with self._cond:
+                refused, self._refused = self._refused, None
+            if refused is not None:
+                self._hold(Admission(0, pause=True, message=refused))
+                continue
             claimed = self._claim(run, limit)
             if claimed.cells:
                 self._submit_claim(run, claimed.cells)
+                continue
+            if claimed.held is not None:
+                self._hold(claimed.held)
                 continue
             if claimed.budget_hit:
                 return "budget" if self._drain() else "left"
@@ -410,6 +472,10 @@ class BatchJob:
                 cells = affordable(cells, left, cost_of, run.judge_price)
                 if not cells:
                     return _Claim(control.status, budget_hit=True)
+            if cells and run.spending is not None:
+                cells, held = self._within_owner_limits(session, run.spending, cells)
+                if held is not None:
+                    return _Claim(control.status, held=held)
             taken = claim(
                 session,
                 [c.id for c in cells],
@@ -418,6 +484,46 @@ class BatchJob:
                 stale_before=stale_before,
             )
         return _Claim(control.status, [c for c in cells if c.id in taken])
+
+    def _within_owner_limits(
+        self, session: Session, spending: SpendingGate, cells: list[ClaimedCell]
+    ) -> tuple[list[ClaimedCell], Admission | None]:
+        """The leading whole rows of ``cells`` the owner's limits admit now; or, when none
+        is, how the batch must wait or pause."""
+        rows = rows_of(cells)
+        cost_of = self._catalog.cost_of
+        with self._cond:
+            settling = bool(self._in_flight)
+        admission = spending.admit(
+            session,
+            [(len(row), sum(cost_of(c.model) or 0 for c in row)) for row in rows],
+            settling=settling,
+        )
+        if not admission.rows:
+            return [], admission
+        return [c for row in rows[: admission.rows] for c in row], None
+
+    def _hold(self, admission: Admission) -> None:
+        """Keep to the owner's limits: pause the batch (stored, saying why) or wait."""
+        paused = False
+        if admission.pause:
+            with self._store.session() as session, session.begin():
+                paused = transition_batch(
+                    session,
+                    self.batch_id,
+                    "paused",
+                    only_from=("running",),
+                    message=admission.message,
+                )
+        with self._cond:
+            self._message = admission.message
+            if paused:
+                self._batch_status = self._status = "paused"
+                self._control_epoch += 1
+            else:  # to wait, or the status changed elsewhere: the watcher reads it soon
+                wait_s = admission.wait_s or GATE_REFRESH_S
+                self._blocked_until = max(self._blocked_until, time.monotonic() + wait_s)
+            self._cond.notify_all()
 
     def _submit_claim(self, run: _Run, cells: list[ClaimedCell]) -> None:
         for row in rows_of(cells):
@@ -485,6 +591,14 @@ class BatchJob:
                 pause = result.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S
                 self._blocked_until = max(self._blocked_until, time.monotonic() + pause)
                 self._message = f"Rate limited: waiting {pause:g} s before sending more."
+            elif result.error_code == NO_BALANCE:  # not failed: pending again (cell_values)
+                # Once paused, a late refusal of a request sent before is no news.
+                if self._batch_status != "paused":
+                    self._refused = (
+                        f"Paused: {cell.model} was refused for lack of balance "
+                        f"({result.error_message or 'HTTP 402'}). Top up the balance, then "
+                        "resume; answers already completed are not requested again."
+                    )
             elif result.status == "completed":
                 self._tally.completed += 1
                 self._tally.cached += result.cached
@@ -561,20 +675,26 @@ class BatchJob:
             batch = get_batch(session, self.batch_id)
             status = batch.status if batch is not None else "interrupted"
         if won and judging:
-            self._judge(run)
+            refused = self._judge(run)
+            status = final if refused is None else "paused"
             with self._store.session() as session, session.begin():
-                transition_batch(session, self.batch_id, final, only_from=("judging",))
-            status = final
+                transition_batch(
+                    session, self.batch_id, status, only_from=("judging",), message=refused
+                )
         with self._cond:
             self._status = status
-            if outcome == "budget":
+            if outcome == "budget" and status != "paused":  # a refused judge says why
                 self._message = BUDGET_MESSAGE
 
-    def _judge(self, run: _Run) -> None:
-        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves."""
+    def _judge(self, run: _Run) -> str | None:
+        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves.
+
+        Returns why the batch must pause when the judge was refused for lack of balance
+        (the answers not graded yet are graded on a resume), else ``None``.
+        """
         spec, price = run.spec, run.judge_price
         if spec.judge is None or price is None:
-            return
+            return None
         with self._store.session() as session, session.begin():
             tally = Tally.of(cell_figures(session, self.batch_id))
             control = batch_control(session, self.batch_id)
@@ -586,12 +706,20 @@ class BatchJob:
             self._message = f"Judging the answers with {spec.judge.model}…"
         grader = make_grader(run.providers[spec.judge.provider], spec.judge.model)
         grading = grade_batch(self._store, self.batch_id, run.inputs, grader, max_cells=max_cells)
-        run.runner.run_coroutine(grading)
+        refused = None
+        try:
+            run.runner.run_coroutine(grading)
+        except InsufficientTokensError as exc:
+            refused = (
+                f"Paused: the judge model {spec.judge.model} was refused: {user_message(exc)} "
+                "Top up the balance, then resume to grade the remaining answers."
+            )
         with self._store.session() as session, session.begin():
             tally = Tally.of(cell_figures(session, self.batch_id))
         with self._cond:
             self._tally = tally
-            self._message = ""
+            self._message = refused or ""
+        return refused
 
     def _watch(self) -> None:
         """Until the job ends: read the batch's status (pause, cancel from any process) and

@@ -89,15 +89,13 @@ def run_eval(
         err.write(f"Batch #{batch_id}: {report.requests} requests, up to {report.tokens} tokens.\n")
         for warning in report.warnings:
             err.write(f"warning: {warning}\n")
-        job = BatchJob(
+        job = BatchJob.from_settings(
             store,
             batch_id,
             catalog,
+            settings,
             lambda: build_providers(settings, catalog),
-            model_timeout_s=settings.model_timeout_s,
             concurrency=args.concurrency,
-            heartbeat_s=settings.batch_heartbeat_s,
-            stale_after_s=settings.batch_stale_after_s,
         )
         progress = _follow(job.start(), err)
         judge_tokens = progress.judge_tokens
@@ -198,6 +196,8 @@ def _print(
         + (f" (+{judge_tokens} for the judge)" if judge_tokens else "")
         + ".\n"
     )
+    if progress.status != "completed" and progress.message:
+        out.write(progress.message + "\n")  # why it stopped, e.g. the judge was refused
     for cell in cells:
         for assertion in cell.assertions:
             if not assertion["passed"]:

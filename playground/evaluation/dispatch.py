@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -83,13 +84,16 @@ class QueuedBatch:
             return batch is None or batch.status not in LIVE_STATUSES
 
     def progress(self) -> BatchProgress:
-        """The batch's figures as the workers stored them."""
+        """The batch's figures as the workers stored them, and why it stopped if they said."""
         now = datetime.now(UTC)
         stale_before = now - timedelta(seconds=self._settings.batch_stale_after_s)
         with self._store.session() as session, session.begin():
             progress = stored_progress(session, self._batch_id, now=now, stale_before=stale_before)
-        if progress is None:
+            batch = get_batch(session, self._batch_id)
+        if progress is None or batch is None:
             raise InvalidRequestError(f"No batch #{self._batch_id}.")
+        if batch.status_message:
+            return replace(progress, message=batch.status_message)
         return progress
 
     def wait(self, timeout: float | None = None) -> BatchProgress:

@@ -1,7 +1,9 @@
 """Grading a batch's ``llm_judge`` assertions with a chosen model, after its answers are in.
 
 Judging runs as a second pass so the batch itself never waits on the grader; each cell's
-stored outcome gains the judge's verdict and cost, and ``passed`` is recomputed.
+stored outcome gains the judge's verdict and cost, and ``passed`` is recomputed. A judge
+request that fails marks that assertion as an error (the answer stays, paid once); a
+judge refused for lack of balance stops the judging, leaving the rest for a resume.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from playground.evaluation.assertions import Grader, Observation, judge
+from playground.errors import InsufficientTokensError
+from playground.evaluation.assertions import (
+    AssertionOutcome,
+    Grader,
+    Observation,
+    judge,
+    judge_error,
+)
 from playground.evaluation.plan import BatchInputs, BatchSpec
 from playground.store.db import Store
 from playground.store.eval_repository import CellState, batch_cells, update_cells
@@ -48,6 +57,8 @@ async def grade_batch(
     """Judge completed cells not judged yet (at most ``max_cells``); returns the judge's cost.
 
     The cost is in billing tokens; ``max_cells`` lets a budget cap bound the judge's spend.
+    Raises :class:`InsufficientTokensError` once the judge is refused for lack of balance:
+    the cells graded until then are stored, the others stay to judge on a resume.
     """
     rubrics = [a for a in inputs.spec.assertions if a.kind == "llm_judge"]
     if not rubrics:
@@ -59,13 +70,26 @@ async def grade_batch(
             if c.status == "completed" and not is_judged(c.assertions)
         ][:max_cells]
     limit = asyncio.Semaphore(concurrency)
+    refused: list[InsufficientTokensError] = []
 
     async def grade(cell: CellState) -> int:
         prompt = inputs.render(cell.key.template_version_id, cell.key.row_index)
         row = inputs.dataset.rows[cell.key.row_index]
         observation = Observation(cell.content, cell.latency_ms, cell.tokens_used, prompt.user)
+        outcomes: list[AssertionOutcome] = []
         async with limit:
-            outcomes = [await judge(spec, observation, row, grader) for spec in rubrics]
+            if refused:  # the judge's balance ran out: this cell waits for a resume
+                return 0
+            for spec in rubrics:
+                try:
+                    outcomes.append(await judge(spec, observation, row, grader))
+                except InsufficientTokensError as exc:
+                    refused.append(exc)
+                    break
+        if not outcomes:
+            return 0
+        # Refused halfway through a cell's rubrics: keep what was paid for, say why not the rest.
+        outcomes += [judge_error(spec, str(refused[0])) for spec in rubrics[len(outcomes) :]]
         judged = [{**o.to_dict(), "judge": True} for o in outcomes]
         merged = [*cell.assertions, *judged]
         with store.session() as session, session.begin():
@@ -78,4 +102,6 @@ async def grade_batch(
         return sum(o.cost_tokens or 0 for o in outcomes)
 
     costs = await asyncio.gather(*(grade(c) for c in cells))
+    if refused:
+        raise refused[0]
     return sum(costs)

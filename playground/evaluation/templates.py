@@ -21,6 +21,9 @@ from playground.errors import InvalidRequestError
 from playground.safe_text import NUL
 
 MAX_RENDERED_CHARS = 200_000
+MAX_EXPONENT = 100
+# About 4,900 digits: Python refuses to print an int above 4,300 digits anyway.
+MAX_INTEGER_BITS = 16_384
 
 
 class TemplateError(InvalidRequestError):
@@ -28,17 +31,54 @@ class TemplateError(InvalidRequestError):
 
 
 class _Environment(SandboxedEnvironment):
-    """The sandbox plus a cap on ``*``/``**`` so ``{{ 'a' * 10**9 }}`` cannot eat the memory."""
+    """The sandbox plus a cap on ``*``/``**`` so ``{{ 'a' * 10**9 }}`` cannot eat the memory.
+
+    The operands are checked before the operation: computing the value first and measuring
+    it afterwards would already have allocated it (a gigabyte for ``'a' * 10**9``).
+    """
 
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**" and isinstance(right, int | float) and abs(right) > 100:
-            raise jinja2.exceptions.SecurityError("Exponents above 100 are not allowed.")
-        result = operator.mul(left, right) if operator_name == "*" else operator.pow(left, right)
-        if isinstance(result, str | list | tuple) and len(result) > MAX_RENDERED_CHARS:
-            raise jinja2.exceptions.SecurityError("The expression makes too long a value.")
-        return result
+        if operator_name == "*":
+            _check_product(left, right)
+            return operator.mul(left, right)
+        _check_power(left, right)
+        return operator.pow(left, right)
+
+
+def _check_product(left: Any, right: Any) -> None:
+    """Refuse a repetition or a whole-number product that would be too big to hold."""
+    for sequence, count in ((left, right), (right, left)):
+        if isinstance(sequence, str | list | tuple) and isinstance(count, int):
+            size = len(sequence) * count
+            if size > MAX_RENDERED_CHARS:
+                unit = "characters" if isinstance(sequence, str) else "items"
+                raise jinja2.exceptions.SecurityError(
+                    f"repeating a value {count:,} times would make {size:,} {unit}; "
+                    f"the limit is {MAX_RENDERED_CHARS:,}."
+                )
+            return
+    if isinstance(left, int) and isinstance(right, int):
+        _check_bits(left.bit_length() + right.bit_length())
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    """Refuse a huge exponent, or a whole-number power that would be too big to hold."""
+    if isinstance(exponent, int | float) and abs(exponent) > MAX_EXPONENT:
+        raise jinja2.exceptions.SecurityError(
+            f"exponents above {MAX_EXPONENT} are not allowed (got {exponent:,})."
+        )
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        _check_bits(base.bit_length() * exponent)
+
+
+def _check_bits(bits: int) -> None:
+    if bits > MAX_INTEGER_BITS:
+        raise jinja2.exceptions.SecurityError(
+            f"the result would be a number of about {bits * 0.30103:,.0f} digits; "
+            f"the limit is {MAX_INTEGER_BITS * 0.30103:,.0f}."
+        )
 
 
 COMPILED_CACHE_SIZE = 256

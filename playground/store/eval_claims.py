@@ -239,7 +239,7 @@ def revive_stalled_batches(session: Session, *, stale_before: datetime, now: dat
         changed = session.execute(
             sa.update(BatchRow)
             .where(BatchRow.id == batch_id, *abandoned)
-            .values(status="running", heartbeat_utc=now, updated_utc=now)
+            .values(status="running", status_message=None, heartbeat_utc=now, updated_utc=now)
             .execution_options(synchronize_session=False)
         )
         if getattr(changed, "rowcount", 0):

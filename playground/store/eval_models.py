@@ -108,6 +108,8 @@ class BatchRow(Shared, Base):
     # the heartbeat is renewed by whoever works on it, so a stale one means nobody does.
     execution: Mapped[str] = mapped_column(sa.String(16), server_default="in_process")
     heartbeat_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why it has its status, when that needs saying (0006): e.g. the owner's budget paused it.
+    status_message: Mapped[str | None] = mapped_column(sa.String(500))
 
     __table_args__ = (
         sa.Index("ix_eval_batches_owner_created", "owner", "created_utc"),

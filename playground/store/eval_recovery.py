@@ -59,6 +59,7 @@ def recover_interrupted_batches(
         guard = [BatchRow.writer.is_(None) if writer is None else BatchRow.writer == writer]
         if alive:
             guard.append(last_sign < stale_before)
+        # status_message stays: why a paused batch had stopped still holds once interrupted.
         changed = session.execute(
             sa.update(BatchRow)
             .where(BatchRow.id == batch_id, claimed, *guard)

@@ -20,6 +20,7 @@ import logging
 import signal
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -51,37 +52,33 @@ DRAIN_S = 20.0  # within the usual 30 s a container gets between SIGTERM and SIG
 CONTEXT_KEY = "playground"
 
 
+@dataclass(eq=False)
 class Worker:
     """What a worker process's shards share: the store, the runner, the settings."""
 
-    def __init__(
-        self, store: Store, settings: Settings, catalog: Catalog, runner: Runner, concurrency: int
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.catalog = catalog
-        self.runner = runner
-        self.concurrency = concurrency
-        self.stopping = False
-        self._jobs: set[BatchJob] = set()
-        self._lock = threading.Lock()
+    store: Store
+    settings: Settings
+    catalog: Catalog
+    runner: Runner
+    concurrency: int
+    stopping: bool = False
+    _jobs: set[BatchJob] = field(default_factory=set, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def run_shard(self, batch_id: int) -> Outcome | None:
         """Work on a batch until it has nothing left for this shard; how the shard ended.
 
         ``None`` when the worker is shutting down and did not start it.
         """
-        job = BatchJob(
+        job = BatchJob.from_settings(
             self.store,
             batch_id,
             self.catalog,
+            self.settings,
             self._providers,
-            model_timeout_s=self.settings.model_timeout_s,
             max_concurrency=self.concurrency,
             execution="worker",
             runner=self.runner,
-            heartbeat_s=self.settings.batch_heartbeat_s,
-            stale_after_s=self.settings.batch_stale_after_s,
         )
         with self._lock:
             if self.stopping:
