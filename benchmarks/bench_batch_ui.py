@@ -57,6 +57,7 @@ from benchmarks.bench_batch import (
 from playground.store import open_store
 from playground.store.eval_repository import CellState, batch_cells
 from playground.store.models import Result
+from tests.e2e.app_driver import pick_options
 
 CONCURRENCY = 8  # the Evaluate page's default
 WATCH_S = 10.0
@@ -125,17 +126,6 @@ Samples = dict[str, list[tuple[float, float]]]
 """Per kind of click: (epoch milliseconds just before the click, click-to-change ms)."""
 
 
-def pick_options(page: Page, label: str, options: list[str]) -> None:
-    """Choose ``options`` in the multiselect labelled ``label``, waiting for each chip (each
-    pick reruns the page)."""
-    picker = page.get_by_test_id("stMultiSelect").filter(has_text=label)
-    for option in options:
-        picker.locator("input").click()
-        page.get_by_role("option", name=option, exact=True).click()
-        expect(picker.get_by_text(option, exact=True)).to_be_visible()
-        page.keyboard.press("Escape")
-
-
 def fill_batch_form(page: Page, url: str, rows: int) -> None:
     """Open Evaluate's Run batch tab and choose the template, the dataset and the models."""
     page.goto(url)
@@ -150,8 +140,8 @@ def fill_batch_form(page: Page, url: str, rows: int) -> None:
 
 
 def select_batch(page: Page, tab_name: str, batch_id: int, attempts: int = 5) -> None:
-    """Show batch ``batch_id`` on tab ``tab_name`` (Results, Blind vote): its "Batch" box
-    stays empty after a start when it was drawn before any batch existed.
+    """Show batch ``batch_id`` on tab ``tab_name`` (Results, Blind vote), whatever its
+    "Batch" box holds (the page preselects the batch just started).
 
     A fragment rerun landing while the dropdown is open closes it, so the pick is retried.
     """

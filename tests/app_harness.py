@@ -30,6 +30,16 @@ def click(at: AppTest, label: str, index: int = 0) -> AppTest:
     return buttons[index].click().run()
 
 
+def open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open the tab ``label`` of the ``st.tabs`` keyed ``key`` and rerun.
+
+    AppTest cannot click a tab; tabs with ``on_change="rerun"`` read the open one from
+    the session state, as after a click.
+    """
+    at.session_state[key] = label
+    return at.run()
+
+
 def texts(at: AppTest | Block, kind: str) -> list[str]:
     """The values of every element of ``kind`` (``error``, ``warning``, ``markdown``…)."""
     return [str(element.value) for element in getattr(at, kind)]

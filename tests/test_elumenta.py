@@ -89,6 +89,17 @@ async def test_stream_shape_a_sends_shape_a_and_reads_usage(fake_elumenta: FakeE
     }
 
 
+async def test_streams_one_after_another_reuse_one_connection(fake_elumenta: FakeElumenta) -> None:
+    provider = make_provider(fake_elumenta)
+    for _ in range(3):
+        events = [e async for e in provider.stream(ask())]
+        assert isinstance(events[-1], StreamFinished)
+    await provider.aclose()
+    streamed = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert len(streamed) == 3
+    assert len({r.client for r in streamed}) == 1
+
+
 async def test_stream_shape_b_integer_id_and_tokens_spent(fake_elumenta: FakeElumenta) -> None:
     fake_elumenta.script("gpt-5", ModelScript(text="Shape B answer", shape="B"))
     events, text, error = await collect(make_provider(fake_elumenta), ask())

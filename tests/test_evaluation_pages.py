@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import random
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from playground import services
@@ -18,9 +24,10 @@ from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.store.eval_ratings import stored_votes
 from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
-from tests.app_harness import click, open_page, texts
+from tests.app_harness import click, open_page, open_tab, texts
 
 pytestmark = pytest.mark.usefixtures("app_env")
+TABS = "evaluate.tab"
 
 
 def _finished_batch(models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5")) -> int:
@@ -35,6 +42,23 @@ def _finished_batch(models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5")
     job = evaluation.start_batch(spec, services.connection_from_state({}))
     assert job.wait(30).completed == 2 * len(models)
     return job.batch_id
+
+
+@contextmanager
+def texts_read() -> Iterator[list[list[Any]]]:
+    """The parameters of every statement inside the block that reads answers' text."""
+    read: list[list[Any]] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "results.content" in statement:
+            read.append(list(parameters.values() if isinstance(parameters, dict) else parameters))
+
+    engine = services.get_store().engine
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    try:
+        yield read
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", spy)
 
 
 def _evaluate_with_a_model_picked() -> AppTest:
@@ -112,6 +136,7 @@ def test_evaluate_page_saves_a_template_version_and_a_dataset(app_env: Path) -> 
     at.text_area(key="evaluate.user").set_value("Q: {{ question }}")
     at = click(at, "Save version")
     assert "Saved qa v1." in texts(at, "success")
+    at = open_tab(at, TABS, "Dataset")
     at.text_area(key="evaluate.pasted").set_value("question\nWhy?\nHow?\n")
     at.run()
     assert "2 rows · columns: question" in texts(at, "caption")
@@ -122,7 +147,7 @@ def test_evaluate_page_saves_a_template_version_and_a_dataset(app_env: Path) -> 
 
 
 def test_bad_dataset_shows_the_line_number(app_env: Path) -> None:
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Dataset")
     at.text_area(key="evaluate.pasted").set_value('{"a": 1}\n{"a": \n')
     at.run()
     assert any("Line 2" in e for e in texts(at, "error"))
@@ -130,7 +155,7 @@ def test_bad_dataset_shows_the_line_number(app_env: Path) -> None:
 
 def test_run_tab_estimates_before_starting(app_env: Path) -> None:
     _finished_batch()
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
     at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
     at.multiselect(key="evaluate.models").set_value(["gpt-5-nano", "gpt-5"])
     at.run()
@@ -140,10 +165,10 @@ def test_run_tab_estimates_before_starting(app_env: Path) -> None:
 
 def test_results_matrix_and_blind_vote_reveal_the_models(app_env: Path) -> None:
     _finished_batch()
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
     assert not at.exception
     assert at.dataframe  # the matrix and the pass rates
-    at = click(at, "Next round")
+    at = click(open_tab(at, TABS, "Blind vote"), "Next round")
     labels = [b.label for b in at.button]
     assert {"A is better", "B is better", "Tie", "Both bad"} <= set(labels)
     assert not texts(at, "success")  # names stay hidden until the vote
@@ -165,7 +190,7 @@ def test_leaderboard_page_empty_then_filled(app_env: Path) -> None:
 
 def test_llm_judge_assertion_offers_a_judge_and_prices_it_into_the_estimate(app_env: Path) -> None:
     _finished_batch()
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
     at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
     at.multiselect(key="evaluate.models").set_value(["gpt-5-nano", "gpt-5"])
     at.run()
@@ -199,7 +224,7 @@ def test_batch_of_a_dead_process_shows_interrupted_and_resumes(
         first, *_ = batch_cells(session, batch_id)
         update_cells(session, [first.id], status="running", result_id=None)
     monkeypatch.setattr(evaluation, "MANAGER", BatchManager())  # a restart: no job known
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
     assert not at.exception
     assert any(w.startswith("Interrupted — ") for w in texts(at, "warning"))
     at = click(at, "Resume")
@@ -209,7 +234,7 @@ def test_batch_of_a_dead_process_shows_interrupted_and_resumes(
 
 def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None:
     _finished_batch(("gpt-5-nano", "claude-haiku-4.5", "gpt-5"))
-    at = open_page("pages/evaluate.py")
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Blind vote")
     at.radio(key="evaluate.round_size").set_value(3)
     at = click(at, "Next round")
     labels = [b.label for b in at.button]
@@ -236,3 +261,85 @@ def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None
     assert (
         table.set_index("model · prompt version").loc[f"{best.model} · capitals v1", "votes"] == 2
     )
+
+
+def test_only_the_open_tab_is_drawn_and_hidden_tabs_keep_their_values(app_env: Path) -> None:
+    at = open_page("pages/evaluate.py")
+    assert not [t for t in at.text_area if t.key == "evaluate.pasted"]  # Dataset tab hidden
+    at.text_input(key="evaluate.template_name").set_value("qa").run()
+    at = open_tab(at, TABS, "Dataset")
+    assert not [t for t in at.text_input if t.key == "evaluate.template_name"]
+    at.text_area(key="evaluate.pasted").set_value("q\nWhy?\n").run()
+    at = open_tab(at, TABS, "Templates")
+    assert at.text_input(key="evaluate.template_name").value == "qa"
+    at = open_tab(at, TABS, "Dataset")
+    assert at.text_area(key="evaluate.pasted").value == "q\nWhy?\n"
+
+
+def test_results_and_blind_vote_show_the_batch_just_started(app_env: Path) -> None:
+    older = _finished_batch()
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
+    assert at.selectbox(key="evaluate.results_batch").value == older
+    at = open_tab(at, TABS, "Blind vote")
+    assert at.selectbox(key="evaluate.vote_batch").value == older
+    at = open_tab(at, TABS, "Run batch")
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"]).run()
+
+    at = click(at, "Start batch")
+
+    started = at.session_state["evaluate.batch_id"]
+    assert started != older
+    evaluation.running_job(started).wait(30)  # type: ignore[union-attr]
+    at = open_tab(at, TABS, "Results")
+    assert at.selectbox(key="evaluate.results_batch").value == started
+    at = open_tab(at, TABS, "Blind vote")
+    assert at.selectbox(key="evaluate.vote_batch").value == started
+
+
+def test_results_tab_reads_the_text_of_the_picked_answer_only(app_env: Path) -> None:
+    batch_id = _finished_batch()
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
+    cells = evaluation.cells(batch_id)
+    last = cells[-1]
+    assert last.result_id is not None and last.content
+
+    with texts_read() as read:
+        at.selectbox(key="evaluate.rate_cell").set_value(last.result_id).run()
+
+    assert not at.exception
+    assert read == [[last.result_id]]
+    assert last.content in texts(at, "markdown")
+    exported = json.loads(evaluation.export_batch(batch_id, "json"))
+    assert [r["content"] for r in exported] == [c.content for c in cells]
+
+
+def test_a_blind_round_reads_the_text_of_its_answers_only(app_env: Path) -> None:
+    batch_id = _finished_batch(("gpt-5-nano", "claude-haiku-4.5", "gpt-5"))
+    by_result = {c.result_id: c for c in evaluation.cells(batch_id)}
+
+    with texts_read() as read:
+        blind = evaluation.next_blind_round(batch_id, "me", random.Random(3), size=2)
+
+    assert blind is not None
+    ids = [a.result_id for a in blind.answers]
+    assert [sorted(r) for r in read] == [sorted(ids)]
+    assert [a.content for a in blind.answers] == [by_result[i].content for i in ids]
+    assert len({by_result[i].key.row_index for i in ids}) == 1  # one input
+    assert len({a.model for a in blind.answers}) == 2
+
+
+def test_another_batch_picked_after_an_answer_shows_its_own_first_answer(app_env: Path) -> None:
+    first = _finished_batch()
+    second = _finished_batch(("gpt-5",))
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
+    assert at.selectbox(key="evaluate.results_batch").value == second
+    picked = evaluation.cells(second)[-1].result_id
+    at.selectbox(key="evaluate.rate_cell").set_value(picked).run()
+
+    at.selectbox(key="evaluate.results_batch").set_value(first).run()
+    at = open_tab(open_tab(at, TABS, "Blind vote"), TABS, "Results")
+
+    assert not at.exception
+    assert at.selectbox(key="evaluate.results_batch").value == first
+    assert at.selectbox(key="evaluate.rate_cell").value == evaluation.cells(first)[0].result_id

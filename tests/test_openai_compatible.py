@@ -55,6 +55,18 @@ async def test_streams_chat_completion_chunks(fake_elumenta: FakeElumenta) -> No
     assert sent.json["stream"] is True
 
 
+async def test_streams_one_after_another_reuse_one_connection(fake_elumenta: FakeElumenta) -> None:
+    fake_elumenta.script("llama3", ModelScript(text="hi"))
+    provider = make_provider(fake_elumenta)
+    request = GenerationRequest(model="llama3", messages=(Message("user", "hi"),))
+    for _ in range(3):
+        assert [e async for e in provider.stream(request)]
+    await provider.aclose()
+    streamed = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
+    assert len(streamed) == 3
+    assert len({r.client for r in streamed}) == 1
+
+
 async def test_wrong_key_is_an_authentication_error(fake_elumenta: FakeElumenta) -> None:
     provider = make_provider(fake_elumenta)
     fake_elumenta.openai_api_key = "sk-other"

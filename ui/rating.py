@@ -22,7 +22,8 @@ def rater_field(key: str, principal: Principal | None) -> str:
         name, subject = escape_markdown(principal.display_name), escape_markdown(principal.subject)
         st.caption(f"Rating as **{name}** ({subject})")
         return principal.subject
-    return str(st.text_input("Your name", key=key, value="me"))
+    # persist_state: the typed name stays while the field is not drawn (another tab open).
+    return str(st.text_input("Your name", key=key, value="me", persist_state="page"))
 
 
 def rate_answer(position: int, result: ModelResult, *, key: str) -> None:

@@ -33,7 +33,7 @@ from playground.evaluation.leaderboard import (
 )
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
-from playground.evaluation.report import pass_rates
+from playground.evaluation.report import ExportFormat, export_text, pass_rates
 from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
 from playground.providers.base import Message, Provider
@@ -42,12 +42,14 @@ from playground.safe_text import reject_nul
 from playground.store.eval_ratings import (
     add_rating,
     add_vote,
+    answer_texts,
     can_see_result,
     comparable_answers,
     model_figures,
     stored_ratings,
     stored_votes,
     voted_pairs,
+    with_contents,
 )
 from playground.store.eval_recovery import recover_interrupted_batches
 from playground.store.eval_repository import (
@@ -193,15 +195,7 @@ def _job_factory(batch_id: int, connection: services.Connection) -> BatchJob:
     def providers() -> Mapping[str, Provider]:
         return build_providers(configured, catalog, elumenta_api_key=connection.api_key)
 
-    return BatchJob(
-        services.get_store(),
-        batch_id,
-        catalog,
-        providers,
-        model_timeout_s=settings.model_timeout_s,
-        heartbeat_s=settings.batch_heartbeat_s,
-        stale_after_s=settings.batch_stale_after_s,
-    )
+    return BatchJob.from_settings(services.get_store(), batch_id, catalog, settings, providers)
 
 
 def _start(batch_id: int, connection: services.Connection) -> dispatch.BatchHandle:
@@ -274,6 +268,23 @@ def running_job(batch_id: int, *, viewer: Principal | None = None) -> dispatch.B
     return dispatch.find_batch(services.get_store(), services.get_settings(), batch_id, MANAGER)
 
 
+def live_batch(*, viewer: Principal | None = None) -> dispatch.BatchHandle | None:
+    """The newest of ``viewer``'s own batches that this process or the workers still run.
+
+    What the Evaluate page follows when its session started none: a new session after an
+    app restart, or the same user on another app process behind the proxy.
+    """
+    owner = None if viewer is None else viewer.subject
+    with services.get_store().session() as session, session.begin():
+        listed = list_batches(session, owner)
+    for batch_id, _title, status in listed:
+        if status in dispatch.LIVE_STATUSES:
+            job = running_job(batch_id)
+            if job is not None and not job.finished:
+                return job
+    return None
+
+
 def owns_batch(batch_id: int, *, viewer: Principal | None = None) -> bool:
     """Whether ``viewer`` may resume, pause or cancel the batch (its owner; anyone locally)."""
     with services.get_store().session() as session, session.begin():
@@ -291,15 +302,31 @@ def control_batch(batch_id: int, action: BatchAction, *, viewer: Principal | Non
     {"pause": job.pause, "resume": job.resume, "cancel": job.cancel}[action]()
 
 
-def cells(batch_id: int, *, viewer: Principal | None = None) -> list[CellState]:
+def cells(
+    batch_id: int, *, viewer: Principal | None = None, with_content: bool = True
+) -> list[CellState]:
     """A batch's cells with their answers, in matrix order.
 
-    Raises :class:`InvalidRequestError` when ``viewer`` (hosted mode) may not see it.
+    ``with_content=False``: without the answers' text (enough for the matrix and pass
+    rates). Raises :class:`InvalidRequestError` when ``viewer`` (hosted mode) may not see it.
     """
     with services.get_store().session() as session, session.begin():
         if viewer is not None and get_batch(session, batch_id, viewer=viewer) is None:
             raise InvalidRequestError(f"No batch #{batch_id}.")
-        return batch_cells(session, batch_id)
+        return batch_cells(session, batch_id, with_content=with_content)
+
+
+def export_batch(batch_id: int, fmt: ExportFormat, *, viewer: Principal | None = None) -> str:
+    """The batch's matrix, answers included, as ``csv`` or ``json`` text (see :func:`cells`)."""
+    return export_text(cells(batch_id, viewer=viewer), fmt)
+
+
+def answer_text(result_id: int, *, viewer: Principal | None = None) -> str:
+    """The text of one answer; :class:`InvalidRequestError` if ``viewer`` may not see it."""
+    with services.get_store().session() as session, session.begin():
+        if not can_see_result(session, result_id, viewer):
+            raise InvalidRequestError("This answer is not available.")
+        return answer_texts(session, [result_id]).get(result_id, "")
 
 
 def batch_title(batch_id: int) -> str | None:
@@ -341,13 +368,15 @@ def next_blind_round(
 ) -> BlindRound | None:
     """Up to ``size`` shuffled answers by different models to one input ``rater`` has not judged.
 
+    Only the shown answers' text is read from the history, not every answer of the batch.
     With a ``viewer`` (hosted mode) the rater is them, and only a batch they may see
     gives answers.
     """
     with services.get_store().session() as session, session.begin():
         groups = comparable_answers(session, batch_id, viewer=viewer)
-        seen = voted_pairs(session, ownership.rater(rater, viewer))
-    return pick_round(groups, seen, rng, size)
+        seen = voted_pairs(session, ownership.rater(rater, viewer), batch_id)
+        blind = pick_round(groups, seen, rng, size)
+        return None if blind is None else BlindRound(with_contents(session, blind.answers))
 
 
 def vote(

@@ -23,6 +23,7 @@ from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures
 from playground.store.eval_repository import CellState, get_batch, update_cells
 from playground.store.recorder import StoreRecorder
+from playground.store.repository import find_cached_results
 
 BUDGET_MESSAGE = "Stopped at the budget cap; raise it and resume to continue."
 WAITING_MESSAGE = "Waiting for a worker process to take it."
@@ -191,6 +192,9 @@ def cell_outcome(
 class BatchRecorder(StoreRecorder):
     """The history recorder plus the batch cells: each finished result updates its cell.
 
+    A result row and its cell are written in one transaction, and a row's comparison, its
+    cells' ``running`` mark and its response-cache look-ups in another: the fewer
+    transactions a batch opens, the less its writer thread holds the GIL and SQLite's lock.
     ``cell_values(cell, result)`` decides the cell's new columns (the job knows retries).
     """
 
@@ -203,44 +207,68 @@ class BatchRecorder(StoreRecorder):
         owner: str | None = None,
     ) -> None:
         super().__init__(store.engine, catalog.cost_of, owner=owner)
-        self._store = store
         self._cell_values = cell_values
         self._expected: dict[int, list[RunningCell]] = {}
         self._by_comparison: dict[int, list[RunningCell]] = {}
         self._by_result: dict[int, RunningCell] = {}
+        # Cache look-ups made with the comparison, by (provider, request hash); a target's
+        # entry is dropped when its result row is written.
+        self._cached: dict[tuple[str, str], ModelResult | None] = {}
 
     def expect(self, request: CompareRequest, cells: list[RunningCell]) -> None:
         """Register the cells ``request`` (about to be started) runs, in target order."""
         self._expected[id(request)] = cells
 
     def start_comparison(self, request: CompareRequest) -> int:
-        """Store the comparison and mark its cells running (one more attempt each)."""
-        comparison_id = super().start_comparison(request)
+        """Store the comparison, mark its cells running (one more attempt each) and, for a
+        cached request, look up every target's earlier answer."""
         cells = self._expected.pop(id(request))
+        by_attempts: dict[int, list[int]] = {}
+        for cell in cells:
+            cell.attempts += 1
+            by_attempts.setdefault(cell.attempts, []).append(cell.id)
+        with self._transaction() as session:
+            comparison_id = self._insert_comparison(session, request)
+            for attempts, ids in by_attempts.items():
+                update_cells(session, ids, status="running", attempts=attempts)
+            if request.use_cache:
+                keys = [
+                    (t.provider, request.generation_request(i).request_hash(t.provider))
+                    for i, t in enumerate(request.targets)
+                ]
+                found = find_cached_results(session, keys, owner=self._owner)
+                self._cached.update({key: found.get(key) for key in keys})
         self._by_comparison[comparison_id] = cells
-        with self._store.session() as session, session.begin():
-            for cell in cells:
-                cell.attempts += 1
-                update_cells(session, [cell.id], status="running", attempts=cell.attempts)
         return comparison_id
 
+    def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
+        """The earlier answer looked up with the comparison (else from the database)."""
+        key = (provider, request_hash)
+        if key in self._cached:
+            return self._cached[key]
+        return super().find_cached(provider, request_hash)
+
     def record_started(self, comparison_id: int, result: ModelResult) -> int:
-        """Write the result row; a cached answer (already final) settles its cell at once."""
-        result_id = super().record_started(comparison_id, result)
+        """Write the result row; a cached answer (already final) settles its cell with it."""
         cell = self._by_comparison[comparison_id][result.index]
-        self._by_result[result_id] = cell
-        if result.is_terminal:
-            self._settle(cell, replace(result, result_id=result_id))
+        self._cached.pop((result.provider, result.request_hash), None)
+        with self._transaction() as session:
+            result_id = self._write_started(session, comparison_id, result)
+            if result.is_terminal:
+                self._settle(session, cell, replace(result, result_id=result_id))
+        if not result.is_terminal:
+            self._by_result[result_id] = cell
         return result_id
 
     def record_finished(self, result: ModelResult) -> None:
         """Write the final result row and its cell."""
-        super().record_finished(result)
         assert result.result_id is not None
-        self._settle(self._by_result.pop(result.result_id), result)
+        cell = self._by_result.pop(result.result_id)
+        with self._transaction() as session:
+            self._write(session, result, finished=True)
+            self._settle(session, cell, result)
 
-    def _settle(self, cell: RunningCell, result: ModelResult) -> None:
+    def _settle(self, session: Session, cell: RunningCell, result: ModelResult) -> None:
         values = self._cell_values(cell, result)
         cell.passed = values.get("passed")
-        with self._store.session() as session, session.begin():
-            update_cells(session, [cell.id], **values)
+        update_cells(session, [cell.id], **values)

@@ -10,11 +10,12 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from playground.evaluation.stats import Interval, wilson_interval
 from playground.store.eval_repository import CellState
 
+ExportFormat = Literal["csv", "json"]
 EXPORT_COLUMNS = (
     "template_version_id",
     "row",
@@ -87,7 +88,7 @@ def export_records(cells: Sequence[CellState]) -> list[dict[str, Any]]:
     ]
 
 
-def export_text(cells: Sequence[CellState], fmt: str) -> str:
+def export_text(cells: Sequence[CellState], fmt: ExportFormat) -> str:
     """The matrix as ``csv`` or ``json`` text."""
     records = export_records(cells)
     if fmt == "json":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,8 @@ T = TypeVar("T")
 E = TypeVar("E")
 
 Sleep = Callable[[float], Awaitable[None]]
+# How long to wait for the end of a stream's body after its [DONE]: it normally follows at once.
+BODY_END_WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,20 @@ async def raise_for_status(response: httpx.Response) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
     raise error_from_response(response.status_code, body, response.headers)
+
+
+async def read_to_end(events: AsyncIterator[Any]) -> None:
+    """Read what is left of a response after its [DONE], briefly, ignoring it.
+
+    A response closed with its body unread also closes its connection: every request
+    would open a new one (a TCP and TLS handshake, in the runner's event loop). Read to
+    the end, the connection goes back to the client's pool. A body that does not end
+    within ``BODY_END_WAIT_S`` is given up on, and its connection closed.
+    """
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(BODY_END_WAIT_S):
+            async for _ in events:
+                pass
 
 
 def map_transport_error(exc: httpx.TransportError, what: str) -> APIError:

@@ -30,6 +30,7 @@ from playground.providers._http import (
     make_timeout,
     map_transport_error,
     raise_for_status,
+    read_to_end,
     stream_with_retries,
     with_retries,
 )
@@ -227,9 +228,11 @@ class ElumentaProvider:
                 await raise_for_status(response)
                 rate_limit = RateLimitInfo.from_headers(response.headers)
                 yield StreamStarted(rate_limit=rate_limit)
-                async for sse in EventSource(response).aiter_sse():
+                events = EventSource(response).aiter_sse()
+                async for sse in events:
                     data = sse.data.strip()
                     if data == DONE_SENTINEL:
+                        await read_to_end(events)
                         break
                     if not data:
                         continue

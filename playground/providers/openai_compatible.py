@@ -25,6 +25,7 @@ from playground.providers._http import (
     make_timeout,
     map_transport_error,
     raise_for_status,
+    read_to_end,
     stream_with_retries,
     with_retries,
 )
@@ -116,10 +117,12 @@ class OpenAICompatibleProvider:
             async with self._http().stream("POST", "/chat/completions", json=body) as response:
                 await raise_for_status(response)
                 yield StreamStarted()
-                async for sse in EventSource(response).aiter_sse():
+                events = EventSource(response).aiter_sse()
+                async for sse in events:
                     data = sse.data.strip()
                     if data == "[DONE]":
                         done = True
+                        await read_to_end(events)
                         break
                     if not data:
                         continue

@@ -5,7 +5,8 @@ Functions take a session and never commit; the caller owns the transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import cast
 
@@ -25,7 +26,7 @@ from playground.store.eval_models import (
     RatingRow,
     TemplateVersionRow,
 )
-from playground.store.eval_repository import batch_cells, get_batch
+from playground.store.eval_repository import get_batch
 from playground.store.models import Comparison, Result
 
 
@@ -47,17 +48,9 @@ def add_rating(
         raise InvalidRequestError("A score is between 1 and 5.")
     if kind == "note" and not (note or "").strip():
         raise InvalidRequestError("The note is empty.")
-    row = RatingRow(
-        result_id=result_id,
-        rater=rater,
-        kind=kind,
-        value=value,
-        note=note,
-        created_utc=datetime.now(UTC),
+    return _store_new(
+        session, RatingRow(result_id=result_id, rater=rater, kind=kind, value=value, note=note)
     )
-    session.add(row)
-    session.flush()
-    return row.id
 
 
 def add_vote(session: Session, result_a_id: int, result_b_id: int, winner: str, rater: str) -> int:
@@ -66,13 +59,15 @@ def add_vote(session: Session, result_a_id: int, result_b_id: int, winner: str, 
         raise InvalidRequestError(f"A vote is one of {', '.join(VOTE_WINNERS)}.")
     if result_a_id == result_b_id:
         raise InvalidRequestError("A vote compares two different answers.")
-    row = PairwiseVoteRow(
-        result_a_id=result_a_id,
-        result_b_id=result_b_id,
-        winner=winner,
-        rater=rater,
-        created_utc=datetime.now(UTC),
+    vote = PairwiseVoteRow(
+        result_a_id=result_a_id, result_b_id=result_b_id, winner=winner, rater=rater
     )
+    return _store_new(session, vote)
+
+
+def _store_new(session: Session, row: RatingRow | PairwiseVoteRow) -> int:
+    """Add ``row`` stamped with the current time; its new id (flushed, not committed)."""
+    row.created_utc = datetime.now(UTC)
     session.add(row)
     session.flush()
     return row.id
@@ -132,22 +127,45 @@ def comparable_answers(
     """Groups of completed answers to the same input (same version and row) in a batch.
 
     Only groups with at least two different models are returned; none when ``viewer``
-    (hosted mode) may not see the batch.
+    (hosted mode) may not see the batch. The answers come without their text
+    (``content`` is empty): :func:`with_contents` reads it for the few a round shows.
     """
     if get_batch(session, batch_id, viewer=viewer) is None:
         return []
+    query = (
+        sa.select(
+            BatchCellRow.template_version_id,
+            BatchCellRow.row_index,
+            BatchCellRow.result_id,
+            BatchCellRow.model,
+        )
+        .where(BatchCellRow.batch_id == batch_id, BatchCellRow.status == "completed")
+        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+    )
     groups: dict[tuple[int, int], list[Answer]] = {}
-    for cell in batch_cells(session, batch_id):
-        if cell.status == "completed" and cell.result_id is not None:
-            key = (cell.key.template_version_id, cell.key.row_index)
-            groups.setdefault(key, []).append(Answer(cell.result_id, cell.key.model, cell.content))
+    for version_id, row_index, result_id, model in session.execute(query):
+        if result_id is not None:  # None: its history row was deleted
+            groups.setdefault((version_id, row_index), []).append(Answer(result_id, model, ""))
     return [g for g in groups.values() if len({a.model for a in g}) > 1]
 
 
-def voted_pairs(session: Session, rater: str) -> set[frozenset[int]]:
-    """The result-id pairs ``rater`` has already voted on (in either order)."""
+def answer_texts(session: Session, result_ids: Sequence[int]) -> dict[int, str]:
+    """The text of each of these answers (results), by id; a missing one is left out."""
+    query = sa.select(Result.id, Result.content).where(Result.id.in_(result_ids))
+    return {result_id: content for result_id, content in session.execute(query)}
+
+
+def with_contents(session: Session, answers: Sequence[Answer]) -> tuple[Answer, ...]:
+    """``answers``, in the same order, with their text read from the history."""
+    texts = answer_texts(session, [a.result_id for a in answers])
+    return tuple(replace(a, content=texts.get(a.result_id, "")) for a in answers)
+
+
+def voted_pairs(session: Session, rater: str, batch_id: int) -> set[frozenset[int]]:
+    """The pairs of answers in batch ``batch_id`` that ``rater`` has voted on (either order)."""
+    in_batch = sa.select(BatchCellRow.result_id).where(BatchCellRow.batch_id == batch_id)
     query = sa.select(PairwiseVoteRow.result_a_id, PairwiseVoteRow.result_b_id).where(
-        PairwiseVoteRow.rater == rater
+        PairwiseVoteRow.rater == rater, PairwiseVoteRow.result_a_id.in_(in_batch)
     )
     return {frozenset((a, b)) for a, b in session.execute(query)}
 

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -325,29 +325,41 @@ def find_cached_result(
     It comes back marked ``cached`` with no row id, start or finish time, ready to be
     recorded as a new result of the current comparison.
     """
-    query = (
-        sa.select(Result)
+    key = (provider, request_hash)
+    return find_cached_results(session, [key], owner=owner).get(key)
+
+
+def find_cached_results(
+    session: Session, requests: Collection[tuple[str, str]], *, owner: str | None = None
+) -> dict[tuple[str, str], ModelResult]:
+    """:func:`find_cached_result` for several ``(provider, request hash)`` in one query.
+
+    Requests with no such answer are left out.
+    """
+    if not requests:
+        return {}
+    newest = (
+        sa.select(sa.func.max(Result.id))
         .where(
-            Result.request_hash == request_hash,
-            Result.provider == provider,
+            Result.request_hash.in_({request_hash for _, request_hash in requests}),
             Result.status == "completed",
             Result.cached.is_(False),
             *result_conditions(HistoryFilter(owner=owner), session.get_bind().dialect.name),
         )
-        .order_by(Result.id.desc())
-        .limit(1)
+        .group_by(Result.provider, Result.request_hash)
     )
-    row = session.scalar(query)
-    if row is None:
-        return None
-    return dataclasses.replace(
-        to_model_result(row),
-        index=0,
-        cached=True,
-        result_id=None,
-        started_at=None,
-        finished_at=None,
-    )
+    found = {}
+    for row in session.scalars(sa.select(Result).where(Result.id.in_(newest))):
+        if (row.provider, row.request_hash) in requests:
+            found[(row.provider, row.request_hash)] = dataclasses.replace(
+                to_model_result(row),
+                index=0,
+                cached=True,
+                result_id=None,
+                started_at=None,
+                finished_at=None,
+            )
+    return found
 
 
 def to_model_result(row: Result) -> ModelResult:

@@ -60,8 +60,17 @@ class FakeMiddleware:
         path: str = scope["path"]
         if not path.startswith(CONTROL_PREFIX):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host, port = scope.get("client") or ("", 0)
             self.state.requests.append(
-                RecordedRequest(scope["method"], path, headers, _parse_json(body), body, arrived)
+                RecordedRequest(
+                    scope["method"],
+                    path,
+                    headers,
+                    _parse_json(body),
+                    body,
+                    arrived,
+                    f"{host}:{port}",
+                )
             )
         replayed = False
 

@@ -35,6 +35,7 @@ class RecordedRequest:
     json: Any
     body: bytes
     received_at: float
+    client: str = ""  # "host:port" of the connection it came on
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for ``GET /_fake/requests``."""
@@ -45,6 +46,7 @@ class RecordedRequest:
             "json": self.json,
             "body": self.body.decode("utf-8", "replace"),
             "received_at": self.received_at,
+            "client": self.client,
         }
 
 

@@ -1,0 +1,103 @@
+"""The batch recorder: every answer and its cell in one transaction, against the fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from playground.evaluation.recording import BatchRecorder, RunningCell, cell_outcome
+from playground.providers.base import Message
+from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.runner import Runner
+from playground.store import Store
+from playground.store.eval_repository import CellState, batch_cells
+from tests.evaluation_fixtures import CATALOG, elumenta_factory, plan
+from tests.fake_elumenta import FakeElumenta
+
+MODELS = ["gpt-5-nano", "claude-haiku-4.5"]
+REQUEST = CompareRequest(
+    messages=(Message("user", "What is the capital of Peru?"),),
+    targets=tuple(ModelTarget("elumenta", m) for m in MODELS),
+    use_cache=True,
+)
+
+
+@contextmanager
+def commits(store: Store) -> Iterator[list[Any]]:
+    """One entry per transaction committed on ``store`` inside the block."""
+    committed: list[Any] = []
+
+    def count(connection: Any) -> None:
+        committed.append(connection)
+
+    sa.event.listen(store.engine, "commit", count)
+    try:
+        yield committed
+    finally:
+        sa.event.remove(store.engine, "commit", count)
+
+
+def _cells(store: Store, batch_id: int) -> list[CellState]:
+    with store.session() as session, session.begin():
+        return batch_cells(session, batch_id)
+
+
+def _row(store: Store, batch_id: int) -> list[RunningCell]:
+    """The batch's cells, as the job hands them to the recorder."""
+    return [
+        RunningCell(
+            c.id, c.key.template_version_id, c.key.row_index, c.key.provider, c.key.model, 0
+        )
+        for c in _cells(store, batch_id)
+    ]
+
+
+def _run(store: Store, fake: FakeElumenta, row: list[RunningCell]) -> tuple[ModelResult, ...]:
+    """Run one row (the models of ``MODELS``) through a runner and the batch recorder."""
+    recorder = BatchRecorder(store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""))
+    recorder.expect(REQUEST, row)
+    providers = elumenta_factory(fake.base_url, fake.api_key)()
+    runner = Runner(CATALOG)
+    try:
+        snapshot = runner.start(REQUEST, providers, recorder=recorder).wait(30)
+        for provider in providers.values():
+            runner.run_coroutine(provider.aclose(), timeout=5)
+    finally:
+        runner.close()
+    assert snapshot.record_error is None
+    return snapshot.results
+
+
+def test_each_answer_and_its_cell_are_written_together(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    batch_id = plan(store, MODELS, rows=1)
+    row = _row(store, batch_id)
+
+    with commits(store) as fresh:
+        answers = _run(store, fake_elumenta, row)
+
+    # The comparison with its cells marked running (and the cache looked up), then per
+    # answer: its row started, and its row finished with its cell.
+    assert len(fresh) == 1 + 2 * len(MODELS)
+    stored = _cells(store, batch_id)
+    assert [(c.status, c.attempts, c.result_id, c.content) for c in stored] == [
+        ("completed", 1, a.result_id, a.content) for a in answers
+    ]
+    assert all(a.content and not a.cached for a in answers)
+
+    again = plan(store, MODELS, rows=1)  # the same request: answered from the cache
+    row = _row(store, again)
+    with commits(store) as cached:
+        reused = _run(store, fake_elumenta, row)
+
+    # The comparison and its cache look-ups, then each cached answer settles its cell with it.
+    assert len(cached) == 1 + len(MODELS)
+    assert [(c.status, c.content) for c in _cells(store, again)] == [
+        ("completed", a.content) for a in answers
+    ]
+    assert all(r.cached for r in reused)
+    assert len(fake_elumenta.requests) == len(MODELS)
