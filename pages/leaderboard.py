@@ -9,6 +9,7 @@ import streamlit as st
 from playground.evaluation import app as evaluation
 from playground.evaluation.leaderboard import Grouping, undecided
 from playground.evaluation.stats import Interval
+from ui.auth import current_principal
 
 GROUPINGS: dict[str, Grouping] = {"by model": "model", "by prompt version": "version"}
 
@@ -17,6 +18,7 @@ def _span(interval: Interval | None) -> str | None:
     return None if interval is None else f"{interval.low:.0%}–{interval.high:.0%}"
 
 
+current_principal()  # hosted: for signed-in users only, even when app.py was skipped
 st.title("Leaderboard")
 grouping = st.radio("Lines", list(GROUPINGS), horizontal=True, key="leaderboard.grouping")
 rows = evaluation.leaderboard(GROUPINGS[grouping])

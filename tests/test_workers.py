@@ -10,15 +10,14 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from playground import services
+from playground.access.principal import Principal
 from playground.cli import main
 from playground.config import Settings
 from playground.errors import InvalidRequestError
@@ -32,7 +31,14 @@ from playground.store.eval_models import BatchCellRow
 from playground.workers.queue import ensure_queue_schema
 from tests.evaluation_fixtures import plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
-from tests.worker_fixtures import STALE_AFTER_S, WorkerProcess, wait_until, worker_settings
+from tests.worker_fixtures import (
+    STALE_AFTER_S,
+    WorkerProcess,
+    pid_of,
+    started_together,
+    wait_until,
+    worker_settings,
+)
 
 MODELS = ["gpt-5-nano", "claude-haiku-4.5"]
 
@@ -64,24 +70,8 @@ def _cells(store: Store, batch_id: int) -> list[BatchCellRow]:
         return list(session.scalars(query))
 
 
-def _pid(claimed_by: str | None) -> int:
-    assert claimed_by is not None
-    return int(claimed_by.split(":")[1])
-
-
 def _completed(store: Store, batch_id: int) -> int:
     return sum(c.status == "completed" for c in _cells(store, batch_id))
-
-
-@contextmanager
-def started_together(*workers: WorkerProcess) -> Iterator[None]:
-    """Start ``workers`` at once (each spends seconds importing) and stop them on exit."""
-    with ExitStack() as stack:
-        for worker in workers:
-            stack.push(worker)  # stops it on exit, if it started
-        with ThreadPoolExecutor(len(workers)) as pool:
-            list(pool.map(WorkerProcess.start, workers))
-        yield
 
 
 @pytest.mark.postgres
@@ -98,7 +88,7 @@ def test_two_workers_share_one_batch_and_run_every_cell_once(
     assert (progress.status, progress.completed, progress.failed) == ("completed", 60, 0)
     requests = _requests(fake)
     assert len(requests) == 60 and set(requests.values()) == {1}
-    by_worker = Counter(_pid(c.claimed_by) for c in _cells(worker_store, batch_id))
+    by_worker = Counter(pid_of(c.claimed_by) for c in _cells(worker_store, batch_id))
     assert set(by_worker) == {a.pid, b.pid}, by_worker  # both did some of this one batch
 
 
@@ -121,14 +111,14 @@ def test_a_killed_workers_cells_are_taken_over_after_the_stale_threshold(
     done_before = [c for c in at_kill if c.status == "completed"]
     for cell in done_before:
         assert requests[(cell.model, _question(cell.row_index))] == 1  # never paid twice
-    orphans = [c for c in at_kill if c.status == "running" and _pid(c.claimed_by) == doomed.pid]
+    orphans = [c for c in at_kill if c.status == "running" and pid_of(c.claimed_by) == doomed.pid]
     assert orphans, "the killed worker had nothing in flight; the test proves nothing"
     # At most the killed worker's answers in flight were asked again.
     assert len(requests) == 48 and sum(requests.values()) <= 48 + len(orphans)
     finished = {c.id: c for c in _cells(worker_store, batch_id)}
     for orphan in orphans:
         taken_over = finished[orphan.id]
-        assert _pid(taken_over.claimed_by) == other.pid
+        assert pid_of(taken_over.claimed_by) == other.pid
         assert orphan.heartbeat_utc is not None
         assert (taken_over.updated_utc - orphan.heartbeat_utc).total_seconds() >= STALE_AFTER_S
 
@@ -207,6 +197,11 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
     handle = evaluation.start_batch(spec, services.connection_from_state({}))
     assert isinstance(handle, QueuedBatch)
     assert isinstance(evaluation.running_job(handle.batch_id), QueuedBatch)  # after a rerun
+    # A new session (another app process, or this one restarted) follows it; nobody else's.
+    followed = evaluation.live_batch()
+    assert followed is not None and followed.batch_id == handle.batch_id
+    stranger = Principal(user_id=2, subject="eve@example.org", display_name="eve", role="member")
+    assert evaluation.live_batch(viewer=stranger) is None
     progress = handle.progress()
     assert (progress.status, progress.pending, progress.message) == ("running", 2, "")
     with services.get_store().session() as session, session.begin():

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from playground.config import Settings
 from playground.store import Store, open_store
 from tests.fake_elumenta import FakeElumenta
-from tests.fake_elumenta.process import ROOT, FakeServerProcess, stop_process
+from tests.fake_elumenta.process import ROOT, FakeServerProcess, ServiceProcess, stop_process
 from tests.store_fixtures import postgres_base_url
 
 HEARTBEAT_S = 0.3
@@ -179,6 +180,27 @@ class WorkerProcess:
     ) -> None:
         if self._process is not None and self._process.poll() is None:
             stop_process(self._process)  # type: ignore[arg-type]
+
+
+def pid_of(name: str | None) -> int:
+    """The process id in a writer's or a claim's name (``host:pid:token[/shard]``)."""
+    assert name is not None
+    return int(name.split(":")[1])
+
+
+@contextmanager
+def started_together(*processes: WorkerProcess | ServiceProcess) -> Iterator[None]:
+    """Start ``processes`` at once (each spends seconds importing); stop them at once on exit
+    (each may take seconds to wind down)."""
+    with ThreadPoolExecutor(len(processes)) as pool:
+        starts = [pool.submit(process.start) for process in processes]
+        try:
+            wait(starts)
+            for started in starts:
+                started.result()  # the first failure, if any
+            yield
+        finally:
+            list(pool.map(lambda process: process.__exit__(None, None, None), processes))
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:

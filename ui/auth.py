@@ -2,13 +2,15 @@
 
 ``app.py`` calls :func:`require_principal` once per script run, before any page: in hosted
 mode it signs the user in (OIDC through ``st.login``, or the trusted proxy's header) or
-stops the page with a sign-in screen. Pages then read :func:`current_principal`.
+stops the page with a sign-in screen. Pages then read :func:`current_principal`, which
+sends a hosted page run that skipped ``app.py`` back through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -18,6 +20,8 @@ from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
 
 PRINCIPAL_KEY = "auth.principal"
+REROUTED_KEY = "auth.rerouted"
+ROUTING_PATH = "signing-in"
 
 
 def require_principal() -> Principal | None:
@@ -42,9 +46,42 @@ def require_principal() -> Principal | None:
 
 
 def current_principal() -> Principal | None:
-    """The principal :func:`require_principal` resolved for this session (``None`` locally)."""
+    """The principal :func:`require_principal` resolved for this session (``None`` locally).
+
+    Hosted, a session without one is a page run that skipped ``app.py``: it is rerun through
+    ``app.py`` (see :func:`_reroute`), so a page never runs for nobody.
+    """
     principal = st.session_state.get(PRINCIPAL_KEY)
-    return principal if isinstance(principal, Principal) else None
+    if isinstance(principal, Principal):
+        return principal
+    if services.get_settings().hosted:
+        _reroute()
+    return None
+
+
+def _reroute() -> NoReturn:
+    """Rerun this page through ``app.py``, which signs the user in.
+
+    With a ``pages/`` directory beside ``app.py``, Streamlit runs the page script a URL
+    names directly, skipping ``app.py``, until a session of the process has called
+    ``st.navigation``: after a restart, a browser reconnecting to ``/evaluate`` would use
+    the page as nobody (the local user, who sees everything). Calling ``st.navigation``
+    ends that mode for the process; the page keeps its URL path, which is its identity.
+    """
+    if st.session_state.get(REROUTED_KEY):
+        # Still skipped after a rerun: stop rather than loop, or show the page to nobody.
+        stop_with(lambda: st.error("Open the app's home page to sign in.", icon=":material/lock:"))
+    st.session_state[REROUTED_KEY] = True
+    url_path = urlsplit(st.context.url or "").path.rstrip("/").rpartition("/")[2]
+    pages = [st.Page(_nothing, title="Signing in", url_path=ROUTING_PATH, default=True)]
+    if url_path not in ("", ROUTING_PATH):
+        pages.append(st.Page(_nothing, title="Signing in", url_path=url_path))
+    st.navigation(pages, position="hidden")
+    st.rerun()
+
+
+def _nothing() -> None:
+    """A page that is never run: :func:`_reroute` only names pages, then reruns."""
 
 
 def session_connection() -> services.Connection:

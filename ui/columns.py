@@ -25,6 +25,8 @@ from playground.safe_text import escape_markdown
 
 ColumnTools = Callable[[int, ModelResult], None]
 """Draws a column's buttons: called with the column's position and its result."""
+WAITING_TEXT = "_Waiting for the first token…_"
+"""What a column's answer box shows until the model's first text arrives."""
 
 # Answers sit in narrow columns: their own headings must not outshout the page's.
 _ANSWER_STYLE = (
@@ -83,7 +85,7 @@ def _draw_body(
         with live_tools:
             while_running(position, result)
     with st.container(key=f"answer-{position}"):
-        st.markdown(result.content or "_Waiting for the first token…_")
+        st.markdown(result.content or WAITING_TEXT)
     notice = column_notice(result)
     if notice is not None:
         level, message = notice

@@ -25,6 +25,17 @@ def pick_models(page: Page, labels: list[str]) -> None:
         page.keyboard.press("Escape")
 
 
+def pick_options(page: Page, label: str, options: list[str]) -> None:
+    """Choose ``options`` in the multiselect labelled ``label``, waiting for each chip (each
+    pick reruns the page)."""
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text=label)
+    for option in options:
+        picker.locator("input").click()
+        page.get_by_role("option", name=option, exact=True).click()
+        expect(picker.get_by_text(option, exact=True)).to_be_visible()
+        page.keyboard.press("Escape")
+
+
 def run_prompt(page: Page, prompt: str, *, shortcut: bool = False) -> None:
     """Type ``prompt`` and press Run (or Ctrl+Enter while still in the prompt box)."""
     page.get_by_label("Prompt", exact=True).fill(prompt)

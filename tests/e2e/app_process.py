@@ -54,7 +54,7 @@ class AppProcess(ServiceProcess):
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py"]
         cmd += ["--server.port", str(self.port), "--server.headless", "true"]
         cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # a restart's output follows the first run's
             self._process = subprocess.Popen(
                 cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
@@ -64,6 +64,11 @@ class AppProcess(ServiceProcess):
             self.stop()
             raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
         return self
+
+    def restart(self) -> Self:
+        """Stop the app and start it again on the same port (and environment)."""
+        self.stop()
+        return self.start()
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the app's output."""

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from playwright.sync_api import Browser, Page
+
 from playground.access.identity import Identity
 from playground.access.principal import Principal
 from playground.access.spending import spend_of
@@ -61,6 +63,45 @@ class HostedApp:
             return spend_of(session, email).today_tokens
 
 
+def hosted_environment(
+    fake_server: FakeServerProcess, data_dir: Path, database_url: str, **extra: str
+) -> dict[str, str]:
+    """A hosted app's environment (proxy sign-in, :data:`ADMIN` the first admin) on
+    ``database_url``; every app process given the same one shares keys and cookies."""
+    return app_environment(
+        fake_server,
+        data_dir,
+        PLAYGROUND_AUTH="proxy",
+        FORWARDED_ALLOW_IPS="",
+        PLAYGROUND_ADMIN_EMAILS=ADMIN,
+        PLAYGROUND_DATABASE_URL=database_url,
+        PLAYGROUND_SECRET_KEY=secrets.token_urlsafe(32),
+        STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_urlsafe(32),
+        **extra,
+    )
+
+
+def hosted_settings(database_url: str) -> Settings:
+    """The settings :func:`hosted_environment` gives the app, for acting on its database."""
+    return Settings(auth_mode="proxy", admin_emails=ADMIN, database_url=database_url)
+
+
+def assert_no_traceback(app: AppProcess) -> None:
+    """Fail with the end of the app's log if it logged a traceback."""
+    assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)
+
+
+def page_as(chromium: Browser, email: str | None, url: str) -> Page:
+    """A new browser session whose requests carry the proxy's identity header for ``email``."""
+    headers = {"X-Forwarded-Email": email} if email else {}
+    context = chromium.new_context(
+        viewport={"width": 1440, "height": 1000}, extra_http_headers=headers
+    )
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
 @contextmanager
 def hosted_app_process(fake_server: FakeServerProcess, data_dir: Path) -> Iterator[HostedApp]:
     """``streamlit run app.py`` in proxy sign-in mode on a fresh PostgreSQL schema.
@@ -69,20 +110,13 @@ def hosted_app_process(fake_server: FakeServerProcess, data_dir: Path) -> Iterat
     ``AssertionError`` if the app logged a traceback.
     """
     with postgres_schema_url("test_hosted") as database_url:
-        extra = {
-            "PLAYGROUND_AUTH": "proxy",
-            "FORWARDED_ALLOW_IPS": "",
-            "PLAYGROUND_ADMIN_EMAILS": ADMIN,
-            "PLAYGROUND_DATABASE_URL": database_url,
-            "PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
-        }
-        app = AppProcess(app_environment(fake_server, data_dir, **extra), data_dir / "app.log")
+        env = hosted_environment(fake_server, data_dir, database_url)
+        app = AppProcess(env, data_dir / "app.log")
         app.start()
         store = open_store(database_url)
-        settings = Settings(auth_mode="proxy", admin_emails=ADMIN, database_url=database_url)
         try:
-            yield HostedApp(app.url, store, settings, app)
+            yield HostedApp(app.url, store, hosted_settings(database_url), app)
         finally:
             store.close()
             app.stop()
-            assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)
+            assert_no_traceback(app)

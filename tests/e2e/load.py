@@ -1,11 +1,12 @@
-"""Many signed-in users at once: each in its own browser session runs six-model comparisons.
+"""Many signed-in users at once, each running six-model comparisons: what the load drivers
+share (issue 6).
 
-Driven by the load benchmark (``benchmarks/bench_load.py``), which reports errors and leaks
-between users besides the timings. One Chromium, one context per user (its own session and
-proxy identity header), driven with Playwright's async API so every user acts at the same
-time. Each prompt starts with a marker unique to the user and round; the fake server's
-default answer echoes the prompt, so a marker showing up in anyone else's page would be a
-leak between sessions.
+Two drivers play the users against the hosted app: ``load_ws.py`` speaks Streamlit's own
+WebSocket protocol (light: the suite's load test, and the load benchmark's default) and
+``load_browser.py`` gives each user a Chromium tab (heavy: ``bench_load.py --client
+browser``). Each prompt starts with a marker unique to the user and round; the fake
+server's default answer echoes the prompt, so a marker showing up in anyone else's page
+would be a leak between sessions.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import statistics
+import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
-from playwright.async_api import Browser, Page, async_playwright
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+import sqlalchemy as sa
 
-from tests.e2e.app_driver import RUN_BUTTON
-from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS
+from playground.store import Store
+from playground.store.models import Comparison, Result
+from tests.fake_elumenta.process import FakeServerProcess
 
 MODELS = (
     "gpt-5-nano",
@@ -32,20 +38,43 @@ MODELS = (
     "gpt-5",
     "grok-4-fast",
 )
-# Where to keep a screenshot of a user whose round failed (test-artifacts/ when it exists).
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SCREENSHOTS = SCREENSHOTS if SCREENSHOTS.is_dir() else None
-RUN_ATTEMPTS = 3
-CLICK_WAIT_S = 60
+IDENTITY_HEADER = "X-Forwarded-Email"
+USERS_DOMAIN = "@load.test"
 MARKER = re.compile(r"mk-(user\d+)-r\d+-x")
-DONE_JS = """(n) => [...Array(n).keys()].every((i) => {
-  const box = document.querySelector('.st-key-column-' + i);
-  return box && box.innerText.includes('Done');
-})"""
-ANSWER_JS = """([marker, n]) => [...Array(n).keys()].some((i) => {
-  const box = document.querySelector('.st-key-answer-' + i);
-  return box && box.textContent.includes(marker);
-})"""
+T = TypeVar("T")
+
+
+def user_emails(users: int) -> list[str]:
+    """The simulated users: ``user1@load.test``, ``user2@load.test``…"""
+    return [f"user{i + 1}{USERS_DOMAIN}" for i in range(users)]
+
+
+def marker(email: str, round_index: int) -> str:
+    """The text that starts ``email``'s prompt in round ``round_index`` (matches MARKER)."""
+    return f"mk-{email.split('@')[0]}-r{round_index}-x"
+
+
+def foreign_markers(text: str, email: str) -> list[str]:
+    """Markers of users other than ``email`` found in ``text``."""
+    own = email.split("@")[0]
+    return [m.group(0) for m in MARKER.finditer(text) if m.group(1) != own]
+
+
+def model_requests(fake: FakeServerProcess) -> list[dict[str, Any]]:
+    """The generate requests the fake server received since its last reset."""
+    return [r for r in fake.requests() if r["path"].endswith(("/generate", "/generate/stream"))]
+
+
+def recorded_ttft_ms(store: Store) -> list[float]:
+    """Time to first token as the app's runner measured it (request sent to first text),
+    for every answer the load's users have in the history."""
+    query = (
+        sa.select(Result.ttft_ms)
+        .join(Comparison)
+        .where(Comparison.owner.endswith(USERS_DOMAIN), Result.ttft_ms.is_not(None))
+    )
+    with store.session() as session:
+        return [float(ttft) for ttft in session.scalars(query)]
 
 
 @dataclass
@@ -54,33 +83,30 @@ class UserReport:
 
     email: str
     markers: list[str] = field(default_factory=list)
+    """One per Run pressed: the marker of that comparison's prompt."""
     ui_ttft_s: list[float] = field(default_factory=list)
+    """From pressing Run to a model's first answer text on the page (the browser driver
+    times the first model only, the WebSocket driver every model)."""
     run_s: list[float] = field(default_factory=list)
+    """From pressing Run until every column was done, per finished comparison."""
     errors: list[str] = field(default_factory=list)
     repeated_clicks: int = 0
+    """Run clicks a starved browser dropped and the driver pressed again (browser only)."""
     foreign_markers_seen: list[str] = field(default_factory=list)
 
 
-@dataclass
-class ProcessSample:
-    """CPU seconds and resident memory of the app process at one moment."""
+@dataclass(frozen=True)
+class LoadRun:
+    """Every user's report, and when (``time.monotonic()``) the rounds started and ended."""
 
-    at_s: float
-    cpu_s: float
-    rss_mb: float
+    reports: list[UserReport]
+    opened_at: float
+    ended_at: float
 
-
-def sample_process(pid: int, started: float) -> ProcessSample:
-    """Read CPU time and RSS of ``pid`` from /proc (Linux)."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu_s = (int(stat[11]) + int(stat[12])) / ticks
-    rss_kb = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    return ProcessSample(time.monotonic() - started, cpu_s, rss_kb / 1024)
+    @property
+    def wall_s(self) -> float:
+        """Seconds from the start line to the last user's last comparison."""
+        return self.ended_at - self.opened_at
 
 
 class StartLine:
@@ -106,112 +132,120 @@ class StartLine:
         await self._open.wait()
 
 
-async def _user(
-    browser: Browser, url: str, email: str, rounds: int, start: StartLine, timeout_s: float
-) -> UserReport:
-    report = UserReport(email)
-    arrived = False
-    context = await browser.new_context(
-        viewport={"width": 1440, "height": 1000}, extra_http_headers={"X-Forwarded-Email": email}
-    )
-    try:
-        page = await context.new_page()
-        page.set_default_timeout(timeout_s * 1000)
-        # The models link preselects the six models, as a bookmarked model set would.
-        await page.goto(f"{url}/?models={','.join(MODELS)}")
-        await page.get_by_role("heading", name="Compare models").wait_for()
-        start.arrive()
-        arrived = True
-        await start.wait()
-        for round_index in range(rounds):
-            if time.monotonic() > start.deadline:
-                break
-            marker = f"mk-{email.split('@')[0]}-r{round_index}-x"
-            report.markers.append(marker)
-            await page.get_by_label("Prompt", exact=True).fill(f"{marker} tell me something")
-            started = time.perf_counter()
-            await _press_run(page, marker, report)
-            report.ui_ttft_s.append(time.perf_counter() - started)
-            await page.wait_for_function(DONE_JS, arg=len(MODELS), polling=100)
-            report.run_s.append(time.perf_counter() - started)
-            # The page redraws once more when the run ends; the next round waits for it.
-            await page.get_by_role("button", name="Re-run").first.wait_for()
-            errors = await page.locator("[data-testid=stAlert]").all_inner_texts()
-            report.errors += [e for e in errors if "error" in e.lower() or "fail" in e.lower()]
-            report.foreign_markers_seen += _foreign(await page.content(), email)
-    except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
-        report.errors.append(f"{type(exc).__name__}: {exc}"[:500])
-        if SCREENSHOTS is not None:
-            await page.screenshot(path=SCREENSHOTS / f"load-{email.split('@')[0]}.png")
-    finally:
-        if not arrived:
-            start.arrive()
-        await context.close()
-    return report
+def run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` in a new event loop on its own thread.
 
-
-async def _press_run(page: Page, marker: str, report: UserReport) -> None:
-    """Press Run and wait for the first answer text carrying ``marker``.
-
-    On a CPU-starved machine a click that lands while the page is still redrawing can be
-    dropped by the browser side; a person would press again, and so does this (counted).
+    The browser tests' sync Playwright keeps an event loop on the main thread.
     """
-    for attempt in range(RUN_ATTEMPTS):
-        await page.get_by_role("button", name=RUN_BUTTON).click()
-        try:
-            await page.wait_for_function(
-                ANSWER_JS, arg=[marker, len(MODELS)], polling=20, timeout=CLICK_WAIT_S * 1000
-            )
-            return
-        except PlaywrightTimeoutError:
-            if attempt == RUN_ATTEMPTS - 1 or await _run_started(page):
-                raise
-            report.repeated_clicks += 1
-
-
-async def _run_started(page: Page) -> bool:
-    # A run that started (but shows no text yet) has columns that are not all Done.
-    return not await page.evaluate(DONE_JS, len(MODELS))
-
-
-def _foreign(html: str, email: str) -> list[str]:
-    """Markers of other users found in this user's page."""
-    own = email.split("@")[0]
-    return [m.group(0) for m in MARKER.finditer(html) if m.group(1) != own]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @dataclass(frozen=True)
-class LoadRun:
-    """Every user's report, and when (``time.monotonic()``) all pages were open."""
+class ProcessSample:
+    """CPU seconds and resident memory of a process at one moment (``time.monotonic()``)."""
 
-    reports: list[UserReport]
-    opened_at: float
+    at: float
+    cpu_s: float
+    rss_mb: float
 
 
-async def _run(
-    url: str, emails: list[str], rounds: int, duration_s: float, timeout_s: float
-) -> LoadRun:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+def sample_process(pid: int) -> ProcessSample:
+    """Read CPU time and RSS of ``pid`` from /proc (Linux)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(stat[11]) + int(stat[12])) / ticks
+    rss_kb = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    return ProcessSample(time.monotonic(), cpu_s, rss_kb / 1024)
+
+
+class ProcessWatcher:
+    """Samples a process's CPU and memory twice a second while inside ``with``."""
+
+    def __init__(self, pid: int, every_s: float = 0.5) -> None:
+        self.pid = pid
+        self.every_s = every_s
+        self.baseline = sample_process(pid)
+        self.samples: list[ProcessSample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(sample_process(self.pid))
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(sample_process(self.pid))
+
+    def between(self, start: float, end: float) -> list[ProcessSample]:
+        """The samples taken from ``start`` to ``end`` (``time.monotonic()``)."""
+        return [s for s in self.samples if start <= s.at <= end]
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of ``values``, linearly interpolated."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def describe_load(
+    load: LoadRun, watcher: ProcessWatcher, *, requests: int, runner_ttft_ms: list[float]
+) -> str:
+    """The load's figures as printable lines: comparisons, model ``requests`` the fake
+    received, errors, leaks, UI timings (beside the runner's own TTFT), and the app
+    process's CPU and memory while the rounds ran."""
+    reports = load.reports
+    runs = [t for r in reports for t in r.run_s]
+    ttft = [t for r in reports for t in r.ui_ttft_s]
+    errors = [e for r in reports for e in r.errors]
+    leaks = [m for r in reports for m in r.foreign_markers_seen]
+    lines = [
+        f"users {len(reports)}, {len(MODELS)} models per comparison, {load.wall_s:.0f} s: "
+        f"{len(runs)} comparisons finished, the fake received {requests} model requests",
+        f"errors {len(errors)}, leaked markers between users {len(leaks)}, "
+        f"Run clicks pressed again {sum(r.repeated_clicks for r in reports)}",
+    ]
+    if ttft:
+        lines.append(
+            f"UI time to first token: p50 {quantile(ttft, 0.5) * 1000:.0f} ms, "
+            f"p95 {quantile(ttft, 0.95) * 1000:.0f} ms ({len(ttft)} answers)"
         )
-        try:
-            start = StartLine(len(emails), duration_s)
-            reports = await asyncio.gather(
-                *(_user(browser, url, e, rounds, start, timeout_s) for e in emails)
-            )
-            return LoadRun(list(reports), start.opened_at)
-        finally:
-            await browser.close()
-
-
-def run_load(
-    url: str, users: int, *, rounds: int, duration_s: float, timeout_s: float = 120.0
-) -> LoadRun:
-    """``users`` users (``user1@load.test``…) each running up to ``rounds`` comparisons of
-    the six :data:`MODELS`; once every page is open they start together, and no new round
-    starts ``duration_s`` after that."""
-    emails = [f"user{i + 1}@load.test" for i in range(users)]
-    # Its own thread: the browser tests' sync Playwright keeps a loop on this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _run(url, emails, rounds, duration_s, timeout_s)).result()
+    if runner_ttft_ms:
+        lines.append(
+            f"runner's time to first token (request sent to first text): "
+            f"p50 {quantile(runner_ttft_ms, 0.5):.0f} ms, "
+            f"p95 {quantile(runner_ttft_ms, 0.95):.0f} ms"
+        )
+    if runs:
+        lines.append(
+            f"Run to all {len(MODELS)} done: p50 {quantile(runs, 0.5):.2f} s, "
+            f"p95 {quantile(runs, 0.95):.2f} s"
+        )
+    during = watcher.between(load.opened_at, load.ended_at + watcher.every_s)
+    if len(during) > 1:
+        cpu_s = during[-1].cpu_s - during[0].cpu_s
+        span_s = during[-1].at - during[0].at
+        lines.append(
+            f"app process: CPU {cpu_s:.1f} s over {span_s:.0f} s "
+            f"({cpu_s / span_s * 100:.0f}% of one core), RSS before "
+            f"{watcher.baseline.rss_mb:.0f} MB, peak {max(s.rss_mb for s in during):.0f} MB, "
+            f"median {statistics.median(s.rss_mb for s in during):.0f} MB"
+        )
+    lines += [f"error: {e}" for e in errors[:5]]
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from playground.store import share_comparison
 from tests.e2e.app_driver import RUN_BUTTON, column, pick_models, run_prompt
-from tests.e2e.hosted import ADMIN, HostedApp
+from tests.e2e.hosted import ADMIN, HostedApp, hosted_app_process, page_as
 from tests.fake_elumenta.process import FakeServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
@@ -19,17 +19,6 @@ MEMBER = "ben@example.org"
 VIEWER = "vic@example.org"
 NANO = "GPT-5 Nano · Starter · 1 token"
 SECRET_WORD = "zebraquartz"
-
-
-def page_as(chromium: Browser, email: str | None, url: str) -> Page:
-    """A new browser session whose requests carry the proxy's identity header for ``email``."""
-    headers = {"X-Forwarded-Email": email} if email else {}
-    context = chromium.new_context(
-        viewport={"width": 1440, "height": 1000}, extra_http_headers=headers
-    )
-    page = context.new_page()
-    page.goto(url)
-    return page
 
 
 def run_comparison(page: Page, prompt: str) -> int:
@@ -50,6 +39,35 @@ def test_without_the_proxy_header_nobody_is_signed_in(
         expect(page.get_by_role("heading", name="Compare models")).to_have_count(0)
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("email", "path", "shown"),
+    [
+        (None, "evaluate", "The proxy did not say who you are"),
+        (MEMBER, "history", "Signed in: ben · member"),
+    ],
+)
+def test_a_link_to_a_page_of_a_just_started_app_process_still_signs_in(
+    chromium: Browser,
+    fake_server: FakeServerProcess,
+    tmp_path: Path,
+    email: str | None,
+    path: str,
+    shown: str,
+) -> None:
+    # Until a session has run app.py, Streamlit runs pages/ scripts directly (no sign-in):
+    # what a browser reconnecting after a restart gets, so this link is the first visit.
+    with hosted_app_process(fake_server, tmp_path) as app:
+        page = page_as(chromium, email, f"{app.url}/{path}")
+        try:
+            expect(page.get_by_text(shown)).to_be_visible()
+            heading = page.get_by_role("heading", name=path.title(), exact=True)
+            expect(heading).to_have_count(1 if email else 0)
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            expect(page.get_by_role("link", name="admin")).to_have_count(0)  # pages/ listing
+        finally:
+            page.context.close()
 
 
 def test_a_private_comparison_is_invisible_to_another_user_until_shared(

@@ -139,6 +139,10 @@ class FakeServerProcess(ServiceProcess):
         """Change account settings (balance, plan, quota_hour, …)."""
         self._call("state", fields)
 
+    def account(self) -> dict[str, Any]:
+        """The account as it is now (balance, plan, quota_hour, …)."""
+        return dict(self._call("state"))
+
     def requests(self) -> list[dict[str, Any]]:
         """Every API request received since the last reset."""
         return list(self._call("requests"))

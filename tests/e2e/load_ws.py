@@ -1,0 +1,168 @@
+"""The load's users over Streamlit's own WebSocket protocol (see ``ws_client.py``).
+
+Light enough for the suite: 20 users are 20 sockets in one asyncio loop. Each user opens
+the app signed in by the proxy header (Compare is the default page), types a prompt that
+starts with their marker, picks the six models, presses Run once and plays the page's
+polling timer until every column is done; then the next round, until the time is up.
+A Run press that starts no comparison is an error, never pressed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import time
+from urllib.parse import parse_qs
+
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from playground import compare_state
+from playground.catalog import load_catalog
+from playground.compare_view import SHARE_PARAM
+from tests.e2e.load import (
+    IDENTITY_HEADER,
+    MARKER,
+    MODELS,
+    LoadRun,
+    StartLine,
+    UserReport,
+    foreign_markers,
+    marker,
+    run_in_own_loop,
+    user_emails,
+)
+from tests.e2e.ws_client import StreamlitSession
+from ui.columns import WAITING_TEXT
+
+# A column's answer box is the container keyed answer-<position> (ui/columns.py).
+ANSWER_BOX = re.compile(r"-answer-(\d+)$")
+MARKER_BYTES = re.compile(MARKER.pattern.encode())
+
+
+class RunNotStartedError(RuntimeError):
+    """Pressing Run drew the page again but started no comparison."""
+
+
+@functools.cache
+def model_labels() -> tuple[str, ...]:
+    """The picker labels of :data:`~tests.e2e.load.MODELS` (what a multiselect sends)."""
+    labels = {info.slug: info.label for info in load_catalog()}
+    return tuple(labels[slug] for slug in MODELS)
+
+
+async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> UserReport:
+    report = UserReport(email)
+    session = StreamlitSession(
+        url, {IDENTITY_HEADER: email}, timeout_s=timeout_s, watch=MARKER_BYTES
+    )
+    arrived = False
+    doing = "opening the app"
+    try:
+        async with session:
+            await session.run_script()
+            start.arrive()
+            arrived = True
+            await start.wait()
+            round_index = 0
+            while time.monotonic() < start.deadline:
+                doing = marker(email, round_index)
+                async with asyncio.timeout(timeout_s):
+                    await _comparison(session, doing, report)
+                round_index += 1
+    except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
+        report.errors.append(f"{doing}: {type(exc).__name__}: {exc}"[:500])
+    finally:
+        if not arrived:
+            start.arrive()
+        report.errors += session.errors
+        seen = b" ".join(sorted(session.seen)).decode()
+        report.foreign_markers_seen += foreign_markers(seen, email)
+    return report
+
+
+async def _comparison(session: StreamlitSession, prompt_marker: str, report: UserReport) -> None:
+    """One round: fill in the prompt and models, press Run, follow it until all are done."""
+    prompt = f"{prompt_marker} tell me something"
+    session.set_widget(session.widget_id(compare_state.PROMPT), string_value=prompt)
+    session.set_widget(session.widget_id(compare_state.MODELS), string_array_value=model_labels())
+    await session.run_script()  # as the browser does when the prompt box loses focus
+    shown_before = _shown_comparison(session)
+    report.markers.append(prompt_marker)
+    session.press(session.button_id("Run"))
+    pressed = time.perf_counter()
+    await session.rerun()
+    started = False
+    first_text: dict[int, float] = {}
+    while True:
+        message = await session.receive()
+        kind = message.WhichOneof("type")
+        if kind == "page_info_changed":
+            # The page puts the new comparison in its URL before it draws the columns.
+            started = started or _shown_comparison(session) != shown_before
+        elif kind == "delta" and started:
+            position = _answer_position(session, message)
+            if position is not None:
+                first_text.setdefault(position, time.perf_counter() - pressed)
+        elif session.full_run_finished(message):
+            if not started:
+                raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
+            if _all_done(session):
+                break
+    report.run_s.append(time.perf_counter() - pressed)
+    report.ui_ttft_s += first_text.values()
+    answers = _answers(session)
+    report.errors += [
+        f"{prompt_marker}: column {i} shows {text[:80]!r}"
+        for i, text in sorted(answers.items())
+        if prompt_marker not in text
+    ]
+    if len(answers) != len(MODELS):
+        report.errors.append(f"{prompt_marker}: {len(answers)} answers shown")
+
+
+def _shown_comparison(session: StreamlitSession) -> str | None:
+    return parse_qs(session.query_string).get(SHARE_PARAM, [None])[0]
+
+
+def _answer_position(session: StreamlitSession, message: ForwardMsg) -> int | None:
+    """The column whose answer text ``message`` draws (``None``: not an answer)."""
+    element = message.delta.new_element
+    if element.WhichOneof("type") != "markdown" or element.markdown.body == WAITING_TEXT:
+        return None
+    box = ANSWER_BOX.search(session.block_id_above(tuple(message.metadata.delta_path)))
+    return int(box.group(1)) if box else None
+
+
+def _answers(session: StreamlitSession) -> dict[int, str]:
+    """Every column's answer text as the page shows it now."""
+    answers = {}
+    for path, element in session.elements():
+        box = ANSWER_BOX.search(session.block_id_above(path))
+        if box and element.WhichOneof("type") == "markdown":
+            answers[int(box.group(1))] = element.markdown.body
+    return answers
+
+
+def _all_done(session: StreamlitSession) -> bool:
+    # A finished column offers Re-run (pages/compare.py), a running one does not.
+    try:
+        for position in range(len(MODELS)):
+            session.widget_id(f"compare.rerun.{position}")
+    except LookupError:
+        return False
+    return True
+
+
+async def _run(url: str, emails: list[str], duration_s: float, timeout_s: float) -> LoadRun:
+    start = StartLine(len(emails), duration_s)
+    reports = await asyncio.gather(*(_user(url, e, start, timeout_s) for e in emails))
+    return LoadRun(list(reports), start.opened_at, time.monotonic())
+
+
+def run_ws_load(url: str, users: int, *, duration_s: float, timeout_s: float = 90.0) -> LoadRun:
+    """``users`` users (see :func:`~tests.e2e.load.user_emails`), each a WebSocket session,
+    running comparisons of the six :data:`~tests.e2e.load.MODELS`; once every user has the
+    page open they start together, and no new round starts ``duration_s`` after that.
+    ``timeout_s`` bounds each round and each silence."""
+    return run_in_own_loop(_run(url, user_emails(users), duration_s, timeout_s))
