@@ -371,6 +371,7 @@ def test_an_owners_daily_budget_pauses_the_batch_and_resume_continues_once_raise
         finished = running.wait(60)
     finally:
         running.cancel()
+        running.wait(30)
     assert (finished.status, finished.completed, finished.message) == ("completed", 40, "")
     assert set(_generate_requests(fake).values()) == {1}
     with store.session() as session, session.begin():
@@ -390,6 +391,7 @@ def test_a_job_from_settings_holds_an_owner_without_own_limits_to_the_server_def
         paused = wait_for(running, lambda p: p.status == "paused" and p.running == 0)
     finally:
         running.cancel()
+        running.wait(30)  # its thread must be done before the test's database is dropped
     assert paused.message.startswith(
         "Paused: bo@example.org reached the daily budget of 3 billing tokens"
     )
