@@ -14,7 +14,7 @@ CPU and memory (before the users arrive, and while they run).
 
 Needs PLAYGROUND_TEST_POSTGRES_URL (a fresh schema is created and dropped).
 Usage: ``python benchmarks/bench_load.py [--client ws|browser] [--users 20] [--duration 60]
-[--ttft-ms 100] [--delay-ms 15]``.
+[--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000]``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of new rounds")
     parser.add_argument("--ttft-ms", type=float, default=100.0)
     parser.add_argument("--delay-ms", type=float, default=15.0)
+    parser.add_argument(
+        "--requests-per-minute", type=int, default=10_000, help="each user's request limit"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     run_load = CLIENTS[args.client]
@@ -51,7 +54,11 @@ def main() -> None:
     with FakeServerProcess(log_path=work / "fake.log") as fake:
         fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
         fake.script("*", {"ttft_ms": args.ttft_ms, "delay_ms": args.delay_ms})
-        with hosted_app_process(fake, work) as app:
+        # Users who press Run again the moment a round ends would reach the default limit
+        # of 60 model requests a minute (refused by design); the load is what is measured.
+        with hosted_app_process(
+            fake, work, PLAYGROUND_REQUESTS_PER_MINUTE=str(args.requests_per_minute)
+        ) as app:
             assert app.process.pid is not None
             with ProcessWatcher(app.process.pid) as watcher:
                 load = run_load(app.url, args.users, duration_s=args.duration)

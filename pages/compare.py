@@ -35,7 +35,6 @@ SHARED = "compare.shared"
 # The share link's token (hosted mode): it keeps opening a comparison shared with a link.
 SHARE_TOKEN = "compare.share_token"  # noqa: S105  (a session-state key, not a secret)
 NOTICE = "compare.notice"
-POLL_S = 0.1
 
 
 def stop(columns: list[ColumnRef]) -> None:
@@ -192,34 +191,38 @@ st.toggle(
     help="A model asked exactly the same thing before answers from history at once, "
     "without an API call or cost. Its column is marked “cached”.",
 )
-overrides: dict[str, GenerationParams] = {}
 if picked:
-    with st.expander("Per-model overrides"):
-        st.caption("Leave a field empty to use the shared value above.")
-        for option in picked:
-            name_col, temp_col, tokens_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-            name_col.markdown(option.label)
-            temp_col.number_input(
-                "Temperature",
-                key=cs.override_key(option.key, "temperature"),
-                persist_state="session",
-                value=None,
-                step=0.1,
-                format="%.2f",
-                placeholder="shared",
-            )
-            tokens_col.number_input(
-                "Max tokens",
-                key=cs.override_key(option.key, "max_tokens"),
-                persist_state="session",
-                value=None,
-                step=1,
-                placeholder="shared",
-            )
-            overrides[option.key] = GenerationParams(
-                temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
-                max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
-            )
+    overrides_box = st.expander("Per-model overrides", key="compare.overrides", on_change="rerun")
+    if overrides_box.open:  # the fields keep their values while it is closed
+        with overrides_box:
+            st.caption("Leave a field empty to use the shared value above.")
+            for option in picked:
+                name_col, temp_col, tokens_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+                name_col.markdown(option.label)
+                temp_col.number_input(
+                    "Temperature",
+                    key=cs.override_key(option.key, "temperature"),
+                    persist_state="session",
+                    value=None,
+                    step=0.1,
+                    format="%.2f",
+                    placeholder="shared",
+                )
+                tokens_col.number_input(
+                    "Max tokens",
+                    key=cs.override_key(option.key, "max_tokens"),
+                    persist_state="session",
+                    value=None,
+                    step=1,
+                    placeholder="shared",
+                )
+overrides = {
+    option.key: GenerationParams(
+        temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
+        max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
+    )
+    for option in picked
+}
 
 balance, balance_error = services.cached_balance(st.session_state, connection)
 with st.container(horizontal=True, vertical_alignment="center"):
@@ -344,4 +347,4 @@ if st.session_state.get(COLUMNS):
             elif st.session_state.get(SHARED):
                 st.caption("To share this comparison, open it in History and create a link.")
         else:
-            st.fragment(draw_results, run_every=POLL_S)(polling=True)
+            st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)

@@ -44,6 +44,24 @@ class ModelOption:
         return option_key(self.provider, self.slug)
 
 
+REDRAW_S = 0.1
+"""How often a live comparison is redrawn while few run in the app process (10 Hz)."""
+REDRAWS_PER_S = 20.0
+"""Redraws per second one app process spends on all its live comparisons together."""
+MAX_REDRAW_S = 1.0
+
+
+def redraw_interval_s(live_runs: int) -> float:
+    """How often to redraw a live comparison while ``live_runs`` stream in the process.
+
+    Every redraw is a script run (a new thread) and a few dozen messages, all passing
+    through the app's one event loop: with 20 users at 10 Hz that loop fell seconds behind
+    and answers showed up late. Beyond four live runs they share :data:`REDRAWS_PER_S`, so
+    the page stays current within a second, never slower.
+    """
+    return min(MAX_REDRAW_S, max(REDRAW_S, live_runs / REDRAWS_PER_S))
+
+
 def option_key(provider: str, slug: str) -> str:
     """The picker key of ``slug`` served by ``provider``."""
     return f"{provider}:{slug}"
@@ -241,6 +259,25 @@ def status_label(result: ModelResult) -> tuple[str, BadgeColour]:
     if result.cached and result.status == "completed":
         text = "Done (cached, not billed)"
     return text, colour
+
+
+def column_header(
+    name: str, label: str, result: ModelResult, *, fastest: bool = False, cheapest: bool = False
+) -> str:
+    """A column's header as one markdown text: the model's name, its status badge, the
+    Fastest/Cheapest marks, and the picker label small underneath.
+
+    One element instead of a row of five: a live column is redrawn ten times a second for
+    every user, and each element is a message from the app process to the browser.
+    """
+    text, colour = status_label(result)
+    badges = [f":{colour}-badge[{text}]"]
+    if fastest:
+        badges.append(":violet-badge[:material/bolt: Fastest]")
+    if cheapest:
+        badges.append(":green-badge[:material/savings: Cheapest]")
+    title = f"**{escape_markdown(name)}** {' '.join(badges)}"
+    return f"{title}  \n:gray[:small[{escape_markdown(label)}]]"
 
 
 def column_notice(result: ModelResult) -> tuple[str, str] | None:

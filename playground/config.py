@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     model_timeout_s: float = Field(
         default=300.0, gt=0, validation_alias=_env("PLAYGROUND_MODEL_TIMEOUT_S")
     )
+    # Requests in flight at once per batch worker process (README "Settings").
     max_concurrency: int = Field(
         default=8, ge=1, le=64, validation_alias=_env("PLAYGROUND_MAX_CONCURRENCY")
+    )
+    # Model streams at once in one app (or CLI) process, every user's comparisons together;
+    # also each provider's HTTP connection pool size.
+    max_streams: int = Field(
+        default=64, ge=1, le=1024, validation_alias=_env("PLAYGROUND_MAX_STREAMS")
     )
     max_retries: int = Field(
         default=3, ge=0, le=10, validation_alias=_env("PLAYGROUND_MAX_RETRIES")

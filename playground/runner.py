@@ -199,13 +199,19 @@ class Runner:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, catalog: Catalog, settings: Settings) -> Runner:
-        """A runner with the configured timeout, flush interval, concurrency and prompt limit."""
+    def from_settings(
+        cls, catalog: Catalog, settings: Settings, *, max_concurrency: int | None = None
+    ) -> Runner:
+        """A runner with the configured timeout, flush interval and prompt limit.
+
+        At most ``max_concurrency`` requests stream at once (default ``max_streams``: the
+        app's comparisons, where every model of a comparison should start at once).
+        """
         return cls(
             catalog,
             model_timeout_s=settings.model_timeout_s,
             flush_interval_s=settings.flush_interval_s,
-            max_concurrency=settings.max_concurrency,
+            max_concurrency=max_concurrency or settings.max_streams,
             max_prompt_chars=settings.max_prompt_chars,
         )
 
@@ -255,6 +261,11 @@ class Runner:
         """The handle of a recent run, e.g. after a Streamlit rerun; ``None`` if forgotten."""
         with self._runs_lock:
             return self._runs.get(run_id)
+
+    def live_runs(self) -> int:
+        """How many runs started here are still streaming (every session's together)."""
+        with self._runs_lock:
+            return sum(not handle.done for handle in self._runs.values())
 
     def find_by_comparison(self, comparison_id: int) -> RunHandle | None:
         """The newest recent run recorded as ``comparison_id`` (a share link to a live run)."""

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from playground import config
+from playground import compare_view, config
 from playground.access.audit import record_event
 from playground.access.principal import Principal, owns
 from playground.access.spending import check_spending
@@ -354,6 +354,12 @@ def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
     view = open_run(column.run_id, viewer)
     if view is not None and owns(view.request.owner, viewer):
         view.cancel(column.index)
+
+
+def redraw_interval_s() -> float:
+    """How often a page should redraw a live comparison now (see
+    :func:`~playground.compare_view.redraw_interval_s`)."""
+    return compare_view.redraw_interval_s(get_runner().live_runs())
 
 
 def column_results(

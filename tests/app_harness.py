@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -13,6 +15,8 @@ from playground.compare_view import ColumnRef
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 RUN_TIMEOUT_S = 10.0
+# A keyed block's id: "$$ID-<hash>-<key>" (st.expander, st.popover with key=…).
+_KEYED_BLOCK = re.compile(r"^\$\$ID-[0-9a-f]+-(.+)$")
 
 
 def open_page(page: str = "pages/compare.py") -> AppTest:
@@ -38,6 +42,28 @@ def open_tab(at: AppTest, key: str, label: str) -> AppTest:
     """
     at.session_state[key] = label
     return at.run()
+
+
+def open_blocks(at: AppTest, pattern: str) -> AppTest:
+    """Open every keyed expander and popover whose key matches ``pattern`` and rerun.
+
+    AppTest cannot click them; those drawn with ``on_change="rerun"`` (content drawn only
+    while open) read their state from the session state, as after a click.
+    """
+    keys = [key for key in _block_keys(at._tree) if re.search(pattern, key)]
+    assert keys, f"no expander or popover keyed like {pattern!r}"
+    for key in keys:
+        at.session_state[key] = True
+    return at.run()
+
+
+def _block_keys(node: Block) -> Iterator[str]:
+    for child in node.children.values():
+        if isinstance(child, Block):
+            keyed = _KEYED_BLOCK.match(getattr(child, "_block_id", None) or "")
+            if keyed:
+                yield keyed.group(1)
+            yield from _block_keys(child)
 
 
 def texts(at: AppTest | Block, kind: str) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground import history_service, services
-from tests.app_harness import click, open_page, run_until_done, texts
+from tests.app_harness import click, open_blocks, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 PROMPT = "compare.prompt"
@@ -24,7 +24,12 @@ def compose(at: AppTest, prompt: str, models: list[str]) -> AppTest:
 
 
 def done_badges(at: AppTest) -> int:
-    return sum(1 for text in texts(at, "markdown") if text == ":green-badge[Done]")
+    return badges(at, ":green-badge[Done]")
+
+
+def badges(at: AppTest, badge: str) -> int:
+    """How many column headers show ``badge`` (e.g. ``:red-badge[Failed]``)."""
+    return sum(1 for text in texts(at, "markdown") if badge in text)
 
 
 @pytest.fixture
@@ -54,6 +59,10 @@ def test_demo_run_fills_both_columns_with_completed_answers(app_env: Path) -> No
     assert any("Latency **" in t for t in texts(at, "caption"))
     assert at.query_params["comparison"]
     assert any("comparison=" in t for t in texts(at, "code"))
+    assert not any(t.startswith("*Demo mode") for t in texts(at, "code"))
+
+    open_blocks(at, "^raw-1$")  # "Raw text (copy)" of the second column
+    assert [t for t in texts(at, "code") if t.startswith("*Demo mode")] == [answers[1]]
 
 
 def test_two_answers_can_be_diffed(app_env: Path) -> None:
@@ -132,7 +141,7 @@ def test_an_api_error_shows_in_its_column_while_the_other_completes(
 
     assert not at.exception
     assert done_badges(at) == 1
-    assert ":red-badge[Failed]" in texts(at, "markdown")
+    assert badges(at, ":red-badge[Failed]") == 1
     errors = texts(at, "error")
     assert len(errors) == 1
     assert message.lower() in errors[0].lower(), errors
@@ -233,6 +242,7 @@ def test_per_model_overrides_reach_only_their_model(
     with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
     at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
+    open_blocks(at, "^compare.overrides$")
     at.number_input(key=TEMPERATURE).set_value(0.5)
     at.number_input(key="compare.override.elumenta:gpt-5.temperature").set_value(1.5)
     click(at.run(), "Run")
@@ -255,7 +265,7 @@ def test_stop_all_keeps_partial_text(app_env: Path, monkeypatch: pytest.MonkeyPa
     click(at, "Stop all")
     run_until_done(at)
 
-    assert texts(at, "markdown").count(":orange-badge[Stopped]") == 2
+    assert badges(at, ":orange-badge[Stopped]") == 2
     assert not at.exception
 
 
@@ -337,7 +347,7 @@ def test_the_cache_is_off_by_default_and_reuses_identical_answers_when_on(app_en
     click(at, "Run")
     run_until_done(at)
 
-    assert texts(at, "markdown").count(":green-badge[Done (cached, not billed)]") == 2
+    assert badges(at, ":green-badge[Done (cached, not billed)]") == 2
     comparison = history_service.stored_comparison(int(at.query_params["comparison"][0]))
     assert comparison is not None
     assert comparison.request.use_cache

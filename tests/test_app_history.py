@@ -17,7 +17,7 @@ from playground import history_service, services
 from playground.store import HistoryFilter, StoreRecorder
 from playground.store.eval_models import RatingRow
 from playground.store.models import Result
-from tests.app_harness import click, open_page, run_compare, run_until_done, texts
+from tests.app_harness import click, open_blocks, open_page, run_compare, run_until_done, texts
 from tests.store_fixtures import Outcome, make_request, record_run
 
 TABLE = "history.table"
@@ -148,8 +148,10 @@ def test_an_opened_comparison_is_drawn_read_only_like_on_compare(app_env: Path) 
     assert not at.exception
     assert texts(at, "subheader") == ["Write a haiku about autumn"]
     markdown = texts(at, "markdown")
-    assert ":green-badge[Done]" in markdown
-    assert ":red-badge[Failed]" in markdown
+    assert [t.split("  \n")[0] for t in markdown if "-badge[" in t] == [
+        "**GPT-5** :green-badge[Done]",
+        "**DeepSeek V3 Chat** :red-badge[Failed]",
+    ]
     assert "Leaves fall, quiet pond." in markdown
     assert any("Off. [model_unavailable]" in t for t in texts(at, "error"))
     assert "Be poetic." in texts(at, "text")
@@ -240,7 +242,7 @@ def test_rerun_records_a_new_comparison_and_shows_it_on_compare(app_env: Path) -
     assert at.text_area(key="compare.prompt").value == "Explain WAL"
     # AppTest reruns the page it last switched to itself; the script switched to Compare.
     run_until_done(at.switch_page("pages/compare.py"))
-    assert texts(at, "markdown").count(":green-badge[Done]") == 2
+    assert sum(":green-badge[Done]" in t for t in texts(at, "markdown")) == 2
     again = history_service.stored_comparison(int(new_ref))
     assert again is not None
     assert (again.request.title, again.request.note) == ("WAL", "")
@@ -264,7 +266,7 @@ def test_load_into_compare_fills_the_editor_for_changes(app_env: Path) -> None:
 
 def test_any_stored_answer_can_be_rated_with_who_rated(app_env: Path) -> None:
     seed("Rate me", ("gpt-5", "gpt-5-nano"))
-    at = open_row(open_page("pages/history.py"), 0)
+    at = open_blocks(open_row(open_page("pages/history.py"), 0), r"^history\.rate\..*\.open$")
     raters = [t for t in at.text_input if str(t.key).endswith(".rater")]
     notes = [t for t in at.text_area if ".rate." in str(t.key)]
     assert len(raters) == len(notes) == 2

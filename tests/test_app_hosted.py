@@ -32,7 +32,7 @@ from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
 from playground.store.models import Comparison, Result
-from tests.app_harness import click, open_tab, texts
+from tests.app_harness import click, open_blocks, open_tab, texts
 from tests.hosted_fixtures import (
     make_workspace,
     open_page_as,
@@ -283,7 +283,7 @@ def test_a_rating_in_hosted_mode_is_by_the_signed_in_user_even_a_viewer(team: Te
     history_service.set_sharing(
         comparison_id, team.ana, visibility="workspace", workspace_id=team.research, link=False
     )
-    at = open_history(team.vic, comparison_id)
+    at = open_blocks(open_history(team.vic, comparison_id), r"\.rate\..*\.open$")
     assert "Rating as **vic** (vic@example.org)" in captions(at)
     assert not [t for t in at.text_input if t.label == "Your name"]
     click(at, "👍", index=0)

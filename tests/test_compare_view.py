@@ -14,6 +14,7 @@ from playground.compare_view import (
     budget_summary,
     budget_warnings,
     build_compare_request,
+    column_header,
     column_notice,
     continue_with,
     diff_answers,
@@ -23,6 +24,7 @@ from playground.compare_view import (
     model_options,
     moved,
     options_from_param,
+    redraw_interval_s,
     result_cost,
     row_layout,
     share_url,
@@ -208,6 +210,30 @@ def test_result_cost_uses_the_report_else_the_price_only_when_completed() -> Non
 def test_status_label_says_when_an_answer_came_from_the_cache() -> None:
     assert status_label(result(status="running")) == ("Streaming…", "blue")
     assert status_label(result(status="completed", cached=True))[0] == "Done (cached, not billed)"
+
+
+def test_column_header_is_one_markdown_with_name_status_marks_and_label() -> None:
+    header = column_header("GPT-5", "GPT-5 · Basic+ · 2 tokens", result(status="running"))
+    assert header == "**GPT-5** :blue-badge[Streaming…]  \n:gray[:small[GPT-5 · Basic+ · 2 tokens]]"
+    marked = column_header("A", "a", result(status="completed"), fastest=True, cheapest=True)
+    assert marked.split("  \n")[0] == (
+        "**A** :green-badge[Done] :violet-badge[:material/bolt: Fastest] "
+        ":green-badge[:material/savings: Cheapest]"
+    )
+
+
+def test_column_header_shows_a_hostile_model_name_literally() -> None:
+    header = column_header("[x](http://evil.example)", "![i](http://evil.example/i.png)", result())
+    assert header.startswith("**\\[x\\]\\(http\\://evil.example\\)** ")
+    assert "\\!\\[i\\]\\(http\\://evil.example/i.png\\)]]" in header
+
+
+def test_live_comparisons_are_redrawn_less_often_as_more_run_in_the_process() -> None:
+    assert [redraw_interval_s(n) for n in (0, 1, 2)] == [0.1, 0.1, 0.1]
+    assert redraw_interval_s(10) == pytest.approx(0.5)
+    assert redraw_interval_s(20) == redraw_interval_s(500) == 1.0
+    intervals = [redraw_interval_s(n) for n in range(30)]
+    assert intervals == sorted(intervals)
 
 
 class TestColumnNotice:

@@ -11,10 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from playground.catalog import load_catalog
+from playground.config import Settings
 from playground.errors import InvalidRequestError
 from playground.providers.base import GenerationParams, Message, Provider
 from playground.providers.demo import DemoProvider
 from playground.providers.elumenta import ElumentaProvider
+from playground.providers.registry import build_providers
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelDelta, ModelFinished, ModelStarted, RunEvent, Runner
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -300,3 +302,48 @@ def test_stop_right_after_start_still_records_every_column(runner: Runner) -> No
     finished = [r for kind, r in recorder.calls if kind == "finished"]
     assert sorted(r.index for r in finished) == [0, 1]  # type: ignore[union-attr]
     assert all(r.result_id is not None for r in finished)  # type: ignore[union-attr]
+
+
+def test_every_model_of_every_comparison_streams_at_once_in_the_app_runner(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    # Two users' six-model comparisons: twelve streams, more than a batch worker's
+    # default concurrency (8), which once capped the app's runner too and made columns
+    # wait for other users' answers to end. Each stream sends one word, then hangs.
+    models = (
+        "gpt-5-nano",
+        "gpt-5",
+        "claude-haiku-4.5",
+        "gemini-3-pro",
+        "deepseek-r1",
+        "grok-4-fast",
+    )
+    for model in models:
+        fake_elumenta.script(model, ModelScript(text="first words", hang_after_deltas=1))
+    settings = Settings(
+        _env_file=None,
+        elumenta_base_url=fake_elumenta.base_url,
+        elumenta_api_key=SecretStr(fake_elumenta.api_key),
+    )
+    assert settings.max_concurrency < 2 * len(models) <= settings.max_streams
+    runner = Runner.from_settings(CATALOG, settings)
+    providers = build_providers(settings, CATALOG)
+    handles = []
+    try:
+        for _ in range(2):
+            handles.append(runner.start(request(*models, provider="elumenta"), providers))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            results = [r for h in handles for r in h.snapshot().results]
+            if all(r.content for r in results):
+                break
+            time.sleep(0.05)
+        assert [r.content for r in results] == ["first"] * 12
+        assert runner.live_runs() == 2
+    finally:
+        for handle in handles:
+            handle.cancel()
+            handle.wait(10)
+        runner.run_coroutine(providers["elumenta"].aclose())
+        runner.close()
+    assert runner.live_runs() == 0

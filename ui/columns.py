@@ -12,16 +12,15 @@ import streamlit as st
 
 from playground.compare_view import (
     ModelOption,
+    column_header,
     column_notice,
     diff_answers,
     highlights,
     metrics,
     option_key,
     row_layout,
-    status_label,
 )
 from playground.results import ModelResult
-from playground.safe_text import escape_markdown
 
 ColumnTools = Callable[[int, ModelResult], None]
 """Draws a column's buttons: called with the column's position and its result."""
@@ -61,15 +60,15 @@ def draw_grid(
             with column.container(border=True, key=f"column-{position}"):
                 result = results[position]
                 name, label = model_title(result, titles)
-                text, colour = status_label(result)
-                with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                    st.markdown(f"**{escape_markdown(name)}**")
-                    st.badge(text, color=colour)
-                    if position in marks.fastest:
-                        st.badge("Fastest", icon=":material/bolt:", color="violet")
-                    if position in marks.cheapest:
-                        st.badge("Cheapest", icon=":material/savings:", color="green")
-                st.caption(label)
+                st.markdown(
+                    column_header(
+                        name,
+                        label,
+                        result,
+                        fastest=position in marks.fastest,
+                        cheapest=position in marks.cheapest,
+                    )
+                )
                 _draw_body(position, result, while_running, when_done)
 
 
@@ -94,8 +93,12 @@ def _draw_body(
         return
     st.caption(" · ".join(f"{k} **{v}**" for k, v in metrics(result)))
     if result.content:
-        with st.expander("Raw text (copy)"):
-            st.code(result.content, language=None, wrap_lines=True)
+        # Drawn only while open: the copy of the answer would double what every redraw
+        # sends (and it is rarely opened).
+        raw = st.expander("Raw text (copy)", key=f"raw-{position}", on_change="rerun")
+        if raw.open:
+            with raw:
+                st.code(result.content, language=None, wrap_lines=True)
     if when_done is not None:
         with st.container(horizontal=True, gap="small"):
             when_done(position, result)

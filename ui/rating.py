@@ -33,9 +33,18 @@ def rate_answer(position: int, result: ModelResult, *, key: str) -> None:
     result_id = result.result_id
     prefix = f"{key}.rate.{result_id}"
     principal = current_principal()
-    with st.popover(
-        "Rate", icon=":material/star:", help="Rate this answer (stored with your name)"
-    ):
+    popover = st.popover(
+        "Rate",
+        icon=":material/star:",
+        help="Rate this answer (stored with your name)",
+        key=f"{prefix}.open",
+        on_change="rerun",
+    )
+    if not popover.open:
+        # Its nine widgets are drawn only once it is opened: a page of six answers would
+        # otherwise send 54 hidden widgets with every run.
+        return
+    with popover:
         if principal is None:
             name_key = f"{prefix}.rater"
             # One name for every popover: the last one typed anywhere fills them all.

@@ -51,6 +51,12 @@ class RetryPolicy:
         return min(self.max_wait_s, backoff * (0.5 + random.random()))
 
 
+def make_limits(max_connections: int) -> httpx.Limits:
+    """A connection pool for ``max_connections`` streams at once, each kept open between
+    requests (the next comparison reuses them instead of connecting again)."""
+    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+
 def make_timeout(connect_s: float, read_s: float) -> httpx.Timeout:
     """An httpx timeout: ``read_s`` is the longest silence allowed between two chunks."""
     return httpx.Timeout(connect=connect_s, read=read_s, write=connect_s, pool=connect_s)

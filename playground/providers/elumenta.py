@@ -27,6 +27,7 @@ from playground.providers._http import (
     USER_AGENT,
     RetryPolicy,
     Sleep,
+    make_limits,
     make_timeout,
     map_transport_error,
     raise_for_status,
@@ -124,6 +125,7 @@ class ElumentaProvider:
         catalog: Catalog,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 60.0,
+        max_connections: int = 64,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -131,6 +133,7 @@ class ElumentaProvider:
         self._base_url = base_url.rstrip("/")
         self._catalog = catalog
         self._timeout = make_timeout(connect_timeout_s, read_timeout_s)
+        self._limits = make_limits(max_connections)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._client: httpx.AsyncClient | None = None
@@ -148,7 +151,7 @@ class ElumentaProvider:
                 base_url=self._base_url,
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                limits=self._limits,
             )
         return self._client
 

@@ -22,6 +22,7 @@ from playground.providers._http import (
     USER_AGENT,
     RetryPolicy,
     Sleep,
+    make_limits,
     make_timeout,
     map_transport_error,
     raise_for_status,
@@ -71,6 +72,7 @@ class OpenAICompatibleProvider:
         model_names: list[str],
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
+        max_connections: int = 64,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -78,6 +80,7 @@ class OpenAICompatibleProvider:
         self._api_key = api_key
         self._model_names = model_names
         self._timeout = make_timeout(connect_timeout_s, read_timeout_s)
+        self._limits = make_limits(max_connections)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._client: httpx.AsyncClient | None = None
@@ -98,7 +101,7 @@ class OpenAICompatibleProvider:
             if self._api_key and self._api_key.get_secret_value():
                 headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
             self._client = httpx.AsyncClient(
-                base_url=self._base_url, timeout=self._timeout, headers=headers
+                base_url=self._base_url, timeout=self._timeout, headers=headers, limits=self._limits
             )
         return self._client
 

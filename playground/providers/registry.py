@@ -34,6 +34,7 @@ def build_providers(
             catalog=catalog,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
+            max_connections=settings.max_streams,
             retry=retry,
         ),
     }
@@ -44,6 +45,7 @@ def build_providers(
             model_names=settings.openai_model_list,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
+            max_connections=settings.max_streams,
             retry=retry,
         )
     return providers

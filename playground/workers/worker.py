@@ -157,9 +157,7 @@ def run_worker(
     try:
         ensure_queue_schema(settings.resolved_database_url)
         concurrency = concurrency or settings.max_concurrency
-        runner = Runner.from_settings(
-            catalog, settings.model_copy(update={"max_concurrency": concurrency})
-        )
+        runner = Runner.from_settings(catalog, settings, max_concurrency=concurrency)
         worker = Worker(store, settings, catalog, runner, concurrency)
         try:
             asyncio.run(_serve(worker, jobs, out))

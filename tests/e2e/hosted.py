@@ -103,14 +103,17 @@ def page_as(chromium: Browser, email: str | None, url: str) -> Page:
 
 
 @contextmanager
-def hosted_app_process(fake_server: FakeServerProcess, data_dir: Path) -> Iterator[HostedApp]:
-    """``streamlit run app.py`` in proxy sign-in mode on a fresh PostgreSQL schema.
+def hosted_app_process(
+    fake_server: FakeServerProcess, data_dir: Path, **extra_env: str
+) -> Iterator[HostedApp]:
+    """``streamlit run app.py`` in proxy sign-in mode on a fresh PostgreSQL schema
+    (``extra_env``: more settings, e.g. ``PLAYGROUND_REQUESTS_PER_MINUTE``).
 
     ``RuntimeError`` (with the app's log) if it does not start; on exit, an
     ``AssertionError`` if the app logged a traceback.
     """
     with postgres_schema_url("test_hosted") as database_url:
-        env = hosted_environment(fake_server, data_dir, database_url)
+        env = hosted_environment(fake_server, data_dir, database_url, **extra_env)
         app = AppProcess(env, data_dir / "app.log")
         app.start()
         store = open_store(database_url)
