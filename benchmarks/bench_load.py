@@ -14,7 +14,7 @@ CPU and memory (before the users arrive, and while they run).
 
 Needs PLAYGROUND_TEST_POSTGRES_URL (a fresh schema is created and dropped).
 Usage: ``python benchmarks/bench_load.py [--client ws|browser] [--users 20] [--duration 60]
-[--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000]``.
+[--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000] [--think-s 0]``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def main() -> None:
     parser.add_argument(
         "--requests-per-minute", type=int, default=10_000, help="each user's request limit"
     )
+    parser.add_argument(
+        "--think-s",
+        type=float,
+        default=0.0,
+        help="average pause between a user's rounds (0: Run again at once)",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     run_load = CLIENTS[args.client]
@@ -61,12 +67,13 @@ def main() -> None:
         ) as app:
             assert app.process.pid is not None
             with ProcessWatcher(app.process.pid) as watcher:
-                load = run_load(app.url, args.users, duration_s=args.duration)
+                load = run_load(app.url, args.users, duration_s=args.duration, think_s=args.think_s)
             requests = len(model_requests(fake))
             runner_ttft_ms = recorded_ttft_ms(app.store)
     print(
         f"client {args.client}; the fake answers after {args.ttft_ms:.0f} ms, "
-        f"then a word every {args.delay_ms:.0f} ms"
+        f"then a word every {args.delay_ms:.0f} ms; users pause {args.think_s:g} s "
+        "between rounds on average"
     )
     print(describe_load(load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms))
 

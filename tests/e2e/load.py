@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import statistics
 import threading
@@ -112,9 +113,10 @@ class LoadRun:
 class StartLine:
     """Every user opens the page first; rounds start together once all are in (or failed)."""
 
-    def __init__(self, users: int, duration_s: float) -> None:
+    def __init__(self, users: int, duration_s: float, think_s: float = 0.0) -> None:
         self._waiting = users
         self._duration_s = duration_s
+        self._think_s = think_s
         self._open = asyncio.Event()
         self.deadline = float("inf")
         self.opened_at = 0.0
@@ -130,6 +132,12 @@ class StartLine:
     async def wait(self) -> None:
         """Until every user has arrived."""
         await self._open.wait()
+
+    async def think(self) -> None:
+        """A user's pause between two rounds: reading the answers (``think_s`` on average,
+        spread 0.5–1.5×, so users drift apart as people do; none by default)."""
+        if self._think_s > 0:
+            await asyncio.sleep(self._think_s * random.uniform(0.5, 1.5))
 
 
 def run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -76,6 +76,7 @@ async def _user(
             errors = await page.locator("[data-testid=stAlert]").all_inner_texts()
             report.errors += [e for e in errors if "error" in e.lower() or "fail" in e.lower()]
             report.foreign_markers_seen += foreign_markers(await page.content(), email)
+            await start.think()
     except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
         report.errors.append(f"{type(exc).__name__}: {exc}"[:500])
         if SCREENSHOTS is not None:
@@ -114,13 +115,15 @@ async def _run_started(page: Page) -> bool:
     return not await page.evaluate(DONE_JS, len(MODELS))
 
 
-async def _run(url: str, emails: list[str], duration_s: float, timeout_s: float) -> LoadRun:
+async def _run(
+    url: str, emails: list[str], duration_s: float, timeout_s: float, think_s: float
+) -> LoadRun:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
         try:
-            start = StartLine(len(emails), duration_s)
+            start = StartLine(len(emails), duration_s, think_s)
             reports = await asyncio.gather(
                 *(_user(browser, url, e, start, timeout_s) for e in emails)
             )
@@ -130,9 +133,10 @@ async def _run(url: str, emails: list[str], duration_s: float, timeout_s: float)
 
 
 def run_browser_load(
-    url: str, users: int, *, duration_s: float, timeout_s: float = 120.0
+    url: str, users: int, *, duration_s: float, timeout_s: float = 120.0, think_s: float = 0.0
 ) -> LoadRun:
     """``users`` users (see :func:`~tests.e2e.load.user_emails`), each in a Chromium tab,
     running comparisons of the six :data:`~tests.e2e.load.MODELS`; once every page is open
-    they start together, and no new round starts ``duration_s`` after that."""
-    return run_in_own_loop(_run(url, user_emails(users), duration_s, timeout_s))
+    they start together, and no new round starts ``duration_s`` after that (``think_s``:
+    the average pause between a user's rounds)."""
+    return run_in_own_loop(_run(url, user_emails(users), duration_s, timeout_s, think_s))

@@ -70,6 +70,7 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
                 async with asyncio.timeout(timeout_s):
                     await _comparison(session, doing, report)
                 round_index += 1
+                await start.think()
     except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
         report.errors.append(f"{doing}: {type(exc).__name__}: {exc}"[:500])
     finally:
@@ -154,15 +155,20 @@ def _all_done(session: StreamlitSession) -> bool:
     return True
 
 
-async def _run(url: str, emails: list[str], duration_s: float, timeout_s: float) -> LoadRun:
-    start = StartLine(len(emails), duration_s)
+async def _run(
+    url: str, emails: list[str], duration_s: float, timeout_s: float, think_s: float
+) -> LoadRun:
+    start = StartLine(len(emails), duration_s, think_s)
     reports = await asyncio.gather(*(_user(url, e, start, timeout_s) for e in emails))
     return LoadRun(list(reports), start.opened_at, time.monotonic())
 
 
-def run_ws_load(url: str, users: int, *, duration_s: float, timeout_s: float = 90.0) -> LoadRun:
+def run_ws_load(
+    url: str, users: int, *, duration_s: float, timeout_s: float = 90.0, think_s: float = 0.0
+) -> LoadRun:
     """``users`` users (see :func:`~tests.e2e.load.user_emails`), each a WebSocket session,
     running comparisons of the six :data:`~tests.e2e.load.MODELS`; once every user has the
     page open they start together, and no new round starts ``duration_s`` after that.
-    ``timeout_s`` bounds each round and each silence."""
-    return run_in_own_loop(_run(url, user_emails(users), duration_s, timeout_s))
+    ``timeout_s`` bounds each round and each silence; ``think_s``: the average pause
+    between a user's rounds (none: Run again the moment a round ends)."""
+    return run_in_own_loop(_run(url, user_emails(users), duration_s, timeout_s, think_s))
