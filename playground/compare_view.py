@@ -56,8 +56,8 @@ def redraw_interval_s(live_runs: int) -> float:
 
     Every redraw is a script run (a new thread) and a few dozen messages, all passing
     through the app's one event loop: with 20 users at 10 Hz that loop fell seconds behind
-    and answers showed up late. Beyond four live runs they share :data:`REDRAWS_PER_S`, so
-    the page stays current within a second, never slower.
+    and answers showed up late. Beyond two live runs they share :data:`REDRAWS_PER_S` (4
+    live: every 0.2 s), so a busy page stays current within :data:`MAX_REDRAW_S`.
     """
     return min(MAX_REDRAW_S, max(REDRAW_S, live_runs / REDRAWS_PER_S))
 
@@ -267,8 +267,9 @@ def column_header(
     """A column's header as one markdown text: the model's name, its status badge, the
     Fastest/Cheapest marks, and the picker label small underneath.
 
-    One element instead of a row of five: a live column is redrawn ten times a second for
-    every user, and each element is a message from the app process to the browser.
+    One element instead of a row of five: a live column is redrawn up to ten times a
+    second for every user, and each element is a message from the app process to the
+    browser.
     """
     text, colour = status_label(result)
     badges = [f":{colour}-badge[{text}]"]
