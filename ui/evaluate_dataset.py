@@ -1,0 +1,45 @@
+"""The Evaluate page's Dataset tab: upload or paste a CSV / JSONL dataset, preview, save."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from playground.access import Principal
+from playground.errors import PlaygroundError, user_message
+from playground.evaluation import app as evaluation
+from playground.evaluation.datasets import parse_dataset
+from playground.safe_text import escape_markdown
+from ui.evaluate_common import VIEWER_HELP
+
+
+def draw_dataset(*, principal: Principal | None, can_create: bool) -> None:
+    """Dataset tab: upload or paste CSV/JSONL, preview it, save it.
+
+    ``can_create`` false (a viewer) disables Save dataset.
+    """
+    # The uploader has no persist_state: its file is gone after a tab switch; pasted text stays.
+    upload = st.file_uploader("CSV or JSONL file", type=["csv", "jsonl", "ndjson"])
+    pasted = st.text_area(
+        "…or paste CSV / JSONL", key="evaluate.pasted", height=120, persist_state="page"
+    )
+    text = upload.getvalue() if upload else pasted  # bytes: parse_dataset names bad UTF-8
+    if text.strip():
+        try:
+            dataset = parse_dataset(text)
+            columns = escape_markdown(", ".join(dataset.columns))
+            st.caption(f"{len(dataset.rows)} rows · columns: {columns}")
+            st.dataframe(pd.DataFrame(dataset.preview()), hide_index=True)
+            dataset_name = st.text_input(
+                "Dataset name", key="evaluate.dataset_name", persist_state="page"
+            )
+            if st.button(
+                "Save dataset",
+                icon=":material/save:",
+                disabled=not can_create,
+                help=None if can_create else VIEWER_HELP,
+            ):
+                dataset_id = evaluation.store_dataset(dataset_name, dataset, viewer=principal)
+                st.success(f"Saved dataset #{dataset_id}.")
+        except PlaygroundError as exc:
+            st.error(user_message(exc))
