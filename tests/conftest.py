@@ -44,7 +44,7 @@ def fake_elumenta(fake_elumenta_server: FakeElumenta) -> FakeElumenta:
     return fake_elumenta_server
 
 
-# History-store fixtures (store_url on SQLite and PostgreSQL, store, recorder) and a
+# History-store fixtures (store_url on SQLite and PostgreSQL, store, session, recorder) and a
 # throwaway PostgreSQL database for queue workers (worker_database_url, worker_store).
 pytest_plugins = ["tests.store_fixtures", "tests.worker_fixtures"]
 

@@ -6,7 +6,8 @@ schema (via ``search_path``) so tests and benchmarks can share one database. Und
 
 Migrating a new database costs about a second per test on PostgreSQL; tests that only read
 and write rows can use ``reused_store`` instead: one migrated store per backend for the
-whole session, emptied before each test.
+whole session, emptied before each test. A module whose tests all can overrides ``store``
+with a fixture returning ``reused_store``; its ``session`` is then on the reused store too.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def session(store: Store) -> Iterator[Session]:
+    """One open transaction on the test's ``store``, committed when the test ends."""
+    with store.session() as s, s.begin():
+        yield s
 
 
 class ReusedStores:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -22,13 +21,6 @@ BOB = "bob@example.org"
 def store(reused_store: Store) -> Store:
     """The session's migrated store on each backend, emptied for this test."""
     return reused_store
-
-
-@pytest.fixture
-def session(store: Store) -> Iterator[Session]:
-    """One open transaction on the test's store, committed when the test ends."""
-    with store.session() as s, s.begin():
-        yield s
 
 
 def at(minutes: int) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,13 +82,6 @@ def refreshed(session: Session, principal: Principal) -> Principal:
 def store(reused_store: Store) -> Store:
     """The session's migrated store on each backend, emptied for this test."""
     return reused_store
-
-
-@pytest.fixture
-def session(store: Store) -> Iterator[Session]:
-    """One open transaction on the test's store, committed when the test ends."""
-    with store.session() as s, s.begin():
-        yield s
 
 
 # --- sign_in --------------------------------------------------------------------------

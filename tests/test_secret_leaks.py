@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -160,21 +160,33 @@ def page_texts(at: AppTest, key_widget: str | None = None) -> str:
 
 
 @pytest.fixture
-def app_with_key(
+def app_at_debug(
     postgres_module_url: str,
     app_env: Path,
     fake_elumenta: FakeElumenta,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-) -> Iterator[str]:
-    """The app on the fake Elumenta with ELUMENTA_API_KEY=SECRET, logging at DEBUG."""
+) -> Iterator[Callable[..., str]]:
+    """A function setting the app up on the fake Elumenta and the module's database, with
+    the environment variables it is given, logging at DEBUG; it returns the database URL."""
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", SECRET)
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
+
+    def set_up(**env: str) -> str:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        services.reset()
+        caplog.set_level(logging.DEBUG)
+        return postgres_module_url
+
+    yield set_up
     services.reset()
-    caplog.set_level(logging.DEBUG)
-    yield postgres_module_url
-    services.reset()
+
+
+@pytest.fixture
+def app_with_key(app_at_debug: Callable[..., str]) -> str:
+    """The app on the fake Elumenta with ELUMENTA_API_KEY=SECRET, logging at DEBUG."""
+    return app_at_debug(ELUMENTA_API_KEY=SECRET)
 
 
 @pytest.mark.postgres
@@ -220,22 +232,9 @@ def test_a_key_typed_into_settings_and_rejected_stays_out_of_the_page_and_the_lo
 
 
 @pytest.fixture
-def hosted_env(
-    postgres_module_url: str,
-    app_env: Path,
-    fake_elumenta: FakeElumenta,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> Iterator[str]:
+def hosted_env(app_at_debug: Callable[..., str]) -> str:
     """Hosted (proxy) mode on the fake Elumenta, no team key, logging at DEBUG."""
-    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
-    monkeypatch.setenv("PLAYGROUND_SECRET_KEY", SERVER_SECRET)
-    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    services.reset()
-    caplog.set_level(logging.DEBUG)
-    yield postgres_module_url
-    services.reset()
+    return app_at_debug(PLAYGROUND_AUTH="proxy", PLAYGROUND_SECRET_KEY=SERVER_SECRET)
 
 
 @pytest.mark.postgres

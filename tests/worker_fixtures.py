@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import pytest
@@ -30,7 +29,7 @@ from sqlalchemy.engine import make_url
 from playground.config import Settings
 from playground.store import Store, open_store
 from tests.fake_elumenta import FakeElumenta
-from tests.fake_elumenta.process import ROOT, FakeServerProcess, ServiceProcess, stop_process
+from tests.fake_elumenta.process import ROOT, ChildProcess, FakeServerProcess, stop_process
 from tests.store_fixtures import postgres_base_url
 
 HEARTBEAT_S = 0.3
@@ -83,7 +82,7 @@ def worker_settings(database_url: str, **fields: object) -> Settings:
     )
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """``python -m playground worker`` against a database and the fake; a context manager."""
 
     def __init__(
@@ -169,17 +168,10 @@ class WorkerProcess:
         for line in process.stdout:
             self._lines.put(line)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop the worker politely, unless it has exited already."""
         if self._process is not None and self._process.poll() is None:
-            stop_process(self._process)  # type: ignore[arg-type]
+            stop_process(self._process)
 
 
 def pid_of(name: str | None) -> int:
@@ -189,7 +181,7 @@ def pid_of(name: str | None) -> int:
 
 
 @contextmanager
-def started_together(*processes: WorkerProcess | ServiceProcess) -> Iterator[None]:
+def started_together(*processes: ChildProcess) -> Iterator[None]:
     """Start ``processes`` at once (each spends seconds importing); stop them at once on exit
     (each may take seconds to wind down)."""
     with ThreadPoolExecutor(len(processes)) as pool:
@@ -200,7 +192,7 @@ def started_together(*processes: WorkerProcess | ServiceProcess) -> Iterator[Non
                 started.result()  # the first failure, if any
             yield
         finally:
-            list(pool.map(lambda process: process.__exit__(None, None, None), processes))
+            list(pool.map(lambda process: process.stop(), processes))
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:

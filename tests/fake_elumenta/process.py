@@ -45,7 +45,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.
     raise RuntimeError(f"{url} did not answer within {timeout_s:g} s")
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[Any]) -> None:
     """Terminate ``process`` politely, then kill it."""
     process.terminate()
     try:
@@ -55,27 +55,16 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-class ServiceProcess:
-    """A child process serving HTTP on a free port; a context manager that stops it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+class ChildProcess:
+    """A child process that a ``with`` block starts on entry and stops on exit."""
 
     def start(self) -> Self:
-        """Start the process and wait until it answers."""
+        """Start the process and wait until it is ready (a service: until it answers)."""
         raise NotImplementedError
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs (to read its CPU and memory)."""
-        return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
         """Stop the process."""
-        if self._process is not None:
-            stop_process(self._process)
-            self._process = None
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self.start()
@@ -87,6 +76,25 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ServiceProcess(ChildProcess):
+    """A child process serving HTTP on a free port; a context manager that stops it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (to read its CPU and memory)."""
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        """Stop the process."""
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
 
 
 class FakeServerProcess(ServiceProcess):
