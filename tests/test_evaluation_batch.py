@@ -378,6 +378,64 @@ def test_an_owners_daily_budget_pauses_the_batch_and_resume_continues_once_raise
         assert session.get(BatchRow, batch_id).status_message is None  # type: ignore[union-attr]
 
 
+def test_the_judges_grading_counts_toward_its_owners_budget_and_pauses_at_it(
+    store: Store, fake: FakeElumenta
+) -> None:
+    rubric = AssertionSpec("llm_judge", value="Names a capital.")
+    batch_id = plan(store, ["gpt-5-nano"], rows=3, assertions=[rubric], judge="gpt-5")
+    # The answers cost 3 (1 each); the judge 2 per answer: 7 leaves room to grade two.
+    owned_by(store, batch_id, ANA, daily_budget_tokens=7)
+    url, key = fake.base_url, fake.api_key
+    paused = job(store, batch_id, url, key, settings=LOCAL_SETTINGS).start().wait(30)
+
+    assert (paused.status, paused.completed, paused.judge_tokens) == ("paused", 3, 4)
+    assert paused.message == (
+        "Paused: ana@example.org reached the daily budget of 7 billing tokens (7 used or "
+        "reserved, the next requests need 2); an admin can raise it, or resume tomorrow "
+        "(it resets at midnight UTC)."
+    )
+    assert _judge_requests(fake) == 2
+    with store.session() as session, session.begin():
+        assert spend_of(session, ANA).today_tokens == 3 + 4
+        assert session.get(BatchRow, batch_id).status_message == paused.message  # type: ignore[union-attr]
+
+    set_user_limits(store, signed_in(store, ANA), daily_budget_tokens=100)
+    resumed = job(store, batch_id, url, key, settings=LOCAL_SETTINGS).start().wait(30)
+    assert (resumed.status, resumed.judge_tokens, resumed.message) == ("completed", 6, "")
+    assert _judge_requests(fake) == 3
+    with store.session() as session, session.begin():
+        assert spend_of(session, ANA).today_tokens == 3 + 6
+        cells = batch_cells(session, batch_id)
+    assert all(sum(bool(a.get("judge")) for a in c.assertions) == 1 for c in cells)
+
+
+def test_the_judges_spend_counts_on_the_day_it_graded_for_the_batchs_owner_only(
+    store: Store,
+) -> None:
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    earlier_this_month = max(month_start, now - timedelta(days=1))
+    batch_id = plan(store, ["gpt-5-nano"], rows=4)
+    other_id = plan(store, ["gpt-5-nano"], rows=1)
+    with store.session() as session, session.begin():
+        session.get(BatchRow, batch_id).owner = ANA  # type: ignore[union-attr]
+        session.get(BatchRow, other_id).owner = "bo@example.org"  # type: ignore[union-attr]
+        cells = session.scalars(
+            sa.select(BatchCellRow).order_by(BatchCellRow.batch_id, BatchCellRow.row_index)
+        ).all()
+        graded = [now, earlier_this_month, month_start - timedelta(days=1), None, now]
+        for cell, judged_utc in zip(cells, graded, strict=True):
+            cell.judge_tokens, cell.judged_utc = (
+                (None, None) if judged_utc is None else (5, judged_utc)
+            )
+    with store.session() as session, session.begin():
+        ana, bo = spend_of(session, ANA), spend_of(session, "bo@example.org")
+    yesterday_counts = earlier_this_month.date() == now.date()  # on the 1st it is today too
+    assert (ana.today_tokens, ana.month_tokens) == (10 if yesterday_counts else 5, 10)
+    assert (bo.today_tokens, bo.month_tokens) == (5, 5)
+    assert ana.requests_last_minute == 0  # the judge's requests are not answers
+
+
 def test_a_job_from_settings_holds_an_owner_without_own_limits_to_the_server_defaults(
     store: Store, fake: FakeElumenta
 ) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from playground.errors import ConfigError
@@ -19,7 +21,10 @@ from playground.store import (
     hosted_models,  # noqa: F401  (registers the 0004 tables on Base)
     open_store,
 )
+from playground.store.db import MIGRATIONS_DIR
+from playground.store.eval_models import BatchCellRow
 from playground.store.models import Base
+from tests.evaluation_fixtures import plan
 
 EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
     "comparisons": [
@@ -131,6 +136,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("updated_utc", False),
         ("claimed_by", True),
         ("heartbeat_utc", True),
+        ("judge_tokens", True),
+        ("judged_utc", True),
     ],
     "ratings": [
         ("id", False),
@@ -228,6 +235,7 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         ],
         "ix_batch_cells_batch_status": ["batch_id", "status"],
         "ix_batch_cells_result_id": ["result_id"],
+        "ix_batch_cells_judged_utc": ["judged_utc"],
     },
     "ratings": {"ix_ratings_result_id": ["result_id"]},
     "pairwise_votes": {
@@ -327,7 +335,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0006"
+        assert MigrationContext.configure(connection).get_current_revision() == "0007"
     store.close()
 
 
@@ -364,3 +372,36 @@ def test_plain_postgresql_url_uses_psycopg() -> None:
 def test_unsupported_database_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
         create_store_engine(url)
+
+
+def test_cells_judged_before_0007_get_their_judge_spend_from_their_outcomes(
+    store_url: str,
+) -> None:
+    store = open_store(store_url)
+    batch_id = plan(store, ["gpt-5-nano"], rows=2)
+    judged = [{"kind": "llm_judge", "passed": True, "judge": True, "cost_tokens": 2}]
+    with store.session() as session, session.begin():
+        first, second = session.scalars(
+            sa.select(BatchCellRow).where(BatchCellRow.batch_id == batch_id)
+        ).all()
+        first.assertions_json = [{"kind": "contains", "passed": True}, *judged]
+        second.assertions_json = [{"kind": "contains", "passed": True}]
+        graded_at = first.updated_utc
+    store.close()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_store_engine(store_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    engine.dispose()
+
+    store = open_store(store_url)  # back up to head: 0007 fills in the judged cell
+    with store.session() as session:
+        cells = session.execute(
+            sa.select(BatchCellRow.judge_tokens, BatchCellRow.judged_utc)
+            .where(BatchCellRow.batch_id == batch_id)
+            .order_by(BatchCellRow.row_index)
+        ).all()
+    store.close()
+    assert [tuple(c) for c in cells] == [(2, graded_at), (None, None)]

@@ -2,10 +2,11 @@
 
 Spend is read from the history, so every app process and worker sees the same figure: a
 finished answer counts its ``tokens_used``, an answer still running counts the price in
-force when it started (so two quick runs cannot both slip under the limit), and cached
-answers count nothing. Days and months are UTC. :func:`check_spending` refuses a run that
-would pass a limit; a :class:`SpendingGate` keeps a long one (a batch) within the limits
-while it runs.
+force when it started (so two quick runs cannot both slip under the limit), cached
+answers count nothing, and an LLM judge's grading of a batch's answers counts on the day
+it graded them (requests per minute count answers only). Days and months are UTC.
+:func:`check_spending` refuses a run that would pass a limit; a :class:`SpendingGate` keeps
+a long one (a batch) within the limits while it runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from playground.access.principal import Principal
 from playground.access.users import Limits, limits_of_subject
 from playground.config import Settings
 from playground.errors import SpendingLimitError
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.models import OPEN_STATUSES, Comparison, Result
 
 GATE_REFRESH_S = 1.0
@@ -60,7 +62,24 @@ def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> 
             Result.created_utc >= month_start,
         )
     ).one()
-    return Spend(today_tokens=int(row[0]), month_tokens=int(row[1]), requests_last_minute=row[2])
+    judge = session.execute(
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.case((BatchCellRow.judged_utc >= day_start, BatchCellRow.judge_tokens))
+                ),
+                0,
+            ),
+            sa.func.coalesce(sa.func.sum(BatchCellRow.judge_tokens), 0),
+        )
+        .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
+        .where(BatchRow.owner == subject, BatchCellRow.judged_utc >= month_start)
+    ).one()
+    return Spend(
+        today_tokens=int(row[0]) + int(judge[0]),
+        month_tokens=int(row[1]) + int(judge[1]),
+        requests_last_minute=row[2],
+    )
 
 
 def check_spending(
@@ -165,6 +184,19 @@ class SpendingGate:
                 0, wait_s=GATE_REFRESH_S, message=self._budget_message(rows[0][1], settling)
             )
         return Admission(0, pause=True, message=self._budget_message(rows[0][1], settling))
+
+    def budget_left(self, session: Session) -> int | None:
+        """Billing tokens the owner may still spend now (fresh from the history; never
+        negative), or ``None`` without a budget: what a batch's judge may use."""
+        self._read(session)
+        left = self._budget_left()
+        return None if left is None else max(0, left)
+
+    def budget_message(self, session: Session, needed: int) -> str:
+        """Why a batch pauses at the owner's budget (spend read afresh), when the next work
+        needs ``needed``."""
+        self._read(session)
+        return self._budget_message(needed, settling=False)
 
     def _read(self, session: Session) -> None:
         self._limits = limits_of_subject(session, self.subject, self._settings)

@@ -34,7 +34,7 @@ from playground.config import BatchExecution, Settings
 from playground.errors import InsufficientTokensError, InvalidRequestError, user_message
 from playground.evaluation.budget import affordable, committed_tokens, rows_of
 from playground.evaluation.grading import make_grader
-from playground.evaluation.judging import grade_batch, judge_price_of
+from playground.evaluation.judging import grade_batch, is_judged, judge_price_of
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
 from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
 from playground.evaluation.recording import (
@@ -702,6 +702,10 @@ class BatchJob:
         max_cells = None
         if budget is not None and price:
             max_cells = max(0, budget - tally.spent_tokens - tally.judge_tokens) // price
+        owner_cells = self._judgeable_within_owner_budget(run, price)
+        owner_binding = owner_cells is not None and (max_cells is None or owner_cells < max_cells)
+        if owner_binding:
+            max_cells = owner_cells
         with self._cond:
             self._message = f"Judging the answers with {spec.judge.model}…"
         grader = make_grader(run.providers[spec.judge.provider], spec.judge.model)
@@ -715,11 +719,26 @@ class BatchJob:
                 "Top up the balance, then resume to grade the remaining answers."
             )
         with self._store.session() as session, session.begin():
-            tally = Tally.of(cell_figures(session, self.batch_id))
+            figures = cell_figures(session, self.batch_id)
+            tally = Tally.of(figures)
+        unjudged = sum(f.status == "completed" and not is_judged(f.assertions) for f in figures)
+        if refused is None and unjudged and owner_binding and run.spending is not None:
+            # Stopped by the owner's budget, not the batch's cap: pause, as the answers do.
+            with self._store.session() as session, session.begin():
+                refused = run.spending.budget_message(session, price)
         with self._cond:
             self._tally = tally
             self._message = refused or ""
         return refused
+
+    def _judgeable_within_owner_budget(self, run: _Run, price: int) -> int | None:
+        """How many answers the judge may grade within the owner's budget (``None``: no
+        owner budget applies, as in local mode)."""
+        if run.spending is None or not price:
+            return None
+        with self._store.session() as session, session.begin():
+            left = run.spending.budget_left(session)
+        return None if left is None else left // price
 
     def _watch(self) -> None:
         """Until the job ends: read the batch's status (pause, cancel from any process) and

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from playground.errors import InsufficientTokensError
@@ -92,14 +93,18 @@ async def grade_batch(
         outcomes += [judge_error(spec, str(refused[0])) for spec in rubrics[len(outcomes) :]]
         judged = [{**o.to_dict(), "judge": True} for o in outcomes]
         merged = [*cell.assertions, *judged]
+        cost = sum(o.cost_tokens or 0 for o in outcomes)
         with store.session() as session, session.begin():
             update_cells(
                 session,
                 [cell.id],
                 assertions_json=merged,
                 passed=all(a["passed"] for a in merged),
+                # The owner's spend counts the judge by the day it graded (access/spending).
+                judge_tokens=cost,
+                judged_utc=datetime.now(UTC),
             )
-        return sum(o.cost_tokens or 0 for o in outcomes)
+        return cost
 
     costs = await asyncio.gather(*(grade(c) for c in cells))
     if refused:

@@ -138,6 +138,9 @@ class BatchCellRow(Base):
     # The process (host:pid:token/shard) that claimed it last, and its heartbeat (0005).
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
     heartbeat_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # What the LLM judge cost for this cell and when it graded it (0007): the owner's spend.
+    judge_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    judged_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         sa.Index(
@@ -151,6 +154,7 @@ class BatchCellRow(Base):
         ),
         sa.Index("ix_batch_cells_batch_status", "batch_id", "status"),
         sa.Index("ix_batch_cells_result_id", "result_id"),
+        sa.Index("ix_batch_cells_judged_utc", "judged_utc"),
     )
 
 
