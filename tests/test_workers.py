@@ -78,6 +78,9 @@ def _completed(store: Store, batch_id: int) -> int:
 def test_two_workers_share_one_batch_and_run_every_cell_once(
     worker_store: Store, worker_database_url: str, fake: FakeElumenta, tmp_path: Path
 ) -> None:
+    # Slow enough answers that one worker alone needs ~9 s: on a busy machine the other
+    # took its queue job late, after the first had claimed and done every cell.
+    fake.script("*", ModelScript(ttft_ms=300))
     batch_id = plan(worker_store, MODELS, rows=30)
     a = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "a.log")
     b = WorkerProcess(worker_database_url, fake, tmp_path, log_path=tmp_path / "b.log")
