@@ -122,8 +122,8 @@ with spend_tab:
                 tooltip=["user", "model", "requests", "tokens"],
             )
         )
-        st.altair_chart(chart, use_container_width=True)
-        st.dataframe(spend, hide_index=True, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
+        st.dataframe(spend, hide_index=True, width="stretch")
 
 with audit_tab:
     actor = st.text_input("Only this user", placeholder="e-mail", key="admin.audit_actor")
@@ -142,5 +142,5 @@ with audit_tab:
             ]
         ),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )

@@ -82,4 +82,4 @@ if not rated.empty:
         x=alt.X("low:Q", title="Bradley–Terry rating (95% bootstrap)", scale=alt.Scale(zero=False)),
         x2="high:Q",
     ) + base.mark_point(filled=True, size=80).encode(x="rating:Q")
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(chart, width="stretch")

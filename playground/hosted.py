@@ -39,6 +39,8 @@ from playground.access.users import (
     sign_in,
 )
 from playground.errors import ConfigError
+from playground.evaluation.plan import BatchSpec
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.hosted_models import UserRow
 from playground.store.models import Comparison, Result
 
@@ -141,9 +143,14 @@ def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
 
 
 def spend_by_user_and_model() -> list[dict[str, Any]]:
-    """Billing tokens and requests per user and model, all time (admin page; no content)."""
+    """Billing tokens and requests per user and model, all time (admin page; no content).
+
+    A batch's LLM judge is its own row, ``<model> (judge)``, under the batch's owner: it
+    counts toward their budget like their answers do.
+    """
+    totals: dict[tuple[str, str], list[int]] = {}
     with services.get_store().session() as session, session.begin():
-        rows = session.execute(
+        answers = session.execute(
             sa.select(
                 Comparison.owner,
                 Result.model,
@@ -153,12 +160,31 @@ def spend_by_user_and_model() -> list[dict[str, Any]]:
             .join(Comparison, Comparison.id == Result.comparison_id)
             .where(Result.cached.is_(False))
             .group_by(Comparison.owner, Result.model)
-            .order_by(Comparison.owner, Result.model)
         )
-        return [
-            {"user": owner or "(local)", "model": model, "requests": n, "tokens": int(tokens or 0)}
-            for owner, model, n, tokens in rows
-        ]
+        for owner, model, n, tokens in answers:
+            totals[(owner or "(local)", model)] = [n, int(tokens or 0)]
+        judged = session.execute(
+            sa.select(
+                BatchRow.owner,
+                BatchRow.spec_json,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(BatchCellRow.judge_tokens), 0),
+            )
+            .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
+            .where(BatchCellRow.judged_utc.is_not(None))
+            .group_by(BatchRow.id)
+        )
+        for owner, spec_json, cells, tokens in judged:
+            spec = BatchSpec.from_json(spec_json)
+            rubrics = sum(a.kind == "llm_judge" for a in spec.assertions)
+            model = f"{spec.judge.model if spec.judge else '?'} (judge)"
+            total = totals.setdefault((owner or "(local)", model), [0, 0])
+            total[0] += cells * max(1, rubrics)
+            total[1] += int(tokens or 0)
+    return [
+        {"user": user, "model": model, "requests": n, "tokens": tokens}
+        for (user, model), (n, tokens) in sorted(totals.items())
+    ]
 
 
 def audit_log(principal: Principal, *, actor: str | None = None) -> list[AuditEvent]:

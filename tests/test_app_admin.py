@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 
 from playground import hosted, services
 from playground.access.audit import list_events
 from playground.access.users import get_user
+from playground.evaluation.assertions import AssertionSpec
+from playground.store.eval_models import BatchCellRow, BatchRow
 from tests.app_harness import click, texts
+from tests.evaluation_fixtures import plan
 from tests.hosted_fixtures import ADMIN_EMAIL, open_page_as, signed_in
+from tests.store_fixtures import seed_comparison, seed_result
 
 pytestmark = pytest.mark.usefixtures("app_env")
 ADMINS_ONLY = "Only admins of a hosted playground can open this page."
@@ -77,3 +84,29 @@ def test_workspaces_are_created_and_filled_from_the_admin_page() -> None:
     at.multiselect(key=f"admin.members.{workspace_id}").set_value(["ben@example.org"])
     click(at, "Save members")
     assert hosted.workspaces() == [(workspace_id, "Search team", ["ben@example.org"])]
+
+
+def test_spend_shows_each_users_answers_per_model_and_their_batch_judge_as_its_own_row() -> None:
+    store = services.get_store()
+    admin = signed_in(store, ADMIN_EMAIL, "admin")
+    rubric = AssertionSpec("llm_judge", value="Names a capital.")
+    batch_id = plan(store, ["gpt-5-nano"], rows=3, assertions=[rubric], judge="gpt-5")
+    with store.session() as session, session.begin():
+        comparison = seed_comparison(session, owner="ana@example.org")
+        seed_result(session, comparison, "gpt-5", tokens_used=2)
+        seed_result(session, comparison, "gpt-5", tokens_used=2, cached=True)  # not billed
+        seed_result(session, comparison, "gpt-5-nano", tokens_used=1)
+        session.get(BatchRow, batch_id).owner = "ana@example.org"  # type: ignore[union-attr]
+        cells = session.scalars(sa.select(BatchCellRow).order_by(BatchCellRow.row_index)).all()
+        for cell in cells[:2]:  # the judge graded two of the three answers
+            cell.judge_tokens, cell.judged_utc = 2, datetime.now(UTC)
+
+    assert hosted.spend_by_user_and_model() == [
+        {"user": "ana@example.org", "model": "gpt-5", "requests": 1, "tokens": 2},
+        {"user": "ana@example.org", "model": "gpt-5 (judge)", "requests": 2, "tokens": 4},
+        {"user": "ana@example.org", "model": "gpt-5-nano", "requests": 1, "tokens": 1},
+    ]
+    at = open_page_as("pages/admin.py", admin)
+    assert not at.exception
+    (shown,) = [d.value for d in at.dataframe if "model" in d.value.columns]
+    assert list(shown["model"]) == ["gpt-5", "gpt-5 (judge)", "gpt-5-nano"]
