@@ -71,6 +71,13 @@ def _draw_resume(
             st.error(user_message(exc))
 
 
+_MARK_COLOURS = {"PASS": "#d4f4dd", "FAIL": "#f9d6d5", "ERROR": "#f3e0b5"}
+_MARK_COLUMN = st.column_config.MultiselectColumn(
+    options=list(_MARK_COLOURS), color=list(_MARK_COLOURS.values())
+)
+"""A matrix column: each mark a label coloured by verdict; other statuses uncoloured."""
+
+
 def _draw_matrix(batch_cells: Sequence[CellState]) -> None:
     """The Only failing cells box and the matrix of marks it filters, coloured by mark.
 
@@ -80,28 +87,27 @@ def _draw_matrix(batch_cells: Sequence[CellState]) -> None:
     only_failing = st.checkbox(
         "Only failing cells", key="evaluate.only_failing", persist_state="page"
     )
+    marks = ((c, cell_mark(c)) for c in batch_cells)
     matrix = pd.DataFrame(
         [
             {
                 "row": c.key.row_index + 1,
                 "version": c.key.template_version_id,
                 "model": c.key.model,
-                "mark": cell_mark(c),
+                "mark": mark,
             }
-            for c in batch_cells
-            if not only_failing or cell_mark(c) in ("FAIL", "ERROR")
+            for c, mark in marks
+            if not only_failing or mark in ("FAIL", "ERROR")
         ]
     )
     if not matrix.empty:
         wide = matrix.pivot_table(
             index=["version", "row"], columns="model", values="mark", aggfunc="first"
         )
-        colours = {
-            "PASS": "background-color: #d4f4dd",
-            "FAIL": "background-color: #f9d6d5",
-            "ERROR": "background-color: #f3e0b5",
-        }
-        st.dataframe(wide.style.map(lambda v: colours.get(v, "")))
+        # Coloured by the browser (a read-only multiselect column shows each mark as a
+        # coloured label), not by a pandas Styler: styling 2,000 cells in Python costs
+        # tens of milliseconds on every rerun of this tab.
+        st.dataframe(wide, column_config=dict.fromkeys(wide.columns, _MARK_COLUMN))
 
 
 def _draw_pass_rates(batch_cells: Sequence[CellState]) -> None:
