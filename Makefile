@@ -22,7 +22,7 @@ run: $(BIN)/.runtime-installed
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy playground
+	$(BIN)/mypy playground ui pages app.py
 
 test: lint
 	$(BIN)/python -m pytest -q

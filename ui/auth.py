@@ -123,10 +123,14 @@ def _sign_in_screen() -> None:
     stop_with(draw)
 
 
-def stop_with(draw: Callable[[], None], title: str = "Sign in") -> NoReturn:
+def stop_with(draw: Callable[[], object], title: str = "Sign in") -> NoReturn:
     """Show only ``draw`` as the app's one page (sign-in, or an error) and end the run."""
+
+    def body() -> None:
+        draw()
+
     # Without st.navigation Streamlit would list pages/ and run them unguarded.
-    page = st.Page(draw, title=title, url_path=title.lower().replace(" ", "-"))
+    page = st.Page(body, title=title, url_path=title.lower().replace(" ", "-"))
     st.navigation([page], position="hidden").run()
     st.stop()
     raise AssertionError("st.stop() ends the script run")
