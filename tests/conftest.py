@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,18 @@ from streamlit.components.v2 import manifest_scanner
 from playground import services
 from playground.store import open_store
 from tests.fake_elumenta import FakeElumenta
+
+
+@pytest.fixture(autouse=True)
+def main_module_kept() -> Iterator[None]:
+    """``sys.modules["__main__"]`` is pytest's again after each test.
+
+    AppTest leaves the page script it ran there; a later test starting "spawn" processes
+    then had each child run that page as its main module, and the children died.
+    """
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,11 @@ the budget) is read from the database between claims. Resuming re-runs only cell
 not completed, with the response cache on, so an answer already paid for is never
 requested again. A hosted batch (one with an owner) also keeps to its owner's limits while
 it runs: their daily/monthly budget pauses it, their requests per minute slow it down.
+
+The job keeps the state its threads share; the steps it takes live beside it:
+:mod:`~playground.evaluation.scheduling` (what to claim, within the budget and the owner's
+limits), :mod:`~playground.evaluation.watch` (status polls and heartbeats) and
+:mod:`~playground.evaluation.judge_pass` (the judging that ends a batch).
 """
 
 from __future__ import annotations
@@ -21,20 +26,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-
-from sqlalchemy.orm import Session
 
 from playground import config
 from playground.access.spending import GATE_REFRESH_S, Admission, SpendingGate
 from playground.catalog import Catalog
 from playground.config import BatchExecution, Settings
 from playground.errors import InsufficientTokensError, InvalidRequestError, user_message
-from playground.evaluation.budget import affordable, committed_tokens, rows_of
-from playground.evaluation.grading import make_grader
-from playground.evaluation.judging import grade_batch, is_judged, judge_price_of
+from playground.evaluation.budget import rows_of
+from playground.evaluation.judge_pass import judge_answers
+from playground.evaluation.judging import judge_price_of
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
 from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
 from playground.evaluation.recording import (
@@ -45,20 +48,24 @@ from playground.evaluation.recording import (
     Tally,
     cell_outcome,
 )
+from playground.evaluation.scheduling import (
+    Claim,
+    JobRun,
+    claim_cells,
+    claim_limit,
+    row_request,
+)
 from playground.evaluation.templates import RenderedPrompt
-from playground.providers.base import Message, Provider
-from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.evaluation.watch import Watcher, poll_batch
+from playground.providers.base import Provider
+from playground.results import ModelResult
 from playground.runner import ModelFinished, RunEvent, RunHandle, Runner
 from playground.store.db import Store
 from playground.store.eval_claims import (
     ClaimedCell,
-    batch_control,
     cell_figures,
-    claim,
-    claimable_cells,
     finish_batch,
     has_live_claims,
-    renew_heartbeat,
 )
 from playground.store.eval_repository import (
     get_batch,
@@ -78,33 +85,6 @@ NO_BALANCE = InsufficientTokensError.code
 # batch to others (paused in worker mode, finished elsewhere, or this process shutting down).
 Outcome = Literal["done", "budget", "cancelled", "left"]
 _Control = Literal["run", "pause", "cancel", "leave"]
-
-
-@dataclass
-class _Run:
-    """What one run of a job works with, from loading the batch until the job ends."""
-
-    spec: BatchSpec
-    inputs: BatchInputs
-    runner: Runner
-    providers: Mapping[str, Provider]
-    recorder: BatchRecorder
-    concurrency: int
-    judge_price: int | None
-    row_size: int
-    owner: str | None
-    spending: SpendingGate | None  # the owner's limits; None for a local batch
-
-
-@dataclass
-class _Claim:
-    """What one claim got: cells to run, or why none (the batch's status, the budget, or
-    the owner's limits: ``held``)."""
-
-    status: str
-    cells: list[ClaimedCell] = field(default_factory=list)
-    budget_hit: bool = False
-    held: Admission | None = None
 
 
 class BatchJob:
@@ -177,7 +157,6 @@ class BatchJob:
         self._refused: str | None = None  # why the API refused for lack of balance, to pause
         self._outcome: Outcome | None = None
         self._thread = threading.Thread(target=self._main, name=f"batch-{batch_id}", daemon=True)
-        self._watch_stop = threading.Event()
         self._done = threading.Event()
 
     @classmethod
@@ -347,7 +326,7 @@ class BatchJob:
         runner = self._shared_runner or Runner(
             self._catalog, model_timeout_s=self._model_timeout_s, max_concurrency=concurrency
         )
-        run = _Run(
+        run = JobRun(
             spec=spec,
             inputs=self._inputs,
             runner=runner,
@@ -363,20 +342,21 @@ class BatchJob:
             judge_price=judge_price_of(spec, self._catalog.cost_of),
             row_size=len(spec.targets),
         )
-        watcher = threading.Thread(target=self._watch, name=f"batch-{self.batch_id}-watch")
+        watcher = Watcher(
+            self.batch_id, self._poll, poll_s=self._poll_s, heartbeat_s=self._heartbeat_s
+        )
         watcher.start()
         try:
             self._outcome = self._schedule(run)
             self._finish(run, self._outcome)
         finally:
-            self._watch_stop.set()
-            watcher.join()
+            watcher.stop()
             for provider in run.providers.values():
                 runner.run_coroutine(provider.aclose(), timeout=5)
             if self._shared_runner is None:
                 runner.close()
 
-    def _schedule(self, run: _Run) -> Outcome:
+    def _schedule(self, run: JobRun) -> Outcome:
         """Claim and submit cells while the window allows; returns why it stopped."""
         while True:
             with self._cond:
@@ -428,80 +408,38 @@ class BatchJob:
             return "leave" if self._execution == "worker" else "pause"
         return "run"
 
-    def _next_claim(self, run: _Run) -> tuple[_Control, int]:
-        """Wait (lock held) until cells may be claimed; the control and how many to claim.
-
-        Whole rows are claimed (one comparison each), up to twice the concurrency in flight
-        so the runner never waits for a claim; one cell at a time when the quota runs low.
-        """
+    def _next_claim(self, run: JobRun) -> tuple[_Control, int]:
+        """Wait (lock held) until cells may be claimed (:func:`claim_limit`); the control and
+        how many to claim."""
         while True:
             control = self._control()
             if control in ("cancel", "leave"):
                 return control, 0
             now = time.monotonic()
             if control == "run" and now >= self._blocked_until:
-                window = 1 if self._slow else 2 * run.concurrency
-                unit = 1 if self._slow else run.row_size
-                free = window - len(self._in_flight)
-                if not self._in_flight:
-                    return "run", max(unit, free - free % unit)
-                if free >= unit:
-                    return "run", free - free % unit
+                limit = claim_limit(run, len(self._in_flight), self._slow)
+                if limit is not None:
+                    return "run", limit
             timeout = self._blocked_until - now if now < self._blocked_until else 0.5
             self._cond.wait(max(0.01, timeout))
 
-    def _claim(self, run: _Run, limit: int) -> _Claim:
+    def _claim(self, run: JobRun, limit: int) -> Claim:
         """Claim up to ``limit`` cells in one transaction, within the budget."""
-        now = datetime.now(UTC)
-        stale_before = now - self._stale_after
-        with self._store.session() as session, session.begin():
-            control = batch_control(session, self.batch_id)
-            if control is not None and control.budget_tokens is not None:
-                # Locked: claimers of this batch then see each other's reservations.
-                control = batch_control(session, self.batch_id, lock=True)
-            if control is None:
-                raise InvalidRequestError(f"No batch #{self.batch_id}.")
-            if control.status != "running":
-                return _Claim(control.status)
-            cells = claimable_cells(session, self.batch_id, limit, stale_before)
-            if cells and control.budget_tokens is not None:
-                figures = cell_figures(session, self.batch_id)
-                cost_of = self._catalog.cost_of
-                spent = committed_tokens(figures, cost_of, run.judge_price, stale_before)
-                left = control.budget_tokens - spent
-                cells = affordable(cells, left, cost_of, run.judge_price)
-                if not cells:
-                    return _Claim(control.status, budget_hit=True)
-            if cells and run.spending is not None:
-                cells, held = self._within_owner_limits(session, run.spending, cells)
-                if held is not None:
-                    return _Claim(control.status, held=held)
-            taken = claim(
-                session,
-                [c.id for c in cells],
-                self._claimer,
-                now=now,
-                stale_before=stale_before,
-            )
-        return _Claim(control.status, [c for c in cells if c.id in taken])
-
-    def _within_owner_limits(
-        self, session: Session, spending: SpendingGate, cells: list[ClaimedCell]
-    ) -> tuple[list[ClaimedCell], Admission | None]:
-        """The leading whole rows of ``cells`` the owner's limits admit now; or, when none
-        is, how the batch must wait or pause."""
-        rows = rows_of(cells)
-        cost_of = self._catalog.cost_of
-        with self._cond:
-            settling = bool(self._in_flight)
-        admission = spending.admit(
-            session,
-            [(len(row), sum(cost_of(c.model) or 0 for c in row)) for row in rows],
-            settling=settling,
+        return claim_cells(
+            self._store,
+            self.batch_id,
+            run,
+            limit,
+            claimer=self._claimer,
+            stale_after=self._stale_after,
+            cost_of=self._catalog.cost_of,
+            settling=self._settling,
         )
-        if not admission.rows:
-            return [], admission
-        return [c for row in rows[: admission.rows] for c in row], None
+
+    def _settling(self) -> bool:
+        """Whether answers are in flight, whose final cost may be below what they reserve."""
+        with self._cond:
+            return bool(self._in_flight)
 
     def _hold(self, admission: Admission) -> None:
         """Keep to the owner's limits: pause the batch (stored, saying why) or wait."""
@@ -525,7 +463,7 @@ class BatchJob:
                 self._blocked_until = max(self._blocked_until, time.monotonic() + wait_s)
             self._cond.notify_all()
 
-    def _submit_claim(self, run: _Run, cells: list[ClaimedCell]) -> None:
+    def _submit_claim(self, run: JobRun, cells: list[ClaimedCell]) -> None:
         for row in rows_of(cells):
             group = [
                 RunningCell(c.id, c.version_id, c.row_index, c.provider, c.model, c.attempts)
@@ -535,21 +473,10 @@ class BatchJob:
                 self._in_flight.update(c.id for c in group)
             self._submit(run, group)
 
-    def _submit(self, run: _Run, group: list[RunningCell]) -> None:
+    def _submit(self, run: JobRun, group: list[RunningCell]) -> None:
         first = group[0]
         prompt = self._prompt(first.version_id, first.row_index)
-        version = run.inputs.versions[first.version_id]
-        spec = run.spec
-        request = CompareRequest(
-            messages=(Message("user", prompt.user),),
-            system_prompt=prompt.system,
-            targets=tuple(ModelTarget(c.provider, c.model) for c in group),
-            params=spec.params,
-            title=f"{spec.title} · {version.name} v{version.version} · row {first.row_index + 1}",
-            tags=("batch", f"batch-{self.batch_id}"),
-            owner=run.owner,
-            use_cache=spec.use_cache,
-        )
+        request = row_request(run, self.batch_id, group, prompt)
         run.recorder.expect(request, group)
         key = id(group)
         with self._cond:
@@ -649,7 +576,7 @@ class BatchJob:
         with self._store.session() as session, session.begin():
             return has_live_claims(session, self.batch_id, stale_before)
 
-    def _finish(self, run: _Run, outcome: Outcome) -> None:
+    def _finish(self, run: JobRun, outcome: Outcome) -> None:
         """Record how the batch ended; of several shards, the last one finishes it."""
         if outcome == "left":
             with self._cond:
@@ -686,86 +613,32 @@ class BatchJob:
             if outcome == "budget" and status != "paused":  # a refused judge says why
                 self._message = BUDGET_MESSAGE
 
-    def _judge(self, run: _Run) -> str | None:
-        """Grade the completed answers' ``llm_judge`` assertions, within what the budget leaves.
+    def _judge(self, run: JobRun) -> str | None:
+        """Grade the completed answers' ``llm_judge`` assertions (:func:`judge_answers`).
 
         Returns why the batch must pause when the judge was refused for lack of balance
         (the answers not graded yet are graded on a resume), else ``None``.
         """
-        spec, price = run.spec, run.judge_price
-        if spec.judge is None or price is None:
+        judged = judge_answers(self._store, self.batch_id, run, self._announce)
+        if judged is None:
             return None
-        with self._store.session() as session, session.begin():
-            tally = Tally.of(cell_figures(session, self.batch_id))
-            control = batch_control(session, self.batch_id)
-        budget = control.budget_tokens if control else None
-        max_cells = None
-        if budget is not None and price:
-            max_cells = max(0, budget - tally.spent_tokens - tally.judge_tokens) // price
-        owner_cells = self._judgeable_within_owner_budget(run, price)
-        owner_binding = owner_cells is not None and (max_cells is None or owner_cells < max_cells)
-        if owner_binding:
-            max_cells = owner_cells
-        with self._cond:
-            self._message = f"Judging the answers with {spec.judge.model}…"
-        grader = make_grader(run.providers[spec.judge.provider], spec.judge.model)
-        grading = grade_batch(self._store, self.batch_id, run.inputs, grader, max_cells=max_cells)
-        refused = None
-        try:
-            run.runner.run_coroutine(grading)
-        except InsufficientTokensError as exc:
-            refused = (
-                f"Paused: the judge model {spec.judge.model} was refused: {user_message(exc)} "
-                "Top up the balance, then resume to grade the remaining answers."
-            )
-        with self._store.session() as session, session.begin():
-            figures = cell_figures(session, self.batch_id)
-            tally = Tally.of(figures)
-        unjudged = sum(f.status == "completed" and not is_judged(f.assertions) for f in figures)
-        if refused is None and unjudged and owner_binding and run.spending is not None:
-            # Stopped by the owner's budget, not the batch's cap: pause, as the answers do.
-            with self._store.session() as session, session.begin():
-                refused = run.spending.budget_message(session, price)
+        refused, tally = judged
         with self._cond:
             self._tally = tally
             self._message = refused or ""
         return refused
 
-    def _judgeable_within_owner_budget(self, run: _Run, price: int) -> int | None:
-        """How many answers the judge may grade within the owner's budget (``None``: no
-        owner budget applies, as in local mode)."""
-        if run.spending is None or not price:
-            return None
-        with self._store.session() as session, session.begin():
-            left = run.spending.budget_left(session)
-        return None if left is None else left // price
-
-    def _watch(self) -> None:
-        """Until the job ends: read the batch's status (pause, cancel from any process) and
-        renew the heartbeat of the batch and of the cells in flight."""
-        next_beat = 0.0
-        while not self._watch_stop.wait(self._poll_s):
-            beat = time.monotonic() >= next_beat
-            try:
-                self._poll(beat)
-            except Exception:  # a database hiccup must not end the job; the next poll retries
-                log.warning(
-                    "Batch %s: could not read or renew its state", self.batch_id, exc_info=True
-                )
-                continue
-            if beat:
-                next_beat = time.monotonic() + self._heartbeat_s
+    def _announce(self, message: str) -> None:
+        with self._cond:
+            self._message = message
 
     def _poll(self, beat: bool) -> None:
+        """The watcher's call: adopt the stored status; with ``beat``, renew heartbeats."""
         with self._cond:
             epoch, in_flight = self._control_epoch, list(self._in_flight)
-        with self._store.session() as session, session.begin():
-            control = batch_control(session, self.batch_id)
-            if beat:
-                now = datetime.now(UTC)
-                renew_heartbeat(session, self.batch_id, self._claimer, in_flight, now=now)
-        if control is not None:
-            self._observe(control.status, epoch)
+        status = poll_batch(self._store, self.batch_id, self._claimer, in_flight, beat=beat)
+        if status is not None:
+            self._observe(status, epoch)
 
     def _observe(self, status: str, epoch: int) -> None:
         """Adopt a status read from the database, unless this job changed it since the read."""
