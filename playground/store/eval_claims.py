@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from playground.store.eval_models import BatchCellRow, BatchRow
+from playground.store.eval_models import MATRIX_ORDER, BatchCellRow, BatchRow
 from playground.store.eval_repository import transition_batch
 from playground.store.models import Result
 
@@ -99,7 +99,7 @@ def claimable_cells(
             BatchCellRow.attempts,
         )
         .where(BatchCellRow.batch_id == batch_id, claimable(stale_before))
-        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+        .order_by(*MATRIX_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

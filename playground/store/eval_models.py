@@ -158,6 +158,11 @@ class BatchCellRow(Base):
     )
 
 
+MATRIX_ORDER = (BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+"""A batch's cells in matrix order (version, row, then model as planned): the order they
+are claimed, shown and exported in."""
+
+
 class RatingRow(Base):
     """A human rating of one result: thumbs (±1), a 1–5 score or a note, with who rated."""
 

@@ -17,6 +17,7 @@ from playground.access.principal import Principal, visible_to
 from playground.errors import InvalidRequestError
 from playground.evaluation.stats import VoteOutcome
 from playground.store.eval_models import (
+    MATRIX_ORDER,
     RATING_KINDS,
     VOTE_WINNERS,
     BatchCellRow,
@@ -140,7 +141,7 @@ def comparable_answers(
             BatchCellRow.model,
         )
         .where(BatchCellRow.batch_id == batch_id, BatchCellRow.status == "completed")
-        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+        .order_by(*MATRIX_ORDER)
     )
     groups: dict[tuple[int, int], list[Answer]] = {}
     for version_id, row_index, result_id, model in session.execute(query):

@@ -18,6 +18,7 @@ from playground.errors import InvalidRequestError
 from playground.evaluation.datasets import Dataset
 from playground.evaluation.templates import PromptTemplate, variables
 from playground.store.eval_models import (
+    MATRIX_ORDER,
     BatchCellRow,
     BatchRow,
     DatasetRow,
@@ -373,7 +374,7 @@ def batch_cells(session: Session, batch_id: int, *, with_content: bool = True) -
         )
         .outerjoin(Result, Result.id == BatchCellRow.result_id)
         .where(BatchCellRow.batch_id == batch_id)
-        .order_by(BatchCellRow.template_version_id, BatchCellRow.row_index, BatchCellRow.id)
+        .order_by(*MATRIX_ORDER)
     )
     return [
         CellState(
