@@ -49,11 +49,15 @@ def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> 
         (Result.status.in_(OPEN_STATUSES), sa.func.coalesce(Result.price_tokens, 0)),
         else_=sa.func.coalesce(Result.tokens_used, 0),
     )
+    # One round trip (this runs on every hosted page run): the answers' sums, and the
+    # judge's spend as two scalar subqueries.
     row = session.execute(
         sa.select(
             sa.func.coalesce(sa.func.sum(sa.case((Result.created_utc >= day_start, charged))), 0),
             sa.func.coalesce(sa.func.sum(charged), 0),
             sa.func.count().filter(Result.created_utc >= minute_ago),
+            _judge_spent(subject, day_start),
+            _judge_spent(subject, month_start),
         )
         .join(Comparison, Comparison.id == Result.comparison_id)
         .where(
@@ -62,23 +66,20 @@ def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> 
             Result.created_utc >= month_start,
         )
     ).one()
-    judge = session.execute(
-        sa.select(
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.case((BatchCellRow.judged_utc >= day_start, BatchCellRow.judge_tokens))
-                ),
-                0,
-            ),
-            sa.func.coalesce(sa.func.sum(BatchCellRow.judge_tokens), 0),
-        )
-        .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
-        .where(BatchRow.owner == subject, BatchCellRow.judged_utc >= month_start)
-    ).one()
     return Spend(
-        today_tokens=int(row[0]) + int(judge[0]),
-        month_tokens=int(row[1]) + int(judge[1]),
+        today_tokens=int(row[0]) + int(row[3]),
+        month_tokens=int(row[1]) + int(row[4]),
         requests_last_minute=row[2],
+    )
+
+
+def _judge_spent(subject: str, since: datetime) -> sa.ScalarSelect[int]:
+    """What the LLM judge charged for ``subject``'s batches since ``since``."""
+    return (
+        sa.select(sa.func.coalesce(sa.func.sum(BatchCellRow.judge_tokens), 0))
+        .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
+        .where(BatchRow.owner == subject, BatchCellRow.judged_utc >= since)
+        .scalar_subquery()
     )
 
 
