@@ -44,6 +44,16 @@ def write_suite(tmp_path: Path, **overrides: object) -> Path:
     return path
 
 
+def judged_suite(tmp_path: Path) -> Path:
+    """A suite of gpt-5-nano's two answers, each graded by the gpt-5 judge."""
+    return write_suite(
+        tmp_path,
+        models=["gpt-5-nano"],
+        assertions=[{"type": "llm_judge", "value": "Answers in one word."}],
+        judge="gpt-5",
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path, fake_elumenta: FakeElumenta, store_url: str) -> Settings:
     return Settings(
@@ -97,12 +107,7 @@ def test_llm_judge_grades_with_the_judge_model_and_reports_its_cost(
     tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
 ) -> None:
     fake_elumenta.script("gpt-5", ModelScript(text="PASS\nIt is terse."))
-    suite = write_suite(
-        tmp_path,
-        models=["gpt-5-nano"],
-        assertions=[{"type": "llm_judge", "value": "Answers in one word."}],
-        judge="gpt-5",
-    )
+    suite = judged_suite(tmp_path)
     code, out, _ = run(["eval", str(suite)], settings)
     assert code == 0, out
     assert "(+4 for the judge)" in out
@@ -114,12 +119,7 @@ def test_a_judge_refused_for_lack_of_balance_pauses_the_suite_and_says_so(
     tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
 ) -> None:
     fake_elumenta.script("gpt-5", ModelScript(status=402))
-    suite = write_suite(
-        tmp_path,
-        models=["gpt-5-nano"],
-        assertions=[{"type": "llm_judge", "value": "Answers in one word."}],
-        judge="gpt-5",
-    )
+    suite = judged_suite(tmp_path)
     code, out, _ = run(["eval", str(suite)], settings)
     assert code == 1, out
     assert "Batch #1 paused: 2 completed, 0 failed, 2 tokens." in out
