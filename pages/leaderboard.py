@@ -18,10 +18,12 @@ def _span(interval: Interval | None) -> str | None:
     return None if interval is None else f"{interval.low:.0%}–{interval.high:.0%}"
 
 
-current_principal()  # hosted: for signed-in users only, even when app.py was skipped
+principal = current_principal()  # hosted: signed-in users only, even when app.py was skipped
 st.title("Leaderboard")
+if principal is not None:
+    st.caption("Your work and the work shared with you in your workspaces.")
 grouping = st.radio("Lines", list(GROUPINGS), horizontal=True, key="leaderboard.grouping")
-rows = evaluation.leaderboard(GROUPINGS[grouping])
+rows = evaluation.leaderboard(GROUPINGS[grouping], viewer=principal)
 if not rows:
     st.info("No votes or batch results yet. Run a batch and vote on the Evaluate page.")
     st.stop()

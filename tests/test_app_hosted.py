@@ -496,6 +496,69 @@ def test_blind_votes_in_hosted_mode_are_by_the_signed_in_user(team: Team) -> Non
     assert raters == ["ana@example.org"]
 
 
+# --- Leaderboard -------------------------------------------------------------------------
+
+LEADERBOARD_EMPTY = "No votes or batch results yet. Run a batch and vote on the Evaluate page."
+
+
+def leaderboard_lines(person: Principal, grouping: str) -> list[str] | None:
+    """The Leaderboard's lines as ``person`` sees them ``grouping``; ``None``: its empty state."""
+    at = open_page_as("pages/leaderboard.py", person)
+    at.radio(key="leaderboard.grouping").set_value(grouping).run()
+    assert not at.exception
+    if not at.dataframe:
+        assert texts(at, "info") == [LEADERBOARD_EMPTY]
+        return None
+    return sorted(at.dataframe[0].value.iloc[:, 0])
+
+
+def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
+    connection = services.connection_from_state({})
+    version = evaluation.save_template(
+        "Project Falcon", "Be terse.", "Capital of {{ country }}?", viewer=team.ana
+    )
+    dataset_id = evaluation.store_dataset(
+        "countries", parse_dataset("country\nFrance\n"), viewer=team.ana
+    )
+    job = evaluation.start_batch(_spec(version.id, dataset_id), connection, viewer=team.ana)
+    job.wait(30)
+    blind = evaluation.next_blind_round(job.batch_id, "", random.Random(7), viewer=team.ana)
+    assert blind is not None
+    evaluation.vote(blind, 0, "", viewer=team.ana)
+    evaluation.rate(blind.answers[0].result_id, "", "score", 5, None, viewer=team.ana)
+    comparison_id = seed(SECRET, ("claude-haiku-4.5",), [Outcome("a")], owner=team.ana.subject)
+    by_version = ["gpt-5 · Project Falcon v1", "gpt-5-nano · Project Falcon v1"]
+    by_model = ["claude-haiku-4.5", "gpt-5", "gpt-5-nano"]
+    assert leaderboard_lines(team.ana, "by prompt version") == by_version
+    assert leaderboard_lines(team.ana, "by model") == by_model
+
+    for person in (team.bob, team.cat, team.vic):  # Bob and Vic share Ana's workspace
+        assert leaderboard_lines(person, "by prompt version") is None
+        assert leaderboard_lines(person, "by model") is None
+
+    with services.get_store().session() as session, session.begin():
+        session.execute(
+            sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
+        )
+    hidden = f"version #{version.id}"  # the batch is shared, its template is not
+    assert leaderboard_lines(team.bob, "by prompt version") == [
+        f"gpt-5 · {hidden}",
+        f"gpt-5-nano · {hidden}",
+    ]
+    assert leaderboard_lines(team.bob, "by model") == ["gpt-5", "gpt-5-nano"]
+
+    with services.get_store().session() as session, session.begin():
+        session.execute(
+            sa.update(PromptTemplateRow).values(visibility="workspace", workspace_id=team.research)
+        )
+    history_service.set_sharing(
+        comparison_id, team.ana, visibility="workspace", workspace_id=team.research, link=False
+    )
+    assert leaderboard_lines(team.vic, "by prompt version") == by_version
+    assert leaderboard_lines(team.vic, "by model") == by_model
+    assert leaderboard_lines(team.cat, "by model") is None
+
+
 def test_local_mode_is_unchanged_everyone_sees_everything(app_env: Path) -> None:
     seed("Local prompt")
     at = open_page_as("pages/history.py", None)

@@ -22,8 +22,22 @@ from playground.evaluation.templates import PromptTemplate
 from playground.results import ModelTarget
 from playground.store import Store, StoreRecorder
 from playground.store.eval_models import BatchCellRow, BatchRow, DatasetRow, PromptTemplateRow
-from playground.store.eval_ratings import can_see_result, comparable_answers
+from playground.store.eval_ratings import (
+    StoredRating,
+    StoredVote,
+    add_rating,
+    add_vote,
+    can_see_result,
+    comparable_answers,
+    model_figures,
+    stored_ratings,
+    stored_votes,
+)
 from playground.store.eval_repository import (
+    CellKey,
+    all_cells,
+    batch_cells,
+    create_batch,
     get_batch,
     get_dataset,
     get_template_version,
@@ -32,7 +46,10 @@ from playground.store.eval_repository import (
     list_templates,
     save_dataset,
     save_template_version,
+    update_cells,
+    version_labels,
 )
+from playground.store.models import Comparison
 from tests.hosted_fixtures import make_workspace, refreshed, set_daily_budget, signed_in
 from tests.store_fixtures import Outcome, make_request, record_run
 
@@ -58,7 +75,11 @@ def store(reused_store: Store) -> Store:
     return reused_store
 
 
-def share(store: Store, model: type[PromptTemplateRow | DatasetRow | BatchRow], owner: str) -> None:
+def share(
+    store: Store,
+    model: type[PromptTemplateRow | DatasetRow | BatchRow | Comparison],
+    owner: str,
+) -> None:
     with store.session() as session, session.begin():
         session.execute(
             sa.update(model)
@@ -191,3 +212,89 @@ def test_a_batch_is_planned_only_within_the_owners_budget(store: Store) -> None:
 def _costing(tokens: int) -> BatchEstimate:
     """The estimate of a one-request batch costing ``tokens``."""
     return estimate(["gpt-5"], lambda _: tokens)
+
+
+# --- Leaderboard inputs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Ana's private work as the leaderboard reads it: a batch of two answers, a vote on
+    them and a rating, from a template named like a secret, plus one private comparison."""
+
+    version_id: int
+    batch_id: int
+    comparison_id: int
+
+
+@pytest.fixture
+def judged(store: Store) -> Judged:
+    recorder = StoreRecorder(store.engine)
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=ANA.subject)
+    _, (answer, other) = record_run(recorder, request, [Outcome(tokens_used=4)] * 2)
+    comparison_id, (alone,) = record_run(
+        recorder,
+        make_request(("claude-haiku-4.5",), owner=ANA.subject),
+        [Outcome(tokens_used=8, latency_ms=50.0)],
+    )
+    with store.session() as session, session.begin():
+        version = save_template_version(session, "Project Falcon", TEMPLATE, owner=ANA.subject)
+        cells = [CellKey(version.id, 0, "demo", m) for m in ("gpt-5", "gpt-5-nano")]
+        batch_id = create_batch(session, title="falcon", spec={}, cells=cells, owner=ANA.subject)
+        for cell, result_id in zip(batch_cells(session, batch_id), (answer, other), strict=True):
+            update_cells(session, [cell.id], status="completed", result_id=result_id, passed=True)
+        add_vote(session, answer, other, "a", ANA.subject)
+        add_rating(session, answer, ANA.subject, "score", value=5)
+        add_rating(session, alone, ANA.subject, "thumbs", value=1)
+    return Judged(version.id, batch_id, comparison_id)
+
+
+def leaderboard_inputs(store: Store, viewer: Principal | None) -> dict[str, object]:
+    """Everything the Leaderboard page reads from the store, as ``viewer`` may read it."""
+    with store.session() as session, session.begin():
+        return {
+            "votes": stored_votes(session, viewer=viewer),
+            "ratings": stored_ratings(session, viewer=viewer),
+            "cells": [(c.key.model, c.passed) for c in all_cells(session, viewer=viewer)],
+            "labels": version_labels(session, viewer=viewer),
+            "figures": sorted(model_figures(session, viewer=viewer)),
+        }
+
+
+NOTHING: dict[str, object] = {"votes": [], "ratings": [], "cells": [], "labels": {}, "figures": []}
+
+
+def test_leaderboard_inputs_are_empty_for_a_member_nothing_was_shared_with(
+    store: Store, judged: Judged
+) -> None:
+    everything = {
+        "votes": [StoredVote("gpt-5", "Project Falcon v1", "gpt-5-nano", "Project Falcon v1", "a")],
+        "ratings": [
+            StoredRating("gpt-5", "Project Falcon v1", "score", 5.0),
+            StoredRating("claude-haiku-4.5", None, "thumbs", 1.0),
+        ],
+        "cells": [("gpt-5", True), ("gpt-5-nano", True)],
+        "labels": {judged.version_id: "Project Falcon v1"},
+        "figures": ["claude-haiku-4.5", "gpt-5", "gpt-5-nano"],
+    }
+    assert leaderboard_inputs(store, ANA) == everything
+    assert leaderboard_inputs(store, None) == everything  # local mode: unchanged
+    assert leaderboard_inputs(store, BOB) == NOTHING  # same workspace, nothing shared
+    assert leaderboard_inputs(store, CAT) == NOTHING
+
+
+def test_leaderboard_inputs_follow_what_was_shared(store: Store, judged: Judged) -> None:
+    hidden = f"version #{judged.version_id}"
+    share(store, BatchRow, ANA.subject)
+    assert leaderboard_inputs(store, BOB) == {
+        # The batch's answers, votes and ratings, but not the private template's name.
+        "votes": [StoredVote("gpt-5", hidden, "gpt-5-nano", hidden, "a")],
+        "ratings": [StoredRating("gpt-5", hidden, "score", 5.0)],
+        "cells": [("gpt-5", True), ("gpt-5-nano", True)],
+        "labels": {judged.version_id: hidden},
+        "figures": ["gpt-5", "gpt-5-nano"],
+    }
+    share(store, PromptTemplateRow, ANA.subject)
+    share(store, Comparison, ANA.subject)
+    assert leaderboard_inputs(store, BOB) == leaderboard_inputs(store, ANA)
+    assert leaderboard_inputs(store, CAT) == NOTHING  # not in Research

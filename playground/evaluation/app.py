@@ -329,13 +329,6 @@ def answer_text(result_id: int, *, viewer: Principal | None = None) -> str:
         return answer_texts(session, [result_id]).get(result_id, "")
 
 
-def batch_title(batch_id: int) -> str | None:
-    """The title of a batch, or ``None`` if it does not exist."""
-    with services.get_store().session() as session, session.begin():
-        batch = get_batch(session, batch_id)
-        return None if batch is None else batch.title
-
-
 def rate(
     result_id: int,
     rater: str,
@@ -391,19 +384,22 @@ def vote(
             add_vote(session, result_a, result_b, outcome, ownership.rater(rater, viewer))
 
 
-def leaderboard(by: Grouping = "model") -> list[LeaderboardRow]:
+def leaderboard(by: Grouping = "model", *, viewer: Principal | None = None) -> list[LeaderboardRow]:
     """Every entrant's votes, human ratings, pass rate, cost and latency, best first.
 
     ``by="model"``: one line per model; ``by="version"``: one per (model, prompt version),
-    counting only batch answers (those have a template version).
+    counting only batch answers (those have a template version). With a ``viewer`` (hosted
+    mode) every figure comes only from answers, batches and templates they may see: their
+    own and what was shared with one of their workspaces.
     """
     with services.get_store().session() as session, session.begin():
-        votes = entrant_votes(stored_votes(session), by)
-        ratings = human_ratings(stored_ratings(session), by)
-        batch_answers = all_cells(session)
-        key = cell_entrant(version_labels(session), by)
+        votes = entrant_votes(stored_votes(session, viewer=viewer), by)
+        ratings = human_ratings(stored_ratings(session, viewer=viewer), by)
+        batch_answers = all_cells(session, viewer=viewer)
+        key = cell_entrant(version_labels(session, viewer=viewer), by)
         if by == "model":
-            figures = {m: ModelFigures(t, ms) for m, (t, ms) in model_figures(session).items()}
+            measured = model_figures(session, viewer=viewer)
+            figures = {m: ModelFigures(t, ms) for m, (t, ms) in measured.items()}
         else:
             figures = cell_figures(batch_answers, key)
     return build_leaderboard(votes, pass_rates(batch_answers, key), figures, ratings)

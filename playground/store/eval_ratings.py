@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -27,7 +27,7 @@ from playground.store.eval_models import (
     RatingRow,
     TemplateVersionRow,
 )
-from playground.store.eval_repository import get_batch
+from playground.store.eval_repository import get_batch, version_label
 from playground.store.models import Comparison, Result
 
 
@@ -74,11 +74,14 @@ def _store_new(session: Session, row: RatingRow | PairwiseVoteRow) -> int:
     return row.id
 
 
-def model_figures(session: Session) -> dict[str, tuple[float | None, float | None]]:
-    """Per model: average billing tokens and latency (ms) of completed, non-cached answers."""
+def model_figures(
+    session: Session, *, viewer: Principal | None = None
+) -> dict[str, tuple[float | None, float | None]]:
+    """Per model: average billing tokens and latency (ms) of completed, non-cached answers
+    ``viewer`` may see (:func:`result_visible_to`)."""
     query = (
         sa.select(Result.model, sa.func.avg(Result.tokens_used), sa.func.avg(Result.latency_ms))
-        .where(Result.status == "completed", Result.cached.is_(False))
+        .where(Result.status == "completed", Result.cached.is_(False), result_visible_to(viewer))
         .group_by(Result.model)
     )
     return {
@@ -96,11 +99,11 @@ class Answer:
     content: str
 
 
-def result_visible_to(viewer: Principal | None) -> sa.ColumnElement[bool]:
-    """SQL: the ``results`` ``viewer`` may see (``None``, the local user, sees all).
+def result_visible_to(viewer: Principal | None, result: Any = Result) -> sa.ColumnElement[bool]:
+    """SQL: the ``results`` (or the alias ``result`` of it) ``viewer`` may see.
 
     An answer is visible with its comparison, or as a cell of a batch the viewer may see:
-    a batch's answers are shared with the batch.
+    a batch's answers are shared with the batch. ``None``, the local user, sees all.
     """
     if viewer is None:
         return sa.true()
@@ -111,8 +114,8 @@ def result_visible_to(viewer: Principal | None) -> sa.ColumnElement[bool]:
         .where(BatchCellRow.result_id.is_not(None), visible_to(BatchRow, viewer))
     )
     return sa.or_(
-        Result.comparison_id.in_(comparisons.correlate(None)),
-        Result.id.in_(batch_answers.correlate(None)),
+        result.comparison_id.in_(comparisons.correlate(None)),
+        result.id.in_(batch_answers.correlate(None)),
     )
 
 
@@ -171,11 +174,10 @@ def voted_pairs(session: Session, rater: str, batch_id: int) -> set[frozenset[in
     return {frozenset((a, b)) for a, b in session.execute(query)}
 
 
-def _version_of(result_id: object) -> sa.ScalarSelect[str | None]:
-    """The label ``"name vN"`` of the template version a result answered, if it is a cell."""
-    label = PromptTemplateRow.name + " v" + sa.cast(TemplateVersionRow.version, sa.String)
+def _version_of(result_id: object, viewer: Principal | None) -> sa.ScalarSelect[str | None]:
+    """The :func:`version_label` of the template version a result answered, if it is a cell."""
     return (
-        sa.select(label)
+        sa.select(version_label(viewer))
         .select_from(BatchCellRow)
         .join(TemplateVersionRow, TemplateVersionRow.id == BatchCellRow.template_version_id)
         .join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
@@ -196,19 +198,21 @@ class StoredVote:
     outcome: VoteOutcome
 
 
-def stored_votes(session: Session) -> list[StoredVote]:
-    """Every stored vote, oldest first, with the models and prompt versions it compared."""
+def stored_votes(session: Session, *, viewer: Principal | None = None) -> list[StoredVote]:
+    """Every stored vote on two answers ``viewer`` may see, oldest first, with the models and
+    prompt versions it compared (whoever voted: the votes come with the shared work)."""
     result_a, result_b = aliased(Result), aliased(Result)
     query = (
         sa.select(
             result_a.model,
-            _version_of(result_a.id),
+            _version_of(result_a.id, viewer),
             result_b.model,
-            _version_of(result_b.id),
+            _version_of(result_b.id, viewer),
             PairwiseVoteRow.winner,
         )
         .join(result_a, result_a.id == PairwiseVoteRow.result_a_id)
         .join(result_b, result_b.id == PairwiseVoteRow.result_b_id)
+        .where(result_visible_to(viewer, result_a), result_visible_to(viewer, result_b))
         .order_by(PairwiseVoteRow.id)
     )
     return [
@@ -226,12 +230,17 @@ class StoredRating:
     value: float
 
 
-def stored_ratings(session: Session) -> list[StoredRating]:
-    """Every thumbs and score rating (notes left out), oldest first."""
+def stored_ratings(session: Session, *, viewer: Principal | None = None) -> list[StoredRating]:
+    """Every thumbs and score rating (notes left out) of an answer ``viewer`` may see,
+    oldest first (whoever rated it)."""
     query = (
-        sa.select(Result.model, _version_of(Result.id), RatingRow.kind, RatingRow.value)
+        sa.select(Result.model, _version_of(Result.id, viewer), RatingRow.kind, RatingRow.value)
         .join(Result, Result.id == RatingRow.result_id)
-        .where(RatingRow.kind.in_(("thumbs", "score")), RatingRow.value.is_not(None))
+        .where(
+            RatingRow.kind.in_(("thumbs", "score")),
+            RatingRow.value.is_not(None),
+            result_visible_to(viewer),
+        )
         .order_by(RatingRow.id)
     )
     return [StoredRating(m, v, k, float(x or 0.0)) for m, v, k, x in session.execute(query)]

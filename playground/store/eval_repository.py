@@ -432,12 +432,15 @@ def list_batches(
     return [(i, t, s) for i, t, s in session.execute(query.order_by(BatchRow.id.desc()))]
 
 
-def all_cells(session: Session) -> list[CellState]:
-    """The cells of every batch (for pass rates across batches), oldest batch first.
+def all_cells(session: Session, *, viewer: Principal | None = None) -> list[CellState]:
+    """The cells of every batch ``viewer`` may see (for pass rates across batches), oldest
+    batch first; ``viewer=None`` (the local user) sees every batch.
 
     Without the answers' text (``content`` is empty).
     """
-    batch_ids = session.scalars(sa.select(BatchRow.id).order_by(BatchRow.id))
+    batch_ids = session.scalars(
+        sa.select(BatchRow.id).where(visible_to(BatchRow, viewer)).order_by(BatchRow.id)
+    )
     return [
         cell
         for batch_id in batch_ids
@@ -445,9 +448,39 @@ def all_cells(session: Session) -> list[CellState]:
     ]
 
 
-def version_labels(session: Session) -> dict[int, str]:
-    """Every template version's id and its label, ``"name vN"``."""
-    query = sa.select(
-        TemplateVersionRow.id, PromptTemplateRow.name, TemplateVersionRow.version
-    ).join(PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id)
-    return {i: f"{name} v{number}" for i, name, number in session.execute(query)}
+def version_label(viewer: Principal | None) -> sa.ColumnElement[str]:
+    """SQL: a template version's label as ``viewer`` may read it (needs both tables joined).
+
+    ``"name vN"``; ``"version #id"`` when ``viewer`` (hosted mode) may not see the template,
+    e.g. its version was used by a batch shared with them: the template's name stays private,
+    as on Evaluate, which shows such a batch's versions by id.
+    """
+    named = PromptTemplateRow.name + " v" + sa.cast(TemplateVersionRow.version, sa.String)
+    if viewer is None:
+        return named
+    hidden = "version #" + sa.cast(TemplateVersionRow.id, sa.String)
+    return sa.case((visible_to(PromptTemplateRow, viewer), named), else_=hidden)
+
+
+def version_labels(session: Session, *, viewer: Principal | None = None) -> dict[int, str]:
+    """Template version id → :func:`version_label` of every version ``viewer`` may know of.
+
+    Those of templates they may see and those used by batches they may see; every version
+    for ``viewer=None`` (the local user).
+    """
+    query = sa.select(TemplateVersionRow.id, version_label(viewer)).join(
+        PromptTemplateRow, PromptTemplateRow.id == TemplateVersionRow.template_id
+    )
+    if viewer is not None:
+        in_visible_batches = (
+            sa.select(BatchCellRow.template_version_id)
+            .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
+            .where(visible_to(BatchRow, viewer))
+        )
+        query = query.where(
+            sa.or_(
+                visible_to(PromptTemplateRow, viewer),
+                TemplateVersionRow.id.in_(in_visible_batches.correlate(None)),
+            )
+        )
+    return {version_id: label for version_id, label in session.execute(query)}
