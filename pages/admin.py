@@ -92,7 +92,7 @@ with workspaces_tab:
                 st.toast(f"Workspace {escape_markdown(name)} created.")
             except PlaygroundError as exc:
                 st.error(user_message(exc))
-    for workspace_id, workspace_name, members in hosted.workspaces():
+    for workspace_id, workspace_name, members in hosted.workspaces(principal):
         with st.expander(f"{escape_markdown(workspace_name)} · {len(members)} member(s)"):
             picked = st.multiselect(
                 "Members", subjects, default=members, key=f"admin.members.{workspace_id}"
@@ -108,7 +108,7 @@ with workspaces_tab:
                 st.rerun()
 
 with spend_tab:
-    spend = pd.DataFrame(hosted.spend_by_user_and_model())
+    spend = pd.DataFrame(hosted.spend_by_user_and_model(principal))
     if spend.empty:
         st.info("Nobody has run anything yet.")
     else:

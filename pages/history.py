@@ -157,7 +157,7 @@ def share(stored: StoredComparison, owner: Principal, workspace_id: int | None, 
 def draw_sharing(stored: StoredComparison, owner: Principal) -> None:
     """The owner's Share controls (hosted mode): who may see it, and a revocable link."""
     with st.expander("Share", icon=":material/share:"):
-        choices = hv.sharing_choices(owner, hosted.workspaces())
+        choices = hv.sharing_choices(owner, hosted.workspaces(owner))
         current = hv.shared_with(stored)
         options = list(choices)
         target = st.selectbox(

@@ -142,12 +142,13 @@ def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
         return limits, spend_of(session, principal.subject)
 
 
-def spend_by_user_and_model() -> list[dict[str, Any]]:
-    """Billing tokens and requests per user and model, all time (admin page; no content).
+def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:
+    """Billing tokens and requests per user and model, all time (admins only; no content).
 
     A batch's LLM judge is its own row, ``<model> (judge)``, under the batch's owner: it
     counts toward their budget like their answers do.
     """
+    principal.require_admin()
     totals: dict[tuple[str, str], list[int]] = {}
     with services.get_store().session() as session, session.begin():
         answers = session.execute(
@@ -281,10 +282,14 @@ def update_user(principal: Principal, before: UserSummary, after: UserSummary) -
     return changes
 
 
-def workspaces() -> list[tuple[int, str, list[str]]]:
-    """Every workspace with its members' subjects."""
+def workspaces(principal: Principal) -> list[tuple[int, str, list[str]]]:
+    """Every workspace with its members' subjects for an admin; for anyone else only the
+    workspaces they belong to (what they can share with)."""
     with services.get_store().session() as session, session.begin():
-        return list_workspaces(session)
+        found = list_workspaces(session)
+    if principal.is_admin:
+        return found
+    return [w for w in found if w[0] in principal.workspace_ids]
 
 
 def add_workspace(principal: Principal, name: str) -> int:

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from playground import hosted, services
 from playground.access.audit import list_events
 from playground.access.users import get_user
+from playground.errors import AccessDeniedError
 from playground.evaluation.assertions import AssertionSpec
 from playground.store.eval_models import BatchCellRow, BatchRow
 from tests.app_harness import click, texts
 from tests.evaluation_fixtures import plan
-from tests.hosted_fixtures import ADMIN_EMAIL, open_page_as, signed_in
+from tests.hosted_fixtures import ADMIN_EMAIL, make_workspace, open_page_as, refreshed, signed_in
 from tests.store_fixtures import seed_comparison, seed_result
 
 pytestmark = pytest.mark.usefixtures("app_env")
@@ -28,6 +29,24 @@ def test_a_member_or_the_local_user_cannot_open_the_admin_page() -> None:
         assert not at.exception
         assert texts(at, "error") == [ADMINS_ONLY]
         assert len(at.tabs) == 0
+
+
+def test_a_member_reaches_no_admin_read_and_sees_only_their_own_workspaces() -> None:
+    store = services.get_store()
+    admin = signed_in(store, ADMIN_EMAIL, "admin")
+    ben = signed_in(store, "ben@example.org")
+    ours = make_workspace(store, "Search team", [ben])
+    make_workspace(store, "Board", [admin])
+    ben = refreshed(store, ben)
+    for admin_read in (
+        hosted.spend_by_user_and_model,
+        hosted.user_summaries,
+        hosted.audit_log,
+    ):
+        with pytest.raises(AccessDeniedError, match="Only admins"):
+            admin_read(ben)
+    assert hosted.workspaces(ben) == [(ours, "Search team", ["ben@example.org"])]
+    assert [name for _, name, _ in hosted.workspaces(admin)] == ["Board", "Search team"]
 
 
 def test_an_admin_changes_a_role_and_a_budget_and_the_change_is_audited() -> None:
@@ -79,11 +98,11 @@ def test_workspaces_are_created_and_filled_from_the_admin_page() -> None:
     at.text_input(key="admin.workspace_name").input("Search team")
     click(at, "Create workspace")
     assert not at.exception
-    ((workspace_id, name, members),) = hosted.workspaces()
+    ((workspace_id, name, members),) = hosted.workspaces(admin)
     assert (name, members) == ("Search team", [])
     at.multiselect(key=f"admin.members.{workspace_id}").set_value(["ben@example.org"])
     click(at, "Save members")
-    assert hosted.workspaces() == [(workspace_id, "Search team", ["ben@example.org"])]
+    assert hosted.workspaces(admin) == [(workspace_id, "Search team", ["ben@example.org"])]
 
 
 def test_spend_shows_each_users_answers_per_model_and_their_batch_judge_as_its_own_row() -> None:
@@ -101,7 +120,7 @@ def test_spend_shows_each_users_answers_per_model_and_their_batch_judge_as_its_o
         for cell in cells[:2]:  # the judge graded two of the three answers
             cell.judge_tokens, cell.judged_utc = 2, datetime.now(UTC)
 
-    assert hosted.spend_by_user_and_model() == [
+    assert hosted.spend_by_user_and_model(admin) == [
         {"user": "ana@example.org", "model": "gpt-5", "requests": 1, "tokens": 2},
         {"user": "ana@example.org", "model": "gpt-5 (judge)", "requests": 2, "tokens": 4},
         {"user": "ana@example.org", "model": "gpt-5-nano", "requests": 1, "tokens": 1},
