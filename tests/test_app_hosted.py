@@ -559,6 +559,42 @@ def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
     assert leaderboard_lines(team.cat, "by model") is None
 
 
+def test_a_vote_on_a_batch_made_private_since_the_round_was_drawn_is_refused(
+    team: Team,
+) -> None:
+    version_id, dataset_id = _template_and_dataset(team.ana)
+    job = evaluation.start_batch(
+        _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.ana
+    )
+    job.wait(30)
+
+    def share_batch(workspace_id: int | None) -> None:
+        with services.get_store().session() as session, session.begin():
+            session.execute(
+                sa.update(BatchRow).values(
+                    visibility="private" if workspace_id is None else "workspace",
+                    workspace_id=workspace_id,
+                )
+            )
+
+    share_batch(team.research)
+    at = click(
+        open_tab(open_page_as("pages/evaluate.py", team.bob), "evaluate.tab", "Blind vote"),
+        "Next round",
+    )
+    assert at.session_state["evaluate.round"] is not None
+    share_batch(None)
+    at = click(at, "A is better")
+
+    assert not at.exception
+    assert texts(at, "error") == [
+        "These answers are no longer available: the batch is no longer shared with you."
+    ]
+    with services.get_store().session() as session:
+        assert session.scalars(sa.text("SELECT rater FROM pairwise_votes")).all() == []
+    assert at.session_state["evaluate.round"] is None
+
+
 def test_local_mode_is_unchanged_everyone_sees_everything(app_env: Path) -> None:
     seed("Local prompt")
     at = open_page_as("pages/history.py", None)

@@ -7,6 +7,7 @@ import random
 import streamlit as st
 
 from playground.access import Principal
+from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.evaluation.voting import BlindRound, Verdict
 from ui.evaluate_common import VOTE_BATCH_KEY, pick_id
@@ -63,6 +64,11 @@ def _draw_ballot(blind: BlindRound, voter: str, principal: Principal | None) -> 
     choices.update({"Tie": "tie", "Both bad" if pair else "All bad": "all_bad"})
     for column, (label, verdict) in zip(st.columns(len(choices)), choices.items(), strict=True):
         if column.button(label, key=f"evaluate.vote.{verdict}"):
-            evaluation.vote(blind, verdict, voter, viewer=principal)
+            try:
+                evaluation.vote(blind, verdict, voter, viewer=principal)
+            except PlaygroundError as exc:
+                st.session_state[ROUND_KEY] = None
+                st.error(user_message(exc), icon=":material/error:")
+                return
             st.session_state[REVEAL_KEY] = verdict
             st.rerun()

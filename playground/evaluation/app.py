@@ -377,9 +377,15 @@ def vote(
 ) -> None:
     """Store ``rater``'s verdict on a round (best answer's index, "tie" or "all_bad").
 
-    With a ``viewer`` (hosted mode) the vote is theirs, whatever ``rater`` says.
+    With a ``viewer`` (hosted mode) the vote is theirs, whatever ``rater`` says, and every
+    answer of the round must still be one they may see (:class:`InvalidRequestError` if the
+    batch was made private since the round was drawn; nothing is stored then).
     """
     with services.get_store().session() as session, session.begin():
+        if not all(can_see_result(session, a.result_id, viewer) for a in blind.answers):
+            raise InvalidRequestError(
+                "These answers are no longer available: the batch is no longer shared with you."
+            )
         for result_a, result_b, outcome in round_votes(blind, verdict):
             add_vote(session, result_a, result_b, outcome, ownership.rater(rater, viewer))
 
