@@ -240,6 +240,20 @@ def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> No
     assert rerun_cached(team.ana) == [True, True]
 
 
+def test_a_batch_reuses_only_its_owners_cached_answers(team: Team) -> None:
+    connection = services.connection_from_state({})
+
+    def cached_cells(person: Principal) -> list[bool]:
+        version_id, dataset_id = _template_and_dataset(person)  # the same text for everyone
+        job = evaluation.start_batch(_spec(version_id, dataset_id), connection, viewer=person)
+        job.wait(30)
+        return [c.cached for c in evaluation.cells(job.batch_id, viewer=person)]
+
+    assert cached_cells(team.ana) == [False] * 4
+    assert cached_cells(team.bob) == [False] * 4  # Ana's answers are not Bob's to reuse
+    assert cached_cells(team.ana) == [True] * 4
+
+
 # --- Share links -------------------------------------------------------------------------
 
 
@@ -322,6 +336,20 @@ def test_costs_count_only_what_the_viewer_may_see(team: Team) -> None:
         "No runs in this period yet." in t
         for t in texts(open_page_as("pages/costs.py", team.cat), "info")
     )
+
+
+def test_costs_show_no_prompt_of_someone_elses_private_comparison(team: Team) -> None:
+    seed_as(team.ana, SECRET)
+    seed_as(team.bob, "Bob's question")
+
+    def shown(person: Principal) -> str:
+        at = open_page_as("pages/costs.py", person)
+        assert not at.exception
+        return " ".join(d.value.to_csv() for d in at.dataframe)
+
+    assert SECRET in shown(team.ana)
+    assert "Bob's question" in shown(team.bob)
+    assert SECRET not in shown(team.bob)
 
 
 # --- Evaluate: owned templates, datasets and batches -------------------------------------
@@ -457,6 +485,12 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
     )
     with pytest.raises(InvalidRequestError, match="No batch"):
         evaluation.cells(job.batch_id, viewer=team.bob)
+    for fmt in ("csv", "json"):
+        with pytest.raises(InvalidRequestError, match="No batch"):
+            evaluation.export_batch(job.batch_id, fmt, viewer=team.bob)
+    answer_id = evaluation.cells(job.batch_id, viewer=team.ana)[0].result_id or 0
+    with pytest.raises(InvalidRequestError, match="not available"):
+        evaluation.answer_text(answer_id, viewer=team.bob)
     with pytest.raises(InvalidRequestError, match="No batch"):
         evaluation.control_batch(job.batch_id, "cancel", viewer=team.bob)
 
