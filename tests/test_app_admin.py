@@ -49,6 +49,18 @@ def test_a_member_reaches_no_admin_read_and_sees_only_their_own_workspaces() -> 
     assert [name for _, name, _ in hosted.workspaces(admin)] == ["Board", "Search team"]
 
 
+def test_the_catalog_and_the_database_on_settings_are_for_admins_only() -> None:
+    store = services.get_store()
+    admin = signed_in(store, ADMIN_EMAIL, "admin")
+    ben = signed_in(store, "ben@example.org")
+    server_parts = {"Model catalog", "Storage"}
+    for person, shown in ((admin, True), (ben, False)):
+        at = open_page_as("pages/settings.py", person)
+        assert not at.exception
+        assert (server_parts <= {h.value for h in at.subheader}) is shown
+        assert ("Refresh model catalog" in {b.label for b in at.button}) is shown
+
+
 def test_an_admin_changes_a_role_and_a_budget_and_the_change_is_audited() -> None:
     store = services.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
