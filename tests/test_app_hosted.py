@@ -622,7 +622,7 @@ def test_a_vote_on_a_batch_made_private_since_the_round_was_drawn_is_refused(
 
     assert not at.exception
     assert texts(at, "error") == [
-        "These answers are no longer available: the batch is no longer shared with you."
+        "These answers are no longer available; press Next round for new ones."
     ]
     with services.get_store().session() as session:
         assert session.scalars(sa.text("SELECT rater FROM pairwise_votes")).all() == []

@@ -384,7 +384,7 @@ def vote(
     with services.get_store().session() as session, session.begin():
         if not all(can_see_result(session, a.result_id, viewer) for a in blind.answers):
             raise InvalidRequestError(
-                "These answers are no longer available: the batch is no longer shared with you."
+                "These answers are no longer available; press Next round for new ones."
             )
         for result_a, result_b, outcome in round_votes(blind, verdict):
             add_vote(session, result_a, result_b, outcome, ownership.rater(rater, viewer))
