@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Empty: the address in .streamlit/config.toml (127.0.0.1). HOST=0.0.0.0 exposes the app.
+HOST ?=
 
 .PHONY: run test lint unit e2e bench audit fake-server clean
 
@@ -17,7 +19,7 @@ $(BIN)/.dev-installed: $(BIN)/.runtime-installed requirements-dev.txt
 	touch $@
 
 run: $(BIN)/.runtime-installed
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT) $(if $(HOST),--server.address $(HOST))
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .

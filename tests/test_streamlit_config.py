@@ -47,6 +47,11 @@ def test_cors_protection_is_not_turned_off(options: dict[str, Any]) -> None:
     assert options.get("global.developmentMode", False) is False
 
 
+def test_the_app_listens_on_loopback_by_default(options: dict[str, Any]) -> None:
+    # Local mode has no sign-in; `make run HOST=…` or --server.address exposes it on purpose.
+    assert options["server.address"] == "127.0.0.1"
+
+
 def test_users_never_see_tracebacks(options: dict[str, Any]) -> None:
     assert options["client.showErrorDetails"] == "none"
 
