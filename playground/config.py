@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from playground.errors import ConfigError
+from playground.redact import SecretUrl
 
 ProviderName = Literal["elumenta", "demo", "openai_compatible"]
 BatchExecution = Literal["in_process", "worker"]
@@ -48,7 +49,10 @@ class Settings(BaseSettings):
     elumenta_base_url: str = Field(
         default=DEFAULT_BASE_URL, validation_alias=_env("ELUMENTA_BASE_URL")
     )
-    database_url: str | None = Field(default=None, validation_alias=_env("PLAYGROUND_DATABASE_URL"))
+    # Masked wherever the settings are printed: the URL may carry the database's password.
+    database_url: SecretUrl | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_DATABASE_URL")
+    )
     data_dir: Path = Field(
         default=Path.home() / ".elumenta-playground", validation_alias=_env("PLAYGROUND_DATA_DIR")
     )
@@ -208,16 +212,23 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the configured one, else a SQLite file in ``data_dir``."""
-        if self.database_url:
-            return self.database_url
+        if self.database_url and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'history.sqlite3'}"
+
+
+def _is_secret(annotation: object) -> bool:
+    return any(
+        isinstance(t, type) and issubclass(t, SecretStr)
+        for t in (annotation, *get_args(annotation))
+    )
 
 
 # Variables whose value an error message must not repeat.
 _SECRET_NAMES = frozenset(
     str(alias)
     for field in Settings.model_fields.values()
-    if "SecretStr" in str(field.annotation) and isinstance(field.validation_alias, AliasChoices)
+    if _is_secret(field.annotation) and isinstance(field.validation_alias, AliasChoices)
     for alias in field.validation_alias.choices
 )
 

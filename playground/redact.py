@@ -8,6 +8,7 @@ from sqlalchemy.exc import ArgumentError
 
 _VISIBLE_SUFFIX = 4
 _KNOWN_PREFIXES = ("nb_", "sk-")
+_MASK = "***"
 
 
 def mask_secret(secret: SecretStr | str | None) -> str:
@@ -25,8 +26,24 @@ def mask_secret(secret: SecretStr | str | None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (unparseable URLs are hidden entirely)."""
+    """``url`` with any password (also a ``?password=`` option) replaced by ``***``.
+
+    Unparseable URLs are hidden entirely.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         return "(unparseable URL hidden)"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": _MASK})
+    return parsed.render_as_string(hide_password=True)
+
+
+class SecretUrl(SecretStr):
+    """A database URL whose ``repr``/``str`` show it with the password masked (:func:`mask_url`).
+
+    Read the real URL with ``get_secret_value()``; JSON dumps show ``**********``.
+    """
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())

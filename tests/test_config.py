@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.config import Settings
+from playground.config import Settings, load_settings
 from playground.errors import ConfigError
 
 
@@ -37,6 +37,40 @@ def test_api_key_is_not_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "nb_secret_value_123" not in repr(settings)
     assert "nb_secret_value_123" not in str(settings)
     assert "nb_secret_value_123" not in settings.model_dump_json()
+
+
+DATABASE_PASSWORD = "hunter2-db-password"
+DATABASE_URL = f"postgresql+psycopg://app:{DATABASE_PASSWORD}@db.internal:5432/pg"
+
+
+@pytest.mark.parametrize(
+    "url", [DATABASE_URL, f"postgresql+psycopg://app@db.internal/pg?password={DATABASE_PASSWORD}"]
+)
+def test_the_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", url)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    printed = {
+        "repr": repr(settings),
+        "str": str(settings),
+        "field": f"{settings.database_url} {settings.database_url!r}",
+        "model_dump": str(settings.model_dump()),
+        "model_dump(json)": str(settings.model_dump(mode="json")),
+        "model_dump_json": settings.model_dump_json(),
+    }
+    for where, text in printed.items():
+        assert DATABASE_PASSWORD not in text, where
+    assert "db.internal" in printed["repr"]  # masked, not hidden: the host still shows
+    assert settings.resolved_database_url == url  # what opens the database is the real URL
+    assert settings.uses_postgresql
+
+
+def test_a_settings_error_never_repeats_the_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", DATABASE_URL)
+    monkeypatch.setenv("PLAYGROUND_MAX_CONCURRENCY", "0")
+    with pytest.raises(ConfigError) as invalid:
+        load_settings()
+    assert "PLAYGROUND_MAX_CONCURRENCY" in str(invalid.value)
+    assert DATABASE_PASSWORD not in f"{invalid.value} {invalid.value.__cause__}"
 
 
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,10 @@ def test_mask_secret_shows_at_most_a_prefix_and_four_characters(
             "sqlite:////home/me/.elumenta-playground/h.sqlite3",
             "sqlite:////home/me/.elumenta-playground/h.sqlite3",
         ),
+        (
+            "postgresql+psycopg://app@db/pg?password=hunter2&sslmode=require",
+            "postgresql+psycopg://app@db/pg?password=%2A%2A%2A&sslmode=require",
+        ),
         ("not a url", "(unparseable URL hidden)"),
     ],
 )
