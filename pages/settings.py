@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from playground import hosted, services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.providers.registry import withheld_key_message
 from ui.auth import current_principal, session_connection
 
 settings = services.get_settings()
@@ -79,7 +80,9 @@ else:
         "Elumenta base URL",
         key=services.BASE_URL_KEY,
         persist_state="session",
-        help="Change it only to use another Elumenta-compatible server (e.g. a local test server).",
+        help="Change it only to use another Elumenta-compatible server (e.g. a local test "
+        "server). The key from the environment is sent only to the configured URL: for any "
+        "other, enter the key below.",
     )
     st.text_input(
         "Elumenta API key",
@@ -92,7 +95,11 @@ else:
     )
     connection = services.connection_from_state(st.session_state)
     st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
-    if connection.provider == "elumenta" and connection.api_key is None:
+    if connection.provider == "elumenta" and connection.key_withheld:
+        st.warning(
+            withheld_key_message(settings, connection.elumenta_base_url), icon=":material/key:"
+        )
+    elif connection.provider == "elumenta" and connection.api_key is None:
         st.warning(
             "Elumenta is selected but no API key is set: every run will fail until you add one."
         )

@@ -38,7 +38,7 @@ from playground.errors import (
 )
 from playground.providers.base import Balance, Provider
 from playground.providers.elumenta import ElumentaProvider
-from playground.providers.registry import build_providers
+from playground.providers.registry import build_providers, environment_key_for
 from playground.redact import mask_secret, mask_url
 from playground.results import CompareRequest, ModelResult, Recorder
 from playground.runner import RunHandle, Runner, RunSnapshot
@@ -80,6 +80,8 @@ class Connection:
     elumenta_base_url: str
     api_key: SecretStr | None
     key_source: Literal["session", "environment"] | None
+    # ELUMENTA_API_KEY is set but not sent: the session changed the base URL.
+    key_withheld: bool = False
 
     @property
     def label(self) -> str:
@@ -113,17 +115,18 @@ def connection_from_state(state: Mapping[Any, Any]) -> Connection:
     """The session's connection: choices made on the Settings page over the environment's.
 
     ``auto`` means ``PLAYGROUND_PROVIDER`` if set, else Elumenta with a key, else the demo.
-    A key typed into Settings wins over ``ELUMENTA_API_KEY``.
+    A key typed into Settings wins over ``ELUMENTA_API_KEY``, which is used only with the
+    configured base URL: with another one the key must be typed (``key_withheld``).
     """
     settings = get_settings()
     typed_key = str(state.get(API_KEY_KEY) or "").strip()
-    api_key = SecretStr(typed_key) if typed_key else settings.elumenta_api_key
+    base_url = str(state.get(BASE_URL_KEY) or "").strip().rstrip("/") or settings.elumenta_base_url
+    api_key = SecretStr(typed_key) if typed_key else environment_key_for(settings, base_url)
     key_source: Literal["session", "environment"] | None = None
     if typed_key:
         key_source = "session"
     elif api_key is not None:
         key_source = "environment"
-    base_url = str(state.get(BASE_URL_KEY) or "").strip().rstrip("/")
     choice: ProviderChoice = state.get(PROVIDER_CHOICE_KEY) or "auto"
     provider: ProviderName
     if choice != "auto":
@@ -131,10 +134,11 @@ def connection_from_state(state: Mapping[Any, Any]) -> Connection:
     elif settings.provider is not None:
         provider = settings.provider
     else:
-        provider = "elumenta" if api_key else "demo"
+        provider = "elumenta" if typed_key or settings.elumenta_api_key else "demo"
     if provider == "openai_compatible" and not settings.openai_base_url:
         provider = "demo"
-    return Connection(provider, base_url or settings.elumenta_base_url, api_key, key_source)
+    withheld = api_key is None and settings.elumenta_api_key is not None
+    return Connection(provider, base_url, api_key, key_source, key_withheld=withheld)
 
 
 def get_catalog() -> Catalog:
@@ -179,11 +183,11 @@ def get_providers(connection: Connection) -> dict[str, Provider]:
     with _lock:
         providers = _providers.get(cache_key)
         if providers is None:
-            configured = settings.model_copy(
-                update={"elumenta_base_url": connection.elumenta_base_url}
-            )
             providers = build_providers(
-                configured, get_catalog(), elumenta_api_key=_key_or_none(key)
+                settings,
+                get_catalog(),
+                elumenta_api_key=_key_or_none(key),
+                elumenta_base_url=connection.elumenta_base_url,
             )
             _providers[cache_key] = providers
             while len(_providers) > MAX_PROVIDER_SETS:

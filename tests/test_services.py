@@ -57,6 +57,20 @@ class TestConnection:
         assert demo.provider == "demo"
         assert demo.fingerprint != connection.fingerprint
 
+    def test_a_changed_base_url_withholds_the_environment_key(
+        self, app_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
+        services.reset()
+        elsewhere = {services.BASE_URL_KEY: "http://attacker.example/api/v2"}
+        connection = services.connection_from_state(elsewhere)
+        assert (connection.provider, connection.api_key) == ("elumenta", None)
+        assert connection.key_withheld and connection.key_hint == "no API key"
+        same = services.connection_from_state(
+            {services.BASE_URL_KEY: "https://elumenta.ru/api/v2/"}
+        )
+        assert same.api_key is not None and not same.key_withheld
+
     def test_an_unconfigured_openai_compatible_provider_falls_back_to_the_demo(
         self, app_env: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -190,10 +190,14 @@ def _estimate(session: Session, spec: BatchSpec, viewer: Principal | None) -> Ba
 def _job_factory(batch_id: int, connection: services.Connection) -> BatchJob:
     settings = services.get_settings()
     catalog = services.get_catalog()
-    configured = settings.model_copy(update={"elumenta_base_url": connection.elumenta_base_url})
 
     def providers() -> Mapping[str, Provider]:
-        return build_providers(configured, catalog, elumenta_api_key=connection.api_key)
+        return build_providers(
+            settings,
+            catalog,
+            elumenta_api_key=connection.api_key,
+            elumenta_base_url=connection.elumenta_base_url,
+        )
 
     return BatchJob.from_settings(services.get_store(), batch_id, catalog, settings, providers)
 

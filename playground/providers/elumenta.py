@@ -128,8 +128,13 @@ class ElumentaProvider:
         max_connections: int = 64,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        missing_key_message: str | None = None,
     ) -> None:
         self._api_key = api_key
+        self._missing_key_message = missing_key_message or (
+            "No Elumenta API key is configured. Set ELUMENTA_API_KEY or enter it in Settings, "
+            "or use the offline demo provider."
+        )
         self._base_url = base_url.rstrip("/")
         self._catalog = catalog
         self._timeout = make_timeout(connect_timeout_s, read_timeout_s)
@@ -158,11 +163,7 @@ class ElumentaProvider:
     def _auth_headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else ""
         if not key:
-            raise AuthenticationError(
-                "No Elumenta API key is configured. Set ELUMENTA_API_KEY or enter it in Settings, "
-                "or use the offline demo provider.",
-                code="not_authenticated",
-            )
+            raise AuthenticationError(self._missing_key_message, code="not_authenticated")
         return {"Authorization": f"Bearer {key}"}
 
     async def _get_json(self, path: str) -> tuple[Any, RateLimitInfo | None]:

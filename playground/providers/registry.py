@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import SecretStr
 
 from playground.catalog import Catalog
@@ -13,29 +15,60 @@ from playground.providers.elumenta import ElumentaProvider
 from playground.providers.openai_compatible import OpenAICompatibleProvider
 
 
+def environment_key_for(settings: Settings, base_url: str) -> SecretStr | None:
+    """``ELUMENTA_API_KEY``, but only for the base URL it was configured with.
+
+    Anyone who can change the base URL in a session (the Settings page) must not be able
+    to send the server's key to a host of their choosing: any other URL gets no key.
+    """
+    if base_url.strip().rstrip("/") != settings.elumenta_base_url:
+        return None
+    return settings.elumenta_api_key
+
+
+def withheld_key_message(settings: Settings, base_url: str) -> str:
+    """What to tell a user whose changed base URL gets no key from the environment."""
+    return (
+        f"The Elumenta base URL was changed to {_host(base_url)}: the API key from the "
+        f"environment is sent only to {_host(settings.elumenta_base_url)}. Enter the API key "
+        "for this server in Settings."
+    )
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
 def build_providers(
     settings: Settings,
     catalog: Catalog,
     *,
     elumenta_api_key: SecretStr | None = None,
+    elumenta_base_url: str | None = None,
 ) -> dict[str, Provider]:
     """Every provider the settings allow, keyed by name.
 
     The demo is always there; Elumenta is there even without a key (a call then fails with
     a clear "no key" error); OpenAI-compatible only when its base URL is configured.
-    ``elumenta_api_key`` (e.g. typed into the Settings page) overrides the environment's.
+    ``elumenta_api_key`` and ``elumenta_base_url`` (e.g. typed into the Settings page)
+    override the environment's; the environment's key never goes to another base URL
+    (see :func:`environment_key_for`).
     """
+    base_url = (elumenta_base_url or settings.elumenta_base_url).strip().rstrip("/")
+    api_key = elumenta_api_key or environment_key_for(settings, base_url)
+    withheld = api_key is None and settings.elumenta_api_key is not None
     retry = RetryPolicy(max_retries=settings.max_retries, max_wait_s=settings.max_retry_wait_s)
     providers: dict[str, Provider] = {
         "demo": DemoProvider(catalog, time_scale=settings.demo_time_scale),
         "elumenta": ElumentaProvider(
-            api_key=elumenta_api_key or settings.elumenta_api_key,
-            base_url=settings.elumenta_base_url,
+            api_key=api_key,
+            base_url=base_url,
             catalog=catalog,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
             max_connections=settings.max_streams,
             retry=retry,
+            missing_key_message=withheld_key_message(settings, base_url) if withheld else None,
         ),
     }
     if settings.openai_base_url:
