@@ -1,4 +1,4 @@
-"""The command line: ``python -m playground compare|models|history|show|export|eval|worker``.
+"""The command line: ``python -m playground compare|models|history|show|export|eval|worker|keys``.
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from playground.access.cli import add_keys_parser, run_keys_command
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings, load_settings
 from playground.errors import InvalidRequestError, PlaygroundError
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(commands)
     add_worker_parser(commands)
+    add_keys_parser(commands)
     return parser
 
 
@@ -367,6 +369,8 @@ def main(
             return run_eval(args, settings, catalog, out, err)
         if args.command == "worker":
             return run_worker_command(args, settings, catalog, out)
+        if args.command == "keys":
+            return run_keys_command(args, settings, out)
         store = open_store(settings.resolved_database_url)
         try:
             if args.command == "history":

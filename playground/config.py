@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, validation_alias=_env("PLAYGROUND_SECRET_KEY")
     )
+    # After changing secret_key: the previous secrets, comma-separated, still decrypt saved
+    # keys until `python -m playground keys rotate` re-encrypted them (docs/deploy.md).
+    old_secret_keys: SecretStr | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_OLD_SECRET_KEYS")
+    )
     default_daily_budget_tokens: int | None = Field(
         default=None, ge=0, validation_alias=_env("PLAYGROUND_DAILY_BUDGET_TOKENS")
     )
@@ -198,6 +203,12 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         """The trusted proxy addresses/networks as written (validated by the identity code)."""
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    @property
+    def old_secret_key_list(self) -> list[SecretStr]:
+        """The earlier server secrets that still decrypt personal keys (none when unset)."""
+        value = self.old_secret_keys.get_secret_value() if self.old_secret_keys else ""
+        return [SecretStr(s.strip()) for s in value.split(",") if s.strip()]
 
     @property
     def openai_model_list(self) -> list[str]:

@@ -86,7 +86,8 @@ def sign_in_user(identity: Identity) -> Principal:
 
 def key_vault() -> KeyVault:
     """The vault for personal keys (a :class:`ConfigError` without a server secret)."""
-    return KeyVault(services.get_settings().secret_key)
+    settings = services.get_settings()
+    return KeyVault(settings.secret_key, settings.old_secret_key_list)
 
 
 def connection_for(principal: Principal) -> services.Connection:

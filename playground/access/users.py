@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -18,7 +18,7 @@ from playground.access.identity import Identity
 from playground.access.keys import KeyVault
 from playground.access.principal import Principal
 from playground.config import Role, Settings
-from playground.errors import AccessDeniedError, InvalidRequestError, SignInError
+from playground.errors import AccessDeniedError, ConfigError, InvalidRequestError, SignInError
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow
 from playground.store.hosted_models import ROLES, UserRow, WorkspaceMemberRow, WorkspaceRow
 from playground.store.models import Comparison
@@ -264,3 +264,40 @@ def personal_key(session: Session, principal: Principal, vault: KeyVault) -> Sec
     """The user's own API key, decrypted for a request; ``None`` when they saved none."""
     user = get_user(session, principal.user_id)
     return vault.open(user.api_key_encrypted) if user.api_key_encrypted else None
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What :func:`rotate_personal_keys` did."""
+
+    rotated: int
+    # Users (subjects) whose saved key none of the vault's secrets opens: they re-enter it.
+    unreadable: tuple[str, ...]
+
+
+def rotate_personal_keys(session: Session, vault: KeyVault) -> KeyRotation:
+    """Re-encrypt every saved personal key with the vault's current secret.
+
+    A key saved again while this runs is left as saved (it is already under the secret of
+    the process that saved it); a key no secret opens is left alone and reported.
+    """
+    rows = session.execute(
+        sa.select(UserRow.id, UserRow.subject, UserRow.api_key_encrypted)
+        .where(UserRow.api_key_encrypted.is_not(None))
+        .order_by(UserRow.id)
+    ).all()
+    rotated, unreadable = 0, []
+    for user_id, subject, token in rows:
+        try:
+            new_token = vault.rotate(str(token))
+        except ConfigError:
+            unreadable.append(subject)
+            continue
+        changed = session.execute(
+            sa.update(UserRow)
+            .where(UserRow.id == user_id, UserRow.api_key_encrypted == token)
+            .values(api_key_encrypted=new_token)
+            .execution_options(synchronize_session=False)
+        )
+        rotated += cast(sa.CursorResult[Any], changed).rowcount
+    return KeyRotation(rotated, tuple(unreadable))
