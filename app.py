@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from playground import services
@@ -9,9 +11,11 @@ from playground.errors import PlaygroundError, user_message
 from playground.store.db import check_database_url
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
 
-st.set_page_config(
-    page_title="Elumenta Playground", page_icon=":material/compare_arrows:", layout="wide"
-)
+FAVICON = Path(__file__).resolve().parent / "ui" / "favicon.svg"
+
+# A file, not ":material/…": Streamlit fetches a material favicon from fonts.gstatic.com,
+# and an internal tool asks nothing of the internet. An SVG file becomes a data: URL.
+st.set_page_config(page_title="Elumenta Playground", page_icon=FAVICON, layout="wide")
 # Root-level entries of .streamlit/secrets.toml (e.g. ELUMENTA_API_KEY) become env variables.
 st.secrets.load_if_toml_exists()
 
