@@ -30,6 +30,7 @@ AuthMode = Literal["none", "oidc", "proxy"]
 Role = Literal["admin", "member", "viewer"]
 
 DEFAULT_BASE_URL = "https://elumenta.ru/api/v2"
+MIN_PROXY_SECRET_CHARS = 16
 
 
 def _env(*names: str) -> AliasChoices:
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="127.0.0.1/32,::1/128", validation_alias=_env("PLAYGROUND_TRUSTED_PROXIES")
     )
+    # Proxy mode: what the proxy sends in X-Playground-Proxy-Secret to prove a request came
+    # through it; a trusted address alone would let anyone on the proxy's host sign in as anyone.
+    proxy_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("PLAYGROUND_PROXY_SECRET")
+    )
     # Comma-separated e-mails that are admins on first sign-in; everyone else gets default_role.
     admin_emails: str = Field(default="", validation_alias=_env("PLAYGROUND_ADMIN_EMAILS"))
     default_role: Role = Field(default="member", validation_alias=_env("PLAYGROUND_DEFAULT_ROLE"))
@@ -176,6 +182,19 @@ class Settings(BaseSettings):
     default_requests_per_minute: int = Field(
         default=60, ge=1, validation_alias=_env("PLAYGROUND_REQUESTS_PER_MINUTE")
     )
+
+    @model_validator(mode="after")
+    def _check_proxy_secret(self) -> Settings:
+        secret = self.proxy_secret.get_secret_value() if self.proxy_secret else ""
+        if self.auth_mode == "proxy" and len(secret) < MIN_PROXY_SECRET_CHARS:
+            # A ConfigError, like the worker check above: refused before anyone can sign in.
+            raise ConfigError(
+                "PLAYGROUND_AUTH=proxy needs PLAYGROUND_PROXY_SECRET: a random string of at "
+                f"least {MIN_PROXY_SECRET_CHARS} characters that the reverse proxy sends in the "
+                "X-Playground-Proxy-Secret header. Without it anyone who can reach an app port "
+                "could sign in as anyone; see docs/deploy.md."
+            )
+        return self
 
     @field_validator("elumenta_base_url", "openai_base_url")
     @classmethod

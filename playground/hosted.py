@@ -61,11 +61,14 @@ def proxy_identity(headers: Mapping[str, str], peer_ip: str | None) -> Identity:
             "peer address is the proxy's own; see docs/deploy.md."
         )
     settings = services.get_settings()
+    if settings.proxy_secret is None:  # Settings refuse proxy mode without one
+        raise ConfigError("PLAYGROUND_PROXY_SECRET is not set.")
     return identity_from_proxy(
         headers,
         peer_ip,
         header=settings.identity_header,
         trusted_proxies=settings.trusted_proxy_list,
+        secret=settings.proxy_secret,
     )
 
 

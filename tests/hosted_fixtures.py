@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
@@ -33,13 +34,18 @@ from ui.auth import PRINCIPAL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_EMAIL = "admin@example.org"
+PROXY_SECRET = "the-proxy-secret-of-the-test-server"
 PAGE_TIMEOUT_S = 10.0
 
 
 def team_settings() -> Settings:
     """A hosted server's settings: proxy sign-in, :data:`ADMIN_EMAIL` the first admin."""
     return Settings(
-        _env_file=None, auth_mode="proxy", admin_emails=ADMIN_EMAIL, default_role="member"
+        _env_file=None,
+        auth_mode="proxy",
+        proxy_secret=SecretStr(PROXY_SECRET),
+        admin_emails=ADMIN_EMAIL,
+        default_role="member",
     )
 
 

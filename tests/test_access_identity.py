@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pytest
+from pydantic import SecretStr
 
 from playground.access import Identity, identity_from_oidc, identity_from_proxy
-from playground.access.identity import MAX_NAME_CHARS
+from playground.access.identity import MAX_NAME_CHARS, PROXY_SECRET_HEADER
 from playground.errors import ConfigError, SignInError
 
 HEADER = "X-Forwarded-Email"
 LOCAL_PROXIES = ("127.0.0.1/32", "::1/128")
+PROXY_SECRET = "s3cret-the-proxy-and-the-app-share"
 
 
 def from_proxy(
@@ -21,10 +23,18 @@ def from_proxy(
     trusted: Sequence[str] = LOCAL_PROXIES,
     headers: Mapping[str, str] | None = None,
 ) -> Identity:
-    """``identity_from_proxy`` with ``value`` in the default header (unless ``headers``)."""
+    """``identity_from_proxy`` with ``value`` in the default header (unless ``headers``),
+    sent with the proxy's secret (unless ``headers``)."""
     if headers is None:
-        headers = {} if value is None else {HEADER: value}
-    return identity_from_proxy(headers, peer_ip, header=HEADER, trusted_proxies=trusted)
+        headers = {PROXY_SECRET_HEADER: PROXY_SECRET}
+        headers |= {} if value is None else {HEADER: value}
+    return identity_from_proxy(
+        headers,
+        peer_ip,
+        header=HEADER,
+        trusted_proxies=trusted,
+        secret=SecretStr(PROXY_SECRET),
+    )
 
 
 # --- identity_from_proxy: which peers are trusted -------------------------------------
@@ -91,12 +101,48 @@ def test_a_bad_trusted_proxy_entry_is_reported_before_the_peer_is_judged() -> No
         from_proxy("ana@example.org", None, trusted=["not-a-network"])
 
 
+# --- identity_from_proxy: the proxy's secret ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {},  # a forged identity header sent straight to the app port from the same host
+        {PROXY_SECRET_HEADER: ""},
+        {PROXY_SECRET_HEADER: "wrong"},
+        {PROXY_SECRET_HEADER: PROXY_SECRET[:-1]},
+        {PROXY_SECRET_HEADER: PROXY_SECRET + "x"},
+        {PROXY_SECRET_HEADER: PROXY_SECRET.upper()},
+        {PROXY_SECRET_HEADER: "пароль"},
+        {"X-Playground-Proxy": PROXY_SECRET},
+    ],
+)
+def test_a_trusted_peer_without_the_proxy_secret_is_refused(sent: dict[str, str]) -> None:
+    with pytest.raises(SignInError, match="did not come through") as caught:
+        from_proxy(None, headers={HEADER: "admin@example.org", **sent})
+    assert PROXY_SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("sent_name", [PROXY_SECRET_HEADER, PROXY_SECRET_HEADER.lower()])
+def test_the_proxy_secret_signs_in(sent_name: str) -> None:
+    identity = from_proxy(None, headers={HEADER: "admin@example.org", sent_name: PROXY_SECRET})
+    assert identity.subject == "admin@example.org"
+
+
+def test_the_secret_does_not_make_an_untrusted_peer_trusted() -> None:
+    with pytest.raises(SignInError, match="reverse proxy"):
+        from_proxy("admin@example.org", "203.0.113.9")
+
+
 # --- identity_from_proxy: the header ----------------------------------------------------
 
 
 def test_a_missing_header_is_refused_and_named() -> None:
     with pytest.raises(SignInError, match=HEADER):
-        from_proxy(None, headers={"X-Forwarded-User": "ana@example.org"})
+        from_proxy(
+            None,
+            headers={"X-Forwarded-User": "ana@example.org", PROXY_SECRET_HEADER: PROXY_SECRET},
+        )
 
 
 def test_an_empty_header_is_refused() -> None:
@@ -108,7 +154,12 @@ def test_an_empty_header_is_refused() -> None:
     "sent_name", ["x-forwarded-email", "X-FORWARDED-EMAIL", "x-Forwarded-eMail", HEADER]
 )
 def test_the_header_name_is_case_insensitive(sent_name: str) -> None:
-    identity = from_proxy(None, headers={"Host": "play.example.org", sent_name: "ana@x.org"})
+    headers = {
+        "Host": "play.example.org",
+        sent_name: "ana@x.org",
+        PROXY_SECRET_HEADER: PROXY_SECRET,
+    }
+    identity = from_proxy(None, headers=headers)
     assert identity.subject == "ana@x.org"
 
 

@@ -51,6 +51,7 @@ def hosted_settings(**fields: object) -> Settings:
     """Settings of a hosted server, independent of the developer's environment."""
     values: dict[str, object] = {
         "auth_mode": "proxy",
+        "proxy_secret": SecretStr("the-proxy-secret-of-these-tests"),
         "admin_emails": ADMIN_EMAIL,
         "default_role": "member",
         "default_daily_budget_tokens": None,

@@ -283,6 +283,11 @@ BAD_SETTINGS = {
         {"PLAYGROUND_DATABASE_URL": "not a url at all"},
         "The database URL is not valid",
     ),
+    # Proxy sign-in that any local process could forge: refused on every page and command.
+    "proxy-secret": (
+        {"PLAYGROUND_AUTH": "proxy", "FORWARDED_ALLOW_IPS": ""},
+        "PLAYGROUND_AUTH=proxy needs PLAYGROUND_PROXY_SECRET",
+    ),
 }
 
 
@@ -306,8 +311,9 @@ def test_the_cli_explains_a_bad_setting_with_exit_1(
     assert PASSWORD not in out + err
 
 
-# A setting pydantic refuses and a database URL the store refuses: two checks in app.py.
-@pytest.mark.parametrize("setting", ["concurrency", "mysql"])
+# A setting pydantic refuses, a database URL the store refuses and an unsafe sign-in
+# (checked by Settings, like the first): the checks in app.py.
+@pytest.mark.parametrize("setting", ["concurrency", "mysql", "proxy-secret"])
 def test_the_app_explains_a_bad_setting_instead_of_a_traceback(
     app_env: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
@@ -328,6 +334,7 @@ def test_a_bad_trusted_proxy_is_named_at_sign_in(
         monkeypatch,
         {
             "PLAYGROUND_AUTH": "proxy",
+            "PLAYGROUND_PROXY_SECRET": "a-proxy-secret-long-enough",
             "FORWARDED_ALLOW_IPS": "",
             "PLAYGROUND_TRUSTED_PROXIES": "127.0.0.1,not-an-ip",
         },

@@ -98,3 +98,31 @@ def test_a_stale_threshold_within_one_heartbeat_is_rejected(
     monkeypatch.setenv("PLAYGROUND_BATCH_STALE_AFTER_S", "5")
     with pytest.raises(ValueError, match="PLAYGROUND_BATCH_STALE_AFTER_S"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret"])
+def test_proxy_mode_refuses_to_start_without_a_proxy_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
+    if secret is None:
+        monkeypatch.delenv("PLAYGROUND_PROXY_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("PLAYGROUND_PROXY_SECRET", secret)
+    with pytest.raises(ConfigError, match="PLAYGROUND_AUTH=proxy needs PLAYGROUND_PROXY_SECRET"):
+        load_settings()
+
+
+def test_the_proxy_secret_is_not_in_repr_or_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "proxy-secret-value-0123456789"
+    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
+    monkeypatch.setenv("PLAYGROUND_PROXY_SECRET", secret)
+    monkeypatch.setenv("PLAYGROUND_MAX_STREAMS", "0")  # an error elsewhere in the same settings
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    monkeypatch.delenv("PLAYGROUND_MAX_STREAMS")
+    settings = load_settings()
+    assert settings.proxy_secret is not None
+    assert settings.proxy_secret.get_secret_value() == secret
+    assert secret not in repr(settings) + str(settings) + settings.model_dump_json()
+    assert secret not in str(caught.value)

@@ -35,6 +35,7 @@ SECRET = "nb_leakcheck_7Qx9" + "Zr4Kp2Wm" * 4
 # A masked hint may show the prefix and the last four characters; never anything between.
 SECRET_MIDDLE = SECRET[3:-4]
 SERVER_SECRET = "server-secret-for-personal-keys-0123456789"
+PROXY_SECRET = "proxy-secret-nginx-sends-0123456789"
 FAILURES = {
     "401": ("not_authenticated", None),
     "500": ("provider_error", ModelScript(status=500)),
@@ -234,7 +235,11 @@ def test_a_key_typed_into_settings_and_rejected_stays_out_of_the_page_and_the_lo
 @pytest.fixture
 def hosted_env(app_at_debug: Callable[..., str]) -> str:
     """Hosted (proxy) mode on the fake Elumenta, no team key, logging at DEBUG."""
-    return app_at_debug(PLAYGROUND_AUTH="proxy", PLAYGROUND_SECRET_KEY=SERVER_SECRET)
+    return app_at_debug(
+        PLAYGROUND_AUTH="proxy",
+        PLAYGROUND_PROXY_SECRET=PROXY_SECRET,
+        PLAYGROUND_SECRET_KEY=SERVER_SECRET,
+    )
 
 
 @pytest.mark.postgres

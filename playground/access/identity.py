@@ -2,21 +2,27 @@
 
 Pure functions over plain data (headers, the peer address, the user-info mapping), so the
 rules are tested without a browser: a proxy header counts only when the TCP peer is one of
-the configured proxies, because anyone can send that header to an exposed app port.
+the configured proxies, because anyone can send that header to an exposed app port, and
+when the request carries the proxy's shared secret, because anyone on the proxy's own host
+(a loopback peer) can send it too.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from playground.errors import ConfigError, SignInError
 
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,255}$")
 MAX_NAME_CHARS = 200
+PROXY_SECRET_HEADER = "X-Playground-Proxy-Secret"  # noqa: S105 (a header name)
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,13 @@ def identity_from_proxy(
     *,
     header: str,
     trusted_proxies: Iterable[str],
+    secret: SecretStr,
 ) -> Identity:
     """The user named by ``header``, if the request came through a trusted proxy.
 
-    Raises :class:`SignInError` when the peer is unknown or untrusted, or the header is
-    missing or not an e-mail address.
+    Raises :class:`SignInError` when the peer is unknown or untrusted, the request does not
+    carry ``secret`` in :data:`PROXY_SECRET_HEADER` (compared in constant time), or the
+    header is missing or not an e-mail address.
     """
     networks = parse_networks(trusted_proxies)
     if peer_ip is None:
@@ -69,6 +77,12 @@ def identity_from_proxy(
         raise SignInError(
             "This server signs people in through its reverse proxy; "
             "open it through the proxy's address."
+        )
+    sent = _header(headers, PROXY_SECRET_HEADER) or ""
+    if not hmac.compare_digest(sent.encode(), secret.get_secret_value().encode()):
+        raise SignInError(
+            f"This request did not come through the server's reverse proxy (no or wrong "
+            f"{PROXY_SECRET_HEADER} header); sign-in refused. Open the app through the proxy."
         )
     value = _header(headers, header)
     if not value:

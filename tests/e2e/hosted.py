@@ -1,7 +1,8 @@
 """The app in hosted mode as a real process, for browser, load and multi-user tests.
 
 Proxy sign-in mode behind no real proxy: each browser context sends the
-``X-Forwarded-Email`` header a reverse proxy would add (the app trusts 127.0.0.1).
+``X-Forwarded-Email`` and ``X-Playground-Proxy-Secret`` headers a reverse proxy would add
+(the app trusts 127.0.0.1 when the secret is right: :func:`proxy_headers`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page
+from pydantic import SecretStr
 
-from playground.access.identity import Identity
+from playground.access.identity import PROXY_SECRET_HEADER, Identity
 from playground.access.principal import Principal
 from playground.access.spending import spend_of
 from playground.access.users import set_limits, set_role, sign_in
@@ -24,6 +26,14 @@ from tests.fake_elumenta.process import FakeServerProcess
 from tests.store_fixtures import postgres_schema_url
 
 ADMIN = "ana@example.org"
+IDENTITY_HEADER = "X-Forwarded-Email"
+# What the proxy and every app process of a test share (PLAYGROUND_PROXY_SECRET).
+PROXY_SECRET = secrets.token_urlsafe(32)
+
+
+def proxy_headers(email: str | None) -> dict[str, str]:
+    """The headers the reverse proxy adds for ``email`` (``None``: a user it did not name)."""
+    return {PROXY_SECRET_HEADER: PROXY_SECRET} | ({IDENTITY_HEADER: email} if email else {})
 
 
 class HostedApp:
@@ -72,6 +82,7 @@ def hosted_environment(
         fake_server,
         data_dir,
         PLAYGROUND_AUTH="proxy",
+        PLAYGROUND_PROXY_SECRET=PROXY_SECRET,
         FORWARDED_ALLOW_IPS="",
         PLAYGROUND_ADMIN_EMAILS=ADMIN,
         PLAYGROUND_DATABASE_URL=database_url,
@@ -83,7 +94,12 @@ def hosted_environment(
 
 def hosted_settings(database_url: str) -> Settings:
     """The settings :func:`hosted_environment` gives the app, for acting on its database."""
-    return Settings(auth_mode="proxy", admin_emails=ADMIN, database_url=database_url)
+    return Settings(
+        auth_mode="proxy",
+        proxy_secret=SecretStr(PROXY_SECRET),
+        admin_emails=ADMIN,
+        database_url=database_url,
+    )
 
 
 def assert_no_traceback(app: AppProcess) -> None:
@@ -91,9 +107,12 @@ def assert_no_traceback(app: AppProcess) -> None:
     assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)
 
 
-def page_as(chromium: Browser, email: str | None, url: str) -> Page:
-    """A new browser session whose requests carry the proxy's identity header for ``email``."""
-    headers = {"X-Forwarded-Email": email} if email else {}
+def page_as(
+    chromium: Browser, email: str | None, url: str, headers: dict[str, str] | None = None
+) -> Page:
+    """A new browser session whose requests carry ``headers``: by default the proxy's
+    (:func:`proxy_headers` for ``email``)."""
+    headers = proxy_headers(email) if headers is None else headers
     context = chromium.new_context(
         viewport={"width": 1440, "height": 1000}, extra_http_headers=headers
     )

@@ -39,7 +39,6 @@ MODELS = (
     "gpt-5",
     "grok-4-fast",
 )
-IDENTITY_HEADER = "X-Forwarded-Email"
 USERS_DOMAIN = "@load.test"
 MARKER = re.compile(r"mk-(user\d+)-r\d+-x")
 T = TypeVar("T")

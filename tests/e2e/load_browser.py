@@ -16,8 +16,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.app_driver import RUN_BUTTON
 from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.hosted import proxy_headers
 from tests.e2e.load import (
-    IDENTITY_HEADER,
     MODELS,
     LoadRun,
     StartLine,
@@ -49,7 +49,7 @@ async def _user(
     report = UserReport(email)
     arrived = False
     context = await browser.new_context(
-        viewport={"width": 1440, "height": 1000}, extra_http_headers={IDENTITY_HEADER: email}
+        viewport={"width": 1440, "height": 1000}, extra_http_headers=proxy_headers(email)
     )
     try:
         page = await context.new_page()

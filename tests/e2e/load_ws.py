@@ -20,8 +20,8 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from playground import compare_state
 from playground.catalog import load_catalog
 from playground.compare_view import SHARE_PARAM
+from tests.e2e.hosted import proxy_headers
 from tests.e2e.load import (
-    IDENTITY_HEADER,
     MARKER,
     MODELS,
     LoadRun,
@@ -53,9 +53,7 @@ def model_labels() -> tuple[str, ...]:
 
 async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> UserReport:
     report = UserReport(email)
-    session = StreamlitSession(
-        url, {IDENTITY_HEADER: email}, timeout_s=timeout_s, watch=MARKER_BYTES
-    )
+    session = StreamlitSession(url, proxy_headers(email), timeout_s=timeout_s, watch=MARKER_BYTES)
     arrived = False
     doing = "opening the app"
     try:

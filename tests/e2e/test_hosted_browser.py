@@ -8,9 +8,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from playground.access.identity import PROXY_SECRET_HEADER
 from playground.store import share_comparison
 from tests.e2e.app_driver import RUN_BUTTON, column, pick_models, run_prompt
-from tests.e2e.hosted import ADMIN, HostedApp, hosted_app_process, page_as
+from tests.e2e.hosted import (
+    ADMIN,
+    IDENTITY_HEADER,
+    PROXY_SECRET,
+    HostedApp,
+    hosted_app_process,
+    page_as,
+)
 from tests.fake_elumenta.process import FakeServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
@@ -37,6 +45,33 @@ def test_without_the_proxy_header_nobody_is_signed_in(
     try:
         expect(page.get_by_text("The proxy did not say who you are")).to_be_visible()
         expect(page.get_by_role("heading", name="Compare models")).to_have_count(0)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize(
+    "secret", [None, "", "guessed-secret", PROXY_SECRET[:-1]], ids=["none", "empty", "wrong", "cut"]
+)
+def test_a_forged_identity_header_without_the_proxy_secret_signs_nobody_in(
+    chromium: Browser, hosted_app: HostedApp, secret: str | None
+) -> None:
+    # Any process on the app's host reaches 127.0.0.1:<port>, a trusted peer address.
+    headers = {IDENTITY_HEADER: ADMIN} | ({} if secret is None else {PROXY_SECRET_HEADER: secret})
+    page = page_as(chromium, None, hosted_app.url, headers=headers)
+    try:
+        expect(page.get_by_text("did not come through the server's reverse proxy")).to_be_visible()
+        expect(page.get_by_role("heading", name="Compare models")).to_have_count(0)
+        expect(page.get_by_text("Signed in:")).to_have_count(0)
+    finally:
+        page.context.close()
+
+
+def test_with_the_proxy_secret_the_header_signs_in(
+    chromium: Browser, hosted_app: HostedApp
+) -> None:
+    page = page_as(chromium, ADMIN, hosted_app.url)
+    try:
+        expect(page.get_by_text("Signed in: ana · admin")).to_be_visible()
     finally:
         page.context.close()
 
