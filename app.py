@@ -20,9 +20,11 @@ st.set_page_config(page_title="Elumenta Playground", page_icon=FAVICON, layout="
 st.secrets.load_if_toml_exists()
 
 try:
-    # A bad setting, catalog or database URL is one clear message, not a traceback per page.
+    # A bad setting, catalog or database URL, or a database a newer release migrated (a
+    # rollback), is one clear message, not a traceback per page.
     check_database_url(services.get_settings().resolved_database_url)
     services.get_catalog()
+    services.check_schema_not_newer()
 except PlaygroundError as exc:
     problem = user_message(exc)
     stop_with(lambda: st.error(problem, icon=":material/error:"), title="Configuration error")

@@ -1,7 +1,8 @@
 """The command line: ``python -m playground compare|models|history|show|export|eval|worker|keys``.
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
-exit code 0 when every model completed, 1 when any did not, 2 on bad usage.
+exit code 0 when every model completed, 1 when any did not, 2 on bad usage, 3 when a newer
+release migrated the database (run that release, or restore the pre-upgrade backup).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TextIO
 from playground.access.cli import add_keys_parser, run_keys_command
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings, load_settings
-from playground.errors import InvalidRequestError, PlaygroundError
+from playground.errors import InvalidRequestError, PlaygroundError, SchemaNewerThanCodeError
 from playground.evaluation.cli import add_eval_parser, run_eval
 from playground.providers.base import GenerationParams, Message
 from playground.providers.elumenta import ElumentaProvider
@@ -38,7 +39,7 @@ from playground.store import (
 )
 from playground.workers.cli import add_worker_parser, run_worker_command
 
-EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER = 0, 1, 2, 3
 PROVIDERS = ("elumenta", "demo", "openai_compatible")
 STATUSES = ("running", "completed", "partial", "failed", "cancelled", "interrupted")
 
@@ -384,6 +385,9 @@ def main(
     except (InvalidRequestError, UsageError) as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
+    except SchemaNewerThanCodeError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_SCHEMA_NEWER
     except PlaygroundError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_NOT_ALL_COMPLETED

@@ -20,6 +20,10 @@ class ConfigError(PlaygroundError):
     """The configuration or a data file (catalog, settings) is unusable."""
 
 
+class SchemaNewerThanCodeError(ConfigError):
+    """The database was migrated by a newer release than the one running (a rollback)."""
+
+
 class InvalidRequestError(PlaygroundError):
     """The user's request is invalid before anything is sent (empty prompt, bad temperature…)."""
 

@@ -34,6 +34,7 @@ from playground.errors import (
     ConfigError,
     InvalidRequestError,
     PlaygroundError,
+    SchemaNewerThanCodeError,
     user_message,
 )
 from playground.providers.base import Balance, Provider
@@ -218,6 +219,20 @@ def get_store() -> Store:
         if _store is None:
             _store = open_store(get_settings().resolved_database_url)
         return _store
+
+
+def check_schema_not_newer() -> None:
+    """Raise :class:`SchemaNewerThanCodeError` if a newer release migrated the database.
+
+    Opens the store for that; any other failure to open it is left to the page that needs
+    the database, which says so where the user acts (an outage must not hide every page).
+    """
+    try:
+        get_store()
+    except SchemaNewerThanCodeError:
+        raise
+    except PlaygroundError:
+        return
 
 
 def get_recorder(owner: str | None = None) -> Recorder:

@@ -21,7 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
-from playground.errors import ConfigError
+from playground import __version__
+from playground.errors import ConfigError, SchemaNewerThanCodeError
 from playground.redact import mask_url
 from playground.store.dialects import register_sqlite_functions
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
@@ -140,15 +141,58 @@ def _ping_idle_connections(engine: Engine) -> None:
     sa.event.listen(engine, "checkout", checked_out)
 
 
-def upgrade_to_head(engine: Engine) -> None:
-    """Apply every pending migration; safe when several processes start at once."""
+@dataclass(frozen=True)
+class SchemaVersion:
+    """Where a database's schema stands against this release's migrations."""
+
+    current: str | None  # the database's alembic revision; None before the first migration
+    head: str  # the newest revision this release has
+    known: bool  # False: a newer release migrated the database
+
+    @property
+    def state(self) -> str:
+        """``"current"``, ``"pending"`` (migrations to apply) or ``"newer"`` (see ``known``)."""
+        if not self.known:
+            return "newer"
+        return "current" if self.current == self.head else "pending"
+
+    def newer_error(self, url: str) -> SchemaNewerThanCodeError:
+        """The one-line explanation for a database a newer release migrated."""
+        return SchemaNewerThanCodeError(
+            f"The history database {mask_url(url)} is at schema revision {self.current!r}, "
+            f"newer than this release knows (playground {__version__}, newest revision "
+            f"{self.head!r}): a newer release migrated it. Run that release again, or restore "
+            "the backup taken before the upgrade (docs/deploy.md, Rolling back)."
+        )
+
+
+def _migrations() -> tuple[Config, ScriptDirectory]:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    return config, ScriptDirectory.from_config(config)
+
+
+def schema_version(engine: Engine) -> SchemaVersion:
+    """The database's schema revision against this release's (reads, changes nothing)."""
+    _, scripts = _migrations()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
-    if current == head:
+    known = current is None or current in {script.revision for script in scripts.walk_revisions()}
+    return SchemaVersion(current, scripts.get_current_head() or "", known)
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Apply every pending migration; safe when several processes start at once.
+
+    Raises :class:`SchemaNewerThanCodeError` instead when a newer release migrated the
+    database: this release cannot run on its schema, and must not try to migrate it.
+    """
+    version = schema_version(engine)
+    if version.state == "newer":
+        raise version.newer_error(engine.url.render_as_string(hide_password=True))
+    if version.state == "current":
         return
+    config, _ = _migrations()
     with engine.begin() as connection:
         # Serialize migrators: the second one waits, then finds the schema already at head.
         if engine.dialect.name == "sqlite":
