@@ -1,4 +1,5 @@
-"""The command line: ``python -m playground compare|models|history|show|export|eval|worker|keys``.
+"""The command line: ``python -m playground compare|models|history|show|export|eval|worker``,
+``keys`` and ``doctor`` (the operator's commands).
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage, 3 when a newer
@@ -19,6 +20,7 @@ from typing import TextIO
 from playground.access.cli import add_keys_parser, run_keys_command
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings, load_settings
+from playground.doctor import run_doctor
 from playground.errors import InvalidRequestError, PlaygroundError, SchemaNewerThanCodeError
 from playground.evaluation.cli import add_eval_parser, run_eval
 from playground.providers.base import GenerationParams, Message
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(commands)
     add_worker_parser(commands)
     add_keys_parser(commands)
+    doctor = commands.add_parser(
+        "doctor", help="check settings, database, sign-in and keys before the first start"
+    )
+    doctor.add_argument(
+        "--no-api", action="store_true", help="do not ask the Elumenta API whether the key works"
+    )
     return parser
 
 
@@ -359,6 +367,8 @@ def main(
         format="%(levelname)s %(name)s: %(message)s",
         stream=err,
     )
+    if args.command == "doctor":  # reports bad settings itself, as one of its checks
+        return run_doctor(out, check_api=not args.no_api)
     try:
         settings = settings or load_settings()
         catalog = load_catalog(settings.resolved_catalog_path)

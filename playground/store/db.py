@@ -181,6 +181,32 @@ def schema_version(engine: Engine) -> SchemaVersion:
     return SchemaVersion(current, scripts.get_current_head() or "", known)
 
 
+def read_schema_version(url: str) -> tuple[SchemaVersion, bool]:
+    """The schema version of the database at ``url`` and whether its user may create tables
+    there (what migrations need; PostgreSQL 15 no longer lets every role create in
+    ``public``). Writes nothing; raises :class:`ConfigError` (password masked) if unreachable.
+    """
+    engine = create_store_engine(url)
+    try:
+        version = schema_version(engine)
+        may_create = True
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                may_create = bool(
+                    connection.scalar(
+                        sa.text(
+                            "SELECT coalesce(has_schema_privilege(current_schema(), 'CREATE'), "
+                            "false)"
+                        )
+                    )
+                )
+        return version, may_create
+    except sa.exc.SQLAlchemyError as exc:
+        raise _cannot_open(url, str(getattr(exc, "orig", None) or exc)) from exc
+    finally:
+        engine.dispose()
+
+
 def upgrade_to_head(engine: Engine) -> None:
     """Apply every pending migration; safe when several processes start at once.
 
