@@ -1,5 +1,5 @@
 """The command line: ``python -m playground compare|models|history|show|export|eval|worker``,
-``keys`` and ``doctor`` (the operator's commands).
+``keys``, ``backup``, ``restore`` and ``doctor`` (the operator's commands).
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage, 3 when a newer
@@ -15,9 +15,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from playground.access.cli import add_keys_parser, run_keys_command
+from playground.backup import backup as backup_database
+from playground.backup import restore as restore_database
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import Settings, load_settings
 from playground.doctor import run_doctor
@@ -101,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(commands)
     add_worker_parser(commands)
     add_keys_parser(commands)
+    backup = commands.add_parser(
+        "backup", help="write the history database to a new file (mode 600)"
+    )
+    backup.add_argument("file", type=Path, help="the file to write (must not exist)")
+    restore = commands.add_parser(
+        "restore", help="restore a backup into a new database (created if missing)"
+    )
+    restore.add_argument("file", type=Path, help="a file written by backup")
+    restore.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the new database: postgresql+psycopg://…/playground_restored or sqlite:///path",
+    )
     doctor = commands.add_parser(
         "doctor", help="check settings, database, sign-in and keys before the first start"
     )
@@ -382,6 +399,12 @@ def main(
             return run_worker_command(args, settings, catalog, out)
         if args.command == "keys":
             return run_keys_command(args, settings, out)
+        if args.command == "backup":
+            out.write(backup_database(settings.resolved_database_url, args.file) + "\n")
+            return EXIT_OK
+        if args.command == "restore":
+            out.write(restore_database(args.file, args.to) + "\n")
+            return EXIT_OK
         store = open_store(settings.resolved_database_url)
         try:
             if args.command == "history":
