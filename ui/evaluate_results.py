@@ -13,6 +13,7 @@ from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.evaluation.report import cell_mark, failed_assertions, pass_rates
+from playground.safe_text import escape_markdown, inert_images
 from playground.store.eval_repository import CellState
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, pick_id
 from ui.rating import rater_field
@@ -145,9 +146,10 @@ def _draw_rating(rated: Mapping[int, CellState], principal: Principal | None) ->
     result_id = pick_id("Answer", labels, "evaluate.rate_cell")
     if result_id is None:
         return
-    st.markdown(evaluation.answer_text(result_id, viewer=principal) or "*(empty)*")
+    st.markdown(inert_images(evaluation.answer_text(result_id, viewer=principal)) or "*(empty)*")
+    # A judge's reason and an answer quoted in a message are shown as written.
     for problem in failed_assertions(rated[result_id]):
-        st.caption(f"✗ {problem}")
+        st.caption(f"✗ {escape_markdown(problem)}")
     rater = rater_field("evaluate.rater_name", principal)
     up, down, score_col = st.columns(3)
     if up.button("👍", key="evaluate.thumb_up"):

@@ -10,6 +10,7 @@ from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.evaluation.voting import BlindRound, Verdict
+from playground.safe_text import inert_images
 from ui.evaluate_common import VOTE_BATCH_KEY, pick_id
 from ui.rating import rater_field
 
@@ -47,7 +48,7 @@ def draw_vote(*, principal: Principal | None) -> None:
         st.columns(len(blind.answers)), blind.letters, blind.answers, strict=True
     ):
         column.markdown(f"**Answer {letter}**")
-        column.markdown(answer.content)
+        column.markdown(inert_images(answer.content))
     if st.session_state.get(REVEAL_KEY) is not None:
         st.success(f"Vote saved. {blind.reveal()}.")
         return
