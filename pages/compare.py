@@ -25,6 +25,7 @@ from playground.compare_view import (
 from playground.errors import PlaygroundError, user_message
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
+from playground.safe_text import escape_markdown
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer
@@ -69,8 +70,8 @@ if shared and st.session_state.get(SHARED) != shared:
     view = services.open_run(shared, principal, st.session_state[SHARE_TOKEN])
     if view is None:
         st.warning(
-            f"Comparison {shared!r} is not available: it may have been deleted, or it was "
-            "not shared with you."
+            f"Comparison '{escape_markdown(shared)}' is not available: it may have been "
+            "deleted, or it was not shared with you."
         )
     else:
         st.session_state[COLUMNS] = [

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground import history_service, services
+from playground.safe_text import escape_markdown
 from tests.app_harness import click, open_blocks, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -308,6 +309,15 @@ def test_an_unknown_share_link_says_so(app_env: Path) -> None:
     at.query_params["comparison"] = "no-such-run"
     at.run()
     assert any("is not available" in t for t in texts(at, "warning"))
+
+
+def test_a_share_link_cannot_put_an_image_on_the_page(app_env: Path) -> None:
+    image = "![x](http://127.0.0.1:9/leak.png)"
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=10)
+    at.query_params["comparison"] = image
+    at.run()
+    (warning,) = texts(at, "warning")
+    assert warning.startswith(f"Comparison '{escape_markdown(image)}' is not available")
 
 
 def test_a_models_link_preselects_the_models(app_env: Path) -> None:
