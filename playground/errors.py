@@ -6,7 +6,10 @@ status, never from request headers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -78,10 +81,16 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 class APIError(PlaygroundError):
-    """An error from a model provider's API or the network on the way to it."""
+    """An error from a model provider's API or the network on the way to it.
+
+    ``retryable``: the same request may succeed later. ``unprocessed``: the API surely did
+    not process the request (it was never delivered, or refused before any work), so
+    nothing was billed and sending it again cannot pay twice.
+    """
 
     code: str = "api_error"
     retryable: bool = False
+    unprocessed: bool = False
 
     def __init__(
         self,
@@ -92,11 +101,14 @@ class APIError(PlaygroundError):
         details: dict[str, Any] | None = None,
         retry_after: float | None = None,
         rate_limit: RateLimitInfo | None = None,
+        unprocessed: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
+        if unprocessed is not None:
+            self.unprocessed = unprocessed
         self.status_code = status_code
         self.details = details or {}
         self.retry_after = retry_after
@@ -173,6 +185,7 @@ class RateLimitError(APIStatusError):
 
     code = "rate_limit_exceeded"
     retryable = True
+    unprocessed = True
 
 
 class ProviderError(APIStatusError):
@@ -187,6 +200,7 @@ class ModelUnavailableError(APIStatusError):
 
     code = "model_unavailable"
     retryable = True
+    unprocessed = True
 
 
 STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -245,7 +259,7 @@ def error_from_response(status_code: int, body: Any, headers: httpx.Headers) -> 
     if retry_after is None:
         retry_after = _float_or_none(details.get("retry_after"))
     if retry_after is None:
-        retry_after = _float_or_none(headers.get("retry-after"))
+        retry_after = retry_after_seconds(headers.get("retry-after"))
     for key in ("plan", "limit_hour", "limit_day"):
         if key in payload and key not in details:
             details[key] = payload[key]
@@ -267,6 +281,25 @@ def _float_or_none(value: Any) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait per a ``Retry-After`` header: a number of seconds, or an HTTP date
+    (RFC 9110 IMF-fixdate, also the obsolete forms) counted from ``now``; ``None`` if absent
+    or unreadable. A date in the past means: retry now (0)."""
+    if value is None:
+        return None
+    seconds = _float_or_none(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC with no claim about the local zone
+        moment = moment.replace(tzinfo=UTC)
+    # Whole seconds: the date has no finer resolution, and messages show the figure.
+    return float(max(0, math.ceil((moment - (now or datetime.now(UTC))).total_seconds())))
 
 
 def user_message(exc: BaseException) -> str:

@@ -251,6 +251,125 @@ async def test_retry_after_longer_than_the_cap_is_not_waited_for(
     assert len([r for r in fake_elumenta.requests if r.path.endswith("/stream")]) == 1
 
 
+def generate_requests(fake: FakeElumenta) -> int:
+    """How many ``POST /generate`` (non-streamed) requests the fake received."""
+    return sum(r.path.endswith("/generate") for r in fake.requests)
+
+
+async def generate_error(fake: FakeElumenta, **kwargs: Any) -> errors.APIError:
+    """The error ``POST /generate`` ends with (after any retries)."""
+    provider = make_provider(fake, **kwargs)
+    try:
+        with pytest.raises(errors.APIError) as raised:
+            await provider.generate(ask())
+    finally:
+        await provider.aclose()
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("script", "read_timeout_s"),
+    [
+        (ModelScript(text="never", hang_after_deltas=0), 0.3),
+        (ModelScript(deltas=["a", "b"], drop_after_deltas=1), 5.0),
+        (ModelScript(deltas=["a", "b"], drop_after_deltas=1, drop_with_reset=True), 5.0),
+        (ModelScript(fail_first=[(500, "provider_error")]), 5.0),
+    ],
+    ids=["hang", "dropped", "reset", "500"],
+)
+async def test_a_generate_the_api_may_have_processed_is_never_sent_again(
+    fake_elumenta: FakeElumenta, script: ModelScript, read_timeout_s: float
+) -> None:
+    fake_elumenta.script("gpt-5", script)
+    error = await generate_error(fake_elumenta, read_timeout_s=read_timeout_s)
+    assert not error.unprocessed
+    assert generate_requests(fake_elumenta) == 1
+
+
+async def test_a_generate_answered_after_the_read_timeout_is_billed_once(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(text="late", ttft_ms=600))
+    before = fake_elumenta.balance
+    error = await generate_error(fake_elumenta, read_timeout_s=0.2)
+    assert isinstance(error, errors.APITimeoutError)
+    deadline = time.monotonic() + 10
+    while fake_elumenta.balance == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # the fake finishes the answer we gave up on, and bills it
+    assert before - fake_elumenta.balance == CATALOG.cost_of("gpt-5")
+    assert generate_requests(fake_elumenta) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_generate_refused_before_any_work_is_retried(
+    fake_elumenta: FakeElumenta, status: int
+) -> None:
+    code = "rate_limit_exceeded" if status == 429 else "model_unavailable"
+    fake_elumenta.script(
+        "gpt-5", ModelScript(text="second time", fail_first=[(status, code)], retry_after_s=0.05)
+    )
+    provider = make_provider(fake_elumenta)
+    try:
+        generation = await provider.generate(ask())
+    finally:
+        await provider.aclose()
+    assert generation.content == "second time"
+    assert generate_requests(fake_elumenta) == 2
+
+
+async def test_a_generate_that_cannot_connect_is_retried() -> None:
+    provider = ElumentaProvider(
+        api_key=SecretStr("nb_x"),
+        base_url="http://127.0.0.1:9/api/v2",
+        catalog=CATALOG,
+        retry=RetryPolicy(max_retries=1, base_backoff_s=0.01),
+    )
+    attempts: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        attempts.append(delay)
+
+    provider._sleep = sleep
+    try:
+        with pytest.raises(errors.APIConnectionError) as raised:
+            await provider.generate(ask())
+    finally:
+        await provider.aclose()
+    assert raised.value.unprocessed
+    assert len(attempts) == 1  # one retry, then reported
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_as_an_http_date_is_honoured(
+    fake_elumenta: FakeElumenta, status: int
+) -> None:
+    code = "rate_limit_exceeded" if status == 429 else "model_unavailable"
+    fake_elumenta.script(
+        "gpt-5",
+        ModelScript(
+            text="after the date",
+            fail_first=[(status, code)],
+            retry_after_s=3.0,
+            retry_after_date=True,
+        ),
+    )
+    waited: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waited.append(delay)
+
+    provider = make_provider(fake_elumenta, sleep=sleep, retry=RetryPolicy(max_wait_s=5.0))
+    try:
+        generation = await provider.generate(ask())
+    finally:
+        await provider.aclose()
+    assert generation.content == "after the date"
+    # The header names a whole second about 3 s ahead: the wait is the time until then
+    # (without the date, a backoff of under 1 s).
+    assert waited and 2 <= waited[0] <= 3
+    assert generate_requests(fake_elumenta) == 2
+
+
 async def test_connection_refused_is_retried_then_reported() -> None:
     provider = ElumentaProvider(
         api_key=SecretStr("nb_x"),

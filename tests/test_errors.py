@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import httpx
 import pytest
 
@@ -83,3 +86,33 @@ def test_user_message_hides_unexpected_details() -> None:
     message = user_message(KeyError("nb_secret"))
     assert "nb_secret" not in message
     assert "KeyError" in message
+
+
+NOW = datetime(2026, 12, 6, 8, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("12", 12.0),
+        ("1.5", 1.5),
+        ("Sun, 06 Dec 2026 08:00:30 GMT", 30.0),  # RFC 9110 IMF-fixdate
+        ("Sunday, 06-Dec-26 08:01:00 GMT", 60.0),  # obsolete RFC 850 form
+        ("Sun Dec  6 08:00:05 2026", 5.0),  # obsolete asctime form (no zone: UTC)
+        ("Sun, 06 Dec 2026 07:59:00 GMT", 0.0),  # in the past: retry now
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(
+    header: str | None, seconds: float | None
+) -> None:
+    assert errors.retry_after_seconds(header, NOW) == seconds
+
+
+def test_a_429_with_an_http_date_says_how_long_to_wait() -> None:
+    moment = datetime.now(UTC) + timedelta(seconds=40)
+    headers = httpx.Headers({"Retry-After": format_datetime(moment, usegmt=True)})
+    exc = error_from_response(429, {"error": "rate_limit_exceeded"}, headers)
+    assert exc.retry_after is not None and 39 <= exc.retry_after <= 41
+    assert exc.unprocessed

@@ -37,13 +37,20 @@ class RetryPolicy:
     max_wait_s: float = 30.0
     base_backoff_s: float = 0.5
 
-    def delay_for(self, attempt: int, error: APIError) -> float | None:
+    def delay_for(
+        self, attempt: int, error: APIError, *, only_unprocessed: bool = False
+    ) -> float | None:
         """Seconds to wait before retry number ``attempt`` (1-based), or ``None`` to give up.
 
-        Honours the server's ``retry_after``; gives up when it is longer than ``max_wait_s``
-        (a user would rather see "retry in 40 min" than a frozen column).
+        ``only_unprocessed`` (a non-streamed request that bills): retry only when the API
+        surely did not process it (``error.unprocessed``); after a read timeout, a dropped
+        answer or a 5xx it may already have been billed. Honours the server's
+        ``retry_after``; gives up when it is longer than ``max_wait_s`` (a user would
+        rather see "retry in 40 min" than a frozen column).
         """
         if not error.retryable or attempt > self.max_retries:
+            return None
+        if only_unprocessed and not error.unprocessed:
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.max_wait_s else None
@@ -106,24 +113,38 @@ async def read_to_end(events: AsyncIterator[Any]) -> None:
                 pass
 
 
+# Failures before the request left this machine: the API cannot have processed it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def map_transport_error(exc: httpx.TransportError, what: str) -> APIError:
-    """Turn an httpx transport failure into the playground's connection/timeout error."""
+    """Turn an httpx transport failure into the playground's connection/timeout error,
+    ``unprocessed`` only when the request never reached the server."""
+    unsent = isinstance(exc, _NOT_SENT)
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{what} timed out ({type(exc).__name__}).")
-    return APIConnectionError(f"Could not reach {what} ({type(exc).__name__}).")
+        return APITimeoutError(f"{what} timed out ({type(exc).__name__}).", unprocessed=unsent)
+    return APIConnectionError(f"Could not reach {what} ({type(exc).__name__}).", unprocessed=unsent)
 
 
 async def with_retries(
-    call: Callable[[], Awaitable[T]], policy: RetryPolicy, sleep: Sleep = asyncio.sleep
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    sleep: Sleep = asyncio.sleep,
+    *,
+    only_unprocessed: bool,
 ) -> T:
-    """Run ``call`` and retry it per ``policy`` on retryable API errors."""
+    """Run ``call`` and retry it per ``policy`` on retryable API errors.
+
+    ``only_unprocessed``: ``True`` for a request that bills (``POST /generate``): it is
+    retried only when the API surely did not process it (:meth:`RetryPolicy.delay_for`).
+    """
     attempt = 0
     while True:
         try:
             return await call()
         except APIError as exc:
             attempt += 1
-            delay = policy.delay_for(attempt, exc)
+            delay = policy.delay_for(attempt, exc, only_unprocessed=only_unprocessed)
             if delay is None:
                 raise
             await sleep(delay)

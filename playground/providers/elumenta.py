@@ -177,7 +177,7 @@ class ElumentaProvider:
             await raise_for_status(response)
             return response.json(), RateLimitInfo.from_headers(response.headers)
 
-        return await with_retries(call, self._retry, self._sleep)
+        return await with_retries(call, self._retry, self._sleep, only_unprocessed=False)
 
     async def balance(self) -> Balance:
         """``GET /balance``: token balance, plan and the rate-limit headers."""
@@ -195,7 +195,11 @@ class ElumentaProvider:
         return dict(payload) if isinstance(payload, dict) else {}
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        """``POST /generate``: the whole answer at once, retried per the retry policy."""
+        """``POST /generate``: the whole answer at once.
+
+        Retried per the retry policy only when the API surely did not process the request
+        (not after a read timeout or a 5xx: it may have been billed already).
+        """
         headers = self._auth_headers()
         body = request.chat_body(stream=False)
 
@@ -207,7 +211,7 @@ class ElumentaProvider:
             await raise_for_status(response)
             return parse_generation(response.json(), RateLimitInfo.from_headers(response.headers))
 
-        return await with_retries(call, self._retry, self._sleep)
+        return await with_retries(call, self._retry, self._sleep, only_unprocessed=True)
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """``POST /generate/stream``; retries only before the first content arrived."""

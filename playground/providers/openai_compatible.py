@@ -149,7 +149,7 @@ class OpenAICompatibleProvider:
         yield StreamFinished()
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        """A non-streamed chat completion."""
+        """A non-streamed chat completion, retried only when surely not processed."""
         body = request.chat_body(stream=False)
 
         async def call() -> Generation:
@@ -165,7 +165,7 @@ class OpenAICompatibleProvider:
                 content=str(message.get("content") or ""), generation_id=payload.get("id")
             )
 
-        return await with_retries(call, self._retry, self._sleep)
+        return await with_retries(call, self._retry, self._sleep, only_unprocessed=True)
 
     async def balance(self) -> Balance:
         """OpenAI-compatible servers have no billing-token balance."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -84,13 +86,20 @@ def rate_limited(
 
 
 def scripted_error(state: FakeState, script: ModelScript, status: int, code: str) -> FakeApiError:
-    """The Elumenta error a script asked for; 429s and 503s carry its ``retry_after_s``."""
+    """The Elumenta error a script asked for; 429s and 503s carry its ``retry_after_s``
+    (as an HTTP date in the header alone with ``retry_after_date``)."""
     if status == 429:
-        return rate_limited(state, script.retry_after_s, script.error_message)
-    error = elumenta_error(status, code, script.error_message, {"scripted": True})
-    if status == 503:
+        error = rate_limited(state, script.retry_after_s, script.error_message)
+    else:
+        error = elumenta_error(status, code, script.error_message, {"scripted": True})
+        if status != 503:
+            return error
         error.body["retry_after"] = script.retry_after_s
         error.headers.update(retry_after_header(script.retry_after_s))
+    if script.retry_after_date:
+        error.body.pop("retry_after", None)
+        moment = datetime.now(UTC) + timedelta(seconds=script.retry_after_s)
+        error.headers["Retry-After"] = format_datetime(moment, usegmt=True)
     return error
 
 

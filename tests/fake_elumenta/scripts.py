@@ -61,7 +61,8 @@ class ModelScript:
         ``fail_first``: ``[(status, code), …]``: the first calls for this model answer
         these HTTP errors in order, later calls succeed (counter restarts on re-scripting).
         ``retry_after_s``: ``retry_after`` (body) and ``Retry-After`` (header) of scripted
-        429s and 503s.
+        429s and 503s; with ``retry_after_date`` the header is an HTTP date (IMF-fixdate)
+        that far ahead, and the body has no ``retry_after``.
         ``status``/``error_code``: always fail with this error (either one is enough).
         ``error_message``: message for scripted errors and error events.
         ``drop_after_deltas``: after N deltas abort the connection (no ``generation_end``,
@@ -91,6 +92,7 @@ class ModelScript:
     events_per_write: int = 1
     fail_first: list[tuple[int, str]] = field(default_factory=list)
     retry_after_s: float = 1.0
+    retry_after_date: bool = False
     status: int | None = None
     error_code: str | None = None
     error_message: str | None = None
