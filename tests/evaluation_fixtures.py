@@ -48,9 +48,19 @@ def plan(
     budget_tokens: int | None = None,
     concurrency: int = 4,
     judge: str | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
-    """A batch of ``rows`` countries × ``models`` on the Elumenta provider; returns its id."""
-    csv_text = "country\n" + "".join(f"Country {i}\n" for i in range(rows))
+    """A batch of ``rows`` countries × ``models`` on the Elumenta provider; returns its id.
+
+    ``columns``: more dataset columns, one value per row (CSV-quoted here).
+    """
+    extra = dict(columns or {})
+    header = ",".join(["country", *extra])
+    lines = [
+        ",".join([f"Country {i}", *(_csv_cell(values[i]) for values in extra.values())])
+        for i in range(rows)
+    ]
+    csv_text = header + "\n" + "".join(line + "\n" for line in lines)
     with store.session() as session, session.begin():
         version = save_template_version(session, "capitals", TEMPLATE)
         dataset_id = save_dataset(session, "countries", parse_dataset(csv_text))
@@ -65,6 +75,10 @@ def plan(
             judge=None if judge is None else ModelTarget("elumenta", judge),
         )
         return plan_batch(session, spec)
+
+
+def _csv_cell(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
 
 
 def job(store: Store, batch_id: int, base_url: str, api_key: str, **options: object) -> BatchJob:

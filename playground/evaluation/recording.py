@@ -8,6 +8,7 @@ another process (a queue worker) runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,7 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
-from playground.evaluation.assertions import AssertionSpec, Observation, check
+from playground.errors import PlaygroundError, user_message
+from playground.evaluation.assertions import AssertionOutcome, AssertionSpec, Observation, check
 from playground.evaluation.judging import judge_cost
 from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
@@ -24,6 +26,8 @@ from playground.store.eval_claims import CellFigures, cell_figures
 from playground.store.eval_repository import CellState, get_batch, update_cells
 from playground.store.recorder import StoreRecorder
 from playground.store.repository import find_cached_results
+
+log = logging.getLogger(__name__)
 
 BUDGET_MESSAGE = "Stopped at the budget cap; raise it and resume to continue."
 WAITING_MESSAGE = "Waiting for a worker process to take it."
@@ -172,21 +176,46 @@ def cell_outcome(
     """The cell columns for a finished result: status, result id, assertion outcomes.
 
     Only completed answers are checked; ``llm_judge`` assertions are graded later by
-    :func:`playground.evaluation.judging.grade_batch` (they need a model call).
+    :func:`playground.evaluation.judging.grade_batch` (they need a model call). An
+    assertion that cannot run is an errored outcome saying why (:func:`graded`), and
+    the cell's ``error_message`` repeats the reason.
     """
     values: dict[str, Any] = {"result_id": result.result_id}
     if result.status != "completed":
         values.update(status="failed", error_message=result.error_message, passed=None)
         return values
     observation = Observation(result.content, result.latency_ms, result.tokens_used, question)
-    outcomes = [check(a, observation, row).to_dict() for a in assertions if a.kind != "llm_judge"]
+    checked = [graded(a, observation, row) for a in assertions if a.kind != "llm_judge"]
+    errors = [o.message for o in checked if o.error]
     values.update(
         status="completed",
-        error_message=None,
-        assertions_json=outcomes,
-        passed=all(o["passed"] for o in outcomes) if outcomes else None,
+        error_message="; ".join(errors) if errors else None,
+        assertions_json=[o.to_dict() for o in checked],
+        passed=all(o.passed for o in checked) if checked else None,
     )
     return values
+
+
+def graded(
+    spec: AssertionSpec, observation: Observation, row: Mapping[str, Any]
+) -> AssertionOutcome:
+    """:func:`check`, except that a check that cannot run (a dataset value it cannot use,
+    such as a schema column that is not JSON, or a bug) is an errored outcome giving the
+    reason instead of an exception: the answer was paid for and must be stored either way."""
+    try:
+        return check(spec, observation, row)
+    except Exception as exc:  # noqa: BLE001 - reported in the outcome (and logged if a bug)
+        return grading_error(spec.label(), exc)
+
+
+def grading_error(label: str, exc: Exception) -> AssertionOutcome:
+    """The errored outcome of a check (``label``) that raised ``exc``, with a readable reason."""
+    if isinstance(exc, PlaygroundError):
+        reason = user_message(exc)
+    else:
+        log.warning("Assertion %s could not run", label, exc_info=exc)
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return AssertionOutcome(label, False, f"Could not check this answer: {reason}", error=True)
 
 
 class BatchRecorder(StoreRecorder):
@@ -269,6 +298,23 @@ class BatchRecorder(StoreRecorder):
             self._settle(session, cell, result)
 
     def _settle(self, session: Session, cell: RunningCell, result: ModelResult) -> None:
-        values = self._cell_values(cell, result)
+        try:
+            values = self._cell_values(cell, result)
+        except Exception as exc:  # noqa: BLE001 - the answer is written with its cell all the same
+            values = settled_anyway(result, grading_error("grading", exc))
         cell.passed = values.get("passed")
         update_cells(session, [cell.id], **values)
+
+
+def settled_anyway(result: ModelResult, outcome: AssertionOutcome) -> dict[str, Any]:
+    """The cell columns of a result whose grading failed as ``outcome`` says: a completed
+    answer stays completed (it was paid for; resuming must not ask for it again), with
+    the errored outcome and its reason."""
+    completed = result.status == "completed"
+    return {
+        "result_id": result.result_id,
+        "status": "completed" if completed else "failed",
+        "passed": False if completed else None,
+        "assertions_json": [outcome.to_dict()],
+        "error_message": outcome.message,
+    }

@@ -33,8 +33,14 @@ EXPORT_COLUMNS = (
 
 
 def cell_mark(cell: CellState) -> str:
-    """A one-word verdict for a matrix cell: PASS, FAIL, ERROR, or the cell's status."""
+    """A one-word verdict for a matrix cell: PASS, FAIL, ERROR, or the cell's status.
+
+    ERROR also marks an answer with an assertion that could not run (its reason is in the
+    cell's ``error_message``): FAIL would blame the model for it.
+    """
     if cell.status == "completed":
+        if any(a.get("error") for a in cell.assertions):
+            return "ERROR"
         return {True: "PASS", False: "FAIL", None: "done"}[cell.passed]
     return "ERROR" if cell.status == "failed" else cell.status
 
