@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from playground.cli import main
 from playground.config import Settings
+from playground.evaluation import batch as batch_module
 from playground.store import open_store
 from playground.store.eval_recovery import recover_interrupted_batches
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -274,3 +275,16 @@ def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
         assert requested[(model, f"Capital of Country {row}?")] == 1, (model, row)
     # Only requests in flight at the kill (at most the window of 2 × concurrency) repeat.
     assert 30 <= sum(requested.values()) <= 30 + 4
+
+
+def test_a_batch_stopped_by_an_error_exits_1_and_says_why(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("quota bug")
+
+    monkeypatch.setattr(batch_module, "quota_reaction", broken)
+    code, out, _ = run(["eval", str(write_suite(tmp_path))], settings)
+    assert code == 1
+    assert "interrupted" in out
+    assert "Stopped by an error: Unexpected error (RuntimeError)." in out

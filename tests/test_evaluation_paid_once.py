@@ -7,17 +7,20 @@ headers the batch misreads, a fault in its event handling, and pausing mid-batch
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from playground.evaluation import batch as batch_module
 from playground.evaluation.assertions import AssertionSpec
+from playground.evaluation.quota import reset_moment
 from playground.evaluation.recording import cell_outcome
 from playground.evaluation.report import cell_mark
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from playground.store import Store
+from playground.store.eval_models import BatchRow
 from playground.store.eval_repository import CellState, batch_cells
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -138,3 +141,61 @@ def test_a_grading_bug_still_stores_the_paid_answer_once(
     for cell in stored_cells(store, batch_id):
         assert (cell.status, cell.content, cell_mark(cell)) == ("completed", ANSWER, "ERROR")
         assert cell.error_message is not None and "grading exploded" in cell.error_message
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("2026-03-01T13:00:00Z", datetime(2026, 3, 1, 13, tzinfo=UTC)),
+        ("2026-03-01T13:00:00", datetime(2026, 3, 1, 13, tzinfo=UTC)),  # no offset: UTC
+        ("2026-03-01T16:00:00+03:00", datetime(2026, 3, 1, 13, tzinfo=UTC)),
+        ("1772370000", datetime(2026, 3, 1, 13, tzinfo=UTC)),  # Unix seconds
+        ("Sun, 01 Mar 2026 13:00:00 GMT", datetime(2026, 3, 1, 13, tzinfo=UTC)),
+        ("in an hour", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_quota_reset_time_is_read_in_every_form(
+    header: str | None, expected: datetime | None
+) -> None:
+    assert reset_moment(header) == expected
+
+
+def test_a_reset_time_without_an_offset_lets_the_batch_complete(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.reset_hour_format = "%Y-%m-%dT%H:%M:%S"  # naive: UTC by the API's word
+    fake_elumenta.quota_hour = 3  # the last answer reports the hour's quota used up
+    batch_id = plan(store, ["gpt-5-nano"], rows=3, concurrency=1)
+    progress = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start().wait(20)
+
+    assert (progress.status, progress.completed, progress.failed) == ("completed", 3, 0)
+    assert progress.message.startswith("Hourly quota used up: waiting")
+    assert sum(stream_requests(fake_elumenta).values()) == 3
+
+
+def test_an_error_handling_an_answer_stops_the_batch_visibly(
+    store: Store, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("quota bug")
+
+    monkeypatch.setattr(batch_module, "quota_reaction", broken)
+    fake_elumenta.script("*", ModelScript(text=ANSWER))
+    batch_id = plan(store, ["gpt-5-nano"], rows=6, concurrency=1)
+    running = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key)
+    progress = running.start().wait(20)
+
+    assert running.finished
+    assert progress.status == "interrupted"
+    assert progress.message.startswith("Stopped by an error: Unexpected error (RuntimeError).")
+    with store.session() as session, session.begin():
+        stored = session.get(BatchRow, batch_id)
+        assert stored is not None
+        assert (stored.status, stored.status_message) == ("interrupted", progress.message)
+    # Stopped at once: the answers that arrived are kept, nothing else was asked.
+    sent = sum(stream_requests(fake_elumenta).values())
+    assert 1 <= sent < 6
+    answered = [c for c in stored_cells(store, batch_id) if c.status == "completed"]
+    assert len(answered) == sent and all(c.content == ANSWER for c in answered)

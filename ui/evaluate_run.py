@@ -149,7 +149,8 @@ def _progress_panel(principal: Principal | None) -> None:
         + eta,
     )
     if progress.message:
-        st.caption(progress.message)
+        # A batch stopped by an error says so in red; other messages are notes.
+        (st.error if progress.status == "interrupted" else st.caption)(progress.message)
     _draw_controls(job, progress.batch_id, principal)
 
 

@@ -34,7 +34,12 @@ from playground import config
 from playground.access.spending import GATE_REFRESH_S, Admission, SpendingGate
 from playground.catalog import Catalog
 from playground.config import BatchExecution, Settings
-from playground.errors import InsufficientTokensError, InvalidRequestError, user_message
+from playground.errors import (
+    InsufficientTokensError,
+    InvalidRequestError,
+    PlaygroundError,
+    user_message,
+)
 from playground.evaluation.budget import rows_of
 from playground.evaluation.judge_pass import judge_answers
 from playground.evaluation.judging import judge_price_of
@@ -84,7 +89,20 @@ NO_BALANCE = InsufficientTokensError.code
 # How a job ended: nothing left to do, the budget stopped it, cancelled, or it left the
 # batch to others (paused in worker mode, finished elsewhere, or this process shutting down).
 Outcome = Literal["done", "budget", "cancelled", "left"]
-_Control = Literal["run", "pause", "cancel", "leave"]
+_Control = Literal["run", "pause", "cancel", "leave", "fail"]
+
+
+def stopped_message(exc: Exception) -> str:
+    """What a batch that stopped on ``exc`` says (stored with it, shown by the UI and CLI)."""
+    return (
+        f"Stopped by an error: {user_message(exc)} Answers received so far are kept; "
+        "resume to continue."
+    )
+
+
+class BatchFault(PlaygroundError):
+    """The job hit an error of its own while handling an answer: the batch stops (visibly)
+    rather than run on with wrong figures or a model group that never completes."""
 
 
 class BatchJob:
@@ -155,6 +173,7 @@ class BatchJob:
         self._status = "pending"
         self._message = ""
         self._refused: str | None = None  # why the API refused for lack of balance, to pause
+        self._fault: str | None = None  # an error while handling an answer: the batch stops
         self._outcome: Outcome | None = None
         self._thread = threading.Thread(target=self._main, name=f"batch-{batch_id}", daemon=True)
         self._done = threading.Event()
@@ -288,8 +307,9 @@ class BatchJob:
             self._run()
         except Exception as exc:  # the thread must always end with a status, never silently
             log.exception("Batch %s failed", self.batch_id)
+            message = stopped_message(exc)
             with self._cond:
-                self._message = user_message(exc)
+                self._message = message
                 self._status = "interrupted"
             with self._store.session() as session, session.begin():
                 transition_batch(
@@ -297,6 +317,7 @@ class BatchJob:
                     self.batch_id,
                     "interrupted",
                     only_from=("running", "paused", "judging"),
+                    message=message,
                 )
         finally:
             self._done.set()
@@ -362,6 +383,7 @@ class BatchJob:
             with self._cond:
                 control, limit = self._next_claim(run)
                 epoch = self._control_epoch
+                control_fault = self._fault or ""
             if control == "cancel":
                 self._cancel_in_flight()
                 self._drain()
@@ -369,6 +391,9 @@ class BatchJob:
             if control == "leave":
                 self._drain()
                 return "left"
+            if control == "fail":
+                self._drain()
+                raise BatchFault(control_fault)
             with self._cond:
                 refused, self._refused = self._refused, None
             if refused is not None:
@@ -399,6 +424,8 @@ class BatchJob:
     def _control(self) -> _Control:
         """What the job should do now (lock held)."""
         status = self._batch_status
+        if self._fault is not None:
+            return "fail"
         if self._cancelled or status == "cancelled":
             return "cancel"
         if self._stopping or status not in ("running", "paused"):
@@ -410,13 +437,21 @@ class BatchJob:
 
     def _next_claim(self, run: JobRun) -> tuple[_Control, int]:
         """Wait (lock held) until cells may be claimed (:func:`claim_limit`); the control and
-        how many to claim."""
+        how many to claim.
+
+        A wait for the quota or a rate limit is cut short when every cell is done: the
+        claim then finds nothing and the batch completes (the last answer may well have
+        used up the hour's quota).
+        """
         while True:
             control = self._control()
-            if control in ("cancel", "leave"):
+            if control in ("cancel", "leave", "fail"):
                 return control, 0
             now = time.monotonic()
-            if control == "run" and now >= self._blocked_until:
+            all_done = (
+                not self._in_flight and self._tally.completed + self._tally.failed >= self._total
+            )
+            if control == "run" and (now >= self._blocked_until or all_done):
                 limit = claim_limit(run, len(self._in_flight), self._slow)
                 if limit is not None:
                     return "run", limit
@@ -506,38 +541,51 @@ class BatchJob:
                 handle.cancel()
 
     def _on_event(self, key: int, group: list[RunningCell], event: RunEvent) -> None:
-        """Runner callback (on its loop thread): count a finished cell, react to rate limits."""
+        """Runner callback (on its loop thread): count a finished cell, react to rate limits.
+
+        The cell leaves the flight whatever happens; an error in handling its answer
+        stops the batch with the reason stored (never just a line in the log).
+        """
         if not isinstance(event, ModelFinished):
             return
         result, cell = event.result, group[event.index]
         with self._cond:
-            self._in_flight.discard(cell.id)
-            self._finished_now += 1
-            self._react_to_quota(result)
-            if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
-                pause = result.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S
-                self._blocked_until = max(self._blocked_until, time.monotonic() + pause)
-                self._message = f"Rate limited: waiting {pause:g} s before sending more."
-            elif result.error_code == NO_BALANCE:  # not failed: pending again (cell_values)
-                # Once paused, a late refusal of a request sent before is no news.
-                if self._batch_status != "paused":
-                    self._refused = (
-                        f"Paused: {cell.model} was refused for lack of balance "
-                        f"({result.error_message or 'HTTP 402'}). Top up the balance, then "
-                        "resume; answers already completed are not requested again."
-                    )
-            elif result.status == "completed":
-                self._tally.completed += 1
-                self._tally.cached += result.cached
-                self._tally.spent_tokens += result.tokens_used or 0
-                self._tally.assertion_failures += cell.passed is False
-            elif result.status != "cancelled":
-                self._tally.failed += 1
-            self._group_left[key] -= 1
-            if self._group_left[key] == 0:
-                del self._group_left[key]
-                self._handles.pop(key, None)
-            self._cond.notify_all()
+            try:
+                self._count(cell, result)
+            except Exception as exc:  # logged, and it stops the batch
+                log.exception("Batch %s: handling cell %s's answer failed", self.batch_id, cell.id)
+                self._fault = self._fault or user_message(exc)
+            finally:
+                self._in_flight.discard(cell.id)
+                self._group_left[key] -= 1
+                if self._group_left[key] == 0:
+                    del self._group_left[key]
+                    self._handles.pop(key, None)
+                self._cond.notify_all()
+
+    def _count(self, cell: RunningCell, result: ModelResult) -> None:
+        """Count a finished cell, then react to its quota headers and errors (lock held)."""
+        self._finished_now += 1
+        if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
+            pause = result.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S
+            self._blocked_until = max(self._blocked_until, time.monotonic() + pause)
+            self._message = f"Rate limited: waiting {pause:g} s before sending more."
+        elif result.error_code == NO_BALANCE:  # not failed: pending again (cell_values)
+            # Once paused, a late refusal of a request sent before is no news.
+            if self._batch_status != "paused":
+                self._refused = (
+                    f"Paused: {cell.model} was refused for lack of balance "
+                    f"({result.error_message or 'HTTP 402'}). Top up the balance, then "
+                    "resume; answers already completed are not requested again."
+                )
+        elif result.status == "completed":
+            self._tally.completed += 1
+            self._tally.cached += result.cached
+            self._tally.spent_tokens += result.tokens_used or 0
+            self._tally.assertion_failures += cell.passed is False
+        elif result.status != "cancelled":
+            self._tally.failed += 1
+        self._react_to_quota(result)
 
     def _react_to_quota(self, result: ModelResult) -> None:
         """Slow down near the end of the hourly quota; wait for its reset when it is used up."""

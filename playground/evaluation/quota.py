@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from playground.errors import RateLimitInfo
 
@@ -37,11 +38,30 @@ def quota_reaction(limits: RateLimitInfo | None, low_watermark: int) -> QuotaRea
     return QuotaReaction(slow, None, message)
 
 
-def _seconds_until(iso: str | None) -> float | None:
-    if not iso:
+def _seconds_until(value: str | None) -> float | None:
+    moment = reset_moment(value)
+    return None if moment is None else max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def reset_moment(value: str | None) -> datetime | None:
+    """When the hourly quota resets, per ``X-RateLimit-Reset-Hour``; ``None`` if unreadable.
+
+    The API sends an ISO 8601 UTC time (``2026-03-01T13:00:00Z``); a time without an offset
+    is UTC too, and Unix seconds and HTTP dates are read as well.
+    """
+    text = (value or "").strip()
+    if not text:
         return None
+    if text.isdigit():
+        try:
+            return datetime.fromtimestamp(int(text), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

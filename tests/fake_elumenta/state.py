@@ -161,6 +161,8 @@ class FakeState:
         self.used_hour: int = 0
         self.used_day: int = 0
         self.quota_retry_after_s: float = 30.0
+        # strftime format of X-RateLimit-Reset-Hour (the API's is ISO 8601 with "Z").
+        self.reset_hour_format: str = "%Y-%m-%dT%H:%M:%SZ"
         self.openai_api_key: str | None = self._initial["openai_api_key"]
         self.models: dict[str, FakeModel] = load_models()
         # A copy, so a test that mutates it cannot leak into the next test.
@@ -222,7 +224,7 @@ class FakeState:
         if headers:
             now = datetime.now(UTC)
             next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            headers["X-RateLimit-Reset-Hour"] = next_hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers["X-RateLimit-Reset-Hour"] = next_hour.strftime(self.reset_hour_format)
         return headers
 
     def new_generation(self, model: str, shape: str) -> GenerationRecord:
