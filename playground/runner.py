@@ -65,6 +65,10 @@ class ModelFinished:
 
 RunEvent = ModelStarted | ModelDelta | ModelFinished
 EventCallback = Callable[[RunEvent], None]
+#: Asked (on the runner's loop) right before a model's request is sent: ``None`` to send
+#: it, or why not (the model then ends ``cancelled`` with that message, never sent).
+SendCheck = Callable[[int], str | None]
+NOT_SENT = "not_sent"
 
 
 @dataclass(frozen=True)
@@ -122,12 +126,14 @@ class RunHandle:
         request: CompareRequest,
         comparison_id: int | None,
         slots: list[_Slot],
+        may_send: SendCheck | None = None,
     ) -> None:
         self.run_id = uuid.uuid4().hex
         self.request = request
         self.comparison_id = comparison_id
         self._runner = runner
         self._slots = slots
+        self._may_send = may_send
         self._lock = threading.Lock()
         self._done = threading.Event()
         self.record_error: str | None = None
@@ -226,10 +232,14 @@ class Runner:
         *,
         recorder: Recorder | None = None,
         on_event: EventCallback | None = None,
+        may_send: SendCheck | None = None,
     ) -> RunHandle:
         """Validate ``request``, record the comparison and start every model streaming.
 
-        Returns at once; raises :class:`InvalidRequestError` before anything is sent or stored.
+        Models wait for a free slot (``max_concurrency``); ``may_send(index)`` is asked as
+        a model gets its slot, right before its request goes out, so a caller that paused
+        meanwhile sends nothing new. Returns at once; raises :class:`InvalidRequestError`
+        before anything is sent or stored.
         """
         validate_compare(request, providers, max_prompt_chars=self.max_prompt_chars)
         comparison_id = recorder.start_comparison(request) if recorder else None
@@ -248,7 +258,7 @@ class Runner:
                     )
                 )
             )
-        handle = RunHandle(self, request, comparison_id, slots)
+        handle = RunHandle(self, request, comparison_id, slots, may_send)
         with self._runs_lock:
             self._runs[handle.run_id] = handle
             self._forget_old_runs()
@@ -440,6 +450,10 @@ class Runner:
             if slot.cancel_requested:
                 raise asyncio.CancelledError
             async with self._semaphore:
+                held = handle._may_send(index) if handle._may_send is not None else None
+                if held is not None:
+                    changes.update(status="cancelled", error_code=NOT_SENT, error_message=held)
+                    return changes, None, time.perf_counter()
                 sent = last_flush = time.perf_counter()
                 async with asyncio.timeout(self.model_timeout_s):
                     async with aclosing(provider.stream(request)) as events:

@@ -24,6 +24,7 @@ from playground.store.eval_models import BatchRow
 from playground.store.eval_repository import CellState, batch_cells
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.worker_fixtures import wait_until
 
 ANSWER = "Paris is the capital."
 
@@ -199,3 +200,33 @@ def test_an_error_handling_an_answer_stops_the_batch_visibly(
     assert 1 <= sent < 6
     answered = [c for c in stored_cells(store, batch_id) if c.status == "completed"]
     assert len(answered) == sent and all(c.content == ANSWER for c in answered)
+
+
+def test_pausing_sends_nothing_new_and_says_what_is_still_finishing(
+    store: Store, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("*", ModelScript(text=ANSWER, ttft_ms=800))
+    batch_id = plan(store, ["gpt-5-nano"], rows=6, concurrency=1)
+    running = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start()
+    # Two answers in, the third request out, the fourth claimed and queued behind it.
+    wait_until(lambda: (running.progress().completed, running.progress().finishing) == (2, 1))
+
+    running.pause()
+    at_pause = running.progress()
+    assert at_pause.status == "paused"
+    assert at_pause.message == "Paused — 1 request still finishing."
+    sent_by_then = at_pause.completed + at_pause.failed + at_pause.finishing
+    wait_until(lambda: running.progress().running == 0)
+
+    settled = running.progress()
+    assert settled.message == ""
+    assert sum(stream_requests(fake_elumenta).values()) == sent_by_then == settled.completed
+    with store.session() as session, session.begin():
+        statuses = Counter(c.status for c in batch_cells(session, batch_id))
+    assert statuses["completed"] == settled.completed and statuses["running"] == 0
+
+    running.resume()
+    done = running.wait(60)
+    assert (done.status, done.completed) == ("completed", 6)
+    requests = stream_requests(fake_elumenta)
+    assert sum(requests.values()) == 6 and set(requests.values()) == {1}

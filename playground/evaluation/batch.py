@@ -90,6 +90,13 @@ NO_BALANCE = InsufficientTokensError.code
 # batch to others (paused in worker mode, finished elsewhere, or this process shutting down).
 Outcome = Literal["done", "budget", "cancelled", "left"]
 _Control = Literal["run", "pause", "cancel", "leave", "fail"]
+# Why a claimed cell's request was not sent after all (it stays to do).
+NOT_SENT_BECAUSE: dict[_Control, str] = {
+    "pause": "Not sent: the batch was paused; it is sent when the batch resumes.",
+    "cancel": "Not sent: the batch was cancelled.",
+    "leave": "Not sent: this process left the batch (paused, or shutting down).",
+    "fail": "Not sent: the batch stopped on an error.",
+}
 
 
 def stopped_message(exc: Exception) -> str:
@@ -162,6 +169,7 @@ class BatchJob:
         self._blocked_until = 0.0
         self._slow = False
         self._in_flight: set[int] = set()
+        self._sent: set[int] = set()  # cells of _in_flight whose request went out
         self._handles: dict[int, RunHandle] = {}
         self._group_left: dict[int, int] = {}
         self._inputs: BatchInputs | None = None
@@ -271,7 +279,14 @@ class BatchJob:
                 rate = self._finished_now / max(1e-6, time.monotonic() - self._started_at)
                 eta = (pending + running) / rate
             return BatchProgress.of(
-                self.batch_id, self._status, self._total, tally, running, eta, self._message
+                self.batch_id,
+                self._status,
+                self._total,
+                tally,
+                running,
+                eta,
+                self._message,
+                finishing=len(self._sent),
             )
 
     # -- called by the recorder on the runner's writer thread ----------------------------
@@ -522,6 +537,7 @@ class BatchJob:
                 run.providers,
                 recorder=run.recorder,
                 on_event=lambda event: self._on_event(key, group, event),
+                may_send=lambda index: self._may_send(group[index]),
             )
         except InvalidRequestError as exc:  # a row the API cannot take fails its cells only
             message = user_message(exc)
@@ -557,11 +573,22 @@ class BatchJob:
                 self._fault = self._fault or user_message(exc)
             finally:
                 self._in_flight.discard(cell.id)
+                self._sent.discard(cell.id)
                 self._group_left[key] -= 1
                 if self._group_left[key] == 0:
                     del self._group_left[key]
                     self._handles.pop(key, None)
                 self._cond.notify_all()
+
+    def _may_send(self, cell: RunningCell) -> str | None:
+        """Runner check (on its loop thread), as ``cell``'s request is about to go out:
+        only a running batch sends; otherwise why not (the cell stays to do)."""
+        with self._cond:
+            control = self._control()
+            if control == "run":
+                self._sent.add(cell.id)
+                return None
+            return NOT_SENT_BECAUSE[control]
 
     def _count(self, cell: RunningCell, result: ModelResult) -> None:
         """Count a finished cell, then react to its quota headers and errors (lock held)."""

@@ -20,7 +20,7 @@ from playground.config import Settings
 from playground.errors import ConfigError, InvalidRequestError
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.manager import BatchManager
-from playground.evaluation.recording import BatchProgress, stored_progress
+from playground.evaluation.recording import BatchProgress, paused_message, stored_progress
 from playground.store.db import Store
 from playground.store.eval_repository import get_batch, set_batch_status, transition_batch
 
@@ -93,7 +93,10 @@ class QueuedBatch:
         if progress is None or batch is None:
             raise InvalidRequestError(f"No batch #{self._batch_id}.")
         if batch.status_message:
-            return replace(progress, message=batch.status_message)
+            message = batch.status_message
+            if batch.status == "paused":
+                message = paused_message(message, progress.finishing)
+            return replace(progress, message=message)
         return progress
 
     def wait(self, timeout: float | None = None) -> BatchProgress:

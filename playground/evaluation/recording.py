@@ -52,6 +52,7 @@ class BatchProgress:
     eta_s: float | None
     message: str = ""
     judge_tokens: int = 0  # the LLM judge's spend, on top of spent_tokens; both count to the cap
+    finishing: int = 0  # requests sent and not answered yet (what a paused batch still awaits)
 
     @classmethod
     def of(
@@ -63,8 +64,13 @@ class BatchProgress:
         running: int,
         eta_s: float | None,
         message: str,
+        *,
+        finishing: int = 0,
     ) -> BatchProgress:
-        """The progress of ``total`` cells counted by ``tally``, ``running`` of them in flight."""
+        """The progress of ``total`` cells counted by ``tally``, ``running`` of them in flight
+        (``finishing`` of them sent). A paused batch's message says how many are finishing."""
+        if status == "paused":
+            message = paused_message(message, finishing)
         return cls(
             batch_id=batch_id,
             status=status,
@@ -79,6 +85,7 @@ class BatchProgress:
             eta_s=eta_s,
             message=message,
             judge_tokens=tally.judge_tokens,
+            finishing=finishing,
         )
 
     @property
@@ -90,6 +97,15 @@ class BatchProgress:
     def fraction(self) -> float:
         """Share of cells done, 0..1, for a progress bar."""
         return self.done / self.total if self.total else 1.0
+
+
+def paused_message(message: str, finishing: int) -> str:
+    """A paused batch's ``message``, saying how many requests sent before the pause are
+    still finishing (pausing sends nothing new; those answers are kept)."""
+    if not finishing:
+        return message
+    note = f"{finishing} request{'' if finishing == 1 else 's'} still finishing"
+    return f"{message} ({note}.)" if message else f"Paused — {note}."
 
 
 @dataclass
@@ -148,7 +164,11 @@ def stored_progress(
         message = "Judging the answers…"
     elif batch.status == "running" and (batch.heartbeat_utc or batch.updated_utc) < stale_before:
         message = WAITING_MESSAGE
-    return BatchProgress.of(batch_id, batch.status, len(cells), tally, running, eta, message)
+    # The cells of a paused batch still running were sent before the pause (or are about
+    # to be released unsent, at once).
+    return BatchProgress.of(
+        batch_id, batch.status, len(cells), tally, running, eta, message, finishing=running
+    )
 
 
 @dataclass
