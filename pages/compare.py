@@ -226,14 +226,21 @@ overrides = {
 }
 
 balance, balance_error = services.cached_balance(st.session_state, connection)
+shown = st.session_state.get(COLUMNS, [])
+if principal is not None and not principal.can_run:
+    run_help: str | None = "Viewers cannot run models."
+elif services.still_running(shown, principal):
+    run_help = "Stop the running comparison first (Stop all), or wait for it to finish."
+else:
+    run_help = None
 with st.container(horizontal=True, vertical_alignment="center"):
     run_clicked = st.button(
         "Run",
         type="primary",
         icon=":material/play_arrow:",
         shortcut="Ctrl+Enter",
-        disabled=principal is not None and not principal.can_run,
-        help=None if principal is None or principal.can_run else "Viewers cannot run models.",
+        disabled=run_help is not None,
+        help=run_help,
     )
     st.markdown(budget_summary(picked, balance))
 if balance_error:
@@ -254,7 +261,7 @@ if run_clicked:
     try:
         request = build_compare_request(composer)
         request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        handle = services.start_compare(request, connection, principal)
+        handle = services.start_compare(request, connection, principal, shown=shown)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -267,6 +274,7 @@ if run_clicked:
         st.query_params[SHARE_PARAM] = ref
         st.query_params.pop(TOKEN_PARAM, None)
         st.session_state.pop(services.BALANCE_STATE_KEY, None)
+        st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 
 
 def stop_button(position: int, result: ModelResult) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -288,16 +288,41 @@ def check_limits(
     check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
 
 
+STILL_RUNNING = (
+    "The comparison below is still running. Stop it (Stop all) or wait for it to finish, "
+    "then run again: a second run would be billed on top of it."
+)
+
+
+def still_running(columns: Sequence[ColumnRef], viewer: Principal | None = None) -> bool:
+    """Whether a run behind ``columns`` that ``viewer`` started is still streaming
+    (someone else's shared run that they watch does not count)."""
+    for run_id in {column.run_id for column in columns}:
+        view = open_run(run_id, viewer)
+        if isinstance(view, RunHandle) and not view.done and owns(view.request.owner, viewer):
+            return True
+    return False
+
+
 def start_compare(
-    request: CompareRequest, connection: Connection, principal: Principal | None = None
+    request: CompareRequest,
+    connection: Connection,
+    principal: Principal | None = None,
+    *,
+    shown: Sequence[ColumnRef] = (),
 ) -> RunHandle:
     """Start ``request`` on the runner, recorded in history.
 
+    ``shown``: the columns the page shows now; while a run of theirs that the user
+    started is still streaming, nothing starts (``InvalidRequestError``,
+    :data:`STILL_RUNNING`): its answers would be billed, then hidden by the new run.
     With a ``principal`` (hosted mode) the run is theirs: their role, request rate and
     budgets are checked on the server first, and the start is audited. Raises
     ``InvalidRequestError``, ``AccessDeniedError`` or ``SpendingLimitError`` before
     anything is sent or stored.
     """
+    if still_running(shown, principal):
+        raise InvalidRequestError(STILL_RUNNING)
     if principal is not None:
         request = replace(request, owner=principal.subject)
         estimate = sum(get_catalog().cost_of(t.model) or 0 for t in request.targets)

@@ -365,3 +365,22 @@ def test_the_cache_is_off_by_default_and_reuses_identical_answers_when_on(app_en
     assert comparison is not None
     assert comparison.request.use_cache
     assert [(r.cached, r.tokens_used) for r in comparison.results] == [(True, 0), (True, 0)]
+
+
+def test_run_is_disabled_while_the_comparison_streams(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("*", ModelScript(text="slow answer", ttft_ms=1500))
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"])
+    click(at, "Run")
+
+    run_button = next(b for b in at.button if b.label == "Run")
+    assert run_button.disabled
+    assert run_button.help == (
+        "Stop the running comparison first (Stop all), or wait for it to finish."
+    )
+    run_until_done(at)
+    assert done_badges(at) == 2
+    assert not next(b for b in at.button if b.label == "Run").disabled
+    streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert len(streams) == 2  # one comparison's worth

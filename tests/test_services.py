@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from playground.compare_view import ColumnRef
 from playground.errors import InvalidRequestError
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
+from tests.fake_elumenta import FakeElumenta, ModelScript
 
 
 def request(*models: str, prompt: str = "Hi") -> CompareRequest:
@@ -151,3 +153,28 @@ def test_the_configured_prompt_limit_is_enforced(
         services.start_compare(
             request("gpt-5", prompt="x" * 11), services.connection_from_state({})
         )
+
+
+def test_a_second_run_while_the_shown_one_streams_is_refused(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    services.reset()
+    fake_elumenta.script("*", ModelScript(text="slow", ttft_ms=1000))
+    connection = services.connection_from_state({})
+    ask = replace(
+        request(),
+        targets=(ModelTarget("elumenta", "gpt-5-nano"), ModelTarget("elumenta", "gpt-5")),
+    )
+    first = services.start_compare(ask, connection)
+    shown = [ColumnRef(first.run_id, 0), ColumnRef(first.run_id, 1)]
+
+    assert services.still_running(shown)
+    with pytest.raises(InvalidRequestError, match="still running"):
+        services.start_compare(ask, connection, shown=shown)
+    first.wait(10)
+    assert not services.still_running(shown)
+    services.start_compare(ask, connection, shown=shown).wait(10)
+    streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert len(streams) == 4  # two comparisons, the second once the first had finished
