@@ -114,3 +114,26 @@ def test_local_models_run_beside_elumenta_in_one_comparison(
         None,
     )
     assert (nano.status, nano.content, nano.tokens_used) == ("completed", "from elumenta", 1)
+
+
+@pytest.mark.parametrize(
+    ("failure", "requests"),
+    [((500, "server_error"), 1), ((503, "overloaded"), 2)],
+    ids=["500-may-be-billed", "503-refused"],
+)
+async def test_a_non_streamed_completion_is_retried_only_when_surely_unprocessed(
+    fake_elumenta: FakeElumenta, failure: tuple[int, str], requests: int
+) -> None:
+    fake_elumenta.script("llama3", ModelScript(text="whole", fail_first=[failure]))
+    provider = make_provider(fake_elumenta)
+    request = GenerationRequest(model="llama3", messages=(Message("user", "hi"),))
+    try:
+        if requests == 1:
+            with pytest.raises(errors.ProviderError):
+                await provider.generate(request)
+        else:
+            assert (await provider.generate(request)).content == "whole"
+    finally:
+        await provider.aclose()
+    sent = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
+    assert len(sent) == requests
