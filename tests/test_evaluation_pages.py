@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground import services
 from playground.evaluation import app as evaluation
+from playground.evaluation import batch as batch_module
 from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchSpec
@@ -385,3 +386,23 @@ def test_images_in_answers_and_judge_reasons_are_shown_as_text(app_env: Path) ->
     assert not at.exception
     assert texts(at, "markdown").count(inert_images(answer)) == 2
     assert answer not in texts(at, "markdown")
+
+
+def test_a_batch_stopped_by_an_error_says_why_in_red(monkeypatch: pytest.MonkeyPatch) -> None:
+    _finished_batch()  # the template and dataset to run again
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("quota bug")
+
+    monkeypatch.setattr(batch_module, "quota_reaction", broken)
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"])
+    at = click(at.run(), "Start batch")
+    progress = evaluation.running_job(at.session_state["evaluate.batch_id"]).wait(30)  # type: ignore[union-attr]
+    assert progress.status == "interrupted"
+
+    at.run()
+    assert not at.exception
+    stopped = [e for e in texts(at, "error") if e.startswith("Stopped by an error:")]
+    assert stopped == [progress.message]
