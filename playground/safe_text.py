@@ -1,4 +1,5 @@
-"""Untrusted text made safe to store and to show: NUL characters and markdown syntax.
+"""Untrusted text made safe to store, to show and to export: NUL characters, markdown
+syntax, and spreadsheet formulas.
 
 PostgreSQL ``text`` and ``jsonb`` refuse the NUL character (SQLite keeps it), so text a
 user typed is refused with a clear message before anything is written, and text from
@@ -7,6 +8,8 @@ captions and headers: a name or title another user chose is escaped there, so it
 as typed and cannot become a link or an image that loads from someone else's server.
 A model's answer keeps its markdown, but every image in it is shown as text: the browser
 would otherwise fetch the image's address as soon as the answer is drawn.
+A CSV cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``@SUM(...)``)
+gets a leading quote, so a prompt or an answer cannot run code on the reader's machine.
 """
 
 from __future__ import annotations
@@ -113,3 +116,18 @@ def _unused_character(text: str) -> str:
     used = set(text)
     private = chain(range(0xE000, 0xF900), range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))
     return next(chr(code) for code in private if chr(code) not in used)
+
+
+# OWASP's list: a spreadsheet treats a cell starting with one of these as a formula (or,
+# for tab and carriage return, strips them and looks at what follows).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` for a CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
+
+    Only strings change; numbers (a negative one included) are written as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -166,6 +167,19 @@ def test_compare_is_recorded_and_history_show_export_read_it_back(
     assert target.read_text().startswith("comparison_id,")
     code, out, _ = run(["export", "--format", "json", "--tag", "t1"], demo_settings)
     assert len(json.loads(out)) == 2
+
+
+def test_csv_export_quotes_text_a_spreadsheet_would_run(demo_settings: Settings) -> None:
+    formula = '=HYPERLINK("http://evil.test","open me")'
+    run(["compare", "-m", "gpt-5-nano", "-p", "hi", "--title", formula], demo_settings)
+
+    code, out, _ = run(["export", "--format", "csv"], demo_settings)
+
+    assert code == 0
+    (row,) = csv.DictReader(io.StringIO(out, newline=""))
+    assert row["title"] == "'" + formula
+    code, out, _ = run(["export", "--format", "json"], demo_settings)
+    assert json.loads(out)[0]["title"] == formula
 
 
 def test_show_of_an_unknown_id_is_a_usage_error(demo_settings: Settings) -> None:

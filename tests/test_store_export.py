@@ -97,3 +97,36 @@ def test_empty_export_is_still_valid(fmt: str, text: str) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="csv or json"):
         write_export([], "xml", io.StringIO())  # type: ignore[arg-type]
+
+
+FORMULAS = ('=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx")
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_csv_cells_a_spreadsheet_would_run_start_with_a_quote(
+    store: Store, recorder: StoreRecorder, formula: str
+) -> None:
+    request = make_request(("gpt-5",), formula, title=formula, system_prompt=formula, tags=("=t",))
+    record_run(recorder, request, [Outcome(formula, error_message=formula)])
+    with store.session() as session:
+        rows = list(export_rows(session))
+
+    buffer = io.StringIO(newline="")
+    write_export(rows, "csv", buffer)
+    (row,) = csv.DictReader(io.StringIO(buffer.getvalue(), newline=""))
+    for column in ("title", "system_prompt", "content", "error_message"):
+        assert row[column] == "'" + formula, column
+    assert json.loads(row["tags"]) == ["=t"]  # JSON text starts with "[", never a formula
+
+    buffer = io.StringIO()
+    write_export(rows, "json", buffer)
+    (exported,) = json.loads(buffer.getvalue())
+    assert [exported[c] for c in ("title", "content", "error_message")] == [formula] * 3
+
+
+def test_csv_keeps_numbers_and_plain_text_as_they_are(exported: list[dict[str, Any]]) -> None:
+    rows = [{**exported[0], "balance_remaining": -5, "content": "a = b - c"}]
+    buffer = io.StringIO(newline="")
+    write_export(rows, "csv", buffer)
+    (row,) = csv.DictReader(io.StringIO(buffer.getvalue(), newline=""))
+    assert (row["balance_remaining"], row["content"]) == ("-5", "a = b - c")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from playground.evaluation.stats import Interval, wilson_interval
+from playground.safe_text import spreadsheet_safe
 from playground.store.eval_repository import CellState
 
 ExportFormat = Literal["csv", "json"]
@@ -95,7 +96,11 @@ def export_records(cells: Sequence[CellState]) -> list[dict[str, Any]]:
 
 
 def export_text(cells: Sequence[CellState], fmt: ExportFormat) -> str:
-    """The matrix as ``csv`` or ``json`` text."""
+    """The matrix as ``csv`` or ``json`` text.
+
+    In CSV, text a spreadsheet would run as a formula starts with ``'``
+    (:func:`~playground.safe_text.spreadsheet_safe`); JSON keeps every value as stored.
+    """
     records = export_records(cells)
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2)
@@ -103,7 +108,8 @@ def export_text(cells: Sequence[CellState], fmt: ExportFormat) -> str:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "failed_assertions": "; ".join(record["failed_assertions"])})
+        flat = {**record, "failed_assertions": "; ".join(record["failed_assertions"])}
+        writer.writerow({column: spreadsheet_safe(value) for column, value in flat.items()})
     return buffer.getvalue()
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, TextIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from playground.safe_text import spreadsheet_safe
 from playground.store.filters import HistoryFilter, history_order, result_conditions
 from playground.store.models import Comparison, ComparisonTag, Result
 
@@ -77,8 +78,9 @@ def export_rows(session: Session, flt: HistoryFilter | None = None) -> Iterator[
 def write_export(rows: Iterable[Mapping[str, Any]], fmt: ExportFormat, fileobj: TextIO) -> int:
     """Write ``rows`` to ``fileobj`` as CSV (header first) or a JSON array; return the count.
 
-    In CSV, ``None`` is an empty cell, booleans are ``true``/``false`` and list/dict
-    columns hold JSON text.
+    In CSV, ``None`` is an empty cell, booleans are ``true``/``false``, list/dict
+    columns hold JSON text, and text a spreadsheet would run as a formula starts with ``'``
+    (:func:`~playground.safe_text.spreadsheet_safe`). JSON keeps every value as stored.
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {fmt!r}; use csv or json.")
@@ -155,4 +157,4 @@ def _csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
-    return value
+    return spreadsheet_safe(value)
