@@ -233,7 +233,7 @@ def _judge_requests(fake: FakeElumenta) -> int:
 def test_a_failing_judge_marks_that_assertion_as_an_error_and_the_batch_completes(
     store: Store, fake_elumenta: FakeElumenta
 ) -> None:
-    judge_reply = ModelScript(text="PASS\nNames a capital.", fail_first=[(500, "provider_error")])
+    judge_reply = ModelScript(judge_verdict="PASS", fail_first=[(500, "provider_error")])
     fake_elumenta.script("gpt-5", judge_reply)
     rubric = AssertionSpec("llm_judge", value="Names a capital.")
     batch_id = plan(store, ["gpt-5-nano"], rows=3, assertions=[rubric], judge="gpt-5")
@@ -276,7 +276,7 @@ def test_a_judge_refused_for_lack_of_balance_pauses_and_resume_grades_the_rest(
     refused = _judge_requests(fake_elumenta)
     assert 1 <= refused <= 3
 
-    fake_elumenta.script("gpt-5", ModelScript(text="PASS\nNames a capital."))
+    fake_elumenta.script("gpt-5", ModelScript(judge_verdict="PASS"))
     resumed = job(store, batch_id, url, key).start().wait(30)
     assert (resumed.status, resumed.completed, resumed.judge_tokens) == ("completed", 3, 3 * 2)
     assert _judge_requests(fake_elumenta) == refused + 3
