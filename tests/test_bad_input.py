@@ -565,7 +565,7 @@ SUITE_CASES: list[tuple[str, str]] = [
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "assertions: {type: contains}",
-        "'assertions' must be a list of mappings",
+        "Assertions are a list, one per line, like '- {type: contains, value: Paris}'.",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"

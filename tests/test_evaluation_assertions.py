@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,10 +15,12 @@ from playground.evaluation.assertions import (
     AssertionSpecError,
     Observation,
     check,
+    check_dataset_values,
     judge,
     judge_prompt,
     parse_assertion,
 )
+from playground.evaluation.datasets import Dataset
 from playground.evaluation.grading import make_grader
 from playground.providers.elumenta import ElumentaProvider
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -88,7 +91,90 @@ def test_expected_value_can_come_from_a_dataset_column() -> None:
 def test_failure_messages_explain() -> None:
     spec = parse_assertion({"type": "json_schema", "value": SCHEMA})
     result = check(spec, Observation('{"name": "x"}'), {})
-    assert "missing required key 'tags'" in result.message
+    assert result.message == "$: 'tags' is a required property"
+
+
+DRAFT_2020_12 = [  # (keyword, schema, an answer it accepts, an answer it refuses)
+    ("pattern", {"type": "string", "pattern": "^[A-Z]{3}$"}, '"EUR"', '"euro"'),
+    (
+        "oneOf",
+        {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 1}]},
+        "1.5",
+        "2",  # an integer >= 1 matches both: not exactly one
+    ),
+    (
+        "$ref",
+        {"$defs": {"id": {"type": "integer"}}, "properties": {"id": {"$ref": "#/$defs/id"}}},
+        '{"id": 7}',
+        '{"id": "7"}',
+    ),
+    (
+        "prefixItems",
+        {"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+        '["a", 1]',
+        '[1, "a"]',
+    ),
+    ("uniqueItems", {"type": "array", "uniqueItems": True}, "[1, 2]", "[1, 1]"),
+    ("exclusiveMinimum", {"type": "number", "exclusiveMinimum": 0}, "0.1", "0"),
+    (
+        "additionalProperties",
+        {"properties": {"a": {}}, "additionalProperties": {"type": "integer"}},
+        '{"a": "x", "b": 1}',
+        '{"a": "x", "b": "y"}',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("schema", "accepted", "refused"),
+    [case[1:] for case in DRAFT_2020_12],
+    ids=[case[0] for case in DRAFT_2020_12],
+)
+def test_json_schema_enforces_draft_2020_12(
+    schema: dict[str, Any], accepted: str, refused: str
+) -> None:
+    spec = {"type": "json_schema", "value": schema}
+    assert outcome(spec, accepted)
+    assert not outcome(spec, refused)
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "strnig"}, "not a valid JSON Schema (at $.type): 'strnig' is not valid"),
+        ({"minimum": "zero"}, "not a valid JSON Schema (at $.minimum): 'zero' is not of type"),
+        ({"$ref": "#/$defs/missing"}, "$ref '#/$defs/missing' points to nothing in the schema"),
+        ({"$ref": "https://evil.test/s.json"}, "points outside the schema"),
+    ],
+)
+def test_an_invalid_schema_is_refused_when_the_assertion_is_read(
+    schema: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AssertionSpecError, match=re.escape(message)):
+        parse_assertion({"type": "json_schema", "value": schema})
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ('{"type": "strnig"}', "Dataset row 2: Assertion json_schema $schema: not a valid JSON"),
+        ("{not json", "Dataset row 2: Assertion json_schema $schema: the schema is not valid JSON"),
+        ("", "Dataset row 2: Assertion json_schema $schema: the schema is not valid JSON"),
+    ],
+)
+def test_schemas_from_a_dataset_column_are_checked_row_by_row(cell: str, message: str) -> None:
+    good = '{"type": "object"}'
+    dataset = Dataset(("schema",), ({"schema": good}, {"schema": cell}, {"schema": good}))
+    spec = parse_assertion({"type": "json_schema", "column": "schema"})
+    with pytest.raises(AssertionSpecError, match=re.escape(message)):
+        check_dataset_values([spec], dataset)
+
+
+def test_a_column_an_assertion_names_must_exist() -> None:
+    dataset = Dataset(("a",), ({"a": "1"},))
+    spec = parse_assertion({"type": "contains", "column": "expected"})
+    with pytest.raises(AssertionSpecError, match="the dataset has no column 'expected'"):
+        check_dataset_values([spec], dataset)
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,44 @@ def test_an_answer_telling_the_judge_to_pass_it_still_fails(
     assert [c["passed"] for c in cells] == [False, False]
 
 
+@pytest.mark.parametrize(
+    ("assertion", "schemas", "message"),
+    [
+        (
+            {"type": "json_schema", "column": "schema"},
+            ['{"type": "string"}', '{"type": "strnig"}'],
+            "Dataset row 2: Assertion json_schema $schema: not a valid JSON Schema (at $.type)",
+        ),
+        (
+            {"type": "json_schema", "column": "schema"},
+            ['{"type": "string"}', '{"type": "object",'],
+            "Dataset row 2: Assertion json_schema $schema: the schema is not valid JSON",
+        ),
+        (
+            {"type": "json_schema", "value": {"type": "integer", "minimum": "one"}},
+            ["", ""],
+            "Assertion 1: Assertion json_schema",
+        ),
+    ],
+)
+def test_an_invalid_schema_exits_2_before_any_request(
+    tmp_path: Path,
+    settings: Settings,
+    fake_elumenta: FakeElumenta,
+    assertion: dict[str, Any],
+    schemas: list[str],
+    message: str,
+) -> None:
+    rows = [{"country": c, "schema": s} for c, s in zip(("France", "Italy"), schemas, strict=True)]
+    suite = write_suite(tmp_path, dataset={"rows": rows}, assertions=[assertion])
+
+    code, out, err = run(["eval", str(suite)], settings)
+
+    assert code == 2, out
+    assert message in err and "Traceback" not in err
+    assert fake_elumenta.requests == []
+
+
 def test_a_judge_refused_for_lack_of_balance_pauses_the_suite_and_says_so(
     tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
 ) -> None:

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from playground import services
+from playground.errors import InvalidRequestError
 from playground.evaluation import app as evaluation
 from playground.evaluation import batch as batch_module
+from playground.evaluation.assertions import parse_assertion
 from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchSpec
@@ -231,6 +233,59 @@ def test_llm_judge_assertion_offers_a_judge_and_prices_it_into_the_estimate(app_
     assert not at.exception
     progress = evaluation.running_job(at.session_state["evaluate.batch_id"]).wait(30)  # type: ignore[union-attr]
     assert (progress.status, progress.completed, progress.judge_tokens) == ("completed", 4, 8)
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ("type: contains", "Assertions are a list, one per line"),
+        ("42", "Assertions are a list, one per line"),
+        ("- contains", "Assertion 1: An assertion is a mapping like {type: contains"),
+        ("- {type: contains, value: x}\n- [a]", "Assertion 2: An assertion is a mapping"),
+        ("- {type: contains, column: [a]}", "'column' names a column, not ['a']"),
+        ("- {type: contains", "The assertions are not valid YAML"),
+        ("- {type: json_schema, value: {type: strnig}}", "not a valid JSON Schema (at $.type)"),
+    ],
+)
+def test_a_wrong_assertions_box_says_what_is_wrong(app_env: Path, box: str, message: str) -> None:
+    _finished_batch()
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"])
+    at.text_area(key="evaluate.assertions").set_value(box)
+    at.run()
+
+    assert not at.exception
+    assert any(message in e for e in texts(at, "error")), texts(at, "error")
+    assert "Start batch" not in [b.label for b in at.button]
+
+
+def test_a_bad_schema_in_a_dataset_row_is_refused_before_the_batch_exists(app_env: Path) -> None:
+    version = evaluation.save_template("capitals", "", "Capital of {{ country }}?")
+    dataset = parse_dataset(
+        'country,schema\nFrance,"{""type"": ""string""}"\nItaly,"{""type"": ""strnig""}"\n'
+    )
+    dataset_id = evaluation.store_dataset("c", dataset)
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
+    at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"])
+    at.text_area(key="evaluate.assertions").set_value("- {type: json_schema, column: schema}")
+    at.run()
+
+    assert not at.exception
+    (error,) = texts(at, "error")
+    assert error.startswith("Dataset row 2: Assertion json_schema $schema: not a valid JSON Schema")
+    assert "Start batch" not in [b.label for b in at.button]
+    spec = BatchSpec(
+        title="capitals",
+        template_version_ids=(version.id,),
+        dataset_id=dataset_id,
+        targets=(ModelTarget("demo", "gpt-5-nano"),),
+        assertions=(parse_assertion({"type": "json_schema", "column": "schema"}),),
+    )
+    with pytest.raises(InvalidRequestError, match="Dataset row 2"):
+        evaluation.start_batch(spec, services.connection_from_state({}))
+    assert evaluation.batches() == []
 
 
 def test_batch_of_a_dead_process_shows_interrupted_and_resumes(

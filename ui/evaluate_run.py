@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import streamlit as st
-import yaml
 
 from playground import services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
-from playground.evaluation.assertions import AssertionSpec, parse_assertion
+from playground.evaluation.assertions import AssertionSpec, parse_assertions_yaml
 from playground.evaluation.dispatch import BatchHandle
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
@@ -53,9 +52,7 @@ def draw_run(
     )
     if chosen_versions and chosen_dataset and models:
         try:
-            assertions = tuple(
-                parse_assertion(a) for a in yaml.safe_load(assertions_text or "[]") or []
-            )
+            assertions = parse_assertions_yaml(assertions_text or "")
             judge = _pick_judge(assertions, slugs)
             spec = BatchSpec(
                 title=", ".join(chosen_versions),
@@ -70,8 +67,8 @@ def draw_run(
             _draw_estimate(
                 spec, judge, principal=principal, can_create=can_create, connection=connection
             )
-        except (PlaygroundError, yaml.YAMLError) as exc:
-            st.error(user_message(exc) if isinstance(exc, PlaygroundError) else str(exc))
+        except PlaygroundError as exc:
+            st.error(user_message(exc))
     _progress_panel(principal)
 
 

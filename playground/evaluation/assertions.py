@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
+
+import yaml
 
 from playground.errors import (
     InsufficientTokensError,
@@ -20,7 +22,8 @@ from playground.errors import (
     PlaygroundError,
     user_message,
 )
-from playground.evaluation.jsonschema_subset import schema_errors
+from playground.evaluation.datasets import Dataset
+from playground.evaluation.schemas import schema_errors, schema_problem
 
 AssertionKind = Literal[
     "contains",
@@ -140,31 +143,102 @@ class AssertionOutcome:
         return data
 
 
-def parse_assertion(data: Mapping[str, Any]) -> AssertionSpec:
-    """Read ``{"type": ..., "value": ... | "column": ...}``; raises :class:`AssertionSpecError`."""
+def parse_assertion(data: Any) -> AssertionSpec:
+    """Read ``{"type": ..., "value": ... | "column": ...}``; raises :class:`AssertionSpecError`.
+
+    A literal value is checked here (a regex compiles, a limit is a number, a JSON Schema
+    is valid); a column's values are checked per row by :func:`check_dataset_values`.
+    """
+    if not isinstance(data, Mapping):
+        raise AssertionSpecError(
+            f"An assertion is a mapping like {{type: contains, value: Paris}}, not {data!r:.80}."
+        )
     kind = data.get("type")
     if kind not in ASSERTION_KINDS:
         raise AssertionSpecError(
-            f"Unknown assertion type {kind!r}. Known types: {', '.join(ASSERTION_KINDS)}."
+            f"Unknown assertion type {kind!r:.80}. Known types: {', '.join(ASSERTION_KINDS)}."
         )
-    unknown = sorted(set(data) - {"type", "value", "column", "case_sensitive"})
+    unknown = sorted(str(key) for key in set(data) - {"type", "value", "column", "case_sensitive"})
     if unknown:
         raise AssertionSpecError(f"Assertion {kind}: unknown keys {', '.join(unknown)}.")
-    spec = AssertionSpec(
-        kind=kind,
-        value=data.get("value"),
-        column=data.get("column"),
-        case_sensitive=bool(data.get("case_sensitive", True)),
-    )
+    column, case_sensitive = data.get("column"), data.get("case_sensitive", True)
+    if column is not None and not isinstance(column, str):
+        raise AssertionSpecError(f"Assertion {kind}: 'column' names a column, not {column!r:.80}.")
+    if not isinstance(case_sensitive, bool):
+        raise AssertionSpecError(f"Assertion {kind}: 'case_sensitive' is true or false.")
+    spec = AssertionSpec(kind, data.get("value"), column, case_sensitive)
     if kind in _NEEDS_VALUE and spec.value is None and spec.column is None:
         raise AssertionSpecError(f"Assertion {kind} needs a 'value' or a 'column'.")
-    if kind == "regex" and spec.column is None:
-        _compile(str(spec.value), spec.case_sensitive)
-    if kind in ("max_latency_ms", "max_cost") and spec.column is None:
-        _number(spec.value, kind)
     if kind == "json_schema" and spec.column is None and not isinstance(spec.value, dict):
         raise AssertionSpecError("Assertion json_schema needs a JSON object as its value.")
+    if spec.column is None:
+        _check_value(spec, spec.value)
     return spec
+
+
+def parse_assertions(raw: Any) -> tuple[AssertionSpec, ...]:
+    """Read a decoded YAML/JSON list of assertions (``None``: none); raises
+    :class:`AssertionSpecError` naming the assertion at fault (1-based)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise AssertionSpecError(
+            "Assertions are a list, one per line, like '- {type: contains, value: Paris}'."
+        )
+    specs = []
+    for number, item in enumerate(raw, start=1):
+        try:
+            specs.append(parse_assertion(item))
+        except AssertionSpecError as exc:
+            raise AssertionSpecError(f"Assertion {number}: {exc}") from exc
+    return tuple(specs)
+
+
+def parse_assertions_yaml(text: str) -> tuple[AssertionSpec, ...]:
+    """Read assertions written as a YAML list (empty text: none); raises
+    :class:`AssertionSpecError` for text that is not YAML or not such a list."""
+    try:
+        raw = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise AssertionSpecError(f"The assertions are not valid YAML: {exc}") from exc
+    return parse_assertions(raw)
+
+
+def check_dataset_values(assertions: Sequence[AssertionSpec], dataset: Dataset) -> None:
+    """Check the values assertions take from dataset columns, before a batch sends anything.
+
+    The column must exist, and in every row a regex must compile, a limit be a number and
+    a JSON Schema be valid (JSON text or an object). Raises :class:`AssertionSpecError`
+    naming the assertion and the row (1-based).
+    """
+    for spec in assertions:
+        if spec.column is None:
+            continue
+        if spec.column not in dataset.columns:
+            raise AssertionSpecError(
+                f"Assertion {spec.label()}: the dataset has no column {spec.column!r}."
+            )
+        checked: set[str] = set()  # a value shared by many rows is checked once
+        for number, row in enumerate(dataset.rows, start=1):
+            value = row.get(spec.column)
+            key = json.dumps(value, sort_keys=True, default=str)
+            if key in checked:
+                continue
+            try:
+                _check_value(spec, value)
+            except AssertionSpecError as exc:
+                raise AssertionSpecError(f"Dataset row {number}: {exc}") from exc
+            checked.add(key)
+
+
+def _check_value(spec: AssertionSpec, value: Any) -> None:
+    """Raise :class:`AssertionSpecError` if ``value`` cannot be ``spec``'s expected value."""
+    if spec.kind == "regex":
+        _compile(str(value), spec.case_sensitive)
+    elif spec.kind in ("max_latency_ms", "max_cost"):
+        _number(value, spec.kind)
+    elif spec.kind == "json_schema":
+        _schema(value, spec.label())
 
 
 def check(
@@ -277,13 +351,31 @@ def _is_json(obs: Observation, _expected: Any, _case: bool) -> tuple[bool, str]:
     return error is None, error or "Valid JSON."
 
 
+def _schema(value: Any, label: str) -> dict[str, Any] | bool:
+    """``value`` (an object, or JSON text of one) as a checked JSON Schema; ``label``
+    names the assertion in the error."""
+    schema = value
+    if isinstance(value, str):
+        try:
+            schema = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise AssertionSpecError(
+                f"Assertion {label}: the schema is not valid JSON ({exc.msg} at line "
+                f"{exc.lineno} column {exc.colno})."
+            ) from exc
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise AssertionSpecError(f"Assertion {label}: {problem}.")
+    checked: dict[str, Any] | bool = schema
+    return checked
+
+
 def _json_schema(obs: Observation, expected: Any, _case: bool) -> tuple[bool, str]:
     value, error = _load_json(obs.content)
     if error is not None:
         return False, error
-    schema = json.loads(expected) if isinstance(expected, str) else expected
-    errors = schema_errors(value, schema)
-    return not errors, "Matches the schema." if not errors else "; ".join(errors[:3])
+    errors = schema_errors(value, _schema(expected, "json_schema"))
+    return not errors, "Matches the schema." if not errors else "; ".join(errors)
 
 
 def _number(value: Any, kind: str) -> float:

@@ -2,7 +2,8 @@
 
 A batch is template versions × dataset rows × models. Planning validates everything that
 can be checked before a request is sent: every template renders for every row, every
-variable has a column, every assertion is well-formed.
+variable has a column, every assertion is well-formed, also with the values it takes from
+a dataset column (a JSON Schema in each row is checked against Draft 2020-12).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.assertions import AssertionSpec, parse_assertion
+from playground.evaluation.assertions import (
+    AssertionSpec,
+    check_dataset_values,
+    parse_assertion,
+)
 from playground.evaluation.datasets import Dataset, map_columns, row_values
 from playground.evaluation.templates import RenderedPrompt, render
 from playground.providers.base import Balance, GenerationParams
@@ -123,6 +128,7 @@ def load_inputs(session: Session, spec: BatchSpec) -> BatchInputs:
     if found is None:
         raise InvalidRequestError(f"No dataset #{spec.dataset_id}.")
     dataset = found[1]
+    check_dataset_values(spec.assertions, dataset)
     versions: dict[int, TemplateVersion] = {}
     mappings: dict[int, dict[str, str]] = {}
     for version_id in spec.template_version_ids:

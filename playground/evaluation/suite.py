@@ -26,7 +26,11 @@ import yaml
 
 from playground.config import ProviderName
 from playground.errors import InvalidRequestError
-from playground.evaluation.assertions import AssertionSpec, parse_assertion
+from playground.evaluation.assertions import (
+    AssertionSpec,
+    check_dataset_values,
+    parse_assertions,
+)
 from playground.evaluation.datasets import Dataset, DatasetFormat, parse_dataset
 from playground.evaluation.templates import PromptTemplate, variables
 from playground.providers.base import MAX_TEMPERATURE, GenerationParams
@@ -107,14 +111,12 @@ def parse_suite(raw: dict[str, Any], *, base_dir: Path, default_title: str = "su
     models = raw.get("models")
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise SuiteError("'models' must be a non-empty list of model slugs.")
-    assertions_raw = raw.get("assertions", [])
-    if not isinstance(assertions_raw, list) or not all(isinstance(a, dict) for a in assertions_raw):
-        raise SuiteError("'assertions' must be a list of mappings like {type: contains, value: x}.")
-    assertions = tuple(parse_assertion(a) for a in assertions_raw)
+    assertions = parse_assertions(raw.get("assertions"))
     judge = raw.get("judge")
     if any(a.kind == "llm_judge" for a in assertions) and not isinstance(judge, str):
         raise SuiteError("An llm_judge assertion needs 'judge: <model slug>' in the suite.")
     dataset_name, dataset = _dataset(raw.get("dataset"), base_dir)
+    check_dataset_values(assertions, dataset)
     params = raw.get("params", {}) or {}
     if not isinstance(params, dict) or set(params) - {"temperature", "max_tokens"}:
         raise SuiteError("'params' may only set temperature and max_tokens.")
