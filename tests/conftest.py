@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import streamlit as st
 from streamlit.components.v2 import manifest_scanner
@@ -106,3 +107,11 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], str]]:
 
     monkeypatch.setattr(st, "download_button", spy)
     return captured
+
+
+# Property tests (hypothesis): enough examples to find a cut or an input that breaks a
+# parser, few enough for the whole suite's time; no deadline (the machine may be busy).
+# HYPOTHESIS_PROFILE=thorough searches 20 times longer.
+hypothesis.settings.register_profile("playground", max_examples=100, deadline=None)
+hypothesis.settings.register_profile("thorough", max_examples=2000, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "playground"))

@@ -195,6 +195,7 @@ def test_a_judge_refused_for_lack_of_balance_pauses_the_suite_and_says_so(
         ),
         ("template: {user: hi}\nmodels: [gpt-5]\ndataset: missing.csv", "Cannot read the dataset"),
         ("tempalte: {}", "Unknown suite keys: tempalte"),
+        ("0: x\nnull: y", "Unknown suite keys: 0, None."),
     ],
 )
 def test_bad_suite_exits_2_with_a_clear_message(

@@ -100,7 +100,7 @@ def load_suite(path: Path) -> Suite:
 
 def parse_suite(raw: dict[str, Any], *, base_dir: Path, default_title: str = "suite") -> Suite:
     """Build a :class:`Suite` from decoded YAML (paths relative to ``base_dir``)."""
-    unknown = sorted(set(raw) - SUITE_KEYS)
+    unknown = sorted(str(key) for key in set(raw) - SUITE_KEYS)
     if unknown:
         raise SuiteError(f"Unknown suite keys: {', '.join(unknown)}.")
     template_raw = raw.get("template")
