@@ -147,7 +147,7 @@ def parse_assertion(data: Any) -> AssertionSpec:
     """Read ``{"type": ..., "value": ... | "column": ...}``; raises :class:`AssertionSpecError`.
 
     A literal value is checked here (a regex compiles, a limit is a number, a JSON Schema
-    is valid); a column's values are checked per row by :func:`check_dataset_values`.
+    is valid); schemas in a dataset column are checked by :func:`check_dataset_values`.
     """
     if not isinstance(data, Mapping):
         raise AssertionSpecError(
@@ -207,9 +207,10 @@ def parse_assertions_yaml(text: str) -> tuple[AssertionSpec, ...]:
 def check_dataset_values(assertions: Sequence[AssertionSpec], dataset: Dataset) -> None:
     """Check the values assertions take from dataset columns, before a batch sends anything.
 
-    The column must exist, and in every row a regex must compile, a limit be a number and
-    a JSON Schema be valid (JSON text or an object). Raises :class:`AssertionSpecError`
-    naming the assertion and the row (1-based).
+    The column must exist, and a ``json_schema`` column must hold a valid JSON Schema
+    (JSON text or an object) in every row. Raises :class:`AssertionSpecError` naming the
+    assertion and the row (1-based). Other values that cannot serve (an invalid regex, a
+    limit that is no number) become an errored check of each answer when it is graded.
     """
     for spec in assertions:
         if spec.column is None:
@@ -218,6 +219,8 @@ def check_dataset_values(assertions: Sequence[AssertionSpec], dataset: Dataset) 
             raise AssertionSpecError(
                 f"Assertion {spec.label()}: the dataset has no column {spec.column!r}."
             )
+        if spec.kind != "json_schema":
+            continue
         checked: set[str] = set()  # a value shared by many rows is checked once
         for number, row in enumerate(dataset.rows, start=1):
             value = row.get(spec.column)
@@ -225,7 +228,7 @@ def check_dataset_values(assertions: Sequence[AssertionSpec], dataset: Dataset) 
             if key in checked:
                 continue
             try:
-                _check_value(spec, value)
+                _schema(value, spec.label())
             except AssertionSpecError as exc:
                 raise AssertionSpecError(f"Dataset row {number}: {exc}") from exc
             checked.add(key)
