@@ -19,12 +19,12 @@ $(BIN)/.dev-installed: $(BIN)/.runtime-installed requirements-dev.txt
 	touch $@
 
 run: $(BIN)/.runtime-installed
-	$(BIN)/streamlit run app.py --server.port $(PORT) $(if $(HOST),--server.address $(HOST))
+	$(BIN)/streamlit run serve.py --server.port $(PORT) $(if $(HOST),--server.address $(HOST))
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy playground ui pages app.py
+	$(BIN)/mypy playground ui pages app.py serve.py
 
 test: lint
 	$(BIN)/python -m pytest -q

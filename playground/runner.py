@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from playground.catalog import Catalog
 from playground.config import Settings
 from playground.errors import APIError, InvalidRequestError, user_message
+from playground.live_feed import EventFeed
 from playground.providers.base import (
     ContentDelta,
     Provider,
@@ -137,6 +138,8 @@ class RunHandle:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self.record_error: str | None = None
+        self.feed = EventFeed()
+        """Every change of this run in order, for the browser's live columns."""
 
     @property
     def done(self) -> bool:
@@ -178,6 +181,16 @@ class RunHandle:
     def _append(self, index: int, text: str) -> None:
         with self._lock:
             self._slots[index].chunks.append(text)
+
+    def _publish(self, event: RunEvent) -> None:
+        if isinstance(event, ModelDelta):
+            self.feed.publish("delta", event.index, event.text)
+        elif isinstance(event, ModelStarted):
+            self.feed.publish("status", event.index, event.result)
+            if event.result.content:  # an answer from the cache arrives whole
+                self.feed.publish("delta", event.index, event.result.content)
+        else:
+            self.feed.publish("finished", event.index, event.result)
 
 
 class Runner:
@@ -327,6 +340,7 @@ class Runner:
             tasks.append(task)
         await asyncio.gather(*tasks, return_exceptions=True)
         handle._done.set()
+        handle.feed.publish("done")
 
     async def _write(self, handle: RunHandle, fn: Callable[..., T], *args: Any) -> T | None:
         """Run a recorder call on the writer thread; a stop never abandons it half-way.
@@ -366,6 +380,7 @@ class Runner:
         on_event: EventCallback | None,
     ) -> None:
         def emit(event: RunEvent) -> None:
+            handle._publish(event)
             if on_event is not None:
                 try:
                     on_event(event)
@@ -462,7 +477,9 @@ class Runner:
                                 now = time.perf_counter()
                                 if first_content is None:
                                     first_content = now
-                                    handle._update(index, ttft_ms=(now - sent) * 1000)
+                                    ttft_ms = (now - sent) * 1000
+                                    handle._update(index, ttft_ms=ttft_ms)
+                                    handle.feed.publish("ttft", index, ttft_ms)
                                 handle._append(index, event.text)
                                 emit(ModelDelta(index, event.text))
                                 if recorder and now - last_flush >= self.flush_interval_s:

@@ -1,4 +1,4 @@
-"""The app as a real process (``streamlit run app.py``) and the Chromium that drives it.
+"""The app as a real process (``streamlit run serve.py``) and the Chromium that drives it.
 
 Browser tests and the UI benchmark share these, so both start the app the same way.
 """
@@ -41,7 +41,7 @@ def app_environment(fake: FakeServerProcess, data_dir: Path, **extra: str) -> di
 
 
 class AppProcess(ServiceProcess):
-    """``streamlit run app.py`` on a free port, logging to ``log_path``; a context manager."""
+    """``streamlit run serve.py`` on a free port, logging to ``log_path``; a context manager."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         super().__init__()
@@ -51,7 +51,7 @@ class AppProcess(ServiceProcess):
 
     def start(self) -> Self:
         """Start the app and wait for its health check; ``RuntimeError`` with the log if not."""
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py"]
+        cmd = [sys.executable, "-m", "streamlit", "run", "serve.py"]
         cmd += ["--server.port", str(self.port), "--server.headless", "true"]
         cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
         with self.log_path.open("ab") as log:  # a restart's output follows the first run's

@@ -1,0 +1,79 @@
+"""Live answers for the browser: who may follow a run, and its events as Server-Sent Events.
+
+The Compare page asks :func:`grant_stream` for a token once the viewer may see a run (the
+same check as opening it: owner, visibility, share token); the app's route
+(``GET /_run/<run_id>/events``) opens the feed with :func:`open_feed` and writes
+:func:`encode` of each batch of events. Anything refused looks like a run that does not
+exist, so a token, a run id or a user cannot be probed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from playground import services
+from playground.access.principal import Principal
+from playground.compare_view import metrics, status_label
+from playground.live_feed import EventFeed, FeedEvent, StreamGrants
+from playground.results import ModelResult
+from playground.runner import RunHandle
+
+ROUTE_PREFIX = "/_run/"
+RETRY_MS = 1000
+"""How long a browser waits before it reconnects a dropped stream."""
+
+_grants = StreamGrants()
+
+
+def events_path(run_id: str) -> str:
+    """The route's path for one run's events (relative to the app's base URL)."""
+    return f"{ROUTE_PREFIX}{run_id}/events"
+
+
+def grant_stream(
+    run_id: str, viewer: Principal | None = None, share_token: str | None = None
+) -> str | None:
+    """A token that opens ``run_id``'s live events for ``viewer``; ``None`` if they may not
+    see the run or it is not live in this process (then the page polls, as before)."""
+    view = services.open_run(run_id, viewer, share_token)
+    if not isinstance(view, RunHandle):
+        return None
+    return _grants.issue(view.run_id, viewer.subject if viewer is not None else None)
+
+
+def open_feed(run_id: str, token: str | None, subject: str | None) -> EventFeed | None:
+    """The run's feed if ``token`` was granted for it to ``subject``; ``None`` otherwise
+    (unknown run, wrong/missing/other user's token, run ended past the grace period)."""
+    handle = services.get_runner().get(run_id)
+    feed = handle.feed if handle is not None else None
+    return feed if _grants.check(run_id, token, subject, feed) else None
+
+
+def _status(result: ModelResult) -> dict[str, Any]:
+    text, colour = status_label(result)
+    return {"status": result.status, "label": text, "colour": colour}
+
+
+def event_json(event: FeedEvent) -> dict[str, Any]:
+    """What the browser's column needs of one event (``k`` names the kind, ``i`` the column)."""
+    data: dict[str, Any] = {"k": event.kind, "i": event.index}
+    if event.kind == "delta":
+        data["t"] = event.value
+    elif event.kind == "ttft":
+        data["ms"] = round(event.value)
+    elif event.kind in ("status", "finished"):
+        result: ModelResult = event.value
+        data.update(_status(result))
+        if event.kind == "finished":
+            data["metrics"] = [list(pair) for pair in metrics(result)]
+    return data
+
+
+def encode(events: Sequence[FeedEvent]) -> str:
+    """``events`` as Server-Sent Events, each with its id (what ``Last-Event-ID`` resumes)."""
+    return "".join(
+        f"id: {event.id}\ndata: {json.dumps(event_json(event), separators=(',', ':'))}\n\n"
+        for event in events
+    )

@@ -1,0 +1,189 @@
+"""Live events of a run: the ordered feed, the per-run tokens, and the route over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from playground import config, live_stream, services
+from playground.access.principal import Principal
+from playground.live_feed import EventFeed, StreamGrants
+from playground.providers.base import Message
+from playground.results import CompareRequest, ModelTarget
+from playground.runner import RunHandle
+from tests.fake_elumenta.process import free_port
+from ui.live_route import live_routes
+
+MODELS = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash")
+
+
+def start_run(owner: str | None = None, time_scale: str = "0.01") -> RunHandle:
+    request = CompareRequest(
+        messages=(Message("user", "Tell me about streams"),),
+        targets=tuple(ModelTarget("demo", m) for m in MODELS),
+    )
+    connection = services.connection_from_state({})
+    return services.get_runner().start(
+        replace(request, owner=owner), services.get_providers(connection)
+    )
+
+
+def texts(events: list[dict[str, object]]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for event in events:
+        if event["k"] == "delta":
+            index = int(str(event["i"]))
+            out[index] = out.get(index, "") + str(event["t"])
+    return out
+
+
+def test_feed_replays_a_run_in_order_and_resumes_from_any_event(app_env: Path) -> None:
+    handle = start_run()
+    snapshot = handle.wait(30)
+    events, ended = handle.feed.read()
+    assert ended and events[-1].kind == "done"
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    as_json = [live_stream.event_json(e) for e in events]
+    assert texts(as_json) == {r.index: r.content for r in snapshot.results}
+    finished = [e for e in as_json if e["k"] == "finished"]
+    assert sorted(int(str(e["i"])) for e in finished) == [0, 1, 2]
+    assert all(e["status"] == "completed" and e["metrics"] for e in finished)
+    assert {e["i"] for e in as_json if e["k"] == "ttft"} == {0, 1, 2}
+    # Resuming after any id gives exactly the rest: nothing doubled, nothing lost.
+    middle = len(events) // 2
+    rest, _ = handle.feed.read(middle)
+    assert events[:middle] + rest == events
+
+
+def test_feed_wakes_subscribers_and_ignores_events_after_done() -> None:
+    feed = EventFeed()
+    woken: list[int] = []
+    unsubscribe = feed.subscribe(lambda: woken.append(1))
+    feed.publish("delta", 0, "a")
+    unsubscribe()
+    feed.publish("done")
+    feed.publish("delta", 0, "late")
+    events, ended = feed.read()
+    assert woken == [1] and ended and [e.kind for e in events] == ["delta", "done"]
+
+
+def test_grant_opens_only_its_run_for_its_user_until_the_grace_period_ends() -> None:
+    grants = StreamGrants(grace_s=0.2)
+    feed, other_feed = EventFeed(), EventFeed()
+    token = grants.issue("run-a", "ana@example.org")
+    other = grants.issue("run-b", "ana@example.org")
+    assert grants.check("run-a", token, "ana@example.org", feed)
+    assert not grants.check("run-a", None, "ana@example.org", feed)
+    assert not grants.check("run-a", "", "ana@example.org", feed)
+    assert not grants.check("run-a", token + "x", "ana@example.org", feed)
+    assert not grants.check("run-a", other, "ana@example.org", feed)
+    assert not grants.check("run-b", token, "ana@example.org", other_feed)
+    assert not grants.check("run-a", token, "bob@example.org", feed)
+    assert not grants.check("run-a", token, None, feed)
+    assert not grants.check("run-a", token, "ana@example.org", None)
+    feed.publish("done")
+    assert grants.check("run-a", token, "ana@example.org", feed)  # a reload right at the end
+    time.sleep(0.3)
+    assert not grants.check("run-a", token, "ana@example.org", feed)
+
+
+@pytest.fixture
+def route_url(app_env: Path) -> Iterator[str]:
+    """The app's own routes served by uvicorn on a free port (real HTTP)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(Starlette(routes=live_routes()), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def sse_events(response: httpx.Response) -> list[tuple[int, dict[str, object]]]:
+    events, event_id = [], 0
+    for line in response.text.splitlines():
+        if line.startswith("id: "):
+            event_id = int(line[4:])
+        elif line.startswith("data: "):
+            events.append((event_id, json.loads(line[6:])))
+    return events
+
+
+def test_route_streams_a_run_to_its_token_and_resumes_after_last_event_id(
+    route_url: str,
+) -> None:
+    handle = start_run()
+    token = live_stream.grant_stream(handle.run_id)
+    assert token is not None
+    url = route_url + live_stream.events_path(handle.run_id)
+    with httpx.Client(timeout=30) as client:
+        whole = client.get(url, params={"token": token})
+        assert whole.status_code == 200
+        assert whole.headers["content-type"].startswith("text/event-stream")
+        assert whole.headers["x-accel-buffering"] == "no"
+        events = sse_events(whole)
+        assert events[-1][1]["k"] == "done"
+        snapshot = handle.snapshot()
+        assert texts([e for _, e in events]) == {r.index: r.content for r in snapshot.results}
+        # A reconnect sends the last id it saw and gets the rest only.
+        cut = events[len(events) // 3][0]
+        rest = client.get(url, headers={"X-Stream-Token": token, "Last-Event-ID": str(cut)})
+        assert [i for i, _ in rest_events(rest)] == [i for i, _ in events if i > cut]
+
+
+def rest_events(response: httpx.Response) -> list[tuple[int, dict[str, object]]]:
+    assert response.status_code == 200
+    return sse_events(response)
+
+
+def test_route_refuses_missing_wrong_and_other_runs_tokens_like_an_unknown_run(
+    route_url: str,
+) -> None:
+    handle, other = start_run(), start_run()
+    token = live_stream.grant_stream(other.run_id)
+    url = route_url + live_stream.events_path(handle.run_id)
+    with httpx.Client(timeout=30) as client:
+        refused = [
+            client.get(url),
+            client.get(url, params={"token": "not-a-token"}),
+            client.get(url, params={"token": token}),
+            client.get(route_url + live_stream.events_path("0" * 32), params={"token": token}),
+        ]
+    assert [r.status_code for r in refused] == [404] * 4
+    assert len({r.text for r in refused}) == 1
+
+
+def test_hosted_route_serves_a_run_only_to_the_user_it_was_granted_to(
+    route_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
+    config.get_settings.cache_clear()
+    ana = Principal(user_id=1, subject="ana@example.org", display_name="Ana", role="member")
+    handle = start_run(owner=ana.subject)
+    token = live_stream.grant_stream(handle.run_id, ana)
+    assert token is not None
+    url = route_url + live_stream.events_path(handle.run_id)
+    with httpx.Client(timeout=30) as client:
+        as_ana = client.get(
+            url, params={"token": token}, headers={"X-Forwarded-Email": ana.subject}
+        )
+        as_bob = client.get(
+            url, params={"token": token}, headers={"X-Forwarded-Email": "bob@example.org"}
+        )
+        as_nobody = client.get(url, params={"token": token})
+    assert as_ana.status_code == 200 and sse_events(as_ana)[-1][1]["k"] == "done"
+    assert as_bob.status_code == 404 and as_nobody.status_code == 404
