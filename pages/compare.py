@@ -28,6 +28,7 @@ from playground.results import ModelResult
 from playground.safe_text import escape_markdown
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
+from ui.live_column import live_answer, stream_urls
 from ui.rating import rate_answer
 from ui.session import connection_and_providers
 
@@ -313,7 +314,17 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
     return draw
 
 
-def draw_results(polling: bool) -> None:
+def live_columns(columns: list[ColumnRef], urls: dict[str, str]) -> ColumnTools:
+    def draw(position: int, result: ModelResult) -> None:
+        run_id = columns[position].run_id
+        live_answer(run_id, urls[run_id], position, result)
+
+    return draw
+
+
+def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
+    """The columns: polled (a fragment), followed live by the browser (``live``: each
+    run's stream URL), or finished."""
     columns = st.session_state[COLUMNS]
     state = services.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
     if state is None:
@@ -331,7 +342,13 @@ def draw_results(polling: bool) -> None:
             stop_all.button(
                 "Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,)
             )
-        draw_grid(results, by_key, while_running=stop_button, when_done=after_run_buttons(done))
+        draw_grid(
+            results,
+            by_key,
+            while_running=stop_button,
+            when_done=after_run_buttons(done),
+            live_answer=None if live is None else live_columns(columns, live),
+        )
 
 
 if NOTICE in st.session_state:
@@ -356,4 +373,13 @@ if st.session_state.get(COLUMNS):
             elif st.session_state.get(SHARED):
                 st.caption("To share this comparison, open it in History and create a link.")
         else:
-            st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)
+            live = stream_urls(
+                [c.run_id for c in st.session_state[COLUMNS]],
+                principal,
+                st.session_state.get(SHARE_TOKEN),
+            )
+            if live is not None:
+                # The browser follows the run; Streamlit reruns when it ends or on a click.
+                draw_results(polling=False, live=live)
+            else:
+                st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)

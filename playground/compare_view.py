@@ -262,22 +262,29 @@ def status_label(result: ModelResult) -> tuple[str, BadgeColour]:
 
 
 def column_header(
-    name: str, label: str, result: ModelResult, *, fastest: bool = False, cheapest: bool = False
+    name: str,
+    label: str,
+    result: ModelResult,
+    *,
+    fastest: bool = False,
+    cheapest: bool = False,
+    status: bool = True,
 ) -> str:
-    """A column's header as one markdown text: the model's name, its status badge, the
-    Fastest/Cheapest marks, and the picker label small underneath.
+    """A column's header as one markdown text: the model's name, its status badge (unless
+    ``status`` is false: a live column shows its own), the Fastest/Cheapest marks, and the
+    picker label small underneath.
 
-    One element instead of a row of five: a live column is redrawn up to ten times a
-    second for every user, and each element is a message from the app process to the
+    One element instead of a row of five: a polled live column is redrawn up to ten times
+    a second for every user, and each element is a message from the app process to the
     browser.
     """
     text, colour = status_label(result)
-    badges = [f":{colour}-badge[{text}]"]
+    badges = [f":{colour}-badge[{text}]"] if status else []
     if fastest:
         badges.append(":violet-badge[:material/bolt: Fastest]")
     if cheapest:
         badges.append(":green-badge[:material/savings: Cheapest]")
-    title = f"**{escape_markdown(name)}** {' '.join(badges)}"
+    title = " ".join([f"**{escape_markdown(name)}**", *badges])
     return f"{title}  \n:gray[:small[{escape_markdown(label)}]]"
 
 

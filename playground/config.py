@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     flush_interval_s: float = Field(
         default=1.5, gt=0, validation_alias=_env("PLAYGROUND_FLUSH_INTERVAL_S")
     )
+    # Live answers reach the browser over the app's own route (GET /_run/<id>/events); off,
+    # every page polls as it did before (a proxy that cannot pass the route, a comparison).
+    live_route: bool = Field(default=True, validation_alias=_env("PLAYGROUND_LIVE_ROUTE"))
 
     demo_time_scale: float = Field(
         default=1.0, ge=0, validation_alias=_env("PLAYGROUND_DEMO_TIME_SCALE")

@@ -52,8 +52,13 @@ def draw_grid(
     *,
     while_running: ColumnTools | None = None,
     when_done: ColumnTools | None = None,
+    live_answer: ColumnTools | None = None,
 ) -> None:
-    """Every result in its own column, in balanced rows of at most three."""
+    """Every result in its own column, in balanced rows of at most three.
+
+    With ``live_answer``, an unfinished column's answer (and its status badge) is drawn by
+    it: the live component that follows the run in the browser.
+    """
     marks = highlights(results)
     rows = row_layout(len(results))
     for row in rows:
@@ -61,6 +66,7 @@ def draw_grid(
             with column.container(border=True, key=f"column-{position}"):
                 result = results[position]
                 name, label = model_title(result, titles)
+                live = live_answer if not result.is_terminal else None
                 st.markdown(
                     column_header(
                         name,
@@ -68,9 +74,10 @@ def draw_grid(
                         result,
                         fastest=position in marks.fastest,
                         cheapest=position in marks.cheapest,
+                        status=live is None,
                     )
                 )
-                _draw_body(position, result, while_running, when_done)
+                _draw_body(position, result, while_running, when_done, live)
 
 
 def _draw_body(
@@ -78,6 +85,7 @@ def _draw_body(
     result: ModelResult,
     while_running: ColumnTools | None,
     when_done: ColumnTools | None,
+    live_answer: ColumnTools | None,
 ) -> None:
     # A fixed slot keeps every later element in place when the live tools disappear.
     live_tools = st.empty()
@@ -85,7 +93,10 @@ def _draw_body(
         with live_tools:
             while_running(position, result)
     with st.container(key=f"answer-{position}"):
-        st.markdown(inert_images(result.content) or WAITING_TEXT)
+        if live_answer is not None:
+            live_answer(position, result)
+        else:
+            st.markdown(inert_images(result.content) or WAITING_TEXT)
     notice = column_notice(result)
     if notice is not None:
         level, message = notice

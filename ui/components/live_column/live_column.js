@@ -1,0 +1,155 @@
+// One live answer column: follows its run's Server-Sent Events and appends the text as it
+// arrives. Model output is untrusted: it only ever becomes a Text node (never HTML), so an
+// answer full of <script> or <img onerror> stays inert. Streamlit redraws the column as
+// markdown once the whole run is done (this component asks for that rerun).
+//
+// All columns of a run share one EventSource (browsers allow ~6 connections per host), kept
+// on globalThis so a column mounted again after a rerun picks up the text received so far.
+
+const shared = (globalThis.__playgroundLive ??= { runs: new Map() });
+
+function columnOf(run, index) {
+  let column = run.columns.get(index);
+  if (!column) {
+    column = { text: "", status: "pending", label: "Waiting", colour: "gray", ttft: null,
+               metrics: null, startedAt: performance.now() };
+    run.columns.set(index, column);
+  }
+  return column;
+}
+
+function apply(run, event) {
+  if (event.k === "done") {
+    run.done = true;
+    run.source.close();
+    return;
+  }
+  const column = columnOf(run, event.i);
+  if (event.k === "delta") {
+    column.text += event.t;
+  } else if (event.k === "ttft") {
+    column.ttft = event.ms;
+  } else {
+    column.status = event.status;
+    column.label = event.label;
+    column.colour = event.colour;
+    if (event.metrics) column.metrics = event.metrics;
+  }
+}
+
+function follow(url) {
+  let run = shared.runs.get(url);
+  if (run) return run;
+  run = { url, columns: new Map(), views: new Set(), done: false, failed: false, seen: false,
+          askedRerun: false, source: new EventSource(url) };
+  shared.runs.set(url, run);
+  run.source.onmessage = (message) => {
+    run.seen = true;
+    const event = JSON.parse(message.data);
+    apply(run, event);
+    for (const view of run.views) view.update(event);
+  };
+  run.source.onerror = () => {
+    if (run.done || run.seen) return; // a dropped stream: EventSource resumes by itself
+    // Not one event ever came through (a proxy blocks or buffers the route): give up and
+    // let the page poll, as it did before this route existed.
+    run.source.close();
+    run.failed = true;
+    shared.runs.delete(url);
+    for (const view of run.views) view.update({ k: "failed" });
+  };
+  return run;
+}
+
+function element(tag, className, parent) {
+  const node = document.createElement(tag);
+  node.className = className;
+  parent.appendChild(node);
+  return node;
+}
+
+function seconds(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  // Mounted again with the same data (a rerun): start from a clean element.
+  parentElement.querySelector(".live-column")?.remove();
+  const root = element("div", "live-column", parentElement);
+  const statusLine = element("div", "live-status", root);
+  const badge = element("span", "live-badge", statusLine);
+  const metricsLine = element("span", "live-metrics", statusLine);
+  const answer = element("div", "live-answer", root);
+  const index = data.index;
+  const run = follow(data.url);
+  const column = columnOf(run, index);
+
+  // The answer is one Text node; new text is appended to it, never parsed.
+  answer.textContent = column.text || data.waiting;
+  let textNode = answer.firstChild;
+  let showingText = Boolean(column.text);
+
+  function drawStatus() {
+    badge.textContent = column.label;
+    badge.dataset.colour = column.colour;
+    root.dataset.status = column.status;
+    const parts = [];
+    if (column.metrics) {
+      for (const [name, value] of column.metrics) parts.push(`${name} ${value}`);
+    } else {
+      if (column.ttft !== null) parts.push(`TTFT ${seconds(column.ttft)}`);
+      if (column.text) parts.push(`${column.text.length.toLocaleString()} chars`);
+      if (data.price !== null && data.price !== undefined) parts.push(`Cost ≈ ${data.price} tokens`);
+    }
+    metricsLine.textContent = parts.join(" · ");
+  }
+
+  let statusQueued = false;
+  function queueStatus() {
+    if (statusQueued) return;
+    statusQueued = true;
+    requestAnimationFrame(() => {
+      statusQueued = false;
+      drawStatus();
+    });
+  }
+
+  function askRerun(name) {
+    if (run.askedRerun) return;
+    run.askedRerun = true; // one rerun per run, whichever of its columns sees the end first
+    setTriggerValue(name, true);
+  }
+
+  const view = {
+    update(event) {
+      if (event.k === "failed") {
+        askRerun("fallback");
+        return;
+      }
+      if (event.k === "done") {
+        queueStatus();
+        askRerun("done");
+        return;
+      }
+      if (event.i !== index) return;
+      if (event.k === "delta") {
+        if (!showingText) {
+          answer.textContent = "";
+          textNode = document.createTextNode("");
+          answer.appendChild(textNode);
+          showingText = true;
+        }
+        textNode.appendData(event.t);
+      }
+      queueStatus();
+    },
+  };
+  run.views.add(view);
+  drawStatus();
+  if (run.done) askRerun("done");
+  return () => {
+    run.views.delete(view);
+    root.remove();
+  };
+}

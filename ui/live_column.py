@@ -1,0 +1,79 @@
+"""Live answer columns: the browser follows a run's events itself, Streamlit draws the rest.
+
+A live column is a component (``ui/components/live_column``: its JS and CSS ship with the
+app, nothing is fetched at run time) that opens the run's event stream and appends the
+text as plain text while it arrives, with a status badge and live metrics. The page reruns
+only when the run starts, on clicks, and once when the whole run is done (the component
+asks for that rerun); the final rerun draws every answer as markdown with its tools.
+
+Where the stream cannot be reached (a proxy blocks or buffers it, the feature is off), the
+component says so before any event came and the page falls back to polling for good.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from playground import services
+from playground.access.principal import Principal
+from playground.live_stream import events_path, grant_stream
+from playground.results import ModelResult
+
+_ASSETS = Path(__file__).parent / "components" / "live_column"
+TOKENS = "live.tokens"
+"""Session state: the stream token of each run this session follows (``run_id -> token``)."""
+FALLBACK = "live.fallback"
+"""Session state: set once the stream could not be reached; the page then polls."""
+WAITING = "Waiting for the first token…"
+
+_component = st.components.v2.component(
+    "playground.live_column",
+    js=(_ASSETS / "live_column.js").read_text(encoding="utf-8"),
+    css=(_ASSETS / "live_column.css").read_text(encoding="utf-8"),
+)
+
+
+def stream_urls(
+    run_ids: list[str], viewer: Principal | None, share_token: str | None = None
+) -> dict[str, str] | None:
+    """Each run's event-stream URL for this session, or ``None`` when the page should poll
+    instead (the route is off or unreachable, or a run is not live here)."""
+    if not services.get_settings().live_route or st.session_state.get(FALLBACK):
+        return None
+    tokens: dict[str, str] = st.session_state.setdefault(TOKENS, {})
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    urls = {}
+    for run_id in dict.fromkeys(run_ids):
+        token = tokens.get(run_id) or grant_stream(run_id, viewer, share_token)
+        if token is None:
+            return None
+        tokens[run_id] = token
+        urls[run_id] = f"{'/' + base if base else ''}{events_path(run_id)}?token={token}"
+    return urls
+
+
+def _fall_back() -> None:
+    st.session_state[FALLBACK] = True
+
+
+def _done() -> None:
+    """Nothing to do: the rerun the component asked for redraws the finished run."""
+
+
+def live_answer(run_id: str, url: str, position: int, result: ModelResult) -> None:
+    """The live component for ``result``'s column ``position`` of run ``run_id``."""
+    data: dict[str, Any] = {
+        "url": url,
+        "index": result.index,
+        "waiting": WAITING,
+        "price": result.price_tokens,
+    }
+    _component(
+        key=f"live-{run_id}-{result.index}-{position}",
+        data=data,
+        on_done_change=_done,
+        on_fallback_change=_fall_back,
+    )
