@@ -33,14 +33,16 @@ def events_path(run_id: str) -> str:
 
 
 def grant_stream(
-    run_id: str, viewer: Principal | None = None, share_token: str | None = None
+    ref: str, viewer: Principal | None = None, share_token: str | None = None
 ) -> str | None:
-    """A token that opens ``run_id``'s live events for ``viewer``; ``None`` if they may not
-    see the run or it is not live in this process (then the page polls, as before)."""
-    view = services.open_run(run_id, viewer, share_token)
+    """The URL path (with a new token) of the live events of the run ``ref`` names (a run
+    id or a shared comparison's id) for ``viewer``; ``None`` if they may not see the run or
+    it is not live in this process (then the page polls, as before)."""
+    view = services.open_run(ref, viewer, share_token)
     if not isinstance(view, RunHandle):
         return None
-    return _grants.issue(view.run_id, viewer.subject if viewer is not None else None)
+    token = _grants.issue(view.run_id, viewer.subject if viewer is not None else None)
+    return f"{events_path(view.run_id)}?token={token}"
 
 
 def open_feed(run_id: str, token: str | None, subject: str | None) -> EventFeed | None:

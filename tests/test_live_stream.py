@@ -126,9 +126,9 @@ def test_route_streams_a_run_to_its_token_and_resumes_after_last_event_id(
     route_url: str,
 ) -> None:
     handle = start_run()
-    token = live_stream.grant_stream(handle.run_id)
-    assert token is not None
-    url = route_url + live_stream.events_path(handle.run_id)
+    path = live_stream.grant_stream(handle.run_id)
+    assert path is not None
+    url, token = (route_url + path).split("?token=")
     with httpx.Client(timeout=30) as client:
         whole = client.get(url, params={"token": token})
         assert whole.status_code == 200
@@ -153,7 +153,9 @@ def test_route_refuses_missing_wrong_and_other_runs_tokens_like_an_unknown_run(
     route_url: str,
 ) -> None:
     handle, other = start_run(), start_run()
-    token = live_stream.grant_stream(other.run_id)
+    path = live_stream.grant_stream(other.run_id)
+    assert path is not None
+    token = path.split("?token=")[1]
     url = route_url + live_stream.events_path(handle.run_id)
     with httpx.Client(timeout=30) as client:
         refused = [
@@ -174,9 +176,9 @@ def test_hosted_route_serves_a_run_only_to_the_user_it_was_granted_to(
     config.get_settings.cache_clear()
     ana = Principal(user_id=1, subject="ana@example.org", display_name="Ana", role="member")
     handle = start_run(owner=ana.subject)
-    token = live_stream.grant_stream(handle.run_id, ana)
-    assert token is not None
-    url = route_url + live_stream.events_path(handle.run_id)
+    path = live_stream.grant_stream(handle.run_id, ana)
+    assert path is not None
+    url, token = (route_url + path).split("?token=")
     with httpx.Client(timeout=30) as client:
         as_ana = client.get(
             url, params={"token": token}, headers={"X-Forwarded-Email": ana.subject}

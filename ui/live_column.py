@@ -19,12 +19,12 @@ import streamlit as st
 
 from playground import services
 from playground.access.principal import Principal
-from playground.live_stream import events_path, grant_stream
+from playground.live_stream import grant_stream
 from playground.results import ModelResult
 
 _ASSETS = Path(__file__).parent / "components" / "live_column"
-TOKENS = "live.tokens"
-"""Session state: the stream token of each run this session follows (``run_id -> token``)."""
+STREAMS = "live.streams"
+"""Session state: the stream path (with its token) of each run this session follows."""
 FALLBACK = "live.fallback"
 """Session state: set once the stream could not be reached; the page then polls."""
 WAITING = "Waiting for the first token…"
@@ -43,15 +43,15 @@ def stream_urls(
     instead (the route is off or unreachable, or a run is not live here)."""
     if not services.get_settings().live_route or st.session_state.get(FALLBACK):
         return None
-    tokens: dict[str, str] = st.session_state.setdefault(TOKENS, {})
+    granted: dict[str, str] = st.session_state.setdefault(STREAMS, {})
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")
     urls = {}
     for run_id in dict.fromkeys(run_ids):
-        token = tokens.get(run_id) or grant_stream(run_id, viewer, share_token)
-        if token is None:
+        path = granted.get(run_id) or grant_stream(run_id, viewer, share_token)
+        if path is None:
             return None
-        tokens[run_id] = token
-        urls[run_id] = f"{'/' + base if base else ''}{events_path(run_id)}?token={token}"
+        granted[run_id] = path
+        urls[run_id] = f"/{base}{path}" if base else path
     return urls
 
 

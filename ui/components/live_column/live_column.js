@@ -7,6 +7,7 @@
 // on globalThis so a column mounted again after a rerun picks up the text received so far.
 
 const shared = (globalThis.__playgroundLive ??= { runs: new Map() });
+const RETRY_MS = 1000;
 
 function columnOf(run, index) {
   let column = run.columns.get(index);
@@ -41,24 +42,40 @@ function follow(url) {
   let run = shared.runs.get(url);
   if (run) return run;
   run = { url, columns: new Map(), views: new Set(), done: false, failed: false, seen: false,
-          askedRerun: false, source: new EventSource(url) };
+          askedRerun: false, lastId: 0, source: null };
   shared.runs.set(url, run);
-  run.source.onmessage = (message) => {
+  connect(run);
+  return run;
+}
+
+// Opens the stream from the last event this page has (a reconnect sends it in the URL,
+// so a proxy that drops the Last-Event-ID header cannot cause doubled text); an event
+// already applied is skipped all the same.
+function connect(run) {
+  const source = new EventSource(run.lastId ? `${run.url}&last_event_id=${run.lastId}` : run.url);
+  run.source = source;
+  source.onmessage = (message) => {
+    const id = Number(message.lastEventId);
+    if (id <= run.lastId) return;
+    run.lastId = id;
     run.seen = true;
     const event = JSON.parse(message.data);
     apply(run, event);
     for (const view of run.views) view.update(event);
   };
-  run.source.onerror = () => {
-    if (run.done || run.seen) return; // a dropped stream: EventSource resumes by itself
+  source.onerror = () => {
+    source.close();
+    if (run.done) return;
+    if (run.seen) {
+      setTimeout(() => connect(run), RETRY_MS); // a dropped stream: resume where it stopped
+      return;
+    }
     // Not one event ever came through (a proxy blocks or buffers the route): give up and
     // let the page poll, as it did before this route existed.
-    run.source.close();
     run.failed = true;
-    shared.runs.delete(url);
+    shared.runs.delete(run.url);
     for (const view of run.views) view.update({ k: "failed" });
   };
-  return run;
 }
 
 function element(tag, className, parent) {

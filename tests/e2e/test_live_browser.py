@@ -1,0 +1,139 @@
+"""Live answers in Chromium: the browser follows each run's event stream over the app's route.
+
+Text arrives in a live column without Streamlit reruns, survives a dropped connection and a
+reload, stays inert if it is HTML, and the page falls back to polling when the route is
+blocked. The answer the live column showed is read from the component's own state (what it
+appended to the page), so a doubled or lost piece of text would show.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from tests.e2e.app_driver import column, pick_models, run_prompt
+from tests.fake_elumenta.process import FakeServerProcess
+
+pytestmark = pytest.mark.browser
+
+NANO = "GPT-5 Nano · Starter · 1 token"
+GPT5 = "GPT-5 · Basic+ · 2 tokens"
+HAIKU = "Claude Haiku 4.5 · Starter · 1 token"
+WORDS = " ".join(f"W{n:02d}" for n in range(40))
+
+
+def live_text(page: Page, position: int) -> str:
+    """The text the live column of ``position`` shows (empty before its first token)."""
+    answer = column(page, position).locator(".live-answer")
+    return answer.inner_text() if answer.count() else ""
+
+
+def streamed_text(page: Page, index: int) -> list[str]:
+    """What the component appended for model ``index`` of each run it followed."""
+    return list(
+        page.evaluate(
+            "index => [...(globalThis.__playgroundLive?.runs.values() ?? [])]"
+            ".map(run => run.columns.get(index)?.text ?? '')",
+            index,
+        )
+    )
+
+
+def test_three_models_stream_live_and_the_text_grows_without_reruns(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 30, "delay_ms": 60})
+    pick_models(app_page, [NANO, GPT5, HAIKU])
+    run_prompt(app_page, "Count slowly")
+
+    first = column(app_page, 0)
+    expect(first.locator(".live-answer")).to_contain_text("W03")
+    expect(first.locator(".live-badge")).to_have_text("Streaming…")
+    expect(first.locator(".live-metrics")).to_contain_text(re.compile(r"TTFT \d"))
+    before = live_text(app_page, 0)
+    # More text is appended to what was there: the column grows, it is not redrawn.
+    grown = re.compile("^" + re.escape(before) + ".+")
+    expect(first.locator(".live-answer")).to_have_text(grown)
+    for position in range(3):
+        expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
+        expect(column(app_page, position)).to_contain_text("W00 W01 W02")
+        expect(column(app_page, position)).to_contain_text(re.compile(r"Latency \d"))
+    assert streamed_text(app_page, 2) == [WORDS]
+
+
+def test_an_html_answer_stays_inert_while_it_streams(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    payload = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+    fake.script("claude-haiku-4.5", {"text": f"Before {payload} after {WORDS}", "delay_ms": 40})
+    pick_models(app_page, [HAIKU])
+    run_prompt(app_page, "Say something dangerous")
+
+    answer = column(app_page, 0)
+    expect(answer.locator(".live-answer")).to_contain_text(payload)
+    assert answer.locator("script, img").count() == 0
+    expect(answer.get_by_text("Done", exact=True)).to_be_visible()
+    expect(answer).to_contain_text(payload)
+    assert answer.locator("script, img").count() == 0
+    assert app_page.evaluate("window.__xss") is None
+
+
+def test_a_dropped_stream_resumes_from_its_last_event(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 30})
+    asked: list[str] = []
+
+    def cut_the_first_stream(route: Route) -> None:
+        asked.append(route.request.url)
+        if len(asked) > 1:
+            route.continue_()
+            return
+        # The connection ends after a third of the run's events, as a proxy would cut it.
+        response = route.fetch()
+        events = response.text().split("\n\n")
+        route.fulfill(response=response, body="\n\n".join(events[: len(events) // 3]) + "\n\n")
+
+    app_page.route("**/_run/*/events*", cut_the_first_stream)
+    pick_models(app_page, [NANO, HAIKU])
+    run_prompt(app_page, "Count for a while")
+
+    for position in range(2):
+        expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
+    assert "last_event_id" not in asked[0]
+    assert int(re.findall(r"last_event_id=(\d+)", asked[1])[0]) > 0
+    assert streamed_text(app_page, 0) == [WORDS]
+    assert streamed_text(app_page, 1) == [WORDS]
+
+
+def test_a_reload_mid_stream_shows_the_run_continuing(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5", {"text": WORDS, "ttft_ms": 20, "delay_ms": 120})
+    pick_models(app_page, [GPT5])
+    run_prompt(app_page, "Count through a reload")
+    expect(column(app_page, 0).locator(".live-answer")).to_contain_text("W02")
+
+    app_page.reload()
+    live = column(app_page, 0).locator(".live-answer")
+    expect(live).to_contain_text("W00 W01 W02")
+    expect(column(app_page, 0).locator(".live-badge")).to_have_text("Streaming…")
+    expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible(timeout=20_000)
+    expect(column(app_page, 0)).to_contain_text(WORDS)
+    assert streamed_text(app_page, 0) == [WORDS]
+
+
+def test_a_blocked_stream_falls_back_to_polling_with_the_same_result(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 30})
+    app_page.route("**/_run/*/events*", lambda route: route.abort())
+    pick_models(app_page, [NANO, HAIKU])
+    run_prompt(app_page, "Count behind a strict proxy")
+
+    for position in range(2):
+        expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
+        expect(column(app_page, position)).to_contain_text(WORDS)
+    assert column(app_page, 0).locator(".live-answer").count() == 0
