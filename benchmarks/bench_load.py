@@ -12,9 +12,16 @@ model's first answer text on the page) beside the runner's own (request sent to 
 text, from the history), the time until all six columns are done, and the app process's
 CPU and memory (before the users arrive, and while they run).
 
+Each path in ``--paths`` is measured in turn, in the same run, on a fresh app process:
+``polling`` (``PLAYGROUND_LIVE_ROUTE=false``: the page redraws live columns from a polled
+fragment, the path before the live route) and ``live`` (the browser follows each run's
+event stream; the client reads it as a live column does). Compare their ratios, not
+absolute figures from different runs.
+
 Needs PLAYGROUND_TEST_POSTGRES_URL (a fresh schema is created and dropped).
 Usage: ``python benchmarks/bench_load.py [--client ws|browser] [--users 20] [--duration 60]
-[--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000] [--think-s 0]``.
+[--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000] [--think-s 0]
+[--paths polling,live]``.
 """
 
 from __future__ import annotations
@@ -52,30 +59,39 @@ def main() -> None:
         default=0.0,
         help="average pause between a user's rounds (0: Run again at once)",
     )
+    parser.add_argument(
+        "--paths", default="polling,live", help="comma-separated: polling, live (in order)"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     run_load = CLIENTS[args.client]
-
-    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    with FakeServerProcess(log_path=work / "fake.log") as fake:
-        fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
-        fake.script("*", {"ttft_ms": args.ttft_ms, "delay_ms": args.delay_ms})
-        # Users who press Run again the moment a round ends would reach the default limit
-        # of 60 model requests a minute (refused by design); the load is what is measured.
-        with hosted_app_process(
-            fake, work, PLAYGROUND_REQUESTS_PER_MINUTE=str(args.requests_per_minute)
-        ) as app:
-            assert app.process.pid is not None
-            with ProcessWatcher(app.process.pid) as watcher:
-                load = run_load(app.url, args.users, duration_s=args.duration, think_s=args.think_s)
-            requests = len(model_requests(fake))
-            runner_ttft_ms = recorded_ttft_ms(app.store)
     print(
         f"client {args.client}; the fake answers after {args.ttft_ms:.0f} ms, "
         f"then a word every {args.delay_ms:.0f} ms; users pause {args.think_s:g} s "
         "between rounds on average"
     )
-    print(describe_load(load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms))
+    for path in args.paths.split(","):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-load-{path}-"))
+        with FakeServerProcess(log_path=work / "fake.log") as fake:
+            fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
+            fake.script("*", {"ttft_ms": args.ttft_ms, "delay_ms": args.delay_ms})
+            # Users who press Run again the moment a round ends would reach the default
+            # limit of 60 model requests a minute (refused by design); the load is measured.
+            with hosted_app_process(
+                fake,
+                work,
+                PLAYGROUND_REQUESTS_PER_MINUTE=str(args.requests_per_minute),
+                PLAYGROUND_LIVE_ROUTE=str(path == "live").lower(),
+            ) as app:
+                assert app.process.pid is not None
+                with ProcessWatcher(app.process.pid) as watcher:
+                    load = run_load(
+                        app.url, args.users, duration_s=args.duration, think_s=args.think_s
+                    )
+                requests = len(model_requests(fake))
+                runner_ttft_ms = recorded_ttft_ms(app.store)
+        print(f"\n== {path}")
+        print(describe_load(load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms))
 
 
 if __name__ == "__main__":

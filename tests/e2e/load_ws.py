@@ -2,8 +2,10 @@
 
 Light enough for the suite: 20 users are 20 sockets in one asyncio loop. Each user opens
 the app signed in by the proxy header (Compare is the default page), types a prompt that
-starts with their marker, picks the six models, presses Run once and plays the page's
-polling timer until every column is done; then the next round, until the time is up.
+starts with their marker, picks the six models, presses Run once and follows the run as
+the browser does: the live columns' event streams (the app's own route) until the run is
+done, then the one rerun the component asks for, or, where the page polls, its polling
+timer until every column is done; then the next round, until the time is up.
 A Run press that starts no comparison is an error, never pressed again.
 """
 
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 import time
 from urllib.parse import parse_qs
 
+import httpx
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from playground import compare_state
@@ -93,21 +97,35 @@ async def _comparison(session: StreamlitSession, prompt_marker: str, report: Use
     await session.rerun()
     started = False
     first_text: dict[int, float] = {}
-    while True:
-        message = await session.receive()
-        kind = message.WhichOneof("type")
-        if kind == "page_info_changed":
-            # The page puts the new comparison in its URL before it draws the columns.
-            started = started or _shown_comparison(session) != shown_before
-        elif kind == "delta" and started:
-            position = _answer_position(session, message)
-            if position is not None:
-                first_text.setdefault(position, time.perf_counter() - pressed)
-        elif session.full_run_finished(message):
-            if not started:
-                raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
-            if _all_done(session):
-                break
+    streams: dict[str, asyncio.Task[None]] = {}
+    async with httpx.AsyncClient(
+        base_url=session.app_url, headers=session.headers, timeout=session.timeout_s
+    ) as client:
+        while True:
+            message = await session.receive()
+            kind = message.WhichOneof("type")
+            if kind == "page_info_changed":
+                # The page puts the new comparison in its URL before it draws the columns.
+                started = started or _shown_comparison(session) != shown_before
+            elif kind == "delta" and started:
+                url = _live_stream(message)
+                if url is not None and url not in streams:
+                    # As a browser's live column does the moment it is drawn.
+                    streams[url] = asyncio.create_task(
+                        _follow(session, client, url, pressed, first_text)
+                    )
+                position = _answer_position(session, message)
+                if position is not None:
+                    first_text.setdefault(position, time.perf_counter() - pressed)
+            elif session.full_run_finished(message):
+                if not started:
+                    raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
+                if streams:
+                    await asyncio.gather(*streams.values())
+                    streams.clear()
+                    await session.run_script()  # the rerun the live column asks for at the end
+                if _all_done(session):
+                    break
     report.run_s.append(time.perf_counter() - pressed)
     report.ui_ttft_s += first_text.values()
     answers = _answers(session)
@@ -118,6 +136,34 @@ async def _comparison(session: StreamlitSession, prompt_marker: str, report: Use
     ]
     if len(answers) != len(MODELS):
         report.errors.append(f"{prompt_marker}: {len(answers)} answers shown")
+
+
+def _live_stream(message: ForwardMsg) -> str | None:
+    """The event-stream URL of the live column ``message`` draws (ui/live_column.py)."""
+    element = message.delta.new_element
+    if element.WhichOneof("type") != "bidi_component":
+        return None
+    url: str = json.loads(element.bidi_component.json)["url"]
+    return url
+
+
+async def _follow(
+    session: StreamlitSession,
+    client: httpx.AsyncClient,
+    url: str,
+    pressed: float,
+    first_text: dict[int, float],
+) -> None:
+    """Read one run's stream to its end as its live columns do; note each first text."""
+    async with client.stream("GET", url) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            session.seen.update(m.group(0) for m in MARKER_BYTES.finditer(line.encode()))
+            event = json.loads(line[6:])
+            if event["k"] == "delta":
+                first_text.setdefault(event["i"], time.perf_counter() - pressed)
 
 
 def _shown_comparison(session: StreamlitSession) -> str | None:
