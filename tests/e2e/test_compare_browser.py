@@ -63,9 +63,8 @@ def test_stopping_a_slow_model_keeps_its_partial_text(
     expect(slow).to_contain_text("CHARLIE")
     slow.get_by_role("button", name="Stop").click()
 
-    # The notice comes with the final redraw (the live column showed "Stopped" before it).
-    expect(slow).to_contain_text("Stopped by you. The text received so far is kept.")
     expect(slow.get_by_text("Stopped", exact=True)).to_be_visible()
+    expect(slow).to_contain_text("Stopped by you. The text received so far is kept.")
     expect(slow).to_contain_text("ALPHA BRAVO CHARLIE")
     expect(slow).not_to_contain_text("MIKE")
     expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible()

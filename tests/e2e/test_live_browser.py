@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.e2e.app_driver import column, pick_models, run_prompt
+from tests.e2e.hosted import HostedApp, page_as
 from tests.fake_elumenta.process import FakeServerProcess
 
 pytestmark = pytest.mark.browser
@@ -50,7 +51,7 @@ def test_three_models_stream_live_and_the_text_grows_without_reruns(
 
     first = column(app_page, 0)
     expect(first.locator(".live-answer")).to_contain_text("W03")
-    expect(first.locator(".live-badge")).to_have_text("Streaming…")
+    expect(first.locator(".live-badge")).to_have_text("● Streaming…")
     expect(first.locator(".live-metrics")).to_contain_text(re.compile(r"TTFT \d"))
     before = live_text(app_page, 0)
     # More text is appended to what was there: the column grows, it is not redrawn.
@@ -119,7 +120,7 @@ def test_a_reload_mid_stream_shows_the_run_continuing(
     app_page.reload()
     live = column(app_page, 0).locator(".live-answer")
     expect(live).to_contain_text("W00 W01 W02")
-    expect(column(app_page, 0).locator(".live-badge")).to_have_text("Streaming…")
+    expect(column(app_page, 0).locator(".live-badge")).to_have_text("● Streaming…")
     expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible(timeout=20_000)
     expect(column(app_page, 0)).to_contain_text(WORDS)
     assert streamed_text(app_page, 0) == [WORDS]
@@ -137,3 +138,33 @@ def test_a_blocked_stream_falls_back_to_polling_with_the_same_result(
         expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
         expect(column(app_page, position)).to_contain_text(WORDS)
     assert column(app_page, 0).locator(".live-answer").count() == 0
+
+
+@pytest.mark.postgres
+def test_two_hosted_users_streaming_at_once_see_only_their_own_text(
+    chromium: Browser, hosted_app: HostedApp, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"ttft_ms": 20, "delay_ms": 80})
+    pages = {
+        email: page_as(chromium, email, hosted_app.url)
+        for email in ("lia@example.org", "max@example.org")
+    }
+    secrets = {email: f"secret of {email.split('@')[0]}" for email in pages}
+    try:
+        for page in pages.values():
+            expect(page.get_by_role("heading", name="Compare models")).to_be_visible()
+            pick_models(page, [NANO, HAIKU])
+        for email, page in pages.items():
+            run_prompt(page, secrets[email])
+        for email, page in pages.items():
+            expect(column(page, 0).locator(".live-answer")).to_contain_text(secrets[email])
+        for email, page in pages.items():
+            (theirs,) = (secret for other, secret in secrets.items() if other != email)
+            for position in range(2):
+                expect(column(page, position).get_by_text("Done", exact=True)).to_be_visible()
+            streamed = streamed_text(page, 0) + streamed_text(page, 1)
+            assert all(secrets[email] in text and theirs not in text for text in streamed)
+            expect(page.get_by_text(theirs)).to_have_count(0)
+    finally:
+        for page in pages.values():
+            page.context.close()

@@ -108,7 +108,8 @@ export default function (component) {
   let showingText = Boolean(column.text);
 
   function drawStatus() {
-    badge.textContent = column.label;
+    // The dot marks the live badge (the final redraw brings Streamlit's own badge).
+    badge.textContent = `● ${column.label}`;
     badge.dataset.colour = column.colour;
     root.dataset.status = column.status;
     const parts = [];
