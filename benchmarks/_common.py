@@ -132,9 +132,12 @@ class AppInBrowser:
 
 
 @contextmanager
-def app_in_browser(database_url: str | None = None) -> Iterator[AppInBrowser]:
-    """Start the fake, ``streamlit run app.py`` (history at ``database_url``, default a
-    SQLite file in a temporary data directory) and Chromium; stop all three afterwards.
+def app_in_browser(
+    database_url: str | None = None, *, script: str = "serve.py", **env: str
+) -> Iterator[AppInBrowser]:
+    """Start the fake, ``streamlit run <script>`` (the app; history at ``database_url``,
+    default a SQLite file in a temporary data directory; ``env``: more settings) and
+    Chromium; stop all three afterwards.
 
     Logs (``fake.log``, ``streamlit.log``) go to the data directory.
     """
@@ -143,8 +146,11 @@ def app_in_browser(database_url: str | None = None) -> Iterator[AppInBrowser]:
         data = Path(tmp)
         url = database_url or f"sqlite:///{data / 'history.sqlite3'}"
         with FakeServerProcess(log_path=data / "fake.log") as fake:
-            env = app_environment(fake, data, PLAYGROUND_DATABASE_URL=url)
-            with AppProcess(env, data / "streamlit.log") as app, sync_playwright() as playwright:
+            environment = app_environment(fake, data, PLAYGROUND_DATABASE_URL=url, **env)
+            with (
+                AppProcess(environment, data / "streamlit.log", script=script) as app,
+                sync_playwright() as playwright,
+            ):
                 browser = playwright.chromium.launch(
                     executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
                 )

@@ -1,7 +1,14 @@
-"""UI benchmark (issue 4): how fast streamed text reaches the browser, how often columns
-redraw, and how quickly the page answers clicks while six models stream.
+"""UI benchmark (issues 4 and 14): how fast streamed text reaches the browser, how often
+columns redraw, and how quickly the page answers clicks while six models stream.
 
-The fake Elumenta server and ``streamlit run app.py`` run as separate processes; Chromium
+Three paths are measured one after the other in the same run (``--paths``), each on its
+own app process: ``bare`` (``benchmarks/bare_polling.py``: the simplest Streamlit page
+polling a background thread with ``st.fragment(run_every=0.1)``, the baseline), ``polling``
+(the app with ``PLAYGROUND_LIVE_ROUTE=false``: live columns redrawn by a polled fragment,
+the path before the live route) and ``live`` (the browser follows each run's event
+stream). The machine is shared: compare the paths' ratios within one run.
+
+The fake Elumenta server and ``streamlit run serve.py`` run as separate processes; Chromium
 (Debian's, via Playwright) drives the Compare page. Every model streams 2,000 deltas, the
 first one carrying a unique marker. A MutationObserver in the page timestamps, with the
 browser's clock (epoch milliseconds, the same machine clock the app stamps ``started_at``
@@ -9,7 +16,8 @@ with): the click on Run (its input event), the frame in which each marker first 
 every change of each column's answer text. The first-text figure is split with the
 app's own record of each model (``started_at``, measured TTFT) read from its database.
 
-Usage: ``python benchmarks/bench_ui.py [--rounds 3] [--delay-ms 3] [--screenshots]``.
+Usage: ``python benchmarks/bench_ui.py [--rounds 3] [--delay-ms 3] [--screenshots]
+[--paths bare,polling,live]``.
 ``--screenshots`` also refreshes ``docs/screenshot-compare.png`` (after a six-model run)
 and ``docs/screenshot-compare-streaming.png`` (mid-run). Prints figures; not a test.
 """
@@ -63,7 +71,7 @@ OBSERVER_JS = """
   const bench = {
     columns, last: Array(columns).fill(null),
     reset(markers) {
-      this.markers = markers; this.click = null; this.appeared = {};
+      this.markers = markers; this.click = null; this.appeared = {}; this.produced = {};
       this.changes = Array.from({length: columns}, () => []);
     },
   };
@@ -85,8 +93,13 @@ OBSERVER_JS = """
       bench.last[i] = text;
       if (bench.click === null) continue;
       bench.changes[i].push(t);
-      const marker = bench.markers[i];
-      if (marker && !(i in bench.appeared) && text && text.includes(marker)) {
+      let marker = bench.markers[i];
+      if (marker === '*' && text) {
+        // The bare page's marker carries the epoch ms it was produced at.
+        const stamped = text.match(/MARK(\\d{13})/);
+        if (stamped) { marker = stamped[0]; bench.produced[i] = Number(stamped[1]); }
+      }
+      if (marker && marker !== '*' && !(i in bench.appeared) && text && text.includes(marker)) {
         bench.appeared[i] = null;
         requestAnimationFrame(() => { bench.appeared[i] = now(); });  // the frame showing it
       }
@@ -229,6 +242,23 @@ def run_round(page: Page, fake: FakeServerProcess, store: Engine, delay_ms: floa
     )
 
 
+def run_bare_round(page: Page) -> list[float]:
+    """One run of the bare page: each stream's marker on screen minus when it was produced."""
+    page.evaluate("(n) => window.__bench.reset(Array(n).fill('*'))", len(MODELS))
+    start_run(page)
+    page.wait_for_function(
+        "Object.values(window.__bench.appeared).filter((t) => t !== null).length"
+        f" === {len(MODELS)}",
+        timeout=30_000,
+    )
+    bench = page.evaluate(
+        "() => ({appeared: window.__bench.appeared, produced: window.__bench.produced})"
+    )
+    for position in range(len(MODELS)):
+        expect(column(page, position).get_by_text("Done", exact=True)).to_be_visible(timeout=60_000)
+    return [bench["appeared"][str(i)] - bench["produced"][str(i)] for i in range(len(MODELS))]
+
+
 def open_compare(page: Page, url: str) -> None:
     """A new session on the Compare page with the six models picked, observed."""
     page.goto(url)
@@ -310,7 +340,7 @@ def report(rounds: list[Round], delay_ms: float) -> None:
     for label, name in (
         ("click -> model task started (page script run)", "to_start"),
         ("app-measured TTFT - scripted TTFT (HTTP)", "http"),
-        ("first content in the app -> on screen (polling)", "to_screen"),
+        ("first content in the app -> on screen", "to_screen"),
     ):
         print(f"    of which {label}: {describe(joined(name))}")
     rates = joined("rates")
@@ -329,6 +359,34 @@ def report(rounds: list[Round], delay_ms: float) -> None:
         )
 
 
+def measure_bare(rounds: int, delay_ms: float) -> list[float]:
+    """The bare polling page's first text on screen after it was produced, every round."""
+    with app_in_browser(script="benchmarks/bare_polling.py", BENCH_DELAY_MS=str(delay_ms)) as bare:
+        page = bare.browser.new_page(viewport={"width": 1440, "height": 1100})
+        page.goto(bare.app.url)
+        expect(page.get_by_role("button", name="Run")).to_be_visible()
+        page.evaluate(OBSERVER_JS, len(MODELS))
+        run_bare_round(page)  # warm-up
+        return [v for _ in range(rounds) for v in run_bare_round(page)]
+
+
+def measure_app(rounds: int, delay_ms: float, *, live: bool, shots: bool) -> list[Round]:
+    """Rounds of six-model runs on the app, with or without the live route."""
+    with app_in_browser(PLAYGROUND_LIVE_ROUTE=str(live).lower()) as session:
+        page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
+        open_compare(page, session.app.url)
+        page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
+        store = create_store_engine(session.database_url)
+        run_round(page, session.fake, store, delay_ms)  # warm-up: first connections, caches
+        measured = [run_round(page, session.fake, store, delay_ms) for _ in range(rounds)]
+        store.dispose()
+        if shots:
+            page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
+            open_compare(page, session.app.url)
+            screenshots(page, session.fake)
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -336,20 +394,35 @@ def main() -> None:
     parser.add_argument(
         "--screenshots", action="store_true", help="also refresh the docs/ screenshots"
     )
+    parser.add_argument(
+        "--paths", default="bare,polling,live", help="comma-separated: bare, polling, live"
+    )
     args = parser.parse_args()
-    with app_in_browser() as session:
-        page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
-        open_compare(page, session.app.url)
-        page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
-        store = create_store_engine(session.database_url)
-        run_round(page, session.fake, store, args.delay_ms)  # warm-up: first connections, caches
-        rounds = [run_round(page, session.fake, store, args.delay_ms) for _ in range(args.rounds)]
-        store.dispose()
+    medians: dict[str, float] = {}
+    clicks: dict[str, float] = {}
+    for path in args.paths.split(","):
+        print(f"\n== {path}")
+        if path == "bare":
+            bare = measure_bare(args.rounds, args.delay_ms)
+            print(f"first text on screen after it was produced: {describe(bare)} (n={len(bare)})")
+            medians[path] = statistics.median(bare)
+            continue
+        rounds = measure_app(
+            args.rounds,
+            args.delay_ms,
+            live=path == "live",
+            shots=args.screenshots and path == "live",
+        )
         report(rounds, args.delay_ms)
-        if args.screenshots:
-            page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
-            open_compare(page, session.app.url)
-            screenshots(page, session.fake)
+        medians[path] = statistics.median(v for r in rounds for v in r.to_screen)
+        adds = [i["add_turn"] for r in rounds for i in r.interactions]
+        if adds:
+            clicks[path] = statistics.median(adds)
+    print("\n== in this run (medians; the machine is shared, compare ratios)")
+    for path, value in medians.items():
+        print(f"first text on screen after the app has it, {path}: {value:.0f} ms")
+    for path, value in clicks.items():
+        print(f"server-rerun click while six columns stream, {path}: {value:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ _component = st.components.v2.component(
     "playground.live_column",
     js=(_ASSETS / "live_column.js").read_text(encoding="utf-8"),
     css=(_ASSETS / "live_column.css").read_text(encoding="utf-8"),
+    # In the page's own DOM (its class names are prefixed), so the page's text search,
+    # copy and find-in-page see the live answer like any other.
+    isolate_styles=False,
 )
 
 

@@ -41,17 +41,19 @@ def app_environment(fake: FakeServerProcess, data_dir: Path, **extra: str) -> di
 
 
 class AppProcess(ServiceProcess):
-    """``streamlit run serve.py`` on a free port, logging to ``log_path``; a context manager."""
+    """``streamlit run serve.py`` (or another ``script``) on a free port, logging to
+    ``log_path``; a context manager."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, script: str = "serve.py") -> None:
         super().__init__()
         self.env = env
         self.log_path = log_path
+        self.script = script
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
         """Start the app and wait for its health check; ``RuntimeError`` with the log if not."""
-        cmd = [sys.executable, "-m", "streamlit", "run", "serve.py"]
+        cmd = [sys.executable, "-m", "streamlit", "run", self.script]
         cmd += ["--server.port", str(self.port), "--server.headless", "true"]
         cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
         with self.log_path.open("ab") as log:  # a restart's output follows the first run's

@@ -123,14 +123,22 @@ export default function (component) {
     metricsLine.textContent = parts.join(" · ");
   }
 
-  let statusQueued = false;
-  function queueStatus() {
-    if (statusQueued) return;
-    statusQueued = true;
-    requestAnimationFrame(() => {
-      statusQueued = false;
-      drawStatus();
-    });
+  // Text that arrived since the last frame: appended once per frame (a paint shows no
+  // more than that), so a fast stream is not thousands of DOM changes a second.
+  let pending = "";
+  let frameQueued = false;
+  function flush() {
+    frameQueued = false;
+    if (pending) {
+      textNode.appendData(pending);
+      pending = "";
+    }
+    drawStatus();
+  }
+  function queueFrame() {
+    if (frameQueued) return;
+    frameQueued = true;
+    requestAnimationFrame(flush);
   }
 
   function askRerun(name) {
@@ -146,21 +154,23 @@ export default function (component) {
         return;
       }
       if (event.k === "done") {
-        queueStatus();
+        queueFrame();
         askRerun("done");
         return;
       }
       if (event.i !== index) return;
       if (event.k === "delta") {
         if (!showingText) {
+          // The first text replaces the waiting note at once.
           answer.textContent = "";
-          textNode = document.createTextNode("");
+          textNode = document.createTextNode(event.t);
           answer.appendChild(textNode);
           showingText = true;
+        } else {
+          pending += event.t;
         }
-        textNode.appendData(event.t);
       }
-      queueStatus();
+      queueFrame();
     },
   };
   run.views.add(view);
