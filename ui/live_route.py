@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -84,11 +86,20 @@ def _requester(request: Request) -> str | None:
 
 
 def _oidc_user(request: Request) -> dict[str, Any]:
-    """What ``st.user`` holds for this request's browser: Streamlit's signed user cookie."""
+    """What ``st.user`` holds for this request's browser: Streamlit's signed user cookie,
+    issued for this app's host (the scheme is the one the cookie was issued for: behind a
+    TLS proxy the app itself sees plain HTTP)."""
     raw = _get_signed_cookie_with_chunks(dict(request.cookies), USER_COOKIE_NAME)
     if raw is None:
         return {}
-    return _parse_decoded_user_cookie(raw, f"{request.url.scheme}://{request.url.netloc}")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return {}
+    claimed = urlsplit(str(payload.get("origin") or "")) if isinstance(payload, dict) else None
+    if claimed is None:
+        return {}
+    return _parse_decoded_user_cookie(raw, f"{claimed.scheme}://{request.headers.get('host', '')}")
 
 
 async def _events(feed: EventFeed, after: int) -> AsyncIterator[str]:

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from playground.access.users import list_users
 from playground.store import open_store
+from tests.e2e.app_driver import column, pick_models, run_prompt
 from tests.e2e.app_process import ROOT, AppProcess, app_environment
 from tests.fake_elumenta.process import FakeServerProcess, ServiceProcess, wait_http
 
@@ -172,3 +173,16 @@ def test_a_member_does_not_see_the_admin_page(tab: Page, oidc_app: OidcApp) -> N
     expect(tab.get_by_role("link", name="Settings")).to_be_visible()
     expect(tab.get_by_role("link", name="Admin")).to_have_count(0)
     assert MEMBER["email"] in oidc_app.subjects()
+
+
+def test_a_signed_in_member_follows_a_live_answer(
+    tab: Page, oidc_app: OidcApp, fake: FakeServerProcess
+) -> None:
+    """The live route knows the member from Streamlit's sign-in cookie, as st.user does."""
+    fake.script("*", {"text": " ".join(f"W{n:02d}" for n in range(30)), "delay_ms": 60})
+    sign_in_as(tab, oidc_app, MEMBER["sub"])
+    pick_models(tab, ["GPT-5 Nano · Starter · 1 token"])
+    run_prompt(tab, "Count for the member")
+    expect(column(tab, 0).locator(".live-answer")).to_contain_text("W03")
+    expect(column(tab, 0).get_by_text("Done", exact=True)).to_be_visible()
+    expect(column(tab, 0)).to_contain_text("W29")
