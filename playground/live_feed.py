@@ -81,6 +81,12 @@ class EventFeed:
 
         return unsubscribe
 
+    def release(self) -> None:
+        """Forget the events (the run's text is in its snapshot and history): called once
+        the grace period after the run is over, when no token opens the feed any more."""
+        with self._lock:
+            self._events = []
+
     @property
     def ended(self) -> bool:
         """Whether the run's ``done`` event has been published."""

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from playground.catalog import Catalog
 from playground.config import Settings
 from playground.errors import APIError, InvalidRequestError, user_message
-from playground.live_feed import EventFeed
+from playground.live_feed import GRACE_S, EventFeed
 from playground.providers.base import (
     ContentDelta,
     Provider,
@@ -341,6 +341,8 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
         handle._done.set()
         handle.feed.publish("done")
+        # The feed holds the run's text a second time: let it go once no token opens it.
+        self.loop.call_later(GRACE_S + 1, handle.feed.release)
 
     async def _write(self, handle: RunHandle, fn: Callable[..., T], *args: Any) -> T | None:
         """Run a recorder call on the writer thread; a stop never abandons it half-way.

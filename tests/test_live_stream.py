@@ -74,6 +74,8 @@ def test_feed_wakes_subscribers_and_ignores_events_after_done() -> None:
     feed.publish("delta", 0, "late")
     events, ended = feed.read()
     assert woken == [1] and ended and [e.kind for e in events] == ["delta", "done"]
+    feed.release()
+    assert feed.read() == ([], True)
 
 
 def test_grant_opens_only_its_run_for_its_user_until_the_grace_period_ends() -> None:
