@@ -20,6 +20,7 @@ from playground.live_feed import EventFeed, StreamGrants
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import RunHandle
+from tests.e2e.hosted import PROXY_SECRET, proxy_headers
 from tests.fake_elumenta.process import free_port
 from ui.live_route import live_routes
 
@@ -174,6 +175,7 @@ def test_hosted_route_serves_a_run_only_to_the_user_it_was_granted_to(
     route_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
+    monkeypatch.setenv("PLAYGROUND_PROXY_SECRET", PROXY_SECRET)
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
     config.get_settings.cache_clear()
     ana = Principal(user_id=1, subject="ana@example.org", display_name="Ana", role="member")
@@ -182,12 +184,8 @@ def test_hosted_route_serves_a_run_only_to_the_user_it_was_granted_to(
     assert path is not None
     url, token = (route_url + path).split("?token=")
     with httpx.Client(timeout=30) as client:
-        as_ana = client.get(
-            url, params={"token": token}, headers={"X-Forwarded-Email": ana.subject}
-        )
-        as_bob = client.get(
-            url, params={"token": token}, headers={"X-Forwarded-Email": "bob@example.org"}
-        )
-        as_nobody = client.get(url, params={"token": token})
+        as_ana = client.get(url, params={"token": token}, headers=proxy_headers(ana.subject))
+        as_bob = client.get(url, params={"token": token}, headers=proxy_headers("bob@example.org"))
+        as_nobody = client.get(url, params={"token": token}, headers=proxy_headers(None))
     assert as_ana.status_code == 200 and sse_events(as_ana)[-1][1]["k"] == "done"
     assert as_bob.status_code == 404 and as_nobody.status_code == 404
