@@ -11,4 +11,4 @@ import streamlit as st
 
 from ui.live_route import live_routes
 
-app = st.App("app.py", routes=live_routes())
+app = st.App("app.py", routes=live_routes(str(st.get_option("server.baseUrlPath") or "")))

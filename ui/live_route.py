@@ -41,9 +41,11 @@ TOKEN_HEADER = "X-Stream-Token"  # noqa: S105  (a header name, not a secret)
 _NOT_FOUND = "Not found"
 
 
-def live_routes() -> list[BaseRoute]:
-    """The routes the app serves next to Streamlit's own (see ``serve.py``)."""
-    return [Route(f"{ROUTE_PREFIX}{{run_id}}/events", run_events, methods=["GET"])]
+def live_routes(base_url_path: str = "") -> list[BaseRoute]:
+    """The routes the app serves next to Streamlit's own (see ``serve.py``), under
+    Streamlit's ``server.baseUrlPath`` like its own routes."""
+    base = f"/{base_url_path.strip('/')}" if base_url_path.strip("/") else ""
+    return [Route(f"{base}{ROUTE_PREFIX}{{run_id}}/events", run_events, methods=["GET"])]
 
 
 async def run_events(request: Request) -> Response:
