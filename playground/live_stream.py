@@ -74,8 +74,14 @@ def event_json(event: FeedEvent) -> dict[str, Any]:
 
 
 def encode(events: Sequence[FeedEvent]) -> str:
-    """``events`` as Server-Sent Events, each with its id (what ``Last-Event-ID`` resumes)."""
-    return "".join(
-        f"id: {event.id}\ndata: {json.dumps(event_json(event), separators=(',', ':'))}\n\n"
-        for event in events
-    )
+    """``events`` as one Server-Sent Event: a JSON list of them, with adjacent text of the
+    same column joined, and the id of the last one (what a reconnect resumes after)."""
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        data = event_json(event)
+        last = batch[-1] if batch else None
+        if last is not None and data["k"] == last["k"] == "delta" and data["i"] == last["i"]:
+            last["t"] += data["t"]
+        else:
+            batch.append(data)
+    return f"id: {events[-1].id}\ndata: {json.dumps(batch, separators=(',', ':'))}\n\n"

@@ -37,6 +37,9 @@ from playground.live_stream import RETRY_MS, ROUTE_PREFIX, encode, open_feed
 
 KEEPALIVE_S = 15.0
 """A comment line this often keeps idle proxies from closing a quiet stream."""
+BATCH_S = 0.015
+"""After sending, events are gathered this long into the next message: about one message
+per frame of the browser however fast the models stream (the first one goes at once)."""
 TOKEN_HEADER = "X-Stream-Token"  # noqa: S105  (a header name, not a secret)
 _NOT_FOUND = "Not found"
 
@@ -126,6 +129,8 @@ async def _events(feed: EventFeed, after: int) -> AsyncIterator[str]:
             if events:
                 after = events[-1].id
                 yield encode(events)
+                if not ended:
+                    await asyncio.sleep(BATCH_S)
             elif ended:
                 return
             else:

@@ -161,9 +161,9 @@ async def _follow(
             if not line.startswith("data: "):
                 continue
             session.seen.update(m.group(0) for m in MARKER_BYTES.finditer(line.encode()))
-            event = json.loads(line[6:])
-            if event["k"] == "delta":
-                first_text.setdefault(event["i"], time.perf_counter() - pressed)
+            for event in json.loads(line[6:]):  # a message is a list of events
+                if event["k"] == "delta":
+                    first_text.setdefault(event["i"], time.perf_counter() - pressed)
 
 
 def _shown_comparison(session: StreamlitSession) -> str | None:

@@ -49,8 +49,9 @@ function follow(url) {
 }
 
 // Opens the stream from the last event this page has (a reconnect sends it in the URL,
-// so a proxy that drops the Last-Event-ID header cannot cause doubled text); an event
-// already applied is skipped all the same.
+// so a proxy that drops the Last-Event-ID header cannot cause doubled text); a message
+// already applied is skipped all the same. A message is a list of events; its id is the
+// last one's.
 function connect(run) {
   const source = new EventSource(run.lastId ? `${run.url}&last_event_id=${run.lastId}` : run.url);
   run.source = source;
@@ -59,9 +60,10 @@ function connect(run) {
     if (id <= run.lastId) return;
     run.lastId = id;
     run.seen = true;
-    const event = JSON.parse(message.data);
-    apply(run, event);
-    for (const view of run.views) view.update(event);
+    for (const event of JSON.parse(message.data)) {
+      apply(run, event);
+      for (const view of run.views) view.update(event);
+    }
   };
   source.onerror = () => {
     source.close();
