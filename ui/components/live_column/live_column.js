@@ -8,6 +8,7 @@
 
 const shared = (globalThis.__playgroundLive ??= { runs: new Map() });
 const RETRY_MS = 1000;
+const REDRAW_MS = 50;
 
 function columnOf(run, index) {
   let column = run.columns.get(index);
@@ -125,12 +126,15 @@ export default function (component) {
     metricsLine.textContent = parts.join(" · ");
   }
 
-  // Text that arrived since the last frame: appended once per frame (a paint shows no
-  // more than that), so a fast stream is not thousands of DOM changes a second.
+  // Text that arrived since the last redraw is appended at most REDRAW_MS apart (the
+  // first text at once): a long answer is laid out again on every change, and six fast
+  // columns redrawn every frame would keep the page from answering clicks.
   let pending = "";
-  let frameQueued = false;
+  let queued = false;
+  let lastDraw = 0;
   function flush() {
-    frameQueued = false;
+    queued = false;
+    lastDraw = performance.now();
     if (pending) {
       textNode.appendData(pending);
       pending = "";
@@ -138,9 +142,9 @@ export default function (component) {
     drawStatus();
   }
   function queueFrame() {
-    if (frameQueued) return;
-    frameQueued = true;
-    requestAnimationFrame(flush);
+    if (queued) return;
+    queued = true;
+    setTimeout(() => requestAnimationFrame(flush), Math.max(0, REDRAW_MS - (performance.now() - lastDraw)));
   }
 
   function askRerun(name) {
