@@ -378,8 +378,10 @@ if st.session_state.get(COLUMNS):
                 principal,
                 st.session_state.get(SHARE_TOKEN),
             )
-            if live is not None:
-                # The browser follows the run; Streamlit reruns when it ends or on a click.
+            # The browser follows the run; Streamlit reruns when it ends or on a click. With
+            # every answer final but the run not yet closed there is no live column left to
+            # ask for that rerun: the fragment's polling does, within one tick.
+            if live is not None and not all(result.is_terminal for result in results):
                 draw_results(polling=False, live=live)
             else:
                 st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)
