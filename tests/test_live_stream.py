@@ -20,6 +20,7 @@ from playground.live_feed import EventFeed, StreamGrants
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import RunHandle
+from playground.store import share_comparison
 from tests.e2e.hosted import PROXY_SECRET, proxy_headers
 from tests.fake_elumenta.process import free_port
 from ui.live_route import live_routes
@@ -192,3 +193,31 @@ def test_hosted_route_serves_a_run_only_to_the_user_it_was_granted_to(
         as_nobody = client.get(url, params={"token": token}, headers=proxy_headers(None))
     assert sse_events(as_ana)[-1][1]["k"] == "done"
     assert as_bob.status_code == 404 and as_nobody.status_code == 404
+
+
+def test_a_live_run_is_granted_to_its_owner_and_share_link_holders_only(app_env: Path) -> None:
+    """The same rule as opening the comparison: the owner, or whoever holds its share token."""
+    ana = Principal(user_id=1, subject="ana@example.org", display_name="Ana", role="member")
+    bob = Principal(user_id=2, subject="bob@example.org", display_name="Bob", role="member")
+    request = CompareRequest(
+        messages=(Message("user", "Tell me a long story"),),
+        targets=(ModelTarget("demo", MODELS[0]),),
+        owner=ana.subject,
+    )
+    connection = services.connection_from_state({})
+    handle = services.get_runner().start(
+        request, services.get_providers(connection), recorder=services.get_recorder(ana.subject)
+    )
+    shared = str(handle.comparison_id)
+    with services.get_store().session() as session, session.begin():
+        link = share_comparison(session, int(shared), ana, visibility="private", link=True)
+    assert live_stream.grant_stream(handle.run_id, ana) is not None
+    assert live_stream.grant_stream(handle.run_id, bob) is None
+    assert live_stream.grant_stream(shared, bob) is None
+    assert live_stream.grant_stream(shared, bob, "not-the-link") is None
+    path = live_stream.grant_stream(shared, bob, link)
+    assert path is not None and path.startswith(live_stream.events_path(handle.run_id))
+    token = path.split("?token=")[1]
+    assert live_stream.open_feed(handle.run_id, token, bob.subject) is handle.feed
+    assert live_stream.open_feed(handle.run_id, token, ana.subject) is None
+    handle.wait(30)
