@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # Live answers reach the browser over the app's own route (GET /_run/<id>/events); off,
     # every page polls as it did before (a proxy that cannot pass the route, a comparison).
     live_route: bool = Field(default=True, validation_alias=_env("PLAYGROUND_LIVE_ROUTE"))
+    # How long history writes wait for a database that went away (a restart, a failover, a
+    # locked SQLite file) before finished answers go to the spool file (README "Settings").
+    db_outage_wait_s: float = Field(
+        default=60.0, ge=0, validation_alias=_env("PLAYGROUND_DB_OUTAGE_WAIT_S")
+    )
 
     demo_time_scale: float = Field(
         default=1.0, ge=0, validation_alias=_env("PLAYGROUND_DEMO_TIME_SCALE")
@@ -241,6 +246,11 @@ class Settings(BaseSettings):
     def resolved_catalog_path(self) -> Path:
         """The user's catalog file (it may not exist yet; the packaged seed is used then)."""
         return self.catalog_path or self.data_dir / "models.json"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where answers wait on disk while the database stays unreachable."""
+        return self.data_dir / "spool"
 
     @property
     def resolved_database_url(self) -> str:

@@ -47,7 +47,7 @@ from playground.store import (
     Store,
     StoreRecorder,
     get_comparison,
-    open_store,
+    open_configured_store,
 )
 
 PROVIDER_CHOICE_KEY = "settings.provider"
@@ -217,7 +217,7 @@ def get_store() -> Store:
     global _store
     with _lock:
         if _store is None:
-            _store = open_store(get_settings().resolved_database_url)
+            _store = open_configured_store(get_settings())
         return _store
 
 
@@ -240,7 +240,8 @@ def get_recorder(owner: str | None = None) -> Recorder:
 
     With an ``owner`` (hosted mode) cached answers come only from that user's own history.
     """
-    return StoreRecorder(get_store().engine, get_catalog().cost_of, owner=owner)
+    store = get_store()
+    return StoreRecorder(store.engine, get_catalog().cost_of, owner=owner, writes=store.writes)
 
 
 @dataclass(frozen=True)

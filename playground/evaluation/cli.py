@@ -26,7 +26,7 @@ from playground.evaluation.suite import Suite, load_suite
 from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
-from playground.store import Store, open_store
+from playground.store import Store, open_configured_store
 from playground.store.eval_recovery import recover_interrupted_batches
 from playground.store.eval_repository import (
     CellState,
@@ -65,7 +65,7 @@ def run_eval(
     if suite is not None:
         providers = build_providers(settings, catalog)
         _check_models(suite, _provider_of(suite, args, settings), providers)
-    store = open_store(settings.resolved_database_url)
+    store = open_configured_store(settings)
     try:
         batch_id = args.resume if suite is None else _plan(store, suite, args, settings)
         with store.session() as session, session.begin():

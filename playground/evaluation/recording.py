@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from playground.store.eval_claims import CellFigures, cell_figures
 from playground.store.eval_repository import CellState, get_batch, update_cells
 from playground.store.recorder import StoreRecorder
 from playground.store.repository import find_cached_results
+from playground.store.spool import RowUpdate
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class BatchRecorder(StoreRecorder):
         *,
         owner: str | None = None,
     ) -> None:
-        super().__init__(store.engine, catalog.cost_of, owner=owner)
+        super().__init__(store.engine, catalog.cost_of, owner=owner, writes=store.writes)
         self._cell_values = cell_values
         self._expected: dict[int, list[RunningCell]] = {}
         self._by_comparison: dict[int, list[RunningCell]] = {}
@@ -276,7 +277,8 @@ class BatchRecorder(StoreRecorder):
         for cell in cells:
             cell.attempts += 1
             by_attempts.setdefault(cell.attempts, []).append(cell.id)
-        with self._transaction() as session:
+
+        def write(session: Session) -> int:
             comparison_id = self._insert_comparison(session, request)
             for attempts, ids in by_attempts.items():
                 update_cells(session, ids, status="running", attempts=attempts)
@@ -287,6 +289,9 @@ class BatchRecorder(StoreRecorder):
                 ]
                 found = find_cached_results(session, keys, owner=self._owner)
                 self._cached.update({key: found.get(key) for key in keys})
+            return comparison_id
+
+        comparison_id = self._retrying(write)
         self._by_comparison[comparison_id] = cells
         return comparison_id
 
@@ -301,21 +306,26 @@ class BatchRecorder(StoreRecorder):
         """Write the result row; a cached answer (already final) settles its cell with it."""
         cell = self._by_comparison[comparison_id][result.index]
         self._cached.pop((result.provider, result.request_hash), None)
-        with self._transaction() as session:
+
+        def write(session: Session) -> int:
             result_id = self._write_started(session, comparison_id, result)
             if result.is_terminal:
                 self._settle(session, cell, replace(result, result_id=result_id))
+            return result_id
+
+        result_id = self._retrying(write)
         if not result.is_terminal:
             self._by_result[result_id] = cell
         return result_id
 
     def record_finished(self, result: ModelResult) -> None:
-        """Write the final result row and its cell."""
+        """Write the final result row and its cell (retried, else spooled, together)."""
         assert result.result_id is not None
         cell = self._by_result.pop(result.result_id)
-        with self._transaction() as session:
-            self._write(session, result, finished=True)
-            self._settle(session, cell, result)
+        values = self._cell_values(cell, result)
+        cell.passed = values.get("passed")
+        values["updated_utc"] = datetime.now(UTC)
+        self._write_final(result, [RowUpdate("batch_cells", cell.id, values)])
 
     def _settle(self, session: Session, cell: RunningCell, result: ModelResult) -> None:
         try:

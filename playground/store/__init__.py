@@ -6,7 +6,13 @@ functions inside ``with store.session() as s, s.begin():``.
 """
 
 from playground.store import eval_models, hosted_models
-from playground.store.db import Store, create_store_engine, open_store, upgrade_to_head
+from playground.store.db import (
+    Store,
+    create_store_engine,
+    open_configured_store,
+    open_store,
+    upgrade_to_head,
+)
 from playground.store.export import EXPORT_COLUMNS, EXPORT_FORMATS, export_rows, write_export
 from playground.store.filters import HistoryFilter
 from playground.store.recorder import StoreRecorder
@@ -54,6 +60,7 @@ __all__ = [
     "list_comparisons",
     "list_results",
     "model_summary",
+    "open_configured_store",
     "open_store",
     "prompt_model_costs",
     "recover_interrupted",

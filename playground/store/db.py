@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -22,11 +23,15 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
 from playground import __version__
+from playground.config import Settings
 from playground.errors import ConfigError, SchemaNewerThanCodeError
 from playground.redact import mask_url
 from playground.store.dialects import register_sqlite_functions
+from playground.store.outage import DEFAULT_OUTAGE_WAIT_S, WritePolicy, run_write
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
+from playground.store.spool import Spool
 
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -35,13 +40,20 @@ _PG_MIGRATION_LOCK_KEY = 7_301_946_118
 # A PostgreSQL connection idle in the pool for longer is pinged before use (a server restart
 # or idle timeout may have closed it); a busy one is not (see _ping_idle_connections).
 IDLE_PING_AFTER_S = 10.0
+# A stalled or black-holed server must fail a connection attempt (to be retried), not hang it.
+PG_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
 class Store:
-    """An open history database: hand ``engine`` to a recorder, use ``session()`` to query."""
+    """An open history database: hand ``engine`` to a recorder, use ``session()`` to query.
+
+    ``writes``: how long writes wait for the database when it goes away, and the spool
+    file for answers when it stays away longer (give it to recorders).
+    """
 
     engine: Engine
+    writes: WritePolicy = field(default_factory=WritePolicy)
 
     def session(self) -> Session:
         """A new session; use it as ``with store.session() as s, s.begin(): ...``."""
@@ -59,23 +71,38 @@ class Store:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in one transaction, retried while the database is away
+        (see :func:`~playground.store.outage.run_write`)."""
+        return run_write(self.engine, work, self.writes)
+
 
 def open_store(
-    url: str, *, recover: bool = True, stale_after: timedelta = DEFAULT_STALE_AFTER
+    url: str,
+    *,
+    recover: bool = True,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    spool_dir: Path | None = None,
+    outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S,
 ) -> Store:
     """Open (creating if needed) the database at ``url``, migrate it to head, recover crashes.
 
-    A SQLite file's directory is created on first use. With ``recover``, results left
+    A SQLite file's directory is created on first use. With ``spool_dir``, answers spooled
+    there during an earlier outage are written first, then (with ``recover``) results left
     ``pending``/``running`` by a process that no longer exists become ``interrupted``
-    (their partial text is kept); see :func:`recover_interrupted`. Raises
-    :class:`ConfigError` saying why when the database cannot be opened (its password masked).
+    (their partial text is kept); see :func:`recover_interrupted`. Writes wait up to
+    ``outage_wait_s`` for a database that goes away. Raises :class:`ConfigError` saying
+    why when the database cannot be opened (its password masked).
     """
     try:
         engine = create_store_engine(url)
     except OSError as exc:
         raise _cannot_open(url, f"{exc.strerror or exc} ({exc.filename})") from exc
+    spool = None if spool_dir is None else Spool(spool_dir, url)
     try:
         upgrade_to_head(engine)
+        if spool is not None:
+            spool.replay(engine)
         if recover:
             with Session(engine) as session, session.begin():
                 recover_interrupted(session, stale_after=stale_after)
@@ -85,7 +112,17 @@ def open_store(
     except Exception:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, WritePolicy(outage_wait_s, spool))
+
+
+def open_configured_store(settings: Settings, **options: Any) -> Store:
+    """:func:`open_store` on the configured database, with its spool and outage wait."""
+    return open_store(
+        settings.resolved_database_url,
+        spool_dir=settings.spool_dir,
+        outage_wait_s=settings.db_outage_wait_s,
+        **options,
+    )
 
 
 def _cannot_open(url: str, detail: str) -> ConfigError:
@@ -111,7 +148,16 @@ def create_store_engine(url: str) -> Engine:
         )
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
-    engine = sa.create_engine(parsed, json_serializer=_json_dumps, pool_size=5, max_overflow=10)
+    connect_args = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    )
+    engine = sa.create_engine(
+        parsed,
+        json_serializer=_json_dumps,
+        pool_size=5,
+        max_overflow=10,
+        connect_args=connect_args,
+    )
     _ping_idle_connections(engine)
     return engine
 

@@ -3,22 +3,35 @@
 Every method is one short transaction, so concurrent runners (threads or processes) only
 ever wait for each other for milliseconds. The ``_insert_comparison``, ``_write_started``
 and ``_write`` helpers take the session, so a subclass can add its rows to that transaction.
+
+A database outage only delays writes (:mod:`playground.store.outage`): each transaction is
+retried on a fresh connection while the database is away, partial-text flushes are skipped
+meanwhile, and a finished answer whose database stays away longer than the outage wait is
+spooled to disk (:mod:`playground.store.spool`) and written when it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from playground.errors import PlaygroundError
 from playground.results import CompareRequest, ModelResult
 from playground.safe_text import replace_nul
 from playground.store.models import Comparison, ComparisonTag, Result
+from playground.store.outage import (
+    StoreUnavailableError,
+    WritePolicy,
+    run_write,
+    skip_during_outage,
+)
 from playground.store.recovery import writer_id
 from playground.store.repository import (
     find_cached_result,
@@ -26,7 +39,9 @@ from playground.store.repository import (
     prompt_hash,
     prompt_text,
 )
+from playground.store.spool import RowUpdate, apply_update
 
+T = TypeVar("T")
 CostLookup = Callable[[str], int | None]
 _RESULTS = cast(sa.Table, Result.__table__)
 # Built once: each write passes the columns it sets as parameters, and the SET clause
@@ -44,12 +59,26 @@ _START_PENDING = (
 _UPDATE_ROW = sa.update(_RESULTS).where(_RESULTS.c.id == sa.bindparam("row_id"))
 
 
+class AnswerSpooledError(PlaygroundError):
+    """An answer could not be written for the outage wait; it is kept in the spool file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            "the history database stayed unreachable, so the answer was kept in "
+            f"{path}; it is written to history when the database is back (or on the next start)."
+        )
+        self.path = path
+
+
 class StoreRecorder:
     """Writes comparisons and results as they happen (implements ``Recorder``).
 
     ``catalog_cost_lookup(model)`` gives the billing price in force now (e.g.
     ``catalog.cost_of``); it is stored with each result so later price changes don't
     rewrite history. With ``owner`` set, cache hits come only from that owner's history.
+    ``writes``: how long writes wait for a database that went away, and the spool for
+    answers when it stays away longer (the store's ``writes``; without one, nothing is
+    spooled and the write raises :class:`StoreUnavailableError`).
     """
 
     def __init__(
@@ -58,40 +87,76 @@ class StoreRecorder:
         catalog_cost_lookup: CostLookup | None = None,
         *,
         owner: str | None = None,
+        writes: WritePolicy | None = None,
     ) -> None:
         self._engine = engine
         self._cost_of = catalog_cost_lookup or (lambda _model: None)
         self._owner = owner
+        self._writes = writes or WritePolicy()
 
     def start_comparison(self, request: CompareRequest) -> int:
         """Store the comparison and one ``pending`` row per target; return the comparison id."""
-        with self._transaction() as session:
-            return self._insert_comparison(session, request)
+        return self._retrying(lambda session: self._insert_comparison(session, request))
 
     def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
         """A completed earlier answer to the identical request, marked ``cached``; or ``None``."""
-        with self._transaction() as session:
-            return find_cached_result(session, provider, request_hash, owner=self._owner)
+        return self._retrying(
+            lambda session: find_cached_result(session, provider, request_hash, owner=self._owner)
+        )
 
     def record_started(self, comparison_id: int, result: ModelResult) -> int:
-        """Turn the target's pending row into ``result`` (a new row if none); return its id."""
-        with self._transaction() as session:
-            return self._write_started(session, comparison_id, result)
+        """Turn the target's pending row into ``result`` (a new row if none); return its id.
+
+        Waits while the database is away (the request is sent only once its row exists);
+        raises :class:`StoreUnavailableError` after the outage wait.
+        """
+        return self._retrying(lambda session: self._write_started(session, comparison_id, result))
 
     def record_progress(self, result: ModelResult) -> None:
-        """Flush the partial text and metrics known so far."""
-        with self._transaction() as session:
-            self._write(session, result)
+        """Flush the partial text and metrics known so far (skipped while the database is
+        away: the final write carries the whole text)."""
+        if skip_during_outage():
+            return
+        with contextlib.suppress(StoreUnavailableError):
+            run_write(
+                self._engine,
+                lambda session: self._write(session, result),
+                replace(self._writes, wait_s=0),
+            )
 
     def record_finished(self, result: ModelResult) -> None:
-        """Write the final status, content, metrics, tokens and balance."""
-        with self._transaction() as session:
-            self._write(session, result, finished=True)
+        """Write the final status, content, metrics, tokens and balance.
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with Session(self._engine) as session, session.begin():
-            yield session
+        Retried while the database is away; after the outage wait the answer is spooled and
+        :class:`AnswerSpooledError` says where (without a spool,
+        :class:`StoreUnavailableError`).
+        """
+        self._write_final(result, [])
+
+    def _write_final(self, result: ModelResult, also: list[RowUpdate]) -> None:
+        """Write the result's final row and the rows ``also`` in one transaction (see
+        :meth:`record_finished`)."""
+        if result.result_id is None:
+            raise ValueError("record_started() must run first: the result has no row id.")
+        row = self._row_values(result, finished=True)
+        updates = [RowUpdate("results", result.result_id, row), *also]
+
+        def write(session: Session) -> None:
+            session.execute(_UPDATE_ROW, {**row, "row_id": result.result_id})
+            for update in also:
+                apply_update(session, update)
+
+        try:
+            self._retrying(write)
+        except StoreUnavailableError:
+            spool = self._writes.spool
+            if spool is None:
+                raise
+            spool.append(result.result_id, updates)
+            raise AnswerSpooledError(str(spool.path)) from None
+
+    def _retrying(self, work: Callable[[Session], T]) -> T:
+        return run_write(self._engine, work, self._writes)
 
     def _insert_comparison(self, session: Session, request: CompareRequest) -> int:
         now = datetime.now(UTC)
@@ -161,11 +226,16 @@ class StoreRecorder:
     def _write(self, session: Session, result: ModelResult, *, finished: bool = False) -> None:
         if result.result_id is None:
             raise ValueError("record_started() must run first: the result has no row id.")
+        values = self._row_values(result, finished=finished)
+        session.execute(_UPDATE_ROW, {**values, "row_id": result.result_id})
+
+    @staticmethod
+    def _row_values(result: ModelResult, *, finished: bool) -> dict[str, Any]:
         now = datetime.now(UTC)
         values = _snapshot_values(result, now)
         if finished:
             values["finished_utc"] = result.finished_at or now
-        session.execute(_UPDATE_ROW, {**values, "row_id": result.result_id})
+        return values
 
 
 def _snapshot_values(result: ModelResult, now: datetime) -> dict[str, Any]:

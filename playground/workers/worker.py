@@ -35,7 +35,7 @@ from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.redact import mask_url
 from playground.runner import Runner
-from playground.store import Store, open_store
+from playground.store import Store, open_configured_store
 from playground.store.eval_claims import revive_stalled_batches
 from playground.store.recovery import writer_id
 from playground.workers.queue import (
@@ -153,7 +153,7 @@ def run_worker(
             "(PLAYGROUND_DATABASE_URL=postgresql+psycopg://…); with SQLite batches run "
             "inside the app."
         )
-    store = open_store(settings.resolved_database_url)
+    store = open_configured_store(settings)
     try:
         ensure_queue_schema(settings.resolved_database_url)
         concurrency = concurrency or settings.max_concurrency

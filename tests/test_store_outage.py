@@ -1,0 +1,284 @@
+"""A database outage only delays history writes: retried, kept in memory, spooled, replayed.
+
+PostgreSQL is taken away by a fault-injecting proxy in front of the shared test server
+(never by restarting it); SQLite by another connection holding its write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from playground.catalog import load_catalog
+from playground.providers.elumenta import ElumentaProvider
+from playground.results import CompareRequest, ModelResult
+from playground.runner import ModelDelta, RunEvent, Runner
+from playground.store import Store, StoreRecorder, open_store
+from playground.store import db as store_db
+from playground.store.models import Result
+from playground.store.outage import OUTAGE, StoreUnavailableError
+from playground.store.recorder import AnswerSpooledError
+from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
+from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.fault_proxy import FaultProxy, proxied
+from tests.store_fixtures import make_request, postgres_schema_url
+
+CATALOG = load_catalog()
+SIX = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash", "deepseek-v3", "grok-4-fast", "gpt-5")
+
+
+@pytest.fixture(autouse=True)
+def outage_forgotten() -> Iterator[None]:
+    """The process-wide outage state does not leak from one test into the next."""
+    yield
+    OUTAGE.ended()
+    TALLY.clear_spooled()
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[tuple[FaultProxy, str]]:
+    """A migrated PostgreSQL schema and its URL through a fault proxy."""
+    with postgres_schema_url("test_outage") as url, proxied(url) as (proxy, via_proxy):
+        open_store(via_proxy).close()
+        yield proxy, via_proxy
+
+
+def outage(proxy: FaultProxy, seconds: float) -> threading.Timer:
+    """Take the database away now and bring it back after ``seconds``."""
+    proxy.outage()
+    timer = threading.Timer(seconds, proxy.restore)
+    timer.start()
+    return timer
+
+
+def running(request: CompareRequest, index: int, result_id: int | None = None) -> ModelResult:
+    generation = request.generation_request(index)
+    provider = request.targets[index].provider
+    return ModelResult(
+        index=index,
+        provider=provider,
+        model=generation.model,
+        params=generation.params,
+        request_hash=generation.request_hash(provider),
+        status="running",
+        started_at=datetime.now(UTC),
+        result_id=result_id,
+    )
+
+
+def finished(result: ModelResult, text: str) -> ModelResult:
+    return replace(
+        result,
+        status="completed",
+        content=text,
+        tokens_used=7,
+        balance_remaining=93,
+        finished_at=datetime.now(UTC),
+    )
+
+
+def rows(store: Store) -> list[Result]:
+    with store.session() as session:
+        return list(session.scalars(sa.select(Result).order_by(Result.id)))
+
+
+def started_rows(
+    store: Store, models: tuple[str, ...] = SIX
+) -> tuple[StoreRecorder, list[ModelResult]]:
+    recorder = StoreRecorder(store.engine, writes=store.writes)
+    request = make_request(models)
+    comparison_id = recorder.start_comparison(request)
+    started = []
+    for index in range(len(models)):
+        result = running(request, index)
+        started.append(replace(result, result_id=recorder.record_started(comparison_id, result)))
+    return recorder, started
+
+
+@pytest.mark.postgres
+def test_final_writes_during_a_postgres_outage_wait_for_it_and_all_land(
+    pg: tuple[FaultProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = pg
+    store = open_store(url, spool_dir=tmp_path)
+    try:
+        recorder, started = started_rows(store)
+        outage(proxy, 2.0)
+        for result in started:  # partial flushes during the outage are skipped, not raised
+            recorder.record_progress(replace(result, content="half"))
+        for result in started:
+            recorder.record_finished(finished(result, f"the whole answer of {result.model}"))
+        stored = rows(store)
+    finally:
+        store.close()
+    assert [(r.status, r.content, r.tokens_used) for r in stored] == [
+        ("completed", f"the whole answer of {m}", 7) for m in SIX
+    ]
+    assert proxy.refused > 0  # the database really was away
+    assert unsaved() == Unsaved(database_down=False, waiting=0, spooled=0)
+
+
+def test_a_sqlite_file_locked_past_its_busy_timeout_delays_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_db, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "history.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        recorder, started = started_rows(store, SIX[:2])
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(1.5, holder.execute, ("COMMIT",))
+        release.start()
+        for result in started:
+            recorder.record_finished(finished(result, "after the lock"))
+        release.join()
+        holder.close()
+        assert [r.status for r in rows(store)] == ["completed", "completed"]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_an_outage_longer_than_the_wait_spools_the_answer_and_the_next_start_writes_it_once(
+    pg: tuple[FaultProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = pg
+    store = open_store(url, spool_dir=tmp_path, outage_wait_s=0.5)
+    recorder, (result,) = started_rows(store, ("gpt-5",))
+    recorder.record_progress(replace(result, content="the first half"))
+    proxy.outage()
+    with pytest.raises(AnswerSpooledError) as raised:
+        recorder.record_finished(finished(result, "the first half and the rest"))
+    spool = store.writes.spool
+    assert spool is not None and str(spool.path) in str(raised.value)
+    record = spool.path.read_text()
+    assert json.loads(record)["result_id"] == result.result_id
+    assert unsaved().spooled == 1 and banner_text(unsaved()) is not None
+    store.close()
+    proxy.restore()
+    with store_db.Session(store_db.create_store_engine(url)) as session, session.begin():
+        # The process that spooled it is gone: recovery would mark its open row interrupted.
+        session.execute(sa.update(Result).values(writer="elsewhere:1:dead"))
+    reopened = open_store(url, spool_dir=tmp_path, stale_after=store_db.timedelta(0))
+    try:
+        (row,) = rows(reopened)
+        assert (row.status, row.content, row.tokens_used) == (
+            "completed",
+            "the first half and the rest",
+            7,
+        )
+        assert not spool.pending()
+        # A crash after the replay committed but before the file was emptied: replaying
+        # the same record again writes nothing.
+        spool.path.write_text(record)
+        assert spool.replay(reopened.engine) == 0
+        assert rows(reopened)[0].updated_utc == row.updated_utc
+    finally:
+        reopened.close()
+
+
+@pytest.mark.postgres
+def test_spooled_answers_are_written_as_soon_as_the_database_answers_again(
+    pg: tuple[FaultProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = pg
+    store = open_store(url, spool_dir=tmp_path, outage_wait_s=0.3)
+    try:
+        recorder, started = started_rows(store, SIX[:3])
+        proxy.outage()
+        for result in started:
+            with pytest.raises(AnswerSpooledError):
+                recorder.record_finished(finished(result, "kept on disk"))
+        assert unsaved().spooled == 3
+        proxy.restore()
+        recorder.start_comparison(make_request(("gpt-5",)))  # the next write finds it back
+        assert [r.content for r in rows(store)[:3]] == ["kept on disk"] * 3
+        assert unsaved().spooled == 0 and banner_text(unsaved()) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_without_a_spool_the_write_says_the_database_stayed_away(
+    pg: tuple[FaultProxy, str],
+) -> None:
+    proxy, url = pg
+    store = open_store(url, outage_wait_s=0.3)
+    try:
+        recorder, (result,) = started_rows(store, ("gpt-5",))
+        proxy.outage()
+        with pytest.raises(StoreUnavailableError, match="PLAYGROUND_DB_OUTAGE_WAIT_S"):
+            recorder.record_finished(finished(result, "lost?"))
+    finally:
+        proxy.restore()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_six_model_compare_through_an_outage_stores_every_answer_and_asks_each_once(
+    pg: tuple[FaultProxy, str], tmp_path: Path, fake_elumenta: FakeElumenta
+) -> None:
+    proxy, url = pg
+    fake_elumenta.script("*", ModelScript(n_deltas=15, delay_ms=100))
+    store = open_store(url, spool_dir=tmp_path)
+    runner = Runner(CATALOG, flush_interval_s=0.2)
+    provider = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key), base_url=fake_elumenta.base_url, catalog=CATALOG
+    )
+    cut = threading.Event()
+    timers: list[threading.Timer] = []
+
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, ModelDelta) and not cut.is_set():
+            cut.set()
+            timers.append(outage(proxy, 3.0))
+
+    try:
+        request = make_request(SIX, provider="elumenta")
+        handle = runner.start(
+            request,
+            {"elumenta": provider},
+            recorder=StoreRecorder(store.engine, CATALOG.cost_of, writes=store.writes),
+            on_event=on_event,
+        )
+        snapshot = handle.wait(60)
+        stored = rows(store)
+    finally:
+        runner.run_coroutine(provider.aclose(), timeout=5)
+        runner.close()
+        store.close()
+    assert cut.is_set() and proxy.refused > 0
+    assert snapshot.record_error is None
+    assert [r.status for r in snapshot.results] == ["completed"] * 6
+    assert [(r.status, r.content, r.tokens_used) for r in stored] == [
+        (r.status, r.content, r.tokens_used) for r in snapshot.results
+    ]
+    assert all(r.content and r.tokens_used for r in stored)
+    generate = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
+    assert len(generate) == 6
+
+
+def test_the_banner_counts_answers_kept_and_goes_once_they_are_written() -> None:
+    assert banner_text(unsaved()) is None
+    TALLY.set_down(True)
+    TALLY.add_waiting(2)
+    try:
+        text = banner_text(unsaved())
+        assert text == (
+            "History is not being saved right now — 2 answers kept, "
+            "will be written when the database returns."
+        )
+    finally:
+        TALLY.add_waiting(-2)
+        TALLY.set_down(False)
+    assert banner_text(unsaved()) is None
