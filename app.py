@@ -9,6 +9,7 @@ import streamlit as st
 from playground import services
 from playground.errors import PlaygroundError, user_message
 from playground.store.db import check_database_url
+from playground.unsaved import banner_text, unsaved
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
 
 FAVICON = Path(__file__).resolve().parent / "ui" / "favicon.svg"
@@ -42,6 +43,11 @@ with st.sidebar:
     if principal is None:
         st.markdown("**Database:**")
         st.code(services.database_label(), language=None, wrap_lines=True)
+
+# History writes waiting out a database outage: said on every page, gone once written.
+unsaved_banner = banner_text(unsaved())
+if unsaved_banner is not None:
+    st.warning(unsaved_banner, icon=":material/cloud_off:")
 
 compare = st.Page(
     "pages/compare.py", title="Compare", icon=":material/compare_arrows:", default=True

@@ -3,7 +3,9 @@
 
 A stable interface for scripts: ``--json`` prints one JSON object per model per line;
 exit code 0 when every model completed, 1 when any did not, 2 on bad usage, 3 when a newer
-release migrated the database (run that release, or restore the pre-upgrade backup).
+release migrated the database (run that release, or restore the pre-upgrade backup), 4
+when an answer could not be written to history even after waiting out a database outage
+(it is kept in the spool file the message names, and written on the next start).
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ from playground.store import (
     export_rows,
     get_comparison,
     list_results,
-    open_store,
+    open_configured_store,
     write_export,
 )
 from playground.workers.cli import add_worker_parser, run_worker_command
 
-EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
 PROVIDERS = ("elumenta", "demo", "openai_compatible")
 STATUSES = ("running", "completed", "partial", "failed", "cancelled", "interrupted")
 
@@ -339,8 +341,8 @@ def run_compare(
     request = compare_request(args, settings, stdin)
     runner = Runner.from_settings(catalog, settings)
     providers = build_providers(settings, catalog)
-    store = None if args.no_save else open_store(settings.resolved_database_url)
-    recorder = StoreRecorder(store.engine, catalog.cost_of) if store else None
+    store = None if args.no_save else open_configured_store(settings)
+    recorder = StoreRecorder(store.engine, catalog.cost_of, writes=store.writes) if store else None
     try:
         listener = None if args.json else _LinePrinter(request, out)
         handle = runner.start(request, providers, recorder=recorder, on_event=listener)
@@ -359,7 +361,8 @@ def run_compare(
         if snapshot.comparison_id is not None:
             out.write(f"Saved as comparison #{snapshot.comparison_id}.\n")
     if snapshot.record_error:
-        err.write(f"warning: {snapshot.record_error}\n")
+        err.write(f"error: {snapshot.record_error}\n")
+        return EXIT_NOT_SAVED
     all_done = all(r.status == "completed" for r in snapshot.results)
     return EXIT_OK if all_done else EXIT_NOT_ALL_COMPLETED
 
@@ -405,7 +408,7 @@ def main(
         if args.command == "restore":
             out.write(restore_database(args.file, args.to) + "\n")
             return EXIT_OK
-        store = open_store(settings.resolved_database_url)
+        store = open_configured_store(settings)
         try:
             if args.command == "history":
                 return run_history(args, store, out)

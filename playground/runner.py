@@ -33,11 +33,15 @@ from playground.providers.base import (
     validate_request,
 )
 from playground.results import CompareRequest, ModelResult, Recorder
+from playground.unsaved import TALLY
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_KEPT_RUNS = 200
+# A model's error code when its request was not sent because its history row could not be
+# written (the database stayed unreachable).
+NOT_RECORDED = "not_recorded"
 
 
 @dataclass(frozen=True)
@@ -404,6 +408,17 @@ class Runner:
             result_id = await self._write(
                 handle, recorder.record_started, handle.comparison_id, started
             )
+            if result_id is None:
+                # An answer without a row could be paid for and then lost: don't ask.
+                final = handle._update(
+                    index,
+                    status="failed",
+                    error_code=NOT_RECORDED,
+                    error_message="Not sent: the answer could not be recorded in history.",
+                    finished_at=datetime.now(UTC),
+                )
+                emit(ModelFinished(index, final))
+                return
             started = handle._update(index, result_id=result_id)
         emit(ModelStarted(index, started))
         changes, sent, end = await self._stream(
@@ -416,7 +431,11 @@ class Runner:
             **changes,
         )
         if recorder is not None:
-            await self._write(handle, recorder.record_finished, final)
+            TALLY.add_waiting(1)  # until written (or spooled): the app's banner counts it
+            try:
+                await self._write(handle, recorder.record_finished, final)
+            finally:
+                TALLY.add_waiting(-1)
         emit(ModelFinished(index, final))
 
     async def _finish_from_cache(

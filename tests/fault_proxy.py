@@ -137,6 +137,10 @@ def _reset(sock: socket.socket) -> None:
         # Linger 0: close() sends a reset, as a crashed or restarted server's host does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with suppress(OSError):
+        # Wakes a pump blocked in recv() on it: close() alone would not, and the socket
+        # would stay open (its peer waiting forever) until that recv() returned.
+        sock.shutdown(socket.SHUT_RDWR)
+    with suppress(OSError):
         sock.close()
 
 

@@ -30,6 +30,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
 from playground import config
 from playground.access.spending import GATE_REFRESH_S, Admission, SpendingGate
 from playground.catalog import Catalog
@@ -326,14 +329,18 @@ class BatchJob:
             with self._cond:
                 self._message = message
                 self._status = "interrupted"
-            with self._store.session() as session, session.begin():
-                transition_batch(
-                    session,
-                    self.batch_id,
-                    "interrupted",
-                    only_from=("running", "paused", "judging"),
-                    message=message,
-                )
+            try:
+                with self._store.session() as session, session.begin():
+                    transition_batch(
+                        session,
+                        self.batch_id,
+                        "interrupted",
+                        only_from=("running", "paused", "judging"),
+                        message=message,
+                    )
+            except (SQLAlchemyError, PlaygroundError):
+                # The database stayed away: recovery marks the batch on the next start.
+                log.warning("Batch %s: could not store that it stopped", self.batch_id)
         finally:
             self._done.set()
 
@@ -648,8 +655,9 @@ class BatchJob:
 
     def _others_running(self) -> bool:
         stale_before = datetime.now(UTC) - self._stale_after
-        with self._store.session() as session, session.begin():
-            return has_live_claims(session, self.batch_id, stale_before)
+        return self._store.retrying(
+            lambda session: has_live_claims(session, self.batch_id, stale_before)
+        )
 
     def _finish(self, run: JobRun, outcome: Outcome) -> None:
         """Record how the batch ended; of several shards, the last one finishes it."""
@@ -666,7 +674,8 @@ class BatchJob:
         final = "completed" if outcome == "done" else "budget_reached"
         judging = run.judge_price is not None
         stale_before = datetime.now(UTC) - self._stale_after
-        with self._store.session() as session, session.begin():
+
+        def finish(session: Session) -> tuple[bool, str]:
             won = finish_batch(
                 session,
                 self.batch_id,
@@ -675,7 +684,9 @@ class BatchJob:
                 stale_before=stale_before,
             )
             batch = get_batch(session, self.batch_id)
-            status = batch.status if batch is not None else "interrupted"
+            return won, batch.status if batch is not None else "interrupted"
+
+        won, status = self._store.retrying(finish)
         if won and judging:
             refused = self._judge(run)
             status = final if refused is None else "paused"

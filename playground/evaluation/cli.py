@@ -35,8 +35,10 @@ from playground.store.eval_repository import (
     save_dataset,
     save_template_version,
 )
+from playground.unsaved import unsaved
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# 3 is the command line's "a newer release migrated the database" (playground.cli).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_SAVED = 0, 1, 2, 4
 PROGRESS_EVERY_S = 2.0
 
 
@@ -101,9 +103,17 @@ def run_eval(
         judge_tokens = progress.judge_tokens
         with store.session() as session, session.begin():
             cells = batch_cells(session, batch_id)
+        spooled = unsaved().spooled
+        spool = store.writes.spool
     finally:
         store.close()
     _print(args.json, batch_id, progress, cells, judge_tokens, out)
+    if spooled and spool is not None:
+        err.write(
+            f"error: {spooled} answer(s) could not be written to history while the database "
+            f"was unreachable; they are kept in {spool.path} and written on the next start.\n"
+        )
+        return EXIT_NOT_SAVED
     all_passed = all(c.status == "completed" and c.passed is not False for c in cells)
     return EXIT_OK if all_passed and progress.status == "completed" else EXIT_FAILED
 

@@ -94,9 +94,10 @@ def claim_cells(
     A claim that is not renewed for ``stale_after`` is taken over; ``settling``: whether
     the job has answers in flight, asked when the owner's limits hold the cells back.
     """
-    now = datetime.now(UTC)
-    stale_before = now - stale_after
-    with store.session() as session, session.begin():
+
+    def claim_in(session: Session) -> Claim:
+        now = datetime.now(UTC)
+        stale_before = now - stale_after
         control = batch_control(session, batch_id)
         if control is not None and control.budget_tokens is not None:
             # Locked: claimers of this batch then see each other's reservations.
@@ -124,7 +125,10 @@ def claim_cells(
             now=now,
             stale_before=stale_before,
         )
-    return Claim(control.status, [c for c in cells if c.id in taken])
+        return Claim(control.status, [c for c in cells if c.id in taken])
+
+    # While the database is away the claim waits (the batch pauses) and then goes on.
+    return store.retrying(claim_in)
 
 
 def _within_owner_limits(

@@ -1,0 +1,223 @@
+"""Runs through a database outage, end to end: the CLI, the app and a batch lose nothing.
+
+PostgreSQL goes away through a fault proxy while the fake Elumenta server streams; every
+answer that arrived must be in history afterwards, and no request may be sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from playground import services
+from playground.store import open_store
+from playground.store.eval_repository import batch_cells
+from playground.store.models import Result
+from playground.store.outage import OUTAGE
+from playground.unsaved import TALLY, unsaved
+from tests.app_harness import click, open_page, run_until_done, texts
+from tests.evaluation_fixtures import job, plan
+from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.fault_proxy import FaultProxy, proxied
+from tests.store_fixtures import postgres_schema_url
+
+pytestmark = pytest.mark.postgres
+
+SIX = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash", "deepseek-v3", "grok-4-fast", "gpt-5")
+BANNER = "History is not being saved right now"
+
+
+@pytest.fixture(autouse=True)
+def outage_forgotten() -> Iterator[None]:
+    yield
+    OUTAGE.ended()
+    TALLY.clear_spooled()
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[FaultProxy, str]]:
+    """A migrated PostgreSQL schema and its URL through a fault proxy."""
+    with postgres_schema_url("test_outage") as url, proxied(url) as (proxy, via_proxy):
+        open_store(via_proxy).close()
+        yield proxy, via_proxy
+
+
+@pytest.fixture
+def streaming(fake_elumenta: FakeElumenta) -> FakeElumenta:
+    """Every model streams its answer over about two seconds."""
+    fake_elumenta.script("*", ModelScript(n_deltas=20, delay_ms=100))
+    return fake_elumenta
+
+
+def generations(fake: FakeElumenta) -> int:
+    return sum(r.path.endswith("/generate/stream") for r in fake.requests)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def rows(url: str) -> list[Result]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.select(Result).order_by(Result.id)).all())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def cli(
+    args: list[str], fake: FakeElumenta, url: str, data: Path, **env: str
+) -> subprocess.Popen[str]:
+    environment = os.environ | {
+        "PLAYGROUND_PROVIDER": "elumenta",
+        "ELUMENTA_BASE_URL": fake.base_url,
+        "ELUMENTA_API_KEY": fake.api_key,
+        "PLAYGROUND_DATABASE_URL": url,
+        "PLAYGROUND_DATA_DIR": str(data),
+        "PLAYGROUND_FLUSH_INTERVAL_S": "0.2",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "playground", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+
+
+def compare_args() -> list[str]:
+    return ["compare", *[a for m in SIX for a in ("-m", m)], "-p", "Outage?", "--json"]
+
+
+def test_the_cli_waits_out_a_3_s_outage_and_stores_all_six_answers(
+    pg: tuple[FaultProxy, str], streaming: FakeElumenta, tmp_path: Path
+) -> None:
+    proxy, url = pg
+    proc = cli(compare_args(), streaming, url, tmp_path)
+    wait_for(lambda: generations(streaming) == 6)
+    time.sleep(0.5)  # a partial flush or two first
+    proxy.outage()
+    threading.Timer(3.0, proxy.restore).start()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    printed = [json.loads(line) for line in out.strip().splitlines()]
+    stored = rows(url)
+    assert proxy.refused > 0
+    assert [(r.status, r.content, r.tokens_used) for r in stored] == [
+        ("completed", p["content"], p["tokens_used"]) for p in printed
+    ]
+    assert all(r.content and r.tokens_used for r in stored)
+    assert generations(streaming) == 6
+
+
+def test_the_cli_spools_what_it_cannot_write_exits_4_and_the_next_start_writes_it_once(
+    pg: tuple[FaultProxy, str], streaming: FakeElumenta, tmp_path: Path
+) -> None:
+    proxy, url = pg
+    proc = cli(compare_args(), streaming, url, tmp_path, PLAYGROUND_DB_OUTAGE_WAIT_S="1")
+    wait_for(lambda: generations(streaming) == 6)
+    proxy.outage()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, err
+    spool_files = list((tmp_path / "spool").glob("unsaved-answers-*.jsonl"))
+    assert len(spool_files) == 1 and str(spool_files[0]) in err
+    assert len(spool_files[0].read_text().splitlines()) == 6
+    printed = [json.loads(line) for line in out.strip().splitlines()]
+    proxy.restore()
+    for _ in range(2):  # the first start writes them; the second finds nothing to write
+        history = cli(["history", "--json"], streaming, url, tmp_path)
+        _, history_err = history.communicate(timeout=60)
+        assert history.returncode == 0, history_err
+    assert spool_files[0].read_text() == ""
+    stored = rows(url)
+    assert [(r.status, r.content, r.tokens_used) for r in stored] == [
+        ("completed", p["content"], p["tokens_used"]) for p in printed
+    ]
+    assert generations(streaming) == 6
+
+
+def test_answers_waiting_in_memory_when_the_process_is_killed_keep_their_last_flush(
+    pg: tuple[FaultProxy, str], streaming: FakeElumenta, tmp_path: Path
+) -> None:
+    proxy, url = pg
+    proc = cli(compare_args(), streaming, url, tmp_path)
+    wait_for(lambda: generations(streaming) == 6)
+    wait_for(lambda: all(r.content for r in rows(url)), timeout_s=10)  # flushed once
+    proxy.outage()
+    time.sleep(3.0)  # the streams end; their final writes wait for the database
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    proxy.restore()
+    open_store(url, spool_dir=tmp_path / "spool").close()
+    stored = rows(url)
+    assert [r.status for r in stored] == ["interrupted"] * 6
+    assert all(r.content and r.tokens_used is None for r in stored)
+
+
+def test_a_batch_pauses_through_an_outage_and_finishes_by_itself_asking_each_cell_once(
+    pg: tuple[FaultProxy, str], fake_elumenta: FakeElumenta, tmp_path: Path
+) -> None:
+    proxy, url = pg
+    fake_elumenta.quota_hour = fake_elumenta.quota_day = None
+    fake_elumenta.script("*", ModelScript(n_deltas=5, delay_ms=40))
+    store = open_store(url, spool_dir=tmp_path)
+    try:
+        batch_id = plan(store, ["gpt-5-nano", "claude-haiku-4.5", "deepseek-v3"], rows=12)
+        running = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start()
+        wait_for(lambda: running.progress().completed >= 6)
+        proxy.outage()
+        threading.Timer(3.0, proxy.restore).start()
+        progress = running.wait(120)
+        assert (progress.status, progress.completed, progress.failed) == ("completed", 36, 0)
+        with store.session() as session, session.begin():
+            cells = batch_cells(session, batch_id)
+    finally:
+        store.close()
+    assert proxy.refused > 0
+    assert [c.status for c in cells] == ["completed"] * 36
+    assert generations(fake_elumenta) == 36
+
+
+def test_the_app_says_answers_are_kept_during_an_outage_and_stores_them_after(
+    pg: tuple[FaultProxy, str],
+    streaming: FakeElumenta,
+    app_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, url = pg
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", url)
+    monkeypatch.setenv("ELUMENTA_BASE_URL", streaming.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", streaming.api_key)
+    services.reset()
+    at = open_page()
+    at.text_area(key="compare.prompt").set_value("Outage?")
+    at.multiselect(key="compare.models").set_value([f"elumenta:{m}" for m in SIX])
+    click(at.run(), "Run")
+    wait_for(lambda: generations(streaming) == 6)
+    proxy.outage()
+    wait_for(lambda: unsaved().waiting > 0)
+    # AppTest runs app.py's frame (where the banner is) on a session's first run only.
+    assert any(BANNER in text for text in texts(open_page(), "warning"))
+    proxy.restore()
+    wait_for(lambda: not unsaved().alarming and unsaved().waiting == 0)
+    run_until_done(at, timeout=30)
+    assert not any(BANNER in text for text in texts(open_page(), "warning"))
+    stored = rows(url)
+    assert [r.status for r in stored] == ["completed"] * 6
+    assert all(r.content and r.tokens_used for r in stored)
+    assert generations(streaming) == 6
