@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from playground import services
-from playground.store import open_store
+from playground.evaluation.dispatch import queue_batch
+from playground.store import Store, open_store
 from playground.store.eval_repository import batch_cells
 from playground.store.models import Result
 from playground.store.outage import OUTAGE
@@ -30,6 +31,7 @@ from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fault_proxy import FaultProxy, proxied
 from tests.store_fixtures import postgres_schema_url
+from tests.worker_fixtures import WorkerProcess, started_together, worker_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -221,3 +223,25 @@ def test_the_app_says_answers_are_kept_during_an_outage_and_stores_them_after(
     assert [r.status for r in stored] == ["completed"] * 6
     assert all(r.content and r.tokens_used for r in stored)
     assert generations(streaming) == 6
+
+
+def test_two_workers_wait_out_an_outage_and_finish_the_batch_asking_each_cell_once(
+    worker_store: Store, worker_database_url: str, fake_elumenta: FakeElumenta, tmp_path: Path
+) -> None:
+    fake_elumenta.quota_hour = fake_elumenta.quota_day = None
+    fake_elumenta.balance = 10**6
+    fake_elumenta.script("*", ModelScript(ttft_ms=150))
+    batch_id = plan(worker_store, ["gpt-5-nano", "claude-haiku-4.5"], rows=30)
+    with proxied(worker_database_url) as (proxy, via_proxy):
+        a = WorkerProcess(via_proxy, fake_elumenta, tmp_path, log_path=tmp_path / "a.log")
+        b = WorkerProcess(via_proxy, fake_elumenta, tmp_path, log_path=tmp_path / "b.log")
+        with started_together(a, b):
+            handle = queue_batch(worker_store, worker_settings(worker_database_url), batch_id)
+            wait_for(lambda: handle.progress().completed >= 10)
+            proxy.outage()
+            time.sleep(3.0)
+            proxy.restore()
+            progress = handle.wait(120)
+    assert proxy.refused > 0
+    assert (progress.status, progress.completed, progress.failed) == ("completed", 60, 0)
+    assert generations(fake_elumenta) == 60

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from playground.store.db import Store
 from playground.store.eval_claims import batch_control, renew_heartbeat
 
@@ -49,9 +51,14 @@ class Watcher:
             beat = time.monotonic() >= next_beat
             try:
                 self._poll(beat)
-            except Exception:  # a database hiccup must not end the job; the next poll retries
+            except (
+                Exception
+            ) as exc:  # a database hiccup must not end the job; the next poll retries
                 log.warning(
-                    "Batch %s: could not read or renew its state", self._batch_id, exc_info=True
+                    "Batch %s: could not read or renew its state",
+                    self._batch_id,
+                    # An outage is one line a second, not a traceback a second.
+                    exc_info=not isinstance(exc, sa.exc.OperationalError),
                 )
                 continue
             if beat:
