@@ -27,6 +27,7 @@ from playground.store import db as store_db
 from playground.store.models import Result
 from playground.store.outage import OUTAGE, StoreUnavailableError
 from playground.store.recorder import AnswerSpooledError
+from playground.store.spool import RowUpdate
 from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fault_proxy import FaultProxy, proxied
@@ -282,3 +283,26 @@ def test_the_banner_counts_answers_kept_and_goes_once_they_are_written() -> None
         TALLY.add_waiting(-2)
         TALLY.set_down(False)
     assert banner_text(unsaved()) is None
+
+
+def test_spooled_lines_that_cannot_be_written_are_set_aside_not_dropped(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'history.sqlite3'}", spool_dir=tmp_path)
+    try:
+        _recorder, (result, other) = started_rows(store, ("gpt-5", "gpt-5-nano"))
+        spool = store.writes.spool
+        assert spool is not None and result.result_id is not None
+        values = {"status": "completed", "content": "kept", "finished_utc": datetime.now(UTC)}
+        spool.append(result.result_id, [RowUpdate("results", result.result_id, values)])
+        unknown_table = {"v": 1, "result_id": other.result_id, "updates": [{"table": "nope"}]}
+        with spool.path.open("a") as file:
+            file.write(json.dumps(unknown_table) + "\n")
+            file.write('{"v": 1, "result_id": 1, "upd')  # torn by a crash mid-append
+        assert spool.replay(store.engine) == 1
+        assert [(r.status, r.content) for r in rows(store)] == [
+            ("completed", "kept"),
+            ("running", ""),
+        ]
+        assert not spool.pending()
+        assert len(spool.rejected_path.read_text().splitlines()) == 2
+    finally:
+        store.close()

@@ -95,13 +95,19 @@ class Spool:
             return 0
         with self._locked() as file:
             file.seek(0)
-            records = _records(file.read(), self.path)
-            if not records:
-                return 0
+            records, rejected = _records(file.read())
             written = 0
             with engine.begin() as connection:
-                for record in records:
-                    written += _apply(connection, record)
+                for line, record in records:
+                    try:
+                        with connection.begin_nested():
+                            written += _apply(connection, record)
+                    except (KeyError, TypeError, ValueError, sa.exc.StatementError):
+                        log.warning("A spooled answer could not be written", exc_info=True)
+                        rejected.append(line)
+            if rejected:
+                # Never dropped: kept beside the spool for an operator to look at.
+                self._set_aside(rejected)
             file.seek(0)
             file.truncate()
             file.flush()
@@ -109,6 +115,23 @@ class Spool:
         TALLY.clear_spooled()
         log.warning("Wrote %d spooled answer(s) from %s to the database.", written, self.path)
         return written
+
+    @property
+    def rejected_path(self) -> Path:
+        """Where spooled lines that could not be written are set aside."""
+        return self.path.with_suffix(".rejected.jsonl")
+
+    def _set_aside(self, lines: list[str]) -> None:
+        log.error(
+            "%d spooled line(s) could not be written to the database; kept in %s.",
+            len(lines),
+            self.rejected_path,
+        )
+        fd = os.open(self.rejected_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8", newline="\n") as rejected:
+            rejected.writelines(line + "\n" for line in lines)
+            rejected.flush()
+            os.fsync(rejected.fileno())
 
     @contextmanager
     def _locked(self) -> Iterator[IO[str]]:
@@ -123,21 +146,26 @@ class Spool:
                 _unlock(file)
 
 
-def _records(text: str, path: Path) -> list[dict[str, Any]]:
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _records(text: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """The spool's records (with their lines), and the lines that are not records.
+
+    A torn last line (a crash mid-append: that answer was never acknowledged) or a record
+    of another version is not applied but set aside, never dropped.
+    """
+    records, others = [], []
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError:
-            # Only a crash mid-append leaves a torn line, and that answer was never
-            # acknowledged; the lines before and after it still count.
-            log.warning("Skipping a torn line %d in %s.", number, path)
+            others.append(line)
             continue
         if isinstance(record, dict) and record.get("v") == SPOOL_VERSION:
-            records.append(record)
-    return records
+            records.append((line, record))
+        else:
+            others.append(line)
+    return records, others
 
 
 def _apply(connection: sa.Connection, record: dict[str, Any]) -> int:
