@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from playground.catalog import load_catalog
 from playground.providers.elumenta import ElumentaProvider
 from playground.results import CompareRequest, ModelResult
-from playground.runner import ModelDelta, RunEvent, Runner
+from playground.runner import NOT_RECORDED, ModelDelta, RunEvent, Runner
 from playground.store import Store, StoreRecorder, open_store
 from playground.store import db as store_db
 from playground.store.models import Result
@@ -306,3 +306,38 @@ def test_spooled_lines_that_cannot_be_written_are_set_aside_not_dropped(tmp_path
         assert len(spool.rejected_path.read_text().splitlines()) == 2
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_model_whose_row_cannot_be_written_is_not_sent(
+    pg: tuple[FaultProxy, str], fake_elumenta: FakeElumenta
+) -> None:
+    proxy, url = pg
+    store = open_store(url, outage_wait_s=0.3)
+
+    class AwayAfterTheComparison(StoreRecorder):
+        def start_comparison(self, request: CompareRequest) -> int:
+            comparison_id = super().start_comparison(request)
+            proxy.outage()  # before the model's row is written
+            return comparison_id
+
+    runner = Runner(CATALOG)
+    provider = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key), base_url=fake_elumenta.base_url, catalog=CATALOG
+    )
+    try:
+        handle = runner.start(
+            make_request(("gpt-5",), provider="elumenta"),
+            {"elumenta": provider},
+            recorder=AwayAfterTheComparison(store.engine, writes=store.writes),
+        )
+        snapshot = handle.wait(30)
+    finally:
+        runner.run_coroutine(provider.aclose(), timeout=5)
+        runner.close()
+        proxy.restore()
+        store.close()
+    (result,) = snapshot.results
+    assert (result.status, result.error_code) == ("failed", NOT_RECORDED)
+    assert snapshot.record_error and "PLAYGROUND_DB_OUTAGE_WAIT_S" in snapshot.record_error
+    assert not [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
