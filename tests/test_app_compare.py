@@ -53,10 +53,7 @@ def test_demo_run_fills_both_columns_with_completed_answers(app_env: Path) -> No
     assert not at.exception
     assert done_badges(at) == 2
     answers = [t for t in texts(at, "markdown") if t.startswith("*Demo mode")]
-    assert [a.split(";")[0] for a in answers] == [
-        "*Demo mode: simulated answer from GPT-5 Nano",
-        "*Demo mode: simulated answer from GPT-5",
-    ]
+    assert len(answers) == 2 and answers[0] != answers[1]  # one answer per model
     assert any("Latency **" in t for t in texts(at, "caption"))
     assert at.query_params["comparison"]
     assert any("comparison=" in t for t in texts(at, "code"))
@@ -197,7 +194,7 @@ def test_continue_chat_turns_the_answer_into_an_assistant_turn(app_env: Path) ->
     contents = [at.text_area(key=f"compare.turn.{t}.content").value for t in turns]
     assert roles == ["user", "assistant"]
     assert contents[0] == "First question"
-    assert str(contents[1]).startswith("*Demo mode: simulated answer from GPT-5;")
+    assert str(contents[1]).startswith("*Demo mode: simulated answer;")
 
 
 def test_turns_can_be_added_reordered_and_removed(app_env: Path) -> None:

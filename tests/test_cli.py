@@ -64,7 +64,7 @@ def test_json_prints_one_object_per_model_in_order(demo_settings: Settings) -> N
 def test_human_output_streams_lines_and_ends_with_a_table(demo_settings: Settings) -> None:
     code, out, _ = run(["compare", "-m", "gpt-5-nano", "-p", "hi", "--no-save"], demo_settings)
     assert code == 0
-    assert "gpt-5-nano │ *Demo mode: simulated answer from GPT-5 Nano" in out
+    assert "gpt-5-nano │ *Demo mode: simulated answer; no API call was made.*" in out
     assert out.rstrip().split("\n")[-1].startswith("gpt-5-nano  completed")
 
 

@@ -288,3 +288,16 @@ def test_the_quote_markers_carry_a_nonce_none_of_the_quoted_texts_contains() -> 
     assert "<<<BEGIN QUESTION cccc>>>\nsays aaaa\n<<<END QUESTION cccc>>>" in prompt
     assert "aaaa>>>" not in prompt and "bbbb>>>" not in prompt
     assert judge_prompt("r", "q", "a") != judge_prompt("r", "q", "a")  # random per request
+
+
+def test_a_long_value_is_cut_inside_its_quotes_so_the_label_stays_balanced() -> None:
+    spec = parse_assertion({"type": "regex", "value": "Happy to go deeper|That should be a solid"})
+    assert spec.label() == 'regex "Happy to go deeper|That should be a sol…"'
+    schema = parse_assertion(
+        {
+            "type": "json_schema",
+            "value": {"type": "object", "required": ["alpha", "beta", "gamma", "delta"]},
+        }
+    )
+    assert schema.label() == "json_schema {…}"
+    assert parse_assertion({"type": "contains", "value": "Paris"}).label() == 'contains "Paris"'

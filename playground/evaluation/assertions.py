@@ -38,6 +38,7 @@ AssertionKind = Literal[
 ]
 ASSERTION_KINDS: tuple[str, ...] = get_args(AssertionKind)
 _NEEDS_VALUE = frozenset(ASSERTION_KINDS) - {"is_json"}
+LABEL_VALUE_CHARS = 40
 
 #: The grader gets the judge prompt and returns (its answer, billing tokens it cost).
 Grader = Callable[[str], Awaitable[tuple[str, int | None]]]
@@ -87,13 +88,20 @@ class AssertionSpec:
         return row.get(self.column) if self.column is not None else self.value
 
     def label(self) -> str:
-        """A short human name, e.g. ``contains 'Paris'``."""
+        """A short human name, e.g. ``contains "Paris"`` or ``regex $pattern_column``.
+
+        A long value is cut inside its quotes or brackets, so the label stays balanced.
+        """
         if self.column is not None:
             return f"{self.kind} ${self.column}"
         if self.value is None:
             return self.kind
+        if isinstance(self.value, str):
+            return f'{self.kind} "{_shorten(self.value)}"'
         shown = json.dumps(self.value, ensure_ascii=False)
-        return f"{self.kind} {shown[:40]}"
+        if len(shown) > LABEL_VALUE_CHARS:
+            shown = "{…}" if isinstance(self.value, dict) else _shorten(shown)
+        return f"{self.kind} {shown}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored with a batch and accepted by :func:`parse_assertion`."""
@@ -141,6 +149,12 @@ class AssertionOutcome:
         if self.error:
             data["error"] = True
         return data
+
+
+def _shorten(text: str) -> str:
+    """``text`` cut to :data:`LABEL_VALUE_CHARS` characters, ending in … when it was longer."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= LABEL_VALUE_CHARS else flat[: LABEL_VALUE_CHARS - 1] + "…"
 
 
 def parse_assertion(data: Any) -> AssertionSpec:

@@ -1,16 +1,13 @@
-"""The offline demo provider: simulated, clearly labelled answers with realistic timing.
+"""The offline demo provider: simulated answers with realistic timing and no network.
 
 It makes no network call and costs nothing, so the app works with no API key. Answers
-are deterministic for a given model, conversation and parameters, and every answer
-starts with a banner saying it is simulated.
+are deterministic for a given model, conversation and parameters; what they say, and how
+each model honours a requested form, is :mod:`playground.providers.demo_answers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
-import textwrap
 from collections.abc import AsyncGenerator
 
 from playground.catalog import Catalog, ModelInfo
@@ -24,47 +21,9 @@ from playground.providers.base import (
     StreamFinished,
     StreamStarted,
 )
+from playground.providers.demo_answers import demo_answer
 
 DEMO_STARTING_BALANCE = 1000
-
-_OPENINGS = (
-    "Here is a structured take on it.",
-    "Short answer first, then the details.",
-    "Let me break this down step by step.",
-    "There are a few angles worth considering.",
-)
-_POINTS = (
-    "State the goal in one sentence before anything else.",
-    "List the constraints explicitly: budget, latency, and quality bar.",
-    "Prefer the simplest option that meets every constraint.",
-    "Measure before and after, on the same inputs, in one run.",
-    "Write down what would change your mind.",
-    "Check edge cases: empty input, very long input, mixed languages.",
-    "Keep an example of a good answer to compare against.",
-    "Cheaper models are often good enough for extraction and routing.",
-    "Bigger models pay off on multi-step reasoning and long documents.",
-    "Ask for a specific output format to make answers comparable.",
-)
-_CLOSINGS = (
-    "In short: define success, then compare models against it.",
-    "That should be a solid starting point.",
-    "Happy to go deeper on any of these points.",
-)
-
-
-def demo_answer(model: ModelInfo, request: GenerationRequest) -> str:
-    """The simulated answer for ``request``: same inputs, same text."""
-    seed = hashlib.sha256(request.request_hash("demo").encode()).digest()
-    rng = random.Random(seed)
-    question = request.messages[-1].content.strip().replace("\n", " ")
-    question = textwrap.shorten(question, width=90, placeholder="…")
-    n_points = 3 + min(4, model.token_cost) + rng.randrange(2)
-    points = rng.sample(_POINTS, k=min(n_points, len(_POINTS)))
-    body = "\n".join(f"{i}. {p}" for i, p in enumerate(points, start=1))
-    return (
-        f"*Demo mode: simulated answer from {model.name}; no API call was made.*\n\n"
-        f"You asked: “{question}”\n\n{rng.choice(_OPENINGS)}\n\n{body}\n\n{rng.choice(_CLOSINGS)}"
-    )
 
 
 def _chunks(text: str, size: int) -> list[str]:
@@ -106,7 +65,7 @@ class DemoProvider:
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream the simulated answer at the model's demo TTFT and characters per second."""
         model = self._model(request.model)
-        text = demo_answer(model, request)
+        text = demo_answer(request)
         yield StreamStarted()
         await asyncio.sleep(model.demo.ttft_ms / 1000 * self._time_scale)
         for piece in _chunks(text, 3):
@@ -120,7 +79,7 @@ class DemoProvider:
     async def generate(self, request: GenerationRequest) -> Generation:
         """The whole simulated answer after the simulated total time."""
         model = self._model(request.model)
-        text = demo_answer(model, request)
+        text = demo_answer(request)
         seconds = model.demo.ttft_ms / 1000 + len(text) / model.demo.chars_per_s
         await asyncio.sleep(seconds * self._time_scale)
         generation_id, balance = self._charge(model)
