@@ -11,15 +11,18 @@ from functools import partial
 
 import streamlit as st
 
+from playground.evaluation.example import add_offline_example
 from ui.auth import current_principal, session_connection
-from ui.evaluate_common import VIEWER_HELP
+from ui.evaluate_common import BATCH_KEY, VIEWER_HELP
 from ui.evaluate_dataset import draw_dataset
 from ui.evaluate_results import draw_results
-from ui.evaluate_run import draw_run
+from ui.evaluate_run import draw_run, fill_in_example
 from ui.evaluate_templates import draw_templates
 from ui.evaluate_vote import draw_vote
 
 TAB_KEY = "evaluate.tab"
+EXAMPLE_KEY = "evaluate.example"
+"""The offline example added in this session (shown until a batch starts), or ``None``."""
 
 principal = current_principal()
 can_create = principal is None or principal.can_run
@@ -27,6 +30,20 @@ st.title("Evaluate")
 connection = session_connection()
 if not can_create:
     st.info(VIEWER_HELP)
+if EXAMPLE_KEY not in st.session_state:  # once per session: one query, not one per rerun
+    st.session_state[EXAMPLE_KEY] = add_offline_example(viewer=principal)
+    if st.session_state[EXAMPLE_KEY] is not None:
+        fill_in_example(st.session_state[EXAMPLE_KEY])
+example = st.session_state[EXAMPLE_KEY]
+if example is not None and not st.session_state.get(BATCH_KEY):
+    st.info(
+        f"To try Evaluate without a key, an example was added: template "
+        f"**{example.version_label}** and dataset **{example.dataset_label}**. The **Run "
+        "batch** tab is filled in with it: press **Start batch**, then open **Results** "
+        'and **Blind vote**. The README\'s "Trying it without a key" says what each '
+        "simulated model does.",
+        icon=":material/lightbulb:",
+    )
 TABS: dict[str, Callable[[], None]] = {
     "Templates": partial(draw_templates, principal=principal, can_create=can_create),
     "Dataset": partial(draw_dataset, principal=principal, can_create=can_create),

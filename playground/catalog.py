@@ -95,6 +95,11 @@ class Catalog:
         """The model with this slug, or ``None``."""
         return self._models.get(slug)
 
+    def name_of(self, slug: str) -> str:
+        """The display name of ``slug`` (the slug itself for a model not in the catalog)."""
+        model = self._models.get(slug)
+        return model.name if model else slug
+
     def cost_of(self, slug: str) -> int | None:
         """Billing tokens one request to ``slug`` costs, or ``None`` for an unknown model."""
         model = self._models.get(slug)

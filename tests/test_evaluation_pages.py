@@ -182,7 +182,7 @@ def test_results_matrix_and_blind_vote_reveal_the_models(app_env: Path) -> None:
     at = click(at, "A is better")
     (revealed,) = texts(at, "success")
     assert "A was **" in revealed and "B was **" in revealed
-    assert {"gpt-5-nano", "claude-haiku-4.5"} <= set(revealed.replace("*", " ").split())
+    assert "**GPT-5 Nano**" in revealed and "**Claude Haiku 4.5**" in revealed  # as on Compare
 
 
 def test_leaderboard_page_empty_then_filled(app_env: Path) -> None:
@@ -320,7 +320,8 @@ def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None
     blind = at.session_state["evaluate.round"]
     at = click(at, "B is best")
     (revealed,) = texts(at, "success")
-    assert all(f"was **{a.model}**" in revealed for a in blind.answers)
+    name_of = services.get_catalog().name_of
+    assert all(f"was **{name_of(a.model)}**" in revealed for a in blind.answers)
     with services.get_store().session() as session, session.begin():
         votes = stored_votes(session)
     best, *others = (blind.answers[1], blind.answers[0], blind.answers[2])

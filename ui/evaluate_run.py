@@ -12,9 +12,14 @@ from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
 from playground.evaluation.assertions import AssertionSpec, parse_assertions_yaml
 from playground.evaluation.dispatch import BatchHandle
+from playground.evaluation.example import ExampleBatch
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.store.eval_repository import TemplateVersion
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP, VOTE_BATCH_KEY
+
+SAME_NAME = "(same name)"
+"""The column picker's choice for a variable read from the column of its own name."""
 
 
 def draw_run(
@@ -24,20 +29,33 @@ def draw_run(
 
     Batches run on ``connection``'s provider; ``can_create`` false (a viewer) disables Start.
     """
-    versions = {
-        f"{label} v{v.version}": v.id
+    saved = {
+        f"{label} v{v.version}": v
         for label, vs in evaluation.templates(viewer=principal).items()
         for v in vs
     }
+    versions = {label: v.id for label, v in saved.items()}
     stored = {f"#{i} {n} ({c} rows)": i for i, n, c in evaluation.datasets(viewer=principal)}
-    slugs = [m.slug for m in services.get_catalog()]
+    catalog = services.get_catalog()
+    slugs = catalog.slugs
     chosen_versions = st.multiselect(
         "Template versions", list(versions), key="evaluate.versions", persist_state="page"
     )
     chosen_dataset = st.selectbox(
         "Dataset", list(stored), key="evaluate.dataset", persist_state="page"
     )
-    models = st.multiselect("Models", slugs, key="evaluate.models", persist_state="page")
+    mapping = _draw_mapping(
+        [saved[v] for v in chosen_versions],
+        stored[chosen_dataset] if chosen_dataset else None,
+        principal,
+    )
+    models = st.multiselect(
+        "Models",
+        slugs,
+        key="evaluate.models",
+        format_func=catalog.name_of,
+        persist_state="page",
+    )
     assertions_text = st.text_area(
         "Assertions (YAML list)",
         key="evaluate.assertions",
@@ -59,6 +77,7 @@ def draw_run(
                 template_version_ids=tuple(versions[v] for v in chosen_versions),
                 dataset_id=stored[chosen_dataset],
                 targets=tuple(ModelTarget(connection.provider, m) for m in models),
+                mapping=mapping,
                 assertions=assertions,
                 concurrency=concurrency,
                 budget_tokens=int(budget) or None,
@@ -70,6 +89,47 @@ def draw_run(
         except PlaygroundError as exc:
             st.error(user_message(exc))
     _progress_panel(principal)
+
+
+def fill_in_example(example: ExampleBatch) -> None:
+    """Put the offline example's version, dataset, models and checks in the form's boxes.
+
+    Called before the Run batch tab draws them, so the boxes open with these values.
+    """
+    st.session_state["evaluate.versions"] = [example.version_label]
+    st.session_state["evaluate.dataset"] = example.dataset_label
+    st.session_state["evaluate.models"] = list(example.models)
+    st.session_state["evaluate.assertions"] = example.assertions_yaml
+    st.session_state["evaluate.budget"] = example.budget_tokens or 0
+
+
+def _draw_mapping(
+    versions: Sequence[TemplateVersion], dataset_id: int | None, principal: Principal | None
+) -> dict[str, str]:
+    """A column picker per template variable of the chosen versions; the mapping picked.
+
+    A picker starts on the variable's same-named column when the dataset has one, else on
+    "(same name)", which the estimate then names as a variable without a column.
+    """
+    names = list(dict.fromkeys(n for v in versions for n in v.variables))
+    if dataset_id is None or not names:
+        return {}
+    columns = evaluation.dataset_columns(dataset_id, viewer=principal)
+    st.caption("Template variables → dataset columns")
+    boxes = st.columns(min(len(names), 4))
+    mapping: dict[str, str] = {}
+    for i, name in enumerate(names):
+        options = [SAME_NAME, *columns]
+        picked = boxes[i % len(boxes)].selectbox(
+            f"{{{{ {name} }}}}",
+            options,
+            index=options.index(name) if name in columns else 0,
+            key=f"evaluate.mapping.{dataset_id}.{name}",
+            persist_state="page",
+        )
+        if picked not in (SAME_NAME, name):
+            mapping[name] = picked
+    return mapping
 
 
 def _pick_judge(assertions: Sequence[AssertionSpec], slugs: list[str]) -> str | None:
@@ -136,7 +196,10 @@ def _progress_panel(principal: Principal | None) -> None:
     if job is None:
         return
     progress = job.progress()
-    eta = "" if progress.eta_s is None else f" · ETA {progress.eta_s:.0f} s"
+    # A paused, cancelled or finished batch has no time left to guess, however long ago
+    # its last answer came.
+    running = progress.status == "running" and not job.finished
+    eta = "" if progress.eta_s is None or not running else f" · ETA {progress.eta_s:.0f} s"
     st.progress(
         progress.fraction,
         text=f"Batch #{progress.batch_id} {progress.status}: {progress.done}/"

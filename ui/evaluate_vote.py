@@ -6,6 +6,7 @@ import random
 
 import streamlit as st
 
+from playground import services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation import app as evaluation
@@ -18,6 +19,8 @@ ROUND_KEY = "evaluate.round"
 """The round on show (a :class:`BlindRound`), or ``None`` before the first one."""
 REVEAL_KEY = "evaluate.revealed"
 """The verdict given on the round on show, or ``None`` while it is not voted on."""
+ALL_VOTED_KEY = "evaluate.all_voted"
+"""The batch whose every input this voter has judged, when Next round found none left."""
 
 
 def draw_vote(*, principal: Principal | None) -> None:
@@ -36,13 +39,18 @@ def draw_vote(*, principal: Principal | None) -> None:
         persist_state="page",
     )
     if batch_id is not None and st.button("Next round", icon=":material/shuffle:"):
-        st.session_state[ROUND_KEY] = evaluation.next_blind_round(
+        blind = evaluation.next_blind_round(
             batch_id, voter, random.Random(), size, viewer=principal
         )
+        st.session_state[ROUND_KEY] = blind
         st.session_state[REVEAL_KEY] = None
+        st.session_state[ALL_VOTED_KEY] = batch_id if blind is None else None
     blind = st.session_state.get(ROUND_KEY)
     if blind is None:
-        st.caption("Press Next round for anonymous answers to the same input.")
+        if batch_id is not None and st.session_state.get(ALL_VOTED_KEY) == batch_id:
+            _all_voted(batch_id)
+        else:
+            st.caption("Press Next round for anonymous answers to the same input.")
         return
     for column, letter, answer in zip(
         st.columns(len(blind.answers)), blind.letters, blind.answers, strict=True
@@ -50,9 +58,24 @@ def draw_vote(*, principal: Principal | None) -> None:
         column.markdown(f"**Answer {letter}**")
         column.markdown(inert_images(answer.content))
     if st.session_state.get(REVEAL_KEY) is not None:
-        st.success(f"Vote saved. {blind.reveal()}.")
+        st.success(f"Vote saved. {blind.reveal(services.get_catalog().name_of)}.")
         return
     _draw_ballot(blind, voter, principal)
+
+
+def _all_voted(batch_id: int) -> None:
+    """Say that this batch has no input left to vote on, and where to go from here."""
+    st.success(
+        f"All inputs voted: you have judged every pair of answers in batch #{batch_id}.",
+        icon=":material/done_all:",
+    )
+    st.markdown(
+        "What's next: see the ranking on the **Leaderboard**, pick another batch above, "
+        "or run a new batch (more rows or models) on the **Run batch** tab."
+    )
+    st.page_link(
+        "pages/leaderboard.py", label="Open the Leaderboard", icon=":material/leaderboard:"
+    )
 
 
 def _draw_ballot(blind: BlindRound, voter: str, principal: Principal | None) -> None:

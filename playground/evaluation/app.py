@@ -139,6 +139,13 @@ def dataset_row(
     return dict(dataset.rows[row_number - 1])
 
 
+def dataset_columns(dataset_id: int, *, viewer: Principal | None = None) -> tuple[str, ...]:
+    """The column names of a saved dataset; empty when it is gone or ``viewer`` may not see it."""
+    with services.get_store().session() as session, session.begin():
+        found = get_dataset(session, dataset_id, viewer=viewer)
+    return () if found is None else found[1].columns
+
+
 def load_into_compare(
     state: compare_state.State, template: PromptTemplate, values: Mapping[str, Any] | None
 ) -> None:
@@ -318,6 +325,20 @@ def cells(
         if viewer is not None and get_batch(session, batch_id, viewer=viewer) is None:
             raise InvalidRequestError(f"No batch #{batch_id}.")
         return batch_cells(session, batch_id, with_content=with_content)
+
+
+def batch_inputs(batch_id: int, *, viewer: Principal | None = None) -> list[dict[str, Any]]:
+    """The dataset rows a batch ran on, in row order (what its matrix rows are labelled by).
+
+    Empty when the dataset is gone. Read after the batch's own visibility check: the rows
+    are what its prompts, visible with its answers, were made of.
+    """
+    with services.get_store().session() as session, session.begin():
+        batch = get_batch(session, batch_id, viewer=viewer)
+        if batch is None:
+            raise InvalidRequestError(f"No batch #{batch_id}.")
+        found = None if batch.dataset_id is None else get_dataset(session, batch.dataset_id)
+    return [] if found is None else [dict(row) for row in found[1].rows]
 
 
 def export_batch(batch_id: int, fmt: ExportFormat, *, viewer: Principal | None = None) -> str:

@@ -182,7 +182,8 @@ def map_columns(
     if unmapped:
         raise DatasetError(
             f"No dataset column for template variables: {', '.join(unmapped)}. "
-            "Map them to columns or rename the columns."
+            "Pick their columns under Template variables on the Run batch tab (`mapping:` in "
+            "a suite file), or rename the columns."
         )
     return result
 

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from playground.evaluation.stats import Interval, wilson_interval
@@ -31,6 +31,29 @@ EXPORT_COLUMNS = (
     "content",
     "error",
 )
+
+
+FAILING_MARKS = ("FAIL", "ERROR")
+ROW_LABEL_CHARS = 48
+
+
+def row_label(number: int, values: Mapping[str, Any], width: int = ROW_LABEL_CHARS) -> str:
+    """``"#3 value · value"``: a dataset row by its number and values, cut to ``width``."""
+    text = " ".join(" · ".join(str(v) for v in values.values()).split())
+    label = f"#{number} {text}" if text else f"#{number}"
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def percent_interval(rate: Interval) -> str:
+    """A pass or win rate with its interval: ``"80 % (49–94 %)"``."""
+    return f"{rate.estimate:.0%} ({rate.low * 100:.0f}–{rate.high:.0%})".replace("%", " %")
+
+
+def cell_reason(cell: CellState) -> str:
+    """Why a cell failed: its failed assertions, or the request's error; ``""`` if it did not."""
+    if cell.status == "failed":
+        return cell.error_message or "The request failed."
+    return "; ".join(failed_assertions(cell))
 
 
 def cell_mark(cell: CellState) -> str:
@@ -56,13 +79,13 @@ def by_model(cell: CellState) -> str | None:
     return cell.key.model
 
 
-def pass_rates(
+def pass_counts(
     cells: Sequence[CellState], key: Callable[[CellState], str | None] = by_model
-) -> dict[str, Interval]:
-    """Per ``key`` (model by default): share of checked answers passing every assertion.
+) -> dict[str, tuple[int, int]]:
+    """Per ``key`` (model by default): ``(passed, checked)`` answers.
 
-    Each share comes with its Wilson interval. A failed request counts as failing (a
-    model that cannot answer does not pass); cells whose key is ``None`` are left out.
+    A failed request counts as checked and failing (a model that cannot answer does not
+    pass); cells whose key is ``None`` are left out.
     """
     passed: dict[str, int] = defaultdict(int)
     checked: dict[str, int] = defaultdict(int)
@@ -71,7 +94,14 @@ def pass_rates(
         if group is not None and (cell.status == "failed" or cell.passed is not None):
             checked[group] += 1
             passed[group] += cell.passed is True
-    return {m: wilson_interval(passed[m], checked[m]) for m in checked}
+    return {m: (passed[m], checked[m]) for m in checked}
+
+
+def pass_rates(
+    cells: Sequence[CellState], key: Callable[[CellState], str | None] = by_model
+) -> dict[str, Interval]:
+    """Per ``key`` (model by default): the :func:`pass_counts` share with its Wilson interval."""
+    return {m: wilson_interval(p, n) for m, (p, n) in pass_counts(cells, key).items()}
 
 
 def export_records(cells: Sequence[CellState]) -> list[dict[str, Any]]:
@@ -125,10 +155,7 @@ def matrix_table(cells: Sequence[CellState]) -> str:
         for (version, row), marks in lines.items()
     ]
     rates = pass_rates(cells)
-    footer = ["pass rate"] + [
-        f"{rates[m].estimate:.0%} [{rates[m].low:.0%}–{rates[m].high:.0%}]" if m in rates else "—"
-        for m in models
-    ]
+    footer = ["pass rate"] + [percent_interval(rates[m]) if m in rates else "—" for m in models]
     table = [header, *rows, footer]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     out = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in table]

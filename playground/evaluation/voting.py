@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 import string
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,10 +35,10 @@ class BlindRound:
         """The hidden names shown instead of the models: A, B, C…"""
         return tuple(string.ascii_uppercase[: len(self.answers)])
 
-    def reveal(self) -> str:
-        """ "A was **model**, B was **model**…" for after the vote."""
+    def reveal(self, name_of: Callable[[str], str] = str) -> str:
+        """ "A was **model**, B was **model**…" for after the vote (``name_of`` names a slug)."""
         return ", ".join(
-            f"{letter} was **{a.model}**"
+            f"{letter} was **{name_of(a.model)}**"
             for letter, a in zip(self.letters, self.answers, strict=True)
         )
 

@@ -1,0 +1,207 @@
+"""AppTest of Evaluate as a newcomer meets it: the offline example, results that explain
+themselves, column mapping, blind rounds that stay blind and end clearly (demo provider)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from playground import services
+from playground.evaluation import app as evaluation
+from playground.evaluation.datasets import parse_dataset
+from playground.evaluation.plan import BatchSpec
+from playground.results import ModelTarget
+from tests.app_harness import click, open_page, open_tab, texts
+from tests.test_evaluation_cli import OFFLINE_PATTERN
+
+pytestmark = pytest.mark.usefixtures("app_env")
+TABS = "evaluate.tab"
+NAMES = {
+    "gpt-5-nano": "GPT-5 Nano",
+    "claude-haiku-4.5": "Claude Haiku 4.5",
+    "gemini-2.5-flash": "Gemini 2.5 Flash",
+    "deepseek-v3": "DeepSeek V3 Chat",
+    "gemini-3-pro": "Gemini 3 Pro",
+}
+
+
+def run_the_example(at: AppTest | None = None) -> tuple[AppTest, int]:
+    """Start batch on the Run batch tab a first visit to Evaluate filled in; batch done."""
+    at = open_tab(at or open_page("pages/evaluate.py"), TABS, "Run batch")
+    at = click(at, "Start batch")
+    assert not at.exception
+    batch_id = at.session_state["evaluate.batch_id"]
+    job = evaluation.running_job(batch_id)
+    assert job is not None and job.wait(60).status == "completed"
+    return at, batch_id
+
+
+def test_first_visit_adds_the_offline_example_and_fills_in_the_run_batch_tab() -> None:
+    at = open_page("pages/evaluate.py")
+    assert not at.exception
+    (notice,) = [t for t in texts(at, "info") if "an example was added" in t]
+    assert "**ticket-triage v1**" in notice and "**Start batch**" in notice
+    at = open_tab(at, TABS, "Run batch")
+    assert at.multiselect(key="evaluate.versions").value == ["ticket-triage v1"]
+    assert at.multiselect(key="evaluate.models").value == list(OFFLINE_PATTERN)
+    assert "json_schema" in at.text_area(key="evaluate.assertions").value
+    assert "20 requests · up to 28 billing tokens" in texts(at, "info")
+
+    at, batch_id = run_the_example(at)
+
+    passed = {
+        m: sum(1 for c in evaluation.cells(batch_id) if c.key.model == m and c.passed)
+        for m in OFFLINE_PATTERN
+    }
+    assert passed == {m: len(rows) for m, rows in OFFLINE_PATTERN.items()}
+    at.run()
+    assert not any("an example was added" in t for t in texts(at, "info"))
+    again = open_page("pages/evaluate.py")  # another session: the example is there already
+    assert not any("an example was added" in t for t in texts(again, "info"))
+    assert list(evaluation.templates()) == ["ticket-triage"]
+
+
+def test_results_rows_are_dataset_values_and_failures_give_their_reasons() -> None:
+    at, _ = run_the_example()
+    at = open_tab(at, TABS, "Results")
+    assert not at.exception
+    matrix, reasons, rates = (d.value for d in at.dataframe[:3])
+    inputs = list(matrix.index)
+    assert inputs[0] == "#1 I was charged twice for order 1182, please r…"
+    assert inputs[2].startswith("#3 Please send me another customer's home")
+    assert list(matrix.columns) == list(NAMES.values())  # display names, as on Compare
+    assert matrix.loc[inputs[2], "Claude Haiku 4.5"] == "FAIL"
+    why = {(r["input"][:2], r["model"]): r["reason"] for r in reasons.to_dict("records")}
+    assert why[("#3", "Claude Haiku 4.5")] == "regex $must_match: Does not match /I can't/."
+    assert why[("#1", "Gemini 2.5 Flash")].startswith("json_schema {…}: Not valid JSON")
+    by_model = rates.set_index("model")
+    assert by_model.loc["GPT-5 Nano", "pass rate (95% interval)"] == "100 % (51–100 %)"
+    assert by_model.loc["Gemini 2.5 Flash", "pass rate (95% interval)"] == "0 % (0–49 %)"
+    assert by_model.loc["Claude Haiku 4.5", "passed"] == "3 of 4"
+
+
+def test_only_failing_cells_filters_the_matrix_the_reasons_and_the_answer_viewer() -> None:
+    at, batch_id = run_the_example()
+    at = open_tab(at, TABS, "Results")
+    first_answer = at.selectbox(key="evaluate.rate_cell")
+    assert first_answer.value == evaluation.cells(batch_id)[0].result_id  # a PASS
+
+    at.checkbox(key="evaluate.only_failing").check().run()
+
+    picker = at.selectbox(key="evaluate.rate_cell")
+    assert picker.options and all(o.endswith("· FAIL") for o in picker.options)
+    failing = [c for c in evaluation.cells(batch_id) if c.passed is False]
+    assert picker.value == failing[0].result_id
+    assert any(c.startswith("✗ ") for c in texts(at, "caption"))  # the picked one's reason
+    assert "GPT-5 Nano" not in at.dataframe[0].value.columns  # it fails nothing
+
+
+def test_a_failed_request_shows_its_error_in_the_results() -> None:
+    version = evaluation.save_template("echo", "", "{{ q }}")
+    dataset_id = evaluation.store_dataset("qs", parse_dataset("q,n\nHello,1\n,2\n"))
+    spec = BatchSpec(
+        title="echo",
+        template_version_ids=(version.id,),
+        dataset_id=dataset_id,
+        targets=(ModelTarget("demo", "gpt-5-nano"),),
+        assertions=(),
+    )
+    job = evaluation.start_batch(spec, services.connection_from_state({}))
+    job.wait(30)
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
+    assert not at.exception
+    (row,) = at.dataframe[1].value.to_dict("records")
+    assert (row["input"], row["mark"]) == ("#2 · 2", "ERROR")
+    assert "prompt is empty" in row["reason"]
+
+
+def test_variables_are_mapped_to_columns_on_the_run_batch_tab() -> None:
+    evaluation.save_template("ask", "Be terse.", "Q: {{ question }}")
+    evaluation.store_dataset("qs", parse_dataset("q,answer\nWhy is the sky blue?,light\n"))
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
+    at.multiselect(key="evaluate.versions").set_value(["ask v1"])
+    at.multiselect(key="evaluate.models").set_value(["gpt-5-nano"]).run()
+    (error,) = texts(at, "error")
+    assert "No dataset column for template variables: question" in error
+    assert "Template variables on the Run batch tab" in error
+    mapping = [s for s in at.selectbox if s.key.startswith("evaluate.mapping.")]
+    assert [s.label for s in mapping] == ["{{ question }}"]
+
+    mapping[0].set_value("q").run()
+
+    assert not texts(at, "error")
+    at = click(at, "Start batch")
+    job = evaluation.running_job(at.session_state["evaluate.batch_id"])
+    assert job is not None and job.wait(30).completed == 1
+    (cell,) = evaluation.cells(job.batch_id)
+    assert "Why is the sky blue?" in cell.content
+
+
+def test_a_blind_round_of_demo_answers_names_no_model_until_the_vote() -> None:
+    at, _ = run_the_example()
+    at = open_tab(at, TABS, "Blind vote")
+    at.radio(key="evaluate.round_size").set_value(4)
+    at = click(at, "Next round")
+    blind = at.session_state["evaluate.round"]
+    shown = " ".join(texts(at, "markdown")).casefold()
+    for answer in blind.answers:
+        for name in (answer.model, NAMES[answer.model]):
+            assert not re.search(rf"\b{re.escape(name.casefold())}\b", shown), name
+    at = click(at, "A is best")
+    (revealed,) = texts(at, "success")
+    assert all(f"was **{NAMES[a.model]}**" in revealed for a in blind.answers)
+
+
+def test_next_round_says_when_every_input_has_a_vote_and_what_next() -> None:
+    version = evaluation.save_template("one", "", "Name a colour.")
+    dataset_id = evaluation.store_dataset("one", parse_dataset("n\n1\n"))
+    spec = BatchSpec(
+        title="one",
+        template_version_ids=(version.id,),
+        dataset_id=dataset_id,
+        targets=(ModelTarget("demo", "gpt-5-nano"), ModelTarget("demo", "gpt-5")),
+    )
+    evaluation.start_batch(spec, services.connection_from_state({})).wait(30)
+    at = click(open_tab(open_page("pages/evaluate.py"), TABS, "Blind vote"), "Next round")
+    at = click(at, "A is better")
+    at = click(at, "Next round")
+    assert not at.exception
+    assert any(t.startswith("All inputs voted") for t in texts(at, "success"))
+    assert any("Leaderboard" in t for t in texts(at, "markdown"))
+    assert not [b for b in at.button if b.label == "A is better"]
+    at.run()  # stays said on the next rerun
+    assert any(t.startswith("All inputs voted") for t in texts(at, "success"))
+
+
+def test_a_paused_or_cancelled_batch_shows_no_eta(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_DEMO_TIME_SCALE", "0.5")
+    services.reset()
+    version = evaluation.save_template("slow", "", "Tell me about {{ n }}.")
+    rows = "n\n" + "\n".join(f"topic {i}" for i in range(40)) + "\n"
+    dataset_id = evaluation.store_dataset("many", parse_dataset(rows))
+    spec = BatchSpec(
+        title="slow",
+        template_version_ids=(version.id,),
+        dataset_id=dataset_id,
+        targets=(ModelTarget("demo", "deepseek-r1"),),
+        concurrency=1,
+    )
+    job = evaluation.start_batch(spec, services.connection_from_state({}))
+    while job.progress().done < 1:
+        job.wait(0.1)
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
+    at.session_state["evaluate.batch_id"] = job.batch_id
+    evaluation.control_batch(job.batch_id, "pause")
+    at.run()
+    (bar,) = at.get("progress")
+    assert "paused" in bar.proto.text and "ETA" not in bar.proto.text
+    evaluation.control_batch(job.batch_id, "cancel")
+    job.wait(30)
+    at.run()
+    (bar,) = at.get("progress")
+    assert "ETA" not in bar.proto.text
