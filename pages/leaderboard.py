@@ -24,7 +24,18 @@ st.title("Leaderboard")
 if principal is not None:
     st.caption("Your work and the work shared with you in your workspaces.")
 grouping = st.radio("Lines", list(GROUPINGS), horizontal=True, key="leaderboard.grouping")
-rows = evaluation.leaderboard(GROUPINGS[grouping], viewer=principal)
+check_sets = evaluation.check_sets(viewer=principal)
+checks = None
+if check_sets:
+    # Pass rates under different checks are not comparable: one set of checks at a time.
+    checks = st.selectbox(
+        "Pass rates under the checks",
+        list(check_sets),
+        format_func=lambda c: f"{c} · batches {', '.join(f'#{i}' for i in check_sets[c])}",
+        key="leaderboard.checks",
+        help="Only batches that ran exactly these assertions count toward the pass rate.",
+    )
+rows = evaluation.leaderboard(GROUPINGS[grouping], viewer=principal, checks=checks)
 if not rows:
     st.info("No votes or batch results yet. Run a batch and vote on the Evaluate page.")
     st.stop()

@@ -561,8 +561,8 @@ def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
     evaluation.vote(blind, 0, "", viewer=team.ana)
     evaluation.rate(blind.answers[0].result_id, "", "score", 5, None, viewer=team.ana)
     comparison_id = seed(SECRET, ("claude-haiku-4.5",), [Outcome("a")], owner=team.ana.subject)
-    by_version = ["gpt-5 · Project Falcon v1", "gpt-5-nano · Project Falcon v1"]
-    by_model = ["claude-haiku-4.5", "gpt-5", "gpt-5-nano"]
+    by_version = sorted(["GPT-5 · Project Falcon v1", "GPT-5 Nano · Project Falcon v1"])
+    by_model = ["Claude Haiku 4.5", "GPT-5", "GPT-5 Nano"]
     assert leaderboard_lines(team.ana, "by prompt version") == by_version
     assert leaderboard_lines(team.ana, "by model") == by_model
 
@@ -575,11 +575,10 @@ def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
             sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
         )
     hidden = f"version #{version.id}"  # the batch is shared, its template is not
-    assert leaderboard_lines(team.bob, "by prompt version") == [
-        f"gpt-5 · {hidden}",
-        f"gpt-5-nano · {hidden}",
-    ]
-    assert leaderboard_lines(team.bob, "by model") == ["gpt-5", "gpt-5-nano"]
+    assert leaderboard_lines(team.bob, "by prompt version") == sorted(
+        [f"GPT-5 · {hidden}", f"GPT-5 Nano · {hidden}"]
+    )
+    assert leaderboard_lines(team.bob, "by model") == ["GPT-5", "GPT-5 Nano"]
 
     with services.get_store().session() as session, session.begin():
         session.execute(

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground import services
 from playground.evaluation import app as evaluation
+from playground.evaluation.assertions import parse_assertion
 from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
@@ -205,3 +206,33 @@ def test_a_paused_or_cancelled_batch_shows_no_eta(
     at.run()
     (bar,) = at.get("progress")
     assert "ETA" not in bar.proto.text
+
+
+def test_leaderboard_pass_rates_count_one_set_of_checks_at_a_time() -> None:
+    version = evaluation.save_template("q", "", "Explain {{ topic }}.")
+    dataset_id = evaluation.store_dataset("t", parse_dataset("topic\ncaching\nqueues\n"))
+    connection = services.connection_from_state({})
+    checks = {
+        "lenient": (parse_assertion({"type": "regex", "value": "."}),),
+        "strict": (parse_assertion({"type": "is_json"}),),
+    }
+    for title, assertions in checks.items():
+        spec = BatchSpec(
+            title=title,
+            template_version_ids=(version.id,),
+            dataset_id=dataset_id,
+            targets=(ModelTarget("demo", "gpt-5-nano"),),
+            assertions=assertions,
+        )
+        evaluation.start_batch(spec, connection).wait(30)
+    at = open_page("pages/leaderboard.py")
+    assert not at.exception
+    picker = at.selectbox(key="leaderboard.checks")
+    assert picker.options == ["is_json · batches #2", 'regex "." · batches #1']
+
+    def pass_rate() -> float:
+        return float(at.dataframe[0].value.set_index("model").loc["GPT-5 Nano", "pass rate"])
+
+    assert pass_rate() == 0.0  # the newest batch's checks: prose is not JSON
+    picker.set_value('regex "."').run()
+    assert pass_rate() == 1.0

@@ -334,11 +334,10 @@ def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None
     assert not at.exception
     table = at.dataframe[0].value
     assert set(table["model · prompt version"]) == {
-        f"{m} · capitals v1" for m in ("gpt-5-nano", "claude-haiku-4.5", "gpt-5")
+        f"{name_of(m)} · capitals v1" for m in ("gpt-5-nano", "claude-haiku-4.5", "gpt-5")
     }
-    assert (
-        table.set_index("model · prompt version").loc[f"{best.model} · capitals v1", "votes"] == 2
-    )
+    best_line = f"{name_of(best.model)} · capitals v1"
+    assert table.set_index("model · prompt version").loc[best_line, "votes"] == 2
 
 
 def test_only_the_open_tab_is_drawn_and_hidden_tabs_keep_their_values(app_env: Path) -> None:

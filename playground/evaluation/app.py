@@ -30,7 +30,9 @@ from playground.evaluation.leaderboard import (
     cell_figures,
     entrant_votes,
     human_ratings,
+    named,
 )
+from playground.evaluation.leaderboard import check_sets as group_by_checks
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
 from playground.evaluation.report import ExportFormat, export_text, pass_rates
@@ -56,6 +58,7 @@ from playground.store.eval_repository import (
     CellState,
     TemplateVersion,
     all_cells,
+    batch_assertions,
     batch_cells,
     get_batch,
     get_dataset,
@@ -415,17 +418,33 @@ def vote(
             add_vote(session, result_a, result_b, outcome, ownership.rater(rater, viewer))
 
 
-def leaderboard(by: Grouping = "model", *, viewer: Principal | None = None) -> list[LeaderboardRow]:
+def check_sets(*, viewer: Principal | None = None) -> dict[str, list[int]]:
+    """The checks batches ran (``viewer``'s visible ones), newest first, with their batch ids.
+
+    See :func:`~playground.evaluation.leaderboard.check_sets`.
+    """
+    with services.get_store().session() as session, session.begin():
+        return group_by_checks(batch_assertions(session, viewer=viewer))
+
+
+def leaderboard(
+    by: Grouping = "model", *, viewer: Principal | None = None, checks: str | None = None
+) -> list[LeaderboardRow]:
     """Every entrant's votes, human ratings, pass rate, cost and latency, best first.
 
     ``by="model"``: one line per model; ``by="version"``: one per (model, prompt version),
-    counting only batch answers (those have a template version). With a ``viewer`` (hosted
-    mode) every figure comes only from answers, batches and templates they may see: their
-    own and what was shared with one of their workspaces.
+    counting only batch answers (those have a template version). Pass rates count only
+    the batches that ran the checks ``checks`` (a :func:`check_sets` label; the newest
+    batch's checks when ``None``): rates under different checks are not comparable.
+    Entrants are named by the models' display names. With a ``viewer`` (hosted mode)
+    every figure comes only from answers, batches and templates they may see: their own
+    and what was shared with one of their workspaces.
     """
     with services.get_store().session() as session, session.begin():
         votes = entrant_votes(stored_votes(session, viewer=viewer), by)
         ratings = human_ratings(stored_ratings(session, viewer=viewer), by)
+        groups = group_by_checks(batch_assertions(session, viewer=viewer))
+        checked = groups.get(checks or "", next(iter(groups.values()), []))
         batch_answers = all_cells(session, viewer=viewer)
         key = cell_entrant(version_labels(session, viewer=viewer), by)
         if by == "model":
@@ -433,4 +452,6 @@ def leaderboard(by: Grouping = "model", *, viewer: Principal | None = None) -> l
             figures = {m: ModelFigures(t, ms) for m, (t, ms) in measured.items()}
         else:
             figures = cell_figures(batch_answers, key)
-    return build_leaderboard(votes, pass_rates(batch_answers, key), figures, ratings)
+        graded = all_cells(session, viewer=viewer, batch_ids=checked)
+    rows = build_leaderboard(votes, pass_rates(graded, key), figures, ratings)
+    return named(rows, services.get_catalog().name_of)

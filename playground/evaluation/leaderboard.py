@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
+from playground.evaluation.assertions import parse_assertion
 from playground.evaluation.stats import (
     Interval,
     Vote,
@@ -54,6 +55,30 @@ def entrant_votes(votes: Sequence[StoredVote], by: Grouping) -> list[Vote]:
         b = entrant(vote.model_b, vote.version_b, by)
         if a is not None and b is not None:
             out.append((a, b, vote.outcome))
+    return out
+
+
+def check_sets(batches: Sequence[tuple[int, Sequence[Mapping[str, Any]]]]) -> dict[str, list[int]]:
+    """The batches grouped by the checks they ran: ``{"label; label": [batch ids]}``.
+
+    A pass rate only means something among batches with the same checks, so the
+    leaderboard pools pass rates within one group. Groups keep the order of ``batches``
+    (newest first from the store); batches without assertions are in none.
+    """
+    groups: dict[str, list[int]] = {}
+    for batch_id, assertions in batches:
+        if assertions:
+            label = "; ".join(parse_assertion(a).label() for a in assertions)
+            groups.setdefault(label, []).append(batch_id)
+    return groups
+
+
+def named(rows: Sequence[LeaderboardRow], name_of: Callable[[str], str]) -> list[LeaderboardRow]:
+    """``rows`` with each entrant's model (before any " · version") by its display name."""
+    out = []
+    for row in rows:
+        model, sep, version = row.entrant.partition(" · ")
+        out.append(replace(row, entrant=f"{name_of(model)}{sep}{version}"))
     return out
 
 

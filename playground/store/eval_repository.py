@@ -5,7 +5,7 @@ The caller owns the transaction: ``with store.session() as s, s.begin(): ...``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -432,20 +432,39 @@ def list_batches(
     return [(i, t, s) for i, t, s in session.execute(query.order_by(BatchRow.id.desc()))]
 
 
-def all_cells(session: Session, *, viewer: Principal | None = None) -> list[CellState]:
+def all_cells(
+    session: Session,
+    *,
+    viewer: Principal | None = None,
+    batch_ids: Collection[int] | None = None,
+) -> list[CellState]:
     """The cells of every batch ``viewer`` may see (for pass rates across batches), oldest
-    batch first; ``viewer=None`` (the local user) sees every batch.
+    batch first; ``viewer=None`` (the local user) sees every batch. ``batch_ids``: only
+    those of these batches.
 
     Without the answers' text (``content`` is empty).
     """
-    batch_ids = session.scalars(
-        sa.select(BatchRow.id).where(visible_to(BatchRow, viewer)).order_by(BatchRow.id)
-    )
+    query = sa.select(BatchRow.id).where(visible_to(BatchRow, viewer))
+    if batch_ids is not None:
+        query = query.where(BatchRow.id.in_(batch_ids))
     return [
         cell
-        for batch_id in batch_ids
+        for batch_id in session.scalars(query.order_by(BatchRow.id))
         for cell in batch_cells(session, batch_id, with_content=False)
     ]
+
+
+def batch_assertions(
+    session: Session, *, viewer: Principal | None = None
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """``(batch id, its assertions as stored in its spec)`` of every batch ``viewer`` may see,
+    newest first."""
+    query = (
+        sa.select(BatchRow.id, BatchRow.spec_json)
+        .where(visible_to(BatchRow, viewer))
+        .order_by(BatchRow.id.desc())
+    )
+    return [(i, list(spec.get("assertions") or [])) for i, spec in session.execute(query)]
 
 
 def version_label(viewer: Principal | None) -> sa.ColumnElement[str]:
