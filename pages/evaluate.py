@@ -21,8 +21,7 @@ from ui.evaluate_templates import draw_templates
 from ui.evaluate_vote import draw_vote
 
 TAB_KEY = "evaluate.tab"
-EXAMPLE_KEY = "evaluate.example"
-"""The offline example added in this session (shown until a batch starts), or ``None``."""
+EXAMPLE_KEY = "evaluate.example"  # the offline example this session added, or None
 
 principal = current_principal()
 can_create = principal is None or principal.can_run

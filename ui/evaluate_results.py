@@ -112,6 +112,8 @@ class ResultsMatrix:
         self.inputs = inputs
         self.catalog = catalog
         self.several_versions = len({c.key.template_version_id for c in cells}) > 1
+        self.models = list(dict.fromkeys(self.model(c) for c in cells))
+        """The matrix's columns: every model of the batch, in the batch's order."""
 
     def values(self, cell: CellState) -> Mapping[str, Any]:
         """The dataset values of the cell's row (empty when the dataset is gone)."""
@@ -143,7 +145,9 @@ def _draw_matrix(matrix: ResultsMatrix, shown: Sequence[CellState]) -> None:
     wide = long.pivot_table(
         index="input", columns="model", values="mark", aggfunc="first", sort=False
     )
-    wide = wide.reindex(columns=list(dict.fromkeys(long["model"])))
+    # The batch's model order, filtered or not; a cell filtered out is left blank.
+    wide = wide.reindex(columns=[m for m in matrix.models if m in set(long["model"])])
+    wide = wide.fillna("")
     by_place = {(matrix.row(c), matrix.model(c)): c.result_id for c in shown}
     # Coloured by the browser (a read-only multiselect column shows each mark as a
     # coloured label), not by a pandas Styler: styling 2,000 cells in Python costs
