@@ -333,14 +333,16 @@ def cells(
 def batch_inputs(batch_id: int, *, viewer: Principal | None = None) -> list[dict[str, Any]]:
     """The dataset rows a batch ran on, in row order (what its matrix rows are labelled by).
 
-    Empty when the dataset is gone. Read after the batch's own visibility check: the rows
-    are what its prompts, visible with its answers, were made of.
+    Empty when the dataset is gone, or ``viewer`` (hosted mode) may see the batch but not
+    its dataset: then rows are known by number only. Raises :class:`InvalidRequestError`
+    when ``viewer`` may not see the batch.
     """
     with services.get_store().session() as session, session.begin():
         batch = get_batch(session, batch_id, viewer=viewer)
         if batch is None:
             raise InvalidRequestError(f"No batch #{batch_id}.")
-        found = None if batch.dataset_id is None else get_dataset(session, batch.dataset_id)
+        dataset_id = batch.dataset_id
+        found = None if dataset_id is None else get_dataset(session, dataset_id, viewer=viewer)
     return [] if found is None else [dict(row) for row in found[1].rows]
 
 
