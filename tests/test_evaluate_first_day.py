@@ -236,3 +236,22 @@ def test_leaderboard_pass_rates_count_one_set_of_checks_at_a_time() -> None:
     assert pass_rate() == 0.0  # the newest batch's checks: prose is not JSON
     picker.set_value('regex "."').run()
     assert pass_rate() == 1.0
+
+
+def test_the_run_batch_form_and_drafts_survive_a_visit_to_another_page() -> None:
+    at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")  # the example fills it
+    at.multiselect(key="evaluate.models").set_value(["gpt-5", "deepseek-r1"])
+    at.text_area(key="evaluate.assertions").set_value("- {type: is_json}")
+    at.number_input(key="evaluate.budget").set_value(30).run()
+    at = open_tab(at, TABS, "Templates")
+    at.text_area(key="evaluate.user").set_value("Draft: {{ x }}").run()
+
+    at = at.switch_page("pages/compare.py").run()
+    at = at.switch_page("pages/evaluate.py").run()
+
+    assert at.text_area(key="evaluate.user").value == "Draft: {{ x }}"
+    at = open_tab(at, TABS, "Run batch")
+    assert at.multiselect(key="evaluate.versions").value == ["ticket-triage v1"]
+    assert at.multiselect(key="evaluate.models").value == ["gpt-5", "deepseek-r1"]
+    assert at.text_area(key="evaluate.assertions").value == "- {type: is_json}"
+    assert at.number_input(key="evaluate.budget").value == 30

@@ -21,7 +21,7 @@ def draw_dataset(*, principal: Principal | None, can_create: bool) -> None:
     # The uploader has no persist_state: its file is gone after a tab switch; pasted text stays.
     upload = st.file_uploader("CSV or JSONL file", type=["csv", "jsonl", "ndjson"])
     pasted = st.text_area(
-        "…or paste CSV / JSONL", key="evaluate.pasted", height=120, persist_state="page"
+        "…or paste CSV / JSONL", key="evaluate.pasted", height=120, persist_state="session"
     )
     text = upload.getvalue() if upload else pasted  # bytes: parse_dataset names bad UTF-8
     if text.strip():
@@ -31,7 +31,7 @@ def draw_dataset(*, principal: Principal | None, can_create: bool) -> None:
             st.caption(f"{len(dataset.rows)} rows · columns: {columns}")
             st.dataframe(pd.DataFrame(dataset.preview()), hide_index=True)
             dataset_name = st.text_input(
-                "Dataset name", key="evaluate.dataset_name", persist_state="page"
+                "Dataset name", key="evaluate.dataset_name", persist_state="session"
             )
             if st.button(
                 "Save dataset",

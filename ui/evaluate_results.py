@@ -48,7 +48,7 @@ def draw_results(*, principal: Principal | None, connection: services.Connection
         batch_cells, evaluation.batch_inputs(batch_id, viewer=principal), services.get_catalog()
     )
     only_failing = st.checkbox(
-        "Only failing cells", key="evaluate.only_failing", persist_state="page"
+        "Only failing cells", key="evaluate.only_failing", persist_state="session"
     )
     shown = [c for c in batch_cells if not only_failing or cell_mark(c) in FAILING_MARKS]
     if only_failing and not shown:

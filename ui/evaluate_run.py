@@ -39,10 +39,10 @@ def draw_run(
     catalog = services.get_catalog()
     slugs = catalog.slugs
     chosen_versions = st.multiselect(
-        "Template versions", list(versions), key="evaluate.versions", persist_state="page"
+        "Template versions", list(versions), key="evaluate.versions", persist_state="session"
     )
     chosen_dataset = st.selectbox(
-        "Dataset", list(stored), key="evaluate.dataset", persist_state="page"
+        "Dataset", list(stored), key="evaluate.dataset", persist_state="session"
     )
     mapping = _draw_mapping(
         [saved[v] for v in chosen_versions],
@@ -54,19 +54,19 @@ def draw_run(
         slugs,
         key="evaluate.models",
         format_func=catalog.name_of,
-        persist_state="page",
+        persist_state="session",
     )
     assertions_text = st.text_area(
         "Assertions (YAML list)",
         key="evaluate.assertions",
         placeholder="- {type: contains, column: expected}\n- {type: max_latency_ms, value: 5000}",
-        persist_state="page",
+        persist_state="session",
     )
     concurrency = st.slider(
-        "Concurrency", 1, 16, 8, key="evaluate.concurrency", persist_state="page"
+        "Concurrency", 1, 16, 8, key="evaluate.concurrency", persist_state="session"
     )
     budget = st.number_input(
-        "Budget cap (tokens, 0 = none)", 0, step=10, key="evaluate.budget", persist_state="page"
+        "Budget cap (tokens, 0 = none)", 0, step=10, key="evaluate.budget", persist_state="session"
     )
     if chosen_versions and chosen_dataset and models:
         try:
@@ -125,7 +125,7 @@ def _draw_mapping(
             options,
             index=options.index(name) if name in columns else 0,
             key=f"evaluate.mapping.{dataset_id}.{name}",
-            persist_state="page",
+            persist_state="session",
         )
         if picked not in (SAME_NAME, name):
             mapping[name] = picked
@@ -140,7 +140,7 @@ def _pick_judge(assertions: Sequence[AssertionSpec], slugs: list[str]) -> str | 
             "Judge model (grades llm_judge)",
             slugs,
             key="evaluate.judge",
-            persist_state="page",
+            persist_state="session",
         )
     return judge
 

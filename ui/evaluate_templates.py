@@ -26,13 +26,15 @@ def draw_templates(*, principal: Principal | None, can_create: bool) -> None:
     ``can_create`` false (a viewer) disables Save version.
     """
     saved = evaluation.templates(viewer=principal)
-    name = st.text_input("Template name", key="evaluate.template_name", persist_state="page")
-    system = st.text_area("System prompt", key="evaluate.system", height=80, persist_state="page")
+    name = st.text_input("Template name", key="evaluate.template_name", persist_state="session")
+    system = st.text_area(
+        "System prompt", key="evaluate.system", height=80, persist_state="session"
+    )
     user = st.text_area(
         "User prompt ({{ variables }} allowed)",
         key="evaluate.user",
         height=120,
-        persist_state="page",
+        persist_state="session",
     )
     if st.button(
         "Save version",
