@@ -255,3 +255,21 @@ def test_the_run_batch_form_and_drafts_survive_a_visit_to_another_page() -> None
     assert at.multiselect(key="evaluate.models").value == ["gpt-5", "deepseek-r1"]
     assert at.text_area(key="evaluate.assertions").value == "- {type: is_json}"
     assert at.number_input(key="evaluate.budget").value == 30
+
+
+def test_an_empty_user_prompt_or_a_nameless_dataset_is_refused_before_anything_is_spent() -> None:
+    at = open_page("pages/evaluate.py")
+    at.text_input(key="evaluate.template_name").set_value("blank")
+    at.text_area(key="evaluate.user").set_value("  \n")
+    at = click(at, "Save version")
+    assert texts(at, "error") == [
+        "The user prompt is empty: every request made from this template would fail. "
+        "Write the prompt (with {{ variables }} for the dataset's columns)."
+    ]
+    assert "blank" not in evaluation.templates()
+    at = open_tab(at, TABS, "Dataset")
+    at.text_area(key="evaluate.pasted").set_value("country;capital\nFrance;Paris\n").run()
+    assert "1 rows · columns: country, capital" in texts(at, "caption")
+    at = click(at, "Save dataset")
+    assert texts(at, "error") == ["Give the dataset a name, to find it again in the pickers."]
+    assert [n for _, n, _ in evaluation.datasets()] == ["tickets.csv"]  # the example only

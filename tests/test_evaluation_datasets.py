@@ -60,3 +60,11 @@ def test_mapping_names_unmapped_variables_and_unknown_columns() -> None:
         map_columns(dataset, {"question", "context"})
     with pytest.raises(DatasetError, match="Unknown dataset columns: nope"):
         map_columns(dataset, {"question"}, {"question": "nope"})
+
+
+@pytest.mark.parametrize("sep", [";", "\t", ","])
+def test_csv_cells_may_be_separated_by_semicolons_or_tabs(sep: str) -> None:
+    text = f'country{sep}capital\nFrance{sep}Paris\n"Congo{sep} DR"{sep}Kinshasa\n'
+    dataset = parse_dataset(text)
+    assert dataset.columns == ("country", "capital")
+    assert dataset.rows[1] == {"country": f"Congo{sep} DR", "capital": "Kinshasa"}

@@ -109,9 +109,14 @@ def templates(*, viewer: Principal | None = None) -> dict[str, list[TemplateVers
 
 
 def store_dataset(name: str, dataset: Dataset, *, viewer: Principal | None = None) -> int:
-    """Save a parsed dataset; returns its id (``viewer``'s in hosted mode, not a viewer's)."""
+    """Save a parsed dataset under a non-empty name; returns its id.
+
+    In hosted mode it is ``viewer``'s (a viewer gets ``AccessDeniedError``).
+    """
     owner = ownership.creator(viewer)
     reject_nul(name, "The dataset name")
+    if not name.strip():
+        raise InvalidRequestError("Give the dataset a name, to find it again in the pickers.")
     with services.get_store().session() as session, session.begin():
         return save_dataset(session, name, dataset, owner=owner)
 

@@ -82,9 +82,28 @@ def _too_many_rows() -> DatasetError:
     return DatasetError(f"The dataset has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}.")
 
 
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def csv_delimiter(text: str) -> str:
+    """The delimiter of a CSV: whichever of , ; and tab its header line has most of.
+
+    Spreadsheets in many locales save CSV with ``;``; read with ``,`` such a file would be
+    one column of whole lines.
+    """
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def parse_csv(text: str) -> Dataset:
-    """Rows of a CSV with a header line; every row must have as many cells as the header."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    """Rows of a CSV with a header line; every row must have as many cells as the header.
+
+    Cells are separated by ``,``, ``;`` or tabs (:func:`csv_delimiter`).
+    """
+    text = text.lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text), delimiter=csv_delimiter(text))
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):

@@ -91,11 +91,17 @@ def save_template_version(
 ) -> TemplateVersion:
     """Save ``template`` under ``name`` as a new version; unchanged text reuses the latest one.
 
-    Raises :class:`InvalidRequestError` for an empty name or a template that does not parse.
+    Raises :class:`InvalidRequestError` for an empty name, an empty user prompt (every
+    request made from it would fail) or a template that does not parse.
     """
     name = name.strip()
     if not name:
         raise InvalidRequestError("Give the template a name.")
+    if not template.user.strip():
+        raise InvalidRequestError(
+            "The user prompt is empty: every request made from this template would fail. "
+            "Write the prompt (with {{ variables }} for the dataset's columns)."
+        )
     names = sorted(variables(template))
     parent = session.scalar(
         sa.select(PromptTemplateRow).where(
