@@ -51,10 +51,10 @@ table = pd.DataFrame(
             "win 95%": _span(r.win_rate),
             "pass rate": None if r.pass_rate is None else r.pass_rate.estimate,
             "pass 95%": _span(r.pass_rate),
-            "👍 rate": None
+            "thumbs-up rate": None
             if r.human is None or r.human.thumbs_up is None
             else r.human.thumbs_up.estimate,
-            "👍 95%": None if r.human is None else _span(r.human.thumbs_up),
+            "thumbs-up 95%": None if r.human is None else _span(r.human.thumbs_up),
             "thumbs": 0 if r.human is None else r.human.thumbs,
             "mean score": None if r.human is None else r.human.mean_score,
             "scores": 0 if r.human is None else r.human.scores,
@@ -70,7 +70,7 @@ st.dataframe(
     column_config={
         "win rate": st.column_config.NumberColumn(format="percent"),
         "pass rate": st.column_config.NumberColumn(format="percent"),
-        "👍 rate": st.column_config.NumberColumn(format="percent"),
+        "thumbs-up rate": st.column_config.NumberColumn(format="percent"),
         "mean score": st.column_config.NumberColumn(format="%.1f / 5"),
         "avg latency ms": st.column_config.NumberColumn(format="%.0f"),
     },

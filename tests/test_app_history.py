@@ -271,7 +271,7 @@ def test_any_stored_answer_can_be_rated_with_who_rated(app_env: Path) -> None:
     notes = [t for t in at.text_area if ".rate." in str(t.key)]
     assert len(raters) == len(notes) == 2
     raters[0].set_value("dana")
-    click(at, "👍", index=0)
+    click(at, "Good", index=0)
     assert "Saved (thumbs) as dana." in texts(at, "success")
     notes = [t for t in at.text_area if ".rate." in str(t.key)]
     notes[1].set_value("Clear and short.")

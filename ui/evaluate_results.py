@@ -255,9 +255,9 @@ def _draw_rating(result_id: int, principal: Principal | None) -> None:
     """Thumbs, a 1–5 score and a note on one answer."""
     rater = rater_field("evaluate.rater_name", principal)
     up, down, score_col = st.columns(3)
-    if up.button("👍", key="evaluate.thumb_up"):
+    if up.button("Good", key="evaluate.thumb_up", icon=":material/thumb_up:"):
         evaluation.rate(result_id, rater, "thumbs", 1, None, viewer=principal)
-    if down.button("👎", key="evaluate.thumb_down"):
+    if down.button("Bad", key="evaluate.thumb_down", icon=":material/thumb_down:"):
         evaluation.rate(result_id, rater, "thumbs", -1, None, viewer=principal)
     score = score_col.number_input("Score 1–5", 1, 5, 3, key="evaluate.score", persist_state="page")
     if score_col.button("Save score"):

@@ -55,9 +55,13 @@ def rate_answer(position: int, result: ModelResult, *, key: str) -> None:
             rater = rater_field(f"{prefix}.rater", principal)
         saved: str | None = None
         with st.container(horizontal=True, gap="small"):
-            if st.button("👍", key=f"{prefix}.up", help="Good answer"):
+            if st.button(
+                "Good", key=f"{prefix}.up", icon=":material/thumb_up:", help="Good answer"
+            ):
                 saved = _save(result_id, rater, "thumbs", 1, None, principal)
-            if st.button("👎", key=f"{prefix}.down", help="Bad answer"):
+            if st.button(
+                "Bad", key=f"{prefix}.down", icon=":material/thumb_down:", help="Bad answer"
+            ):
                 saved = _save(result_id, rater, "thumbs", -1, None, principal)
         score = st.slider("Score", 1, 5, 3, key=f"{prefix}.score")
         if st.button("Save score", key=f"{prefix}.save_score"):
