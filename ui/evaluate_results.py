@@ -112,8 +112,8 @@ class ResultsMatrix:
         self.inputs = inputs
         self.catalog = catalog
         self.several_versions = len({c.key.template_version_id for c in cells}) > 1
+        # The matrix's columns: every model of the batch, in the batch's order.
         self.models = list(dict.fromkeys(self.model(c) for c in cells))
-        """The matrix's columns: every model of the batch, in the batch's order."""
 
     def values(self, cell: CellState) -> Mapping[str, Any]:
         """The dataset values of the cell's row (empty when the dataset is gone)."""
