@@ -10,6 +10,7 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
+from playground.catalog import load_catalog
 from tests.e2e.app_process import ROOT, app_environment
 from tests.fake_elumenta.process import FakeServerProcess
 
@@ -57,14 +58,16 @@ def test_blind_vote_hides_names_until_the_vote(
     expect(vote_panel.get_by_text("Answer B", exact=True)).to_be_visible()
     for text in ANSWERS.values():
         expect(vote_panel.get_by_text(text)).to_be_visible()
-    for slug in ANSWERS:
+    names = [load_catalog().name_of(slug) for slug in ANSWERS]
+    for slug, name in zip(ANSWERS, names, strict=True):
         expect(vote_panel).not_to_contain_text(slug)
+        expect(vote_panel).not_to_contain_text(name)
     app_page.screenshot(path=artifacts / "blind-vote.png")
 
     app_page.get_by_role("button", name="A is better").click()
     expect(vote_panel.get_by_text("Vote saved.", exact=False)).to_be_visible()
-    for slug in ANSWERS:
-        expect(vote_panel).to_contain_text(slug)
+    for name in names:  # the display names, as on Compare
+        expect(vote_panel).to_contain_text(name)
     expect(app_page.get_by_role("button", name="A is better")).to_have_count(0)
 
     app_page.get_by_role("link", name="Leaderboard").click()
