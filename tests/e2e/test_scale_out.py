@@ -176,7 +176,7 @@ def test_a_batch_completes_on_the_workers_while_the_app_that_started_it_restarts
         starter = evaluate_page(chromium, team_server.app1)
         browser_sessions.callback(starter.context.close)
         pick_options(starter, "Template versions", [f"{TEMPLATE} v1", f"{TEMPLATE} v2"])
-        pick_options(starter, "Models", list(MODELS))
+        pick_options(starter, "Models", [load_catalog().name_of(m) for m in MODELS])
         expect(starter.get_by_text(f"{CELLS} requests")).to_be_visible()
         starter.get_by_role("button", name="Start batch").click()
         expect(progress_bar(starter)).to_contain_text("running")
