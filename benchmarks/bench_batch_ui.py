@@ -54,6 +54,7 @@ from benchmarks.bench_batch import (
     save_inputs,
     wall_against_ideal,
 )
+from playground.catalog import load_catalog
 from playground.store import open_store
 from playground.store.eval_repository import CellState, batch_cells
 from playground.store.models import Result
@@ -133,7 +134,7 @@ def fill_batch_form(page: Page, url: str, rows: int) -> None:
     expect(page.get_by_role("heading", name="Evaluate")).to_be_visible()
     page.get_by_role("tab", name="Run batch").click()
     pick_options(page, "Template versions", [f"{TEMPLATE} v1"])
-    pick_options(page, "Models", list(MODELS))
+    pick_options(page, "Models", [load_catalog().name_of(m) for m in MODELS])
     expect(page.get_by_text(f"{rows * len(MODELS)} requests")).to_be_visible()
     install_probe(page)
     page.evaluate(PROGRESS_JS)
