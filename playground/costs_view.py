@@ -210,10 +210,17 @@ def cost_latency_chart(report: CostReport, names: Mapping[str, str]) -> alt.Char
         alt.Chart(data, title="Cost against latency")
         .mark_circle(opacity=0.85)
         .encode(
-            # Padding keeps big points off the edges when every model costs the same.
-            x=alt.X("avg_latency_ms:Q", title="Average latency (ms)", scale=alt.Scale(padding=20)),
+            # Padding keeps big points off the edges when every model costs the same;
+            # domainMin (applied after it) keeps either axis from going below 0.
+            x=alt.X(
+                "avg_latency_ms:Q",
+                title="Average latency (ms)",
+                scale=alt.Scale(padding=20, domainMin=0),
+            ),
             y=alt.Y(
-                "tokens_per_call:Q", title="Billing tokens per call", scale=alt.Scale(padding=20)
+                "tokens_per_call:Q",
+                title="Billing tokens per call",
+                scale=alt.Scale(padding=20, domainMin=0),
             ),
             color=model_colour(report, names, title="Model"),
             size=alt.Size("api_calls:Q", scale=alt.Scale(range=[80, 600]), legend=None),

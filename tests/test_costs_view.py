@@ -204,6 +204,13 @@ def test_cost_latency_chart_has_one_point_per_model(report: cv.CostReport) -> No
     assert points == {"GPT-5": (1500.0, 2.0), "GPT-5 Nano": (500.0, pytest.approx(2 / 3))}
 
 
+def test_cost_latency_chart_axes_start_at_zero(report: cv.CostReport) -> None:
+    encoding = _spec(cv.cost_latency_chart(report, NAMES))["encoding"]
+    assert isinstance(encoding, dict)
+    assert encoding["x"]["scale"]["domainMin"] == 0  # padding alone gave -500 ms
+    assert encoding["y"]["scale"]["domainMin"] == 0
+
+
 def test_outcome_chart_counts_each_finished_status(report: cv.CostReport) -> None:
     rows = _data(_spec(cv.outcome_chart(report, NAMES)))
     counts = {(r["label"], r["status"]): r["n"] for r in rows}
