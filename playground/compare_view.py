@@ -10,12 +10,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from playground.errors import InvalidRequestError
 from playground.providers.base import Balance, GenerationParams, Message, Provider
-from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.results import STATUS_STYLES, BadgeColour, CompareRequest, ModelResult, ModelTarget
 from playground.safe_text import escape_markdown
 
 SHARE_PARAM = "comparison"
@@ -241,15 +240,8 @@ def result_cost(result: ModelResult) -> int | None:
     return result.price_tokens if result.status == "completed" else None
 
 
-BadgeColour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
 STATUS_LABELS: dict[str, tuple[str, BadgeColour]] = {
-    "pending": ("Waiting", "gray"),
-    "running": ("Streaming…", "blue"),
-    "completed": ("Done", "green"),
-    "partial": ("Partial answer", "orange"),
-    "failed": ("Failed", "red"),
-    "cancelled": ("Stopped", "orange"),
-    "interrupted": ("Interrupted", "orange"),
+    status: (style.label, style.badge) for status, style in STATUS_STYLES.items()
 }
 
 

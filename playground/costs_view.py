@@ -18,6 +18,7 @@ import pandas as pd
 from playground.access.principal import Principal
 from playground.analytics import daily_balance, model_cost_table, same_prompt_table
 from playground.history_view import DateRange, date_bounds
+from playground.results import STATUS_STYLES
 from playground.store import HistoryFilter
 from playground.store.models import FINISHED_STATUSES
 
@@ -26,11 +27,7 @@ MAX_BALANCE_POINTS = 2000
 """Above this many reported balances the chart shows the last one of each day instead."""
 CHART_HEIGHT = 280
 STATUS_COLOURS: dict[str, str] = {
-    "completed": "#16a34a",
-    "partial": "#f59e0b",
-    "failed": "#dc2626",
-    "cancelled": "#94a3b8",
-    "interrupted": "#a855f7",
+    status: STATUS_STYLES[status].colour for status in FINISHED_STATUSES
 }
 MODEL_TABLE_COLUMNS: dict[str, str] = {
     "label": "Model",

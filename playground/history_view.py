@@ -19,7 +19,7 @@ from playground.catalog import Catalog
 from playground.compare_view import ModelOption, model_options, option_key, result_cost
 from playground.errors import InvalidRequestError
 from playground.providers.base import Provider
-from playground.results import CompareRequest, ModelResult
+from playground.results import STATUS_STYLES, CompareRequest, ModelResult
 from playground.safe_text import inline_code
 from playground.store import HistoryFilter, StoredComparison
 from playground.store.export import ExportFormat
@@ -28,16 +28,7 @@ from playground.store.repository import normalize_tags
 
 PAGE_SIZE = 20
 PREVIEW_CHARS = 100
-# Plain symbols, not emoji: the table is drawn on a canvas, and fonts without emoji are common.
-STATUS_ICONS: dict[str, str] = {
-    "pending": "…",
-    "running": "…",
-    "completed": "✓",
-    "partial": "◐",
-    "failed": "✗",
-    "cancelled": "■",
-    "interrupted": "⚠",
-}
+STATUS_ICONS: dict[str, str] = {status: style.icon for status, style in STATUS_STYLES.items()}
 CACHED_ICON = "↻"
 STATUS_CHOICES: tuple[str, ...] = (*FINISHED_STATUSES, "running")
 TABLE_COLUMNS: tuple[str, ...] = ("Created (UTC)", "Title", "Models", "Cost", "Prompt", "Tags")

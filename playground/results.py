@@ -19,6 +19,31 @@ ResultStatus = Literal[
 TERMINAL_STATUSES: frozenset[str] = frozenset(
     {"completed", "partial", "failed", "cancelled", "interrupted"}
 )
+BadgeColour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
+
+
+@dataclass(frozen=True)
+class StatusStyle:
+    """How every page shows one status: its words, badge colour, table icon, chart colour."""
+
+    label: str
+    badge: BadgeColour
+    icon: str
+    """A plain symbol, not emoji: tables are drawn on a canvas, and fonts without emoji are
+    common."""
+    colour: str
+
+
+STATUS_STYLES: dict[str, StatusStyle] = {
+    "pending": StatusStyle("Waiting", "gray", "…", "#cbd5e1"),
+    "running": StatusStyle("Streaming…", "blue", "…", "#3b82f6"),
+    "completed": StatusStyle("Done", "green", "✓", "#16a34a"),
+    "partial": StatusStyle("Partial answer", "orange", "◐", "#f59e0b"),
+    "failed": StatusStyle("Failed", "red", "✗", "#dc2626"),
+    "cancelled": StatusStyle("Stopped", "orange", "■", "#94a3b8"),
+    "interrupted": StatusStyle("Interrupted", "orange", "⚠", "#a855f7"),
+}
+"""The one vocabulary of result statuses (Compare badges, History icons, Costs chart)."""
 
 
 @dataclass(frozen=True)

@@ -526,51 +526,68 @@ SUITE_CASES: list[tuple[str, str]] = [
     ("just a string", "the suite must be a YAML mapping."),
     ("", "the suite must be a YAML mapping."),
     ("models: [", "is not valid YAML"),
-    ("template: 'Capital?'\nmodels: [gpt-5-nano]\ndataset: countries.csv", "'template' needs"),
-    ("template: {user: 5}\nmodels: [gpt-5-nano]\ndataset: countries.csv", "'template' needs"),
-    ("template: {user: hi}\nmodels: gpt-5-nano\ndataset: countries.csv", "'models' must be"),
-    ("template: {user: hi}\nmodels: [1, 2]\ndataset: countries.csv", "'models' must be"),
-    ("template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: 5", "'dataset' must be a file path"),
+    (
+        "template: 'Capital?'\nmodels: [gpt-5-nano]\ndataset: countries.csv",
+        "template: should be a valid dictionary, not 'Capital?' ('template' needs at least",
+    ),
+    (
+        "template: {user: 5}\nmodels: [gpt-5-nano]\ndataset: countries.csv",
+        "template.user: should be a valid string, not 5 ('template' needs",
+    ),
+    (
+        "template: {user: hi}\nmodels: gpt-5-nano\ndataset: countries.csv",
+        "models: should be a valid list, not 'gpt-5-nano' ('models' is a non-empty list",
+    ),
+    (
+        "template: {user: hi}\nmodels: [1, 2]\ndataset: countries.csv",
+        "models[0]: should be a valid string, not 1 ('models' is a non-empty list of model slugs); "
+        "models[1]: should be a valid string, not 2.",
+    ),
+    (
+        "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: 5",
+        "dataset: a file path or {rows: [{column: value, ...}, ...]}.",
+    ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\nparams: [1]",
-        "'params' may only set temperature and max_tokens.",
+        "params: should be a valid dictionary, not [1] ('params' may only set temperature",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "params: {temperature: hot}",
-        "'params.temperature' must be a number from 0 to 2, not 'hot'.",
+        "params.temperature: should be a valid number, not 'hot'",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "params: {temperature: 7}",
-        "'params.temperature' must be a number from 0 to 2, not 7.",
+        "params.temperature: should be less than or equal to 2, not 7",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "params: {max_tokens: lots}",
-        "'params.max_tokens' must be a positive whole number, not 'lots'.",
+        "params.max_tokens: should be a valid integer, not 'lots'",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\nmapping: [a, b]",
-        "'mapping' must map template variables to dataset columns.",
+        "mapping: should be a valid dictionary, not ['a', 'b'] ('mapping' maps template variables",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\nprovider: 5",
-        "'provider' must be one of elumenta, demo, openai_compatible, not 5.",
+        "provider: should be 'elumenta', 'demo' or 'openai_compatible', not 5.",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\nconcurrency: '8'",
-        "'concurrency' must be a positive whole number, not '8'.",
+        "concurrency: should be a valid integer, not '8'.",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "assertions: {type: contains}",
-        "Assertions are a list, one per line, like '- {type: contains, value: Paris}'.",
+        "assertions: should be a valid list, not {'type': 'contains'} ('assertions' is a list, one "
+        "per line, like '- {type: contains, value: Paris}').",
     ),
     (
         "template: {user: hi}\nmodels: [gpt-5-nano]\ndataset: countries.csv\n"
         "assertions: [{type: regex, value: '('}]",
-        "Invalid regex '('",
+        "assertions[0]: Invalid regex '('",
     ),
     (
         "template: {user: hi}\nmodels: [no-such-model]\ndataset: countries.csv",

@@ -144,7 +144,7 @@ def test_an_answer_telling_the_judge_to_pass_it_still_fails(
         (
             {"type": "json_schema", "value": {"type": "integer", "minimum": "one"}},
             ["", ""],
-            "Assertion 1: Assertion json_schema",
+            "assertions[0]: Assertion json_schema",
         ),
     ],
 )
@@ -182,20 +182,42 @@ def test_a_judge_refused_for_lack_of_balance_pauses_the_suite_and_says_so(
     ("content", "message"),
     [
         ("models: [", "is not valid YAML"),
-        ("template: {user: hi}\nmodels: []\ndataset: {rows: [{a: 1}]}", "'models' must be"),
+        (
+            "template: {user: hi}\nmodels: []\ndataset: {rows: [{a: 1}]}",
+            "models: List should have at least 1 item after validation, not 0",
+        ),
         ("template: {user: '{{ x'}\nmodels: [gpt-5]", "syntax error on line 1"),
         (
             "template: {user: hi}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}\n"
             "assertions: [{type: nope}]",
-            "Unknown assertion type 'nope'",
+            "assertions[0]: Unknown assertion type 'nope'",
         ),
         (
             "template: {user: '{{ q }}'}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}",
             "No dataset column for template variables: q",
         ),
         ("template: {user: hi}\nmodels: [gpt-5]\ndataset: missing.csv", "Cannot read the dataset"),
-        ("tempalte: {}", "Unknown suite keys: tempalte"),
-        ("0: x\nnull: y", "Unknown suite keys: 0, None."),
+        ("tempalte: {}", "template: required ('template' needs at least a 'user' prompt"),
+        ("tempalte: {}", "tempalte: unknown key."),
+        ("0: x\nnull: y", "0: unknown key; None: unknown key."),
+        (  # every problem is named by its path in the file, nested keys included
+            "template: {user: hi, sytem: x}\nmodels: [gpt-5, 7]\ndataset: {rows: [{a: 1}]}\n"
+            "params: {temprature: 1}\nassertions: [{type: is_json}, {type: contains}]",
+            "template.sytem: unknown key ('template' needs at least a 'user' prompt (and "
+            "optionally 'system')); models[1]: should be a valid string, not 7 ('models' is a "
+            "non-empty list of model slugs); assertions[1]: "
+            "Assertion contains needs a 'value' or a 'column'; params.temprature: unknown key",
+        ),
+        (
+            "template: {user: hi}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}\n"
+            "params: {temprature: 1}\nassertions: [{type: is_json}, {type: contains}]",
+            "params.temprature: unknown key (",
+        ),
+        (
+            "template: {user: hi}\nmodels: [gpt-5]\ndataset: {rows: [{a: 1}]}\n"
+            "assertions: [{type: is_json}, {type: contains}]",
+            "assertions[1]: Assertion contains needs a 'value' or a 'column'.",
+        ),
     ],
 )
 def test_bad_suite_exits_2_with_a_clear_message(

@@ -35,7 +35,7 @@ from playground.evaluation.leaderboard import (
 from playground.evaluation.leaderboard import check_sets as group_by_checks
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
-from playground.evaluation.report import ExportFormat, export_text, pass_rates
+from playground.evaluation.report import export_text, pass_rates
 from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
 from playground.providers.base import Message, Provider
@@ -71,6 +71,7 @@ from playground.store.eval_repository import (
     template_versions,
     version_labels,
 )
+from playground.store.export import ExportFormat
 
 MANAGER = BatchManager()
 BatchAction = Literal["pause", "resume", "cancel"]

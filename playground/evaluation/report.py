@@ -10,13 +10,13 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from playground.evaluation.stats import Interval, wilson_interval
 from playground.safe_text import spreadsheet_safe
 from playground.store.eval_repository import CellState
+from playground.store.export import ExportFormat
 
-ExportFormat = Literal["csv", "json"]
 EXPORT_COLUMNS = (
     "template_version_id",
     "row",
