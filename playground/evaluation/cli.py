@@ -20,6 +20,8 @@ from playground.errors import InvalidRequestError
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.judging import judge_price_of
 from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_batch
+from playground.evaluation.promptfoo_config import is_promptfoo, load_promptfoo
+from playground.evaluation.promptfoo_run import run_promptfoo
 from playground.evaluation.recording import BatchProgress
 from playground.evaluation.report import export_records, matrix_table, pass_rates
 from playground.evaluation.suite import Suite, load_suite
@@ -51,6 +53,13 @@ def add_eval_parser(commands: Any) -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="requests in flight")
     parser.add_argument("--provider", default=None, help="override the suite's provider")
     parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="promptfoo configs: write the results as promptfoo's results.json",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="ask again even for identical earlier requests"
     )
 
@@ -63,6 +72,11 @@ def run_eval(
         raise InvalidRequestError("Give either a suite file or --resume BATCH_ID.")
     if args.concurrency is not None and args.concurrency < 1:
         raise InvalidRequestError("--concurrency must be at least 1.")
+    if args.suite is not None and is_promptfoo(args.suite):
+        config = load_promptfoo(args.suite)
+        return run_promptfoo(config, args, settings, catalog, out, err, _follow)
+    if args.output is not None:
+        raise InvalidRequestError("-o/--output is for promptfoo configs; use --json here.")
     suite = load_suite(args.suite) if args.suite is not None else None
     if suite is not None:
         providers = build_providers(settings, catalog)

@@ -1,0 +1,319 @@
+"""``python -m playground eval promptfooconfig.yaml``: a promptfoo config run as one batch.
+
+Prompts become template versions, tests the dataset rows, providers the models: the
+answers land in history, costs and blind votes like any batch. Each answer is then graded
+against its test's assertions as promptfoo grades it (``llm-rubric`` by our judge, its cost
+counted with the cell), and the verdicts are stored with the cells. The output follows
+promptfoo's ``results.json`` shape; the exit code is promptfoo's (100 when a test failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import SecretStr
+
+from playground.catalog import Catalog
+from playground.config import Settings
+from playground.errors import InvalidRequestError
+from playground.evaluation.assertions import AssertionSpec, Observation, judge
+from playground.evaluation.batch import BatchJob
+from playground.evaluation.datasets import parse_dataset
+from playground.evaluation.grading import make_grader
+from playground.evaluation.plan import BatchSpec, plan_batch
+from playground.evaluation.promptfoo_config import PfTest, PromptfooConfig
+from playground.evaluation.promptfoo_grading import Answer, grade
+from playground.evaluation.recording import BatchProgress
+from playground.providers.base import Provider
+from playground.providers.registry import build_providers
+from playground.results import ModelTarget
+from playground.store import Store, open_store
+from playground.store.eval_repository import (
+    CellState,
+    batch_cells,
+    save_dataset,
+    save_template_version,
+    update_cells,
+)
+
+EXIT_OK, EXIT_TESTS_FAILED = 0, 100
+"""promptfoo's ``eval`` exits 100 when a test failed (its PROMPTFOO_FAILED_TEST_EXIT_CODE)."""
+TEST_COLUMN = "__test"
+GRADING_CONCURRENCY = 8
+RESULTS_VERSION = 3
+
+
+def run_promptfoo(
+    config: PromptfooConfig,
+    args: argparse.Namespace,
+    settings: Settings,
+    catalog: Catalog,
+    out: TextIO,
+    err: TextIO,
+    follow: Callable[[BatchJob, TextIO], BatchProgress],
+) -> int:
+    """Check, plan, run and grade the config; print/write the results; return the exit code."""
+    settings = _with_openai(config, settings)
+    providers = build_providers(settings, catalog)
+    _check_providers(config, providers)
+    store = open_store(settings.resolved_database_url)
+    try:
+        batch_id, version_ids = _plan(store, config, args)
+        err.write(
+            f"Batch #{batch_id}: {len(config.prompts)} prompt(s) x {len(config.tests)} test(s) "
+            f"x {len(config.providers)} provider(s).\n"
+        )
+        job = BatchJob.from_settings(
+            store,
+            batch_id,
+            catalog,
+            settings,
+            lambda: build_providers(settings, catalog),
+            concurrency=args.concurrency,
+        )
+        follow(job.start(), err)
+        with store.session() as session, session.begin():
+            cells = batch_cells(session, batch_id)
+        judge_fn = _judge(config, providers)
+        graded = asyncio.run(_grade_cells(store, config, version_ids, cells, judge_fn))
+    finally:
+        store.close()
+    document = results_document(config, batch_id, version_ids, cells, graded)
+    if getattr(args, "output", None) is not None:
+        Path(args.output).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    if args.json:
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        _summary(document, out)
+    stats = document["results"]["stats"]
+    return EXIT_OK if stats["failures"] == 0 and stats["errors"] == 0 else EXIT_TESTS_FAILED
+
+
+def _with_openai(config: PromptfooConfig, settings: Settings) -> Settings:
+    """The settings with the config's ``apiBaseUrl``/``apiKey`` for the openai providers."""
+    openai = [
+        p for p in (*config.providers, config.judge) if p and p.provider == "openai_compatible"
+    ]
+    if not openai:
+        return settings
+    base_url = openai[0].base_url or os.environ.get("OPENAI_BASE_URL") or settings.openai_base_url
+    if not base_url:
+        raise InvalidRequestError(
+            f"{openai[0].id}: set config.apiBaseUrl (or OPENAI_BASE_URL, as for promptfoo)."
+        )
+    key = openai[0].api_key
+    update: dict[str, Any] = {"openai_base_url": base_url.rstrip("/")}
+    if key is not None:
+        update["openai_api_key"] = SecretStr(key)
+    return settings.model_copy(update=update)
+
+
+def _check_providers(config: PromptfooConfig, providers: Mapping[str, Provider]) -> None:
+    """A provider or model we cannot reach is bad input (exit 2), found before spending."""
+    for item in (*config.providers, *([config.judge] if config.judge else [])):
+        provider = providers.get(item.provider)
+        if provider is None:
+            raise InvalidRequestError(f"{item.id}: the {item.provider} provider is not configured.")
+        known = [m.slug for m in provider.models()]
+        if known and item.model not in known and item.provider == "elumenta":
+            raise InvalidRequestError(
+                f"{item.id}: unknown model {item.model!r}; known: {', '.join(known)}."
+            )
+
+
+def _plan(store: Store, config: PromptfooConfig, args: argparse.Namespace) -> tuple[int, list[int]]:
+    rows = [{TEST_COLUMN: str(i), **t.vars} for i, t in enumerate(config.tests)]
+    text = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+    dataset = parse_dataset(text, "jsonl")
+    with store.session() as session, session.begin():
+        version_ids = [
+            save_template_version(session, f"{config.description}: {p.label}"[:200], p.template).id
+            for p in config.prompts
+        ]
+        dataset_id = save_dataset(session, f"{config.description} tests", dataset)
+        spec = BatchSpec(
+            title=config.description,
+            template_version_ids=tuple(version_ids),
+            dataset_id=dataset_id,
+            targets=tuple(ModelTarget(p.provider, p.model) for p in config.providers),
+            params=config.providers[0].params,
+            concurrency=args.concurrency or 8,
+            use_cache=not args.no_cache,
+        )
+        return plan_batch(session, spec), version_ids
+
+
+AskJudge = Callable[[str, str, str], Awaitable[tuple[bool, str, int | None]]]
+"""The grading model on (rubric, prompt, answer): ``(passed, reason, billing tokens)``."""
+
+
+def _judge(config: PromptfooConfig, providers: Mapping[str, Provider]) -> AskJudge | None:
+    if config.judge is None:
+        return None
+    grader = make_grader(providers[config.judge.provider], config.judge.model)
+
+    async def ask(
+        rubric: str, question: str = "", answer: str = ""
+    ) -> tuple[bool, str, int | None]:
+        outcome = await judge(
+            AssertionSpec("llm_judge", rubric), Observation(answer, question=question), {}, grader
+        )
+        return outcome.passed and not outcome.error, outcome.message, outcome.cost_tokens
+
+    return ask
+
+
+async def _grade_cells(
+    store: Store,
+    config: PromptfooConfig,
+    version_ids: list[int],
+    cells: list[CellState],
+    judge_fn: AskJudge | None,
+) -> dict[int, dict[str, Any]]:
+    """Each completed cell's gradingResult, keyed by cell id (stored with the cell too)."""
+    limit = asyncio.Semaphore(GRADING_CONCURRENCY)
+
+    async def one(cell: CellState) -> tuple[int, dict[str, Any]]:
+        test = config.tests[cell.key.row_index]
+        prompt = config.prompts[version_ids.index(cell.key.template_version_id)]
+
+        async def cell_judge(rubric: str) -> tuple[bool, str, int | None]:
+            assert judge_fn is not None  # only called for llm-rubric, which needs a judge
+            return await judge_fn(rubric, prompt.raw, cell.content)
+
+        answer = Answer(cell.content, cell.latency_ms, cell.tokens_used, test.vars)
+        async with limit:
+            result = await grade(
+                test.asserts, test.threshold, answer, cell_judge if judge_fn else None
+            )
+        outcomes = [
+            {
+                "label": str((c.get("assertion") or {}).get("type", "assert-set")),
+                "passed": bool(c["pass"]),
+                "message": c["reason"],
+                "cost_tokens": c["tokensUsed"]["total"] or None,
+                "judge": (c.get("assertion") or {}).get("type", "").endswith("llm-rubric"),
+            }
+            for c in result["componentResults"]
+        ]
+        judge_tokens = result["tokensUsed"]["total"]
+        with store.session() as session, session.begin():
+            update_cells(
+                session,
+                [cell.id],
+                assertions_json=outcomes,
+                passed=bool(result["pass"]),
+                **(
+                    {"judge_tokens": judge_tokens, "judged_utc": datetime.now(UTC)}
+                    if judge_tokens
+                    else {}
+                ),
+            )
+        return cell.id, result
+
+    done = await asyncio.gather(*(one(c) for c in cells if c.status == "completed"))
+    return dict(done)
+
+
+def results_document(
+    config: PromptfooConfig,
+    batch_id: int,
+    version_ids: list[int],
+    cells: list[CellState],
+    graded: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """promptfoo's ``results.json`` shape (version 3) for the batch's cells."""
+    targets = {(p.provider, p.model): p for p in config.providers}
+    results = []
+    for cell in cells:
+        prompt_index = version_ids.index(cell.key.template_version_id)
+        prompt, test = config.prompts[prompt_index], config.tests[cell.key.row_index]
+        provider = targets[(cell.key.provider, cell.key.model)]
+        grading = graded.get(cell.id)
+        error = None if cell.status == "completed" else (cell.error_message or cell.status)
+        results.append(
+            {
+                "promptIdx": prompt_index,
+                "testIdx": cell.key.row_index,
+                "testCase": _test_case(test),
+                "promptId": str(cell.key.template_version_id),
+                "provider": {"id": provider.id, "label": provider.label},
+                "prompt": {"raw": prompt.raw, "label": prompt.label},
+                "vars": dict(test.vars),
+                "response": None
+                if error
+                else {
+                    "output": cell.content,
+                    "cached": cell.cached,
+                    "tokenUsage": {"total": cell.tokens_used or 0, "cached": 0},
+                },
+                "error": error,
+                "success": bool(grading and grading["pass"]),
+                "score": grading["score"] if grading else 0,
+                "latencyMs": cell.latency_ms or 0,
+                "gradingResult": grading,
+                "namedScores": grading["namedScores"] if grading else {},
+                "cost": 0,
+                "failureReason": 0 if grading and grading["pass"] else (2 if error else 1),
+            }
+        )
+    successes = sum(r["success"] for r in results)
+    errors = sum(r["error"] is not None for r in results)
+    tokens = sum(c.tokens_used or 0 for c in cells)
+    judge_tokens = sum(g["tokensUsed"]["total"] for g in graded.values())
+    return {
+        "evalId": f"batch-{batch_id}",
+        "results": {
+            "version": RESULTS_VERSION,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "prompts": [
+                {"raw": p.raw, "label": p.label, "provider": t.id}
+                for p in config.prompts
+                for t in config.providers
+            ],
+            "results": results,
+            "stats": {
+                "successes": successes,
+                "failures": len(results) - successes - errors,
+                "errors": errors,
+                "tokenUsage": {"total": tokens + judge_tokens, "assertions": judge_tokens},
+            },
+        },
+        "config": json.loads(json.dumps(config.raw, default=str)),
+        "shareableUrl": None,
+    }
+
+
+def _test_case(test: PfTest) -> dict[str, Any]:
+    case: dict[str, Any] = {"vars": dict(test.vars), "assert": [dict(a.raw) for a in test.asserts]}
+    if test.description:
+        case["description"] = test.description
+    if test.threshold is not None:
+        case["threshold"] = test.threshold
+    return case
+
+
+def _summary(document: Mapping[str, Any], out: TextIO) -> None:
+    for result in document["results"]["results"]:
+        verdict = "PASS" if result["success"] else ("ERROR" if result["error"] else "FAIL")
+        name = result["testCase"].get("description") or f"test {result['testIdx'] + 1}"
+        why = result["error"] or (result["gradingResult"] or {}).get("reason", "")
+        out.write(
+            f"{verdict} [{result['provider']['label']}] prompt {result['promptIdx'] + 1}, "
+            f"{name}: score {result['score']:.2f}"
+            + ("" if result["success"] else f" — {why}")
+            + "\n"
+        )
+    stats = document["results"]["stats"]
+    out.write(
+        f"{stats['successes']} passed, {stats['failures']} failed, {stats['errors']} errors; "
+        f"{stats['tokenUsage']['total']} tokens "
+        f"({stats['tokenUsage']['assertions']} for grading).\n"
+    )
