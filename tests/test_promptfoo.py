@@ -59,12 +59,12 @@ def run(argv: list[str], settings: Settings) -> tuple[int, str, str]:
 
 
 def verdicts(document: dict[str, Any]) -> dict[tuple[str, str, int], bool]:
-    """(provider label, test description or number, prompt index) → success."""
+    """(provider label, test description or number, prompt label) → success."""
     return {
         (
             r["provider"]["label"],
             r["testCase"].get("description") or str(r["testIdx"]),
-            r["promptIdx"],
+            r["prompt"]["label"],
         ): r["success"]
         for r in document["results"]["results"]
     }
@@ -113,7 +113,7 @@ def test_every_assertion_type_gives_promptfoos_verdict(
 
     found = verdicts(document)
     expected = {
-        (label, name, 0): verdict
+        (label, name, "Introduce {{ name }}."): verdict
         for name, pair in ASSERT_VERDICTS.items()
         for label, verdict in zip((NANO, JSONM), pair, strict=True)
     }
@@ -144,11 +144,11 @@ def test_weights_thresholds_and_assert_sets_score_as_promptfoo(
         "weighted, threshold 0.7": (True, 0.75),
         "assert-set with its own threshold": (True, 0.75),
         "assert-set without a threshold, weighted": (False, 0.625),
-        "threshold 0 is no threshold": (False, 0.5),
+        "threshold 0 passes any score": (True, 0.5),
     }
     assert {k: (r["success"], r["score"]) for k, r in by_name.items()} == expected
-    # metric: the named score adds the scores of its assertions (starts-with 1 + Bob 0).
-    assert by_name["weighted, no threshold"]["namedScores"] == {"style": 1}
+    # metric: the weighted mean of its assertions' scores (starts-with 1, Bob 0).
+    assert by_name["weighted, no threshold"]["namedScores"] == {"style": 0.5}
     assert code == 100
 
 
@@ -168,7 +168,7 @@ def test_basics_prompts_providers_csv_and_list_vars(
     }
     expected = {
         (label, test, prompt): verdict
-        for prompt in (0, 1)
+        for prompt in ("Capital of {{ country }}?", "file://chat.json")
         for test, pair in expected_per_prompt.items()
         for label, verdict in zip(("nano", "openai:chat:answer-json"), pair, strict=True)
     }
@@ -180,6 +180,23 @@ def test_basics_prompts_providers_csv_and_list_vars(
     openai = [r for r in fake_elumenta.requests if r.json.get("model") == "answer-json"]
     assert openai and all(r.json.get("temperature") == 0 for r in openai)
     assert all(r.headers.get("authorization") == "Bearer sk-test" for r in openai)
+    # ...but the key is never echoed into the results (they get shared) or the database.
+    assert "sk-test" not in json.dumps(document)
+    assert "sk-test" not in _database_text(settings)
+
+
+def _database_text(settings: Settings) -> str:
+    engine = sa.create_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            return " ".join(
+                str(row)
+                for t in tables
+                for row in connection.execute(sa.text(f'SELECT * FROM "{t}"'))
+            )
+    finally:
+        engine.dispose()
 
 
 def test_files_for_prompts_tests_and_vars(tmp_path: Path, settings: Settings) -> None:

@@ -2,9 +2,9 @@
 
 Each assertion scores 1 (passed) or 0; a ``not-`` form inverts the verdict. A test's score
 is the weighted mean of its assertions' scores (0 when every weight is 0). It passes when
-no assertion failed, or, with a ``threshold`` (non-zero), when the score reaches it; an
+no assertion failed, or, with a ``threshold`` (0 included), when the score reaches it; an
 ``assert-set`` is scored the same way on its own assertions and counts as one assertion
-with its own weight. ``metric`` adds the assertion's score to that named score.
+with its own weight. A ``metric`` is the weighted mean of the scores of its assertions.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ async def grade(
     total = weights = tokens = 0.0
     failed: str | None = None
     named: dict[str, float] = {}
+    named_weights: dict[str, float] = {}
     components: list[dict[str, Any]] = []
     for item in asserts:
         if item.kind == "assert-set":
@@ -68,13 +69,18 @@ async def grade(
         total += result["score"] * item.weight
         weights += item.weight
         tokens += result["tokensUsed"]["total"]
-        if item.metric:
-            named[item.metric] = named.get(item.metric, 0) + result["score"]
+        incoming = {item.metric: (result["score"], 1.0)} if item.metric else {}
+        for metric, score in result.get("namedScores", {}).items():
+            if metric != item.metric:
+                incoming[metric] = (score, result["namedScoreWeights"].get(metric, 1.0))
+        for metric, (score, weight) in incoming.items():
+            named[metric] = named.get(metric, 0) + score * weight * item.weight
+            named_weights[metric] = named_weights.get(metric, 0) + weight * item.weight
         if not result["pass"]:
             failed = result["reason"]
     score = total / weights if weights > 0 else 0
     passed, reason = failed is None, failed or "All assertions passed"
-    if threshold:  # a test threshold overrides the individual verdicts (0 means none)
+    if threshold is not None:  # a threshold (even 0) overrides the individual verdicts
         passed = score >= threshold
         sign = "≥" if passed else "<"
         reason = f"Aggregate score {score:.2f} {sign} {threshold:g} threshold"
@@ -82,7 +88,10 @@ async def grade(
         "pass": passed,
         "score": score,
         "reason": reason,
-        "namedScores": named,
+        "namedScores": {
+            m: v / named_weights[m] if named_weights[m] else 0 for m, v in named.items()
+        },
+        "namedScoreWeights": named_weights,
         "tokensUsed": {"total": int(tokens)},
         "componentResults": components,
         "assertion": None,

@@ -31,6 +31,7 @@ from playground.evaluation.plan import BatchSpec, plan_batch
 from playground.evaluation.promptfoo_config import PfTest, PromptfooConfig
 from playground.evaluation.promptfoo_grading import Answer, grade
 from playground.evaluation.recording import BatchProgress
+from playground.evaluation.templates import render
 from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
@@ -59,14 +60,52 @@ def run_promptfoo(
     err: TextIO,
     follow: Callable[[BatchJob, TextIO], BatchProgress],
 ) -> int:
-    """Check, plan, run and grade the config; print/write the results; return the exit code."""
+    """The CLI's run: execute the config, print/write the results, return the exit code."""
+    document = execute(
+        config,
+        settings,
+        catalog,
+        concurrency=args.concurrency,
+        use_cache=not args.no_cache,
+        follow=lambda job: follow(job, err),
+        announce=err.write,
+    )
+    if args.output is not None:
+        Path(args.output).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    if args.json:
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        out.write(summary(document))
+    return exit_code(document)
+
+
+def exit_code(document: Mapping[str, Any]) -> int:
+    """promptfoo's exit code for a results document: 0 all passed, 100 otherwise."""
+    stats = document["results"]["stats"]
+    return EXIT_OK if stats["failures"] == 0 and stats["errors"] == 0 else EXIT_TESTS_FAILED
+
+
+def execute(
+    config: PromptfooConfig,
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    follow: Callable[[BatchJob], object],
+    concurrency: int | None = None,
+    use_cache: bool = True,
+    announce: Callable[[str], object] = lambda _line: None,
+) -> dict[str, Any]:
+    """Plan the config as one batch, run it (``follow`` waits for the started job), grade
+    every answer and store the verdicts with the cells; returns promptfoo's results
+    document. Raises :class:`InvalidRequestError` for a provider or model we cannot use,
+    before anything is sent."""
     settings = _with_openai(config, settings)
     providers = build_providers(settings, catalog)
     _check_providers(config, providers)
     store = open_store(settings.resolved_database_url)
     try:
-        batch_id, version_ids = _plan(store, config, args)
-        err.write(
+        batch_id, version_ids = _plan(store, config, concurrency, use_cache)
+        announce(
             f"Batch #{batch_id}: {len(config.prompts)} prompt(s) x {len(config.tests)} test(s) "
             f"x {len(config.providers)} provider(s).\n"
         )
@@ -76,24 +115,16 @@ def run_promptfoo(
             catalog,
             settings,
             lambda: build_providers(settings, catalog),
-            concurrency=args.concurrency,
+            concurrency=concurrency,
         )
-        follow(job.start(), err)
+        follow(job.start())
         with store.session() as session, session.begin():
             cells = batch_cells(session, batch_id)
         judge_fn = _judge(config, providers)
         graded = asyncio.run(_grade_cells(store, config, version_ids, cells, judge_fn))
     finally:
         store.close()
-    document = results_document(config, batch_id, version_ids, cells, graded)
-    if getattr(args, "output", None) is not None:
-        Path(args.output).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
-    if args.json:
-        out.write(json.dumps(document, ensure_ascii=False) + "\n")
-    else:
-        _summary(document, out)
-    stats = document["results"]["stats"]
-    return EXIT_OK if stats["failures"] == 0 and stats["errors"] == 0 else EXIT_TESTS_FAILED
+    return results_document(config, batch_id, version_ids, cells, graded)
 
 
 def _with_openai(config: PromptfooConfig, settings: Settings) -> Settings:
@@ -128,7 +159,9 @@ def _check_providers(config: PromptfooConfig, providers: Mapping[str, Provider])
             )
 
 
-def _plan(store: Store, config: PromptfooConfig, args: argparse.Namespace) -> tuple[int, list[int]]:
+def _plan(
+    store: Store, config: PromptfooConfig, concurrency: int | None, use_cache: bool
+) -> tuple[int, list[int]]:
     rows = [{TEST_COLUMN: str(i), **t.vars} for i, t in enumerate(config.tests)]
     text = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
     dataset = parse_dataset(text, "jsonl")
@@ -144,8 +177,8 @@ def _plan(store: Store, config: PromptfooConfig, args: argparse.Namespace) -> tu
             dataset_id=dataset_id,
             targets=tuple(ModelTarget(p.provider, p.model) for p in config.providers),
             params=config.providers[0].params,
-            concurrency=args.concurrency or 8,
-            use_cache=not args.no_cache,
+            concurrency=concurrency or 8,
+            use_cache=use_cache,
         )
         return plan_batch(session, spec), version_ids
 
@@ -186,7 +219,8 @@ async def _grade_cells(
 
         async def cell_judge(rubric: str) -> tuple[bool, str, int | None]:
             assert judge_fn is not None  # only called for llm-rubric, which needs a judge
-            return await judge_fn(rubric, prompt.raw, cell.content)
+            question = render(prompt.template, test.vars).user
+            return await judge_fn(rubric, question, cell.content)
 
         answer = Answer(cell.content, cell.latency_ms, cell.tokens_used, test.vars)
         async with limit:
@@ -230,17 +264,18 @@ def results_document(
     graded: Mapping[int, Mapping[str, Any]],
 ) -> dict[str, Any]:
     """promptfoo's ``results.json`` shape (version 3) for the batch's cells."""
-    targets = {(p.provider, p.model): p for p in config.providers}
+    targets = {(p.provider, p.model): (i, p) for i, p in enumerate(config.providers)}
     results = []
     for cell in cells:
         prompt_index = version_ids.index(cell.key.template_version_id)
         prompt, test = config.prompts[prompt_index], config.tests[cell.key.row_index]
-        provider = targets[(cell.key.provider, cell.key.model)]
+        provider_index, provider = targets[(cell.key.provider, cell.key.model)]
         grading = graded.get(cell.id)
         error = None if cell.status == "completed" else (cell.error_message or cell.status)
         results.append(
             {
-                "promptIdx": prompt_index,
+                # promptfoo's columns: each provider's prompts, provider by provider.
+                "promptIdx": provider_index * len(config.prompts) + prompt_index,
                 "testIdx": cell.key.row_index,
                 "testCase": _test_case(test),
                 "promptId": str(cell.key.template_version_id),
@@ -275,8 +310,8 @@ def results_document(
             "timestamp": datetime.now(UTC).isoformat(),
             "prompts": [
                 {"raw": p.raw, "label": p.label, "provider": t.id}
-                for p in config.prompts
                 for t in config.providers
+                for p in config.prompts
             ],
             "results": results,
             "stats": {
@@ -286,9 +321,18 @@ def results_document(
                 "tokenUsage": {"total": tokens + judge_tokens, "assertions": judge_tokens},
             },
         },
-        "config": json.loads(json.dumps(config.raw, default=str)),
+        "config": _without_keys(json.loads(json.dumps(config.raw, default=str))),
         "shareableUrl": None,
     }
+
+
+def _without_keys(value: Any) -> Any:
+    """The config as written, with every ``apiKey`` masked: results files get shared."""
+    if isinstance(value, dict):
+        return {k: "***" if k == "apiKey" else _without_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_keys(v) for v in value]
+    return value
 
 
 def _test_case(test: PfTest) -> dict[str, Any]:
@@ -300,20 +344,23 @@ def _test_case(test: PfTest) -> dict[str, Any]:
     return case
 
 
-def _summary(document: Mapping[str, Any], out: TextIO) -> None:
+def summary(document: Mapping[str, Any]) -> str:
+    """One PASS/FAIL/ERROR line per cell and a closing count, as the CLI prints them."""
+    lines = []
     for result in document["results"]["results"]:
         verdict = "PASS" if result["success"] else ("ERROR" if result["error"] else "FAIL")
         name = result["testCase"].get("description") or f"test {result['testIdx'] + 1}"
         why = result["error"] or (result["gradingResult"] or {}).get("reason", "")
-        out.write(
-            f"{verdict} [{result['provider']['label']}] prompt {result['promptIdx'] + 1}, "
+        lines.append(
+            f"{verdict} [{result['provider']['label']}] {result['prompt']['label'][:40]!r}, "
             f"{name}: score {result['score']:.2f}"
             + ("" if result["success"] else f" — {why}")
             + "\n"
         )
     stats = document["results"]["stats"]
-    out.write(
+    lines.append(
         f"{stats['successes']} passed, {stats['failures']} failed, {stats['errors']} errors; "
         f"{stats['tokenUsage']['total']} tokens "
         f"({stats['tokenUsage']['assertions']} for grading).\n"
     )
+    return "".join(lines)
