@@ -258,6 +258,25 @@ def test_a_config_that_passes_exits_0(tmp_path: Path, settings: Settings) -> Non
     assert "1 passed, 0 failed, 0 errors" in out
 
 
+def test_the_configured_openai_key_never_goes_to_a_config_s_other_url(
+    tmp_path: Path, settings: Settings, fake_elumenta: FakeElumenta
+) -> None:
+    settings = settings.model_copy(
+        update={
+            "openai_base_url": "http://127.0.0.1:9/v1",  # the operator's endpoint
+            "openai_api_key": SecretStr("sk-operator"),
+        }
+    )
+    path = tmp_path / "promptfooconfig.yaml"
+    provider = {"id": "openai:json-model", "config": {"apiBaseUrl": fake_elumenta.openai_base_url}}
+    path.write_text(f"prompts: [hi]\nproviders: [{json.dumps(provider)}]\n")
+    code, _, err = run(["eval", str(path)], settings)
+
+    assert code == 0, err
+    sent = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
+    assert sent and all("sk-operator" not in str(r.headers) for r in sent)
+
+
 BAD_CONFIGS: list[tuple[str, str]] = [
     (
         "prompts: [hi]\nproviders: [elumenta:gpt-5-nano]\ntests:\n  - vars: {}\n"

@@ -11,6 +11,7 @@ from playground.evaluation import app as evaluation
 from playground.evaluation.datasets import parse_dataset
 from playground.safe_text import escape_markdown
 from ui.evaluate_common import VIEWER_HELP
+from ui.evaluate_promptfoo import draw_promptfoo
 
 
 def draw_dataset(*, principal: Principal | None, can_create: bool) -> None:
@@ -43,3 +44,4 @@ def draw_dataset(*, principal: Principal | None, can_create: bool) -> None:
                 st.success(f"Saved dataset #{dataset_id}.")
         except PlaygroundError as exc:
             st.error(user_message(exc))
+    draw_promptfoo(principal=principal, can_create=can_create)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from playground import compare_state, services
 from playground.access.principal import Principal, owns
 from playground.errors import InvalidRequestError
-from playground.evaluation import dispatch, ownership
+from playground.evaluation import dispatch, ownership, promptfoo_run
 from playground.evaluation.batch import BatchJob
 from playground.evaluation.datasets import Dataset
 from playground.evaluation.judging import judge_price_of
@@ -35,6 +35,7 @@ from playground.evaluation.leaderboard import (
 from playground.evaluation.leaderboard import check_sets as group_by_checks
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
+from playground.evaluation.promptfoo_config import PromptfooConfig
 from playground.evaluation.report import export_text, pass_rates
 from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
@@ -463,3 +464,30 @@ def leaderboard(
         graded = all_cells(session, viewer=viewer, batch_ids=checked)
     rows = build_leaderboard(votes, pass_rates(graded, key), figures, ratings)
     return named(rows, services.get_catalog().name_of)
+
+
+def run_promptfoo_config(
+    config: PromptfooConfig, connection: services.Connection, *, viewer: Principal | None = None
+) -> dict[str, Any]:
+    """Run a checked promptfoo config here, as one batch, and return promptfoo's results
+    document (the page waits for it). Local mode only: in hosted mode a batch must pass
+    the owner's budget checks and workers, which promptfoo configs do not go through yet."""
+    if viewer is not None:
+        raise InvalidRequestError(
+            "promptfoo configs run from the command line in hosted mode: "
+            "python -m playground eval promptfooconfig.yaml"
+        )
+
+    def follow(job: BatchJob) -> None:
+        while not job.finished:
+            job.wait(1.0)
+
+    return promptfoo_run.execute(
+        config,
+        services.get_settings(),
+        services.get_catalog(),
+        follow=follow,
+        elumenta_api_key=connection.api_key,
+        elumenta_base_url=connection.elumenta_base_url,
+        environment_keys=False,  # an uploaded config must not send our keys to its URLs
+    )

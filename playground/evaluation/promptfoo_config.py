@@ -11,7 +11,6 @@ import csv
 import io
 import itertools
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +192,17 @@ def load_promptfoo(path: Path) -> PromptfooConfig:
     if not isinstance(raw, dict):
         raise PromptfooError(f"{path}: a promptfoo config is a YAML mapping.")
     return parse_promptfoo(raw, base_dir=path.parent, default_title=path.stem)
+
+
+def loads_promptfoo(text: str | bytes, *, name: str, base_dir: Path) -> PromptfooConfig:
+    """Check an uploaded config (``file://`` references resolve under ``base_dir``)."""
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise PromptfooError(f"{name} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PromptfooError(f"{name}: a promptfoo config is a YAML mapping.")
+    return parse_promptfoo(raw, base_dir=base_dir, default_title=Path(name).stem)
 
 
 def parse_promptfoo(
@@ -377,8 +387,6 @@ def _provider(item: Any, path: str, parent: Any = None) -> PfProvider:
         max_tokens=_whole(config.get("max_tokens"), f"{where}.config.max_tokens"),
     )
     key = config.get("apiKey")
-    if key is None and name == "openai_compatible":
-        key = os.environ.get("OPENAI_API_KEY")
     return PfProvider(
         id=item,
         label=str(label or item),

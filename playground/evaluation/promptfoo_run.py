@@ -94,13 +94,27 @@ def execute(
     concurrency: int | None = None,
     use_cache: bool = True,
     announce: Callable[[str], object] = lambda _line: None,
+    elumenta_api_key: SecretStr | None = None,
+    elumenta_base_url: str | None = None,
+    environment_keys: bool = True,
 ) -> dict[str, Any]:
     """Plan the config as one batch, run it (``follow`` waits for the started job), grade
     every answer and store the verdicts with the cells; returns promptfoo's results
     document. Raises :class:`InvalidRequestError` for a provider or model we cannot use,
-    before anything is sent."""
-    settings = _with_openai(config, settings)
-    providers = build_providers(settings, catalog)
+    before anything is sent. ``elumenta_api_key``/``elumenta_base_url``: a session's own
+    (the Settings page), as for :func:`~playground.providers.registry.build_providers`.
+    ``environment_keys`` false (an uploaded config): ``OPENAI_*`` variables are not used."""
+    settings = _with_openai(config, settings, environment_keys)
+
+    def build() -> Mapping[str, Provider]:
+        return build_providers(
+            settings,
+            catalog,
+            elumenta_api_key=elumenta_api_key,
+            elumenta_base_url=elumenta_base_url,
+        )
+
+    providers = build()
     _check_providers(config, providers)
     store = open_store(settings.resolved_database_url)
     try:
@@ -114,7 +128,7 @@ def execute(
             batch_id,
             catalog,
             settings,
-            lambda: build_providers(settings, catalog),
+            build,
             concurrency=concurrency,
         )
         follow(job.start())
@@ -127,23 +141,32 @@ def execute(
     return results_document(config, batch_id, version_ids, cells, graded)
 
 
-def _with_openai(config: PromptfooConfig, settings: Settings) -> Settings:
-    """The settings with the config's ``apiBaseUrl``/``apiKey`` for the openai providers."""
+def _with_openai(config: PromptfooConfig, settings: Settings, environment: bool) -> Settings:
+    """The settings with the config's ``apiBaseUrl``/``apiKey`` for the openai providers.
+
+    A key from outside the config goes only where it was configured for: the settings' key
+    to the settings' URL, and (``environment``: the command line, as promptfoo does)
+    ``OPENAI_API_KEY`` to ``OPENAI_BASE_URL`` or the config's URL. An uploaded config
+    (``environment`` false) pointing elsewhere gets no key but its own.
+    """
     openai = [
         p for p in (*config.providers, config.judge) if p and p.provider == "openai_compatible"
     ]
     if not openai:
         return settings
-    base_url = openai[0].base_url or os.environ.get("OPENAI_BASE_URL") or settings.openai_base_url
+    env_url = os.environ.get("OPENAI_BASE_URL") if environment else None
+    base_url = (openai[0].base_url or env_url or settings.openai_base_url or "").rstrip("/")
     if not base_url:
         raise InvalidRequestError(
             f"{openai[0].id}: set config.apiBaseUrl (or OPENAI_BASE_URL, as for promptfoo)."
         )
     key = openai[0].api_key
-    update: dict[str, Any] = {"openai_base_url": base_url.rstrip("/")}
-    if key is not None:
-        update["openai_api_key"] = SecretStr(key)
-    return settings.model_copy(update=update)
+    if key is None and environment:
+        key = os.environ.get("OPENAI_API_KEY")
+    if key is None and base_url == (settings.openai_base_url or "").rstrip("/"):
+        return settings.model_copy(update={"openai_base_url": base_url})
+    secret = None if key is None else SecretStr(key)
+    return settings.model_copy(update={"openai_base_url": base_url, "openai_api_key": secret})
 
 
 def _check_providers(config: PromptfooConfig, providers: Mapping[str, Provider]) -> None:
