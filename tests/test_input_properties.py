@@ -28,6 +28,8 @@ from playground.evaluation.assertions import (
     parse_assertions_yaml,
 )
 from playground.evaluation.datasets import Dataset, DatasetError, parse_dataset
+from playground.evaluation.promptfoo_config import ASSERT_TYPES as PF_ASSERT_TYPES
+from playground.evaluation.promptfoo_config import parse_promptfoo
 from playground.evaluation.suite import SUITE_KEYS, SuiteError, load_suite, parse_suite
 
 SCALARS = st.one_of(
@@ -159,4 +161,48 @@ def test_any_suite_file_loads_or_says_what_is_wrong(folder: Path, content: bytes
     try:
         load_suite(path)
     except SuiteError as exc:
+        _fails_clearly(exc)
+
+
+PF_ASSERT = st.one_of(
+    JSONISH,
+    st.fixed_dictionaries(
+        {"type": st.one_of(st.sampled_from(sorted(PF_ASSERT_TYPES)), JSONISH)},
+        optional={"value": JSONISH, "threshold": JSONISH, "weight": JSONISH, "metric": JSONISH},
+    ),
+)
+PF_TEST = st.one_of(
+    JSONISH,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "vars": st.one_of(JSONISH, st.dictionaries(st.text(max_size=3), JSONISH, max_size=3)),
+            "assert": st.one_of(JSONISH, st.lists(PF_ASSERT, max_size=3)),
+            "threshold": JSONISH,
+            "options": JSONISH,
+            "description": JSONISH,
+        },
+    ),
+)
+PROMPTFOO = st.fixed_dictionaries(
+    {
+        "prompts": st.one_of(
+            JSONISH, st.lists(st.one_of(st.text(max_size=20), JSONISH), max_size=2)
+        ),
+        "providers": st.one_of(
+            JSONISH,
+            st.lists(st.sampled_from(["elumenta:gpt-5", "openai:x", "foo:bar"]), max_size=2),
+        ),
+    },
+    optional={"tests": st.one_of(JSONISH, st.lists(PF_TEST, max_size=3)), "defaultTest": PF_TEST},
+)
+
+
+@given(raw=PROMPTFOO)
+def test_any_promptfoo_config_loads_or_says_what_is_wrong(
+    folder: Path, raw: dict[str, Any]
+) -> None:
+    try:
+        parse_promptfoo(raw, base_dir=folder)
+    except InvalidRequestError as exc:
         _fails_clearly(exc)

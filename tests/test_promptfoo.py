@@ -325,6 +325,19 @@ BAD_CONFIGS: list[tuple[str, str]] = [
         "unsupported key(s) asert",
     ),
     ("prompts: [\n", "is not valid YAML"),
+    (
+        "prompts: [hi]\nproviders: [elumenta:gpt-5-nano]\ntests: [{vars: [1]}]\n",
+        "'vars' must be a mapping",
+    ),
+    (
+        "prompts: [hi]\nproviders: [elumenta:gpt-5-nano]\ntests: [{assert: {type: is-json}}]\n",
+        "'assert' must be a list",
+    ),
+    (
+        "prompts: [hi]\nproviders: [elumenta:gpt-5-nano]\n"
+        "tests: [{assert: [{type: is-json, metric: [1]}]}]\n",
+        "'metric' is a name",
+    ),
 ]
 
 

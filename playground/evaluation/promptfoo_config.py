@@ -497,6 +497,11 @@ def _tests(test: Any, default: Mapping[str, Any], base_dir: Path, number: int) -
     path = f"tests[{number - 1}]"
     where = _at(test, path)
     _known_keys(test, TEST_KEYS, path)
+    for part, name in ((default, "defaultTest"), (test, where)):
+        for key, kind in (("vars", dict), ("assert", list), ("options", dict)):
+            if part.get(key) is not None and not isinstance(part[key], kind):
+                what = "a mapping" if kind is dict else "a list"
+                raise PromptfooError(f"{name}: '{key}' must be {what}.")
     merged_vars = {**(default.get("vars") or {}), **(test.get("vars") or {})}
     asserts = [*(default.get("assert") or []), *(test.get("assert") or [])]
     parsed = tuple(_assert(a, f"{path}.assert[{i}]") for i, a in enumerate(asserts))
@@ -551,6 +556,8 @@ def _assert(item: Any, path: str) -> PfAssert:
     _known_keys(item, ASSERT_KEYS, path)
     kind = item.get("type")
     if kind == "assert-set":
+        if item.get("metric") is not None and not isinstance(item["metric"], str):
+            raise PromptfooError(f"{where}: 'metric' is a name, not {item['metric']!r:.60}.")
         children = item.get("assert")
         if not isinstance(children, list) or not children:
             raise PromptfooError(f"{where}: an assert-set needs a list under 'assert'.")
@@ -564,6 +571,8 @@ def _assert(item: Any, path: str) -> PfAssert:
         )
     if not isinstance(kind, str):
         raise PromptfooError(f"{where}: an assertion needs a 'type'.")
+    if item.get("metric") is not None and not isinstance(item["metric"], str):
+        raise PromptfooError(f"{where}: 'metric' is a name, not {item['metric']!r:.60}.")
     negate = kind.startswith("not-")
     base = kind.removeprefix("not-")
     if base not in ASSERT_TYPES:
