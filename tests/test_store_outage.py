@@ -149,6 +149,37 @@ def test_a_sqlite_file_locked_past_its_busy_timeout_delays_the_write(
         store.close()
 
 
+def test_a_start_whose_commit_was_answered_with_a_lost_connection_keeps_one_row(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    recorder = StoreRecorder(store.engine, writes=store.writes)
+    request = make_request(SIX[:2])
+    comparison_id = recorder.start_comparison(request)
+    lost = {"acks": 1}
+
+    def lose_the_commits_answer(_session: sa.orm.Session) -> None:
+        # The transaction is committed; the client sees the connection fail all the same.
+        if lost["acks"]:
+            lost["acks"] -= 1
+            raise sa.exc.OperationalError(
+                "COMMIT", {}, sqlite3.OperationalError("database is locked")
+            )
+
+    sa.event.listen(sa.orm.Session, "after_commit", lose_the_commits_answer)
+    try:
+        first = recorder.record_started(comparison_id, running(request, 0))
+        assert lost["acks"] == 0
+        second = recorder.record_started(comparison_id, running(request, 1))
+        assert [(r.id, r.position, r.status) for r in rows(store)] == [
+            (first, 0, "running"),
+            (second, 1, "running"),
+        ]
+    finally:
+        sa.event.remove(sa.orm.Session, "after_commit", lose_the_commits_answer)
+        store.close()
+
+
 @pytest.mark.postgres
 def test_an_outage_longer_than_the_wait_spools_the_answer_and_the_next_start_writes_it_once(
     pg: tuple[FaultProxy, str], tmp_path: Path

@@ -307,8 +307,10 @@ class BatchRecorder(StoreRecorder):
         cell = self._by_comparison[comparison_id][result.index]
         self._cached.pop((result.provider, result.request_hash), None)
 
+        started = result.started_at or datetime.now(UTC)
+
         def write(session: Session) -> int:
-            result_id = self._write_started(session, comparison_id, result)
+            result_id = self._write_started(session, comparison_id, result, started)
             if result.is_terminal:
                 self._settle(session, cell, replace(result, result_id=result_id))
             return result_id
@@ -322,18 +324,22 @@ class BatchRecorder(StoreRecorder):
         """Write the final result row and its cell (retried, else spooled, together)."""
         assert result.result_id is not None
         cell = self._by_result.pop(result.result_id)
-        values = self._cell_values(cell, result)
-        cell.passed = values.get("passed")
+        values = self._settled_values(cell, result)
         values["updated_utc"] = datetime.now(UTC)
         self._write_final(result, [RowUpdate("batch_cells", cell.id, values)])
 
     def _settle(self, session: Session, cell: RunningCell, result: ModelResult) -> None:
+        update_cells(session, [cell.id], **self._settled_values(cell, result))
+
+    def _settled_values(self, cell: RunningCell, result: ModelResult) -> dict[str, Any]:
+        """The cell's final columns for ``result``; grading that fails in any way still
+        settles the cell (with the reason), so the paid answer is written and never re-asked."""
         try:
             values = self._cell_values(cell, result)
         except Exception as exc:  # noqa: BLE001 - the answer is written with its cell all the same
             values = settled_anyway(result, grading_error("grading", exc))
         cell.passed = values.get("passed")
-        update_cells(session, [cell.id], **values)
+        return values
 
 
 def settled_anyway(result: ModelResult, outcome: AssertionOutcome) -> dict[str, Any]:

@@ -52,7 +52,15 @@ _START_PENDING = (
     .where(
         _RESULTS.c.comparison_id == sa.bindparam("in_comparison"),
         _RESULTS.c.position == sa.bindparam("at_position"),
-        _RESULTS.c.status == "pending",
+        sa.or_(
+            _RESULTS.c.status == "pending",
+            # The same start written again: a retry after a commit whose answer was lost
+            # with the connection must find its row, not add a second one.
+            sa.and_(
+                _RESULTS.c.writer == sa.bindparam("by_writer"),
+                _RESULTS.c.started_utc == sa.bindparam("started_at"),
+            ),
+        ),
     )
     .returning(_RESULTS.c.id)
 )
@@ -110,7 +118,10 @@ class StoreRecorder:
         Waits while the database is away (the request is sent only once its row exists);
         raises :class:`StoreUnavailableError` after the outage wait.
         """
-        return self._retrying(lambda session: self._write_started(session, comparison_id, result))
+        started = result.started_at or datetime.now(UTC)
+        return self._retrying(
+            lambda session: self._write_started(session, comparison_id, result, started)
+        )
 
     def record_progress(self, result: ModelResult) -> None:
         """Flush the partial text and metrics known so far (skipped while the database is
@@ -197,17 +208,26 @@ class StoreRecorder:
         session.flush()
         return comparison.id
 
-    def _write_started(self, session: Session, comparison_id: int, result: ModelResult) -> int:
+    def _write_started(
+        self, session: Session, comparison_id: int, result: ModelResult, started: datetime
+    ) -> int:
+        """Turn the pending row into the started ``result`` (or add one); the same call
+        again, as a retry of a write that did commit, returns the same row."""
         now = datetime.now(UTC)
         values = _snapshot_values(result, now)
-        values["started_utc"] = result.started_at or now
+        values["started_utc"] = started
         if result.is_terminal:
             values["finished_utc"] = result.finished_at or now
         if result.price_tokens is None and not result.cached:
             values["price_tokens"] = self._cost_of(result.model)
         values["writer"] = writer_id()
         # Update first: the statement takes SQLite's write lock straight away.
-        where = {"in_comparison": comparison_id, "at_position": result.index}
+        where = {
+            "in_comparison": comparison_id,
+            "at_position": result.index,
+            "by_writer": values["writer"],
+            "started_at": started,
+        }
         row_id = session.execute(_START_PENDING, {**values, **where}).scalar()
         if row_id is None:
             row_id = session.execute(
