@@ -55,34 +55,11 @@ async def test_streams_chat_completion_chunks(fake_elumenta: FakeElumenta) -> No
     assert sent.json["stream"] is True
 
 
-async def test_streams_one_after_another_reuse_one_connection(fake_elumenta: FakeElumenta) -> None:
-    fake_elumenta.script("llama3", ModelScript(text="hi"))
-    provider = make_provider(fake_elumenta)
-    request = GenerationRequest(model="llama3", messages=(Message("user", "hi"),))
-    for _ in range(3):
-        assert [e async for e in provider.stream(request)]
-    await provider.aclose()
-    streamed = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
-    assert len(streamed) == 3
-    assert len({r.client for r in streamed}) == 1
-
-
 async def test_wrong_key_is_an_authentication_error(fake_elumenta: FakeElumenta) -> None:
     provider = make_provider(fake_elumenta)
     fake_elumenta.openai_api_key = "sk-other"
     with pytest.raises(errors.AuthenticationError):
         await stream_text(provider, "llama3")
-
-
-async def test_drop_mid_stream_is_an_interruption(fake_elumenta: FakeElumenta) -> None:
-    fake_elumenta.script("llama3", ModelScript(deltas=["a", "b", "c"], drop_after_deltas=1))
-    with pytest.raises(errors.StreamInterruptedError):
-        await stream_text(make_provider(fake_elumenta), "llama3")
-
-
-async def test_server_error_before_content_is_retried(fake_elumenta: FakeElumenta) -> None:
-    fake_elumenta.script("llama3", ModelScript(text="ok", fail_first=[(500, "server_error")]))
-    assert await stream_text(make_provider(fake_elumenta), "llama3") == "ok"
 
 
 def test_local_models_run_beside_elumenta_in_one_comparison(
@@ -114,26 +91,3 @@ def test_local_models_run_beside_elumenta_in_one_comparison(
         None,
     )
     assert (nano.status, nano.content, nano.tokens_used) == ("completed", "from elumenta", 1)
-
-
-@pytest.mark.parametrize(
-    ("failure", "requests"),
-    [((500, "server_error"), 1), ((503, "overloaded"), 2)],
-    ids=["500-may-be-billed", "503-refused"],
-)
-async def test_a_non_streamed_completion_is_retried_only_when_surely_unprocessed(
-    fake_elumenta: FakeElumenta, failure: tuple[int, str], requests: int
-) -> None:
-    fake_elumenta.script("llama3", ModelScript(text="whole", fail_first=[failure]))
-    provider = make_provider(fake_elumenta)
-    request = GenerationRequest(model="llama3", messages=(Message("user", "hi"),))
-    try:
-        if requests == 1:
-            with pytest.raises(errors.ProviderError):
-                await provider.generate(request)
-        else:
-            assert (await provider.generate(request)).content == "whole"
-    finally:
-        await provider.aclose()
-    sent = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
-    assert len(sent) == requests

@@ -7,48 +7,22 @@ The docs describe two response shapes (``content``/``tokens_used``/string id and
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource
 from pydantic import SecretStr
 
 from playground.catalog import Catalog, ModelInfo
-from playground.errors import (
-    AuthenticationError,
-    RateLimitInfo,
-    StreamErrorEvent,
-    StreamInterruptedError,
-)
-from playground.providers._http import (
-    USER_AGENT,
-    RetryPolicy,
-    Sleep,
-    make_limits,
-    make_timeout,
-    map_transport_error,
-    raise_for_status,
-    read_to_end,
-    stream_with_retries,
-    with_retries,
-)
+from playground.errors import AuthenticationError, RateLimitInfo, StreamErrorEvent
+from playground.providers._http import RetryPolicy, Sleep
 from playground.providers.base import (
     Balance,
     ContentDelta,
     Generation,
-    GenerationRequest,
-    ProviderEvent,
     StreamFinished,
     StreamStarted,
-    is_content,
 )
-
-log = logging.getLogger(__name__)
-
-DONE_SENTINEL = "[DONE]"
+from playground.providers.http_base import HTTPProvider, StreamProgress
 
 
 def _optional_int(value: Any) -> int | None:
@@ -111,11 +85,14 @@ def parse_stream_event(
     return None
 
 
-class ElumentaProvider:
-    """Elumenta over HTTP with one pooled ``httpx.AsyncClient`` (created on first use)."""
+class ElumentaProvider(HTTPProvider):
+    """Elumenta over HTTP: ``/generate``, ``/generate/stream``, ``/balance``, ``/models``."""
 
     name = "elumenta"
     label = "Elumenta"
+    target = "the Elumenta API"
+    stream_path = "/generate/stream"
+    generate_path = "/generate"
 
     def __init__(
         self,
@@ -130,54 +107,53 @@ class ElumentaProvider:
         sleep: Sleep = asyncio.sleep,
         missing_key_message: str | None = None,
     ) -> None:
-        self._api_key = api_key
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            max_connections=max_connections,
+            retry=retry,
+            sleep=sleep,
+        )
+        self._catalog = catalog
         self._missing_key_message = missing_key_message or (
             "No Elumenta API key is configured. Set ELUMENTA_API_KEY or enter it in Settings, "
             "or use the offline demo provider."
         )
-        self._base_url = base_url.rstrip("/")
-        self._catalog = catalog
-        self._timeout = make_timeout(connect_timeout_s, read_timeout_s)
-        self._limits = make_limits(max_connections)
-        self._retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._client: httpx.AsyncClient | None = None
-
-    def __repr__(self) -> str:
-        return f"ElumentaProvider(base_url={self._base_url!r})"
 
     def models(self) -> list[ModelInfo]:
         """The catalog's models."""
         return list(self._catalog)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url,
-                timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT},
-                limits=self._limits,
-            )
-        return self._client
-
     def _auth_headers(self) -> dict[str, str]:
-        key = self._api_key.get_secret_value() if self._api_key else ""
-        if not key:
+        headers = super()._auth_headers()
+        if not headers:
             raise AuthenticationError(self._missing_key_message, code="not_authenticated")
-        return {"Authorization": f"Bearer {key}"}
+        return headers
 
-    async def _get_json(self, path: str) -> tuple[Any, RateLimitInfo | None]:
-        headers = self._auth_headers()
+    def read_event(
+        self, payload: dict[str, Any], event_name: str, progress: StreamProgress
+    ) -> ContentDelta | StreamStarted | StreamErrorEvent | None:
+        """Elumenta's typed events: the id from ``generation_start``, usage and the end of
+        the answer from ``generation_end``."""
+        event = parse_stream_event(payload, event_name)
+        if isinstance(event, StreamStarted):
+            progress.generation_id = event.generation_id or progress.generation_id
+            return event if progress.generation_id else None
+        if isinstance(event, StreamFinished):
+            progress.tokens_used = event.tokens_used
+            progress.balance_remaining = event.balance_remaining
+            progress.generation_id = event.generation_id or progress.generation_id
+            progress.ended = True
+            return None
+        return event
 
-        async def call() -> tuple[Any, RateLimitInfo | None]:
-            try:
-                response = await self._http().get(path, headers=headers)
-            except httpx.TransportError as exc:
-                raise map_transport_error(exc, "the Elumenta API") from exc
-            await raise_for_status(response)
-            return response.json(), RateLimitInfo.from_headers(response.headers)
-
-        return await with_retries(call, self._retry, self._sleep, only_unprocessed=False)
+    def parse_generation(
+        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None
+    ) -> Generation:
+        """Read a ``/generate`` answer in either documented shape."""
+        return parse_generation(payload, rate_limit)
 
     async def balance(self) -> Balance:
         """``GET /balance``: token balance, plan and the rate-limit headers."""
@@ -193,100 +169,3 @@ class ElumentaProvider:
         """``GET /models/{slug}``: current token costs and streaming support."""
         payload, _ = await self._get_json(f"/models/{slug}")
         return dict(payload) if isinstance(payload, dict) else {}
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        """``POST /generate``: the whole answer at once.
-
-        Retried per the retry policy only when the API surely did not process the request
-        (not after a read timeout or a 5xx: it may have been billed already).
-        """
-        headers = self._auth_headers()
-        body = request.chat_body(stream=False)
-
-        async def call() -> Generation:
-            try:
-                response = await self._http().post("/generate", json=body, headers=headers)
-            except httpx.TransportError as exc:
-                raise map_transport_error(exc, "the Elumenta API") from exc
-            await raise_for_status(response)
-            return parse_generation(response.json(), RateLimitInfo.from_headers(response.headers))
-
-        return await with_retries(call, self._retry, self._sleep, only_unprocessed=True)
-
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
-        """``POST /generate/stream``; retries only before the first content arrived."""
-        headers = self._auth_headers()
-        headers["Accept"] = "text/event-stream"
-        body = request.chat_body(stream=True)
-        async for event in stream_with_retries(
-            lambda: self._stream_once(body, headers), is_content, self._retry, self._sleep
-        ):
-            yield event
-
-    async def _stream_once(
-        self, body: dict[str, Any], headers: dict[str, str]
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        received_content = False
-        finished: StreamFinished | None = None
-        generation_id: str | None = None
-        try:
-            async with self._http().stream(
-                "POST", "/generate/stream", json=body, headers=headers
-            ) as response:
-                await raise_for_status(response)
-                rate_limit = RateLimitInfo.from_headers(response.headers)
-                yield StreamStarted(rate_limit=rate_limit)
-                events = EventSource(response).aiter_sse()
-                async for sse in events:
-                    data = sse.data.strip()
-                    if data == DONE_SENTINEL:
-                        await read_to_end(events)
-                        break
-                    if not data:
-                        continue
-                    event = _decode_event(data, sse.event)
-                    if isinstance(event, StreamErrorEvent):
-                        raise event
-                    if isinstance(event, ContentDelta):
-                        received_content = True
-                        yield event
-                    elif isinstance(event, StreamStarted):
-                        generation_id = event.generation_id or generation_id
-                        if generation_id:
-                            yield StreamStarted(generation_id=generation_id, rate_limit=rate_limit)
-                    elif isinstance(event, StreamFinished):
-                        finished = event
-                else:
-                    # The body ended without [DONE]: only a generation_end proves it is complete.
-                    if finished is None:
-                        raise StreamInterruptedError(
-                            "The connection closed before the answer was complete."
-                        )
-        except httpx.TransportError as exc:
-            if not received_content and finished is None:
-                raise map_transport_error(exc, "the Elumenta API") from exc
-            raise StreamInterruptedError(
-                f"The connection dropped mid-answer ({type(exc).__name__}); "
-                "the text received so far is kept.",
-                code="timeout" if isinstance(exc, httpx.TimeoutException) else None,
-            ) from exc
-        yield finished or StreamFinished(generation_id=generation_id)
-
-    async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-
-def _decode_event(
-    data: str, event_name: str
-) -> StreamStarted | ContentDelta | StreamFinished | StreamErrorEvent | None:
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError:
-        log.warning("Skipping an SSE event whose data is not JSON (%d chars)", len(data))
-        return None
-    if not isinstance(payload, dict):
-        return None
-    return parse_stream_event(payload, event_name)
