@@ -7,6 +7,7 @@ status, never from request headers.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -225,6 +226,17 @@ _FRIENDLY: dict[type[APIStatusError], str] = {
     ModelUnavailableError: "The model is temporarily unavailable.",
 }
 
+OPENAI_COMPATIBLE_MESSAGES: Mapping[type[APIStatusError], str] = {
+    AuthenticationError: "The OpenAI-compatible server rejected the API key (wrong or missing). "
+    "Set OPENAI_COMPATIBLE_API_KEY or enter it in Settings.",
+    PermissionDeniedError: "The OpenAI-compatible server refused this request.",
+    RateLimitError: "Rate limit reached.",
+    ProviderError: "The OpenAI-compatible server failed to answer.",
+    ModelUnavailableError: "The model is temporarily unavailable.",
+}
+"""Fallback messages for a server that is not Elumenta: no billing-token or plan talk."""
+ELUMENTA_MESSAGES: Mapping[type[APIStatusError], str] = _FRIENDLY
+
 
 # The API's own message is shown to the user and stored with the result: one line, and a
 # misbehaving server (or OpenAI-compatible proxy) cannot fill the column with a page of text.
@@ -241,8 +253,17 @@ def _api_message(payload: dict[str, Any]) -> str | None:
     return line
 
 
-def error_from_response(status_code: int, body: Any, headers: httpx.Headers) -> APIStatusError:
+def error_from_response(
+    status_code: int,
+    body: Any,
+    headers: httpx.Headers,
+    messages: Mapping[type[APIStatusError], str] = ELUMENTA_MESSAGES,
+) -> APIStatusError:
     """Build the typed error for an HTTP error answer from its JSON body and headers.
+
+    Reads Elumenta's body (``error`` code, ``message``, ``details``) and OpenAI's
+    (``{"error": {"message", "type", "code"}}``, the code falling back to the type).
+    Without a message in the body, ``messages`` (written for the server) gives one.
 
     The API's message is kept as written but on one line of at most
     :data:`MAX_API_MESSAGE_CHARS` characters; it is untrusted text (escape it for markdown).
@@ -251,6 +272,10 @@ def error_from_response(status_code: int, body: Any, headers: httpx.Headers) -> 
     if cls is None:
         cls = ProviderError if status_code >= 500 else BadRequestError
     payload = body if isinstance(body, dict) else {}
+    if isinstance(payload.get("error"), dict):  # OpenAI's {"error": {"message", "type", "code"}}
+        nested = payload["error"]
+        code_or_type = nested.get("code") or nested.get("type")
+        payload = {**nested, "error": str(code_or_type) if code_or_type else None}
     code = payload.get("error") if isinstance(payload.get("error"), str) else None
     api_message = _api_message(payload)
     raw_details = payload.get("details")
@@ -263,7 +288,7 @@ def error_from_response(status_code: int, body: Any, headers: httpx.Headers) -> 
     for key in ("plan", "limit_hour", "limit_day"):
         if key in payload and key not in details:
             details[key] = payload[key]
-    message = api_message or _FRIENDLY.get(cls) or f"HTTP {status_code} from the API."
+    message = api_message or messages.get(cls) or f"HTTP {status_code} from the server."
     if cls is RateLimitError and retry_after is not None:
         message = f"{message} Retry in {retry_after:g} s."
     return cls(

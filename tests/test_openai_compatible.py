@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from playground import errors
 from playground.catalog import load_catalog
 from playground.providers._http import RetryPolicy
-from playground.providers.base import ContentDelta, GenerationRequest, Message
+from playground.providers.base import (
+    ContentDelta,
+    GenerationParams,
+    GenerationRequest,
+    Message,
+    StreamFinished,
+)
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.openai_compatible import OpenAICompatibleProvider
 from playground.results import CompareRequest, ModelTarget
@@ -91,3 +98,69 @@ def test_local_models_run_beside_elumenta_in_one_comparison(
         None,
     )
     assert (nano.status, nano.content, nano.tokens_used) == ("completed", "from elumenta", 1)
+
+
+async def test_usage_id_and_the_end_come_from_the_chunks(fake_elumenta: FakeElumenta) -> None:
+    """A role-only first delta, ``stream_options.include_usage`` answered by a last chunk
+    with ``choices: []``, and every chunk's ``id``, over keep-alive comments."""
+    fake_elumenta.script("llama3", ModelScript(deltas=["one", " two", " three"], keepalive_every=1))
+    provider = make_provider(fake_elumenta)
+    request = GenerationRequest(model="llama3", messages=(Message("user", "count to three"),))
+    try:
+        events = [e async for e in provider.stream(request)]
+    finally:
+        await provider.aclose()
+    finished = events[-1]
+    assert isinstance(finished, StreamFinished)
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "one two three"
+    assert (finished.prompt_tokens, finished.completion_tokens) == (3, 3)
+    assert finished.generation_id and finished.generation_id.startswith("chatcmpl-")
+    assert not finished.truncated
+    (sent,) = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
+    assert sent.json["stream_options"] == {"include_usage": True}
+
+
+async def test_an_answer_cut_at_max_tokens_is_reported_truncated(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    fake_elumenta.script("llama3", ModelScript(deltas=["a", "b", "c", "d"]))
+    provider = make_provider(fake_elumenta)
+    request = GenerationRequest(
+        model="llama3", messages=(Message("user", "hi"),), params=GenerationParams(max_tokens=2)
+    )
+    try:
+        events = [e async for e in provider.stream(request)]
+        whole = await provider.generate(request)
+    finally:
+        await provider.aclose()
+    assert isinstance(events[-1], StreamFinished) and events[-1].truncated
+    assert (whole.content, whole.truncated, whole.completion_tokens) == ("ab", True, 2)
+
+
+async def test_the_servers_error_text_is_kept(fake_elumenta: FakeElumenta) -> None:
+    """An OpenAI-shaped error body's message and code reach the user, not "HTTP 404"."""
+    provider = make_provider(fake_elumenta)
+    request = GenerationRequest(model="nosuch", messages=(Message("user", "hi"),))
+    try:
+        with pytest.raises(errors.NotFoundError) as raised:
+            await provider.generate(request)
+    finally:
+        await provider.aclose()
+    assert raised.value.message == "The model 'nosuch' does not exist."
+    assert raised.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "elumenta_only"),
+    [
+        (401, "OPENAI_COMPATIBLE_API_KEY", "Check it in Settings"),
+        (500, "failed to answer", "not charged"),
+    ],
+)
+def test_an_error_without_a_message_is_not_explained_in_elumenta_terms(
+    status: int, expected: str, elumenta_only: str
+) -> None:
+    error = errors.error_from_response(
+        status, {}, httpx.Headers(), errors.OPENAI_COMPATIBLE_MESSAGES
+    )
+    assert expected in error.message and elumenta_only not in error.message

@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from playground.errors import (
+    ELUMENTA_MESSAGES,
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     error_from_response,
 )
@@ -87,8 +89,11 @@ def make_timeout(connect_s: float, read_s: float) -> httpx.Timeout:
     return httpx.Timeout(connect=connect_s, read=read_s, write=connect_s, pool=connect_s)
 
 
-async def raise_for_status(response: httpx.Response) -> None:
-    """Raise the typed API error for an HTTP error answer (reads its body first)."""
+async def raise_for_status(
+    response: httpx.Response, messages: Mapping[type[APIStatusError], str] = ELUMENTA_MESSAGES
+) -> None:
+    """Raise the typed API error for an HTTP error answer (reads its body first); a body
+    without a message gets the one ``messages`` has for its status."""
     if response.status_code < 400:
         return
     raw = await response.aread()
@@ -96,7 +101,7 @@ async def raise_for_status(response: httpx.Response) -> None:
         body: Any = json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
-    raise error_from_response(response.status_code, body, response.headers)
+    raise error_from_response(response.status_code, body, response.headers, messages)
 
 
 async def read_to_end(events: AsyncIterator[Any]) -> None:

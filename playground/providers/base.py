@@ -136,11 +136,19 @@ class ContentDelta:
 
 @dataclass(frozen=True)
 class StreamFinished:
-    """The stream ended normally; usage is whatever the API reported (``None`` if not)."""
+    """The stream ended normally; usage is whatever the API reported (``None`` if not).
+
+    ``tokens_used`` is Elumenta's billing tokens; ``prompt_tokens``/``completion_tokens``
+    are a model's own token counts, as OpenAI-style servers report them.
+    """
 
     tokens_used: int | None = None
     balance_remaining: int | None = None
     generation_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    truncated: bool = False
+    """The model stopped at ``max_tokens`` (OpenAI's ``finish_reason: "length"``)."""
 
 
 ProviderEvent = StreamStarted | ContentDelta | StreamFinished
@@ -160,6 +168,9 @@ class Generation:
     balance_remaining: int | None = None
     generation_id: str | None = None
     rate_limit: RateLimitInfo | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from httpx_sse import EventSource
 from pydantic import SecretStr
 
 from playground.errors import (
+    ELUMENTA_MESSAGES,
+    APIStatusError,
     RateLimitInfo,
     StreamErrorEvent,
     StreamInterruptedError,
@@ -92,6 +94,9 @@ class StreamProgress:
     generation_id: str | None = None
     tokens_used: int | None = None
     balance_remaining: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    truncated: bool = False
     ended: bool = False
     """The API sent its own end-of-answer event (then a missing ``[DONE]`` is harmless)."""
 
@@ -101,6 +106,9 @@ class StreamProgress:
             tokens_used=self.tokens_used,
             balance_remaining=self.balance_remaining,
             generation_id=self.generation_id,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            truncated=self.truncated,
         )
 
 
@@ -117,6 +125,8 @@ class HTTPProvider:
     target: str
     stream_path: str
     generate_path: str
+    error_messages: Mapping[type[APIStatusError], str] = ELUMENTA_MESSAGES
+    """What an HTTP error without a message in its body says, written for this server."""
 
     def __init__(
         self,
@@ -181,7 +191,7 @@ class HTTPProvider:
                 response = await self._http().get(path, headers=headers)
             except httpx.TransportError as exc:
                 raise map_transport_error(exc, self.target) from exc
-            await raise_for_status(response)
+            await raise_for_status(response, self.error_messages)
             return response.json(), RateLimitInfo.from_headers(response.headers)
 
         return await with_retries(call, self._retry, self._sleep, only_unprocessed=False)
@@ -200,7 +210,7 @@ class HTTPProvider:
                 response = await self._http().post(self.generate_path, json=body, headers=headers)
             except httpx.TransportError as exc:
                 raise map_transport_error(exc, self.target) from exc
-            await raise_for_status(response)
+            await raise_for_status(response, self.error_messages)
             payload = response.json()
             rate_limit = RateLimitInfo.from_headers(response.headers)
             return self.parse_generation(payload if isinstance(payload, dict) else {}, rate_limit)
@@ -226,7 +236,7 @@ class HTTPProvider:
             async with self._http().stream(
                 "POST", self.stream_path, json=body, headers=headers
             ) as response:
-                await raise_for_status(response)
+                await raise_for_status(response, self.error_messages)
                 rate_limit = RateLimitInfo.from_headers(response.headers)
                 yield StreamStarted(rate_limit=rate_limit)
                 payloads = iter_sse_json(response)

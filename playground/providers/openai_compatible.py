@@ -1,7 +1,8 @@
 """Any OpenAI-style ``/chat/completions`` endpoint (Ollama, vLLM, OpenRouter, LM Studio).
 
 Lets users put local or third-party models beside Elumenta ones. There is no billing-token
-price for these models, so ``tokens_used`` stays ``None``.
+price for these models, so ``tokens_used`` stays ``None``; the server's own token counts
+(``prompt_tokens``/``completion_tokens``) and a cut at ``max_tokens`` are reported.
 """
 
 from __future__ import annotations
@@ -12,21 +13,52 @@ from typing import Any
 from pydantic import SecretStr
 
 from playground.catalog import ModelInfo
-from playground.errors import RateLimitInfo, StreamErrorEvent
+from playground.errors import OPENAI_COMPATIBLE_MESSAGES, RateLimitInfo, StreamErrorEvent
 from playground.providers._http import RetryPolicy, Sleep
-from playground.providers.base import Balance, ContentDelta, Generation, StreamStarted
+from playground.providers.base import (
+    Balance,
+    ContentDelta,
+    Generation,
+    GenerationRequest,
+    StreamStarted,
+)
 from playground.providers.http_base import HTTPProvider, StreamProgress
 
 
-def parse_chunk(payload: dict[str, Any]) -> str:
-    """The text of one streamed ``chat.completion.chunk`` (empty when it carries none)."""
-    if isinstance(payload.get("error"), dict | str):
-        error = payload["error"]
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_chunk(payload: dict[str, Any], progress: StreamProgress) -> str:
+    """The text of one streamed ``chat.completion.chunk`` (empty when it carries none).
+
+    Records the completion's ``id``, the ``usage`` of the last chunk (sent when asked with
+    ``stream_options.include_usage``) and the ``finish_reason`` (``"length"``: cut at
+    ``max_tokens``) in ``progress``; a
+    chunk with ``choices: []`` or a role-only delta carries no text. Raises the in-band
+    ``error`` object as :class:`StreamErrorEvent`.
+    """
+    error = payload.get("error")
+    if isinstance(error, dict | str):
         message = error.get("message") if isinstance(error, dict) else error
-        raise StreamErrorEvent(str(message or "The server reported an error mid-stream."))
+        code = error.get("code") or error.get("type") if isinstance(error, dict) else None
+        raise StreamErrorEvent(
+            str(message or "The server reported an error mid-stream."),
+            code=str(code) if code else "stream_error",
+        )
+    if isinstance(payload.get("id"), str) and payload["id"]:
+        progress.generation_id = payload["id"]
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        progress.prompt_tokens = _count(usage.get("prompt_tokens"))
+        progress.completion_tokens = _count(usage.get("completion_tokens"))
     choices = payload.get("choices") or []
     if not choices or not isinstance(choices[0], dict):
         return ""
+    finish_reason = choices[0].get("finish_reason")
+    if finish_reason:  # the answer is complete even if the body then ends without [DONE]
+        progress.ended = True
+        progress.truncated = finish_reason == "length"
     delta = choices[0].get("delta") or {}
     content = delta.get("content") if isinstance(delta, dict) else None
     return str(content) if content else ""
@@ -40,6 +72,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     target = "the OpenAI-compatible server"
     stream_path = "/chat/completions"
     generate_path = "/chat/completions"
+    error_messages = OPENAI_COMPATIBLE_MESSAGES
 
     def __init__(
         self,
@@ -74,9 +107,13 @@ class OpenAICompatibleProvider(HTTPProvider):
     def read_event(
         self, payload: dict[str, Any], event_name: str, progress: StreamProgress
     ) -> ContentDelta | StreamStarted | StreamErrorEvent | None:
-        """``choices[0].delta.content`` of one chunk; an ``error`` object is raised."""
-        text = parse_chunk(payload)
+        """``choices[0].delta.content`` of one chunk (see :func:`read_chunk`)."""
+        text = read_chunk(payload, progress)
         return ContentDelta(text) if text else None
+
+    def stream_body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The chat body, asking for the usage in the last chunk."""
+        return {**request.chat_body(stream=True), "stream_options": {"include_usage": True}}
 
     def parse_generation(
         self, payload: dict[str, Any], rate_limit: RateLimitInfo | None
@@ -84,10 +121,14 @@ class OpenAICompatibleProvider(HTTPProvider):
         """A non-streamed ``chat.completion``."""
         choices = payload.get("choices") or [{}]
         message = choices[0].get("message") or {}
+        usage: dict[str, Any] = payload["usage"] if isinstance(payload.get("usage"), dict) else {}
         return Generation(
             content=str(message.get("content") or ""),
             generation_id=payload.get("id"),
             rate_limit=rate_limit,
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
+            truncated=choices[0].get("finish_reason") == "length",
         )
 
     async def balance(self) -> Balance:

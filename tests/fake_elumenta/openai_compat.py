@@ -2,7 +2,10 @@
 
 Known models are the catalog's plus any scripted name (OpenAI-compatible servers host
 arbitrary models). No balance or quota applies here; ``fail_first``/``status`` answer
-OpenAI-style error bodies.
+OpenAI-style error bodies. Streams start with a role-only delta, end with the
+``finish_reason`` chunk (``"length"`` when ``max_tokens``, counted in deltas, cut the
+answer) and, when ``stream_options.include_usage`` asks for it, a ``choices: []`` chunk
+with the usage; ``keepalive_every`` adds ``: keep-alive`` comments.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class OpenAIEvents:
     completion_id: str = field(default_factory=lambda: f"chatcmpl-{secrets.token_hex(8)}")
     created: int = field(default_factory=lambda: int(time.time()))
     script: ModelScript | None = None
+    finish_reason: str = "stop"
+    usage: dict[str, int] | None = None
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         """One chunk carrying ``delta``."""
@@ -57,16 +62,20 @@ class OpenAIEvents:
         }
 
     def start(self) -> dict[str, Any]:
-        """The role chunk, sent at once."""
-        return self.chunk({"role": "assistant", "content": ""})
+        """The role-only chunk, sent at once."""
+        return self.chunk({"role": "assistant"})
 
     def delta(self, text: str) -> dict[str, Any]:
         """A content chunk."""
         return self.chunk({"content": text})
 
-    def end(self) -> dict[str, Any]:
-        """The ``finish_reason: stop`` chunk."""
-        return self.chunk({}, "stop")
+    def end(self) -> list[dict[str, Any]]:
+        """The ``finish_reason`` chunk, then (when asked for) the usage in a chunk with
+        ``choices: []``, as OpenAI sends it."""
+        chunks = [self.chunk({}, self.finish_reason)]
+        if self.usage is not None:
+            chunks.append({**self.chunk({}), "choices": [], "usage": self.usage})
+        return chunks
 
     def error(self) -> dict[str, Any]:
         """An in-band error object."""
@@ -77,8 +86,26 @@ class OpenAIEvents:
         """Nothing to record: this endpoint keeps no generations."""
 
 
-def _completion(model: str, prompt: str, content: str) -> dict[str, Any]:
-    prompt_tokens, completion_tokens = len(prompt.split()), len(content.split())
+def _usage(prompt: str, deltas: list[str]) -> dict[str, int]:
+    """Token counts as the fake counts them: a word of the prompt, a delta of the answer."""
+    prompt_tokens, completion_tokens = len(prompt.split()), len(deltas)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _cut_at_max_tokens(body: dict[str, Any], deltas: list[str]) -> tuple[list[str], str]:
+    """The deltas sent and the ``finish_reason``: ``max_tokens`` deltas at most (one delta
+    counts as one token), ``"length"`` when that cut the answer."""
+    limit = body.get("max_tokens")
+    if isinstance(limit, int) and 0 < limit < len(deltas):
+        return deltas[:limit], "length"
+    return deltas, "stop"
+
+
+def _completion(model: str, prompt: str, deltas: list[str], finish_reason: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{secrets.token_hex(8)}",
         "object": "chat.completion",
@@ -87,15 +114,11 @@ def _completion(model: str, prompt: str, content: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "".join(deltas)},
+                "finish_reason": finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": _usage(prompt, deltas),
     }
 
 
@@ -144,17 +167,20 @@ async def chat_completions(request: Request) -> Response:
         raise openai_error(status, code, message, retry_after)
     catalog_entry = state.models.get(model)
     content = script.answer_text(catalog_entry.name if catalog_entry else model, model, prompt)
-    deltas = script.split(content)
+    deltas, finish_reason = _cut_at_max_tokens(body, script.split(content))
     started = received_at(request)
     if stream:
-        events = OpenAIEvents(model, script=script)
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        usage = _usage(prompt, deltas) if wants_usage else None
+        events = OpenAIEvents(model, script=script, finish_reason=finish_reason, usage=usage)
         return ScriptedStream(timeline(script, deltas, started, events), script)
     ending = await wait_whole_answer(script, len(deltas), started)
     if ending is Ending.ERROR:
         raise openai_error(500, "provider_error", script.error_message or "The model failed.")
     if ending is not Ending.COMPLETE:
         return NoAnswer(ending, reset=script.drop_with_reset)
-    return JSONResponse(_completion(model, prompt, content))
+    return JSONResponse(_completion(model, prompt, deltas, finish_reason))
 
 
 async def list_models(request: Request) -> Response:

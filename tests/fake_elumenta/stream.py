@@ -63,8 +63,8 @@ class EventRenderer(Protocol):
         """One piece of content."""
         ...
 
-    def end(self) -> dict[str, Any] | None:
-        """The closing event after the last delta (the answer is complete: charge it)."""
+    def end(self) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """The closing event(s) after the last delta (the answer is complete: charge it)."""
         ...
 
     def error(self) -> dict[str, Any]:
@@ -125,7 +125,8 @@ def timeline(
     end_due = delta_due(script, received_at, max(len(deltas) - 1, 0))
     end = renderer.end()
     if end is not None and not script.omit_generation_end:
-        yield Frame(end_due, event(end))
+        for payload in end if isinstance(end, list) else [end]:
+            yield Frame(end_due, event(payload))
     if not script.omit_done:
         yield Frame(end_due, fmt.event(DONE))
 
