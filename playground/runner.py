@@ -87,6 +87,22 @@ class RunSnapshot:
     record_error: str | None = None
 
 
+PROVIDER_SETUP = {
+    "openai_compatible": "Set OPENAI_COMPATIBLE_BASE_URL to the server's URL up to and "
+    "including /v1 (e.g. http://localhost:11434/v1) and OPENAI_COMPATIBLE_MODELS to its "
+    "model names.",
+}
+"""How to make a provider that is only there when configured available."""
+
+
+def unknown_provider_message(name: str) -> str:
+    """Why ``name`` cannot be used, and what to set when it only needs configuring."""
+    setup = PROVIDER_SETUP.get(name)
+    if setup:
+        return f"The {name!r} provider is not configured. {setup}"
+    return f"Unknown provider {name!r}."
+
+
 def validate_compare(
     request: CompareRequest, providers: Mapping[str, Provider], *, max_prompt_chars: int = 200_000
 ) -> None:
@@ -97,7 +113,7 @@ def validate_compare(
         target = request.targets[index]
         provider = providers.get(target.provider)
         if provider is None:
-            raise InvalidRequestError(f"Unknown provider {target.provider!r}.")
+            raise InvalidRequestError(unknown_provider_message(target.provider))
         known = [m.slug for m in provider.models()]
         if known and target.model not in known:
             raise InvalidRequestError(

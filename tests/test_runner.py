@@ -181,6 +181,7 @@ def test_unreachable_server_is_a_connection_error(runner: Runner) -> None:
         (request(), "Pick at least one model"),
         (request("nope"), "Unknown model 'nope'"),
         (request("gpt-5", provider="nobody"), "Unknown provider"),
+        (request("llama3", provider="openai_compatible"), "Set OPENAI_COMPATIBLE_BASE_URL"),
         (request("gpt-5", params=GenerationParams(temperature=2.5)), "Temperature"),
         (request("gpt-5", params=GenerationParams(max_tokens=0)), "max_tokens"),
         (

@@ -28,6 +28,7 @@ from playground.evaluation.suite import Suite, load_suite
 from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
+from playground.runner import unknown_provider_message
 from playground.store import Store, open_configured_store
 from playground.store.eval_recovery import recover_interrupted_batches
 from playground.store.eval_repository import (
@@ -141,8 +142,7 @@ def _check_models(suite: Suite, provider_name: str, providers: Mapping[str, Prov
     provider = providers.get(provider_name)
     if provider is None:
         raise InvalidRequestError(
-            f"Unknown or unconfigured provider {provider_name!r}; "
-            f"available: {', '.join(providers)}."
+            f"{unknown_provider_message(provider_name)} Available: {', '.join(providers)}."
         )
     known = [m.slug for m in provider.models()]
     named = [*suite.models, *([suite.judge] if suite.judge else [])]
