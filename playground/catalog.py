@@ -7,10 +7,13 @@ The catalog is data (``playground/data/models.json``); a user copy in the data d
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from playground.errors import ConfigError
 
@@ -44,6 +47,25 @@ class ModelInfo:
         """Human label for pickers: ``GPT-5 Nano · Starter · 1 token``."""
         unit = "token" if self.token_cost == 1 else "tokens"
         return f"{self.name} · {self.tier} · {self.token_cost} {unit}"
+
+
+class TokenPrice(BaseModel):
+    """What a model not billed by Elumenta costs, in billing tokens per 1,000 of its own
+    prompt and completion tokens (``PLAYGROUND_OPENAI_PRICES``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_per_1k: float = Field(ge=0)
+    completion_per_1k: float = Field(ge=0)
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> int | None:
+        """Billing tokens for one answer, rounded up; ``None`` when the server sent no usage."""
+        if prompt_tokens is None and completion_tokens is None:
+            return None
+        raw = (prompt_tokens or 0) * self.prompt_per_1k + (completion_tokens or 0) * (
+            self.completion_per_1k
+        )
+        return math.ceil(raw / 1000 - 1e-9)
 
 
 def _model_from_dict(raw: Mapping[str, Any]) -> ModelInfo:

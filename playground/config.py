@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from playground.catalog import TokenPrice
 from playground.errors import ConfigError
 from playground.redact import SecretUrl
 
@@ -114,6 +115,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("OPENAI_COMPATIBLE_API_KEY")
     )
     openai_models: str = Field(default="", validation_alias=_env("OPENAI_COMPATIBLE_MODELS"))
+    # JSON {"model": {"prompt_per_1k": 0.5, "completion_per_1k": 1.5}}: billing tokens per
+    # 1,000 of the model's tokens, so its answers are costed and budgeted like Elumenta's.
+    openai_prices: dict[str, TokenPrice] = Field(
+        default_factory=dict, validation_alias=_env("PLAYGROUND_OPENAI_PRICES")
+    )
 
     # Where batch evaluations run (README "Scale-out"): in the app's own process, or on
     # `python -m playground worker` processes sharing one PostgreSQL database.

@@ -10,11 +10,13 @@ import pytest
 from playground.catalog import (
     PACKAGED_CATALOG,
     Catalog,
+    TokenPrice,
     load_catalog,
     merge_model_details,
     refresh_catalog,
     save_catalog,
 )
+from playground.config import load_settings
 from playground.errors import ConfigError
 
 SEED_PRICES = {
@@ -79,3 +81,28 @@ async def test_refresh_keeps_old_entries_for_models_whose_lookup_failed() -> Non
     assert refreshed.get("gpt-5-nano").supports_streaming is False  # type: ignore[union-attr]
     assert refreshed.cost_of("claude-haiku-4.5") == 1
     assert set(errors) == {"claude-haiku-4.5"}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "completion", "cost"),
+    [(1000, 1000, 3), (1, 0, 1), (0, 0, 0), (None, None, None), (1500, None, 2)],
+)
+def test_a_token_price_bills_whole_tokens_rounded_up(
+    prompt: int | None, completion: int | None, cost: int | None
+) -> None:
+    price = TokenPrice(prompt_per_1k=1.0, completion_per_1k=2.0)
+    assert price.cost(prompt, completion) == cost
+
+
+def test_prices_are_read_from_the_environment_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "PLAYGROUND_OPENAI_PRICES", '{"llama3": {"prompt_per_1k": 0.5, "completion_per_1k": 1}}'
+    )
+    assert load_settings().openai_prices == {
+        "llama3": TokenPrice(prompt_per_1k=0.5, completion_per_1k=1)
+    }
+    monkeypatch.setenv("PLAYGROUND_OPENAI_PRICES", '{"llama3": {"prompt": 0.5}}')
+    with pytest.raises(ConfigError, match="PLAYGROUND_OPENAI_PRICES"):
+        load_settings()

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from playground import errors
-from playground.catalog import load_catalog
+from playground.catalog import TokenPrice, load_catalog
 from playground.providers._http import RetryPolicy
 from playground.providers.base import (
     ContentDelta,
@@ -32,12 +32,15 @@ def runner() -> Iterator[Runner]:
     runner.close()
 
 
-def make_provider(fake: FakeElumenta, key: str | None = "sk-local") -> OpenAICompatibleProvider:
+def make_provider(
+    fake: FakeElumenta, key: str | None = "sk-local", **prices: TokenPrice
+) -> OpenAICompatibleProvider:
     fake.openai_api_key = key
     return OpenAICompatibleProvider(
         base_url=fake.openai_base_url,
         api_key=SecretStr(key) if key else None,
         model_names=["llama3", "qwen2.5"],
+        prices=prices,
         retry=RetryPolicy(max_retries=1, base_backoff_s=0.01),
     )
 
@@ -104,7 +107,8 @@ async def test_usage_id_and_the_end_come_from_the_chunks(fake_elumenta: FakeElum
     """A role-only first delta, ``stream_options.include_usage`` answered by a last chunk
     with ``choices: []``, and every chunk's ``id``, over keep-alive comments."""
     fake_elumenta.script("llama3", ModelScript(deltas=["one", " two", " three"], keepalive_every=1))
-    provider = make_provider(fake_elumenta)
+    price = TokenPrice(prompt_per_1k=1000, completion_per_1k=2000)
+    provider = make_provider(fake_elumenta, llama3=price)
     request = GenerationRequest(model="llama3", messages=(Message("user", "count to three"),))
     try:
         events = [e async for e in provider.stream(request)]
@@ -114,6 +118,7 @@ async def test_usage_id_and_the_end_come_from_the_chunks(fake_elumenta: FakeElum
     assert isinstance(finished, StreamFinished)
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "one two three"
     assert (finished.prompt_tokens, finished.completion_tokens) == (3, 3)
+    assert finished.tokens_used == 3 * 1 + 3 * 2  # billing tokens per its price
     assert finished.generation_id and finished.generation_id.startswith("chatcmpl-")
     assert not finished.truncated
     (sent,) = [r for r in fake_elumenta.requests if r.path.endswith("/chat/completions")]
@@ -135,6 +140,7 @@ async def test_an_answer_cut_at_max_tokens_is_reported_truncated(
         await provider.aclose()
     assert isinstance(events[-1], StreamFinished) and events[-1].truncated
     assert (whole.content, whole.truncated, whole.completion_tokens) == ("ab", True, 2)
+    assert whole.tokens_used is None  # no price configured: not costed
 
 
 async def test_the_servers_error_text_is_kept(fake_elumenta: FakeElumenta) -> None:

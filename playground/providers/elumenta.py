@@ -150,7 +150,7 @@ class ElumentaProvider(HTTPProvider):
         return event
 
     def parse_generation(
-        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None
+        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None, model: str
     ) -> Generation:
         """Read a ``/generate`` answer in either documented shape."""
         return parse_generation(payload, rate_limit)

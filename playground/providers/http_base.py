@@ -91,6 +91,8 @@ def iter_sse_json(response: httpx.Response) -> SSEJson:
 class StreamProgress:
     """What one stream told us besides its text, filled in by :meth:`HTTPProvider.read_event`."""
 
+    model: str = ""
+    """The model asked for."""
     generation_id: str | None = None
     tokens_used: int | None = None
     balance_remaining: int | None = None
@@ -178,9 +180,9 @@ class HTTPProvider:
         raise NotImplementedError
 
     def parse_generation(
-        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None
+        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None, model: str
     ) -> Generation:
-        """Read a whole (non-streamed) answer."""
+        """Read a whole (non-streamed) answer to a request for ``model``."""
         raise NotImplementedError
 
     async def _get_json(self, path: str) -> tuple[Any, RateLimitInfo | None]:
@@ -213,7 +215,8 @@ class HTTPProvider:
             await raise_for_status(response, self.error_messages)
             payload = response.json()
             rate_limit = RateLimitInfo.from_headers(response.headers)
-            return self.parse_generation(payload if isinstance(payload, dict) else {}, rate_limit)
+            payload = payload if isinstance(payload, dict) else {}
+            return self.parse_generation(payload, rate_limit, request.model)
 
         return await with_retries(call, self._retry, self._sleep, only_unprocessed=True)
 
@@ -231,7 +234,7 @@ class HTTPProvider:
         self, body: dict[str, Any], headers: dict[str, str]
     ) -> AsyncGenerator[ProviderEvent, None]:
         received_content = False
-        progress = StreamProgress()
+        progress = StreamProgress(model=str(body.get("model", "")))
         try:
             async with self._http().stream(
                 "POST", self.stream_path, json=body, headers=headers

@@ -1,18 +1,20 @@
 """Any OpenAI-style ``/chat/completions`` endpoint (Ollama, vLLM, OpenRouter, LM Studio).
 
-Lets users put local or third-party models beside Elumenta ones. There is no billing-token
-price for these models, so ``tokens_used`` stays ``None``; the server's own token counts
-(``prompt_tokens``/``completion_tokens``) and a cut at ``max_tokens`` are reported.
+Lets users put local or third-party models beside Elumenta ones. The server's own token
+counts (``prompt_tokens``/``completion_tokens``) and a cut at ``max_tokens`` are reported;
+``tokens_used`` (billing tokens) is set only for a model given a price per 1,000 of its
+tokens (``PLAYGROUND_OPENAI_PRICES``), else it stays ``None``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
 
-from playground.catalog import ModelInfo
+from playground.catalog import ModelInfo, TokenPrice
 from playground.errors import OPENAI_COMPATIBLE_MESSAGES, RateLimitInfo, StreamErrorEvent
 from playground.providers._http import RetryPolicy, Sleep
 from playground.providers.base import (
@@ -80,6 +82,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         base_url: str,
         api_key: SecretStr | None,
         model_names: list[str],
+        prices: Mapping[str, TokenPrice] | None = None,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
         max_connections: int = 64,
@@ -96,9 +99,10 @@ class OpenAICompatibleProvider(HTTPProvider):
             sleep=sleep,
         )
         self._model_names = model_names
+        self._prices = dict(prices or {})
 
     def models(self) -> list[ModelInfo]:
-        """The configured model names (no price: these are not billed in Elumenta tokens)."""
+        """The configured model names (no per-request price: a priced model costs per token)."""
         return [
             ModelInfo(slug=name, name=name, tier="external", token_cost=0)
             for name in self._model_names
@@ -109,6 +113,9 @@ class OpenAICompatibleProvider(HTTPProvider):
     ) -> ContentDelta | StreamStarted | StreamErrorEvent | None:
         """``choices[0].delta.content`` of one chunk (see :func:`read_chunk`)."""
         text = read_chunk(payload, progress)
+        progress.tokens_used = self.cost(
+            progress.model, progress.prompt_tokens, progress.completion_tokens
+        )
         return ContentDelta(text) if text else None
 
     def stream_body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -116,20 +123,31 @@ class OpenAICompatibleProvider(HTTPProvider):
         return {**request.chat_body(stream=True), "stream_options": {"include_usage": True}}
 
     def parse_generation(
-        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None
+        self, payload: dict[str, Any], rate_limit: RateLimitInfo | None, model: str
     ) -> Generation:
-        """A non-streamed ``chat.completion``."""
+        """A non-streamed ``chat.completion``, costed per :meth:`cost`."""
         choices = payload.get("choices") or [{}]
         message = choices[0].get("message") or {}
         usage: dict[str, Any] = payload["usage"] if isinstance(payload.get("usage"), dict) else {}
+        prompt_tokens = _count(usage.get("prompt_tokens"))
+        completion_tokens = _count(usage.get("completion_tokens"))
         return Generation(
             content=str(message.get("content") or ""),
+            tokens_used=self.cost(model, prompt_tokens, completion_tokens),
             generation_id=payload.get("id"),
             rate_limit=rate_limit,
-            prompt_tokens=_count(usage.get("prompt_tokens")),
-            completion_tokens=_count(usage.get("completion_tokens")),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             truncated=choices[0].get("finish_reason") == "length",
         )
+
+    def cost(
+        self, model: str, prompt_tokens: int | None, completion_tokens: int | None
+    ) -> int | None:
+        """Billing tokens for an answer of ``model`` per its configured price; ``None``
+        (not costed) without a price or without usage."""
+        price = self._prices.get(model)
+        return price.cost(prompt_tokens, completion_tokens) if price else None
 
     async def balance(self) -> Balance:
         """OpenAI-compatible servers have no billing-token balance."""

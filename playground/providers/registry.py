@@ -76,6 +76,7 @@ def build_providers(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
             model_names=settings.openai_model_list,
+            prices=settings.openai_prices,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
             max_connections=settings.max_streams,
