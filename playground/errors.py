@@ -114,6 +114,8 @@ class APIError(PlaygroundError):
         self.details = details or {}
         self.retry_after = retry_after
         self.rate_limit = rate_limit
+        # Requests sent for this answer in all, retries included (set by the retry loop).
+        self.requests_sent = 1
 
 
 class APIConnectionError(APIError):
@@ -275,6 +277,10 @@ def error_from_response(
     if isinstance(payload.get("error"), dict):  # OpenAI's {"error": {"message", "type", "code"}}
         nested = payload["error"]
         code_or_type = nested.get("code") or nested.get("type")
+        # A 429 keeps the playground's own code whatever the server calls it ("429",
+        # "requests"...): batches recognise a rate limit by it.
+        if cls is RateLimitError:
+            code_or_type = None
         payload = {**nested, "error": str(code_or_type) if code_or_type else None}
     code = payload.get("error") if isinstance(payload.get("error"), str) else None
     api_message = _api_message(payload)

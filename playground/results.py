@@ -53,6 +53,8 @@ class ModelTarget:
     provider: str
     model: str
     params: GenerationParams | None = None
+    requests_before: int = 0
+    """Requests an earlier try of this column already sent (see ``GenerationRequest``)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class CompareRequest:
             messages=self.messages,
             system_prompt=self.system_prompt,
             params=self.params.merged(target.params),
+            requests_before=target.requests_before,
         )
 
 
@@ -103,6 +106,8 @@ class ModelResult:
     error_message: str | None = None
     retry_after: float | None = None
     rate_limit: RateLimitInfo | None = None
+    requests_sent: int = 1
+    """Requests sent for this answer in all (its retry budget's use), earlier tries included."""
     cached: bool = False
     result_id: int | None = None
 

@@ -553,6 +553,7 @@ class Runner:
                 error_code=exc.code,
                 error_message=exc.message,
                 retry_after=exc.retry_after,
+                requests_sent=exc.requests_sent,
             )
             if exc.rate_limit is not None:
                 changes["rate_limit"] = exc.rate_limit

@@ -136,7 +136,7 @@ class BatchJob:
         providers_factory: ProvidersFactory,
         *,
         model_timeout_s: float = 300.0,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         low_watermark: int = 10,
         concurrency: int | None = None,
         max_concurrency: int | None = None,
@@ -152,7 +152,12 @@ class BatchJob:
         self._catalog = catalog
         self._providers_factory = providers_factory
         self._model_timeout_s = model_timeout_s
-        self._max_attempts = max_attempts
+        # One retry budget per cell, shared with the provider's own retries (README).
+        self._max_attempts = (
+            max_attempts
+            if max_attempts is not None
+            else (settings or config.get_settings()).max_retries + 1
+        )
         self._low_watermark = low_watermark
         self._concurrency_override = concurrency
         self._max_concurrency = max_concurrency
@@ -299,15 +304,24 @@ class BatchJob:
         assert self._inputs is not None
         if result.status == "cancelled":
             return {"status": "cancelled", "result_id": result.result_id}
-        if result.error_code == NO_BALANCE or (
-            result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts
-        ):
+        if result.error_code == NO_BALANCE or self._retries_later(result):
             # Released, not kept: any shard may take it once the API lets requests through
             # (for a 402: once the balance is topped up and the paused batch resumed).
-            return {"status": "pending", "result_id": result.result_id, "claimed_by": None}
+            # ``attempts`` counts the requests sent: the next try gets what is left of them.
+            return {
+                "status": "pending",
+                "result_id": result.result_id,
+                "claimed_by": None,
+                "attempts": result.requests_sent,
+            }
         prompt = self._prompt(cell.version_id, cell.row_index)
         row = self._inputs.dataset.rows[cell.row_index]
         return cell_outcome(result, self._inputs.spec.assertions, row, prompt.user)
+
+    def _retries_later(self, result: ModelResult) -> bool:
+        """A rate-limited cell whose retry budget (requests sent, the provider's retries
+        included) is not used up goes back to pending, to be sent after the pause."""
+        return result.error_code == RATE_LIMITED and result.requests_sent < self._max_attempts
 
     def _prompt(self, version_id: int, row_index: int) -> RenderedPrompt:
         """A row's prompt, rendered once: Jinja compiles the template on every render."""
@@ -600,7 +614,7 @@ class BatchJob:
     def _count(self, cell: RunningCell, result: ModelResult) -> None:
         """Count a finished cell, then react to its quota headers and errors (lock held)."""
         self._finished_now += 1
-        if result.error_code == RATE_LIMITED and cell.attempts < self._max_attempts:
+        if self._retries_later(result):
             pause = result.retry_after or DEFAULT_RATE_LIMIT_PAUSE_S
             self._blocked_until = max(self._blocked_until, time.monotonic() + pause)
             self._message = f"Rate limited: waiting {pause:g} s before sending more."

@@ -161,7 +161,7 @@ def row_request(
     return CompareRequest(
         messages=(Message("user", prompt.user),),
         system_prompt=prompt.system,
-        targets=tuple(ModelTarget(c.provider, c.model) for c in group),
+        targets=tuple(ModelTarget(c.provider, c.model, requests_before=c.attempts) for c in group),
         params=spec.params,
         title=f"{spec.title} · {version.name} v{version.version} · row {first.row_index + 1}",
         tags=("batch", f"batch-{batch_id}"),

@@ -33,7 +33,12 @@ BODY_END_WAIT_S = 0.25
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry a retryable failure before any content arrived."""
+    """How often and how long to retry a retryable failure before any content arrived.
+
+    ``max_retries + 1`` is one answer's whole retry budget: the requests it may send, shared
+    with every layer that retries (a batch re-queueing a rate-limited cell passes the
+    requests already sent on, see ``GenerationRequest.requests_before``).
+    """
 
     max_retries: int = 3
     max_wait_s: float = 30.0
@@ -137,13 +142,16 @@ async def with_retries(
     sleep: Sleep = asyncio.sleep,
     *,
     only_unprocessed: bool,
+    requests_before: int = 0,
 ) -> T:
     """Run ``call`` and retry it per ``policy`` on retryable API errors.
 
     ``only_unprocessed``: ``True`` for a request that bills (``POST /generate``): it is
     retried only when the API surely did not process it (:meth:`RetryPolicy.delay_for`).
+    ``requests_before``: requests an earlier try already sent, out of the same budget.
+    The error raised in the end says how many requests were sent in all.
     """
-    attempt = 0
+    attempt = requests_before
     while True:
         try:
             return await call()
@@ -151,6 +159,7 @@ async def with_retries(
             attempt += 1
             delay = policy.delay_for(attempt, exc, only_unprocessed=only_unprocessed)
             if delay is None:
+                exc.requests_sent = attempt
                 raise
             await sleep(delay)
 
@@ -160,13 +169,15 @@ async def stream_with_retries(
     is_content: Callable[[E], bool],
     policy: RetryPolicy,
     sleep: Sleep = asyncio.sleep,
+    requests_before: int = 0,
 ) -> AsyncGenerator[E, None]:
     """Yield the events of ``open_stream()``, reopening it per ``policy`` on retryable errors.
 
     Only retries while no content event has been yielded: after that a retry would show
-    (and bill) a second answer glued onto the first.
+    (and bill) a second answer glued onto the first. ``requests_before`` and the final
+    error's ``requests_sent`` are as for :func:`with_retries`.
     """
-    attempt = 0
+    attempt = requests_before
     received_content = False
     while True:
         try:
@@ -178,5 +189,6 @@ async def stream_with_retries(
             attempt += 1
             delay = None if received_content else policy.delay_for(attempt, exc)
             if delay is None:
+                exc.requests_sent = attempt
                 raise
             await sleep(delay)

@@ -61,6 +61,9 @@ class GenerationRequest:
     messages: tuple[Message, ...]
     system_prompt: str = ""
     params: GenerationParams = field(default_factory=GenerationParams)
+    requests_before: int = 0
+    """Requests already sent for this answer by an earlier try (a batch re-queues a
+    rate-limited cell): they count against the same retry budget. Not part of the request."""
 
     def api_messages(self) -> list[dict[str, str]]:
         """The conversation as API messages, the system prompt first when there is one."""

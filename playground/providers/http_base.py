@@ -218,7 +218,13 @@ class HTTPProvider:
             payload = payload if isinstance(payload, dict) else {}
             return self.parse_generation(payload, rate_limit, request.model)
 
-        return await with_retries(call, self._retry, self._sleep, only_unprocessed=True)
+        return await with_retries(
+            call,
+            self._retry,
+            self._sleep,
+            only_unprocessed=True,
+            requests_before=request.requests_before,
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream one answer; retries only before the first content arrived."""
@@ -226,7 +232,11 @@ class HTTPProvider:
         headers["Accept"] = "text/event-stream"
         body = self.stream_body(request)
         async for event in stream_with_retries(
-            lambda: self._stream_once(body, headers), is_content, self._retry, self._sleep
+            lambda: self._stream_once(body, headers),
+            is_content,
+            self._retry,
+            self._sleep,
+            request.requests_before,
         ):
             yield event
 
