@@ -195,7 +195,8 @@ def run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     for message in request.messages:
         out.write(f"\n[{message.role}]\n{message.content}\n")
     for result in comparison.results:
-        out.write(f"\n── {result.model} ({result.provider}) · {result.status} ──\n")
+        cut = " · cut at max tokens" if result.truncated else ""
+        out.write(f"\n── {result.model} ({result.provider}) · {result.status}{cut} ──\n")
         out.write((result.content or result.error_message or "") + "\n")
     out.write("\n" + summary_table(comparison.results) + "\n")
     return EXIT_OK

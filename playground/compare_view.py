@@ -250,6 +250,8 @@ def status_label(result: ModelResult) -> tuple[str, BadgeColour]:
     text, colour = STATUS_LABELS.get(result.status, (result.status, "gray"))
     if result.cached and result.status == "completed":
         text = "Done (cached, not billed)"
+    if result.truncated and result.status == "completed":
+        text, colour = "Cut at max tokens", "orange"
     return text, colour
 
 
@@ -288,6 +290,11 @@ def column_notice(result: ModelResult) -> tuple[str, str] | None:
     if result.status == "cancelled":
         kept = " The text received so far is kept." if result.content else ""
         return "info", f"Stopped by you.{kept}"
+    if result.truncated and result.status == "completed":
+        return "warning", (
+            "The answer was cut at max tokens: the model had more to say. "
+            "Raise max tokens to get all of it."
+        )
     if result.status not in ("failed", "partial", "interrupted"):
         return None
     message = escape_markdown(result.error_message or "The model did not finish.")

@@ -30,6 +30,7 @@ PAGE_SIZE = 20
 PREVIEW_CHARS = 100
 STATUS_ICONS: dict[str, str] = {status: style.icon for status, style in STATUS_STYLES.items()}
 CACHED_ICON = "↻"
+TRUNCATED_ICON = "✂"  # completed, but cut at max tokens
 STATUS_CHOICES: tuple[str, ...] = (*FINISHED_STATUSES, "running")
 TABLE_COLUMNS: tuple[str, ...] = ("Created (UTC)", "Title", "Models", "Cost", "Prompt", "Tags")
 
@@ -142,12 +143,15 @@ def model_name(result: ModelResult, titles: Mapping[str, ModelOption]) -> str:
 
 
 def models_cell(results: Iterable[ModelResult], titles: Mapping[str, ModelOption]) -> str:
-    """Each model with its status icon (``↻`` for a cached answer), e.g. ``✓ GPT-5 · ✗ Grok``."""
+    """Each model with its status icon (``↻`` cached, ``✂`` cut at max tokens), e.g.
+    ``✓ GPT-5 · ✗ Grok``."""
     cells = []
     for result in results:
         icon = STATUS_ICONS.get(result.status, "•")
         if result.cached:
             icon = CACHED_ICON
+        elif result.truncated and result.status == "completed":
+            icon = TRUNCATED_ICON
         cells.append(f"{icon} {model_name(result, titles)}")
     return " · ".join(cells)
 

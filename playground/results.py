@@ -106,6 +106,8 @@ class ModelResult:
     error_message: str | None = None
     retry_after: float | None = None
     rate_limit: RateLimitInfo | None = None
+    truncated: bool = False
+    """The model stopped at ``max_tokens``: the answer is complete as sent but cut short."""
     requests_sent: int = 1
     """Requests sent for this answer in all (its retry budget's use), earlier tries included."""
     cached: bool = False
@@ -147,6 +149,7 @@ class ModelResult:
             "latency_ms": _round(self.latency_ms),
             "ttft_ms": _round(self.ttft_ms),
             "generation_id": self.generation_id,
+            "truncated": self.truncated,
             "error": error,
         }
 

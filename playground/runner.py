@@ -533,6 +533,7 @@ class Runner:
                                 changes.update(
                                     tokens_used=event.tokens_used,
                                     balance_remaining=event.balance_remaining,
+                                    truncated=event.truncated,
                                 )
                                 if event.generation_id:
                                     changes["generation_id"] = event.generation_id

@@ -24,6 +24,7 @@ JSON_KEYS = {
     "latency_ms",
     "ttft_ms",
     "generation_id",
+    "truncated",
     "error",
 }
 

@@ -10,6 +10,8 @@ from pydantic import SecretStr
 
 from playground import errors
 from playground.catalog import TokenPrice, load_catalog
+from playground.compare_view import status_label
+from playground.history_view import models_cell
 from playground.providers._http import RetryPolicy
 from playground.providers.base import (
     ContentDelta,
@@ -22,6 +24,8 @@ from playground.providers.elumenta import ElumentaProvider
 from playground.providers.openai_compatible import OpenAICompatibleProvider
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import Runner
+from playground.store import Store, StoreRecorder
+from playground.store.repository import get_comparison
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 
@@ -170,3 +174,26 @@ def test_an_error_without_a_message_is_not_explained_in_elumenta_terms(
         status, {}, httpx.Headers(), errors.OPENAI_COMPATIBLE_MESSAGES
     )
     assert expected in error.message and elumenta_only not in error.message
+
+
+def test_a_cut_answer_is_stored_and_shown_as_cut_everywhere(
+    runner: Runner, fake_elumenta: FakeElumenta, store: Store
+) -> None:
+    fake_elumenta.script("llama3", ModelScript(deltas=["a", "b", "c", "d"]))
+    local = make_provider(fake_elumenta)
+    request = CompareRequest(
+        messages=(Message("user", "hi"),),
+        targets=(ModelTarget("openai_compatible", "llama3"),),
+        params=GenerationParams(max_tokens=2),
+    )
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of)
+    handle = runner.start(request, {"openai_compatible": local}, recorder=recorder).wait(30)
+    runner.run_coroutine(local.aclose())
+    (live,) = handle.results
+    with store.session() as session:
+        (stored,) = get_comparison(session, handle.comparison_id).results
+    for result in (live, stored):
+        assert (result.status, result.content, result.truncated) == ("completed", "ab", True)
+        assert result.to_json_dict()["truncated"] is True
+        assert status_label(result) == ("Cut at max tokens", "orange")
+        assert models_cell([result], {}).startswith("✂")

@@ -124,6 +124,7 @@ def test_history_entry_json_has_the_compare_keys(store: Store, history: dict[str
         "latency_ms",
         "ttft_ms",
         "generation_id",
+        "truncated",
         "error",
         "comparison_id",
         "created_at",

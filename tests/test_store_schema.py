@@ -72,6 +72,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("started_utc", True),
         ("finished_utc", True),
         ("updated_utc", False),
+        ("truncated", False),
     ],
     "prompt_templates": [
         ("id", False),
@@ -335,7 +336,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0007"
+        assert MigrationContext.configure(connection).get_current_revision() == "0008"
     store.close()
 
 

@@ -28,6 +28,7 @@ EXPORT_COLUMNS = (
     "latency_ms",
     "tokens_used",
     "cached",
+    "truncated",
     "content",
     "error",
 )
@@ -118,6 +119,7 @@ def export_records(cells: Sequence[CellState]) -> list[dict[str, Any]]:
             "latency_ms": None if c.latency_ms is None else round(c.latency_ms, 1),
             "tokens_used": c.tokens_used,
             "cached": c.cached,
+            "truncated": c.truncated,
             "content": c.content,
             "error": c.error_message,
         }

@@ -67,6 +67,7 @@ class CellState:
     latency_ms: float | None = None
     tokens_used: int | None = None
     cached: bool = False
+    truncated: bool = False
 
 
 def _version(row: TemplateVersionRow, name: str) -> TemplateVersion:
@@ -377,6 +378,7 @@ def batch_cells(session: Session, batch_id: int, *, with_content: bool = True) -
             Result.latency_ms,
             Result.tokens_used,
             Result.cached,
+            Result.truncated,
         )
         .outerjoin(Result, Result.id == BatchCellRow.result_id)
         .where(BatchCellRow.batch_id == batch_id)
@@ -396,6 +398,7 @@ def batch_cells(session: Session, batch_id: int, *, with_content: bool = True) -
             latency_ms=latency_ms,
             tokens_used=tokens_used,
             cached=bool(cached),
+            truncated=bool(truncated),
         )
         for (
             cell_id,
@@ -413,6 +416,7 @@ def batch_cells(session: Session, batch_id: int, *, with_content: bool = True) -
             latency_ms,
             tokens_used,
             cached,
+            truncated,
         ) in session.execute(query)
     ]
 

@@ -144,6 +144,8 @@ class Result(Base):
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     cached: Mapped[bool] = mapped_column(sa.Boolean)
+    # Cut at max_tokens (0008): complete as sent, but not the whole answer.
+    truncated: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false(), default=False)
     # host:pid:token of the process writing the row; crash recovery asks if it still lives.
     writer: Mapped[str | None] = mapped_column(sa.String(200))
     created_utc: Mapped[datetime] = mapped_column(UtcDateTime)

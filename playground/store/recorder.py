@@ -280,6 +280,7 @@ def _snapshot_values(result: ModelResult, now: datetime) -> dict[str, Any]:
         if result.error_message is None
         else replace_nul(result.error_message),
         "cached": result.cached,
+        "truncated": result.truncated,
         "updated_utc": now,
     }
     if result.price_tokens is not None:

@@ -383,6 +383,7 @@ def to_model_result(row: Result) -> ModelResult:
         error_code=row.error_code,
         error_message=row.error_message,
         cached=row.cached,
+        truncated=row.truncated,
         result_id=row.id,
     )
 
