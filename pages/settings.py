@@ -1,6 +1,6 @@
-"""Settings: provider, Elumenta URL and key, balance, catalog.
+"""Settings: provider, Elumenta and OpenAI-compatible URLs and keys, balance, catalog.
 
-Locally the key is kept in this browser session only. On a hosted server each user may
+Locally the keys are kept in this browser session only. On a hosted server each user may
 save a personal key (encrypted at rest, never shown back) or run on the team's key.
 """
 
@@ -17,7 +17,10 @@ from ui.auth import current_principal, session_connection
 
 settings = services.get_settings()
 principal = current_principal()
-choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if settings.openai_base_url else [])
+openai_configured = bool(
+    settings.openai_base_url or st.session_state.get(services.OPENAI_BASE_URL_KEY)
+)
+choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if openai_configured else [])
 choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **services.PROVIDER_LABELS}
 
 
@@ -93,6 +96,32 @@ else:
         help="Kept in this browser session only: never saved to the database, a file or a link. "
         "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
     )
+    with st.expander("OpenAI-compatible server (Ollama, vLLM, LiteLLM, OpenRouter)"):
+        st.session_state.setdefault(services.OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
+        st.text_input(
+            "Base URL, including /v1",
+            key=services.OPENAI_BASE_URL_KEY,
+            persist_state="session",
+            placeholder="http://localhost:11434/v1",
+            help="Its models appear beside Elumenta's. OPENAI_COMPATIBLE_API_KEY from the "
+            "environment is sent only to OPENAI_COMPATIBLE_BASE_URL: for any other URL, "
+            "enter the key below.",
+        )
+        st.text_input(
+            "API key",
+            key=services.OPENAI_API_KEY_KEY,
+            persist_state="session",
+            type="password",
+            help="Kept in this browser session only. Leave empty for a server without keys "
+            "or to use OPENAI_COMPATIBLE_API_KEY.",
+        )
+        st.text_input(
+            "Models (comma-separated)",
+            key=services.OPENAI_MODELS_KEY,
+            persist_state="session",
+            placeholder=settings.openai_models or "llama3, qwen2.5",
+            help="Empty: OPENAI_COMPATIBLE_MODELS from the environment.",
+        )
     connection = services.connection_from_state(st.session_state)
     st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
     if connection.provider == "elumenta" and connection.key_withheld:

@@ -53,6 +53,9 @@ from playground.store import (
 PROVIDER_CHOICE_KEY = "settings.provider"
 BASE_URL_KEY = "settings.base_url"
 API_KEY_KEY = "settings.api_key"
+OPENAI_BASE_URL_KEY = "settings.openai_base_url"
+OPENAI_API_KEY_KEY = "settings.openai_api_key"
+OPENAI_MODELS_KEY = "settings.openai_models"
 
 ProviderChoice = Literal["auto", "elumenta", "demo", "openai_compatible"]
 PROVIDER_LABELS: dict[str, str] = {
@@ -83,6 +86,10 @@ class Connection:
     key_source: Literal["session", "environment"] | None
     # ELUMENTA_API_KEY is set but not sent: the session changed the base URL.
     key_withheld: bool = False
+    # The OpenAI-compatible server typed in Settings (``None``/empty: the environment's).
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_models: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -95,9 +102,22 @@ class Connection:
     @property
     def fingerprint(self) -> str:
         """A digest that changes with provider, base URL or key (safe to keep in a session)."""
+        return hashlib.sha256(self._identity().encode()).hexdigest()
+
+    def _identity(self) -> str:
+        """Everything that decides where requests go and with which keys, in one string."""
         key = self.api_key.get_secret_value() if self.api_key else ""
-        raw = f"{self.provider}\n{self.elumenta_base_url}\n{key}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        openai_key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        return "\n".join(
+            [
+                self.provider,
+                self.elumenta_base_url,
+                key,
+                self.openai_base_url or "",
+                openai_key,
+                ",".join(self.openai_models),
+            ]
+        )
 
     @property
     def key_hint(self) -> str:
@@ -136,10 +156,24 @@ def connection_from_state(state: Mapping[Any, Any]) -> Connection:
         provider = settings.provider
     else:
         provider = "elumenta" if typed_key or settings.elumenta_api_key else "demo"
-    if provider == "openai_compatible" and not settings.openai_base_url:
+    openai_url = str(state.get(OPENAI_BASE_URL_KEY) or "").strip().rstrip("/") or None
+    openai_key = str(state.get(OPENAI_API_KEY_KEY) or "").strip()
+    openai_models = tuple(
+        m.strip() for m in str(state.get(OPENAI_MODELS_KEY) or "").split(",") if m.strip()
+    )
+    if provider == "openai_compatible" and not (openai_url or settings.openai_base_url):
         provider = "demo"
     withheld = api_key is None and settings.elumenta_api_key is not None
-    return Connection(provider, base_url, api_key, key_source, key_withheld=withheld)
+    return Connection(
+        provider,
+        base_url,
+        api_key,
+        key_source,
+        key_withheld=withheld,
+        openai_base_url=openai_url,
+        openai_api_key=SecretStr(openai_key) if openai_key else None,
+        openai_models=openai_models,
+    )
 
 
 def get_catalog() -> Catalog:
@@ -177,7 +211,7 @@ def get_providers(connection: Connection) -> dict[str, Provider]:
     settings = get_settings()
     key = connection.api_key.get_secret_value() if connection.api_key else ""
     cache_key = (
-        hashlib.sha256(key.encode()).hexdigest(),
+        hashlib.sha256(connection._identity().encode()).hexdigest(),
         connection.elumenta_base_url,
         _catalog_version(),
     )
@@ -189,6 +223,9 @@ def get_providers(connection: Connection) -> dict[str, Provider]:
                 get_catalog(),
                 elumenta_api_key=_key_or_none(key),
                 elumenta_base_url=connection.elumenta_base_url,
+                openai_api_key=connection.openai_api_key,
+                openai_base_url=connection.openai_base_url,
+                openai_models=list(connection.openai_models) or None,
             )
             _providers[cache_key] = providers
             while len(_providers) > MAX_PROVIDER_SETS:

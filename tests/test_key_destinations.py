@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from playground import services
+from playground.catalog import load_catalog
 from playground.errors import AuthenticationError
 from playground.providers.registry import build_providers
 from tests.app_harness import click, open_page, run_compare, texts
@@ -101,3 +103,59 @@ async def test_providers_for_another_url_never_carry_the_environment_key(
     finally:
         await providers["elumenta"].aclose()
     assert other_server.requests == []
+
+
+@pytest.fixture
+def openai_configured(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> FakeElumenta:
+    """The app configured for ``fake_elumenta``'s OpenAI-compatible endpoint with ``ENV_KEY``."""
+    fake_elumenta.openai_api_key = ENV_KEY
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", fake_elumenta.openai_base_url)
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", ENV_KEY)
+    monkeypatch.setenv("OPENAI_COMPATIBLE_MODELS", "gpt-5-nano")
+    services.reset()
+    return fake_elumenta
+
+
+def test_an_openai_compatible_url_changed_in_settings_gets_no_environment_key(
+    openai_configured: FakeElumenta, other_server: FakeElumenta
+) -> None:
+    other_server.openai_api_key = None  # it would take any key (or none) it is sent
+    at = open_page("pages/settings.py")
+    at.text_input(key="settings.openai_base_url").set_value(other_server.openai_base_url).run()
+
+    run_compare(at, "Hello", ["openai_compatible:gpt-5-nano"])
+
+    assert not at.exception
+    completions = [r for r in other_server.requests if r.path.endswith("/chat/completions")]
+    assert completions, "the run went to the URL typed in Settings"
+    assert all(ENV_KEY not in key for key in sent_keys(other_server)), sent_keys(other_server)
+    assert not [r for r in openai_configured.requests if r.path.endswith("/chat/completions")]
+
+
+def test_an_openai_compatible_key_typed_in_settings_is_sent_to_its_url(
+    openai_configured: FakeElumenta, other_server: FakeElumenta
+) -> None:
+    other_server.openai_api_key = TYPED_KEY
+    at = open_page("pages/settings.py")
+    at.text_input(key="settings.openai_base_url").set_value(other_server.openai_base_url)
+    at.text_input(key="settings.openai_api_key").set_value(TYPED_KEY).run()
+
+    run_compare(at, "Hello", ["openai_compatible:gpt-5-nano"])
+
+    assert not at.exception and not texts(at, "error")
+    completions = [r for r in other_server.requests if r.path.endswith("/chat/completions")]
+    assert {r.headers.get("authorization") for r in completions} == {f"Bearer {TYPED_KEY}"}
+
+
+def test_the_environment_openai_key_goes_to_its_own_url() -> None:
+    settings = services.get_settings().model_copy(
+        update={"openai_base_url": "http://127.0.0.1:1/v1", "openai_api_key": SecretStr(ENV_KEY)}
+    )
+    own = build_providers(settings, load_catalog())["openai_compatible"]
+    other = build_providers(settings, load_catalog(), openai_base_url="http://127.0.0.1:2/v1")[
+        "openai_compatible"
+    ]
+    assert own._auth_headers() == {"Authorization": f"Bearer {ENV_KEY}"}  # type: ignore[attr-defined]
+    assert other._auth_headers() == {}  # type: ignore[attr-defined]

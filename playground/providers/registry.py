@@ -21,9 +21,18 @@ def environment_key_for(settings: Settings, base_url: str) -> SecretStr | None:
     Anyone who can change the base URL in a session (the Settings page) must not be able
     to send the server's key to a host of their choosing: any other URL gets no key.
     """
-    if base_url.strip().rstrip("/") != settings.elumenta_base_url:
+    return _key_for(base_url, settings.elumenta_base_url, settings.elumenta_api_key)
+
+
+def openai_environment_key_for(settings: Settings, base_url: str) -> SecretStr | None:
+    """``OPENAI_COMPATIBLE_API_KEY``, only for ``OPENAI_COMPATIBLE_BASE_URL`` (as above)."""
+    return _key_for(base_url, settings.openai_base_url, settings.openai_api_key)
+
+
+def _key_for(base_url: str, configured_url: str | None, key: SecretStr | None) -> SecretStr | None:
+    if configured_url is None or base_url.strip().rstrip("/") != configured_url:
         return None
-    return settings.elumenta_api_key
+    return key
 
 
 def withheld_key_message(settings: Settings, base_url: str) -> str:
@@ -45,6 +54,9 @@ def build_providers(
     *,
     elumenta_api_key: SecretStr | None = None,
     elumenta_base_url: str | None = None,
+    openai_api_key: SecretStr | None = None,
+    openai_base_url: str | None = None,
+    openai_models: list[str] | None = None,
 ) -> dict[str, Provider]:
     """Every provider the settings allow, keyed by name.
 
@@ -52,7 +64,8 @@ def build_providers(
     a clear "no key" error); OpenAI-compatible only when its base URL is configured.
     ``elumenta_api_key`` and ``elumenta_base_url`` (e.g. typed into the Settings page)
     override the environment's; the environment's key never goes to another base URL
-    (see :func:`environment_key_for`).
+    (see :func:`environment_key_for`). The same holds for the OpenAI-compatible server's
+    ``openai_*`` overrides (:func:`openai_environment_key_for`).
     """
     base_url = (elumenta_base_url or settings.elumenta_base_url).strip().rstrip("/")
     api_key = elumenta_api_key or environment_key_for(settings, base_url)
@@ -71,11 +84,12 @@ def build_providers(
             missing_key_message=withheld_key_message(settings, base_url) if withheld else None,
         ),
     }
-    if settings.openai_base_url:
+    openai_url = (openai_base_url or settings.openai_base_url or "").strip().rstrip("/")
+    if openai_url:
         providers["openai_compatible"] = OpenAICompatibleProvider(
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key,
-            model_names=settings.openai_model_list,
+            base_url=openai_url,
+            api_key=openai_api_key or openai_environment_key_for(settings, openai_url),
+            model_names=openai_models or settings.openai_model_list,
             prices=settings.openai_prices,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
