@@ -6,15 +6,13 @@ The docs describe two response shapes (``content``/``tokens_used``/string id and
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import SecretStr
 
 from playground.catalog import Catalog, ModelInfo
 from playground.errors import AuthenticationError, RateLimitInfo, StreamErrorEvent
-from playground.providers._http import RetryPolicy, Sleep
 from playground.providers.base import (
     Balance,
     ContentDelta,
@@ -22,7 +20,7 @@ from playground.providers.base import (
     StreamFinished,
     StreamStarted,
 )
-from playground.providers.http_base import HTTPProvider, StreamProgress
+from playground.providers.http_base import HTTPOptions, HTTPProvider, StreamProgress
 
 
 def _optional_int(value: Any) -> int | None:
@@ -100,22 +98,10 @@ class ElumentaProvider(HTTPProvider):
         api_key: SecretStr | None,
         base_url: str,
         catalog: Catalog,
-        connect_timeout_s: float = 10.0,
-        read_timeout_s: float = 60.0,
-        max_connections: int = 64,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep = asyncio.sleep,
         missing_key_message: str | None = None,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
-            max_connections=max_connections,
-            retry=retry,
-            sleep=sleep,
-        )
+        super().__init__(api_key=api_key, base_url=base_url, **options)
         self._catalog = catalog
         self._missing_key_message = missing_key_message or (
             "No Elumenta API key is configured. Set ELUMENTA_API_KEY or enter it in Settings, "

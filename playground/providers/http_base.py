@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from httpx_sse import EventSource
@@ -85,6 +85,16 @@ class SSEJson:
 def iter_sse_json(response: httpx.Response) -> SSEJson:
     """The JSON payloads of ``response``'s SSE stream (see :class:`SSEJson`)."""
     return SSEJson(response)
+
+
+class HTTPOptions(TypedDict, total=False):
+    """How a provider talks HTTP, passed on unchanged by every subclass's constructor."""
+
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_connections: int
+    retry: RetryPolicy | None
+    sleep: Sleep
 
 
 @dataclass

@@ -8,15 +8,13 @@ tokens (``PLAYGROUND_OPENAI_PRICES``), else it stays ``None``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import SecretStr
 
 from playground.catalog import ModelInfo, TokenPrice
 from playground.errors import OPENAI_COMPATIBLE_MESSAGES, RateLimitInfo, StreamErrorEvent
-from playground.providers._http import RetryPolicy, Sleep
 from playground.providers.base import (
     Balance,
     ContentDelta,
@@ -24,7 +22,7 @@ from playground.providers.base import (
     GenerationRequest,
     StreamStarted,
 )
-from playground.providers.http_base import HTTPProvider, StreamProgress
+from playground.providers.http_base import HTTPOptions, HTTPProvider, StreamProgress
 
 
 def _count(value: Any) -> int | None:
@@ -83,21 +81,11 @@ class OpenAICompatibleProvider(HTTPProvider):
         api_key: SecretStr | None,
         model_names: list[str],
         prices: Mapping[str, TokenPrice] | None = None,
-        connect_timeout_s: float = 10.0,
-        read_timeout_s: float = 120.0,
-        max_connections: int = 64,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep = asyncio.sleep,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
-            max_connections=max_connections,
-            retry=retry,
-            sleep=sleep,
-        )
+        # A local model can think for a while before its first token.
+        options.setdefault("read_timeout_s", 120.0)
+        super().__init__(api_key=api_key, base_url=base_url, **options)
         self._model_names = model_names
         self._prices = dict(prices or {})
 
