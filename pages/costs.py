@@ -58,6 +58,7 @@ else:
     latency_col, ttft_col = st.columns(2)
     latency_col.altair_chart(cv.timing_chart(report, names, "latency_ms"))
     ttft_col.altair_chart(cv.timing_chart(report, names, "ttft_ms"))
+    st.caption(cv.timing_precision(cv.period_filter(dates, principal)))
 scatter_col, balance_col = st.columns(2)
 if not report.latency.empty:
     scatter_col.altair_chart(cv.cost_latency_chart(report, names))

@@ -44,6 +44,7 @@ from playground.store import (
     open_configured_store,
     write_export,
 )
+from playground.store.rollups import rebuild as rebuild_rollups
 from playground.workers.cli import add_worker_parser, run_worker_command
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
@@ -120,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="the new database: postgresql+psycopg://…/playground_restored or sqlite:///path",
     )
+    rollups = commands.add_parser(
+        "rollups", help="the usage rollups behind the Costs page"
+    ).add_subparsers(dest="rollups_command", required=True)
+    rollups.add_parser("rebuild", help="recompute them from every stored result")
     doctor = commands.add_parser(
         "doctor", help="check settings, database, sign-in and keys before the first start"
     )
@@ -417,6 +422,11 @@ def main(
                 return run_show(args, store, out)
             if args.command == "export":
                 return run_export(args, store, out, err)
+            if args.command == "rollups":
+                with store.session() as session, session.begin():
+                    counted = rebuild_rollups(session)
+                out.write(f"Usage rollups rebuilt from {counted} finished result(s).\n")
+                return EXIT_OK
         finally:
             store.close()
     except (InvalidRequestError, UsageError) as exc:

@@ -21,6 +21,8 @@ from playground.history_view import DateRange, date_bounds
 from playground.results import STATUS_STYLES
 from playground.store import HistoryFilter
 from playground.store.models import FINISHED_STATUSES
+from playground.store.rollups import RELATIVE_ERROR
+from playground.store.stats import EXACT_TIMING_DAYS, exact_timings
 
 DEFAULT_DAYS = 30
 MAX_BALANCE_POINTS = 2000
@@ -94,6 +96,16 @@ def period_filter(dates: DateRange, viewer: Principal | None = None) -> HistoryF
     """
     since, until = date_bounds(dates)
     return HistoryFilter(since=since, until=until, viewer=viewer)
+
+
+def timing_precision(flt: HistoryFilter) -> str:
+    """What the p50/p95 figures for ``flt`` are: exact, or read from the usage rollups."""
+    if exact_timings(flt):
+        return "p50 and p95 are exact for this period."
+    return (
+        f"p50 and p95 come from the daily usage rollups, within {RELATIVE_ERROR:.0%}; "
+        f"pick {EXACT_TIMING_DAYS} day for exact figures. Counts and tokens are always exact."
+    )
 
 
 def totals(report: CostReport) -> Totals:

@@ -31,6 +31,7 @@ from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.store import Store, StoreRecorder, open_store
 from playground.store.models import Base, Comparison, Result
+from playground.store.rollups import kept_in_step
 
 POSTGRES_URL_ENV = "PLAYGROUND_TEST_POSTGRES_URL"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -336,6 +337,11 @@ def seed_result(
         finished_utc=created + finished_after,
         updated_utc=created + finished_after,
     )
-    comparison.results.append(result)
-    session.flush()
+    position = len(comparison.results)
+    # As the recorder's final write does: the usage rollups count the row in the same step.
+    with kept_in_step(
+        session, (Result.comparison_id == comparison.id) & (Result.position == position)
+    ):
+        comparison.results.append(result)
+        session.flush()
     return result

@@ -20,6 +20,7 @@ from playground.store import (
     prompt_model_costs,
     tokens_by_day,
 )
+from playground.store.rollups import RELATIVE_ERROR
 from tests.store_fixtures import T0, seed_comparison, seed_result
 
 NAMES = {"gpt-5": "GPT-5", "gpt-5-nano": "GPT-5 Nano"}
@@ -96,9 +97,9 @@ def test_model_table_joins_costs_and_timings(report: cv.CostReport) -> None:
     gpt5, nano = (table.iloc[i] for i in range(2))
     assert (gpt5["Calls"], gpt5["Billing tokens"], gpt5["Tokens per call"]) == (2, 4, 2.0)
     assert gpt5["Avg latency (ms)"] == pytest.approx(1500.0)
-    assert gpt5["p50 latency (ms)"] == pytest.approx(1500.0)
-    assert gpt5["p95 latency (ms)"] == pytest.approx(1950.0)
-    assert gpt5["p95 TTFT (ms)"] == pytest.approx(390.0)
+    assert gpt5["p50 latency (ms)"] == pytest.approx(1500.0, rel=RELATIVE_ERROR)
+    assert gpt5["p95 latency (ms)"] == pytest.approx(1950.0, rel=RELATIVE_ERROR)
+    assert gpt5["p95 TTFT (ms)"] == pytest.approx(390.0, rel=RELATIVE_ERROR)
     assert gpt5["Tokens per 1k chars"] == pytest.approx(4 / 800 * 1000)
     assert gpt5["Success rate"] == 1.0
     assert (nano["Calls"], nano["Cached"], nano["Billing tokens"]) == (3, 1, 2)
@@ -243,3 +244,10 @@ def test_many_balances_become_one_per_day() -> None:
     series = cv.balance_series(points)
     assert len(series) == 2
     assert list(series["balance"]) == [len(times) - 1439, 1]
+
+
+def test_the_page_says_whether_percentiles_are_exact() -> None:
+    one_day = cv.period_filter((date(2026, 3, 1), date(2026, 3, 1)))
+    thirty = cv.period_filter(cv.default_period(date(2026, 3, 30)))
+    assert cv.timing_precision(one_day) == "p50 and p95 are exact for this period."
+    assert "within 1%" in cv.timing_precision(thirty)

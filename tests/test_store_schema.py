@@ -182,6 +182,36 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("target", True),
         ("details_json", False),
     ],
+    "usage_rollups": [
+        ("day", False),
+        ("model", False),
+        ("provider", False),
+        ("owner", False),
+        ("shared_workspace", False),
+        ("status", False),
+        ("cached", False),
+        ("results", False),
+        ("tokens_spent", False),
+        ("output_chars", False),
+        ("latency_n", False),
+        ("latency_sum", False),
+        ("ttft_n", False),
+        ("ttft_sum", False),
+        ("speed_n", False),
+        ("speed_sum", False),
+    ],
+    "usage_histograms": [
+        ("day", False),
+        ("model", False),
+        ("provider", False),
+        ("owner", False),
+        ("shared_workspace", False),
+        ("status", False),
+        ("cached", False),
+        ("measure", False),
+        ("bin", False),
+        ("n", False),
+    ],
 }
 EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
     "comparisons": {
@@ -250,6 +280,8 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         "ix_audit_events_created": ["created_utc"],
         "ix_audit_events_actor_created": ["actor", "created_utc"],
     },
+    "usage_rollups": {},
+    "usage_histograms": {},
 }
 SQLITE_FTS_TABLES = {"results_fts", "comparisons_fts"}
 PG_FTS_INDEXES = {"results": "ix_results_content_fts", "comparisons": "ix_comparisons_prompt_fts"}

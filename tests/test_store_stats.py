@@ -17,6 +17,8 @@ from playground.store import (
     prompt_model_costs,
     tokens_by_day,
 )
+from playground.store.rollups import RELATIVE_ERROR
+from playground.store.stats import exact_timings
 from tests.store_fixtures import T0, seed_comparison, seed_result
 
 DAY2 = T0 + timedelta(hours=21)  # 2026-03-02 09:00 UTC
@@ -134,18 +136,30 @@ def test_model_summary_respects_the_date_range(seeded: Store) -> None:
 
 
 def test_latency_percentiles_use_completed_non_cached_answers(seeded: Store) -> None:
+    # Over all time the percentiles come from the rollups' timing bins.
     with seeded.session() as session:
         latency = latency_by_model(session).set_index("model")
+    within = {"rel": RELATIVE_ERROR}
     gpt = latency.loc["gpt-5"]
     assert gpt["samples"] == 3
     assert gpt["avg_latency_ms"] == pytest.approx(7000 / 3)
-    assert gpt["p50_latency_ms"] == pytest.approx(2000)
-    assert gpt["p95_latency_ms"] == pytest.approx(2000 + 0.9 * 2000)
+    assert gpt["p50_latency_ms"] == pytest.approx(2000, **within)
+    assert gpt["p95_latency_ms"] == pytest.approx(2000 + 0.9 * 2000, **within)
     assert gpt["avg_ttft_ms"] == pytest.approx(700 / 3)
-    assert gpt["p50_ttft_ms"] == pytest.approx(200)
-    assert gpt["p95_ttft_ms"] == pytest.approx(380)
+    assert gpt["p50_ttft_ms"] == pytest.approx(200, **within)
+    assert gpt["p95_ttft_ms"] == pytest.approx(380, **within)
     haiku = latency.loc["claude-haiku-4.5"]
-    assert (haiku["samples"], haiku["p50_latency_ms"], haiku["p95_ttft_ms"]) == (1, 3000, 300)
+    assert haiku["samples"] == 1
+    assert haiku["p50_latency_ms"] == pytest.approx(3000, **within)
+    assert haiku["p95_ttft_ms"] == pytest.approx(300, **within)
+
+
+def test_one_day_percentiles_are_exact(seeded: Store) -> None:
+    day = HistoryFilter(since=T0.replace(hour=0), until=T0.replace(hour=0) + timedelta(days=1))
+    assert exact_timings(day) and not exact_timings(HistoryFilter())
+    with seeded.session() as session:
+        gpt = latency_by_model(session, day).set_index("model").loc["gpt-5"]
+    assert (gpt["samples"], gpt["p50_latency_ms"], gpt["p95_latency_ms"]) == (2, 1500, 1950)
 
 
 def test_tokens_by_day(seeded: Store) -> None:

@@ -21,7 +21,8 @@ from playground.config import Role, Settings
 from playground.errors import AccessDeniedError, ConfigError, InvalidRequestError, SignInError
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow
 from playground.store.hosted_models import ROLES, UserRow, WorkspaceMemberRow, WorkspaceRow
-from playground.store.models import Comparison
+from playground.store.models import Comparison, Result
+from playground.store.rollups import kept_in_step
 
 MAX_WORKSPACE_NAME_CHARS = 200
 LAST_SEEN_EVERY = timedelta(minutes=1)
@@ -230,12 +231,17 @@ def set_membership(
 def delete_workspace(session: Session, actor: Principal, workspace_id: int) -> None:
     """Delete a workspace (admins only); its objects become private to their owners."""
     actor.require_admin()
-    for model in _OWNED_MODELS:
-        session.execute(
-            sa.update(model)
-            .where(model.workspace_id == workspace_id)
-            .values(workspace_id=None, visibility="private")
-        )
+    shared = session.scalars(
+        sa.select(Comparison.id).where(Comparison.workspace_id == workspace_id)
+    ).all()
+    # The usage rollups count shared comparisons per workspace: they move to private.
+    with kept_in_step(session, Result.comparison_id.in_(shared)):
+        for model in _OWNED_MODELS:
+            session.execute(
+                sa.update(model)
+                .where(model.workspace_id == workspace_id)
+                .values(workspace_id=None, visibility="private")
+            )
     session.execute(sa.delete(WorkspaceRow).where(WorkspaceRow.id == workspace_id))
 
 

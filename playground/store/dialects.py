@@ -74,3 +74,37 @@ class PercentileCont:
 def register_sqlite_functions(dbapi_connection: Any) -> None:
     """Add the emulated functions to a new ``sqlite3`` connection."""
     dbapi_connection.create_aggregate("percentile_cont", 2, PercentileCont)
+    dbapi_connection.create_function("rollup_bin", 1, rollup_bin, deterministic=True)
+
+
+ROLLUP_GAMMA = 1.02
+"""Ratio between neighbouring timing bins: a bin's midpoint is within 1 % of any value in it."""
+
+
+class log_bin(sa.sql.functions.FunctionElement[int]):
+    """The log-spaced bin of a timing in ms: ``floor(ln(max(x, 1)) / ln(ROLLUP_GAMMA))``."""
+
+    type = sa.Integer()
+    name = "log_bin"
+    inherit_cache = True
+
+
+@compiles(log_bin, "sqlite")
+def _log_bin_sqlite(element: log_bin, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"rollup_bin({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(log_bin, "postgresql")
+def _log_bin_postgresql(element: log_bin, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return (
+        f"CAST(FLOOR(LN(GREATEST(CAST({value} AS DOUBLE PRECISION), 1.0)) / "
+        f"LN({ROLLUP_GAMMA})) AS INTEGER)"
+    )
+
+
+def rollup_bin(value: float | None) -> int | None:
+    """The Python side of :class:`log_bin` (SQLite's registered function)."""
+    if value is None:
+        return None
+    return math.floor(math.log(max(float(value), 1.0)) / math.log(ROLLUP_GAMMA))

@@ -7,7 +7,7 @@ ever holds an API key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -177,3 +177,53 @@ class Result(Base):
             "chars_per_s",
         ),
     )
+
+
+class UsageRollup(Base):
+    """Finished results added up per UTC day, model, provider, owner, sharing and status.
+
+    Kept in the same transaction as every write that finishes, changes or removes a result
+    (:mod:`playground.store.rollups`), so the Costs page reads these few rows instead of
+    every result. ``owner`` is ``''`` for rows without one; ``shared_workspace`` is the
+    workspace that may see them (``0``: private), so hosted visibility applies per row.
+    """
+
+    __tablename__ = "usage_rollups"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    shared_workspace: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    cached: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    results: Mapped[int] = mapped_column(sa.BigInteger)
+    tokens_spent: Mapped[int] = mapped_column(sa.BigInteger)
+    output_chars: Mapped[int] = mapped_column(sa.BigInteger)
+    latency_n: Mapped[int] = mapped_column(sa.BigInteger)
+    latency_sum: Mapped[float] = mapped_column(sa.Float)
+    ttft_n: Mapped[int] = mapped_column(sa.BigInteger)
+    ttft_sum: Mapped[float] = mapped_column(sa.Float)
+    speed_n: Mapped[int] = mapped_column(sa.BigInteger)
+    speed_sum: Mapped[float] = mapped_column(sa.Float)
+
+
+class UsageHistogram(Base):
+    """How many of a rollup bucket's results fell in each log-spaced bin of a timing.
+
+    ``measure`` is ``latency_ms`` or ``ttft_ms``; bin ``i`` holds values in
+    ``[GAMMA**i, GAMMA**(i+1))`` ms (see :mod:`playground.store.rollups`).
+    """
+
+    __tablename__ = "usage_histograms"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    shared_workspace: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    cached: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    measure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    bin: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(sa.BigInteger)

@@ -39,6 +39,7 @@ from playground.store.repository import (
     prompt_hash,
     prompt_text,
 )
+from playground.store.rollups import kept_in_step
 from playground.store.spool import RowUpdate, apply_update
 
 T = TypeVar("T")
@@ -153,7 +154,8 @@ class StoreRecorder:
         updates = [RowUpdate("results", result.result_id, row), *also]
 
         def write(session: Session) -> None:
-            session.execute(_UPDATE_ROW, {**row, "row_id": result.result_id})
+            with kept_in_step(session, Result.id == result.result_id):
+                session.execute(_UPDATE_ROW, {**row, "row_id": result.result_id})
             for update in also:
                 apply_update(session, update)
 
@@ -228,19 +230,22 @@ class StoreRecorder:
             "by_writer": values["writer"],
             "started_at": started,
         }
-        row_id = session.execute(_START_PENDING, {**values, **where}).scalar()
-        if row_id is None:
-            row_id = session.execute(
-                sa.insert(Result)
-                .values(
-                    comparison_id=comparison_id,
-                    position=result.index,
-                    target_params_json=None,
-                    created_utc=now,
-                    **values,
-                )
-                .returning(Result.id)
-            ).scalar_one()
+        target = (Result.comparison_id == comparison_id) & (Result.position == result.index)
+        # A result can be final at once (a cache hit): then it is counted like a final write.
+        with kept_in_step(session, target) if result.is_terminal else contextlib.nullcontext():
+            row_id = session.execute(_START_PENDING, {**values, **where}).scalar()
+            if row_id is None:
+                row_id = session.execute(
+                    sa.insert(Result)
+                    .values(
+                        comparison_id=comparison_id,
+                        position=result.index,
+                        target_params_json=None,
+                        created_utc=now,
+                        **values,
+                    )
+                    .returning(Result.id)
+                ).scalar_one()
         return row_id
 
     def _write(self, session: Session, result: ModelResult, *, finished: bool = False) -> None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from playground.store.models import OPEN_STATUSES, Result
+from playground.store.rollups import kept_in_step
 
 DEFAULT_STALE_AFTER = timedelta(hours=1)
 INTERRUPTED_CODE = "interrupted"
@@ -84,16 +85,22 @@ def recover_interrupted(
         abandoned.append(Result.writer.in_([w for w in dead if w is not None]))
     if None in dead:
         abandoned.append(Result.writer.is_(None))
-    outcome = session.execute(
-        sa.update(Result)
-        .where(Result.status.in_(OPEN_STATUSES), sa.or_(*abandoned))
-        .values(
-            status="interrupted",
-            finished_utc=sa.func.coalesce(Result.finished_utc, Result.updated_utc),
-            error_code=INTERRUPTED_CODE,
-            error_message=INTERRUPTED_MESSAGE,
-            updated_utc=now,
+    ids = session.scalars(
+        sa.select(Result.id).where(Result.status.in_(OPEN_STATUSES), sa.or_(*abandoned))
+    ).all()
+    if not ids:
+        return 0
+    with kept_in_step(session, Result.id.in_(ids)):
+        outcome = session.execute(
+            sa.update(Result)
+            .where(Result.id.in_(ids), Result.status.in_(OPEN_STATUSES))
+            .values(
+                status="interrupted",
+                finished_utc=sa.func.coalesce(Result.finished_utc, Result.updated_utc),
+                error_code=INTERRUPTED_CODE,
+                error_message=INTERRUPTED_MESSAGE,
+                updated_utc=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
     return int(getattr(outcome, "rowcount", 0) or 0)

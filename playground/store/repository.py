@@ -24,6 +24,7 @@ from playground.results import CompareRequest, ModelResult, ModelTarget, ResultS
 from playground.safe_text import reject_nul
 from playground.store.filters import HistoryFilter, history_order, result_conditions
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
+from playground.store.rollups import kept_in_step
 
 MAX_TAG_CHARS = 100
 # 32 random bytes: a share link cannot be guessed or enumerated.
@@ -177,8 +178,10 @@ def share_comparison(
     member = workspace_id is not None and (viewer is None or workspace_id in viewer.workspace_ids)
     if visibility == "workspace" and not member:
         raise InvalidRequestError("Pick one of your workspaces to share with.")
-    comparison.visibility = visibility
-    comparison.workspace_id = workspace_id if visibility == "workspace" else None
+    with kept_in_step(session, Result.comparison_id == comparison_id):
+        comparison.visibility = visibility
+        comparison.workspace_id = workspace_id if visibility == "workspace" else None
+        session.flush()
     if not link:
         comparison.share_token = None
     elif comparison.share_token is None:
@@ -263,11 +266,12 @@ def delete_comparison(
     if viewer is not None:
         owned_comparison(session, comparison_id, viewer)
     if purge:
-        outcome = session.execute(
-            sa.delete(Comparison)
-            .where(Comparison.id == comparison_id)
-            .execution_options(synchronize_session=False)
-        )
+        with kept_in_step(session, Result.comparison_id == comparison_id):
+            outcome = session.execute(
+                sa.delete(Comparison)
+                .where(Comparison.id == comparison_id)
+                .execution_options(synchronize_session=False)
+            )
     else:
         outcome = session.execute(
             sa.update(Comparison)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from playground.store.eval_models import BatchCellRow
 from playground.store.models import OPEN_STATUSES, Result
+from playground.store.rollups import kept_in_step
 from playground.unsaved import TALLY
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,12 @@ def _apply(connection: sa.Connection, record: dict[str, Any]) -> int:
 def apply_update(connection: sa.Connection | Session, update: RowUpdate) -> None:
     """Set ``update.values`` on its row (the recorder's final write and the replay both)."""
     table = _TABLES[update.table]
-    connection.execute(sa.update(table).where(table.c.id == update.id).values(update.values))
+    statement = sa.update(table).where(table.c.id == update.id).values(update.values)
+    if update.table != "results":
+        connection.execute(statement)
+        return
+    with kept_in_step(connection, Result.id == update.id):
+        connection.execute(statement)
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -4,12 +4,22 @@ Sums and counts run in the database. Cached results cost nothing and measured no
 they never count towards tokens spent, latency or TTFT. Soft-deleted comparisons still
 count: their tokens were really spent. Derived figures (rates, cost per 1k characters,
 pivots) are in :mod:`playground.analytics`.
+
+The per-model, per-day and timing figures read the usage rollups
+(:mod:`playground.store.rollups`) whenever the filter can be answered from them
+(:func:`from_rollups`): whole UTC days, models, statuses, owner and viewer. Counts and
+sums are then exact and cost the same whatever the history's size; p50/p95 come from the
+timing bins, within :data:`~playground.store.rollups.RELATIVE_ERROR`. A period of at most
+:data:`EXACT_TIMING_DAYS` day reads exact percentiles from the results. A tag, a search or
+a time inside a day reads the results, as do the per-prompt table and the balances
+(per prompt and per point, so not expressible per bucket).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, TypeVar
+from datetime import datetime, time, timedelta
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,11 +28,22 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from playground.store.dialects import utc_day
 from playground.store.filters import HistoryFilter, result_conditions
-from playground.store.models import FINISHED_STATUSES, Comparison, Result
+from playground.store.models import (
+    FINISHED_STATUSES,
+    Comparison,
+    Result,
+    UsageHistogram,
+    UsageRollup,
+)
+from playground.store.rollups import MEASURES, bin_value
 
 QUANTILES = (0.5, 0.95)
+EXACT_TIMING_DAYS = 1
+"""Up to this many days, p50/p95 are computed exactly from the results."""
 SelectT = TypeVar("SelectT", bound=sa.Select[*tuple[Any, ...]])
 _NOT_CACHED = Result.cached.is_(False)
+_ROLLUP = cast(sa.Table, UsageRollup.__table__)
+_HISTOGRAM = cast(sa.Table, UsageHistogram.__table__)
 
 
 def model_summary(session: Session, flt: HistoryFilter | None = None) -> pd.DataFrame:
@@ -47,6 +68,18 @@ def model_summary(session: Session, flt: HistoryFilter | None = None) -> pd.Data
 
 def tokens_by_day(session: Session, flt: HistoryFilter | None = None) -> pd.DataFrame:
     """Per UTC day, provider and model: ``tokens_spent`` and ``api_calls``."""
+    if from_rollups(flt):
+        rollup_day = UsageRollup.day
+        rolled = sa.select(
+            rollup_day.label("day"),
+            UsageRollup.provider,
+            UsageRollup.model,
+            sa.func.coalesce(sa.func.sum(UsageRollup.tokens_spent), 0).label("tokens_spent"),
+            sa.func.sum(UsageRollup.results).label("api_calls"),
+        ).where(UsageRollup.cached.is_(False), *_rollup_conditions(flt))
+        keys = (rollup_day, UsageRollup.provider, UsageRollup.model)
+        rolled = rolled.group_by(*keys).having(sa.func.sum(UsageRollup.results) != 0)
+        return _with_days(_frame(session, rolled.order_by(*keys)))
     day = utc_day(Result.created_utc)
     query = sa.select(
         day.label("day"),
@@ -56,7 +89,10 @@ def tokens_by_day(session: Session, flt: HistoryFilter | None = None) -> pd.Data
         sa.func.count().label("api_calls"),
     ).where(_NOT_CACHED)
     query = _filtered(session, query, flt).group_by(day, Result.provider, Result.model)
-    frame = _frame(session, query.order_by(day, Result.provider, Result.model))
+    return _with_days(_frame(session, query.order_by(day, Result.provider, Result.model)))
+
+
+def _with_days(frame: pd.DataFrame) -> pd.DataFrame:
     frame["day"] = pd.to_datetime(frame["day"])
     return frame
 
@@ -66,8 +102,12 @@ def latency_by_model(session: Session, flt: HistoryFilter | None = None) -> pd.D
 
     Columns: ``samples``, ``avg_latency_ms``, ``p50_latency_ms``, ``p95_latency_ms``, the
     same three for ``ttft_ms``, and ``avg_chars_per_s``; percentiles interpolate linearly
-    (SQL ``percentile_cont``). The filter's statuses are ignored.
+    (SQL ``percentile_cont``; from the timing bins for periods longer than
+    :data:`EXACT_TIMING_DAYS`). The filter's statuses are ignored.
     """
+    any_status = replace(flt or HistoryFilter(), statuses=())
+    if from_rollups(any_status) and not exact_timings(any_status):
+        return _latency_from_rollups(session, any_status)
     measured = [_NOT_CACHED, Result.status == "completed"]
     keys = [Result.model, Result.provider]
     figures: list[ColumnElement[Any]] = [
@@ -81,12 +121,161 @@ def latency_by_model(session: Session, flt: HistoryFilter | None = None) -> pd.D
             for q in QUANTILES
         ),
     ]
-    any_status = replace(flt or HistoryFilter(), statuses=())
     query = _filtered(session, sa.select(*keys, *figures).where(*measured), any_status)
-    frame = _frame(session, query.group_by(*keys))
+    return _latency_frame(_frame(session, query.group_by(*keys)))
+
+
+def from_rollups(flt: HistoryFilter | None) -> bool:
+    """Whether ``flt`` can be answered from the usage rollups: no tag, no search, and a
+    period of whole UTC days."""
+    flt = flt or HistoryFilter()
+    return (
+        not flt.tag
+        and not flt.search
+        and all(bound is None or _midnight(bound) for bound in (flt.since, flt.until))
+    )
+
+
+def exact_timings(flt: HistoryFilter | None) -> bool:
+    """Whether p50/p95 for ``flt`` are computed exactly (a period of at most
+    :data:`EXACT_TIMING_DAYS` day, or a filter the rollups can't answer)."""
+    flt = flt or HistoryFilter()
+    if not from_rollups(flt):
+        return True
+    if flt.since is None or flt.until is None:
+        return False
+    return flt.until - flt.since <= timedelta(days=EXACT_TIMING_DAYS)
+
+
+def _midnight(moment: datetime) -> bool:
+    return moment.utcoffset() is not None and moment.timetz().replace(tzinfo=None) == time()
+
+
+def _rollup_conditions(
+    flt: HistoryFilter | None, table: sa.Table = _ROLLUP
+) -> list[ColumnElement[bool]]:
+    """The conditions of a filter :func:`from_rollups` accepts, on ``table`` (the rollups
+    or the timing bins: both have the bucket's key columns).
+
+    Visibility is the same rule as :func:`playground.access.principal.visible_to`: the
+    viewer's own rows, and rows shared with one of their workspaces.
+    """
+    flt = flt or HistoryFilter()
+    c = table.c
+    conditions: list[ColumnElement[bool]] = []
+    if flt.models:
+        conditions.append(c.model.in_(flt.models))
+    if flt.statuses:
+        conditions.append(c.status.in_(flt.statuses))
+    if flt.since is not None:
+        conditions.append(c.day >= flt.since.date())
+    if flt.until is not None:
+        conditions.append(c.day < flt.until.date())
+    if flt.owner is not None:
+        conditions.append(c.owner == flt.owner)
+    if flt.viewer is not None:
+        own = c.owner == flt.viewer.subject
+        if flt.viewer.workspace_ids:
+            shared = c.shared_workspace.in_(sorted(flt.viewer.workspace_ids))
+            conditions.append(sa.or_(own, shared))
+        else:
+            conditions.append(own)
+    return conditions
+
+
+def _summary_from_rollups(session: Session, flt: HistoryFilter | None) -> pd.DataFrame:
+    rows = UsageRollup.results
+    api = UsageRollup.cached.is_(False)
+    query = sa.select(
+        UsageRollup.provider,
+        UsageRollup.model,
+        sa.func.sum(rows).label("results"),
+        _sum_if(UsageRollup.cached.is_(True), rows).label("cached"),
+        _sum_if(api, rows).label("api_calls"),
+        *(_sum_if(api & (UsageRollup.status == s), rows).label(s) for s in FINISHED_STATUSES),
+        _sum_if(api, UsageRollup.tokens_spent).label("tokens_spent"),
+        _sum_if(api, UsageRollup.output_chars).label("output_chars"),
+    ).where(*_rollup_conditions(flt))
+    keys = (UsageRollup.provider, UsageRollup.model)
+    query = query.group_by(*keys).having(sa.func.sum(rows) != 0).order_by(*keys)
+    return _frame(session, query)
+
+
+def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
+    conditions = [UsageRollup.cached.is_(False), UsageRollup.status == "completed"]
+    conditions += _rollup_conditions(flt)
+    keys = (UsageRollup.model, UsageRollup.provider)
+
+    def mean(total: Any, count: Any) -> ColumnElement[Any]:
+        return sa.func.sum(total) / sa.func.nullif(sa.func.sum(count), 0)
+
+    query = (
+        sa.select(
+            *keys,
+            sa.func.sum(UsageRollup.results).label("samples"),
+            mean(UsageRollup.latency_sum, UsageRollup.latency_n).label("avg_latency_ms"),
+            mean(UsageRollup.ttft_sum, UsageRollup.ttft_n).label("avg_ttft_ms"),
+            mean(UsageRollup.speed_sum, UsageRollup.speed_n).label("avg_chars_per_s"),
+        )
+        .where(*conditions)
+        .group_by(*keys)
+        .having(sa.func.sum(UsageRollup.results) != 0)
+    )
+    frame = _frame(session, query)
+    histogram = _HISTOGRAM
+    measured = [histogram.c.cached.is_(False), histogram.c.status == "completed"]
+    bins_query = (
+        sa.select(
+            histogram.c.provider,
+            histogram.c.model,
+            histogram.c.measure,
+            histogram.c.bin,
+            sa.func.sum(histogram.c.n).label("n"),
+        )
+        .where(*measured, *_rollup_conditions(flt, histogram))
+        .group_by(histogram.c.provider, histogram.c.model, histogram.c.measure, histogram.c.bin)
+        .having(sa.func.sum(histogram.c.n) > 0)
+        .order_by(histogram.c.provider, histogram.c.model, histogram.c.measure, histogram.c.bin)
+    )
+    bins = _frame(session, bins_query)
+    for measure in MEASURES:
+        for q in QUANTILES:
+            column = f"p{round(q * 100)}_{measure}"
+            frame[column] = [
+                _binned_percentile(
+                    bins[
+                        (bins["provider"] == provider)
+                        & (bins["model"] == model)
+                        & (bins["measure"] == measure)
+                    ],
+                    q,
+                )
+                for provider, model in zip(frame["provider"], frame["model"], strict=True)
+            ]
+    return _latency_frame(frame)
+
+
+def _binned_percentile(bins: pd.DataFrame, q: float) -> float | None:
+    """``percentile_cont(q)`` read from bin counts (ascending bins): each rank's value is
+    its bin's representative value, interpolated between the two closest ranks."""
+    counts = bins["n"].to_numpy()
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    ends = counts.cumsum()
+    position = (total - 1) * q
+    low, high = int(position), min(int(position) + 1, total - 1)
+    indexes = bins["bin"].to_numpy()
+    low_value = bin_value(int(indexes[(ends > low).argmax()]))
+    high_value = bin_value(int(indexes[(ends > high).argmax()]))
+    return low_value + (high_value - low_value) * (position - low)
+
+
+def _latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The latency frame's columns in their documented order, sorted by provider and model."""
     frame = frame.sort_values(["provider", "model"], ignore_index=True)
     ordered = ["provider", "model", "samples"]
-    for name in ("latency_ms", "ttft_ms"):
+    for name in MEASURES:
         ordered += [f"avg_{name}", *(f"p{round(q * 100)}_{name}" for q in QUANTILES)]
     return frame[[*ordered, "avg_chars_per_s"]]
 

@@ -1,0 +1,162 @@
+"""Usage rollups: finished results added up per day and bucket, kept in step with the rows.
+
+Every write that finishes, changes or removes a result runs inside :func:`kept_in_step`:
+the rows it touches are taken out of their buckets before the write and put back (as they
+now are) after it, in the same transaction. So a retried, replayed or repeated write
+changes the rollups exactly as much as it changes the rows: a final write replayed over a
+row that is already final first removes the old figures. Only finished rows
+(:data:`FINISHED_STATUSES`) count. Increments are ``INSERT ... ON CONFLICT DO UPDATE``,
+so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
+
+Timings are kept as counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), so any set of
+buckets merges by adding counts and a percentile read from them is within
+:data:`RELATIVE_ERROR` of a value between the two neighbouring exact ranks (1 ms absolute
+below 1 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from playground.store.dialects import ROLLUP_GAMMA, log_bin, utc_day
+from playground.store.models import (
+    FINISHED_STATUSES,
+    Comparison,
+    Result,
+    UsageHistogram,
+    UsageRollup,
+)
+
+RELATIVE_ERROR = (ROLLUP_GAMMA - 1) / (ROLLUP_GAMMA + 1)
+"""Largest relative error of a bin's representative value against any value in the bin."""
+MEASURES: tuple[str, ...] = ("latency_ms", "ttft_ms")
+KEYS: tuple[str, ...] = (
+    "day",
+    "model",
+    "provider",
+    "owner",
+    "shared_workspace",
+    "status",
+    "cached",
+)
+_ROLLUP = cast(sa.Table, UsageRollup.__table__)
+_HISTOGRAM = cast(sa.Table, UsageHistogram.__table__)
+
+
+def bin_value(index: int) -> float:
+    """The representative value (ms) of bin ``index``: within :data:`RELATIVE_ERROR` of
+    every value in ``[GAMMA**index, GAMMA**(index + 1))``."""
+    return float(2 * ROLLUP_GAMMA ** (index + 1) / (ROLLUP_GAMMA + 1))
+
+
+@contextmanager
+def kept_in_step(session: Session | sa.Connection, rows: ColumnElement[bool]) -> Iterator[None]:
+    """Keep the rollups equal to the finished ``results`` matching ``rows`` across a write.
+
+    Use it around any statement that may change those rows' status, figures or sharing,
+    or remove them; ``rows`` must select the same results before and after the write.
+    """
+    if _dialect(session) == "postgresql":
+        # Lock the rows first, so a concurrent writer of the same row can't have its
+        # figures added twice (once here, once there) under READ COMMITTED.
+        session.execute(sa.select(Result.id).where(rows).with_for_update(of=Result))
+    _add(session, rows, -1)
+    yield
+    _add(session, rows, 1)
+
+
+def rebuild(session: Session) -> int:
+    """Recompute every rollup from the results; returns how many results were counted."""
+    session.execute(sa.delete(UsageHistogram))
+    session.execute(sa.delete(UsageRollup))
+    _add(session, sa.true(), 1)
+    total = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(UsageRollup.results), 0)))
+    return int(total or 0)
+
+
+def _dialect(session: Session | sa.Connection) -> str:
+    return (
+        session.dialect.name
+        if isinstance(session, sa.Connection)
+        else session.get_bind().dialect.name
+    )
+
+
+def _key_columns() -> list[ColumnElement[Any]]:
+    shared = sa.case(
+        (Comparison.visibility == "workspace", sa.func.coalesce(Comparison.workspace_id, 0)),
+        else_=0,
+    )
+    return [
+        utc_day(Result.created_utc).label("day"),
+        Result.model.label("model"),
+        Result.provider.label("provider"),
+        sa.func.coalesce(Comparison.owner, "").label("owner"),
+        shared.label("shared_workspace"),
+        Result.status.label("status"),
+        Result.cached.label("cached"),
+    ]
+
+
+def _finished(query: sa.Select[Any], rows: ColumnElement[bool]) -> sa.Select[Any]:
+    return query.join_from(Result, Comparison, Comparison.id == Result.comparison_id).where(
+        rows, Result.status.in_(FINISHED_STATUSES)
+    )
+
+
+def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int) -> None:
+    """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures."""
+    keys = _key_columns()
+
+    def total(column: Any) -> ColumnElement[Any]:
+        return sign * sa.func.coalesce(sa.func.sum(column), 0)
+
+    def count(column: Any) -> ColumnElement[Any]:
+        return sign * sa.func.count(column)
+
+    figures = {
+        "results": sign * sa.func.count(),
+        "tokens_spent": total(Result.tokens_used),
+        "output_chars": total(Result.chars),
+        "latency_n": count(Result.latency_ms),
+        "latency_sum": total(Result.latency_ms),
+        "ttft_n": count(Result.ttft_ms),
+        "ttft_sum": total(Result.ttft_ms),
+        "speed_n": count(Result.chars_per_s),
+        "speed_sum": total(Result.chars_per_s),
+    }
+    summed = _finished(sa.select(*keys, *(v.label(k) for k, v in figures.items())), rows)
+    _upsert(session, _ROLLUP, summed.group_by(*keys), list(figures))
+    for measure in MEASURES:
+        column = getattr(Result, measure)
+        bin_ = log_bin(column)
+        binned = _finished(
+            sa.select(
+                *keys,
+                sa.literal(measure).label("measure"),
+                bin_.label("bin"),
+                (sign * sa.func.count()).label("n"),
+            ),
+            rows,
+        ).where(column.is_not(None))
+        _upsert(session, _HISTOGRAM, binned.group_by(*keys, bin_), ["n"])
+
+
+def _upsert(
+    session: Session | sa.Connection, table: sa.Table, query: sa.Select[Any], added: list[str]
+) -> None:
+    names = [c.name for c in table.columns]
+    insert = (postgresql if _dialect(session) == "postgresql" else sqlite).insert
+    statement = insert(table).from_select(names, query)
+    statement = statement.on_conflict_do_update(
+        index_elements=[c for c in names if c not in added],
+        set_={name: table.c[name] + statement.excluded[name] for name in added},
+    )
+    session.execute(statement)

@@ -1,0 +1,188 @@
+"""The usage rollups stay equal to the results they add up, through every kind of write."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from playground import cli
+from playground.config import Settings
+from playground.results import ModelResult
+from playground.store import HistoryFilter, Store, StoreRecorder, latency_by_model, model_summary
+from playground.store.models import Comparison, Result, UsageHistogram, UsageRollup
+from playground.store.recovery import recover_interrupted
+from playground.store.repository import delete_comparison, share_comparison
+from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
+from playground.store.spool import RowUpdate, apply_update
+from playground.store.stats import from_rollups
+from tests.store_fixtures import Outcome, make_request, record_run
+from tests.test_access_visibility import Team, team  # noqa: F401 (a fixture)
+
+MODELS = ("gpt-5", "claude-haiku-4.5")
+
+
+def rollup_rows(store: Store) -> set[tuple[Any, ...]]:
+    """Every non-empty rollup and histogram row (rounded sums), comparable across rebuilds."""
+    with store.session() as session:
+        rollups = session.scalars(sa.select(UsageRollup).where(UsageRollup.results != 0))
+        bins = session.scalars(sa.select(UsageHistogram).where(UsageHistogram.n != 0))
+        return {
+            *(
+                (
+                    *bucket(r),
+                    *(r.results, r.tokens_spent, r.output_chars, r.latency_n, r.ttft_n),
+                    *(round(r.latency_sum, 6), round(r.ttft_sum, 6)),
+                )
+                for r in rollups
+            ),
+            *((*bucket(b), b.measure, b.bin, b.n) for b in bins),
+        }
+
+
+def bucket(row: UsageRollup | UsageHistogram) -> tuple[Any, ...]:
+    return tuple(getattr(row, key) for key in KEYS)
+
+
+def assert_in_step(store: Store) -> set[tuple[Any, ...]]:
+    """The rollups kept by the writes equal a rebuild from the rows; returns them."""
+    kept = rollup_rows(store)
+    with store.session() as session, session.begin():
+        rebuild(session)
+    assert rollup_rows(store) == kept
+    return kept
+
+
+def finished_calls(store: Store) -> int:
+    with store.session() as session:
+        return int(session.scalar(sa.select(sa.func.sum(UsageRollup.results))) or 0)
+
+
+@pytest.fixture
+def store(reused_store: Store) -> Store:
+    return reused_store
+
+
+def test_every_finished_answer_is_counted_once(store: Store) -> None:
+    recorder = StoreRecorder(store.engine)
+    record_run(recorder, make_request(MODELS), [Outcome(), Outcome(status="failed")])
+    assert finished_calls(store) == 2
+    assert assert_in_step(store)
+
+
+def test_a_repeated_or_replayed_final_write_counts_once(store: Store) -> None:
+    recorder = StoreRecorder(store.engine)
+    _, (first, _) = record_run(recorder, make_request(MODELS), [Outcome(), Outcome()])
+    with store.session() as session:
+        row = session.get_one(Result, first)
+    final = ModelResult(
+        index=0,
+        provider=row.provider,
+        model=row.model,
+        params=make_request(MODELS).generation_request(0).params,
+        request_hash=row.request_hash,
+        status="completed",
+        content="A longer answer.",
+        tokens_used=5,
+        latency_ms=1000.0,
+        result_id=first,
+        finished_at=datetime.now(UTC),
+    )
+    recorder.record_finished(final)  # the write retried after a lost commit acknowledgement
+    recorder.record_finished(final)
+    with store.session() as session, session.begin():  # and replayed from the spool
+        apply_update(session, RowUpdate("results", first, {"status": "completed"}))
+    assert finished_calls(store) == 2
+    kept = assert_in_step(store)
+    assert any(row[7] == 1 and row[8] == 5 for row in kept if len(row) > 7)
+
+
+def test_crash_recovery_deletion_and_sharing_move_the_figures(store: Store) -> None:
+    recorder = StoreRecorder(store.engine)
+    comparison_id, _ = record_run(recorder, make_request(MODELS), [Outcome(), Outcome()])
+    abandoned = recorder.start_comparison(make_request(MODELS, "left running"))
+    with store.session() as session, session.begin():
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert recover_interrupted(session, now=later, is_alive=lambda _w: True) == 2
+    assert finished_calls(store) == 4
+    assert_in_step(store)
+    with store.session() as session, session.begin():
+        share_comparison(
+            session, comparison_id, None, visibility="workspace", workspace_id=7, link=False
+        )
+    shared = assert_in_step(store)
+    assert {row[4] for row in shared} == {0, 7}
+    with store.session() as session, session.begin():
+        delete_comparison(session, abandoned)  # soft: its calls were really made
+    assert finished_calls(store) == 4
+    with store.session() as session, session.begin():
+        delete_comparison(session, abandoned, purge=True)
+    assert finished_calls(store) == 2
+    assert_in_step(store)
+
+
+def test_concurrent_writers_add_up(store: Store) -> None:
+    recorder = StoreRecorder(store.engine)
+
+    def run(writer: int) -> None:
+        for n in range(3):
+            record_run(recorder, make_request(MODELS, f"{writer}/{n}"), [Outcome(), Outcome()])
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(run, range(6)))
+    assert finished_calls(store) == 6 * 3 * 2
+    assert_in_step(store)
+
+
+def test_each_viewer_gets_the_same_figures_as_from_the_results(
+    store: Store,
+    team: Team,  # noqa: F811 (the fixture)
+) -> None:
+    recorder = StoreRecorder(store.engine)
+    with store.session() as session, session.begin():
+        comparisons = session.scalars(sa.select(Comparison)).all()
+        for comparison in comparisons:
+            session.execute(
+                sa.update(Result)
+                .where(Result.comparison_id == comparison.id)
+                .values(
+                    status="completed", tokens_used=comparison.id, latency_ms=100.0 * comparison.id
+                )
+            )
+        rebuild(session)  # the fixture wrote the rows directly
+    record_run(recorder, make_request(MODELS, owner="ana@example.org"), [Outcome(), Outcome()])
+    now = datetime.now(UTC)
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    for viewer in (team.ana, team.bob, team.cat, team.dan, None):
+        whole_days = HistoryFilter(
+            since=day - timedelta(days=2), until=day + timedelta(days=1), viewer=viewer
+        )
+        # A bound inside a day cannot be answered from the rollups: the exact path.
+        exact = replace(whole_days, since=whole_days.since + timedelta(seconds=1))
+        assert from_rollups(whole_days) and not from_rollups(exact)
+        with store.session() as session:
+            rolled, counted = model_summary(session, whole_days), model_summary(session, exact)
+            timings = latency_by_model(session, whole_days), latency_by_model(session, exact)
+        pd.testing.assert_frame_equal(rolled, counted, check_dtype=False)
+        rolled_p95, exact_p95 = (t["p95_latency_ms"].to_numpy() for t in timings)
+        assert rolled_p95 == pytest.approx(exact_p95, rel=RELATIVE_ERROR)
+
+
+def test_the_cli_rebuilds_the_rollups(store: Store, tmp_path: Path) -> None:
+    record_run(StoreRecorder(store.engine), make_request(MODELS), [Outcome(), Outcome()])
+    with store.session() as session, session.begin():
+        session.execute(sa.delete(UsageRollup))
+    out = io.StringIO()
+    settings = Settings(
+        database_url=store.engine.url.render_as_string(hide_password=False), data_dir=tmp_path
+    )
+    assert cli.main(["rollups", "rebuild"], settings=settings, out=out) == cli.EXIT_OK
+    assert out.getvalue() == "Usage rollups rebuilt from 2 finished result(s).\n"
+    assert finished_calls(store) == 2
