@@ -41,10 +41,17 @@ from playground.store import (
     model_summary,
     open_store,
     prompt_model_costs,
+    stats,
     tokens_by_day,
 )
 from playground.store.models import Comparison, ComparisonTag, Result
 from playground.store.repository import prompt_hash, prompt_text
+
+try:  # the same script measures builds before the rollups (their Costs queries above)
+    from playground.store.rollups import RELATIVE_ERROR
+    from playground.store.rollups import rebuild as rebuild_rollups
+except ImportError:
+    pass
 
 PG_SCHEMA = "bench_store"
 COMPARISONS_PER_BATCH = 2_000
@@ -287,6 +294,43 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
         timed(aggregate(lambda s: prompt_model_costs(s, month)), 5),
     )
     describe("count for paging: model+status", timed(count_page, 10))
+    rollup_benchmarks(store, rng, repeat)
+
+
+def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> None:
+    """Every Costs query for random whole-day periods (what the page asks), and how far the
+    rollups' p50/p95 are from the exact ones over the same rows (builds with rollups)."""
+    queries = {
+        "cost by model": stats.model_summary,
+        "tokens by day": stats.tokens_by_day,
+        "latency p50/p95 by model": stats.latency_by_model,
+    }
+    for days in (30, 365):
+
+        def period(days: int = days) -> HistoryFilter:
+            start = NOW - SPAN + timedelta(days=int(rng.integers(0, 366 - days)))
+            return HistoryFilter(since=start, until=start + timedelta(days=days))
+
+        for name, query in queries.items():
+            samples = timed(lambda q=query: _in_session(store, q, period()), repeat)
+            describe(f"Costs {name} ({days} days)", samples, 100)
+    if not hasattr(stats, "from_rollups"):
+        return  # a build before the rollups: nothing to compare with the exact figures
+    whole = HistoryFilter(since=NOW - SPAN, until=NOW + timedelta(days=1))
+    exact = replace(whole, since=whole.since + timedelta(seconds=1))
+    with store.session() as session:
+        rolled, counted = (stats.latency_by_model(session, f) for f in (whole, exact))
+    columns = [c for c in rolled.columns if c.startswith(("p50_", "p95_"))]
+    error = (rolled[columns] - counted[columns]).abs() / counted[columns]
+    print(
+        f"  rollup vs exact p50/p95 over {len(rolled)} models: largest relative error "
+        f"{float(error.max().max()):.3%} (stated bound {RELATIVE_ERROR:.2%})"
+    )
+
+
+def _in_session(store: Store, query: Callable[..., object], flt: HistoryFilter) -> None:
+    with store.session() as session:
+        query(session, flt)
 
 
 def recorder_benchmark(store: Store, runs: int = 200) -> None:
@@ -341,6 +385,11 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
             f"  bulk insert: {args.results / spent:,.0f} results/s in the database "
             f"({spent:.1f} s; {total:.1f} s with generation); {comparisons:,} comparisons"
         )
+        if hasattr(stats, "from_rollups"):
+            began = time.perf_counter()
+            with store.session() as session, session.begin():
+                rebuild_rollups(session)
+            print(f"  rollups back-filled in {time.perf_counter() - began:.1f} s")
         if store.backend == "sqlite":
             size = Path(make_url(url).database or "").stat().st_size
             print(f"  database file: {size / 1e9:.2f} GB")

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from playground.errors import ConfigError
 from playground.store import (
     Store,
+    StoreRecorder,
     create_store_engine,
     eval_models,  # noqa: F401  (registers the 0002 tables on Base)
     hosted_models,  # noqa: F401  (registers the 0004 tables on Base)
@@ -23,8 +24,9 @@ from playground.store import (
 )
 from playground.store.db import MIGRATIONS_DIR
 from playground.store.eval_models import BatchCellRow
-from playground.store.models import Base
+from playground.store.models import Base, UsageHistogram, UsageRollup
 from tests.evaluation_fixtures import plan
+from tests.store_fixtures import Outcome, make_request, record_run
 
 EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
     "comparisons": [
@@ -438,3 +440,31 @@ def test_cells_judged_before_0007_get_their_judge_spend_from_their_outcomes(
         ).all()
     store.close()
     assert [tuple(c) for c in cells] == [(2, graded_at), (None, None)]
+
+
+def test_results_recorded_before_0008_are_back_filled_into_the_usage_rollups(
+    store_url: str,
+) -> None:
+    store = open_store(store_url)
+    recorder = StoreRecorder(store.engine)
+    record_run(recorder, make_request(("gpt-5", "claude-haiku-4.5")), [Outcome(), Outcome()])
+    store.close()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_store_engine(store_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    engine.dispose()
+
+    store = open_store(store_url)  # back up to head: 0008 counts the two answers
+    with store.session() as session:
+        rollups = session.execute(
+            sa.select(UsageRollup.model, UsageRollup.results, UsageRollup.latency_n).order_by(
+                UsageRollup.model
+            )
+        ).all()
+        bins = session.scalar(sa.select(sa.func.sum(UsageHistogram.n)))
+    store.close()
+    assert [tuple(r) for r in rollups] == [("claude-haiku-4.5", 1, 1), ("gpt-5", 1, 1)]
+    assert bins == 4  # latency and TTFT of each answer

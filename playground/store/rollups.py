@@ -8,7 +8,8 @@ row that is already final first removes the old figures. Only finished rows
 (:data:`FINISHED_STATUSES`) count. Increments are ``INSERT ... ON CONFLICT DO UPDATE``,
 so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
 
-Timings are kept as counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), so any set of
+Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
+counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), so any set of
 buckets merges by adding counts and a percentile read from them is within
 :data:`RELATIVE_ERROR` of a value between the two neighbouring exact ranks (1 ms absolute
 below 1 ms).
@@ -145,7 +146,7 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int)
                 (sign * sa.func.count()).label("n"),
             ),
             rows,
-        ).where(column.is_not(None))
+        ).where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
         _upsert(session, _HISTOGRAM, binned.group_by(*keys, bin_), ["n"])
 
 

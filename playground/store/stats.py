@@ -238,20 +238,13 @@ def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
         .order_by(histogram.c.provider, histogram.c.model, histogram.c.measure, histogram.c.bin)
     )
     bins = _frame(session, bins_query)
-    for measure in MEASURES:
-        for q in QUANTILES:
-            column = f"p{round(q * 100)}_{measure}"
-            frame[column] = [
-                _binned_percentile(
-                    bins[
-                        (bins["provider"] == provider)
-                        & (bins["model"] == model)
-                        & (bins["measure"] == measure)
-                    ],
-                    q,
-                )
-                for provider, model in zip(frame["provider"], frame["model"], strict=True)
-            ]
+    percentiles = {f"p{round(q * 100)}_{m}": q for m in MEASURES for q in QUANTILES}
+    frame = frame.assign(**dict.fromkeys(percentiles, float("nan")))
+    for (provider, model, measure), counts in bins.groupby(["provider", "model", "measure"]):
+        row = (frame["provider"] == provider) & (frame["model"] == model)
+        for column, q in percentiles.items():
+            if column.endswith(str(measure)):
+                frame.loc[row, column] = _binned_percentile(counts, q)
     return _latency_frame(frame)
 
 
