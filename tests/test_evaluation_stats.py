@@ -12,6 +12,7 @@ from playground.evaluation.stats import (
     Vote,
     bootstrap_bradley_terry,
     bradley_terry,
+    elo_scale,
     overlapping,
     separation_message,
     wilson_interval,
@@ -83,3 +84,19 @@ def test_bootstrap_is_seeded_and_separates_only_with_enough_votes() -> None:
     separated = bootstrap_bradley_terry(many, seed=1)
     assert not overlapping(separated["a"], separated["b"])
     assert separated["a"].low <= separated["a"].estimate <= separated["a"].high
+
+
+def test_a_model_missing_from_a_resample_is_not_scored_as_the_virtual_opponent() -> None:
+    # "c" played once and lost: it is below 1000 whenever it plays; the resamples without
+    # it (about a third) say nothing about it and must not pull its interval up to 1000.
+    votes: list[Vote] = [("a", "b", "a")] * 60 + [("a", "b", "b")] * 40 + [("c", "a", "b")]
+    rating = bootstrap_bradley_terry(votes, seed=3)["c"]
+    assert rating.low <= rating.estimate <= rating.high < 1000
+
+
+def test_bootstrap_fits_every_resample_alike_to_the_one_at_a_time_fit() -> None:
+    votes: list[Vote] = [("a", "b", "a")] * 7 + [("b", "c", "tie")] * 3 + [("c", "a", "b")] * 2
+    ratings = bootstrap_bradley_terry(votes)
+    assert {m: r.estimate for m, r in ratings.items()} == pytest.approx(
+        {m: elo_scale(s) for m, s in bradley_terry(votes).items()}
+    )

@@ -8,11 +8,13 @@ win for each side (neither answer was better).
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
+
+import numpy as np
 
 VoteOutcome = Literal["a", "b", "tie", "both_bad"]
 Vote = tuple[str, str, VoteOutcome]
@@ -97,31 +99,61 @@ def bradley_terry(
     virtual opponent of strength 1, so a model that never won still gets a finite score and
     the scale is fixed (strength 1 = as good as the virtual average opponent).
     """
-    wins: dict[str, float] = defaultdict(float)
-    pair_games: dict[tuple[str, str], float] = defaultdict(float)
-    for model_a, model_b, outcome in votes:
-        score_a, score_b = _scores(outcome)
-        wins[model_a] += score_a
-        wins[model_b] += score_b
-        if model_a != model_b:
-            pair_games[(model_a, model_b)] += 1
-            pair_games[(model_b, model_a)] += 1
-    models = sorted({m for pair in pair_games for m in pair} | set(wins))
-    opponents: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (i, j), n in pair_games.items():
-        opponents[i].append((j, n))
-    strength = dict.fromkeys(models, 1.0)
+    tally = _Tally.of(tuple(votes))
+    fitted = _fit(tally, tally.counts[None, :], prior, iterations, tolerance)[0]
+    return {m: float(s) for m, s in zip(tally.models, fitted, strict=True)}
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """Votes grouped into distinct (model a, model b, a's score) kinds, with their counts."""
+
+    models: tuple[str, ...]
+    first: np.ndarray  # per kind: index of model a
+    second: np.ndarray  # per kind: index of model b
+    score: np.ndarray  # per kind: a's score (1, 0.5 or 0); b's is 1 - score
+    counts: np.ndarray  # per kind: how many votes
+
+    @classmethod
+    def of(cls, votes: tuple[Vote, ...]) -> _Tally:
+        models = tuple(sorted({m for a, b, _ in votes for m in (a, b)}))
+        index = {m: i for i, m in enumerate(models)}
+        kinds: dict[tuple[int, int, float], int] = defaultdict(int)
+        for model_a, model_b, outcome in votes:
+            kinds[(index[model_a], index[model_b], _scores(outcome)[0])] += 1
+        keys = np.array(list(kinds), float).reshape(-1, 3)
+        first, second = keys[:, 0].astype(int), keys[:, 1].astype(int)
+        return cls(models, first, second, keys[:, 2], np.array(list(kinds.values()), float))
+
+
+def _fit(
+    tally: _Tally, counts: np.ndarray, prior: float, iterations: int, tolerance: float
+) -> np.ndarray:
+    """Strengths per row of ``counts`` (rows: resamples, columns: vote kinds), all rows
+    fitted at once; a model without games in a row comes out as NaN."""
+    size = len(tally.models)
+    rows = counts.shape[0]
+    wins = np.zeros((rows, size))
+    np.add.at(wins.T, tally.first, (counts * tally.score).T)
+    np.add.at(wins.T, tally.second, (counts * (1 - tally.score)).T)
+    games = np.zeros((rows, size, size))
+    between = tally.first != tally.second
+    for i, j in ((tally.first, tally.second), (tally.second, tally.first)):
+        np.add.at(games.transpose(1, 2, 0), (i[between], j[between]), counts[:, between].T)
+    played = np.zeros((rows, size), bool)
+    np.logical_or.at(played.T, tally.first, (counts > 0).T)
+    np.logical_or.at(played.T, tally.second, (counts > 0).T)
+    strength = np.ones((rows, size))
     for _ in range(iterations):
-        updated = {}
-        for i in models:
-            denominator = 2 * prior / (strength[i] + 1.0)
-            denominator += sum(n / (strength[i] + strength[j]) for j, n in opponents[i])
-            updated[i] = (wins[i] + prior) / denominator if denominator > 0 else 1.0
-        change = max(abs(updated[m] - strength[m]) for m in models) if models else 0.0
+        pairs = strength[:, :, None] + strength[:, None, :]
+        denominator = 2 * prior / (strength + 1.0) + (games / pairs).sum(axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            updated = np.where(denominator > 0, (wins + prior) / denominator, 1.0)
+        change = float(np.abs(updated - strength).max()) if updated.size else 0.0
         strength = updated
         if change < tolerance:
             break
-    return strength
+    return np.where(played, strength, np.nan)
 
 
 def elo_scale(strength: float) -> float:
@@ -135,23 +167,31 @@ def bootstrap_bradley_terry(
     """Each model's Elo-scale Bradley–Terry score with a percentile bootstrap interval.
 
     Votes are resampled with replacement ``rounds`` times from a seeded RNG, so the same
-    votes always give the same intervals.
+    votes always give the same intervals; all resamples are fitted in one array pass, and
+    the answer is cached for the same votes. A resample in which a model has no game says
+    nothing about it: it is left out of that model's interval (not scored as 1000).
     """
-    point = {m: elo_scale(s) for m, s in bradley_terry(votes).items()}
+    return dict(_bootstrap(tuple(votes), rounds, seed, level))
+
+
+@lru_cache(maxsize=16)
+def _bootstrap(
+    votes: tuple[Vote, ...], rounds: int, seed: int, level: float
+) -> tuple[tuple[str, Interval], ...]:
     if not votes:
-        return {}
-    rng = random.Random(seed)
-    samples: dict[str, list[float]] = defaultdict(list)
-    for _ in range(rounds):
-        resample = [votes[rng.randrange(len(votes))] for _ in votes]
-        fitted = bradley_terry(resample, iterations=200, tolerance=1e-6)
-        for model in point:
-            samples[model].append(elo_scale(fitted.get(model, 1.0)))
+        return ()
+    tally = _Tally.of(votes)
+    point = _fit(tally, tally.counts[None, :], 0.5, 500, 1e-9)[0]
+    # Resampling votes with replacement = drawing how many of each kind, multinomially.
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(len(votes), tally.counts / len(votes), size=rounds).astype(float)
+    samples = _fit(tally, drawn, 0.5, 200, 1e-6)
     tail = (1 - level) / 2
-    out = {}
-    for model, estimate in point.items():
-        values = sorted(samples[model])
-        low = values[int(tail * (len(values) - 1))]
-        high = values[math.ceil((1 - tail) * (len(values) - 1))]
-        out[model] = Interval(estimate, low, high)
-    return out
+    out = []
+    for index, model in enumerate(tally.models):
+        values = np.sort(samples[:, index][~np.isnan(samples[:, index])])
+        scores = [elo_scale(float(v)) for v in (values if values.size else point[[index]])]
+        low = scores[int(tail * (len(scores) - 1))]
+        high = scores[math.ceil((1 - tail) * (len(scores) - 1))]
+        out.append((model, Interval(elo_scale(float(point[index])), low, high)))
+    return tuple(out)
