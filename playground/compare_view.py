@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from rapidfuzz.distance import Indel
+
 from playground.errors import InvalidRequestError
 from playground.providers.base import Balance, GenerationParams, Message, Provider
 from playground.results import STATUS_STYLES, BadgeColour, CompareRequest, ModelResult, ModelTarget
@@ -343,7 +345,8 @@ class AnswerDiff:
     unified: str
     """A unified diff (``-`` first answer, ``+`` second); empty when the answers are equal."""
     similarity: float
-    """0 (nothing in common) to 1 (identical), by :class:`difflib.SequenceMatcher`."""
+    """0 (nothing in common) to 1 (identical): twice the longest common subsequence of
+    characters over the two lengths (rapidfuzz's normalized Indel similarity)."""
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
@@ -360,7 +363,7 @@ def diff_answers(first: str, second: str, first_name: str, second_name: str) -> 
     unified = "\n".join(
         difflib.unified_diff(a, b, fromfile=first_name, tofile=second_name, lineterm="")
     )
-    similarity = difflib.SequenceMatcher(None, first, second, autojunk=False).ratio()
+    similarity = Indel.normalized_similarity(first, second)
     return AnswerDiff(unified=unified, similarity=similarity)
 
 

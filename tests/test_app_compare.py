@@ -67,7 +67,10 @@ def test_two_answers_can_be_diffed(app_env: Path) -> None:
     at = compose(open_page(), "Hello", ["demo:gpt-5-nano", "demo:gpt-5", "demo:gpt-5.2"])
     click(at, "Run")
     run_until_done(at)
+    # Closed, the expander works nothing out: no diff drawn until it is opened.
+    assert not any(t.startswith("---") for t in texts(at, "code"))
 
+    open_blocks(at, r"^compare\.diff\.open$")
     diff = next(t for t in texts(at, "code") if t.startswith("---"))
     assert diff.splitlines()[:2] == ["--- 1. GPT-5 Nano", "+++ 2. GPT-5"]
     at.selectbox(key="compare.diff.b").set_value("3. GPT-5.2").run()

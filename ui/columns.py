@@ -131,7 +131,12 @@ def draw_diff(
     if len(answers) < 2:
         return
     labels = list(answers)
-    with st.expander("Compare two answers", icon=":material/difference:"):
+    expander = st.expander(
+        "Compare two answers", icon=":material/difference:", key=f"{key}.open", on_change="rerun"
+    )
+    if not expander.open:  # the diff of long answers is worked out only when asked for
+        return
+    with expander:
         first_col, second_col = st.columns(2)
         first = first_col.selectbox("First", labels, key=f"{key}.a") or labels[0]
         second = second_col.selectbox("Second", labels, index=1, key=f"{key}.b") or labels[1]
