@@ -153,9 +153,11 @@ class StoreRecorder:
         row = self._row_values(result, finished=True)
         updates = [RowUpdate("results", result.result_id, row), *also]
 
+        row_id = result.result_id
+
         def write(session: Session) -> None:
-            with kept_in_step(session, Result.id == result.result_id):
-                session.execute(_UPDATE_ROW, {**row, "row_id": result.result_id})
+            with kept_in_step(session, row_id):
+                session.execute(_UPDATE_ROW, {**row, "row_id": row_id})
             for update in also:
                 apply_update(session, update)
 

@@ -49,6 +49,8 @@ KEYS: tuple[str, ...] = (
 )
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
 _HISTOGRAM = cast(sa.Table, UsageHistogram.__table__)
+# Per dialect: the statements for one result by id, built on first use.
+_ONE_ROW: dict[str, list[sa.Executable]] = {}
 
 
 def bin_value(index: int) -> float:
@@ -58,16 +60,20 @@ def bin_value(index: int) -> float:
 
 
 @contextmanager
-def kept_in_step(session: Session | sa.Connection, rows: ColumnElement[bool]) -> Iterator[None]:
+def kept_in_step(
+    session: Session | sa.Connection, rows: ColumnElement[bool] | int
+) -> Iterator[None]:
     """Keep the rollups equal to the finished ``results`` matching ``rows`` across a write.
 
     Use it around any statement that may change those rows' status, figures or sharing,
-    or remove them; ``rows`` must select the same results before and after the write.
+    or remove them; ``rows`` must select the same results before and after the write
+    (or be one result's id).
     """
     if _dialect(session) == "postgresql":
         # Lock the rows first, so a concurrent writer of the same row can't have its
         # figures added twice (once here, once there) under READ COMMITTED.
-        session.execute(sa.select(Result.id).where(rows).with_for_update(of=Result))
+        where = Result.id == rows if isinstance(rows, int) else rows
+        session.execute(sa.select(Result.id).where(where).with_for_update(of=Result))
     _add(session, rows, -1)
     yield
     _add(session, rows, 1)
@@ -112,9 +118,25 @@ def _finished(query: sa.Select[Any], rows: ColumnElement[bool]) -> sa.Select[Any
     )
 
 
-def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int) -> None:
-    """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures."""
+def _add(session: Session | sa.Connection, rows: ColumnElement[bool] | int, sign: int) -> None:
+    """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures (``rows`` may
+    be one result's id: the final write's case, whose statements are built only once)."""
+    dialect = _dialect(session)
+    if isinstance(rows, int):
+        statements = _ONE_ROW.get(dialect) or _ONE_ROW.setdefault(
+            dialect, _statements(dialect, Result.id == sa.bindparam("rollup_row"))
+        )
+        for statement in statements:
+            session.execute(statement, {"rollup_row": rows, "rollup_sign": sign})
+        return
+    for statement in _statements(dialect, rows):
+        session.execute(statement, {"rollup_sign": sign})
+
+
+def _statements(dialect: str, rows: ColumnElement[bool]) -> list[sa.Executable]:
+    """The upserts that add the finished ``rows``' figures times ``:rollup_sign``."""
     keys = _key_columns()
+    sign = sa.bindparam("rollup_sign", type_=sa.Integer)
 
     def total(column: Any) -> ColumnElement[Any]:
         return sign * sa.func.coalesce(sa.func.sum(column), 0)
@@ -134,7 +156,7 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int)
         "speed_sum": total(Result.chars_per_s),
     }
     summed = _finished(sa.select(*keys, *(v.label(k) for k, v in figures.items())), rows)
-    _upsert(session, _ROLLUP, summed.group_by(*keys), list(figures))
+    statements = [_upsert(dialect, _ROLLUP, summed.group_by(*keys), list(figures))]
     for measure in MEASURES:
         column = getattr(Result, measure)
         bin_ = log_bin(column)
@@ -147,17 +169,18 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int)
             ),
             rows,
         ).where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
-        _upsert(session, _HISTOGRAM, binned.group_by(*keys, bin_), ["n"])
+        statements.append(_upsert(dialect, _HISTOGRAM, binned.group_by(*keys, bin_), ["n"]))
+    return statements
 
 
 def _upsert(
-    session: Session | sa.Connection, table: sa.Table, query: sa.Select[Any], added: list[str]
-) -> None:
+    dialect: str, table: sa.Table, query: sa.Select[Any], added: list[str]
+) -> sa.Executable:
     names = [c.name for c in table.columns]
-    insert = (postgresql if _dialect(session) == "postgresql" else sqlite).insert
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
     statement = insert(table).from_select(names, query)
-    statement = statement.on_conflict_do_update(
+    upsert: sa.Executable = statement.on_conflict_do_update(
         index_elements=[c for c in names if c not in added],
         set_={name: table.c[name] + statement.excluded[name] for name in added},
     )
-    session.execute(statement)
+    return upsert

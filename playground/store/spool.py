@@ -190,7 +190,7 @@ def apply_update(connection: sa.Connection | Session, update: RowUpdate) -> None
     if update.table != "results":
         connection.execute(statement)
         return
-    with kept_in_step(connection, Result.id == update.id):
+    with kept_in_step(connection, update.id):
         connection.execute(statement)
 
 
