@@ -370,7 +370,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0008"
+        assert MigrationContext.configure(connection).get_current_revision() == "0009"
     store.close()
 
 
@@ -442,7 +442,7 @@ def test_cells_judged_before_0007_get_their_judge_spend_from_their_outcomes(
     assert [tuple(c) for c in cells] == [(2, graded_at), (None, None)]
 
 
-def test_results_recorded_before_0008_are_back_filled_into_the_usage_rollups(
+def test_results_recorded_before_0009_are_back_filled_into_the_usage_rollups(
     store_url: str,
 ) -> None:
     store = open_store(store_url)
@@ -454,10 +454,10 @@ def test_results_recorded_before_0008_are_back_filled_into_the_usage_rollups(
     engine = create_store_engine(store_url)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0007")
+        command.downgrade(config, "0008")
     engine.dispose()
 
-    store = open_store(store_url)  # back up to head: 0008 counts the two answers
+    store = open_store(store_url)  # back up to head: 0009 counts the two answers
     with store.session() as session:
         rollups = session.execute(
             sa.select(UsageRollup.model, UsageRollup.results, UsageRollup.latency_n).order_by(

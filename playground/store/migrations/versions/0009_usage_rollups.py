@@ -4,9 +4,9 @@ Finished results added up per UTC day, model, provider, owner, sharing and statu
 latency and TTFT counts per log-spaced bin; back-filled here from every existing result
 (:func:`playground.store.rollups.rebuild`), and kept in step by every later write.
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-13
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.orm import Session
 
-revision = "0008"
-down_revision: str | None = "0007"
+revision = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | None = None
 depends_on: str | None = None
 
