@@ -11,6 +11,7 @@ from playground.errors import PlaygroundError, user_message
 from playground.store.db import check_database_url
 from playground.unsaved import banner_text, unsaved
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
+from ui.drafts import keep_drafts
 
 FAVICON = Path(__file__).resolve().parent / "ui" / "favicon.svg"
 
@@ -31,6 +32,7 @@ except PlaygroundError as exc:
     stop_with(lambda: st.error(problem, icon=":material/error:"), title="Configuration error")
 
 principal = require_principal()
+keep_drafts(principal)
 connection = session_connection()
 with st.sidebar:
     if principal is not None:

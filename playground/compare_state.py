@@ -7,6 +7,7 @@ Every function takes the mapping, which keeps them testable with a plain ``dict`
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -24,6 +25,16 @@ TURNS = "compare.turns"
 NEXT_TURN = "compare.next_turn"
 
 State = MutableMapping[Any, Any]
+
+# The keys of everything typed or picked in the editor: what a reload must bring back.
+DRAFT_KEYS = (
+    *(
+        re.compile(re.escape(key))
+        for key in (SYSTEM, PROMPT, MODELS, TEMPERATURE, MAX_TOKENS, USE_CACHE, TURNS, NEXT_TURN)
+    ),
+    re.compile(r"compare\.turn\.\d+\.(role|content)"),
+    re.compile(r"compare\.override\..+\.(temperature|max_tokens)"),
+)
 
 
 def turn_key(turn_id: int, field: str) -> str:

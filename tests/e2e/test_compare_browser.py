@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -38,7 +39,7 @@ def test_three_models_stream_side_by_side_and_finish_with_metrics(
         expect(column(app_page, position)).to_contain_text("TTFT")
     expect(column(app_page, 1)).to_contain_text("Tokens used 2")
     expect(app_page.get_by_text("Cheapest").first).to_be_visible()
-    assert app_page.url.split("?comparison=")[1]
+    assert parse_qs(urlsplit(app_page.url).query)["comparison"][0]
     streamed = [r for r in fake.requests() if r["path"].endswith("/generate/stream")]
     models = sorted(r["json"]["model"] for r in streamed)
     assert models == ["claude-haiku-4.5", "gpt-5", "gpt-5-nano"]

@@ -4,6 +4,7 @@ and Costs charts it."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -36,7 +37,7 @@ def test_a_run_reopens_from_its_link_and_shows_in_history_and_costs(
         expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
         expect(column(app_page, position)).to_contain_text(answer(slug))
     share_link = app_page.url
-    assert "?comparison=" in share_link
+    assert "comparison" in parse_qs(urlsplit(share_link).query)
 
     # A fresh browser page is a new session: the comparison comes back from the store.
     context = chromium.new_context(viewport={"width": 1440, "height": 1000})
