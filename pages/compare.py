@@ -17,6 +17,7 @@ from playground.compare_view import (
     budget_summary,
     budget_warnings,
     build_compare_request,
+    carry_over,
     model_options,
     options_from_param,
     share_ref,
@@ -83,12 +84,20 @@ if shared and st.session_state.get(SHARED) != shared:
 wanted_models = st.query_params.get(MODELS_PARAM)
 if wanted_models and not st.session_state.get(cs.MODELS):
     st.session_state[cs.MODELS] = options_from_param(wanted_models, options, connection.provider)
-st.session_state[cs.MODELS] = [k for k in st.session_state.get(cs.MODELS, []) if k in by_key]
+st.session_state[cs.MODELS], dropped_models = carry_over(
+    st.session_state.get(cs.MODELS, []), options
+)
 
 st.title("Compare models")
 if principal is not None and not principal.can_run:
     st.info("Your role is viewer: you can open shared comparisons but not run models.")
 style_answers()
+if dropped_models:
+    st.warning(
+        f"{connection.label} does not offer {', '.join(dropped_models)}: "
+        "removed from the picked models.",
+        icon=":material/info:",
+    )
 st.text_area(
     "System prompt",
     key=cs.SYSTEM,

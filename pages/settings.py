@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from playground import hosted, services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.providers.registry import withheld_key_message
+from playground.providers.registry import key_format_warning, withheld_key_message
 from ui.auth import current_principal, session_connection
 
 settings = services.get_settings()
@@ -39,6 +39,8 @@ def hosted_key_section(principal: Principal) -> None:
     with st.form("settings.personal_key", clear_on_submit=True, enter_to_submit=True):
         typed = st.text_input("Personal Elumenta API key", type="password", placeholder="nb_…")
         if st.form_submit_button("Save my key", icon=":material/key:") and typed.strip():
+            if warning := key_format_warning(typed):
+                st.warning(warning, icon=":material/key:")
             try:
                 saved = hosted.store_personal_key(principal, SecretStr(typed))
             except PlaygroundError as exc:
@@ -96,6 +98,9 @@ else:
         help="Kept in this browser session only: never saved to the database, a file or a link. "
         "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
     )
+    key_warning = key_format_warning(st.session_state.get(services.API_KEY_KEY) or "")
+    if key_warning:
+        st.warning(key_warning, icon=":material/key:")
     with st.expander("OpenAI-compatible server (Ollama, vLLM, LiteLLM, OpenRouter)"):
         st.session_state.setdefault(services.OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
         st.text_input(

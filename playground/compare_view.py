@@ -397,6 +397,30 @@ def share_url(page_url: str | None, ref: str, token: str | None = None) -> str:
     return urlunsplit((scheme, netloc, path or "/", query, ""))
 
 
+def carry_over(
+    picked: Sequence[str], options: Sequence[ModelOption]
+) -> tuple[list[str], list[str]]:
+    """The picked option keys that still exist among ``options``, and the slugs dropped.
+
+    After a provider switch a model the new provider also offers stays picked (its key
+    moves to the new provider); the others are dropped and named, so nothing goes silently.
+    """
+    by_key = {option.key: option for option in options}
+    by_slug: dict[str, str] = {}
+    for option in options:
+        by_slug.setdefault(option.slug, option.key)
+    kept: list[str] = []
+    dropped: list[str] = []
+    for key in picked:
+        slug = key.partition(":")[2]
+        found = key if key in by_key else by_slug.get(slug)
+        if found is None:
+            dropped.append(slug or key)
+        elif found not in kept:
+            kept.append(found)
+    return kept, dropped
+
+
 def options_from_param(value: str, options: Sequence[ModelOption], provider: str) -> list[str]:
     """Option keys for a comma-separated list of slugs, on ``provider`` (unknown slugs
     are skipped), in the order given."""

@@ -120,3 +120,41 @@ def test_choosing_the_demo_provider_overrides_a_configured_key(
     at.switch_page("pages/compare.py").run()
 
     assert at.multiselect(key="compare.models").options[0].endswith("· simulated")
+
+
+@pytest.mark.parametrize(
+    ("typed", "warned"), [("abc", True), ("sk-live-1234", True), ("nb_ok", False)]
+)
+def test_a_key_that_does_not_look_like_an_elumenta_key_is_warned_about(
+    app_env: Path, typed: str, warned: bool
+) -> None:
+    at = open_page("pages/settings.py")
+    at.text_input(key=API_KEY).set_value(typed).run()
+
+    warnings = [w for w in texts(at, "warning") if "start with `nb_`" in w]
+    assert len(warnings) == int(warned)
+    assert not any(typed in w for w in texts(at, "warning"))  # the key is never echoed
+
+
+def test_switching_provider_keeps_the_models_it_still_offers_and_names_the_dropped(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A local OpenAI-compatible server offering gpt-5 and qwen2.5 (never asked here).
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_MODELS", "gpt-5,qwen2.5")
+    services.reset()
+    at = open_page()
+    picked = ["demo:gpt-5", "demo:claude-haiku-4.5", "openai_compatible:qwen2.5"]
+    at.multiselect(key="compare.models").set_value(picked).run()
+
+    at.switch_page("pages/settings.py").run()
+    at.radio(key="settings.provider").set_value("openai_compatible").run()
+    at.switch_page("pages/compare.py").run()
+
+    assert at.multiselect(key="compare.models").value == [
+        "openai_compatible:gpt-5",
+        "openai_compatible:qwen2.5",
+    ]
+    assert texts(at, "warning") == [
+        "OpenAI-compatible does not offer claude-haiku-4.5: removed from the picked models."
+    ]

@@ -44,6 +44,19 @@ def withheld_key_message(settings: Settings, base_url: str) -> str:
     )
 
 
+def key_format_warning(key: str) -> str | None:
+    """A warning when ``key`` does not have the form of an Elumenta API key (``nb_…``), or
+    ``None``. The key itself is never part of the message."""
+    key = key.strip()
+    if not key or key.startswith("nb_"):
+        return None
+    return (
+        "This does not look like an Elumenta API key: they start with `nb_`. "
+        "It is kept, but runs will likely fail with “bad or expired key”. "
+        "Copy the key again from your Elumenta account page."
+    )
+
+
 def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
