@@ -12,8 +12,9 @@ from functools import partial
 import streamlit as st
 
 from playground.evaluation.example import add_offline_example
+from playground.history_view import BATCH_PARAM
 from ui.auth import current_principal, session_connection
-from ui.evaluate_common import BATCH_KEY, VIEWER_HELP
+from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP
 from ui.evaluate_dataset import draw_dataset
 from ui.evaluate_results import draw_results
 from ui.evaluate_run import draw_run, fill_in_example
@@ -27,6 +28,13 @@ principal = current_principal()
 can_create = principal is None or principal.can_run
 st.title("Evaluate")
 connection = session_connection()
+opened_batch = st.query_params.get(BATCH_PARAM)
+if opened_batch is not None:
+    # A batch opened from History: its results, once; the pickers are free again after.
+    del st.query_params[BATCH_PARAM]
+    if opened_batch.isdigit():
+        st.session_state[TAB_KEY] = "Results"
+        st.session_state[RESULTS_BATCH_KEY] = int(opened_batch)
 if not can_create:
     st.info(VIEWER_HELP)
 if EXAMPLE_KEY not in st.session_state:  # once per session: one query, not one per rerun

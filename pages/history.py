@@ -30,6 +30,7 @@ OPEN = "history.open"
 CONFIRM_DELETE = "history.confirm_delete"
 PAGE = "history.page"
 SEEN_FILTER = "history.seen_filter"
+BATCHES = "history.batches"
 MIME = {"csv": "text/csv", "json": "application/json"}
 
 principal = current_principal()
@@ -245,6 +246,13 @@ def read_filter() -> HistoryFilter | None:
         placeholder="Any status",
     )
     tag = tag_col.text_input("Tag", key="history.tag", persist_state="session")
+    st.toggle(
+        "Show batch runs",
+        key=BATCHES,
+        value=True,
+        persist_state="session",
+        help="An evaluation batch's answers are one row; open it to see the batch on Evaluate.",
+    )
     try:
         return hv.history_filter(
             models=models, statuses=statuses, dates=dates, tag=tag, search=search, viewer=principal
@@ -258,17 +266,18 @@ def draw_list() -> None:
     flt = read_filter()
     if flt is None:
         return
-    if st.session_state.get(SEEN_FILTER) != flt:
-        st.session_state[SEEN_FILTER] = flt
+    batches = bool(st.session_state.get(BATCHES, True))
+    if st.session_state.get(SEEN_FILTER) != (flt, batches):
+        st.session_state[SEEN_FILTER] = (flt, batches)
         st.session_state[PAGE] = 0
     try:
-        found = history_service.history_page(flt, st.session_state.get(PAGE, 0))
+        found = history_service.history_page(flt, st.session_state.get(PAGE, 0), batches=batches)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
         return
     st.session_state[PAGE] = found.page
     if found.total == 0:
-        if flt == hv.history_filter(viewer=principal):
+        if flt == hv.history_filter(viewer=principal) and batches:
             st.info(
                 "No comparisons yet. Every run on the Compare page is recorded here.",
                 icon=":material/history:",
@@ -279,27 +288,33 @@ def draw_list() -> None:
         else:
             st.info("Nothing matches these filters.", icon=":material/search_off:")
         return
-    st.caption("Click a row to open the comparison.")
+    st.caption("Click a row to open the comparison (or the batch, on Evaluate).")
     event = st.dataframe(
-        hv.comparison_table(found.comparisons, titles),
+        hv.comparison_table(found.entries, titles, flt.search),
         key="history.table",
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode=["single-row", "single-cell"],
         hide_index=True,
         column_config={
             "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
             "Title": st.column_config.TextColumn(width=150),
             "Models": st.column_config.TextColumn(width=330),
-            "Cost": st.column_config.NumberColumn(
-                help="Billing tokens spent", format="%d", width=60
+            "Cost": st.column_config.TextColumn(
+                help="Billing tokens spent; — when nothing was charged", width=60
             ),
             "Prompt": st.column_config.TextColumn(width="large"),
+            "Match": st.column_config.TextColumn(
+                help="Where the search words were found", width="large"
+            ),
             "Tags": st.column_config.TextColumn(width=110),
         },
     )
-    opened = hv.selected_comparison(event.selection.rows, [c.id for c in found.comparisons])
-    if opened is not None:
-        st.session_state[OPEN] = opened
+    row = hv.selected_row(event.selection.rows, event.selection.cells)
+    if row is not None and 0 <= row < len(found.entries):
+        kind, entry_id = hv.entry_key(found.entries[row])
+        if kind == "batch":
+            st.switch_page("pages/evaluate.py", query_params={hv.BATCH_PARAM: str(entry_id)})
+        st.session_state[OPEN] = entry_id
         st.rerun()
     with st.container(horizontal=True, vertical_alignment="center"):
         st.button(
@@ -309,7 +324,8 @@ def draw_list() -> None:
             on_click=turn_page,
             args=(-1,),
         )
-        st.caption(f"Page {found.page + 1} of {found.pages} · {found.total} comparisons")
+        entries = f"{found.total} entr{'y' if found.total == 1 else 'ies'}"
+        st.caption(f"Page {found.page + 1} of {found.pages} · {entries}")
         st.button(
             "Next",
             icon=":material/chevron_right:",

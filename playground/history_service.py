@@ -18,12 +18,10 @@ from playground.store import (
     HistoryFilter,
     StoredComparison,
     balance_points,
-    count_comparisons,
     delete_comparison,
     export_rows,
     get_comparison,
     latency_by_model,
-    list_comparisons,
     model_summary,
     prompt_model_costs,
     share_comparison,
@@ -32,14 +30,20 @@ from playground.store import (
     write_export,
 )
 from playground.store.export import ExportFormat
+from playground.store.repository import count_history_entries, list_history_entries
 
 
-def history_page(flt: HistoryFilter, page: int, page_size: int = PAGE_SIZE) -> HistoryPage:
-    """Page ``page`` (0-based, moved into range) of the comparisons matching ``flt``."""
+def history_page(
+    flt: HistoryFilter, page: int, page_size: int = PAGE_SIZE, *, batches: bool = True
+) -> HistoryPage:
+    """Page ``page`` (0-based, moved into range) of the entries matching ``flt``: each
+    comparison, and each batch's matching answers as one entry (none with ``batches=False``)."""
     with get_store().session() as session, session.begin():
-        total = count_comparisons(session, flt)
+        total = count_history_entries(session, flt, batches=batches)
         page = clamp_page(page, total, page_size)
-        found = list_comparisons(session, flt, limit=page_size, offset=page * page_size)
+        found = list_history_entries(
+            session, flt, limit=page_size, offset=page * page_size, batches=batches
+        )
     return HistoryPage(found, total, page, page_count(total, page_size))
 
 

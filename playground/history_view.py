@@ -23,16 +23,27 @@ from playground.results import STATUS_STYLES, CompareRequest, ModelResult
 from playground.safe_text import inline_code
 from playground.store import HistoryFilter, StoredComparison
 from playground.store.export import ExportFormat
+from playground.store.filters import search_terms
 from playground.store.models import FINISHED_STATUSES
-from playground.store.repository import normalize_tags
+from playground.store.repository import BatchEntry, ListEntry, normalize_tags
 
 PAGE_SIZE = 20
+# ``?batch=<id>`` opens Evaluate on that batch's results (History's batch rows link there).
+BATCH_PARAM = "batch"
 PREVIEW_CHARS = 100
 STATUS_ICONS: dict[str, str] = {status: style.icon for status, style in STATUS_STYLES.items()}
 CACHED_ICON = "↻"
 TRUNCATED_ICON = "✂"  # completed, but cut at max tokens
 STATUS_CHOICES: tuple[str, ...] = (*FINISHED_STATUSES, "running")
-TABLE_COLUMNS: tuple[str, ...] = ("Created (UTC)", "Title", "Models", "Cost", "Prompt", "Tags")
+TABLE_COLUMNS: tuple[str, ...] = (
+    "Created (UTC)",
+    "Title",
+    "Models",
+    "Cost",
+    "Prompt",
+    "Match",
+    "Tags",
+)
 
 DateRange = date | Sequence[date] | None
 """What ``st.date_input`` returns for a range: ``()``, ``(start,)`` while picking, or both."""
@@ -106,9 +117,9 @@ def all_model_options(providers: Mapping[str, Provider]) -> dict[str, ModelOptio
 class HistoryPage:
     """One page of the history list."""
 
-    comparisons: list[StoredComparison]
+    entries: list[ListEntry]
     total: int
-    """How many comparisons match the filter, on every page."""
+    """How many entries (comparisons, batches) match the filter, on every page."""
     page: int
     """This page's number, 0-based."""
     pages: int
@@ -156,34 +167,98 @@ def models_cell(results: Iterable[ModelResult], titles: Mapping[str, ModelOption
     return " · ".join(cells)
 
 
-def comparison_table(
-    comparisons: Sequence[StoredComparison], titles: Mapping[str, ModelOption]
-) -> pd.DataFrame:
-    """One row per comparison, in the given order, with the :data:`TABLE_COLUMNS`.
+def cost_cell(cost: int | None) -> str:
+    """A cost for the table: billing tokens, or "—" when nothing was charged or is known."""
+    return "—" if cost is None else f"{cost:,}"
 
-    Times are naive UTC (the column says so), costs are billing tokens.
+
+def match_snippet(comparison: StoredComparison, search: str | None, width: int = 80) -> str:
+    """Why a comparison matched ``search``: the text around the first word found, from the
+    system prompt, any turn or any answer; empty when not searching."""
+    terms = search_terms(search)
+    if not terms:
+        return ""
+    request = comparison.request
+    texts = [
+        request.system_prompt,
+        *(m.content for m in request.messages),
+        *(r.content for r in comparison.results),
+    ]
+    for text in texts:
+        flat = " ".join(text.split())
+        lowered = flat.lower()
+        found = min((i for i in (lowered.find(t) for t in terms) if i >= 0), default=-1)
+        if found >= 0:
+            # Some words of context before the hit, starting at a word.
+            start = flat.rfind(" ", 0, found - width // 3) + 1 if found > width // 3 else 0
+            snippet = flat[start : start + width]
+            return ("…" if start else "") + snippet + ("…" if start + width < len(flat) else "")
+    return ""
+
+
+def _batch_row(entry: BatchEntry, titles: Mapping[str, ModelOption]) -> tuple[object, ...]:
+    names = []
+    for provider, model in entry.models:
+        option = titles.get(option_key(provider, model))
+        names.append(option.name if option else model)
+    failed = sum(1 for status in entry.statuses if status != "completed")
+    rows = f"{entry.comparisons} row{'' if entry.comparisons == 1 else 's'}"
+    answers = f"{len(entry.statuses)} answers" + (f", {failed} not completed" if failed else "")
+    return (
+        entry.latest_at.astimezone(UTC).replace(tzinfo=None),
+        f"Batch #{entry.batch_id} {entry.title}".strip(),
+        " · ".join(names),
+        cost_cell(entry.cost),
+        f"{rows} × {len(entry.models)} models: {answers}. Open to see its results on Evaluate.",
+        "",
+        "batch",
+    )
+
+
+def comparison_table(
+    entries: Sequence[ListEntry],
+    titles: Mapping[str, ModelOption],
+    search: str | None = None,
+) -> pd.DataFrame:
+    """One row per entry (a comparison, or a batch's answers), in the given order, with the
+    :data:`TABLE_COLUMNS`; while searching, "Match" shows where each comparison matched.
+
+    Times are naive UTC (the column says so), costs are billing tokens ("—": not charged).
     """
     rows = [
-        (
-            c.created_at.astimezone(UTC).replace(tzinfo=None),
-            c.request.title,
-            models_cell(c.results, titles),
-            comparison_cost(c.results),
-            preview(c.request.messages[-1].content if c.request.messages else ""),
-            ", ".join(c.request.tags),
+        _batch_row(e, titles)
+        if isinstance(e, BatchEntry)
+        else (
+            e.created_at.astimezone(UTC).replace(tzinfo=None),
+            e.request.title,
+            models_cell(e.results, titles),
+            cost_cell(comparison_cost(e.results)),
+            preview(e.request.messages[-1].content if e.request.messages else ""),
+            match_snippet(e, search),
+            ", ".join(e.request.tags),
         )
-        for c in comparisons
+        for e in entries
     ]
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    table["Cost"] = table["Cost"].astype("Int64")
+    if not search_terms(search):
+        table = table.drop(columns="Match")
     return table
 
 
-def selected_comparison(rows: Sequence[int], comparison_ids: Sequence[int]) -> int | None:
-    """The id of the comparison in the selected table row, if one is selected."""
-    if not rows or not 0 <= rows[0] < len(comparison_ids):
-        return None
-    return comparison_ids[rows[0]]
+def entry_key(entry: ListEntry) -> tuple[str, int]:
+    """What opening ``entry`` means: ``("comparison", id)`` or ``("batch", id)``."""
+    if isinstance(entry, BatchEntry):
+        return ("batch", entry.batch_id)
+    return ("comparison", entry.id)
+
+
+def selected_row(rows: Sequence[int], cells: Sequence[tuple[int, object]]) -> int | None:
+    """The table row picked by its selection box or by a click on one of its cells."""
+    if rows:
+        return rows[0]
+    if cells:
+        return int(cells[0][0])
+    return None
 
 
 def summary_line(comparison: StoredComparison, titles: Mapping[str, ModelOption]) -> str:

@@ -66,9 +66,9 @@ def test_a_demo_run_appears_as_one_row_with_its_models_and_cost(app_env: Path) -
     assert not at.exception
     (row,) = table(at)
     assert row["Models"] == "✓ GPT-5 Nano · ✓ GPT-5"
-    assert row["Cost"] == 3
+    assert row["Cost"] == "3"
     assert row["Prompt"] == "How do I pick a model?"
-    assert "Page 1 of 1 · 1 comparisons" in texts(at, "caption")
+    assert "Page 1 of 1 · 1 entry" in texts(at, "caption")
 
 
 def test_newest_first_and_every_filter_narrows_the_list(app_env: Path) -> None:
@@ -121,16 +121,16 @@ def test_pages_of_twenty_and_a_new_filter_starts_at_page_one(app_env: Path) -> N
     at = open_page("pages/history.py")
     assert len(table(at)) == 20
     assert prompts(at)[0] == "Question number 22"
-    assert "Page 1 of 2 · 23 comparisons" in texts(at, "caption")
+    assert "Page 1 of 2 · 23 entries" in texts(at, "caption")
 
     click(at, "Next")
     assert prompts(at) == [f"Question number {i}" for i in (2, 1, 0)]
-    assert "Page 2 of 2 · 23 comparisons" in texts(at, "caption")
+    assert "Page 2 of 2 · 23 entries" in texts(at, "caption")
 
     at.text_input(key="history.search").set_value("number").run()
-    assert "Page 1 of 2 · 23 comparisons" in texts(at, "caption")
+    assert "Page 1 of 2 · 23 entries" in texts(at, "caption")
     beyond = history_service.history_page(HistoryFilter(), 7)
-    assert (beyond.page, beyond.pages, len(beyond.comparisons)) == (1, 2, 3)
+    assert (beyond.page, beyond.pages, len(beyond.entries)) == (1, 2, 3)
 
 
 def test_an_opened_comparison_is_drawn_read_only_like_on_compare(app_env: Path) -> None:
@@ -203,7 +203,7 @@ def test_delete_asks_first_then_hides_the_comparison(app_env: Path) -> None:
     assert not at.exception
     assert prompts(at) == ["Keep me"]
     found = history_service.history_page(HistoryFilter(), 0)
-    assert [c.id for c in found.comparisons] == [kept]
+    assert [c.id for c in found.entries] == [kept]
     assert found.total == 1
 
 

@@ -150,28 +150,49 @@ def test_one_table_row_per_comparison_with_status_icons() -> None:
     )
     second = stored(result("gpt-5-nano", cached=True, tokens_used=0), prompt="x " * 200)
     table = hv.comparison_table([first, second], TITLES)
-    assert list(table.columns) == list(hv.TABLE_COLUMNS)
+    assert list(table.columns) == [c for c in hv.TABLE_COLUMNS if c != "Match"]
     row = table.iloc[0]
     assert row["Created (UTC)"] == datetime(2026, 3, 1, 12, 30)
     assert row["Title"] == "WAL"
     assert row["Models"] == "✓ GPT-5 · ✗ GPT-5 Nano · … mystery"
-    assert row["Cost"] == 2
+    assert row["Cost"] == "2"
     assert row["Prompt"] == "What is WAL?"
     assert row["Tags"] == "db, sqlite"
     assert table.iloc[1]["Models"] == "↻ GPT-5 Nano"
-    assert table.iloc[1]["Cost"] == 0
+    assert table.iloc[1]["Cost"] == "0"
     assert len(table.iloc[1]["Prompt"]) == hv.PREVIEW_CHARS
 
 
 def test_an_empty_page_is_an_empty_table_with_the_columns() -> None:
-    assert list(hv.comparison_table([], TITLES).columns) == list(hv.TABLE_COLUMNS)
+    assert list(hv.comparison_table([], TITLES, "wal").columns) == list(hv.TABLE_COLUMNS)
+
+
+def test_a_comparison_that_charged_nothing_shows_a_dash_not_none() -> None:
+    table = hv.comparison_table([stored(result("gpt-5", "failed"))], TITLES)
+    assert table.iloc[0]["Cost"] == "—"
+
+
+def test_a_search_hit_in_an_earlier_turn_shows_where_it_matched() -> None:
+    comparison = stored(result("gpt-5", tokens_used=2))
+    earlier = (Message("user", "Tell me about journaling in PostgreSQL and checkpoints."),)
+    comparison = replace(
+        comparison,
+        request=replace(comparison.request, messages=earlier + comparison.request.messages),
+    )
+    table = hv.comparison_table([comparison], TITLES, "checkpoint")
+    assert table.iloc[0]["Match"] == "…journaling in PostgreSQL and checkpoints."
+    assert hv.match_snippet(comparison, "") == ""
 
 
 @pytest.mark.parametrize(
-    ("rows", "expected"), [([], None), ([1], 12), ([0], 11), ([5], None)], ids=str
+    ("rows", "cells", "expected"),
+    [([], [], None), ([1], [], 1), ([], [(0, "Prompt")], 0), ([2], [(0, "Title")], 2)],
+    ids=str,
 )
-def test_the_selected_row_names_a_comparison(rows: list[int], expected: int | None) -> None:
-    assert hv.selected_comparison(rows, [11, 12]) == expected
+def test_a_row_is_picked_by_its_box_or_by_a_click_on_a_cell(
+    rows: list[int], cells: list[tuple[int, str]], expected: int | None
+) -> None:
+    assert hv.selected_row(rows, cells) == expected
 
 
 def test_heading_and_summary_describe_the_comparison() -> None:

@@ -22,6 +22,7 @@ from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.filters import HistoryFilter, history_order, result_conditions
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
 from playground.store.rollups import kept_in_step
@@ -211,6 +212,132 @@ def count_comparisons(session: Session, flt: HistoryFilter | None = None) -> int
     """How many comparisons :func:`list_comparisons` pages through."""
     query = sa.select(sa.func.count()).where(Comparison.id.in_(_matching_comparisons(session, flt)))
     return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """The answers of one evaluation batch matching a history filter, shown as one entry."""
+
+    batch_id: int
+    title: str
+    latest_at: datetime
+    comparisons: int
+    """How many of the batch's comparisons (one per dataset row and version) match."""
+    models: tuple[tuple[str, str], ...]
+    """(provider, model) of its answers, in first-seen order."""
+    statuses: tuple[str, ...]
+    """The status of every matching answer."""
+    cost: int | None
+    """Billing tokens its matching answers spent (``None``: none is known)."""
+
+
+ListEntry = StoredComparison | BatchEntry
+
+
+def _comparison_batches() -> sa.Subquery:
+    """Comparison id → the batch whose cells it answers (a batch's rows are comparisons)."""
+    return (
+        sa.select(
+            Result.comparison_id.label("comparison_id"),
+            sa.func.min(BatchCellRow.batch_id).label("batch_id"),
+        )
+        .join(BatchCellRow, BatchCellRow.result_id == Result.id)
+        .group_by(Result.comparison_id)
+        .subquery()
+    )
+
+
+def _entry_groups(
+    session: Session, flt: HistoryFilter | None, batches: bool
+) -> tuple[Any, Any, Any]:
+    """Matching comparisons grouped into entries: a batch's under its id (> 0), any other
+    under minus its own id; with the group key and latest-creation columns."""
+    batch_of = _comparison_batches()
+    group = sa.func.coalesce(batch_of.c.batch_id, -Comparison.id).label("entry")
+    latest = sa.func.max(Comparison.created_utc).label("latest")
+    query = (
+        sa.select(group, latest)
+        .select_from(Comparison)
+        .outerjoin(batch_of, batch_of.c.comparison_id == Comparison.id)
+        .where(Comparison.id.in_(_matching_comparisons(session, flt)))
+        .group_by(group)
+    )
+    if not batches:
+        query = query.where(batch_of.c.batch_id.is_(None))
+    return query, group, latest
+
+
+def list_history_entries(
+    session: Session,
+    flt: HistoryFilter | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    *,
+    batches: bool = True,
+) -> list[ListEntry]:
+    """One page of history entries, newest first: comparisons, and each batch's matching
+    answers as one :class:`BatchEntry` (left out with ``batches=False``)."""
+    query, group, latest = _entry_groups(session, flt, batches)
+    keys = [
+        int(row[0])
+        for row in session.execute(
+            query.order_by(latest.desc(), group.desc()).limit(limit).offset(offset)
+        )
+    ]
+    plain = {c.id: c for c in _load_comparisons(session, [-k for k in keys if k < 0])}
+    in_batches = {k: _batch_entry(session, flt, k) for k in keys if k > 0}
+    return [plain[-k] if k < 0 else in_batches[k] for k in keys]
+
+
+def count_history_entries(
+    session: Session, flt: HistoryFilter | None = None, *, batches: bool = True
+) -> int:
+    """How many entries :func:`list_history_entries` pages through."""
+    query, _, _ = _entry_groups(session, flt, batches)
+    return int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+
+
+def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredComparison]:
+    if not ids:
+        return []
+    rows = session.scalars(
+        sa.select(Comparison)
+        .where(Comparison.id.in_(ids))
+        .options(selectinload(Comparison.results), selectinload(Comparison.tags))
+    )
+    return [_stored(row) for row in rows]
+
+
+def _batch_entry(session: Session, flt: HistoryFilter | None, batch_id: int) -> BatchEntry:
+    batch_of = _comparison_batches()
+    compared = (
+        sa.select(Comparison.id)
+        .join(batch_of, batch_of.c.comparison_id == Comparison.id)
+        .where(
+            batch_of.c.batch_id == batch_id,
+            Comparison.id.in_(_matching_comparisons(session, flt)),
+        )
+    )
+    rows = session.execute(
+        sa.select(
+            Result.provider, Result.model, Result.status, Result.price_tokens, Result.created_utc
+        )
+        .where(Result.comparison_id.in_(compared))
+        .order_by(Result.id)
+    ).all()
+    costs = [r.price_tokens for r in rows if r.price_tokens is not None]
+    title = session.scalar(sa.select(BatchRow.title).where(BatchRow.id == batch_id)) or ""
+    return BatchEntry(
+        batch_id=batch_id,
+        title=title,
+        latest_at=max((r.created_utc for r in rows), default=datetime.now(UTC)),
+        comparisons=int(
+            session.scalar(sa.select(sa.func.count()).select_from(compared.subquery())) or 0
+        ),
+        models=tuple(dict.fromkeys((r.provider, r.model) for r in rows)),
+        statuses=tuple(r.status for r in rows),
+        cost=sum(costs) if costs else None,
+    )
 
 
 def _matching_comparisons(session: Session, flt: HistoryFilter | None) -> sa.Select[int]:

@@ -54,7 +54,7 @@ def test_a_run_reopens_from_its_link_and_shows_in_history_and_costs(
 
     app_page.get_by_role("link", name="History").click()
     expect(app_page.get_by_role("heading", name="History", exact=True)).to_be_visible()
-    expect(app_page.get_by_text("Click a row to open the comparison.")).to_be_visible()
+    expect(app_page.get_by_text("Click a row to open the comparison", exact=False)).to_be_visible()
     with app_page.expect_download() as download:
         app_page.get_by_role("button", name="Export CSV").click()
     exported = Path(download.value.path()).read_text(encoding="utf-8")
