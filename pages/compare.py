@@ -38,6 +38,8 @@ SHARED = "compare.shared"
 # The share link's token (hosted mode): it keeps opening a comparison shared with a link.
 SHARE_TOKEN = "compare.share_token"  # noqa: S105  (a session-state key, not a secret)
 NOTICE = "compare.notice"
+# The columns whose finished run the balance shown was read after.
+BALANCE_AFTER = "compare.balance_after"
 
 
 def stop(columns: list[ColumnRef]) -> None:
@@ -235,8 +237,15 @@ overrides = {
     for option in picked
 }
 
-balance, balance_error = services.cached_balance(st.session_state, connection)
 shown = st.session_state.get(COLUMNS, [])
+if shown and st.session_state.get(BALANCE_AFTER) != shown:
+    # Once a run (or one column's re-run) has finished, its charge is in the balance:
+    # read it again rather than show the figure read while it streamed.
+    finished = services.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
+    if finished is not None and finished[1]:
+        st.session_state[BALANCE_AFTER] = list(shown)
+        st.session_state.pop(services.BALANCE_STATE_KEY, None)
+balance, balance_error = services.cached_balance(st.session_state, connection)
 if principal is not None and not principal.can_run:
     run_help: str | None = "Viewers cannot run models."
 elif services.still_running(shown, principal):

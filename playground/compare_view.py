@@ -352,9 +352,24 @@ class AnswerDiff:
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 
 
+# A piece that only ends like a sentence: a list marker ("1.", "b)") or "e.g.", "i.e.".
+_NOT_A_SENTENCE = re.compile(r"(\d+|[A-Za-z])[.)]|.*\b(e\.g|i\.e|etc|vs|cf)\.", re.IGNORECASE)
+
+
+def _sentences(line: str) -> list[str]:
+    pieces: list[str] = []
+    carried = ""
+    for piece in _SENTENCE_END.split(line):
+        piece = f"{carried} {piece}" if carried else piece
+        carried = piece if _NOT_A_SENTENCE.fullmatch(piece) else ""
+        if not carried:
+            pieces.append(piece)
+    return [*pieces, carried] if carried else pieces
+
+
 def _diff_lines(text: str) -> list[str]:
     # Prose often comes as one long paragraph per line; diffing sentences keeps hunks small.
-    return [s for line in text.splitlines() for s in _SENTENCE_END.split(line)]
+    return [s for line in text.splitlines() for s in _sentences(line)]
 
 
 def diff_answers(first: str, second: str, first_name: str, second_name: str) -> AnswerDiff:

@@ -384,3 +384,34 @@ def test_run_is_disabled_while_the_comparison_streams(
     assert not next(b for b in at.button if b.label == "Run").disabled
     streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
     assert len(streams) == 2  # one comparison's worth
+
+
+def balance_line(at: AppTest) -> str:
+    (line,) = [t for t in texts(at, "markdown") if t.startswith("Estimated cost")]
+    return line
+
+
+def test_the_balance_line_is_read_again_after_a_column_is_re_run(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.balance = 100
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5", "elumenta:gpt-5-nano"])
+    assert "balance **100**" in balance_line(at)
+    click(at, "Run")
+    run_until_done(at)
+    assert "balance **97**" in balance_line(at)  # 2 + 1 billing tokens charged
+
+    click(at, "Re-run", index=0)
+    run_until_done(at)
+    assert "balance **95**" in balance_line(at)
+
+
+def test_a_failed_column_shows_its_error_and_no_waiting_line(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("gpt-5", ModelScript(status=400, error_code="invalid_request"))
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5"])
+    click(at, "Run")
+    run_until_done(at)
+    assert texts(at, "error")
+    assert not any("Waiting for the first token" in t for t in texts(at, "markdown"))

@@ -325,3 +325,12 @@ def test_share_url_points_at_the_page_with_only_the_comparison(
     page_url: str | None, expected: str
 ) -> None:
     assert share_url(page_url, "abc") == expected
+
+
+def test_the_diff_keeps_a_numbered_list_item_with_its_text() -> None:
+    first = "1. Use WAL. It lets readers go on.\n2. Keep checkpoints short, e.g. every 1000 pages."
+    second = "1. Use WAL. It lets readers go on.\n2. Keep checkpoints long."
+    diff = diff_answers(first, second, "a", "b").unified
+    assert "-2. Keep checkpoints short, e.g. every 1000 pages." in diff
+    assert "+2. Keep checkpoints long." in diff
+    assert "\n-2.\n" not in diff and "\n+2.\n" not in diff

@@ -26,6 +26,7 @@ from playground.safe_text import inert_images
 ColumnTools = Callable[[int, ModelResult], None]
 """Draws a column's buttons: called with the column's position and its result."""
 WAITING_TEXT = "_Waiting for the first token…_"
+NO_TEXT = "_The model returned no text._"
 """What a column's answer box shows until the model's first text arrives."""
 
 # Answers sit in narrow columns: their own headings must not outshout the page's.
@@ -92,12 +93,14 @@ def _draw_body(
     if not result.is_terminal and while_running is not None:
         with live_tools:
             while_running(position, result)
+    notice = column_notice(result)
     with st.container(key=f"answer-{position}"):
         if live_answer is not None:
             live_answer(position, result)
-        else:
+        elif result.content or not result.is_terminal:
             st.markdown(inert_images(result.content) or WAITING_TEXT)
-    notice = column_notice(result)
+        elif notice is None:  # finished without text and without an error to say why
+            st.markdown(NO_TEXT)
     if notice is not None:
         level, message = notice
         getattr(st, level)(message)
