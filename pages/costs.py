@@ -46,7 +46,14 @@ with st.container(horizontal=True):
     st.metric("Billing tokens spent", f"{totals.tokens_spent:,}", border=True)
     st.metric("API calls", f"{totals.api_calls:,}", border=True)
     rate = "—" if totals.success_rate is None else f"{totals.success_rate:.0%}"
-    st.metric("Success rate", rate, border=True)
+    st.metric(
+        "Success rate",
+        rate,
+        border=True,
+        help="Completed answers among the calls that ended on their own: the ones you "
+        "stopped count apart.",
+    )
+    st.metric("Stopped by you", f"{totals.stopped:,}", border=True)
     st.metric("Cached answers (free)", f"{totals.cached:,}", border=True)
 
 tokens_col, outcome_col = st.columns(2)

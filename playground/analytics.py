@@ -24,17 +24,21 @@ def model_cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per-model figures with rates and unit costs added.
 
     ``summary`` has per-model counts (``api_calls`` and one column per finished status),
-    ``tokens_spent`` and ``output_chars``. Adds ``finished``, ``success_rate`` (completed /
-    finished), ``error_rate`` ((failed + partial) / finished), ``tokens_per_call`` and
-    ``cost_per_1k_chars``. Rates are NaN for a model with no finished call.
+    ``tokens_spent`` and ``output_chars``. Adds ``finished``, ``stopped`` (cancelled by the
+    user), ``success_rate`` (completed / finished calls not stopped), ``error_rate`` ((failed
+    + partial) / the same), ``tokens_per_call`` (over calls not stopped) and
+    ``cost_per_1k_chars``. Rates are NaN for a model with no such call.
     """
     table = summary.copy()
     finished = table[list(FINISHED_STATUSES)].sum(axis=1)
     table["finished"] = finished
-    denominator = finished.astype("float64").where(finished > 0)
+    # A call the user stopped says nothing about the model: it counts in no rate or average.
+    table["stopped"] = table["cancelled"]
+    ended = (finished - table["cancelled"]).astype("float64")
+    denominator = ended.where(ended > 0)
     table["success_rate"] = table["completed"] / denominator
     table["error_rate"] = table[list(ERROR_STATUSES)].sum(axis=1) / denominator
-    calls = table["api_calls"].astype("float64")
+    calls = (table["api_calls"] - table["cancelled"]).astype("float64")
     table["tokens_per_call"] = table["tokens_spent"] / calls.where(calls > 0)
     table["cost_per_1k_chars"] = cost_per_1k_chars(table["tokens_spent"], table["output_chars"])
     return table

@@ -45,6 +45,7 @@ MODEL_TABLE_COLUMNS: dict[str, str] = {
     "p50_ttft_ms": "p50 TTFT (ms)",
     "p95_ttft_ms": "p95 TTFT (ms)",
     "success_rate": "Success rate",
+    "stopped": "Stopped by you",
     "cost_per_1k_chars": "Tokens per 1k chars",
 }
 
@@ -81,7 +82,9 @@ class Totals:
     api_calls: int
     cached: int
     success_rate: float | None
-    """Completed / finished API calls; ``None`` when no call finished."""
+    """Completed / finished API calls the user did not stop; ``None`` when there are none."""
+    stopped: int = 0
+    """API calls the user stopped (counted in no rate)."""
 
 
 def default_period(today: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
@@ -111,13 +114,15 @@ def timing_precision(flt: HistoryFilter) -> str:
 def totals(report: CostReport) -> Totals:
     """Tokens spent, API calls, cached answers and the success rate over every model."""
     summary = report.summary
-    finished = int(summary[list(FINISHED_STATUSES)].to_numpy().sum())
+    stopped = int(summary["cancelled"].sum())
+    ended = int(summary[list(FINISHED_STATUSES)].to_numpy().sum()) - stopped
     completed = int(summary["completed"].sum())
     return Totals(
         tokens_spent=int(summary["tokens_spent"].sum()),
         api_calls=int(summary["api_calls"].sum()),
         cached=int(summary["cached"].sum()),
-        success_rate=completed / finished if finished else None,
+        success_rate=completed / ended if ended else None,
+        stopped=stopped,
     )
 
 

@@ -31,9 +31,11 @@ def test_model_cost_table_rates_and_unit_costs() -> None:
     table = analytics.model_cost_table(_summary()).set_index("model")
     gpt = table.loc["gpt-5"]
     assert gpt["finished"] == 10
-    assert gpt["success_rate"] == pytest.approx(0.6)
-    assert gpt["error_rate"] == pytest.approx(0.3)
-    assert gpt["tokens_per_call"] == pytest.approx(2.0)
+    # The call the user stopped counts in no rate or average: 6 of 9, 3 of 9, 20 / 9.
+    assert gpt["stopped"] == 1
+    assert gpt["success_rate"] == pytest.approx(6 / 9)
+    assert gpt["error_rate"] == pytest.approx(3 / 9)
+    assert gpt["tokens_per_call"] == pytest.approx(20 / 9)
     assert gpt["cost_per_1k_chars"] == pytest.approx(5.0)
     idle = table.loc["idle"]
     assert all(math.isnan(idle[c]) for c in ("success_rate", "error_rate", "cost_per_1k_chars"))

@@ -251,3 +251,32 @@ def test_the_page_says_whether_percentiles_are_exact() -> None:
     thirty = cv.period_filter(cv.default_period(date(2026, 3, 30)))
     assert cv.timing_precision(one_day) == "p50 and p95 are exact for this period."
     assert "within 1%" in cv.timing_precision(thirty)
+
+
+def test_same_prompt_rows_are_labelled_by_the_prompt_not_the_system_prompt(store: Store) -> None:
+    with store.session() as session, session.begin():
+        for prompt in ("Which journal mode?", "How big may a page be?"):
+            comparison = seed_comparison(session, prompt=prompt)
+            comparison.system_prompt = "You are a terse SQLite expert who answers in one line."
+            comparison.prompt_text = f"{comparison.system_prompt}\n{prompt}"
+            for model in ("gpt-5", "gpt-5-nano"):
+                seed_result(session, comparison, model, tokens_used=1)
+    labels = sorted(cv.same_prompt(report_of(store), NAMES)["Prompt"])
+    assert labels == [
+        "How big may a page be? · system: You are a terse SQLite expert…",
+        "Which journal mode? · system: You are a terse SQLite expert…",
+    ]
+
+
+def test_calls_stopped_by_the_user_count_apart_from_the_success_rate(store: Store) -> None:
+    with store.session() as session, session.begin():
+        comparison = seed_comparison(session)
+        seed_result(session, comparison, "gpt-5", tokens_used=2)
+        seed_result(session, comparison, "gpt-5", status="failed")
+        seed_result(session, comparison, "gpt-5", status="cancelled")
+    report = report_of(store)
+    totals = cv.totals(report)
+    assert (totals.success_rate, totals.stopped) == (pytest.approx(1 / 2), 1)
+    (row,) = cv.model_table(report, NAMES).to_dict("records")
+    assert row["Stopped by you"] == 1
+    assert row["Tokens per call"] == pytest.approx(2 / 2)  # the stopped call is no 0 in it

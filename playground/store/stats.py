@@ -17,6 +17,7 @@ a time inside a day reads the results, as do the per-prompt table and the balanc
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar, cast
@@ -294,11 +295,9 @@ def prompt_model_costs(
         .order_by(sa.func.max(Comparison.created_utc).desc())
         .limit(prompts)
     )
-    preview = sa.func.min(sa.func.substr(Comparison.prompt_text, 1, 80))
     query = (
         sa.select(
             Comparison.prompt_hash,
-            preview.label("prompt_preview"),
             Result.provider,
             Result.model,
             sa.func.count().label("runs"),
@@ -311,7 +310,36 @@ def prompt_model_costs(
         .group_by(Comparison.prompt_hash, Result.provider, Result.model)
         .order_by(Comparison.prompt_hash, Result.provider, Result.model)
     )
-    return _frame(session, query)
+    frame = _frame(session, query)
+    labels = _prompt_labels(session, set(frame["prompt_hash"]), conditions)
+    frame.insert(1, "prompt_preview", frame["prompt_hash"].map(labels).astype("object"))
+    return frame
+
+
+def _prompt_labels(
+    session: Session, hashes: set[str], conditions: list[sa.ColumnElement[bool]]
+) -> dict[str, str]:
+    """Each prompt hash's label: the prompt itself (its last message), then the start of
+    its system prompt; read from a comparison ``conditions`` keep (the viewer's own)."""
+    if not hashes:
+        return {}
+    rows = session.execute(
+        sa.select(Comparison.prompt_hash, Comparison.system_prompt, Comparison.messages_json)
+        .join(Result, Result.comparison_id == Comparison.id)
+        .where(Comparison.prompt_hash.in_(hashes), *conditions)
+        .order_by(Comparison.id.desc())
+    )
+    labels: dict[str, str] = {}
+    for prompt_hash, system_prompt, messages in rows:
+        if prompt_hash in labels:
+            continue
+        prompt = " ".join(str(messages[-1]["content"]).split()) if messages else ""
+        label = textwrap.shorten(prompt, width=80, placeholder="…") or "(empty prompt)"
+        system = " ".join(system_prompt.split())
+        if system:
+            label += " · system: " + textwrap.shorten(system, width=30, placeholder="…")
+        labels[prompt_hash] = label
+    return labels
 
 
 def balance_points(session: Session, flt: HistoryFilter | None = None) -> pd.DataFrame:
