@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -45,6 +46,7 @@ from playground.store import (
     write_export,
 )
 from playground.store.rollups import rebuild as rebuild_rollups
+from playground.store.stats import provider_tokens_spent
 from playground.workers.cli import add_worker_parser, run_worker_command
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
@@ -346,8 +348,12 @@ def run_compare(
     out, err, stdin = streams
     request = compare_request(args, settings, stdin)
     runner = Runner.from_settings(catalog, settings)
-    providers = build_providers(settings, catalog)
     store = None if args.no_save else open_configured_store(settings)
+    providers = build_providers(
+        settings,
+        catalog,
+        demo_spent=None if store is None else partial(provider_tokens_spent, store.engine, "demo"),
+    )
     recorder = StoreRecorder(store.engine, catalog.cost_of, writes=store.writes) if store else None
     try:
         listener = None if args.json else _LinePrinter(request, out)

@@ -49,6 +49,7 @@ from playground.store import (
     get_comparison,
     open_configured_store,
 )
+from playground.store.stats import provider_tokens_spent
 
 PROVIDER_CHOICE_KEY = "settings.provider"
 BASE_URL_KEY = "settings.base_url"
@@ -226,6 +227,7 @@ def get_providers(connection: Connection) -> dict[str, Provider]:
                 openai_api_key=connection.openai_api_key,
                 openai_base_url=connection.openai_base_url,
                 openai_models=list(connection.openai_models) or None,
+                demo_spent=lambda: provider_tokens_spent(get_store().engine, "demo"),
             )
             _providers[cache_key] = providers
             while len(_providers) > MAX_PROVIDER_SETS:

@@ -8,7 +8,7 @@ each model honours a requested form, is :mod:`playground.providers.demo_answers`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from playground.catalog import Catalog, ModelInfo
 from playground.errors import NotFoundError
@@ -41,11 +41,26 @@ class DemoProvider:
     name = "demo"
     label = "Demo (offline, simulated)"
 
-    def __init__(self, catalog: Catalog, *, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        time_scale: float = 1.0,
+        spent: Callable[[], int] | None = None,
+    ) -> None:
+        """``spent`` reads the demo tokens the history has recorded: the balance is then
+        :data:`DEMO_STARTING_BALANCE` minus those, the same in the app, the CLI and Costs,
+        and across restarts. Without it the balance lives in this object only."""
         self._catalog = catalog
         self._time_scale = time_scale
+        self._spent = spent
         self._balance = DEMO_STARTING_BALANCE
         self._counter = 0
+
+    def _current_balance(self) -> int:
+        if self._spent is None:
+            return self._balance
+        return max(0, DEMO_STARTING_BALANCE - self._spent())
 
     def models(self) -> list[ModelInfo]:
         """Every catalog model, simulated."""
@@ -59,7 +74,8 @@ class DemoProvider:
 
     def _charge(self, model: ModelInfo) -> tuple[str, int]:
         self._counter += 1
-        self._balance = max(0, self._balance - model.token_cost)
+        # This answer is not recorded yet: its cost comes off what the history says.
+        self._balance = max(0, self._current_balance() - model.token_cost)
         return f"demo_{self._counter:06d}", self._balance
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
@@ -87,7 +103,7 @@ class DemoProvider:
 
     async def balance(self) -> Balance:
         """A simulated balance that goes down as demo answers are generated."""
-        return Balance(token_balance=self._balance, plan="Demo")
+        return Balance(token_balance=self._current_balance(), plan="Demo")
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -70,6 +71,7 @@ def build_providers(
     openai_api_key: SecretStr | None = None,
     openai_base_url: str | None = None,
     openai_models: list[str] | None = None,
+    demo_spent: Callable[[], int] | None = None,
 ) -> dict[str, Provider]:
     """Every provider the settings allow, keyed by name.
 
@@ -78,14 +80,16 @@ def build_providers(
     ``elumenta_api_key`` and ``elumenta_base_url`` (e.g. typed into the Settings page)
     override the environment's; the environment's key never goes to another base URL
     (see :func:`environment_key_for`). The same holds for the OpenAI-compatible server's
-    ``openai_*`` overrides (:func:`openai_environment_key_for`).
+    ``openai_*`` overrides (:func:`openai_environment_key_for`). ``demo_spent`` reads the
+    demo tokens the history recorded, so the demo balance is one persisted figure (see
+    ``DemoProvider``).
     """
     base_url = (elumenta_base_url or settings.elumenta_base_url).strip().rstrip("/")
     api_key = elumenta_api_key or environment_key_for(settings, base_url)
     withheld = api_key is None and settings.elumenta_api_key is not None
     retry = RetryPolicy(max_retries=settings.max_retries, max_wait_s=settings.max_retry_wait_s)
     providers: dict[str, Provider] = {
-        "demo": DemoProvider(catalog, time_scale=settings.demo_time_scale),
+        "demo": DemoProvider(catalog, time_scale=settings.demo_time_scale, spent=demo_spent),
         "elumenta": ElumentaProvider(
             api_key=api_key,
             base_url=base_url,

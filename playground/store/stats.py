@@ -370,3 +370,15 @@ def _frame(session: Session, query: sa.Select[*tuple[Any, ...]]) -> pd.DataFrame
     result = session.execute(query)
     columns = list(result.keys())
     return pd.DataFrame([tuple(row) for row in result], columns=columns)
+
+
+def provider_tokens_spent(engine: sa.Engine, provider: str) -> int:
+    """Billing tokens every non-cached answer of ``provider`` ever recorded spent (deleted
+    comparisons included: their tokens were spent)."""
+    with engine.connect() as connection:
+        spent = connection.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(Result.tokens_used), 0)).where(
+                _NOT_CACHED, Result.provider == provider
+            )
+        )
+    return int(spent or 0)
