@@ -31,6 +31,7 @@ from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.live_column import live_answer, stream_urls
 from ui.rating import rate_answer
+from ui.scroll import scroll_into_view
 from ui.session import connection_and_providers
 
 COLUMNS = "compare.columns"
@@ -38,6 +39,8 @@ SHARED = "compare.shared"
 # The share link's token (hosted mode): it keeps opening a comparison shared with a link.
 SHARE_TOKEN = "compare.share_token"  # noqa: S105  (a session-state key, not a secret)
 NOTICE = "compare.notice"
+# Set by Run: the next page run scrolls the new columns into view.
+SCROLL = "compare.scroll"
 # The columns whose finished run the balance shown was read after.
 BALANCE_AFTER = "compare.balance_after"
 
@@ -293,6 +296,7 @@ if run_clicked:
         st.query_params[SHARE_PARAM] = ref
         st.query_params.pop(TOKEN_PARAM, None)
         st.session_state.pop(services.BALANCE_STATE_KEY, None)
+        st.session_state[SCROLL] = handle.run_id
         st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 
 
@@ -403,3 +407,5 @@ if st.session_state.get(COLUMNS):
                 draw_results(polling=False, live=live)
             else:
                 st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)
+if SCROLL in st.session_state:
+    scroll_into_view(".st-key-column-0", key=f"scroll-{st.session_state.pop(SCROLL)}")
