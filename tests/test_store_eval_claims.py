@@ -33,7 +33,7 @@ def store(reused_store: Store) -> Store:
 
 def _claim(store: Store, batch_id: int, claimer: str, limit: int, now: datetime = NOW) -> set[int]:
     with store.session() as session, session.begin():
-        cells = claimable_cells(session, batch_id, limit, now - STALE)
+        cells = claimable_cells(session, batch_id, limit, now - STALE, claimer)
         return claim(session, [c.id for c in cells], claimer, now=now, stale_before=now - STALE)
 
 
@@ -65,6 +65,15 @@ def test_claims_are_disjoint_in_matrix_order_and_stale_ones_are_taken_over(store
         update_cells(session, sorted(first)[:1], status="cancelled")
     # A cell stopped before its answer arrived is to do again.
     assert _claim(store, batch_id, "host:3:c/z", 6, much_later) == set(sorted(first)[:1])
+
+
+def test_a_claimer_never_takes_over_its_own_running_cells(store: Store) -> None:
+    batch_id = _running(store, ["gpt-5"], rows=2)
+    mine = _claim(store, batch_id, "host:1:a/x", 1)
+    # Its heartbeats fell behind (a stalled machine): its request may still be in flight.
+    late = NOW + STALE + timedelta(seconds=1)
+    assert _claim(store, batch_id, "host:1:a/x", 2, now=late).isdisjoint(mine)
+    assert _claim(store, batch_id, "host:2:b/y", 2, now=late) == mine
 
 
 def test_concurrent_claimers_never_get_the_same_cell(store: Store) -> None:

@@ -106,7 +106,7 @@ def claim_cells(
             raise InvalidRequestError(f"No batch #{batch_id}.")
         if control.status != "running":
             return Claim(control.status)
-        cells = claimable_cells(session, batch_id, limit, stale_before)
+        cells = claimable_cells(session, batch_id, limit, stale_before, claimer)
         if cells and control.budget_tokens is not None:
             figures = cell_figures(session, batch_id)
             spent = committed_tokens(figures, cost_of, run.judge_price, stale_before)

@@ -66,11 +66,17 @@ def _stale(column: Any, stale_before: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column < stale_before)
 
 
-def claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
-    """The condition of a cell another process may take now."""
+def claimable(stale_before: datetime, claimer: str) -> sa.ColumnElement[bool]:
+    """The condition of a cell ``claimer`` may take now: one still to do, or one another
+    claimer stopped renewing. Never its own running cell: its request may be in flight
+    (a job whose heartbeats fell behind would otherwise ask, and pay, for it again)."""
     return sa.or_(
         BatchCellRow.status.in_(UNCLAIMED_TODO),
-        sa.and_(BatchCellRow.status == "running", _stale(BatchCellRow.heartbeat_utc, stale_before)),
+        sa.and_(
+            BatchCellRow.status == "running",
+            _stale(BatchCellRow.heartbeat_utc, stale_before),
+            sa.or_(BatchCellRow.claimed_by.is_(None), BatchCellRow.claimed_by != claimer),
+        ),
     )
 
 
@@ -86,7 +92,7 @@ def batch_control(session: Session, batch_id: int, *, lock: bool = False) -> Bat
 
 
 def claimable_cells(
-    session: Session, batch_id: int, limit: int, stale_before: datetime
+    session: Session, batch_id: int, limit: int, stale_before: datetime, claimer: str
 ) -> list[ClaimedCell]:
     """Up to ``limit`` claimable cells in matrix order, locked (skipping others' locks)."""
     query = (
@@ -98,7 +104,7 @@ def claimable_cells(
             BatchCellRow.model,
             BatchCellRow.attempts,
         )
-        .where(BatchCellRow.batch_id == batch_id, claimable(stale_before))
+        .where(BatchCellRow.batch_id == batch_id, claimable(stale_before, claimer))
         .order_by(*MATRIX_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -119,7 +125,7 @@ def claim(
         return set()
     claimed = session.scalars(
         sa.update(BatchCellRow)
-        .where(BatchCellRow.id.in_(cell_ids), claimable(stale_before))
+        .where(BatchCellRow.id.in_(cell_ids), claimable(stale_before, claimer))
         .values(status="running", claimed_by=claimer, heartbeat_utc=now, updated_utc=now)
         .returning(BatchCellRow.id)
         .execution_options(synchronize_session=False)
