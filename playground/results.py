@@ -161,8 +161,9 @@ def _round(value: float | None) -> float | None:
 class Recorder(Protocol):
     """Where the runner reports results; the history store implements it.
 
-    Methods are called from the runner's writer thread, in order, never concurrently for
-    one runner. They must be quick (short transactions).
+    Methods are called from the runner's writer thread, never concurrently for one runner,
+    and a result's calls in order (start, flushes, final write); a start may overtake
+    other results' queued writes. They must be quick (short transactions).
     """
 
     def start_comparison(self, request: CompareRequest) -> int:

@@ -3,8 +3,9 @@
 A :class:`Runner` owns one asyncio loop in a daemon thread, so a run outlives the script
 (or Streamlit rerun) that started it. Each model is a task streaming from its provider;
 one model's failure or cancellation never touches the others. Results are reported to an
-optional :class:`~playground.results.Recorder` from a single writer thread, so database
-I/O never stalls the streams.
+optional :class:`~playground.results.Recorder` from a single writer thread
+(:mod:`playground.write_queue`: starts first, queued writes committed together), so
+database I/O never stalls the streams.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from playground.catalog import Catalog
 from playground.config import Settings
@@ -34,10 +35,10 @@ from playground.providers.base import (
 )
 from playground.results import CompareRequest, ModelResult, Recorder
 from playground.unsaved import TALLY
+from playground.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 MAX_KEPT_RUNS = 200
 # A model's error code when its request was not sent because its history row could not be
 # written (the database stayed unreachable).
@@ -231,7 +232,7 @@ class Runner:
         self.flush_interval_s = flush_interval_s
         self.loop = asyncio.new_event_loop()
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playground-writer")
+        self._writer = WriteQueue("playground-writer")
         self._runs: dict[str, RunHandle] = {}
         self._runs_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="playground-runner", daemon=True)
@@ -326,7 +327,7 @@ class Runner:
             handle.wait(timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
-        self._writer.shutdown(wait=True)
+        self._writer.close()
 
     def run_coroutine(self, coro: Any, timeout: float | None = None) -> Any:
         """Run ``coro`` on the runner's loop (where providers' clients live) and wait for it."""
@@ -364,13 +365,16 @@ class Runner:
         # The feed holds the run's text a second time: let it go once no token opens it.
         self.loop.call_later(GRACE_S + 1, handle.feed.release)
 
-    async def _write(self, handle: RunHandle, fn: Callable[..., T], *args: Any) -> T | None:
-        """Run a recorder call on the writer thread; a stop never abandons it half-way.
+    async def _write(
+        self, handle: RunHandle, recorder: Recorder, method: str, *args: Any
+    ) -> Any | None:
+        """Run ``recorder.<method>(*args)`` on the writer thread; a stop never abandons it
+        half-way.
 
         A cancellation that arrives meanwhile is absorbed (the caller sees it through
         ``cancel_requested``), so the row id of a started result is never lost.
         """
-        future = self.loop.run_in_executor(self._writer, fn, *args)
+        future = asyncio.wrap_future(self._writer.submit(recorder, method, *args), loop=self.loop)
         while True:
             try:
                 return await asyncio.shield(future)
@@ -384,7 +388,7 @@ class Runner:
                 return None
 
     def _flush_soon(self, handle: RunHandle, recorder: Recorder, result: ModelResult) -> None:
-        future: Future[None] = self._writer.submit(recorder.record_progress, result)
+        future: Future[None] = self._writer.submit(recorder, "record_progress", result)
 
         def report(done: Future[None]) -> None:
             error = done.exception()
@@ -415,14 +419,14 @@ class Runner:
         cached = None
         if recorder is not None and handle.request.use_cache and not slot.cancel_requested:
             cached = await self._write(
-                handle, recorder.find_cached, target.provider, started.request_hash
+                handle, recorder, "find_cached", target.provider, started.request_hash
             )
         if cached is not None:
             await self._finish_from_cache(handle, index, cached, recorder, emit)
             return
         if recorder is not None:
             result_id = await self._write(
-                handle, recorder.record_started, handle.comparison_id, started
+                handle, recorder, "record_started", handle.comparison_id, started
             )
             if result_id is None:
                 # An answer without a row could be paid for and then lost: don't ask.
@@ -449,7 +453,7 @@ class Runner:
         if recorder is not None:
             TALLY.add_waiting(1)  # until written (or spooled): the app's banner counts it
             try:
-                await self._write(handle, recorder.record_finished, final)
+                await self._write(handle, recorder, "record_finished", final)
             finally:
                 TALLY.add_waiting(-1)
         emit(ModelFinished(index, final))
@@ -478,7 +482,7 @@ class Runner:
         emit(ModelStarted(index, final))
         if recorder is not None:
             result_id = await self._write(
-                handle, recorder.record_started, handle.comparison_id, final
+                handle, recorder, "record_started", handle.comparison_id, final
             )
             final = handle._update(index, result_id=result_id)
         emit(ModelFinished(index, final))

@@ -222,7 +222,7 @@ def test_recorder_sees_start_progress_and_finish_off_the_loop_thread(runner: Run
     progress = [r for kind, r in recorder.calls if kind == "progress"]
     assert progress, "partial text must be flushed while streaming"
     assert all(len(r.content) > 0 for r in progress)  # type: ignore[union-attr]
-    assert recorder.threads == {"playground-writer_0"}
+    assert recorder.threads == {"playground-writer"}
 
 
 def test_cache_hit_reuses_the_stored_answer_without_calling_the_provider(runner: Runner) -> None:

@@ -220,6 +220,40 @@ def test_an_outage_longer_than_the_wait_spools_the_answer_and_the_next_start_wri
 
 
 @pytest.mark.postgres
+def test_writes_grouped_in_one_transaction_keep_their_own_outage_promises(
+    pg: tuple[FaultProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = pg
+    store = open_store(url, spool_dir=tmp_path, outage_wait_s=0.5)
+    try:
+        recorder, (result,) = started_rows(store, ("gpt-5",))
+        request = make_request(("gpt-5", "deepseek-v3"))
+        comparison_id = recorder.start_comparison(request)
+        proxy.outage()
+        flush, final, start = recorder.write_together(
+            [
+                (recorder, "record_progress", (replace(result, content="the first"),)),
+                (recorder, "record_finished", (finished(result, "the whole answer"),)),
+                (recorder, "record_started", (comparison_id, running(request, 1))),
+            ]
+        )
+        # The answer is spooled, the start refused (its request is not sent), and the
+        # flush (optional) skipped: what each does when written alone.
+        assert flush is None
+        assert isinstance(final, AnswerSpooledError)
+        assert isinstance(start, StoreUnavailableError)
+        spool = store.writes.spool
+        assert spool is not None
+        assert json.loads(spool.path.read_text())["result_id"] == result.result_id
+        proxy.restore()
+        recorder.record_started(comparison_id, running(request, 1))
+        assert not spool.pending()
+        assert (rows(store)[0].status, rows(store)[0].content) == ("completed", "the whole answer")
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
 def test_spooled_answers_are_written_as_soon_as_the_database_answers_again(
     pg: tuple[FaultProxy, str], tmp_path: Path
 ) -> None:

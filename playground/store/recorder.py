@@ -13,7 +13,8 @@ spooled to disk (:mod:`playground.store.spool`) and written when it returns.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -42,7 +43,9 @@ from playground.store.repository import (
 from playground.store.rollups import kept_in_step
 from playground.store.spool import RowUpdate, apply_update
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+_GROUPED_CALLS = ("find_cached", "record_started", "record_progress", "record_finished")
 CostLookup = Callable[[str], int | None]
 _RESULTS = cast(sa.Table, Result.__table__)
 # Built once: each write passes the columns it sets as parameters, and the SET clause
@@ -109,9 +112,7 @@ class StoreRecorder:
 
     def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
         """A completed earlier answer to the identical request, marked ``cached``; or ``None``."""
-        return self._retrying(
-            lambda session: find_cached_result(session, provider, request_hash, owner=self._owner)
-        )
+        return self._retrying(self._find_cached_work(provider, request_hash))
 
     def record_started(self, comparison_id: int, result: ModelResult) -> int:
         """Turn the target's pending row into ``result`` (a new row if none); return its id.
@@ -119,10 +120,7 @@ class StoreRecorder:
         Waits while the database is away (the request is sent only once its row exists);
         raises :class:`StoreUnavailableError` after the outage wait.
         """
-        started = result.started_at or datetime.now(UTC)
-        return self._retrying(
-            lambda session: self._write_started(session, comparison_id, result, started)
-        )
+        return self._retrying(self._started_work(comparison_id, result))
 
     def record_progress(self, result: ModelResult) -> None:
         """Flush the partial text and metrics known so far (skipped while the database is
@@ -130,11 +128,7 @@ class StoreRecorder:
         if skip_during_outage():
             return
         with contextlib.suppress(StoreUnavailableError):
-            run_write(
-                self._engine,
-                lambda session: self._write(session, result),
-                replace(self._writes, wait_s=0),
-            )
+            run_write(self._engine, self._progress_work(result), self._optional_writes())
 
     def record_finished(self, result: ModelResult) -> None:
         """Write the final status, content, metrics, tokens and balance.
@@ -148,12 +142,92 @@ class StoreRecorder:
     def _write_final(self, result: ModelResult, also: list[RowUpdate]) -> None:
         """Write the result's final row and the rows ``also`` in one transaction (see
         :meth:`record_finished`)."""
+        write, updates = self._final_work(result, also)
+        try:
+            self._retrying(write)
+        except StoreUnavailableError:
+            spool = self._writes.spool
+            if spool is None:
+                raise
+            spool.append(updates[0].id, updates)
+            raise AnswerSpooledError(str(spool.path)) from None
+
+    @property
+    def group_key(self) -> object | None:
+        """Recorders with equal keys may have their calls written in one transaction by
+        :meth:`write_together`; ``None`` when this class changes what a call writes (a
+        subclass adding rows of its own): its calls are then written one by one."""
+        for name in _GROUPED_CALLS:
+            if getattr(type(self), name) is not getattr(StoreRecorder, name):
+                return None
+        return (self._engine, self._writes)
+
+    def write_together(
+        self, calls: Sequence[tuple[StoreRecorder, str, tuple[Any, ...]]]
+    ) -> list[Any]:
+        """Run recorder calls (``find_cached``, ``record_started``, ``record_progress``,
+        ``record_finished`` of recorders with this one's :attr:`group_key`) in one
+        transaction: one commit for all of them.
+
+        Returns, in order, what each call returned or the exception it raised. Each call
+        keeps its promise: the transaction waits for a database that went away (partial
+        flushes alone don't wait, and are skipped while it is known to be away); if it
+        still fails, every call is run again on its own, so a start raises, a final write
+        is spooled, and one bad write doesn't take the others with it.
+        """
+        skipping = skip_during_outage()
+        todo = [c for c in calls if not (skipping and c[1] == "record_progress")]
+        if not todo:
+            return [None] * len(calls)
+        optional = all(method == "record_progress" for _recorder, method, _args in todo)
+        policy = self._optional_writes() if optional else self._writes
+        try:
+            works = [recorder._work(method, args) for recorder, method, args in todo]
+            outcomes: list[Any] = run_write(
+                self._engine, lambda session: [work(session) for work in works], policy
+            )
+        except Exception:  # noqa: BLE001 - each call is retried alone, with its own promise
+            log.warning("A grouped history write failed; writing its calls one by one.")
+            outcomes = [_call_alone(recorder, method, args) for recorder, method, args in todo]
+        by_call = dict(zip(map(id, todo), outcomes, strict=True))
+        return [by_call.get(id(c)) for c in calls]
+
+    def _work(self, method: str, args: tuple[Any, ...]) -> Callable[[Session], Any]:
+        """The transaction body of one grouped call (see :meth:`write_together`)."""
+        if method == "find_cached":
+            return self._find_cached_work(*args)
+        if method == "record_started":
+            return self._started_work(*args)
+        if method == "record_progress":
+            return self._progress_work(*args)
+        if method == "record_finished":
+            return self._final_work(args[0], [])[0]
+        raise ValueError(f"{method} cannot be written together with other calls.")
+
+    def _find_cached_work(
+        self, provider: str, request_hash: str
+    ) -> Callable[[Session], ModelResult | None]:
+        return lambda session: find_cached_result(
+            session, provider, request_hash, owner=self._owner
+        )
+
+    def _started_work(self, comparison_id: int, result: ModelResult) -> Callable[[Session], int]:
+        # One start time for every attempt: a retry after a commit whose answer was lost
+        # finds the row by it.
+        started = result.started_at or datetime.now(UTC)
+        return lambda session: self._write_started(session, comparison_id, result, started)
+
+    def _progress_work(self, result: ModelResult) -> Callable[[Session], None]:
+        return lambda session: self._write(session, result)
+
+    def _final_work(
+        self, result: ModelResult, also: list[RowUpdate]
+    ) -> tuple[Callable[[Session], None], list[RowUpdate]]:
+        """The final write's transaction body, and its rows as spool updates."""
         if result.result_id is None:
             raise ValueError("record_started() must run first: the result has no row id.")
-        row = self._row_values(result, finished=True)
-        updates = [RowUpdate("results", result.result_id, row), *also]
-
         row_id = result.result_id
+        row = self._row_values(result, finished=True)
 
         def write(session: Session) -> None:
             with kept_in_step(session, row_id):
@@ -161,14 +235,11 @@ class StoreRecorder:
             for update in also:
                 apply_update(session, update)
 
-        try:
-            self._retrying(write)
-        except StoreUnavailableError:
-            spool = self._writes.spool
-            if spool is None:
-                raise
-            spool.append(result.result_id, updates)
-            raise AnswerSpooledError(str(spool.path)) from None
+        return write, [RowUpdate("results", row_id, row), *also]
+
+    def _optional_writes(self) -> WritePolicy:
+        """The policy of a partial flush: no waiting for a database that went away."""
+        return replace(self._writes, wait_s=0)
 
     def _retrying(self, work: Callable[[Session], T]) -> T:
         return run_write(self._engine, work, self._writes)
@@ -263,6 +334,13 @@ class StoreRecorder:
         if finished:
             values["finished_utc"] = result.finished_at or now
         return values
+
+
+def _call_alone(recorder: StoreRecorder, method: str, args: tuple[Any, ...]) -> Any:
+    try:
+        return getattr(recorder, method)(*args)
+    except Exception as exc:  # noqa: BLE001 - returned: each call reports its own outcome
+        return exc
 
 
 def _snapshot_values(result: ModelResult, now: datetime) -> dict[str, Any]:
