@@ -87,7 +87,13 @@ class WriteQueue:
                 if not self._queue:
                     return
                 batch = take_batch(self._queue)
-            write_batch(batch)
+            try:
+                write_batch(batch)
+            except Exception as exc:  # no caller may wait forever for its write
+                log.exception("The history writer failed")
+                for call in batch:
+                    if not call.future.done():
+                        call.future.set_exception(exc)
 
 
 def take_batch(queue: list[RecorderCall]) -> list[RecorderCall]:

@@ -137,3 +137,33 @@ def test_a_recorder_that_adds_rows_to_its_writes_is_written_call_by_call(store: 
     assert plain.group_key is not None
     assert plain.group_key == StoreRecorder(store.engine, writes=store.writes).group_key
     assert Annotating(store.engine, writes=store.writes).group_key is None
+
+
+def test_a_failing_write_settles_its_calls_and_the_writer_goes_on(store: Store) -> None:
+    class Broken(StoreRecorder):
+        def write_together(self, calls: Any) -> list[Any]:
+            return []  # one outcome too few for every call: the writer must not hang
+
+    broken = Broken(store.engine, writes=store.writes)
+    plain = StoreRecorder(store.engine, writes=store.writes)
+    request = make_request(MODELS)
+    comparison_id = plain.start_comparison(request)
+    queue = WriteQueue("test-writer")
+    gate = Gate()
+    try:
+        queue.submit(gate, "hold")
+        assert gate.held.wait(10)
+        lost = [
+            queue.submit(broken, "record_started", comparison_id, running(request, i))
+            for i in (0, 1)
+        ]
+        gate.open.set()
+        for future in lost:
+            assert isinstance(future.exception(10), ValueError)
+        assert isinstance(
+            queue.submit(plain, "record_started", comparison_id, running(request, 2)).result(10),
+            int,
+        )
+    finally:
+        gate.open.set()
+        queue.close()
