@@ -112,7 +112,10 @@ ADD_TURN = (
     "[...document.querySelectorAll('button')].find(b => b.innerText.includes('Add user turn'))"
 )
 ADD_TURN_VISIBLE = f"(({ADD_TURN}) || {{offsetHeight: 0}}).offsetHeight > 0"
-TURN_BOXES = "document.querySelectorAll('textarea[aria-label^=\"Turn \"]').length"
+# The turn boxes: the text areas of the first expander ("Earlier turns").
+TURN_BOXES = (
+    "document.querySelector('[data-testid=stExpander]').querySelectorAll('textarea').length"
+)
 
 SCREENSHOT_ANSWERS = {
     "gpt-5-nano": "Use **WAL**. Readers keep reading while the single writer commits, "
@@ -184,7 +187,8 @@ def measure_interactivity(page: Page) -> dict[str, float]:
 
 def start_run(page: Page) -> None:
     """Press Run once the page is idle (a click during a rerun can be dropped: retry)."""
-    button = page.get_by_test_id("stBaseButton-primary").filter(has_text="Run")
+    # The compare page's own Run button (other primary buttons stay disabled meanwhile).
+    button = page.locator('[data-testid="stBaseButton-primary"]:enabled', has_text="Run")
     for _ in range(5):
         expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
         button.click()
