@@ -127,7 +127,7 @@ def test_a_private_comparison_is_invisible_to_another_user_until_shared(
         ana.goto(f"{hosted_app.url}/history")
         ana.get_by_role("textbox", name="Search").fill(SECRET_WORD)
         ana.keyboard.press("Enter")
-        expect(ana.get_by_text("1 comparisons")).to_be_visible()
+        expect(ana.get_by_text("· 1 entry")).to_be_visible()
 
         # By direct id and by a guessed share token.
         for query in (f"comparison={comparison_id}", f"comparison={comparison_id}&token=abc"):
