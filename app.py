@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from playground import services
 from playground.errors import PlaygroundError, user_message
+from playground.services import runtime
 from playground.store.db import check_database_url
 from playground.unsaved import banner_text, unsaved
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
@@ -24,9 +24,9 @@ st.secrets.load_if_toml_exists()
 try:
     # A bad setting, catalog or database URL, or a database a newer release migrated (a
     # rollback), is one clear message, not a traceback per page.
-    check_database_url(services.get_settings().resolved_database_url)
-    services.get_catalog()
-    services.check_schema_not_newer()
+    check_database_url(runtime.get_settings().resolved_database_url)
+    runtime.get_catalog()
+    runtime.check_schema_not_newer()
 except PlaygroundError as exc:
     problem = user_message(exc)
     stop_with(lambda: st.error(problem, icon=":material/error:"), title="Configuration error")
@@ -44,7 +44,7 @@ with st.sidebar:
         st.caption(f"Key: {connection.key_hint}")
     if principal is None:
         st.markdown("**Database:**")
-        st.code(services.database_label(), language=None, wrap_lines=True)
+        st.code(runtime.database_label(), language=None, wrap_lines=True)
 
 # History writes waiting out a database outage: said on every page, gone once written.
 unsaved_banner = banner_text(unsaved())

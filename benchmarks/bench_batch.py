@@ -35,10 +35,9 @@ from pydantic import SecretStr
 
 from benchmarks._common import exit_on_sigterm, fresh_database
 from playground.catalog import load_catalog
+from playground.datasets import parse_dataset
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec, plan_batch
-from playground.evaluation.templates import PromptTemplate
 from playground.providers._http import RetryPolicy
 from playground.providers.base import Provider
 from playground.providers.elumenta import ElumentaProvider
@@ -50,6 +49,7 @@ from playground.store.eval_repository import (
     save_dataset,
     save_template_version,
 )
+from playground.templates import PromptTemplate
 from tests.fake_elumenta.process import FakeServerProcess
 
 CATALOG = load_catalog()

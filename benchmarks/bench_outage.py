@@ -44,11 +44,10 @@ from pydantic import SecretStr
 
 from benchmarks._common import exit_on_sigterm, fresh_database
 from playground.catalog import load_catalog
+from playground.datasets import parse_dataset
 from playground.errors import PlaygroundError
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec, plan_batch
-from playground.evaluation.templates import PromptTemplate
 from playground.providers._http import RetryPolicy
 from playground.providers.base import Message, Provider
 from playground.providers.elumenta import ElumentaProvider
@@ -57,6 +56,7 @@ from playground.runner import ModelFinished, ModelStarted, RunEvent, Runner
 from playground.store import Store, StoreRecorder, open_store
 from playground.store.eval_repository import batch_cells, save_dataset, save_template_version
 from playground.store.models import Result
+from playground.templates import PromptTemplate
 from playground.unsaved import unsaved
 from tests.fake_elumenta.process import FakeServerProcess
 from tests.fault_proxy import FaultProxy, proxied

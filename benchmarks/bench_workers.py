@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 from playground.config import Settings
-from playground.evaluation.dispatch import queue_batch
 from playground.store import open_store
 from playground.store.eval_models import BatchCellRow
+from playground.workers.dispatch import queue_batch
 from tests.evaluation_fixtures import plan
 from tests.fake_elumenta.process import FakeServerProcess
 from tests.worker_fixtures import WorkerProcess, throwaway_database

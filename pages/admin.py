@@ -8,9 +8,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from playground import hosted
 from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
+from playground.services import hosted
 from playground.store.hosted_models import ROLES
 from ui.auth import current_principal
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from playground import compare_state as cs
-from playground import services
-from playground.compare_view import (
+from playground.errors import PlaygroundError, user_message
+from playground.presenters import compare_state as cs
+from playground.presenters.compare import (
     MODELS_PARAM,
     SHARE_PARAM,
     TOKEN_PARAM,
@@ -23,10 +23,10 @@ from playground.compare_view import (
     share_ref,
     share_url,
 )
-from playground.errors import PlaygroundError, user_message
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from playground.safe_text import escape_markdown
+from playground.services import runtime
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.live_column import live_answer, stream_urls
@@ -47,13 +47,13 @@ BALANCE_AFTER = "compare.balance_after"
 
 def stop(columns: list[ColumnRef]) -> None:
     for column in columns:
-        services.cancel_column(column, current_principal())
+        runtime.cancel_column(column, current_principal())
 
 
 def rerun(position: int) -> None:
     columns = list(st.session_state[COLUMNS])
     try:
-        columns[position] = services.rerun_column(
+        columns[position] = runtime.rerun_column(
             columns[position],
             session_connection(),
             current_principal(),
@@ -74,7 +74,7 @@ shared = st.query_params.get(SHARE_PARAM)
 if shared and st.session_state.get(SHARED) != shared:
     st.session_state[SHARED] = shared
     st.session_state[SHARE_TOKEN] = st.query_params.get(TOKEN_PARAM)
-    view = services.open_run(shared, principal, st.session_state[SHARE_TOKEN])
+    view = runtime.open_run(shared, principal, st.session_state[SHARE_TOKEN])
     if view is None:
         st.warning(
             f"Comparison '{escape_markdown(shared)}' is not available: it may have been "
@@ -244,14 +244,14 @@ shown = st.session_state.get(COLUMNS, [])
 if shown and st.session_state.get(BALANCE_AFTER) != shown:
     # Once a run (or one column's re-run) has finished, its charge is in the balance:
     # read it again rather than show the figure read while it streamed.
-    finished = services.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
+    finished = runtime.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
-        st.session_state.pop(services.BALANCE_STATE_KEY, None)
-balance, balance_error = services.cached_balance(st.session_state, connection)
+        st.session_state.pop(runtime.BALANCE_STATE_KEY, None)
+balance, balance_error = runtime.cached_balance(st.session_state, connection)
 if principal is not None and not principal.can_run:
     run_help: str | None = "Viewers cannot run models."
-elif services.still_running(shown, principal):
+elif runtime.still_running(shown, principal):
     run_help = "Stop the running comparison first (Stop all), or wait for it to finish."
 else:
     run_help = None
@@ -283,7 +283,7 @@ if run_clicked:
     try:
         request = build_compare_request(composer)
         request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        handle = services.start_compare(request, connection, principal, shown=shown)
+        handle = runtime.start_compare(request, connection, principal, shown=shown)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -295,7 +295,7 @@ if run_clicked:
         st.session_state.pop(SHARE_TOKEN, None)
         st.query_params[SHARE_PARAM] = ref
         st.query_params.pop(TOKEN_PARAM, None)
-        st.session_state.pop(services.BALANCE_STATE_KEY, None)
+        st.session_state.pop(runtime.BALANCE_STATE_KEY, None)
         st.session_state[SCROLL] = handle.run_id
         st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 
@@ -348,7 +348,7 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
     """The columns: polled (a fragment), followed live by the browser (``live``: each
     run's stream URL), or finished."""
     columns = st.session_state[COLUMNS]
-    state = services.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
+    state = runtime.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
     if state is None:
         st.session_state.pop(COLUMNS)
         st.rerun()
@@ -376,7 +376,7 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
 if NOTICE in st.session_state:
     st.error(st.session_state.pop(NOTICE))
 if st.session_state.get(COLUMNS):
-    state = services.column_results(
+    state = runtime.column_results(
         st.session_state[COLUMNS], principal, st.session_state.get(SHARE_TOKEN)
     )
     if state is None:
@@ -406,6 +406,6 @@ if st.session_state.get(COLUMNS):
             if live is not None and not all(result.is_terminal for result in results):
                 draw_results(polling=False, live=live)
             else:
-                st.fragment(draw_results, run_every=services.redraw_interval_s())(polling=True)
+                st.fragment(draw_results, run_every=runtime.redraw_interval_s())(polling=True)
 if SCROLL in st.session_state:
     scroll_into_view(".st-key-column-0", key=f"scroll-{st.session_state.pop(SCROLL)}")

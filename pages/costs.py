@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from playground import costs_view as cv
-from playground import history_service, services
 from playground.errors import PlaygroundError, user_message
+from playground.presenters import costs as cv
+from playground.services import history as history_service
+from playground.services import runtime
 from ui.auth import current_principal
 
 MS = st.column_config.NumberColumn(format="%.0f")
@@ -40,7 +41,7 @@ if report.empty:
     st.page_link("pages/compare.py", label="Go to Compare", icon=":material/compare_arrows:")
     st.stop()
 
-names = {model.slug: model.name for model in services.get_catalog()}
+names = {model.slug: model.name for model in runtime.get_catalog()}
 totals = cv.totals(report)
 with st.container(horizontal=True):
     st.metric("Billing tokens spent", f"{totals.tokens_spent:,}", border=True)

@@ -11,8 +11,8 @@ from functools import partial
 
 import streamlit as st
 
-from playground.evaluation.example import add_offline_example
-from playground.history_view import BATCH_PARAM
+from playground.presenters.history import BATCH_PARAM
+from playground.services.example import add_offline_example
 from ui.auth import current_principal, session_connection
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP
 from ui.evaluate_dataset import draw_dataset

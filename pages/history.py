@@ -7,19 +7,20 @@ from functools import partial
 
 import streamlit as st
 
-from playground import compare_state as cs
-from playground import history_service, hosted, services
-from playground import history_view as hv
 from playground.access import Principal, owns
-from playground.compare_view import (
+from playground.errors import PlaygroundError, user_message
+from playground.presenters import compare_state as cs
+from playground.presenters import history as hv
+from playground.presenters.compare import (
     SHARE_PARAM,
     STATUS_LABELS,
     model_options,
     share_ref,
     share_url,
 )
-from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
+from playground.services import history as history_service
+from playground.services import hosted, runtime
 from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
 from ui.auth import current_principal
 from ui.columns import draw_diff, draw_grid, style_answers
@@ -76,7 +77,7 @@ def draw_actions(stored: StoredComparison, mine: bool) -> None:
             st.session_state[CONFIRM_DELETE] = stored.id
     if rerun:
         try:
-            handle = services.start_compare(hv.rerun_request(stored.request), connection, principal)
+            handle = runtime.start_compare(hv.rerun_request(stored.request), connection, principal)
         except PlaygroundError as exc:
             st.error(user_message(exc), icon=":material/error:")
         else:
@@ -228,7 +229,7 @@ def read_filter() -> HistoryFilter | None:
         "Dates (UTC)", value=[], key="history.dates", persist_state="session", format="YYYY-MM-DD"
     )
     models_col, status_col, tag_col = st.columns([2, 2, 1])
-    choices = hv.model_choices(services.get_catalog(), services.get_settings().openai_model_list)
+    choices = hv.model_choices(runtime.get_catalog(), runtime.get_settings().openai_model_list)
     models = models_col.multiselect(
         "Models",
         list(choices),

@@ -6,10 +6,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from playground.evaluation import app as evaluation
 from playground.evaluation.leaderboard import Grouping, undecided
 from playground.evaluation.stats import Interval
 from playground.safe_text import escape_markdown
+from playground.services import evaluate as evaluation
 from ui.auth import current_principal
 
 GROUPINGS: dict[str, Grouping] = {"by model": "model", "by prompt version": "version"}

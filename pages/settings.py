@@ -9,19 +9,19 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import SecretStr
 
-from playground import hosted, services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.providers.registry import key_format_warning, withheld_key_message
+from playground.services import hosted, runtime
 from ui.auth import current_principal, session_connection
 
-settings = services.get_settings()
+settings = runtime.get_settings()
 principal = current_principal()
 openai_configured = bool(
-    settings.openai_base_url or st.session_state.get(services.OPENAI_BASE_URL_KEY)
+    settings.openai_base_url or st.session_state.get(runtime.OPENAI_BASE_URL_KEY)
 )
 choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if openai_configured else [])
-choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **services.PROVIDER_LABELS}
+choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **runtime.PROVIDER_LABELS}
 
 
 def hosted_key_section(principal: Principal) -> None:
@@ -72,18 +72,18 @@ if principal is not None:
     connection = session_connection()
 else:
     st.subheader("Provider")
-    st.session_state.setdefault(services.PROVIDER_CHOICE_KEY, "auto")
-    st.session_state.setdefault(services.BASE_URL_KEY, settings.elumenta_base_url)
+    st.session_state.setdefault(runtime.PROVIDER_CHOICE_KEY, "auto")
+    st.session_state.setdefault(runtime.BASE_URL_KEY, settings.elumenta_base_url)
     st.radio(
         "Provider",
         choices,
-        key=services.PROVIDER_CHOICE_KEY,
+        key=runtime.PROVIDER_CHOICE_KEY,
         format_func=choice_labels.get,
         persist_state="session",
     )
     st.text_input(
         "Elumenta base URL",
-        key=services.BASE_URL_KEY,
+        key=runtime.BASE_URL_KEY,
         persist_state="session",
         help="Change it only to use another Elumenta-compatible server (e.g. a local test "
         "server). The key from the environment is sent only to the configured URL: for any "
@@ -91,21 +91,21 @@ else:
     )
     st.text_input(
         "Elumenta API key",
-        key=services.API_KEY_KEY,
+        key=runtime.API_KEY_KEY,
         persist_state="session",
         type="password",
         placeholder="nb_…",
         help="Kept in this browser session only: never saved to the database, a file or a link. "
         "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
     )
-    key_warning = key_format_warning(st.session_state.get(services.API_KEY_KEY) or "")
+    key_warning = key_format_warning(st.session_state.get(runtime.API_KEY_KEY) or "")
     if key_warning:
         st.warning(key_warning, icon=":material/key:")
     with st.expander("OpenAI-compatible server (Ollama, vLLM, LiteLLM, OpenRouter)"):
-        st.session_state.setdefault(services.OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
+        st.session_state.setdefault(runtime.OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
         st.text_input(
             "Base URL, including /v1",
-            key=services.OPENAI_BASE_URL_KEY,
+            key=runtime.OPENAI_BASE_URL_KEY,
             persist_state="session",
             placeholder="http://localhost:11434/v1",
             help="Its models appear beside Elumenta's. OPENAI_COMPATIBLE_API_KEY from the "
@@ -114,7 +114,7 @@ else:
         )
         st.text_input(
             "API key",
-            key=services.OPENAI_API_KEY_KEY,
+            key=runtime.OPENAI_API_KEY_KEY,
             persist_state="session",
             type="password",
             help="Kept in this browser session only. Leave empty for a server without keys "
@@ -122,12 +122,12 @@ else:
         )
         st.text_input(
             "Models (comma-separated)",
-            key=services.OPENAI_MODELS_KEY,
+            key=runtime.OPENAI_MODELS_KEY,
             persist_state="session",
             placeholder=settings.openai_models or "llama3, qwen2.5",
             help="Empty: OPENAI_COMPATIBLE_MODELS from the environment.",
         )
-    connection = services.connection_from_state(st.session_state)
+    connection = runtime.connection_from_state(st.session_state)
     st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
     if connection.provider == "elumenta" and connection.key_withheld:
         st.warning(
@@ -141,7 +141,7 @@ else:
 st.subheader("Account")
 if st.button("Check balance", icon=":material/account_balance_wallet:"):
     try:
-        balance = services.fetch_balance(connection)
+        balance = runtime.fetch_balance(connection)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -168,7 +168,7 @@ else:
 if st.button("Refresh model catalog", icon=":material/sync:"):
     try:
         with st.spinner("Asking the API for each model's price…"):
-            refreshed, errors = services.refresh_model_catalog(connection)
+            refreshed, errors = runtime.refresh_model_catalog(connection)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -179,12 +179,12 @@ if st.button("Refresh model catalog", icon=":material/sync:"):
 st.dataframe(
     [
         {"model": m.name, "slug": m.slug, "tier": m.tier, "billing tokens": m.token_cost}
-        for m in services.get_catalog()
+        for m in runtime.get_catalog()
     ],
     hide_index=True,
 )
 
 st.subheader("Storage")
 st.markdown("Database in use:")
-st.code(services.database_label(), language=None, wrap_lines=True)
+st.code(runtime.database_label(), language=None, wrap_lines=True)
 st.caption(f"Data directory: `{settings.data_dir}`")

@@ -3,7 +3,7 @@
 import signal
 import sys
 
-from playground.cli import main
+from playground.cli.main import main
 
 # Piping into `head` should end quietly, as Unix tools do, not with a BrokenPipeError.
 if hasattr(signal, "SIGPIPE"):

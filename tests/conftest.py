@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.components.v2 import manifest_scanner
 
-from playground import services
+from playground.services import runtime
 from playground.store import open_store
 from tests.fake_elumenta import FakeElumenta
 
@@ -90,9 +90,9 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PLAYGROUND_DEMO_TIME_SCALE", "0.01")
     monkeypatch.setenv("PLAYGROUND_MAX_RETRIES", "0")
-    services.reset()
+    runtime.reset()
     yield tmp_path
-    services.reset()
+    runtime.reset()
 
 
 @pytest.fixture

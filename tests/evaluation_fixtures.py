@@ -7,17 +7,17 @@ from collections.abc import Mapping, Sequence
 from pydantic import SecretStr
 
 from playground.catalog import Catalog, load_catalog
+from playground.datasets import parse_dataset
 from playground.evaluation.assertions import AssertionSpec
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec, plan_batch
-from playground.evaluation.templates import PromptTemplate
 from playground.providers._http import RetryPolicy
 from playground.providers.base import Provider
 from playground.providers.elumenta import ElumentaProvider
 from playground.results import ModelTarget
 from playground.store import Store
 from playground.store.eval_repository import save_dataset, save_template_version
+from playground.templates import PromptTemplate
 
 CATALOG: Catalog = load_catalog()
 TEMPLATE = PromptTemplate("You are terse.", "What is the capital of {{ country }}?")

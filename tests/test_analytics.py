@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from playground import analytics
+from playground.presenters import analytics
 
 
 def _summary(**overrides: list[int]) -> pd.DataFrame:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from playground import hosted, services
 from playground.access.audit import list_events
 from playground.access.users import get_user
 from playground.errors import AccessDeniedError
 from playground.evaluation.assertions import AssertionSpec
+from playground.services import hosted, runtime
 from playground.store.eval_models import BatchCellRow, BatchRow
 from tests.app_harness import click, texts
 from tests.evaluation_fixtures import plan
@@ -23,7 +23,7 @@ ADMINS_ONLY = "Only admins of a hosted playground can open this page."
 
 
 def test_a_member_or_the_local_user_cannot_open_the_admin_page() -> None:
-    member = signed_in(services.get_store(), "ben@example.org")
+    member = signed_in(runtime.get_store(), "ben@example.org")
     for principal in (member, None):
         at = open_page_as("pages/admin.py", principal)
         assert not at.exception
@@ -32,7 +32,7 @@ def test_a_member_or_the_local_user_cannot_open_the_admin_page() -> None:
 
 
 def test_a_member_reaches_no_admin_read_and_sees_only_their_own_workspaces() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     ben = signed_in(store, "ben@example.org")
     ours = make_workspace(store, "Search team", [ben])
@@ -50,7 +50,7 @@ def test_a_member_reaches_no_admin_read_and_sees_only_their_own_workspaces() -> 
 
 
 def test_the_catalog_and_the_database_on_settings_are_for_admins_only() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     ben = signed_in(store, "ben@example.org")
     server_parts = {"Model catalog", "Storage"}
@@ -62,7 +62,7 @@ def test_the_catalog_and_the_database_on_settings_are_for_admins_only() -> None:
 
 
 def test_an_admin_changes_a_role_and_a_budget_and_the_change_is_audited() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     member = signed_in(store, "ben@example.org")
     at = open_page_as("pages/admin.py", admin)
@@ -88,7 +88,7 @@ def test_an_admin_changes_a_role_and_a_budget_and_the_change_is_audited() -> Non
 
 
 def test_an_admin_cannot_demote_themself_and_is_told_why() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     at = open_page_as("pages/admin.py", admin)
     at.session_state["admin.users"] = {
@@ -103,7 +103,7 @@ def test_an_admin_cannot_demote_themself_and_is_told_why() -> None:
 
 
 def test_workspaces_are_created_and_filled_from_the_admin_page() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     signed_in(store, "ben@example.org")
     at = open_page_as("pages/admin.py", admin)
@@ -118,7 +118,7 @@ def test_workspaces_are_created_and_filled_from_the_admin_page() -> None:
 
 
 def test_spend_shows_each_users_answers_per_model_and_their_batch_judge_as_its_own_row() -> None:
-    store = services.get_store()
+    store = runtime.get_store()
     admin = signed_in(store, ADMIN_EMAIL, "admin")
     rubric = AssertionSpec("llm_judge", value="Names a capital.")
     batch_id = plan(store, ["gpt-5-nano"], rows=3, assertions=[rubric], judge="gpt-5")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import history_service, services
 from playground.safe_text import escape_markdown
+from playground.services import history, runtime
 from tests.app_harness import click, open_blocks, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -38,7 +38,7 @@ def with_fake(app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.Mo
     """Point the app at the in-process fake Elumenta server with a valid key."""
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
     monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    services.reset()
+    runtime.reset()
 
 
 def test_demo_run_fills_both_columns_with_completed_answers(app_env: Path) -> None:
@@ -107,7 +107,7 @@ def test_bad_input_gets_a_clear_message_and_keeps_what_was_typed(
     message: str,
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "80")
-    services.reset()
+    runtime.reset()
     at = compose(open_page(), prompt, models)
     at.number_input(key=TEMPERATURE).set_value(temperature)
 
@@ -152,7 +152,7 @@ def test_without_a_key_elumenta_explains_itself_instead_of_failing_silently(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_PROVIDER", "elumenta")
-    services.reset()
+    runtime.reset()
     at = compose(open_page(), "Hello", ["elumenta:gpt-5-nano"])
 
     assert any("No Elumenta API key" in t for t in texts(at, "warning"))
@@ -165,7 +165,7 @@ def test_a_rejected_key_is_reported_before_running(
     with_fake: None, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ELUMENTA_API_KEY", "nb_wrong_key_0000")
-    services.reset()
+    runtime.reset()
     at = open_page()
     warnings = texts(at, "warning")
     assert any("Invalid or missing API key" in w and "Settings" in w for w in warnings), warnings
@@ -262,7 +262,7 @@ def test_per_model_overrides_reach_only_their_model(
 
 def test_stop_all_keeps_partial_text(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYGROUND_DEMO_TIME_SCALE", "3")
-    services.reset()
+    runtime.reset()
     at = compose(open_page(), "Hello", ["demo:gpt-5", "demo:claude-opus-4.5"])
     click(at, "Run")
 
@@ -361,7 +361,7 @@ def test_the_cache_is_off_by_default_and_reuses_identical_answers_when_on(app_en
     run_until_done(at)
 
     assert badges(at, ":green-badge[Done (cached, not billed)]") == 2
-    comparison = history_service.stored_comparison(int(at.query_params["comparison"][0]))
+    comparison = history.stored_comparison(int(at.query_params["comparison"][0]))
     assert comparison is not None
     assert comparison.request.use_cache
     assert [(r.cached, r.tokens_used) for r in comparison.results] == [(True, 0), (True, 0)]

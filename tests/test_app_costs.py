@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from playground import costs_view as cv
-from playground import services
+from playground.presenters import costs as cv
+from playground.services import runtime
 from playground.store import latency_by_model, model_summary
 from tests.app_harness import open_page, run_compare, texts
 
@@ -36,7 +36,7 @@ def test_the_page_shows_exactly_what_the_history_database_holds(app_env: Path) -
     assert not at.exception
 
     flt = cv.period_filter(cv.default_period(datetime.now(UTC).date()))
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         summary = model_summary(session, flt).set_index("model")
         latency = latency_by_model(session, flt).set_index("model")
     frames = [frame.value for frame in at.dataframe]

@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from playground import history_service, services
+from playground.services import history as history_service
+from playground.services import runtime
 from playground.store import HistoryFilter, StoreRecorder
 from playground.store.eval_models import RatingRow
 from playground.store.models import Result
@@ -30,7 +31,7 @@ def seed(
     **fields: object,
 ) -> int:
     """Record a finished demo comparison straight into the app's history database."""
-    recorder = StoreRecorder(services.get_store().engine, services.get_catalog().cost_of)
+    recorder = StoreRecorder(runtime.get_store().engine, runtime.get_catalog().cost_of)
     outcomes = outcomes or [Outcome(f"Answer of {m} to {prompt}") for m in models]
     comparison_id, _ = record_run(recorder, make_request(models, prompt, **fields), outcomes)
     return comparison_id
@@ -279,7 +280,7 @@ def test_any_stored_answer_can_be_rated_with_who_rated(app_env: Path) -> None:
     click(at, "Save note", index=1)
 
     assert not at.exception
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         rows = session.execute(
             sa.select(
                 Result.model, RatingRow.rater, RatingRow.kind, RatingRow.value, RatingRow.note

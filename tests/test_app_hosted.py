@@ -22,14 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from playground import history_service, services
 from playground.access import Principal
 from playground.access.audit import list_events
+from playground.datasets import parse_dataset
 from playground.errors import AccessDeniedError, InvalidRequestError
-from playground.evaluation import app as evaluation
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.services import evaluate as evaluation
+from playground.services import history as history_service
+from playground.services import runtime
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
 from playground.store.models import Comparison, Result
 from tests.app_harness import click, open_blocks, open_tab, texts
@@ -64,14 +65,14 @@ class Team:
 @pytest.fixture
 def migrated_app_database(app_env: Path, migrated_sqlite_file: Path) -> None:
     """The app's SQLite file starts as a copy of a migrated one (no migration per test)."""
-    database = Path(str(make_url(services.get_settings().resolved_database_url).database))
+    database = Path(str(make_url(runtime.get_settings().resolved_database_url).database))
     database.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_sqlite_file, database)
 
 
 @pytest.fixture
 def team() -> Team:
-    store = services.get_store()
+    store = runtime.get_store()
     ana, bob, cat = (signed_in(store, f"{n}@example.org") for n in ("ana", "bob", "cat"))
     vic = signed_in(store, "vic@example.org", "viewer")
     research = make_workspace(store, "Research", [ana, bob, vic])
@@ -208,7 +209,7 @@ def test_a_viewer_sees_shared_work_but_cannot_rerun_it(team: Team) -> None:
     stored = history_service.stored_comparison(comparison_id, team.vic)
     assert stored is not None
     with pytest.raises(AccessDeniedError, match="viewer"):
-        services.start_compare(stored.request, services.connection_from_state({}), team.vic)
+        runtime.start_compare(stored.request, runtime.connection_from_state({}), team.vic)
 
 
 def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
@@ -218,7 +219,7 @@ def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
     )
     stored = history_service.stored_comparison(comparison_id, team.bob)
     assert stored is not None
-    handle = services.start_compare(stored.request, services.connection_from_state({}), team.bob)
+    handle = runtime.start_compare(stored.request, runtime.connection_from_state({}), team.bob)
     handle.wait(10)
     rerun = history_service.stored_comparison(handle.comparison_id or 0, team.bob)
     assert rerun is not None and rerun.request.owner == "bob@example.org"
@@ -227,13 +228,13 @@ def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
 
 def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> None:
     comparison_id = seed_as(team.ana, SECRET)
-    connection = services.connection_from_state({})
+    connection = runtime.connection_from_state({})
 
     def rerun_cached(person: Principal) -> list[bool]:
         stored = history_service.stored_comparison(comparison_id, team.ana)
         assert stored is not None
         request = replace(stored.request, use_cache=True)
-        handle = services.start_compare(request, connection, person)
+        handle = runtime.start_compare(request, connection, person)
         return [r.cached for r in handle.wait(10).results]
 
     assert rerun_cached(team.bob) == [False, False]
@@ -241,7 +242,7 @@ def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> No
 
 
 def test_a_batch_reuses_only_its_owners_cached_answers(team: Team) -> None:
-    connection = services.connection_from_state({})
+    connection = runtime.connection_from_state({})
 
     def cached_cells(person: Principal) -> list[bool]:
         version_id, dataset_id = _template_and_dataset(person)  # the same text for everyone
@@ -284,7 +285,7 @@ def test_a_share_link_opens_for_whoever_holds_the_token_until_it_is_revoked(team
         "pages/compare.py", team.cat, {"comparison": str(comparison_id), "token": token}
     )
     assert texts(again, "warning") == [f"Comparison '{comparison_id}' {NOT_AVAILABLE}"]
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         actions = [e.action for e in list_events(session, actor=team.ana.subject)]
     assert actions.count("comparison.share") == 2
 
@@ -302,20 +303,20 @@ def test_a_rating_in_hosted_mode_is_by_the_signed_in_user_even_a_viewer(team: Te
     assert not [t for t in at.text_input if t.label == "Your name"]
     click(at, "Good", index=0)
     assert not at.exception
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         raters = session.scalars(sa.select(RatingRow.rater)).all()
     assert raters == ["vic@example.org"]
 
 
 def test_an_answer_that_is_not_visible_cannot_be_rated(team: Team) -> None:
     seed_as(team.ana, SECRET)
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         result_id = session.scalars(sa.select(Result.id)).first()
     assert result_id is not None
     with pytest.raises(InvalidRequestError, match="not available"):
         evaluation.rate(result_id, "bob", "thumbs", 1, None, viewer=team.bob)
     evaluation.rate(result_id, "typed name", "thumbs", 1, None, viewer=team.ana)
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         assert session.scalars(sa.select(RatingRow.rater)).all() == ["ana@example.org"]
 
 
@@ -392,11 +393,11 @@ def test_templates_and_datasets_of_one_user_are_invisible_to_another(team: Team)
     with pytest.raises(InvalidRequestError, match=f"No template version #{version_id}"):
         evaluation.check_and_estimate(_spec(version_id, dataset_id), viewer=team.bob)
     assert list(evaluation.templates(viewer=team.ana)) == ["capitals"]
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         owners = session.scalars(sa.select(DatasetRow.owner)).all()
     assert owners == ["ana@example.org"]
 
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         template = session.scalars(
             sa.select(PromptTemplateRow).where(PromptTemplateRow.owner == team.ana.subject)
         ).one()
@@ -410,7 +411,7 @@ def test_templates_and_datasets_of_one_user_are_invisible_to_another(team: Team)
 
 def test_a_viewer_cannot_create_templates_datasets_or_start_a_batch(team: Team) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         for model in (PromptTemplateRow, DatasetRow):
             session.execute(
                 sa.update(model).values(visibility="workspace", workspace_id=team.research)
@@ -431,15 +432,15 @@ def test_a_viewer_cannot_create_templates_datasets_or_start_a_batch(team: Team) 
         evaluation.store_dataset("mine", parse_dataset("a\n1\n"), viewer=team.vic)
     with pytest.raises(AccessDeniedError, match="viewer"):
         evaluation.start_batch(
-            _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.vic
+            _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.vic
         )
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(BatchRow)) == 0
 
 
 def test_a_batch_over_the_daily_budget_is_refused_with_the_message(team: Team) -> None:
     _template_and_dataset(team.ana)
-    set_daily_budget(services.get_store(), team.ana, 3)
+    set_daily_budget(runtime.get_store(), team.ana, 3)
     at = open_tab(open_page_as("pages/evaluate.py", team.ana), "evaluate.tab", "Run batch")
     at.multiselect(key="evaluate.versions").set_value(["capitals v1"])
     at.multiselect(key="evaluate.models").set_value(["gpt-5-nano", "gpt-5"]).run()
@@ -454,7 +455,7 @@ def test_a_batch_over_the_daily_budget_is_refused_with_the_message(team: Team) -
         f"Your daily budget is 3 billing tokens; you have used 0 and this needs about "
         f"{tokens:,}. It resets at midnight UTC, or an admin can raise it."
     ]
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(BatchRow)) == 0
         assert not list_events(session, action="batch.start")
 
@@ -463,11 +464,11 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
     team: Team,
 ) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
-    connection = services.connection_from_state({})
+    connection = runtime.connection_from_state({})
     job = evaluation.start_batch(_spec(version_id, dataset_id), connection, viewer=team.ana)
     job.wait(30)
 
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         batch = session.get(BatchRow, job.batch_id)
         assert batch is not None and batch.owner == "ana@example.org"
         (event,) = list_events(session, action="batch.start")
@@ -494,7 +495,7 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
     with pytest.raises(InvalidRequestError, match="No batch"):
         evaluation.control_batch(job.batch_id, "cancel", viewer=team.bob)
 
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         session.execute(
             sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
         )
@@ -517,7 +518,7 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
 def test_blind_votes_in_hosted_mode_are_by_the_signed_in_user(team: Team) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
     job = evaluation.start_batch(
-        _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.ana
+        _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.ana
     )
     job.wait(30)
     at = open_tab(open_page_as("pages/evaluate.py", team.ana), "evaluate.tab", "Blind vote")
@@ -525,7 +526,7 @@ def test_blind_votes_in_hosted_mode_are_by_the_signed_in_user(team: Team) -> Non
     click(at, "Next round")
     click(at, "A is better")
     assert not at.exception
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         raters = session.scalars(sa.text("SELECT rater FROM pairwise_votes")).all()
     assert raters == ["ana@example.org"]
 
@@ -547,7 +548,7 @@ def leaderboard_lines(person: Principal, grouping: str) -> list[str] | None:
 
 
 def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
-    connection = services.connection_from_state({})
+    connection = runtime.connection_from_state({})
     version = evaluation.save_template(
         "Project Falcon", "Be terse.", "Capital of {{ country }}?", viewer=team.ana
     )
@@ -570,7 +571,7 @@ def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
         assert leaderboard_lines(person, "by prompt version") is None
         assert leaderboard_lines(person, "by model") is None
 
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         session.execute(
             sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
         )
@@ -580,7 +581,7 @@ def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
     )
     assert leaderboard_lines(team.bob, "by model") == ["GPT-5", "GPT-5 Nano"]
 
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         session.execute(
             sa.update(PromptTemplateRow).values(visibility="workspace", workspace_id=team.research)
         )
@@ -597,12 +598,12 @@ def test_a_vote_on_a_batch_made_private_since_the_round_was_drawn_is_refused(
 ) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
     job = evaluation.start_batch(
-        _spec(version_id, dataset_id), services.connection_from_state({}), viewer=team.ana
+        _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.ana
     )
     job.wait(30)
 
     def share_batch(workspace_id: int | None) -> None:
-        with services.get_store().session() as session, session.begin():
+        with runtime.get_store().session() as session, session.begin():
             session.execute(
                 sa.update(BatchRow).values(
                     visibility="private" if workspace_id is None else "workspace",
@@ -623,7 +624,7 @@ def test_a_vote_on_a_batch_made_private_since_the_round_was_drawn_is_refused(
     assert texts(at, "error") == [
         "These answers are no longer available; press Next round for new ones."
     ]
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         assert session.scalars(sa.text("SELECT rater FROM pairwise_votes")).all() == []
     assert at.session_state["evaluate.round"] is None
 
@@ -633,5 +634,5 @@ def test_local_mode_is_unchanged_everyone_sees_everything(app_env: Path) -> None
     at = open_page_as("pages/history.py", None)
     assert prompts(at) == ["Local prompt"]
     assert "Share" not in [e.label for e in open_row(at, 0).expander]
-    with services.get_store().session() as session:
+    with runtime.get_store().session() as session:
         assert session.scalars(sa.select(Comparison.owner)).all() == [None]

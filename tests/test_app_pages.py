@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playground import services
+from playground.services import runtime
 from tests.app_harness import click, open_page, texts
 from tests.fake_elumenta import FakeElumenta
 
@@ -52,7 +52,7 @@ def test_a_typed_key_is_masked_everywhere_and_survives_switching_pages(app_env: 
 
 def test_the_database_password_is_masked(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", "postgresql+psycopg://app:hunter2@db:5432/pg")
-    services.reset()
+    runtime.reset()
     at = open_page("pages/settings.py")
     codes = texts(at, "code")
     assert "postgresql+psycopg://app:***@db:5432/pg" in codes
@@ -99,7 +99,7 @@ def test_refresh_catalog_saves_prices_and_reports_each_failure(
     saved = json.loads((app_env / "data" / "models.json").read_text())
     prices = {m["slug"]: m["token_cost"] for m in saved["models"]}
     assert prices["gpt-5"] == 3
-    assert services.get_catalog().cost_of("gpt-5") == 3
+    assert runtime.get_catalog().cost_of("gpt-5") == 3
 
 
 def test_refresh_catalog_without_a_key_asks_for_one(app_env: Path) -> None:
@@ -111,7 +111,7 @@ def test_choosing_the_demo_provider_overrides_a_configured_key(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ELUMENTA_API_KEY", "nb_from_env_0000_9999")
-    services.reset()
+    runtime.reset()
     at = open_page()
     assert "**Provider:** Elumenta · elumenta.ru" in texts(at.sidebar, "markdown")
 
@@ -142,7 +142,7 @@ def test_switching_provider_keeps_the_models_it_still_offers_and_names_the_dropp
     # A local OpenAI-compatible server offering gpt-5 and qwen2.5 (never asked here).
     monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_COMPATIBLE_MODELS", "gpt-5,qwen2.5")
-    services.reset()
+    runtime.reset()
     at = open_page()
     picked = ["demo:gpt-5", "demo:claude-haiku-4.5", "openai_compatible:qwen2.5"]
     at.multiselect(key="compare.models").set_value(picked).run()

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from playground.backup import libpq_url
 from playground.catalog import load_catalog
+from playground.cli.backup import libpq_url
 from playground.store import StoreRecorder, open_store
 from playground.store.models import Base
 from tests.store_fixtures import Outcome, make_request, postgres_base_url, record_run

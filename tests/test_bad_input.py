@@ -27,11 +27,8 @@ import yaml
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from playground import history_service, services
-from playground.cli import main
-from playground.errors import InvalidRequestError
-from playground.evaluation import app as evaluation
-from playground.evaluation.datasets import (
+from playground.cli.main import main
+from playground.datasets import (
     MAX_COLUMNS,
     MAX_DATASET_BYTES,
     MAX_ROWS,
@@ -39,11 +36,15 @@ from playground.evaluation.datasets import (
     DatasetFormat,
     parse_dataset,
 )
+from playground.errors import InvalidRequestError
 from playground.evaluation.suite import load_suite
-from playground.evaluation.templates import render
 from playground.providers.base import GenerationParams, Message, validate_request
 from playground.results import CompareRequest, ModelTarget
+from playground.services import evaluate as evaluation
+from playground.services import history as history_service
+from playground.services import runtime
 from playground.store.models import Base
+from playground.templates import render
 from tests.app_harness import APP, click, open_page, open_tab, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -91,9 +92,9 @@ def app_pg(
 ) -> Iterator[str]:
     """The app (demo provider) recording into the module's PostgreSQL schema."""
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", postgres_module_url)
-    services.reset()
+    runtime.reset()
     yield postgres_module_url
-    services.reset()
+    runtime.reset()
 
 
 @pytest.fixture
@@ -243,7 +244,7 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", UNREACHABLE_DB)
-    services.reset()
+    runtime.reset()
     at = open_page()
     at.text_area(key=PROMPT).set_value("Still here?")
     at.multiselect(key=MODELS).set_value(["demo:gpt-5-nano"])
@@ -294,7 +295,7 @@ BAD_SETTINGS = {
 def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    services.reset()
+    runtime.reset()
 
 
 @pytest.mark.parametrize("setting", list(BAD_SETTINGS))
@@ -903,7 +904,7 @@ def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: s
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         title="Kept title",
     )
-    run = services.start_compare(request, services.connection_from_state({})).wait(30)
+    run = runtime.start_compare(request, runtime.connection_from_state({})).wait(30)
     comparison_id = run.comparison_id
     assert comparison_id is not None
     bad = "bad\x00value"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.cli import main
+from playground.cli.main import main
 from playground.config import Settings
 
 JSON_KEYS = {

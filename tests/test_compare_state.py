@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground import compare_state as cs
+from playground.presenters import compare_state as cs
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
 

@@ -8,7 +8,9 @@ import pytest
 from pydantic import SecretStr
 
 from playground.catalog import load_catalog
-from playground.compare_view import (
+from playground.config import Settings
+from playground.errors import InvalidRequestError, RateLimitInfo
+from playground.presenters.compare import (
     Composer,
     ModelOption,
     budget_summary,
@@ -30,8 +32,6 @@ from playground.compare_view import (
     share_url,
     status_label,
 )
-from playground.config import Settings
-from playground.errors import InvalidRequestError, RateLimitInfo
 from playground.providers.base import Balance, GenerationParams, Message, Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelResult

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from playground import costs_view as cv
 from playground.errors import InvalidRequestError
+from playground.presenters import costs as cv
 from playground.store import (
     HistoryFilter,
     Store,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from playground import services
 from playground.config import Settings
 from playground.providers.demo import DEMO_STARTING_BALANCE
+from playground.services import runtime
 from tests.app_harness import click, open_page, run_compare, texts
 from tests.test_cli import run
 
@@ -27,7 +27,7 @@ def test_the_demo_balance_is_the_same_everywhere_and_survives_a_restart(
     after_app = DEMO_STARTING_BALANCE - 3  # 1 + 2 billing tokens
     assert settings_balance().startswith(f"Balance: **{after_app}** ")
 
-    services.reset()  # a restart of the app
+    runtime.reset()  # a restart of the app
     assert settings_balance().startswith(f"Balance: **{after_app}** ")
 
     cli_settings = Settings(
@@ -41,7 +41,7 @@ def test_the_demo_balance_is_the_same_everywhere_and_survives_a_restart(
     assert code == 0, err
     assert json.loads(out)["balance_remaining"] == after_app - 1
 
-    services.reset()
+    runtime.reset()
     assert settings_balance().startswith(f"Balance: **{after_app - 1}** ")
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from playground.cli import main
+from playground.cli.main import main
 from playground.store import open_store
 from tests.fake_elumenta import FakeElumenta
 from tests.store_fixtures import postgres_base_url

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from playground import services
+from playground.datasets import parse_dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation import app as evaluation
 from playground.evaluation.assertions import parse_assertion
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.services import evaluate as evaluation
+from playground.services import runtime
 from playground.store.eval_models import BatchRow
 from tests import test_app_hosted
 from tests.app_harness import texts
@@ -50,7 +50,7 @@ def test_row_labels_pickers_and_check_sets_follow_visibility(team: Team) -> None
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         assertions=(parse_assertion({"type": "contains", "value": "launch"}),),
     )
-    job = evaluation.start_batch(spec, services.connection_from_state({}), viewer=team.ana)
+    job = evaluation.start_batch(spec, runtime.connection_from_state({}), viewer=team.ana)
     job.wait(30)
     assert evaluation.batch_inputs(job.batch_id, viewer=team.ana) == [{"secret": PRIVATE}]
     assert evaluation.dataset_columns(dataset_id, viewer=team.ana) == ("secret",)
@@ -61,7 +61,7 @@ def test_row_labels_pickers_and_check_sets_follow_visibility(team: Team) -> None
     assert evaluation.dataset_columns(dataset_id, viewer=team.bob) == ()
     assert evaluation.check_sets(viewer=team.bob) == {}
 
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         session.execute(
             sa.update(BatchRow).values(visibility="workspace", workspace_id=team.research)
         )

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from playground.catalog import load_catalog
+from playground.datasets import Dataset
 from playground.evaluation.assertions import (
     AssertionSpec,
     AssertionSpecError,
@@ -20,8 +21,7 @@ from playground.evaluation.assertions import (
     judge_prompt,
     parse_assertion,
 )
-from playground.evaluation.datasets import Dataset
-from playground.evaluation.grading import make_grader
+from playground.evaluation.judging.grader import make_grader
 from playground.providers.elumenta import ElumentaProvider
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fake_elumenta.scripts import Verdict

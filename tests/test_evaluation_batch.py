@@ -18,12 +18,12 @@ from playground.access.spending import spend_of
 from playground.config import Settings
 from playground.evaluation.assertions import AssertionSpec
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.dispatch import queue_batch
 from playground.evaluation.recording import BatchProgress
 from playground.store import Store
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_repository import batch_cells, set_batch_budget
 from playground.store.models import Comparison, Result
+from playground.workers.dispatch import queue_batch
 from tests.evaluation_fixtures import CATALOG, elumenta_factory, job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.hosted_fixtures import set_user_limits, signed_in

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import SecretStr
 
-from playground.cli import main
+from playground.cli.main import main
 from playground.config import Settings
 from playground.evaluation import batch as batch_module
 from playground.store import open_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.evaluation.datasets import (
+from playground.datasets import (
     MAX_ROWS,
     DatasetError,
     map_columns,

@@ -16,7 +16,6 @@ from playground.evaluation.leaderboard import (
 )
 from playground.evaluation.report import pass_rates
 from playground.evaluation.stats import wilson_interval
-from playground.evaluation.templates import PromptTemplate
 from playground.store import Store, StoreRecorder
 from playground.store.eval_ratings import (
     StoredRating,
@@ -35,6 +34,7 @@ from playground.store.eval_repository import (
     update_cells,
     version_labels,
 )
+from playground.templates import PromptTemplate
 from tests.store_fixtures import Outcome, make_request, record_run
 
 LABELS = {1: "qa v1", 2: "qa v2"}

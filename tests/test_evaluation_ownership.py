@@ -14,12 +14,11 @@ import sqlalchemy as sa
 
 from playground.access import Principal
 from playground.access.audit import list_events
+from playground.datasets import parse_dataset
 from playground.errors import AccessDeniedError, InvalidRequestError, SpendingLimitError
-from playground.evaluation import ownership
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, plan_batch
-from playground.evaluation.templates import PromptTemplate
 from playground.results import ModelTarget
+from playground.services import ownership
 from playground.store import Store, StoreRecorder
 from playground.store.eval_models import BatchCellRow, BatchRow, DatasetRow, PromptTemplateRow
 from playground.store.eval_ratings import (
@@ -50,6 +49,7 @@ from playground.store.eval_repository import (
     version_labels,
 )
 from playground.store.models import Comparison
+from playground.templates import PromptTemplate
 from tests.hosted_fixtures import make_workspace, refreshed, set_daily_budget, signed_in
 from tests.store_fixtures import Outcome, make_request, record_run
 

@@ -16,16 +16,16 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from playground import services
+from playground.datasets import parse_dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation import app as evaluation
 from playground.evaluation import batch as batch_module
 from playground.evaluation.assertions import parse_assertion
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.safe_text import escape_markdown, inert_images
+from playground.services import evaluate as evaluation
+from playground.services import runtime
 from playground.store.eval_ratings import stored_votes
 from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
 from playground.store.models import Result
@@ -46,7 +46,7 @@ def _finished_batch(
         dataset_id=dataset_id,
         targets=tuple(ModelTarget("demo", m) for m in models),
     )
-    job = evaluation.start_batch(spec, services.connection_from_state({}))
+    job = evaluation.start_batch(spec, runtime.connection_from_state({}))
     assert job.wait(30).completed == 2 * len(models)
     return job.batch_id
 
@@ -60,7 +60,7 @@ def texts_read() -> Iterator[list[list[Any]]]:
         if statement.lstrip().startswith("SELECT") and "results.content" in statement:
             read.append(list(parameters.values() if isinstance(parameters, dict) else parameters))
 
-    engine = services.get_store().engine
+    engine = runtime.get_store().engine
     sa.event.listen(engine, "before_cursor_execute", spy)
     try:
         yield read
@@ -284,7 +284,7 @@ def test_a_bad_schema_in_a_dataset_row_is_refused_before_the_batch_exists(app_en
         assertions=(parse_assertion({"type": "json_schema", "column": "schema"}),),
     )
     with pytest.raises(InvalidRequestError, match="Dataset row 2"):
-        evaluation.start_batch(spec, services.connection_from_state({}))
+        evaluation.start_batch(spec, runtime.connection_from_state({}))
     assert evaluation.batches() == []
 
 
@@ -294,7 +294,7 @@ def test_batch_of_a_dead_process_shows_interrupted_and_resumes(
     batch_id = _finished_batch()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         set_batch_status(
             session, batch_id, "running", writer=f"{socket.gethostname()}:{dead.pid}:x"
         )
@@ -320,9 +320,9 @@ def test_blind_round_of_three_stores_best_over_each_other(app_env: Path) -> None
     blind = at.session_state["evaluate.round"]
     at = click(at, "B is best")
     (revealed,) = texts(at, "success")
-    name_of = services.get_catalog().name_of
+    name_of = runtime.get_catalog().name_of
     assert all(f"was **{name_of(a.model)}**" in revealed for a in blind.answers)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         votes = stored_votes(session)
     best, *others = (blind.answers[1], blind.answers[0], blind.answers[2])
     assert sorted((v.model_a, v.model_b, v.outcome) for v in votes) == sorted(
@@ -429,7 +429,7 @@ def test_images_in_answers_and_judge_reasons_are_shown_as_text(app_env: Path) ->
     answer = f"See {image} and `vec![1, 2]`."
     reason = {"label": "llm_judge", "passed": False, "message": f"Judge: FAIL {image}"}
     cells = evaluation.cells(batch_id)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         session.execute(sa.update(Result).values(content=answer))
         update_cells(session, [c.id for c in cells], passed=False, assertions_json=[reason])
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from playground.datasets import parse_dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation.datasets import parse_dataset
 from playground.evaluation.leaderboard import ModelFigures, build_leaderboard, undecided
 from playground.evaluation.stats import wilson_interval
-from playground.evaluation.templates import PromptTemplate
 from playground.store import Store, StoreRecorder
 from playground.store.eval_ratings import (
     StoredRating,
@@ -27,6 +26,7 @@ from playground.store.eval_repository import (
     save_template_version,
     template_versions,
 )
+from playground.templates import PromptTemplate
 from tests.store_fixtures import Outcome, make_request, record_run
 
 

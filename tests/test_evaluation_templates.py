@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.templates import (
+from playground.templates import (
     PromptTemplate,
     RenderedPrompt,
     TemplateError,

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from playground import history_view as hv
 from playground.access import Principal
 from playground.catalog import load_catalog
-from playground.compare_view import ModelOption
 from playground.errors import InvalidRequestError
+from playground.presenters import history as hv
+from playground.presenters.compare import ModelOption
 from playground.providers.base import Message
 from playground.providers.demo import DemoProvider
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from playground.datasets import Dataset, DatasetError, parse_dataset
 from playground.errors import InvalidRequestError
 from playground.evaluation.assertions import (
     ASSERTION_KINDS,
@@ -27,9 +28,8 @@ from playground.evaluation.assertions import (
     parse_assertions,
     parse_assertions_yaml,
 )
-from playground.evaluation.datasets import Dataset, DatasetError, parse_dataset
-from playground.evaluation.promptfoo_config import ASSERT_TYPES as PF_ASSERT_TYPES
-from playground.evaluation.promptfoo_config import parse_promptfoo
+from playground.evaluation.promptfoo.config import ASSERT_TYPES as PF_ASSERT_TYPES
+from playground.evaluation.promptfoo.config import parse_promptfoo
 from playground.evaluation.suite import SUITE_KEYS, SuiteError, load_suite, parse_suite
 
 SCALARS = st.one_of(

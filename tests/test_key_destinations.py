@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from playground import services
 from playground.catalog import load_catalog
 from playground.errors import AuthenticationError
 from playground.providers.registry import build_providers
+from playground.services import runtime
 from tests.app_harness import click, open_page, run_compare, texts
 from tests.fake_elumenta import FakeElumenta
 
@@ -40,7 +40,7 @@ def configured(
     fake_elumenta.api_key = ENV_KEY
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
     monkeypatch.setenv("ELUMENTA_API_KEY", ENV_KEY)
-    services.reset()
+    runtime.reset()
     return fake_elumenta
 
 
@@ -95,7 +95,7 @@ async def test_providers_for_another_url_never_carry_the_environment_key(
 ) -> None:
     # What batches (Evaluate) and every other caller of build_providers rely on.
     providers = build_providers(
-        services.get_settings(), services.get_catalog(), elumenta_base_url=other_server.base_url
+        runtime.get_settings(), runtime.get_catalog(), elumenta_base_url=other_server.base_url
     )
     try:
         with pytest.raises(AuthenticationError, match=ASKS_FOR_THE_KEY):
@@ -114,7 +114,7 @@ def openai_configured(
     monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", fake_elumenta.openai_base_url)
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", ENV_KEY)
     monkeypatch.setenv("OPENAI_COMPATIBLE_MODELS", "gpt-5-nano")
-    services.reset()
+    runtime.reset()
     return fake_elumenta
 
 
@@ -150,7 +150,7 @@ def test_an_openai_compatible_key_typed_in_settings_is_sent_to_its_url(
 
 
 def test_the_environment_openai_key_goes_to_its_own_url() -> None:
-    settings = services.get_settings().model_copy(
+    settings = runtime.get_settings().model_copy(
         update={"openai_base_url": "http://127.0.0.1:1/v1", "openai_api_key": SecretStr(ENV_KEY)}
     )
     own = build_providers(settings, load_catalog())["openai_compatible"]

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from playground import services
 from playground.access import Identity, Principal
 from playground.access.audit import list_events
 from playground.access.keys import KeyVault
@@ -24,9 +23,10 @@ from playground.access.users import (
     save_personal_key,
     sign_in,
 )
-from playground.cli import main
+from playground.cli.main import main
 from playground.config import Settings
 from playground.errors import ConfigError
+from playground.services import runtime
 from playground.store import Store
 from tests.app_harness import texts
 from tests.hosted_fixtures import open_page_as, signed_in, team_settings
@@ -138,12 +138,12 @@ def test_the_rotate_command_without_a_secret_is_a_clear_error(store_url: str) ->
 @pytest.fixture
 def hosted_app(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Principal:
     """The app (its own SQLite) with ana's key saved under ``OLD``; the secret now ``NEW``."""
-    store = services.get_store()
+    store = runtime.get_store()
     ana = signed_in(store, "ana@example.org")
     with store.session() as session, session.begin():
         save_personal_key(session, ana, KeyVault(OLD), SecretStr(KEYS["ana@example.org"]))
     monkeypatch.setenv("PLAYGROUND_SECRET_KEY", NEW.get_secret_value())
-    services.reset()
+    runtime.reset()
     return ana
 
 
@@ -151,20 +151,20 @@ def test_a_key_saved_under_an_old_secret_still_runs(
     hosted_app: Principal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_OLD_SECRET_KEYS", OLD.get_secret_value())
-    services.reset()
+    runtime.reset()
     at = open_page_as("pages/settings.py", hosted_app)
     assert not at.exception and not texts(at, "error")
     assert any("your personal key" in t for t in texts(at, "markdown"))
 
 
 def test_a_key_no_secret_opens_is_a_message_not_a_traceback(hosted_app: Principal) -> None:
-    services.reset()
+    runtime.reset()
     for page in ("pages/compare.py", "pages/settings.py"):
         at = open_page_as(page, hosted_app)
         assert not at.exception, page
         assert any(UNREADABLE in e and "enter it again" in e for e in texts(at, "error")), page
     # Settings still offers to save the key again.
     assert any(t.label == "Personal Elumenta API key" for t in at.text_input)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         # The token stays for a rotation with the right secret; only the user replaces it.
         assert get_user(session, hosted_app.user_id).api_key_encrypted

@@ -14,12 +14,14 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from playground import config, live_stream, services
-from playground.access.principal import Principal
+from playground import config
 from playground.live_feed import EventFeed, StreamGrants
+from playground.presenters import live_stream
+from playground.principal import Principal
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import RunHandle
+from playground.services import runtime
 from playground.store import share_comparison
 from tests.e2e.hosted import PROXY_SECRET, proxy_headers
 from tests.fake_elumenta.process import free_port
@@ -33,9 +35,9 @@ def start_run(owner: str | None = None, time_scale: str = "0.01") -> RunHandle:
         messages=(Message("user", "Tell me about streams"),),
         targets=tuple(ModelTarget("demo", m) for m in MODELS),
     )
-    connection = services.connection_from_state({})
-    return services.get_runner().start(
-        replace(request, owner=owner), services.get_providers(connection)
+    connection = runtime.connection_from_state({})
+    return runtime.get_runner().start(
+        replace(request, owner=owner), runtime.get_providers(connection)
     )
 
 
@@ -204,12 +206,12 @@ def test_a_live_run_is_granted_to_its_owner_and_share_link_holders_only(app_env:
         targets=(ModelTarget("demo", MODELS[0]),),
         owner=ana.subject,
     )
-    connection = services.connection_from_state({})
-    handle = services.get_runner().start(
-        request, services.get_providers(connection), recorder=services.get_recorder(ana.subject)
+    connection = runtime.connection_from_state({})
+    handle = runtime.get_runner().start(
+        request, runtime.get_providers(connection), recorder=runtime.get_recorder(ana.subject)
     )
     shared = str(handle.comparison_id)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         link = share_comparison(session, int(shared), ana, visibility="private", link=True)
     assert live_stream.grant_stream(handle.run_id, ana) is not None
     assert live_stream.grant_stream(handle.run_id, bob) is None

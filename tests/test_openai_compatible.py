@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from playground import errors
 from playground.catalog import TokenPrice, load_catalog
-from playground.compare_view import status_label
-from playground.history_view import models_cell
+from playground.presenters.compare import status_label
+from playground.presenters.history import models_cell
 from playground.providers._http import RetryPolicy
 from playground.providers.base import (
     ContentDelta,

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from playground import services
-from playground.evaluation.dispatch import queue_batch
+from playground.services import runtime
 from playground.store import Store, open_store
 from playground.store.eval_repository import batch_cells
 from playground.store.models import Result
 from playground.store.outage import OUTAGE
 from playground.unsaved import TALLY, unsaved
+from playground.workers.dispatch import queue_batch
 from tests.app_harness import click, open_page, run_until_done, texts
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -205,7 +205,7 @@ def test_the_app_says_answers_are_kept_during_an_outage_and_stores_them_after(
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", url)
     monkeypatch.setenv("ELUMENTA_BASE_URL", streaming.base_url)
     monkeypatch.setenv("ELUMENTA_API_KEY", streaming.api_key)
-    services.reset()
+    runtime.reset()
     at = open_page()
     at.text_area(key="compare.prompt").set_value("Outage?")
     at.multiselect(key="compare.models").set_value([f"elumenta:{m}" for m in SIX])

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from playground.cli import main
+from playground.cli.main import main
 from playground.config import Settings
 from tests.fake_elumenta import FakeElumenta, ModelScript
 

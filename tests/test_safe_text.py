@@ -15,7 +15,6 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from streamlit.testing.v1 import AppTest
 
-from playground import hosted, services
 from playground.errors import InvalidRequestError
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
@@ -26,6 +25,7 @@ from playground.safe_text import (
     reject_nul,
     replace_nul,
 )
+from playground.services import hosted, runtime
 from tests.app_harness import APP, click, texts
 
 IMAGE = "![pixel](http://127.0.0.1:9/pixel.png)"
@@ -194,7 +194,7 @@ def test_history_shows_a_hostile_title_note_and_tag_as_text(app_env: Path) -> No
         note=f"See {IMAGE}",
         tags=(f"x`{IMAGE}`y",),
     )
-    run = services.start_compare(request, services.connection_from_state({})).wait(30)
+    run = runtime.start_compare(request, runtime.connection_from_state({})).wait(30)
     at = AppTest.from_file(str(APP), default_timeout=10).run()
     at.switch_page("pages/history.py").run()
     at.session_state["history.open"] = run.comparison_id
@@ -211,7 +211,7 @@ def signed_in_admin(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """The app in OIDC mode, signed in as an admin whose display name is hostile markdown."""
     monkeypatch.setenv("PLAYGROUND_AUTH", "oidc")
     monkeypatch.setenv("PLAYGROUND_ADMIN_EMAILS", "ana@example.org")
-    services.reset()
+    runtime.reset()
     at = AppTest.from_file(str(APP), default_timeout=10)
     at.user = {
         "is_logged_in": True,
@@ -221,7 +221,7 @@ def signed_in_admin(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "iss": "https://idp.example",
     }
     yield at.run()
-    services.reset()
+    runtime.reset()
 
 
 def test_hostile_display_and_workspace_names_are_escaped_in_the_sidebar_and_on_admin(

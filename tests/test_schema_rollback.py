@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from playground import __version__, services
+from playground import __version__
 from playground.errors import SchemaNewerThanCodeError
+from playground.services import runtime
 from playground.store import db, open_store
 from tests.app_harness import APP, texts
 from tests.store_fixtures import postgres_schema_url
@@ -105,11 +106,11 @@ def test_the_app_says_so_instead_of_any_page(
     newer_url: str, app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", newer_url)
-    services.reset()
+    runtime.reset()
     try:
         at = AppTest.from_file(str(APP), default_timeout=10).run()
     finally:
-        services.reset()
+        runtime.reset()
 
     assert not at.exception
     (error,) = texts(at, "error")

@@ -21,13 +21,13 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from playground import hosted, services
 from playground.access import Identity
 from playground.access.keys import KeyVault
-from playground.cli import main
+from playground.cli.main import main
 from playground.errors import ConfigError
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
+from playground.services import hosted, runtime
 from tests.app_harness import click, open_page, run_compare
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -176,12 +176,12 @@ def app_at_debug(
     def set_up(**env: str) -> str:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        services.reset()
+        runtime.reset()
         caplog.set_level(logging.DEBUG)
         return postgres_module_url
 
     yield set_up
-    services.reset()
+    runtime.reset()
 
 
 @pytest.fixture
@@ -220,7 +220,7 @@ def test_a_key_typed_into_settings_and_rejected_stays_out_of_the_page_and_the_lo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ELUMENTA_API_KEY")
-    services.reset()
+    runtime.reset()
     at = open_page("pages/settings.py")
     at.text_input(key="settings.base_url").set_value(fake_elumenta.base_url)
     at.text_input(key="settings.api_key").set_value(SECRET).run()
@@ -254,7 +254,7 @@ def test_a_personal_key_is_never_logged_stored_in_clear_or_shown(
     request = CompareRequest(
         messages=(Message("user", "hi"),), targets=(ModelTarget("elumenta", "gpt-5-nano"),)
     )
-    snapshot = services.start_compare(request, connection, ana).wait(30)
+    snapshot = runtime.start_compare(request, connection, ana).wait(30)
     stored = database_dump(hosted_env)  # while the sealed key is still saved
     hosted.forget_personal_key(ana)
 

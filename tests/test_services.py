@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from playground import services
-from playground.compare_view import ColumnRef
 from playground.errors import InvalidRequestError
+from playground.presenters.compare import ColumnRef
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
+from playground.services import runtime
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 
@@ -26,7 +26,7 @@ def request(*models: str, prompt: str = "Hi") -> CompareRequest:
 
 class TestConnection:
     def test_without_a_key_auto_means_the_demo(self, app_env: Path) -> None:
-        connection = services.connection_from_state({})
+        connection = runtime.connection_from_state({})
         assert connection.provider == "demo"
         assert connection.label == "Demo (offline, simulated)"
         assert connection.key_hint == "no API key"
@@ -35,8 +35,8 @@ class TestConnection:
         self, app_env: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
-        services.reset()
-        connection = services.connection_from_state({})
+        runtime.reset()
+        connection = runtime.connection_from_state({})
         assert connection.provider == "elumenta"
         assert connection.label == "Elumenta · elumenta.ru"
         assert connection.key_hint == "nb_…abcd (from environment)"
@@ -45,17 +45,17 @@ class TestConnection:
         self, app_env: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
-        services.reset()
+        runtime.reset()
         state = {
-            services.API_KEY_KEY: "  nb_typed_key_000_wxyz ",
-            services.BASE_URL_KEY: "http://127.0.0.1:9/api/v2/",
+            runtime.API_KEY_KEY: "  nb_typed_key_000_wxyz ",
+            runtime.BASE_URL_KEY: "http://127.0.0.1:9/api/v2/",
         }
-        connection = services.connection_from_state(state)
+        connection = runtime.connection_from_state(state)
         assert connection.api_key is not None
         assert connection.api_key.get_secret_value() == "nb_typed_key_000_wxyz"
         assert connection.key_hint == "nb_…wxyz (from session)"
         assert connection.elumenta_base_url == "http://127.0.0.1:9/api/v2"
-        demo = services.connection_from_state({**state, services.PROVIDER_CHOICE_KEY: "demo"})
+        demo = runtime.connection_from_state({**state, runtime.PROVIDER_CHOICE_KEY: "demo"})
         assert demo.provider == "demo"
         assert demo.fingerprint != connection.fingerprint
 
@@ -63,45 +63,43 @@ class TestConnection:
         self, app_env: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
-        services.reset()
-        elsewhere = {services.BASE_URL_KEY: "http://attacker.example/api/v2"}
-        connection = services.connection_from_state(elsewhere)
+        runtime.reset()
+        elsewhere = {runtime.BASE_URL_KEY: "http://attacker.example/api/v2"}
+        connection = runtime.connection_from_state(elsewhere)
         assert (connection.provider, connection.api_key) == ("elumenta", None)
         assert connection.key_withheld and connection.key_hint == "no API key"
-        same = services.connection_from_state(
-            {services.BASE_URL_KEY: "https://elumenta.ru/api/v2/"}
-        )
+        same = runtime.connection_from_state({runtime.BASE_URL_KEY: "https://elumenta.ru/api/v2/"})
         assert same.api_key is not None and not same.key_withheld
 
     def test_an_unconfigured_openai_compatible_provider_falls_back_to_the_demo(
         self, app_env: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("PLAYGROUND_PROVIDER", "openai_compatible")
-        services.reset()
-        assert services.connection_from_state({}).provider == "demo"
+        runtime.reset()
+        assert runtime.connection_from_state({}).provider == "demo"
 
 
 def test_providers_are_built_once_per_key(app_env: Path) -> None:
-    demo = services.connection_from_state({})
-    keyed = services.connection_from_state({services.API_KEY_KEY: "nb_other_key_00001"})
-    assert services.get_providers(demo) is services.get_providers(demo)
-    assert services.get_providers(keyed) is not services.get_providers(demo)
+    demo = runtime.connection_from_state({})
+    keyed = runtime.connection_from_state({runtime.API_KEY_KEY: "nb_other_key_00001"})
+    assert runtime.get_providers(demo) is runtime.get_providers(demo)
+    assert runtime.get_providers(keyed) is not runtime.get_providers(demo)
 
 
 def test_the_catalog_is_reread_when_its_file_changes(app_env: Path) -> None:
-    assert services.get_catalog().cost_of("gpt-5") == 2
-    path = services.get_settings().resolved_catalog_path
+    assert runtime.get_catalog().cost_of("gpt-5") == 2
+    path = runtime.get_settings().resolved_catalog_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = json.loads(services.get_catalog().to_json())
+    doc = json.loads(runtime.get_catalog().to_json())
     doc["models"][5]["token_cost"] = 7
     path.write_text(json.dumps(doc), encoding="utf-8")
 
-    assert services.get_catalog().cost_of(doc["models"][5]["slug"]) == 7
-    assert services.get_runner().catalog is services.get_catalog()
+    assert runtime.get_catalog().cost_of(doc["models"][5]["slug"]) == 7
+    assert runtime.get_runner().catalog is runtime.get_catalog()
 
 
 def test_the_demo_balance_is_read_on_the_runner_loop(app_env: Path) -> None:
-    balance = services.fetch_balance(services.connection_from_state({}))
+    balance = runtime.fetch_balance(runtime.connection_from_state({}))
     assert balance.plan == "Demo"
     assert balance.token_balance == 1000
 
@@ -110,49 +108,47 @@ def test_the_balance_is_cached_per_connection_and_errors_are_explained(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state: dict[str, object] = {}
-    demo = services.connection_from_state({})
-    balance, error = services.cached_balance(state, demo)
+    demo = runtime.connection_from_state({})
+    balance, error = runtime.cached_balance(state, demo)
     assert balance is not None and error is None
     calls: list[object] = []
-    monkeypatch.setattr(services, "fetch_balance", lambda c: calls.append(c))
-    assert services.cached_balance(state, demo) == (balance, None)
+    monkeypatch.setattr(runtime, "fetch_balance", lambda c: calls.append(c))
+    assert runtime.cached_balance(state, demo) == (balance, None)
     assert calls == []
 
     monkeypatch.undo()
-    no_key = services.connection_from_state({services.PROVIDER_CHOICE_KEY: "elumenta"})
-    balance, error = services.cached_balance(state, no_key)
+    no_key = runtime.connection_from_state({runtime.PROVIDER_CHOICE_KEY: "elumenta"})
+    balance, error = runtime.cached_balance(state, no_key)
     assert balance is None
     assert error is not None and error.startswith("No Elumenta API key is configured.")
 
 
 def test_a_run_can_be_found_again_and_one_column_rerun(app_env: Path) -> None:
-    connection = services.connection_from_state({})
-    handle = services.start_compare(request("gpt-5-nano", "gpt-5"), connection)
+    connection = runtime.connection_from_state({})
+    handle = runtime.start_compare(request("gpt-5-nano", "gpt-5"), connection)
     handle.wait(10)
     columns = [ColumnRef(handle.run_id, 0), ColumnRef(handle.run_id, 1)]
 
-    assert services.open_run(handle.run_id) is handle
-    state = services.column_results(columns)
+    assert runtime.open_run(handle.run_id) is handle
+    state = runtime.column_results(columns)
     assert state is not None
     assert [r.status for r in state[0]] == ["completed", "completed"]
 
-    columns[1] = services.rerun_column(columns[1], connection)
+    columns[1] = runtime.rerun_column(columns[1], connection)
     assert columns[1].index == 0
-    rerun = services.open_run(columns[1].run_id)
+    rerun = runtime.open_run(columns[1].run_id)
     assert rerun is not None
     assert [t.model for t in rerun.request.targets] == ["gpt-5"]
-    assert services.column_results([ColumnRef("gone", 0)]) is None
+    assert runtime.column_results([ColumnRef("gone", 0)]) is None
 
 
 def test_the_configured_prompt_limit_is_enforced(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "10")
-    services.reset()
+    runtime.reset()
     with pytest.raises(InvalidRequestError, match="the limit is 10"):
-        services.start_compare(
-            request("gpt-5", prompt="x" * 11), services.connection_from_state({})
-        )
+        runtime.start_compare(request("gpt-5", prompt="x" * 11), runtime.connection_from_state({}))
 
 
 def test_a_second_run_while_the_shown_one_streams_is_refused(
@@ -160,21 +156,21 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
 ) -> None:
     monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
     monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    services.reset()
+    runtime.reset()
     fake_elumenta.script("*", ModelScript(text="slow", ttft_ms=1000))
-    connection = services.connection_from_state({})
+    connection = runtime.connection_from_state({})
     ask = replace(
         request(),
         targets=(ModelTarget("elumenta", "gpt-5-nano"), ModelTarget("elumenta", "gpt-5")),
     )
-    first = services.start_compare(ask, connection)
+    first = runtime.start_compare(ask, connection)
     shown = [ColumnRef(first.run_id, 0), ColumnRef(first.run_id, 1)]
 
-    assert services.still_running(shown)
+    assert runtime.still_running(shown)
     with pytest.raises(InvalidRequestError, match="still running"):
-        services.start_compare(ask, connection, shown=shown)
+        runtime.start_compare(ask, connection, shown=shown)
     first.wait(10)
-    assert not services.still_running(shown)
-    services.start_compare(ask, connection, shown=shown).wait(10)
+    assert not runtime.still_running(shown)
+    runtime.start_compare(ask, connection, shown=shown).wait(10)
     streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
     assert len(streams) == 4  # two comparisons, the second once the first had finished

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from playground import cli
+from playground.cli import main
 from playground.config import Settings
 from playground.results import ModelResult
 from playground.store import HistoryFilter, Store, StoreRecorder, latency_by_model, model_summary
@@ -183,6 +183,6 @@ def test_the_cli_rebuilds_the_rollups(store: Store, tmp_path: Path) -> None:
     settings = Settings(
         database_url=store.engine.url.render_as_string(hide_password=False), data_dir=tmp_path
     )
-    assert cli.main(["rollups", "rebuild"], settings=settings, out=out) == cli.EXIT_OK
+    assert main.main(["rollups", "rebuild"], settings=settings, out=out) == main.EXIT_OK
     assert out.getvalue() == "Usage rollups rebuilt from 2 finished result(s).\n"
     assert finished_calls(store) == 2

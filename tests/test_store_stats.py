@@ -7,7 +7,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from playground import analytics
+from playground.presenters import analytics
 from playground.store import (
     HistoryFilter,
     Store,

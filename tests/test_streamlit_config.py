@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from streamlit import config as streamlit_config
 
-from playground.evaluation.datasets import MAX_DATASET_BYTES
+from playground.datasets import MAX_DATASET_BYTES
 
 CONFIG = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
 MB = 1024 * 1024

@@ -16,18 +16,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from playground import services
-from playground.access.principal import Principal
-from playground.cli import main
+from playground.cli.main import main
 from playground.config import Settings
+from playground.datasets import parse_dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation import app as evaluation
-from playground.evaluation.datasets import parse_dataset
-from playground.evaluation.dispatch import QueuedBatch, queue_batch
 from playground.evaluation.plan import BatchSpec
+from playground.principal import Principal
 from playground.results import ModelTarget
+from playground.services import evaluate as evaluation
+from playground.services import runtime
 from playground.store import Store
 from playground.store.eval_models import BatchCellRow
+from playground.workers.dispatch import QueuedBatch, queue_batch
 from playground.workers.queue import ensure_queue_schema
 from tests.evaluation_fixtures import plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
@@ -184,7 +184,7 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_DATABASE_URL", worker_database_url)
     monkeypatch.setenv("PLAYGROUND_BATCH_EXECUTION", "worker")
-    services.reset()
+    runtime.reset()
     version = evaluation.save_template("capitals", "Be terse.", "Capital of {{ country }}?")
     dataset_id = evaluation.store_dataset("c", parse_dataset("country\nFrance\nItaly\n"))
     spec = BatchSpec(
@@ -193,11 +193,11 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
         dataset_id=dataset_id,
         targets=(ModelTarget("demo", "gpt-5-nano"),),
     )
-    typed_key = services.connection_from_state({services.API_KEY_KEY: "nb_typed_in_the_page"})
+    typed_key = runtime.connection_from_state({runtime.API_KEY_KEY: "nb_typed_in_the_page"})
     with pytest.raises(InvalidRequestError, match="worker processes"):
         evaluation.start_batch(spec, typed_key)
 
-    handle = evaluation.start_batch(spec, services.connection_from_state({}))
+    handle = evaluation.start_batch(spec, runtime.connection_from_state({}))
     assert isinstance(handle, QueuedBatch)
     assert isinstance(evaluation.running_job(handle.batch_id), QueuedBatch)  # after a rerun
     # A new session (another app process, or this one restarted) follows it; nobody else's.
@@ -207,7 +207,7 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
     assert evaluation.live_batch(viewer=stranger) is None
     progress = handle.progress()
     assert (progress.status, progress.pending, progress.message) == ("running", 2, "")
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         queued = session.execute(
             sa.text("SELECT task_name, args, status FROM procrastinate_jobs ORDER BY id")
         ).all()
@@ -215,8 +215,8 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
         ("playground.batch_shard", shard, "todo") for shard in range(4)
     ]
     # Queued again (e.g. Resume pressed twice): shards still waiting are not queued twice.
-    queue_batch(services.get_store(), services.get_settings(), handle.batch_id)
-    with services.get_store().session() as session, session.begin():
+    queue_batch(runtime.get_store(), runtime.get_settings(), handle.batch_id)
+    with runtime.get_store().session() as session, session.begin():
         assert session.scalar(sa.text("SELECT count(*) FROM procrastinate_jobs")) == 4
 
 

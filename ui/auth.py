@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from playground import hosted, services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
+from playground.services import hosted, runtime
 
 PRINCIPAL_KEY = "auth.principal"
 REROUTED_KEY = "auth.rerouted"
@@ -26,7 +26,7 @@ ROUTING_PATH = "signing-in"
 
 def require_principal() -> Principal | None:
     """The signed-in principal (hosted), or ``None`` (local); stops the page if not signed in."""
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     if not settings.hosted:
         return None
     try:
@@ -54,7 +54,7 @@ def current_principal() -> Principal | None:
     principal = st.session_state.get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
         return principal
-    if services.get_settings().hosted:
+    if runtime.get_settings().hosted:
         _reroute()
     return None
 
@@ -84,12 +84,12 @@ def _nothing() -> None:
     """A page that is never run: :func:`_reroute` only names pages, then reruns."""
 
 
-def session_connection() -> services.Connection:
+def session_connection() -> runtime.Connection:
     """The connection this session runs with: the server's keys when hosted, else the
     Settings page's choices over the environment."""
     principal = current_principal()
     if principal is None:
-        return services.connection_from_state(st.session_state)
+        return runtime.connection_from_state(st.session_state)
     try:
         return hosted.connection_for(principal)
     except PlaygroundError as exc:
@@ -110,7 +110,7 @@ def sidebar_account(principal: Principal) -> None:
         )
     else:
         st.caption(f"Today: {spend.today_tokens:,} billing tokens (no daily budget)")
-    if services.get_settings().auth_mode == "oidc":
+    if runtime.get_settings().auth_mode == "oidc":
         st.button("Sign out", on_click=st.logout, icon=":material/logout:")
 
 

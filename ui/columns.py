@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from playground.compare_view import (
+from playground.presenters.compare import (
     ModelOption,
     column_header,
     column_notice,

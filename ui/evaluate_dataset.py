@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from playground.access import Principal
+from playground.datasets import parse_dataset
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
-from playground.evaluation.datasets import parse_dataset
 from playground.safe_text import escape_markdown
+from playground.services import evaluate as evaluation
 from ui.evaluate_common import VIEWER_HELP
 from ui.evaluate_promptfoo import draw_promptfoo
 

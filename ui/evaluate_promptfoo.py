@@ -11,8 +11,8 @@ import streamlit as st
 
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
-from playground.evaluation.promptfoo_config import loads_promptfoo
+from playground.evaluation.promptfoo.config import loads_promptfoo
+from playground.services import evaluate as evaluation
 from ui.auth import session_connection
 from ui.evaluate_common import VIEWER_HELP
 

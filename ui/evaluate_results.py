@@ -9,11 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from playground import services
 from playground.access import Principal
 from playground.catalog import Catalog
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
 from playground.evaluation.report import (
     FAILING_MARKS,
     cell_mark,
@@ -24,12 +22,14 @@ from playground.evaluation.report import (
     row_label,
 )
 from playground.safe_text import escape_markdown, inert_images
+from playground.services import evaluate as evaluation
+from playground.services import runtime
 from playground.store.eval_repository import CellState
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, pick_id
 from ui.rating import rater_field
 
 
-def draw_results(*, principal: Principal | None, connection: services.Connection) -> None:
+def draw_results(*, principal: Principal | None, connection: runtime.Connection) -> None:
     """Results tab: a batch's matrix with reasons, pass rates, export, and its answers.
 
     Rows are labelled by their dataset values; "Only failing cells" filters the matrix,
@@ -45,7 +45,7 @@ def draw_results(*, principal: Principal | None, connection: services.Connection
     # Marks and figures only: an answer's text is read when it is picked below or exported.
     batch_cells = evaluation.cells(batch_id, viewer=principal, with_content=False)
     matrix = ResultsMatrix(
-        batch_cells, evaluation.batch_inputs(batch_id, viewer=principal), services.get_catalog()
+        batch_cells, evaluation.batch_inputs(batch_id, viewer=principal), runtime.get_catalog()
     )
     only_failing = st.checkbox(
         "Only failing cells", key="evaluate.only_failing", persist_state="session"
@@ -67,7 +67,7 @@ def _draw_resume(
     status: str,
     *,
     principal: Principal | None,
-    connection: services.Connection,
+    connection: runtime.Connection,
 ) -> None:
     """A notice if the batch was interrupted, and Resume if it stopped and is ``principal``'s.
 

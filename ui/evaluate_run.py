@@ -6,16 +6,16 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from playground import services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
 from playground.evaluation.assertions import AssertionSpec, parse_assertions_yaml
-from playground.evaluation.dispatch import BatchHandle
-from playground.evaluation.example import ExampleBatch
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.services import evaluate as evaluation
+from playground.services import runtime
+from playground.services.example import ExampleBatch
 from playground.store.eval_repository import TemplateVersion
+from playground.workers.dispatch import BatchHandle
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP, VOTE_BATCH_KEY
 
 SAME_NAME = "(same name)"
@@ -23,7 +23,7 @@ SAME_NAME = "(same name)"
 
 
 def draw_run(
-    *, principal: Principal | None, can_create: bool, connection: services.Connection
+    *, principal: Principal | None, can_create: bool, connection: runtime.Connection
 ) -> None:
     """Run batch tab: pick versions, dataset, models and assertions; estimate; start; watch.
 
@@ -36,7 +36,7 @@ def draw_run(
     }
     versions = {label: v.id for label, v in saved.items()}
     stored = {f"#{i} {n} ({c} rows)": i for i, n, c in evaluation.datasets(viewer=principal)}
-    catalog = services.get_catalog()
+    catalog = runtime.get_catalog()
     slugs = catalog.slugs
     chosen_versions = st.multiselect(
         "Template versions", list(versions), key="evaluate.versions", persist_state="session"
@@ -151,7 +151,7 @@ def _draw_estimate(
     *,
     principal: Principal | None,
     can_create: bool,
-    connection: services.Connection,
+    connection: runtime.Connection,
 ) -> None:
     """The batch's checked estimate and warnings, and Start batch (which raises on a bad spec)."""
     report = evaluation.check_and_estimate(spec, viewer=principal)

@@ -10,8 +10,8 @@ import streamlit as st
 
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
 from playground.safe_text import escape_markdown
+from playground.services import evaluate as evaluation
 from playground.store.eval_repository import TemplateVersion
 from ui.evaluate_common import VIEWER_HELP, pick_id
 

@@ -6,12 +6,12 @@ import random
 
 import streamlit as st
 
-from playground import services
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
 from playground.evaluation.voting import BlindRound, Verdict
 from playground.safe_text import inert_images
+from playground.services import evaluate as evaluation
+from playground.services import runtime
 from ui.evaluate_common import VOTE_BATCH_KEY, pick_id
 from ui.rating import rater_field
 
@@ -58,7 +58,7 @@ def draw_vote(*, principal: Principal | None) -> None:
         column.markdown(f"**Answer {letter}**")
         column.markdown(inert_images(answer.content))
     if st.session_state.get(REVEAL_KEY) is not None:
-        st.success(f"Vote saved. {blind.reveal(services.get_catalog().name_of)}.")
+        st.success(f"Vote saved. {blind.reveal(runtime.get_catalog().name_of)}.")
         return
     _draw_ballot(blind, voter, principal)
 

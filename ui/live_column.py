@@ -17,10 +17,10 @@ from typing import Any
 
 import streamlit as st
 
-from playground import services
-from playground.access.principal import Principal
-from playground.live_stream import grant_stream
+from playground.presenters.live_stream import grant_stream
+from playground.principal import Principal
 from playground.results import ModelResult
+from playground.services import runtime
 
 _ASSETS = Path(__file__).parent / "components" / "live_column"
 STREAMS = "live.streams"
@@ -44,7 +44,7 @@ def stream_urls(
 ) -> dict[str, str] | None:
     """Each run's event-stream URL for this session, or ``None`` when the page should poll
     instead (the route is off or unreachable, or a run is not live here)."""
-    if not services.get_settings().live_route or st.session_state.get(FALLBACK):
+    if not runtime.get_settings().live_route or st.session_state.get(FALLBACK):
         return None
     granted: dict[str, str] = st.session_state.setdefault(STREAMS, {})
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")

@@ -30,10 +30,10 @@ from streamlit.web.server.starlette.starlette_websocket import (
     _parse_decoded_user_cookie,
 )
 
-from playground import hosted, services
 from playground.errors import PlaygroundError
 from playground.live_feed import EventFeed
-from playground.live_stream import RETRY_MS, ROUTE_PREFIX, encode, open_feed
+from playground.presenters.live_stream import RETRY_MS, ROUTE_PREFIX, encode, open_feed
+from playground.services import hosted, runtime
 
 KEEPALIVE_S = 15.0
 """A comment line this often keeps idle proxies from closing a quiet stream."""
@@ -79,7 +79,7 @@ def _event_id(value: str | None) -> int:
 def _requester(request: Request) -> str | None:
     """The signed-in user's subject (hosted) or ``None`` (local); a ``PlaygroundError``
     when nobody is signed in."""
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     if not settings.hosted:
         return None
     if settings.auth_mode == "oidc":

@@ -7,9 +7,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation import app as evaluation
 from playground.results import ModelResult
 from playground.safe_text import escape_markdown
+from playground.services import evaluate as evaluation
 from ui.auth import current_principal
 
 RATER_KEY = "rating.rater"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from playground import services
 from playground.errors import PlaygroundError, user_message
 from playground.providers.base import Provider
+from playground.services import runtime
 from ui.auth import session_connection
 
 
-def connection_and_providers() -> tuple[services.Connection, dict[str, Provider]]:
+def connection_and_providers() -> tuple[runtime.Connection, dict[str, Provider]]:
     """The session's connection and its providers; shows the error and stops the page if none."""
     connection = session_connection()
     try:
-        return connection, services.get_providers(connection)
+        return connection, runtime.get_providers(connection)
     except PlaygroundError as exc:
         st.error(user_message(exc))
         st.stop()

@@ -5,7 +5,7 @@ here that takes ``principal=None`` means "the single local user, who sees everyt
 """
 
 from playground.access.identity import Identity, identity_from_oidc, identity_from_proxy
-from playground.access.principal import Principal, can_view, owns, visible_to
+from playground.principal import Principal, can_view, owns, visible_to
 
 __all__ = [
     "Identity",

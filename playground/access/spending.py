@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from playground.access.principal import Principal
 from playground.access.users import Limits, limits_of_subject
 from playground.config import Settings
 from playground.errors import SpendingLimitError
+from playground.principal import Principal
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.models import OPEN_STATUSES, Comparison, Result
 

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from playground.access.identity import Identity
 from playground.access.keys import KeyVault
-from playground.access.principal import Principal
 from playground.config import Role, Settings
 from playground.errors import AccessDeniedError, ConfigError, InvalidRequestError, SignInError
+from playground.principal import Principal
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow
 from playground.store.hosted_models import ROLES, UserRow, WorkspaceMemberRow, WorkspaceRow
 from playground.store.models import Comparison, Result

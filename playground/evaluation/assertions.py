@@ -16,13 +16,13 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from playground.datasets import Dataset
 from playground.errors import (
     InsufficientTokensError,
     InvalidRequestError,
     PlaygroundError,
     user_message,
 )
-from playground.evaluation.datasets import Dataset
 from playground.evaluation.schemas import schema_errors, schema_problem
 
 AssertionKind = Literal[

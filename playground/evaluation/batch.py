@@ -16,7 +16,7 @@ it runs: their daily/monthly budget pauses it, their requests per minute slow it
 The job keeps the state its threads share; the steps it takes live beside it:
 :mod:`~playground.evaluation.scheduling` (what to claim, within the budget and the owner's
 limits), :mod:`~playground.evaluation.watch` (status polls and heartbeats) and
-:mod:`~playground.evaluation.judge_pass` (the judging that ends a batch).
+:mod:`~playground.evaluation.judging.final_pass` (the judging that ends a batch).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from playground.errors import (
     user_message,
 )
 from playground.evaluation.budget import rows_of
-from playground.evaluation.judge_pass import judge_answers
-from playground.evaluation.judging import judge_price_of
+from playground.evaluation.judging.cells import judge_price_of
+from playground.evaluation.judging.final_pass import judge_answers
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
 from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
 from playground.evaluation.recording import (
@@ -63,7 +63,6 @@ from playground.evaluation.scheduling import (
     claim_limit,
     row_request,
 )
-from playground.evaluation.templates import RenderedPrompt
 from playground.evaluation.watch import Watcher, poll_batch
 from playground.providers.base import Provider
 from playground.results import ModelResult
@@ -82,6 +81,7 @@ from playground.store.eval_repository import (
     update_cells,
 )
 from playground.store.recovery import writer_id
+from playground.templates import RenderedPrompt
 
 log = logging.getLogger(__name__)
 

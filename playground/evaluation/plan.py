@@ -15,14 +15,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from playground.datasets import Dataset, map_columns, row_values
 from playground.errors import InvalidRequestError
 from playground.evaluation.assertions import (
     AssertionSpec,
     check_dataset_values,
     parse_assertion,
 )
-from playground.evaluation.datasets import Dataset, map_columns, row_values
-from playground.evaluation.templates import RenderedPrompt, render
 from playground.providers.base import Balance, GenerationParams
 from playground.results import ModelTarget
 from playground.store.eval_repository import (
@@ -32,6 +31,7 @@ from playground.store.eval_repository import (
     get_dataset,
     get_template_version,
 )
+from playground.templates import RenderedPrompt, render
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from playground.catalog import Catalog
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation.assertions import AssertionOutcome, AssertionSpec, Observation, check
-from playground.evaluation.judging import judge_cost
+from playground.evaluation.judging.cells import judge_cost
 from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures
@@ -197,7 +197,7 @@ def cell_outcome(
     """The cell columns for a finished result: status, result id, assertion outcomes.
 
     Only completed answers are checked; ``llm_judge`` assertions are graded later by
-    :func:`playground.evaluation.judging.grade_batch` (they need a model call). An
+    :func:`playground.evaluation.judging.cells.grade_batch` (they need a model call). An
     assertion that cannot run is an errored outcome saying why (:func:`graded`), and
     the cell's ``error_message`` repeats the reason.
     """

@@ -20,7 +20,6 @@ from playground.errors import InvalidRequestError
 from playground.evaluation.budget import PriceOf, affordable, committed_tokens, rows_of
 from playground.evaluation.plan import BatchInputs, BatchSpec
 from playground.evaluation.recording import BatchRecorder, RunningCell
-from playground.evaluation.templates import RenderedPrompt
 from playground.providers.base import Message, Provider
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import Runner
@@ -32,6 +31,7 @@ from playground.store.eval_claims import (
     claim,
     claimable_cells,
 )
+from playground.templates import RenderedPrompt
 
 
 @dataclass

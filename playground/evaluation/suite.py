@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from playground.config import ProviderName
+from playground.datasets import Dataset, DatasetFormat, parse_dataset
 from playground.errors import InvalidRequestError
 from playground.evaluation.assertions import (
     AssertionSpec,
@@ -45,9 +46,8 @@ from playground.evaluation.assertions import (
     check_dataset_values,
     parse_assertion,
 )
-from playground.evaluation.datasets import Dataset, DatasetFormat, parse_dataset
-from playground.evaluation.templates import PromptTemplate, variables
 from playground.providers.base import MAX_TEMPERATURE, GenerationParams
+from playground.templates import PromptTemplate, variables
 
 PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 

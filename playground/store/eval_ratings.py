@@ -13,9 +13,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from playground.access.principal import Principal, visible_to
 from playground.errors import InvalidRequestError
 from playground.evaluation.stats import VoteOutcome
+from playground.principal import Principal, visible_to
 from playground.store.eval_models import (
     MATRIX_ORDER,
     RATING_KINDS,

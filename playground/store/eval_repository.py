@@ -13,10 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from playground.access.principal import Principal, can_view, visible_to
+from playground.datasets import Dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation.datasets import Dataset
-from playground.evaluation.templates import PromptTemplate, variables
+from playground.principal import Principal, can_view, visible_to
 from playground.store.eval_models import (
     MATRIX_ORDER,
     BatchCellRow,
@@ -26,6 +25,7 @@ from playground.store.eval_models import (
     TemplateVersionRow,
 )
 from playground.store.models import Result
+from playground.templates import PromptTemplate, variables
 
 
 @dataclass(frozen=True)

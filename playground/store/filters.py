@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.access.principal import Principal, visible_to
+from playground.principal import Principal, visible_to
 from playground.store.models import Comparison, ComparisonTag, Result
 
 _WORD = re.compile(r"[^\W_]+")

@@ -17,8 +17,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from playground.access.principal import Principal, can_view
 from playground.errors import AccessDeniedError, InvalidRequestError
+from playground.principal import Principal, can_view
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul

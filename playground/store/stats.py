@@ -3,7 +3,7 @@
 Sums and counts run in the database. Cached results cost nothing and measured nothing, so
 they never count towards tokens spent, latency or TTFT. Soft-deleted comparisons still
 count: their tokens were really spent. Derived figures (rates, cost per 1k characters,
-pivots) are in :mod:`playground.analytics`.
+pivots) are in :mod:`playground.presenters.analytics`.
 
 The per-model, per-day and timing figures read the usage rollups
 (:mod:`playground.store.rollups`) whenever the filter can be answered from them
@@ -158,7 +158,7 @@ def _rollup_conditions(
     """The conditions of a filter :func:`from_rollups` accepts, on ``table`` (the rollups
     or the timing bins: both have the bucket's key columns).
 
-    Visibility is the same rule as :func:`playground.access.principal.visible_to`: the
+    Visibility is the same rule as :func:`playground.principal.visible_to`: the
     viewer's own rows, and rows shared with one of their workspaces.
     """
     flt = flt or HistoryFilter()
@@ -283,7 +283,7 @@ def prompt_model_costs(
 ) -> pd.DataFrame:
     """For the ``prompts`` most recent prompts run on at least ``min_models`` models: per
     prompt and model, ``runs``, ``tokens_spent``, ``output_chars``, ``avg_latency_ms``
-    (API calls only). Feed it to :func:`playground.analytics.same_prompt_table`."""
+    (API calls only). Feed it to :func:`playground.presenters.analytics.same_prompt_table`."""
     dialect = session.get_bind().dialect.name
     conditions = result_conditions(flt or HistoryFilter(), dialect, include_deleted=True)
     recent = (

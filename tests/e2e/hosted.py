@@ -16,10 +16,10 @@ from playwright.sync_api import Browser, Page
 from pydantic import SecretStr
 
 from playground.access.identity import PROXY_SECRET_HEADER, Identity
-from playground.access.principal import Principal
 from playground.access.spending import spend_of
 from playground.access.users import set_limits, set_role, sign_in
 from playground.config import Settings
+from playground.principal import Principal
 from playground.store import Store, open_store
 from tests.e2e.app_process import AppProcess, app_environment
 from tests.fake_elumenta.process import FakeServerProcess

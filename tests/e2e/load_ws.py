@@ -21,9 +21,9 @@ from urllib.parse import parse_qs
 import httpx
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from playground import compare_state
 from playground.catalog import load_catalog
-from playground.compare_view import SHARE_PARAM
+from playground.presenters import compare_state
+from playground.presenters.compare import SHARE_PARAM
 from tests.e2e.hosted import proxy_headers
 from tests.e2e.load import (
     MARKER,

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from playground.catalog import load_catalog
-from playground.evaluation.datasets import parse_dataset
-from playground.evaluation.dispatch import QueuedBatch
-from playground.evaluation.templates import PromptTemplate
+from playground.datasets import parse_dataset
 from playground.store import Store, open_store
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_repository import save_dataset, save_template_version
 from playground.store.models import Comparison, Result
+from playground.templates import PromptTemplate
+from playground.workers.dispatch import QueuedBatch
 from tests.e2e.app_driver import pick_options
 from tests.e2e.app_process import AppProcess
 from tests.e2e.hosted import (

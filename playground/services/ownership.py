@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from playground import services
 from playground.access.audit import record_event
-from playground.access.principal import Principal, owns
 from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, plan_batch
+from playground.principal import Principal, owns
+from playground.services import runtime
 from playground.store.eval_models import BatchRow
 from playground.store.eval_repository import (
     batch_cells,
@@ -78,7 +78,7 @@ def _check_limits(
 ) -> None:
     # A batch sends its requests over minutes, at most `concurrency` at once: only that
     # first wave counts against the per-minute request rate; the tokens count in full.
-    services.check_limits(
+    runtime.check_limits(
         session, viewer, requests=min(plan.requests, concurrency), estimated_tokens=plan.tokens
     )
 
@@ -111,7 +111,7 @@ def check_resume(session: Session, batch_id: int, viewer: Principal) -> None:
     """Allow ``viewer`` to resume their batch if its missing answers fit their limits; audited."""
     batch = owned_batch(session, batch_id, viewer)
     missing = [c.key.model for c in batch_cells(session, batch_id) if c.status != "completed"]
-    plan = estimate(missing, services.get_catalog().cost_of)
+    plan = estimate(missing, runtime.get_catalog().cost_of)
     _check_limits(session, viewer, plan, BatchSpec.from_json(batch.spec_json).concurrency)
     record_event(
         session,

@@ -18,10 +18,10 @@ from playground.catalog import Catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.judging import judge_price_of
+from playground.evaluation.judging.cells import judge_price_of
 from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_batch
-from playground.evaluation.promptfoo_config import is_promptfoo, load_promptfoo
-from playground.evaluation.promptfoo_run import run_promptfoo
+from playground.evaluation.promptfoo.config import is_promptfoo, load_promptfoo
+from playground.evaluation.promptfoo.run import run_promptfoo
 from playground.evaluation.recording import BatchProgress
 from playground.evaluation.report import export_records, matrix_table, pass_rates
 from playground.evaluation.suite import Suite, load_suite
@@ -40,7 +40,7 @@ from playground.store.eval_repository import (
 )
 from playground.unsaved import unsaved
 
-# 3 is the command line's "a newer release migrated the database" (playground.cli).
+# 3 is the command line's "a newer release migrated the database" (playground.cli.main).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_SAVED = 0, 1, 2, 4
 PROGRESS_EVERY_S = 2.0
 

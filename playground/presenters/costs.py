@@ -1,7 +1,7 @@
 """Pure helpers behind the Costs page: the report's tables and its Altair charts.
 
 The figures come from :mod:`playground.store.stats` (aggregated in SQL) and
-:mod:`playground.analytics` (rates and unit costs); this module only labels, joins and
+:mod:`playground.presenters.analytics` (rates and unit costs); this module only labels, joins and
 draws them. Nothing here does I/O or knows Streamlit.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from playground.access.principal import Principal
-from playground.analytics import daily_balance, model_cost_table, same_prompt_table
-from playground.history_view import DateRange, date_bounds
+from playground.presenters.analytics import daily_balance, model_cost_table, same_prompt_table
+from playground.presenters.history import DateRange, date_bounds
+from playground.principal import Principal
 from playground.results import STATUS_STYLES
 from playground.store import HistoryFilter
 from playground.store.models import FINISHED_STATUSES
@@ -54,7 +54,7 @@ MODEL_TABLE_COLUMNS: dict[str, str] = {
 class CostReport:
     """The store's aggregates for one period.
 
-    Built by :func:`playground.history_service.cost_report`.
+    Built by :func:`playground.services.history.cost_report`.
     """
 
     summary: pd.DataFrame

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
-from playground.access.principal import Principal
 from playground.catalog import Catalog
-from playground.compare_view import ModelOption, model_options, option_key, result_cost
 from playground.errors import InvalidRequestError
+from playground.presenters.compare import ModelOption, model_options, option_key, result_cost
+from playground.principal import Principal
 from playground.providers.base import Provider
 from playground.results import STATUS_STYLES, CompareRequest, ModelResult
 from playground.safe_text import inline_code

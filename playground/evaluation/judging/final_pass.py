@@ -3,7 +3,7 @@ what the batch's budget cap and its owner's budget leave.
 
 The shard that finishes a batch with ``llm_judge`` assertions runs it before completing
 the batch (:class:`~playground.evaluation.batch.BatchJob`);
-:func:`~playground.evaluation.judging.grade_batch` grades the answers.
+:func:`~playground.evaluation.judging.cells.grade_batch` grades the answers.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from playground.errors import InsufficientTokensError, user_message
-from playground.evaluation.grading import make_grader
-from playground.evaluation.judging import grade_batch, is_judged
+from playground.evaluation.judging.cells import grade_batch, is_judged
+from playground.evaluation.judging.grader import make_grader
 from playground.evaluation.recording import Tally
 from playground.evaluation.scheduling import JobRun
 from playground.store.db import Store

@@ -1,4 +1,4 @@
-"""Hosted team mode on top of :mod:`playground.services`: sign-in, keys, spending, audit.
+"""Hosted team mode on top of :mod:`playground.services.runtime`: sign-in, keys, spending, audit.
 
 Every function takes the :class:`~playground.access.Principal` the page resolved; local mode
 (no sign-in) passes ``None`` and keeps today's single-user behaviour. Checks happen here,
@@ -16,7 +16,6 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from playground import services
 from playground.access import Identity, Principal, identity_from_oidc, identity_from_proxy
 from playground.access.audit import AuditEvent, list_events, record_event
 from playground.access.keys import KeyVault
@@ -40,6 +39,7 @@ from playground.access.users import (
 )
 from playground.errors import ConfigError
 from playground.evaluation.plan import BatchSpec
+from playground.services import runtime
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.hosted_models import UserRow
 from playground.store.models import Comparison, Result
@@ -60,7 +60,7 @@ def proxy_identity(headers: Mapping[str, str], peer_ip: str | None) -> Identity:
             "Proxy sign-in needs the app started with FORWARDED_ALLOW_IPS= (empty), so the "
             "peer address is the proxy's own; see docs/deploy.md."
         )
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     if settings.proxy_secret is None:  # Settings refuse proxy mode without one
         raise ConfigError("PLAYGROUND_PROXY_SECRET is not set.")
     return identity_from_proxy(
@@ -79,9 +79,9 @@ def oidc_identity(user_info: Mapping[str, Any]) -> Identity:
 
 def sign_in_user(identity: Identity) -> Principal:
     """The principal for ``identity`` (created on first sign-in; see :func:`sign_in`)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         first = not session.scalar(sa.select(sa.func.count()).select_from(UserRow))
-        principal = sign_in(session, identity, services.get_settings())
+        principal = sign_in(session, identity, runtime.get_settings())
         if first:
             record_event(session, principal.subject, "user.first_sign_in", principal.subject)
     return principal
@@ -89,27 +89,27 @@ def sign_in_user(identity: Identity) -> Principal:
 
 def key_vault() -> KeyVault:
     """The vault for personal keys (a :class:`ConfigError` without a server secret)."""
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     return KeyVault(settings.secret_key, settings.old_secret_key_list)
 
 
-def connection_for(principal: Principal) -> services.Connection:
+def connection_for(principal: Principal) -> runtime.Connection:
     """The connection a signed-in user runs with: their personal key, else the team key.
 
     Hosted users cannot point the server at another base URL or type a session key: the
     server's settings decide where requests go.
     """
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     api_key: SecretStr | None = None
     source = None
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if get_user(session, principal.user_id).api_key_encrypted:
             api_key = personal_key(session, principal, key_vault())
             source = PERSONAL_KEY
     if api_key is None and settings.elumenta_api_key is not None:
         api_key, source = settings.elumenta_api_key, TEAM_KEY
     provider = settings.provider or ("elumenta" if api_key else "demo")
-    return services.Connection(
+    return runtime.Connection(
         provider,
         settings.elumenta_base_url,
         api_key,
@@ -119,14 +119,14 @@ def connection_for(principal: Principal) -> services.Connection:
 
 def key_hint(principal: Principal) -> str | None:
     """The masked hint of the user's personal key, or ``None`` when they saved none."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return get_user(session, principal.user_id).api_key_hint
 
 
 def store_personal_key(principal: Principal, api_key: SecretStr) -> str:
     """Encrypt and save the user's own key (audited); returns its masked hint."""
     vault = key_vault()
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         hint = save_personal_key(session, principal, vault, api_key)
         record_event(session, principal.subject, "key.saved", principal.subject, {"hint": hint})
     return hint
@@ -134,15 +134,15 @@ def store_personal_key(principal: Principal, api_key: SecretStr) -> str:
 
 def forget_personal_key(principal: Principal) -> None:
     """Delete the user's own key (audited); runs fall back to the team key."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         clear_personal_key(session, principal)
         record_event(session, principal.subject, "key.cleared", principal.subject)
 
 
 def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
     """The user's limits in force and what they spent so far (for the sidebar and Settings)."""
-    with services.get_store().session() as session, session.begin():
-        limits = limits_of(get_user(session, principal.user_id), services.get_settings())
+    with runtime.get_store().session() as session, session.begin():
+        limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
         return limits, spend_of(session, principal.subject)
 
 
@@ -154,7 +154,7 @@ def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:
     """
     principal.require_admin()
     totals: dict[tuple[str, str], list[int]] = {}
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         answers = session.execute(
             sa.select(
                 Comparison.owner,
@@ -195,7 +195,7 @@ def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:
 def audit_log(principal: Principal, *, actor: str | None = None) -> list[AuditEvent]:
     """The newest audit events (admins only)."""
     principal.require_admin()
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return list_events(session, actor=actor or None)
 
 
@@ -220,7 +220,7 @@ class UserSummary:
 def user_summaries(principal: Principal) -> list[UserSummary]:
     """Every user with their limits and this day's/month's spend (admins only)."""
     principal.require_admin()
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         summaries = []
         for user in list_users(session):
             spend = spend_of(session, user.subject)
@@ -246,7 +246,7 @@ def user_summaries(principal: Principal) -> list[UserSummary]:
 def update_user(principal: Principal, before: UserSummary, after: UserSummary) -> list[str]:
     """Apply an admin's edits of one user row; returns what changed (each change audited)."""
     changes: list[str] = []
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if after.role != before.role:
             set_role(session, principal, before.user_id, after.role)
             changes.append(f"role {before.role} → {after.role}")
@@ -289,7 +289,7 @@ def update_user(principal: Principal, before: UserSummary, after: UserSummary) -
 def workspaces(principal: Principal) -> list[tuple[int, str, list[str]]]:
     """Every workspace with its members' subjects for an admin; for anyone else only the
     workspaces they belong to (what they can share with)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         found = list_workspaces(session)
     if principal.is_admin:
         return found
@@ -298,7 +298,7 @@ def workspaces(principal: Principal) -> list[tuple[int, str, list[str]]]:
 
 def add_workspace(principal: Principal, name: str) -> int:
     """Create a workspace (admins only, audited)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         workspace_id = create_workspace(session, principal, name)
         record_event(session, principal.subject, "workspace.create", f"workspace:{workspace_id}")
     return workspace_id
@@ -306,7 +306,7 @@ def add_workspace(principal: Principal, name: str) -> int:
 
 def set_workspace_members(principal: Principal, workspace_id: int, subjects: list[str]) -> None:
     """Make ``subjects`` exactly the members of a workspace (admins only, audited)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         wanted = set(subjects)
         for user in list_users(session):
             set_membership(session, principal, workspace_id, user.id, user.subject in wanted)
@@ -321,6 +321,6 @@ def set_workspace_members(principal: Principal, workspace_id: int, subjects: lis
 
 def remove_workspace(principal: Principal, workspace_id: int) -> None:
     """Delete a workspace; its work becomes private to each owner (admins only, audited)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         delete_workspace(session, principal, workspace_id)
         record_event(session, principal.subject, "workspace.delete", f"workspace:{workspace_id}")

@@ -11,7 +11,7 @@ import re
 from collections.abc import MutableMapping
 from typing import Any
 
-from playground.compare_view import continue_with, moved, option_key
+from playground.presenters.compare import continue_with, moved, option_key
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest
 

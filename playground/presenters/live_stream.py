@@ -13,12 +13,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from playground import services
-from playground.access.principal import Principal
-from playground.compare_view import metrics, status_label
 from playground.live_feed import EventFeed, FeedEvent, StreamGrants
+from playground.presenters.compare import metrics, status_label
+from playground.principal import Principal
 from playground.results import ModelResult
 from playground.runner import RunHandle
+from playground.services import runtime
 
 ROUTE_PREFIX = "/_run/"
 RETRY_MS = 1000
@@ -38,7 +38,7 @@ def grant_stream(
     """The URL path (with a new token) of the live events of the run ``ref`` names (a run
     id or a shared comparison's id) for ``viewer``; ``None`` if they may not see the run or
     it is not live in this process (then the page polls, as before)."""
-    view = services.open_run(ref, viewer, share_token)
+    view = runtime.open_run(ref, viewer, share_token)
     if not isinstance(view, RunHandle):
         return None
     token = _grants.issue(view.run_id, viewer.subject if viewer is not None else None)
@@ -48,7 +48,7 @@ def grant_stream(
 def open_feed(run_id: str, token: str | None, subject: str | None) -> EventFeed | None:
     """The run's feed if ``token`` was granted for it to ``subject``; ``None`` otherwise
     (unknown run, wrong/missing/other user's token, run ended past the grace period)."""
-    handle = services.get_runner().get(run_id)
+    handle = runtime.get_runner().get(run_id)
     feed = handle.feed if handle is not None else None
     return feed if _grants.check(run_id, token, subject, feed) else None
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.templates import PromptTemplate, variables
 from playground.providers.base import MAX_TEMPERATURE, GenerationParams
+from playground.templates import PromptTemplate, variables
 
 CONFIG_KEYS = frozenset(
     {"description", "prompts", "providers", "tests", "defaultTest", "outputPath", "env"}

@@ -1,8 +1,8 @@
 """What the Evaluate and Leaderboard pages call: one function per user action.
 
-Uses the process-wide store and catalog of :mod:`playground.services`; batches run in a
+Uses the process-wide store and catalog of :mod:`playground.services.runtime`; batches run in a
 process-wide :class:`~playground.evaluation.manager.BatchManager`, so they survive reruns
-and page changes, or on queue workers (:mod:`playground.evaluation.dispatch`).
+and page changes, or on queue workers (:mod:`playground.workers.dispatch`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from playground import compare_state, services
-from playground.access.principal import Principal, owns
+from playground.datasets import Dataset
 from playground.errors import InvalidRequestError
-from playground.evaluation import dispatch, ownership, promptfoo_run
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.datasets import Dataset
-from playground.evaluation.judging import judge_price_of
+from playground.evaluation.judging.cells import judge_price_of
 from playground.evaluation.leaderboard import (
     Grouping,
     LeaderboardRow,
@@ -35,13 +32,16 @@ from playground.evaluation.leaderboard import (
 from playground.evaluation.leaderboard import check_sets as group_by_checks
 from playground.evaluation.manager import BatchManager
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, load_inputs, plan_batch
-from playground.evaluation.promptfoo_config import PromptfooConfig
+from playground.evaluation.promptfoo import run as promptfoo_run
+from playground.evaluation.promptfoo.config import PromptfooConfig
 from playground.evaluation.report import export_text, pass_rates
-from playground.evaluation.templates import PromptTemplate, render_for_compare
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
+from playground.presenters import compare_state
+from playground.principal import Principal, owns
 from playground.providers.base import Message, Provider
 from playground.providers.registry import build_providers
 from playground.safe_text import reject_nul
+from playground.services import ownership, runtime
 from playground.store.eval_ratings import (
     add_rating,
     add_vote,
@@ -73,6 +73,8 @@ from playground.store.eval_repository import (
     version_labels,
 )
 from playground.store.export import ExportFormat
+from playground.templates import PromptTemplate, render_for_compare
+from playground.workers import dispatch
 
 MANAGER = BatchManager()
 BatchAction = Literal["pause", "resume", "cancel"]
@@ -87,7 +89,7 @@ def save_template(
     """
     owner = ownership.creator(viewer)
     reject_nul(name + note, "The template's name or note")
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return save_template_version(
             session, name, PromptTemplate(system, user), note=note, owner=owner
         )
@@ -99,7 +101,7 @@ def templates(*, viewer: Principal | None = None) -> dict[str, list[TemplateVers
     With a ``viewer`` (hosted mode): the templates they may see; someone else's is keyed
     ``"name (owner)"``, as two people's templates may share a name.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if viewer is None:
             return {n: template_versions(session, n) for n in list_template_names(session)}
         return {
@@ -119,13 +121,13 @@ def store_dataset(name: str, dataset: Dataset, *, viewer: Principal | None = Non
     reject_nul(name, "The dataset name")
     if not name.strip():
         raise InvalidRequestError("Give the dataset a name, to find it again in the pickers.")
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return save_dataset(session, name, dataset, owner=owner)
 
 
 def datasets(*, viewer: Principal | None = None) -> list[tuple[int, str, int]]:
     """``(id, name, rows)`` of the saved datasets (those ``viewer`` may see), newest first."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return list_datasets(session, viewer=viewer)
 
 
@@ -137,7 +139,7 @@ def dataset_row(
     Raises :class:`InvalidRequestError` when the dataset or the row does not exist, or
     ``viewer`` may not see the dataset.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         found = get_dataset(session, dataset_id, viewer=viewer)
     if found is None:
         raise InvalidRequestError(f"No dataset #{dataset_id}.")
@@ -151,7 +153,7 @@ def dataset_row(
 
 def dataset_columns(dataset_id: int, *, viewer: Principal | None = None) -> tuple[str, ...]:
     """The column names of a saved dataset; empty when it is gone or ``viewer`` may not see it."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         found = get_dataset(session, dataset_id, viewer=viewer)
     return () if found is None else found[1].columns
 
@@ -174,8 +176,8 @@ def batches(*, viewer: Principal | None = None) -> list[tuple[int, str, str]]:
 
     Batches left running by a process that died are marked ``interrupted`` first.
     """
-    stale_after = timedelta(seconds=services.get_settings().batch_stale_after_s)
-    with services.get_store().session() as session, session.begin():
+    stale_after = timedelta(seconds=runtime.get_settings().batch_stale_after_s)
+    with runtime.get_store().session() as session, session.begin():
         recover_interrupted_batches(session, stale_after=stale_after)
         return list_batches(session, viewer=viewer)
 
@@ -185,12 +187,12 @@ def check_and_estimate(spec: BatchSpec, *, viewer: Principal | None = None) -> B
 
     With a ``viewer`` (hosted mode) its templates and dataset must be visible to them.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return _estimate(session, spec, viewer)
 
 
 def _estimate(session: Session, spec: BatchSpec, viewer: Principal | None) -> BatchEstimate:
-    catalog = services.get_catalog()
+    catalog = runtime.get_catalog()
     ownership.require_visible_inputs(session, spec, viewer)
     inputs = load_inputs(session, spec)
     models = [cell.model for cell in inputs.cells()]
@@ -204,9 +206,9 @@ def _estimate(session: Session, spec: BatchSpec, viewer: Principal | None) -> Ba
     )
 
 
-def _job_factory(batch_id: int, connection: services.Connection) -> BatchJob:
-    settings = services.get_settings()
-    catalog = services.get_catalog()
+def _job_factory(batch_id: int, connection: runtime.Connection) -> BatchJob:
+    settings = runtime.get_settings()
+    catalog = runtime.get_catalog()
 
     def providers() -> Mapping[str, Provider]:
         return build_providers(
@@ -216,22 +218,22 @@ def _job_factory(batch_id: int, connection: services.Connection) -> BatchJob:
             elumenta_base_url=connection.elumenta_base_url,
         )
 
-    return BatchJob.from_settings(services.get_store(), batch_id, catalog, settings, providers)
+    return BatchJob.from_settings(runtime.get_store(), batch_id, catalog, settings, providers)
 
 
-def _start(batch_id: int, connection: services.Connection) -> dispatch.BatchHandle:
+def _start(batch_id: int, connection: runtime.Connection) -> dispatch.BatchHandle:
     return dispatch.start_batch(
-        services.get_store(),
-        services.get_settings(),
+        runtime.get_store(),
+        runtime.get_settings(),
         batch_id,
         manager=MANAGER,
         local_job=lambda: _job_factory(batch_id, connection),
     )
 
 
-def _check_connection(connection: services.Connection) -> None:
+def _check_connection(connection: runtime.Connection) -> None:
     """Workers only know the server's key and URL: refuse a batch that needs the session's."""
-    settings = services.get_settings()
+    settings = runtime.get_settings()
     if settings.batch_execution == "worker" and (
         connection.key_source == "session"
         or connection.elumenta_base_url != settings.elumenta_base_url
@@ -244,7 +246,7 @@ def _check_connection(connection: services.Connection) -> None:
 
 
 def start_batch(
-    spec: BatchSpec, connection: services.Connection, *, viewer: Principal | None = None
+    spec: BatchSpec, connection: runtime.Connection, *, viewer: Principal | None = None
 ) -> dispatch.BatchHandle:
     """Plan and start a batch in the background (here or on the workers); returns its handle.
 
@@ -253,7 +255,7 @@ def start_batch(
     and the start is audited.
     """
     _check_connection(connection)
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if viewer is None:
             batch_id = plan_batch(session, spec)
         else:
@@ -263,7 +265,7 @@ def start_batch(
 
 
 def resume_batch(
-    batch_id: int, connection: services.Connection, *, viewer: Principal | None = None
+    batch_id: int, connection: runtime.Connection, *, viewer: Principal | None = None
 ) -> dispatch.BatchHandle:
     """The running batch ``batch_id``, or the batch continuing where it stopped.
 
@@ -272,7 +274,7 @@ def resume_batch(
     """
     _check_connection(connection)
     if viewer is not None:
-        with services.get_store().session() as session, session.begin():
+        with runtime.get_store().session() as session, session.begin():
             ownership.check_resume(session, batch_id, viewer)
     return _start(batch_id, connection)
 
@@ -283,10 +285,10 @@ def running_job(batch_id: int, *, viewer: Principal | None = None) -> dispatch.B
     ``None`` too when ``viewer`` (hosted mode) may not see it.
     """
     if viewer is not None:
-        with services.get_store().session() as session, session.begin():
+        with runtime.get_store().session() as session, session.begin():
             if get_batch(session, batch_id, viewer=viewer) is None:
                 return None
-    return dispatch.find_batch(services.get_store(), services.get_settings(), batch_id, MANAGER)
+    return dispatch.find_batch(runtime.get_store(), runtime.get_settings(), batch_id, MANAGER)
 
 
 def live_batch(*, viewer: Principal | None = None) -> dispatch.BatchHandle | None:
@@ -296,7 +298,7 @@ def live_batch(*, viewer: Principal | None = None) -> dispatch.BatchHandle | Non
     app restart, or the same user on another app process behind the proxy.
     """
     owner = None if viewer is None else viewer.subject
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         listed = list_batches(session, owner)
     for batch_id, _title, status in listed:
         if status in dispatch.LIVE_STATUSES:
@@ -308,14 +310,14 @@ def live_batch(*, viewer: Principal | None = None) -> dispatch.BatchHandle | Non
 
 def owns_batch(batch_id: int, *, viewer: Principal | None = None) -> bool:
     """Whether ``viewer`` may resume, pause or cancel the batch (its owner; anyone locally)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         batch = get_batch(session, batch_id, viewer=viewer)
         return batch is not None and owns(batch.owner, viewer)
 
 
 def control_batch(batch_id: int, action: BatchAction, *, viewer: Principal | None = None) -> None:
     """Pause, resume or cancel a running batch; only its owner may (hosted mode)."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         ownership.owned_batch(session, batch_id, viewer)
     job = running_job(batch_id)
     if job is None:
@@ -331,7 +333,7 @@ def cells(
     ``with_content=False``: without the answers' text (enough for the matrix and pass
     rates). Raises :class:`InvalidRequestError` when ``viewer`` (hosted mode) may not see it.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if viewer is not None and get_batch(session, batch_id, viewer=viewer) is None:
             raise InvalidRequestError(f"No batch #{batch_id}.")
         return batch_cells(session, batch_id, with_content=with_content)
@@ -344,7 +346,7 @@ def batch_inputs(batch_id: int, *, viewer: Principal | None = None) -> list[dict
     its dataset: then rows are known by number only. Raises :class:`InvalidRequestError`
     when ``viewer`` may not see the batch.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         batch = get_batch(session, batch_id, viewer=viewer)
         if batch is None:
             raise InvalidRequestError(f"No batch #{batch_id}.")
@@ -360,7 +362,7 @@ def export_batch(batch_id: int, fmt: ExportFormat, *, viewer: Principal | None =
 
 def answer_text(result_id: int, *, viewer: Principal | None = None) -> str:
     """The text of one answer; :class:`InvalidRequestError` if ``viewer`` may not see it."""
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if not can_see_result(session, result_id, viewer):
             raise InvalidRequestError("This answer is not available.")
         return answer_texts(session, [result_id]).get(result_id, "")
@@ -382,7 +384,7 @@ def rate(
     nothing.
     """
     reject_nul(rater + (note or ""), "The rater's name or the note")
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if not can_see_result(session, result_id, viewer):
             raise InvalidRequestError("This answer is not available.")
         add_rating(session, result_id, ownership.rater(rater, viewer), kind, value=value, note=note)
@@ -402,7 +404,7 @@ def next_blind_round(
     With a ``viewer`` (hosted mode) the rater is them, and only a batch they may see
     gives answers.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         groups = comparable_answers(session, batch_id, viewer=viewer)
         seen = voted_pairs(session, ownership.rater(rater, viewer), batch_id)
         blind = pick_round(groups, seen, rng, size)
@@ -418,7 +420,7 @@ def vote(
     answer of the round must still be one they may see (:class:`InvalidRequestError` if the
     batch was made private since the round was drawn; nothing is stored then).
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if not all(can_see_result(session, a.result_id, viewer) for a in blind.answers):
             raise InvalidRequestError(
                 "These answers are no longer available; press Next round for new ones."
@@ -432,7 +434,7 @@ def check_sets(*, viewer: Principal | None = None) -> dict[str, list[int]]:
 
     See :func:`~playground.evaluation.leaderboard.check_sets`.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         return group_by_checks(batch_assertions(session, viewer=viewer))
 
 
@@ -449,7 +451,7 @@ def leaderboard(
     every figure comes only from answers, batches and templates they may see: their own
     and what was shared with one of their workspaces.
     """
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         votes = entrant_votes(stored_votes(session, viewer=viewer), by)
         ratings = human_ratings(stored_ratings(session, viewer=viewer), by)
         groups = group_by_checks(batch_assertions(session, viewer=viewer))
@@ -463,11 +465,11 @@ def leaderboard(
             figures = cell_figures(batch_answers, key)
         graded = all_cells(session, viewer=viewer, batch_ids=checked)
     rows = build_leaderboard(votes, pass_rates(graded, key), figures, ratings)
-    return named(rows, services.get_catalog().name_of)
+    return named(rows, runtime.get_catalog().name_of)
 
 
 def run_promptfoo_config(
-    config: PromptfooConfig, connection: services.Connection, *, viewer: Principal | None = None
+    config: PromptfooConfig, connection: runtime.Connection, *, viewer: Principal | None = None
 ) -> dict[str, Any]:
     """Run a checked promptfoo config here, as one batch, and return promptfoo's results
     document (the page waits for it). Local mode only: in hosted mode a batch must pass
@@ -484,8 +486,8 @@ def run_promptfoo_config(
 
     return promptfoo_run.execute(
         config,
-        services.get_settings(),
-        services.get_catalog(),
+        runtime.get_settings(),
+        runtime.get_catalog(),
         follow=follow,
         elumenta_api_key=connection.api_key,
         elumenta_base_url=connection.elumenta_base_url,

@@ -20,13 +20,11 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from playground import compare_view, config
+from playground import config
 from playground.access.audit import record_event
-from playground.access.principal import Principal, owns
 from playground.access.spending import check_spending
 from playground.access.users import get_user, limits_of
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
-from playground.compare_view import ColumnRef
 from playground.config import ProviderName, Settings
 from playground.errors import (
     APITimeoutError,
@@ -37,6 +35,9 @@ from playground.errors import (
     SchemaNewerThanCodeError,
     user_message,
 )
+from playground.presenters import compare as compare_view
+from playground.presenters.compare import ColumnRef
+from playground.principal import Principal, owns
 from playground.providers.base import Balance, Provider
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers, environment_key_for
@@ -442,7 +443,7 @@ def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
 
 def redraw_interval_s() -> float:
     """How often a page should redraw a live comparison now (see
-    :func:`~playground.compare_view.redraw_interval_s`)."""
+    :func:`~playground.presenters.compare.redraw_interval_s`)."""
     return compare_view.redraw_interval_s(get_runner().live_runs())
 
 

@@ -1,7 +1,7 @@
 """History and cost reads and edits for the UI: one store transaction per call.
 
 Pages call these rather than the store so that every read runs in one transaction on the
-process-wide store (see :func:`playground.services.get_store`) and every sharing change
+process-wide store (see :func:`playground.services.runtime.get_store`) and every sharing change
 is audited with it.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 
 from playground.access.audit import record_event
-from playground.access.principal import Principal
-from playground.costs_view import CostReport
-from playground.history_view import PAGE_SIZE, HistoryPage, clamp_page, page_count
-from playground.services import get_store
+from playground.presenters.costs import CostReport
+from playground.presenters.history import PAGE_SIZE, HistoryPage, clamp_page, page_count
+from playground.principal import Principal
+from playground.services.runtime import get_store
 from playground.store import (
     HistoryFilter,
     StoredComparison,

@@ -18,9 +18,9 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.promptfoo_config import PfAssert
+from playground.evaluation.promptfoo.config import PfAssert
 from playground.evaluation.schemas import schema_errors
-from playground.evaluation.templates import PromptTemplate, render
+from playground.templates import PromptTemplate, render
 
 DEFAULT_LEVENSHTEIN_THRESHOLD = 5
 

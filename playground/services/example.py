@@ -12,10 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from playground import services
-from playground.access.principal import Principal
-from playground.evaluation import ownership
 from playground.evaluation.suite import load_suite
+from playground.principal import Principal
+from playground.services import ownership, runtime
 from playground.store.eval_repository import (
     list_templates,
     save_dataset,
@@ -46,7 +45,7 @@ def add_offline_example(*, viewer: Principal | None = None) -> ExampleBatch | No
     """
     if (viewer is not None and not viewer.can_run) or not EXAMPLE_SUITE.is_file():
         return None
-    with services.get_store().session() as session, session.begin():
+    with runtime.get_store().session() as session, session.begin():
         if list_templates(session, viewer=viewer):
             return None
         suite = load_suite(EXAMPLE_SUITE)

@@ -21,14 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from playground.access.cli import add_keys_parser, run_keys_command
-from playground.backup import backup as backup_database
-from playground.backup import restore as restore_database
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
+from playground.cli.backup import backup as backup_database
+from playground.cli.backup import restore as restore_database
+from playground.cli.doctor import run_doctor
+from playground.cli.eval import add_eval_parser, run_eval
+from playground.cli.keys import add_keys_parser, run_keys_command
+from playground.cli.worker import add_worker_parser, run_worker_command
 from playground.config import Settings, load_settings
-from playground.doctor import run_doctor
 from playground.errors import InvalidRequestError, PlaygroundError, SchemaNewerThanCodeError
-from playground.evaluation.cli import add_eval_parser, run_eval
 from playground.providers.base import GenerationParams, Message
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
@@ -47,7 +48,6 @@ from playground.store import (
 )
 from playground.store.rollups import rebuild as rebuild_rollups
 from playground.store.stats import provider_tokens_spent
-from playground.workers.cli import add_worker_parser, run_worker_command
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
 PROVIDERS = ("elumenta", "demo", "openai_compatible")

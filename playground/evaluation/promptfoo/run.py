@@ -22,16 +22,15 @@ from pydantic import SecretStr
 
 from playground.catalog import Catalog
 from playground.config import Settings
+from playground.datasets import parse_dataset
 from playground.errors import InvalidRequestError
 from playground.evaluation.assertions import AssertionSpec, Observation, judge
 from playground.evaluation.batch import BatchJob
-from playground.evaluation.datasets import parse_dataset
-from playground.evaluation.grading import make_grader
+from playground.evaluation.judging.grader import make_grader
 from playground.evaluation.plan import BatchSpec, plan_batch
-from playground.evaluation.promptfoo_config import PfTest, PromptfooConfig
-from playground.evaluation.promptfoo_grading import Answer, grade
+from playground.evaluation.promptfoo.config import PfTest, PromptfooConfig
+from playground.evaluation.promptfoo.grading import Answer, grade
 from playground.evaluation.recording import BatchProgress
-from playground.evaluation.templates import render
 from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.results import ModelTarget
@@ -43,6 +42,7 @@ from playground.store.eval_repository import (
     save_template_version,
     update_cells,
 )
+from playground.templates import render
 
 EXIT_OK, EXIT_TESTS_FAILED = 0, 100
 """promptfoo's ``eval`` exits 100 when a test failed (its PROMPTFOO_FAILED_TEST_EXIT_CODE)."""
