@@ -12,7 +12,6 @@ from playground.presenters.compare import (
     MODELS_PARAM,
     SHARE_PARAM,
     TOKEN_PARAM,
-    ColumnRef,
     Composer,
     budget_summary,
     budget_warnings,
@@ -20,11 +19,13 @@ from playground.presenters.compare import (
     carry_over,
     model_options,
     options_from_param,
+    redraw_interval_s,
     share_ref,
     share_url,
 )
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
+from playground.runner import ColumnRef
 from playground.safe_text import escape_markdown
 from playground.services import runtime
 from ui.auth import current_principal, session_connection
@@ -406,6 +407,8 @@ if st.session_state.get(COLUMNS):
             if live is not None and not all(result.is_terminal for result in results):
                 draw_results(polling=False, live=live)
             else:
-                st.fragment(draw_results, run_every=runtime.redraw_interval_s())(polling=True)
+                st.fragment(draw_results, run_every=redraw_interval_s(runtime.live_runs()))(
+                    polling=True
+                )
 if SCROLL in st.session_state:
     scroll_into_view(".st-key-column-0", key=f"scroll-{st.session_state.pop(SCROLL)}")

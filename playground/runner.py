@@ -78,6 +78,18 @@ NOT_SENT = "not_sent"
 
 
 @dataclass(frozen=True)
+class ColumnRef:
+    """Where a result column's data lives: model ``index`` of run ``run_id``.
+
+    Columns of one comparison usually share a run; re-running one column points it at a
+    new single-model run.
+    """
+
+    run_id: str
+    index: int
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     """A consistent picture of a run at one moment, safe to read from any thread."""
 

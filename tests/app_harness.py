@@ -10,7 +10,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
-from playground.presenters.compare import ColumnRef
+from playground.runner import ColumnRef
 from playground.services import runtime
 
 APP = Path(__file__).resolve().parents[1] / "app.py"

@@ -11,6 +11,7 @@ import pytest
 
 from playground.errors import InvalidRequestError
 from playground.presenters import costs as cv
+from playground.services.history import CostReport
 from playground.store import (
     HistoryFilter,
     Store,
@@ -26,10 +27,10 @@ from tests.store_fixtures import T0, seed_comparison, seed_result
 NAMES = {"gpt-5": "GPT-5", "gpt-5-nano": "GPT-5 Nano"}
 
 
-def report_of(store: Store, flt: HistoryFilter | None = None) -> cv.CostReport:
+def report_of(store: Store, flt: HistoryFilter | None = None) -> CostReport:
     flt = flt or HistoryFilter()
     with store.session() as session:
-        return cv.CostReport(
+        return CostReport(
             summary=model_summary(session, flt),
             latency=latency_by_model(session, flt),
             daily=tokens_by_day(session, flt),
@@ -39,7 +40,7 @@ def report_of(store: Store, flt: HistoryFilter | None = None) -> cv.CostReport:
 
 
 @pytest.fixture
-def report(store: Store) -> cv.CostReport:
+def report(store: Store) -> CostReport:
     """Two days of GPT-5 and GPT-5 Nano on one prompt: one failure, one cached answer."""
     with store.session() as session, session.begin():
         for day in range(2):
@@ -84,13 +85,13 @@ def test_period_filter_covers_whole_days_and_rejects_a_reversed_range() -> None:
         cv.period_filter((date(2026, 3, 2), date(2026, 3, 1)))
 
 
-def test_totals(report: cv.CostReport) -> None:
+def test_totals(report: CostReport) -> None:
     totals = cv.totals(report)
     assert (totals.tokens_spent, totals.api_calls, totals.cached) == (6, 5, 1)
     assert totals.success_rate == pytest.approx(4 / 5)
 
 
-def test_model_table_joins_costs_and_timings(report: cv.CostReport) -> None:
+def test_model_table_joins_costs_and_timings(report: CostReport) -> None:
     table = cv.model_table(report, NAMES)
     assert list(table.columns) == list(cv.MODEL_TABLE_COLUMNS.values())
     assert list(table["Model"]) == ["GPT-5", "GPT-5 Nano"]  # most tokens first
@@ -126,14 +127,14 @@ def test_a_model_without_completed_answers_has_no_timings() -> None:
     timings = [f"{s}_{m}" for m in ("latency_ms", "ttft_ms") for s in ("avg", "p50", "p95")]
     latency = pd.DataFrame(columns=["provider", "model", "samples", *timings, "avg_chars_per_s"])
     empty = pd.DataFrame()
-    report = cv.CostReport(summary, latency, empty, empty, empty)
+    report = CostReport(summary, latency, empty, empty, empty)
     row = cv.model_table(report, NAMES).iloc[0]
     assert row["Success rate"] == 0.0
     assert math.isnan(row["p50 latency (ms)"])
 
 
 def test_labels_name_the_provider_only_when_the_report_has_several(
-    report: cv.CostReport,
+    report: CostReport,
 ) -> None:
     frame = pd.DataFrame({"provider": ["elumenta", "elumenta"], "model": ["gpt-5", "x"]})
     assert list(cv.with_labels(frame, report, NAMES)["label"]) == ["GPT-5", "x"]
@@ -145,7 +146,7 @@ def test_labels_name_the_provider_only_when_the_report_has_several(
     ]
 
 
-def test_every_chart_gives_a_model_the_same_colour(report: cv.CostReport) -> None:
+def test_every_chart_gives_a_model_the_same_colour(report: CostReport) -> None:
     specs = [
         _spec(cv.tokens_chart(report, NAMES)),
         _spec(cv.cost_latency_chart(report, NAMES)),
@@ -155,7 +156,7 @@ def test_every_chart_gives_a_model_the_same_colour(report: cv.CostReport) -> Non
     assert domains == [["GPT-5", "GPT-5 Nano"]] * 3
 
 
-def test_same_prompt_table_has_one_row_per_prompt_and_model_names(report: cv.CostReport) -> None:
+def test_same_prompt_table_has_one_row_per_prompt_and_model_names(report: CostReport) -> None:
     table = cv.same_prompt(report, NAMES)
     assert list(table.columns) == ["Prompt", "GPT-5", "GPT-5 Nano"]
     assert table.iloc[0].tolist() == ["Same", 2.0, 1.0]
@@ -163,7 +164,7 @@ def test_same_prompt_table_has_one_row_per_prompt_and_model_names(report: cv.Cos
 
 def test_same_prompt_table_is_empty_without_shared_prompts() -> None:
     empty = pd.DataFrame()
-    assert cv.same_prompt(cv.CostReport(empty, empty, empty, empty, empty), NAMES).empty
+    assert cv.same_prompt(CostReport(empty, empty, empty, empty, empty), NAMES).empty
 
 
 def _spec(chart: object) -> dict[str, object]:
@@ -179,7 +180,7 @@ def _data(spec: dict[str, object]) -> list[dict[str, object]]:
     return list(rows)
 
 
-def test_tokens_chart_stacks_models_per_day(report: cv.CostReport) -> None:
+def test_tokens_chart_stacks_models_per_day(report: CostReport) -> None:
     spec = _spec(cv.tokens_chart(report, NAMES))
     encoding = spec["encoding"]
     assert isinstance(encoding, dict)
@@ -191,7 +192,7 @@ def test_tokens_chart_stacks_models_per_day(report: cv.CostReport) -> None:
 
 
 @pytest.mark.parametrize("measure", ["latency_ms", "ttft_ms"])
-def test_timing_chart_layers_p50_bars_and_p95_ticks(report: cv.CostReport, measure: str) -> None:
+def test_timing_chart_layers_p50_bars_and_p95_ticks(report: CostReport, measure: str) -> None:
     spec = _spec(cv.timing_chart(report, NAMES, measure))
     marks = [layer["mark"]["type"] for layer in spec["layer"]]  # type: ignore[attr-defined]
     assert marks == ["bar", "tick"]
@@ -199,20 +200,20 @@ def test_timing_chart_layers_p50_bars_and_p95_ticks(report: cv.CostReport, measu
     assert fields == [f"p50_{measure}", f"p95_{measure}"]
 
 
-def test_cost_latency_chart_has_one_point_per_model(report: cv.CostReport) -> None:
+def test_cost_latency_chart_has_one_point_per_model(report: CostReport) -> None:
     rows = _data(_spec(cv.cost_latency_chart(report, NAMES)))
     points = {r["label"]: (r["avg_latency_ms"], r["tokens_per_call"]) for r in rows}
     assert points == {"GPT-5": (1500.0, 2.0), "GPT-5 Nano": (500.0, pytest.approx(2 / 3))}
 
 
-def test_cost_latency_chart_axes_start_at_zero(report: cv.CostReport) -> None:
+def test_cost_latency_chart_axes_start_at_zero(report: CostReport) -> None:
     encoding = _spec(cv.cost_latency_chart(report, NAMES))["encoding"]
     assert isinstance(encoding, dict)
     assert encoding["x"]["scale"]["domainMin"] == 0  # padding alone gave -500 ms
     assert encoding["y"]["scale"]["domainMin"] == 0
 
 
-def test_outcome_chart_counts_each_finished_status(report: cv.CostReport) -> None:
+def test_outcome_chart_counts_each_finished_status(report: CostReport) -> None:
     rows = _data(_spec(cv.outcome_chart(report, NAMES)))
     counts = {(r["label"], r["status"]): r["n"] for r in rows}
     assert counts == {
@@ -222,7 +223,7 @@ def test_outcome_chart_counts_each_finished_status(report: cv.CostReport) -> Non
     }
 
 
-def test_balance_chart_shows_every_reported_balance_in_utc(report: cv.CostReport) -> None:
+def test_balance_chart_shows_every_reported_balance_in_utc(report: CostReport) -> None:
     series = cv.balance_series(report.balance)
     assert list(series["balance"]) == [100, 99, 97, 96]
     assert series["time"].dt.tz is None

@@ -15,6 +15,7 @@ from playground.presenters.compare import ModelOption
 from playground.providers.base import Message
 from playground.providers.demo import DemoProvider
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
+from playground.services.history import clamp_page, page_count
 from playground.store import HistoryFilter, StoredComparison
 
 TITLES = {
@@ -122,11 +123,11 @@ def test_all_model_options_cover_every_provider() -> None:
     ("page", "total", "expected"), [(0, 0, 0), (3, 45, 2), (2, 40, 1), (-1, 10, 0), (1, 21, 1)]
 )
 def test_pages_are_clamped_after_the_total_shrinks(page: int, total: int, expected: int) -> None:
-    assert hv.clamp_page(page, total) == expected
+    assert clamp_page(page, total) == expected
 
 
 def test_page_count_is_at_least_one() -> None:
-    assert [hv.page_count(n) for n in (0, 1, 20, 21)] == [1, 1, 1, 2]
+    assert [page_count(n) for n in (0, 1, 20, 21)] == [1, 1, 1, 2]
 
 
 def test_cost_counts_reported_tokens_then_catalog_prices_of_completed_answers() -> None:

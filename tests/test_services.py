@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from playground.errors import InvalidRequestError
-from playground.presenters.compare import ColumnRef
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
+from playground.runner import ColumnRef
 from playground.services import runtime
 from tests.fake_elumenta import FakeElumenta, ModelScript
 

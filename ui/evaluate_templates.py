@@ -10,6 +10,7 @@ import streamlit as st
 
 from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.presenters import compare_state
 from playground.safe_text import escape_markdown
 from playground.services import evaluate as evaluation
 from playground.store.eval_repository import TemplateVersion
@@ -117,7 +118,7 @@ def _dataset_row(key: str, principal: Principal | None) -> dict[str, Any]:
 def _to_compare(version: TemplateVersion, values: Mapping[str, Any] | None) -> None:
     """Load the version (filled with ``values``, or raw) into Compare and go there."""
     try:
-        evaluation.load_into_compare(st.session_state, version.template, values)
+        compare_state.load_into_compare(st.session_state, version.template, values)
     except PlaygroundError as exc:
         st.error(user_message(exc))
     else:

@@ -382,18 +382,6 @@ def diff_answers(first: str, second: str, first_name: str, second_name: str) -> 
     return AnswerDiff(unified=unified, similarity=similarity)
 
 
-@dataclass(frozen=True)
-class ColumnRef:
-    """Where a result column's data lives: model ``index`` of run ``run_id``.
-
-    Columns of one comparison usually share a run; re-running one column points it at a
-    new single-model run.
-    """
-
-    run_id: str
-    index: int
-
-
 def share_ref(run_id: str, comparison_id: int | None) -> str:
     """The id a share link carries: the stored comparison's id, else the live run's id."""
     return str(comparison_id) if comparison_id is not None else run_id

@@ -8,12 +8,13 @@ Every function takes the mapping, which keeps them testable with a plain ``dict`
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from playground.presenters.compare import continue_with, moved, option_key
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest
+from playground.templates import PromptTemplate, render_for_compare
 
 SYSTEM = "compare.system"
 PROMPT = "compare.prompt"
@@ -134,3 +135,16 @@ def load_request(state: State, request: CompareRequest, known_options: set[str])
         state[override_key(key, "temperature")] = params.temperature
         state[override_key(key, "max_tokens")] = params.max_tokens
     state[MODELS] = picked
+
+
+def load_into_compare(
+    state: State, template: PromptTemplate, values: Mapping[str, Any] | None
+) -> None:
+    """Put the template, filled with ``values`` (``None``: raw), in the Compare editor.
+
+    It becomes a fresh conversation (earlier turns cleared); the models and parameters
+    picked on Compare stay, ready for Run. Raises :class:`TemplateError` (see
+    :func:`render_for_compare`) and then leaves the editor unchanged.
+    """
+    prompt = render_for_compare(template, values)
+    load_prompt(state, prompt.system, (Message("user", prompt.user),))

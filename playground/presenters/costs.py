@@ -19,6 +19,7 @@ from playground.presenters.analytics import daily_balance, model_cost_table, sam
 from playground.presenters.history import DateRange, date_bounds
 from playground.principal import Principal
 from playground.results import STATUS_STYLES
+from playground.services.history import CostReport
 from playground.store import HistoryFilter
 from playground.store.models import FINISHED_STATUSES
 from playground.store.rollups import RELATIVE_ERROR
@@ -48,30 +49,6 @@ MODEL_TABLE_COLUMNS: dict[str, str] = {
     "stopped": "Stopped by you",
     "cost_per_1k_chars": "Tokens per 1k chars",
 }
-
-
-@dataclass(frozen=True)
-class CostReport:
-    """The store's aggregates for one period.
-
-    Built by :func:`playground.services.history.cost_report`.
-    """
-
-    summary: pd.DataFrame
-    """:func:`~playground.store.stats.model_summary`"""
-    latency: pd.DataFrame
-    """:func:`~playground.store.stats.latency_by_model`"""
-    daily: pd.DataFrame
-    """:func:`~playground.store.stats.tokens_by_day`"""
-    prompt_costs: pd.DataFrame
-    """:func:`~playground.store.stats.prompt_model_costs`"""
-    balance: pd.DataFrame
-    """:func:`~playground.store.stats.balance_points`"""
-
-    @property
-    def empty(self) -> bool:
-        """Whether nothing was run in the period."""
-        return self.summary.empty
 
 
 @dataclass(frozen=True)

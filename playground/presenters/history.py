@@ -5,10 +5,9 @@ Nothing here does I/O or knows Streamlit; the page reads widgets, calls these an
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +26,6 @@ from playground.store.filters import search_terms
 from playground.store.models import FINISHED_STATUSES
 from playground.store.repository import BatchEntry, ListEntry, normalize_tags
 
-PAGE_SIZE = 20
 # ``?batch=<id>`` opens Evaluate on that batch's results (History's batch rows link there).
 BATCH_PARAM = "batch"
 PREVIEW_CHARS = 100
@@ -111,29 +109,6 @@ def all_model_options(providers: Mapping[str, Provider]) -> dict[str, ModelOptio
         for option in model_options(providers, name):
             options.setdefault(option.key, option)
     return options
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    """One page of the history list."""
-
-    entries: list[ListEntry]
-    total: int
-    """How many entries (comparisons, batches) match the filter, on every page."""
-    page: int
-    """This page's number, 0-based."""
-    pages: int
-    """How many pages there are (at least one)."""
-
-
-def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
-    """How many pages ``total`` rows fill (at least one, so "page 1 of 1" when empty)."""
-    return max(1, math.ceil(total / page_size))
-
-
-def clamp_page(page: int, total: int, page_size: int = PAGE_SIZE) -> int:
-    """``page`` (0-based) moved into range after the total shrank (e.g. after a delete)."""
-    return max(0, min(page, page_count(total, page_size) - 1))
 
 
 def preview(text: str, width: int = PREVIEW_CHARS) -> str:

@@ -36,9 +36,8 @@ from playground.evaluation.promptfoo import run as promptfoo_run
 from playground.evaluation.promptfoo.config import PromptfooConfig
 from playground.evaluation.report import export_text, pass_rates
 from playground.evaluation.voting import BlindRound, Verdict, pick_round, round_votes
-from playground.presenters import compare_state
 from playground.principal import Principal, owns
-from playground.providers.base import Message, Provider
+from playground.providers.base import Provider
 from playground.providers.registry import build_providers
 from playground.safe_text import reject_nul
 from playground.services import ownership, runtime
@@ -73,7 +72,7 @@ from playground.store.eval_repository import (
     version_labels,
 )
 from playground.store.export import ExportFormat
-from playground.templates import PromptTemplate, render_for_compare
+from playground.templates import PromptTemplate
 from playground.workers import dispatch
 
 MANAGER = BatchManager()
@@ -156,19 +155,6 @@ def dataset_columns(dataset_id: int, *, viewer: Principal | None = None) -> tupl
     with runtime.get_store().session() as session, session.begin():
         found = get_dataset(session, dataset_id, viewer=viewer)
     return () if found is None else found[1].columns
-
-
-def load_into_compare(
-    state: compare_state.State, template: PromptTemplate, values: Mapping[str, Any] | None
-) -> None:
-    """Put the template, filled with ``values`` (``None``: raw), in the Compare editor.
-
-    It becomes a fresh conversation (earlier turns cleared); the models and parameters
-    picked on Compare stay, ready for Run. Raises :class:`TemplateError` (see
-    :func:`render_for_compare`) and then leaves the editor unchanged.
-    """
-    prompt = render_for_compare(template, values)
-    compare_state.load_prompt(state, prompt.system, (Message("user", prompt.user),))
 
 
 def batches(*, viewer: Principal | None = None) -> list[tuple[int, str, str]]:

@@ -8,10 +8,12 @@ is audited with it.
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
+
+import pandas as pd
 
 from playground.access.audit import record_event
-from playground.presenters.costs import CostReport
-from playground.presenters.history import PAGE_SIZE, HistoryPage, clamp_page, page_count
 from playground.principal import Principal
 from playground.services.runtime import get_store
 from playground.store import (
@@ -30,7 +32,56 @@ from playground.store import (
     write_export,
 )
 from playground.store.export import ExportFormat
-from playground.store.repository import count_history_entries, list_history_entries
+from playground.store.repository import ListEntry, count_history_entries, list_history_entries
+
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of the history list."""
+
+    entries: list[ListEntry]
+    total: int
+    """How many entries (comparisons, batches) match the filter, on every page."""
+    page: int
+    """This page's number, 0-based."""
+    pages: int
+    """How many pages there are (at least one)."""
+
+
+def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
+    """How many pages ``total`` rows fill (at least one, so "page 1 of 1" when empty)."""
+    return max(1, math.ceil(total / page_size))
+
+
+def clamp_page(page: int, total: int, page_size: int = PAGE_SIZE) -> int:
+    """``page`` (0-based) moved into range after the total shrank (e.g. after a delete)."""
+    return max(0, min(page, page_count(total, page_size) - 1))
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The store's aggregates for one period.
+
+    Built by :func:`cost_report`.
+    """
+
+    summary: pd.DataFrame
+    """:func:`~playground.store.stats.model_summary`"""
+    latency: pd.DataFrame
+    """:func:`~playground.store.stats.latency_by_model`"""
+    daily: pd.DataFrame
+    """:func:`~playground.store.stats.tokens_by_day`"""
+    prompt_costs: pd.DataFrame
+    """:func:`~playground.store.stats.prompt_model_costs`"""
+    balance: pd.DataFrame
+    """:func:`~playground.store.stats.balance_points`"""
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing was run in the period."""
+        return self.summary.empty
 
 
 def history_page(

@@ -35,15 +35,13 @@ from playground.errors import (
     SchemaNewerThanCodeError,
     user_message,
 )
-from playground.presenters import compare as compare_view
-from playground.presenters.compare import ColumnRef
 from playground.principal import Principal, owns
 from playground.providers.base import Balance, Provider
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers, environment_key_for
 from playground.redact import mask_secret, mask_url
 from playground.results import CompareRequest, ModelResult, Recorder
-from playground.runner import RunHandle, Runner, RunSnapshot
+from playground.runner import ColumnRef, RunHandle, Runner, RunSnapshot
 from playground.store import (
     Store,
     StoreRecorder,
@@ -441,10 +439,10 @@ def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
         view.cancel(column.index)
 
 
-def redraw_interval_s() -> float:
-    """How often a page should redraw a live comparison now (see
-    :func:`~playground.presenters.compare.redraw_interval_s`)."""
-    return compare_view.redraw_interval_s(get_runner().live_runs())
+def live_runs() -> int:
+    """How many comparisons stream in this process now (the Compare page spaces its redraws
+    by it: :func:`~playground.presenters.compare.redraw_interval_s`)."""
+    return get_runner().live_runs()
 
 
 def column_results(
