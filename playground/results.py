@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol
 from playground.errors import RateLimitInfo
 from playground.providers.base import GenerationParams, GenerationRequest, Message
 
+# A blind vote's outcome: answer "a" or "b" better, a tie, or both bad.
+VoteOutcome = Literal["a", "b", "tie", "both_bad"]
 ResultStatus = Literal[
     "pending", "running", "completed", "partial", "failed", "cancelled", "interrupted"
 ]

@@ -436,3 +436,13 @@ _CHECKS: dict[str, Callable[[Observation, Any, bool], tuple[bool, str]]] = {
     "max_cost": _max_cost,
     "llm_judge": _not_here,
 }
+
+
+def judge_cost(outcomes: Sequence[Mapping[str, Any]]) -> int:
+    """The billing tokens the judge cost for a cell, from its stored assertion outcomes."""
+    return sum(o.get("cost_tokens") or 0 for o in outcomes if o.get("judge"))
+
+
+def is_judged(outcomes: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the judge has graded a cell already (judging twice would pay twice)."""
+    return any(o.get("judge") for o in outcomes)

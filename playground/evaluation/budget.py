@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from playground.evaluation.judging.cells import is_judged, judge_cost
+from playground.evaluation.assertions import is_judged, judge_cost
 from playground.store.eval_claims import CellFigures, ClaimedCell
 
 PriceOf = Callable[[str], int | None]

@@ -18,8 +18,13 @@ from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
 from playground.errors import PlaygroundError, user_message
-from playground.evaluation.assertions import AssertionOutcome, AssertionSpec, Observation, check
-from playground.evaluation.judging.cells import judge_cost
+from playground.evaluation.assertions import (
+    AssertionOutcome,
+    AssertionSpec,
+    Observation,
+    check,
+    judge_cost,
+)
 from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures

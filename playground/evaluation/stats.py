@@ -12,11 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 
-VoteOutcome = Literal["a", "b", "tie", "both_bad"]
+from playground.results import VoteOutcome
+
 Vote = tuple[str, str, VoteOutcome]
 Z_95 = 1.959963984540054
 NOT_ENOUGH_VOTES = "Not enough votes yet to tell {a} and {b} apart."

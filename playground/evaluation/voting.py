@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.stats import VoteOutcome
+from playground.results import VoteOutcome
 from playground.store.eval_ratings import Answer
 
 MAX_ROUND_SIZE = 4

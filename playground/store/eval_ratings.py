@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from playground.errors import InvalidRequestError
-from playground.evaluation.stats import VoteOutcome
 from playground.principal import Principal, visible_to
+from playground.results import VoteOutcome
 from playground.store.eval_models import (
     MATRIX_ORDER,
     RATING_KINDS,

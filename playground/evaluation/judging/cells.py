@@ -9,15 +9,15 @@ judge refused for lack of balance stops the judging, leaving the rest for a resu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from playground.errors import InsufficientTokensError
 from playground.evaluation.assertions import (
     AssertionOutcome,
     Grader,
     Observation,
+    is_judged,
     judge,
     judge_error,
 )
@@ -34,16 +34,6 @@ def judge_price_of(spec: BatchSpec, cost_of: Callable[[str], int | None]) -> int
     if spec.judge is None or not any(a.kind == "llm_judge" for a in spec.assertions):
         return None
     return cost_of(spec.judge.model) or 0
-
-
-def judge_cost(outcomes: Sequence[Mapping[str, Any]]) -> int:
-    """The billing tokens the judge cost for a cell, from its stored assertion outcomes."""
-    return sum(o.get("cost_tokens") or 0 for o in outcomes if o.get("judge"))
-
-
-def is_judged(outcomes: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the judge has graded a cell already (judging twice would pay twice)."""
-    return any(o.get("judge") for o in outcomes)
 
 
 async def grade_batch(

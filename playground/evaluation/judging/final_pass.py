@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from playground.errors import InsufficientTokensError, user_message
-from playground.evaluation.judging.cells import grade_batch, is_judged
+from playground.evaluation.assertions import is_judged
+from playground.evaluation.judging.cells import grade_batch
 from playground.evaluation.judging.grader import make_grader
 from playground.evaluation.recording import Tally
 from playground.evaluation.scheduling import JobRun
