@@ -25,6 +25,7 @@ lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy playground ui pages app.py serve.py
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q
