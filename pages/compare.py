@@ -30,6 +30,7 @@ from playground.safe_text import escape_markdown
 from playground.services import runtime
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
+from ui.connection import BALANCE_STATE_KEY, cached_balance
 from ui.live_column import live_answer, stream_urls
 from ui.rating import rate_answer
 from ui.scroll import scroll_into_view
@@ -248,8 +249,8 @@ if shown and st.session_state.get(BALANCE_AFTER) != shown:
     finished = runtime.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
-        st.session_state.pop(runtime.BALANCE_STATE_KEY, None)
-balance, balance_error = runtime.cached_balance(st.session_state, connection)
+        st.session_state.pop(BALANCE_STATE_KEY, None)
+balance, balance_error = cached_balance(st.session_state, connection)
 if principal is not None and not principal.can_run:
     run_help: str | None = "Viewers cannot run models."
 elif runtime.still_running(shown, principal):
@@ -296,7 +297,7 @@ if run_clicked:
         st.session_state.pop(SHARE_TOKEN, None)
         st.query_params[SHARE_PARAM] = ref
         st.query_params.pop(TOKEN_PARAM, None)
-        st.session_state.pop(runtime.BALANCE_STATE_KEY, None)
+        st.session_state.pop(BALANCE_STATE_KEY, None)
         st.session_state[SCROLL] = handle.run_id
         st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 

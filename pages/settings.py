@@ -14,12 +14,19 @@ from playground.errors import PlaygroundError, user_message
 from playground.providers.registry import key_format_warning, withheld_key_message
 from playground.services import hosted, runtime
 from ui.auth import current_principal, session_connection
+from ui.connection import (
+    API_KEY_KEY,
+    BASE_URL_KEY,
+    OPENAI_API_KEY_KEY,
+    OPENAI_BASE_URL_KEY,
+    OPENAI_MODELS_KEY,
+    PROVIDER_CHOICE_KEY,
+    connection_from_state,
+)
 
 settings = runtime.get_settings()
 principal = current_principal()
-openai_configured = bool(
-    settings.openai_base_url or st.session_state.get(runtime.OPENAI_BASE_URL_KEY)
-)
+openai_configured = bool(settings.openai_base_url or st.session_state.get(OPENAI_BASE_URL_KEY))
 choices = ["auto", "elumenta", "demo"] + (["openai_compatible"] if openai_configured else [])
 choice_labels = {"auto": "Automatic (Elumenta with a key, else demo)", **runtime.PROVIDER_LABELS}
 
@@ -72,18 +79,18 @@ if principal is not None:
     connection = session_connection()
 else:
     st.subheader("Provider")
-    st.session_state.setdefault(runtime.PROVIDER_CHOICE_KEY, "auto")
-    st.session_state.setdefault(runtime.BASE_URL_KEY, settings.elumenta_base_url)
+    st.session_state.setdefault(PROVIDER_CHOICE_KEY, "auto")
+    st.session_state.setdefault(BASE_URL_KEY, settings.elumenta_base_url)
     st.radio(
         "Provider",
         choices,
-        key=runtime.PROVIDER_CHOICE_KEY,
+        key=PROVIDER_CHOICE_KEY,
         format_func=choice_labels.get,
         persist_state="session",
     )
     st.text_input(
         "Elumenta base URL",
-        key=runtime.BASE_URL_KEY,
+        key=BASE_URL_KEY,
         persist_state="session",
         help="Change it only to use another Elumenta-compatible server (e.g. a local test "
         "server). The key from the environment is sent only to the configured URL: for any "
@@ -91,21 +98,21 @@ else:
     )
     st.text_input(
         "Elumenta API key",
-        key=runtime.API_KEY_KEY,
+        key=API_KEY_KEY,
         persist_state="session",
         type="password",
         placeholder="nb_…",
         help="Kept in this browser session only: never saved to the database, a file or a link. "
         "Leave empty to use ELUMENTA_API_KEY from the environment or .streamlit/secrets.toml.",
     )
-    key_warning = key_format_warning(st.session_state.get(runtime.API_KEY_KEY) or "")
+    key_warning = key_format_warning(st.session_state.get(API_KEY_KEY) or "")
     if key_warning:
         st.warning(key_warning, icon=":material/key:")
     with st.expander("OpenAI-compatible server (Ollama, vLLM, LiteLLM, OpenRouter)"):
-        st.session_state.setdefault(runtime.OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
+        st.session_state.setdefault(OPENAI_BASE_URL_KEY, settings.openai_base_url or "")
         st.text_input(
             "Base URL, including /v1",
-            key=runtime.OPENAI_BASE_URL_KEY,
+            key=OPENAI_BASE_URL_KEY,
             persist_state="session",
             placeholder="http://localhost:11434/v1",
             help="Its models appear beside Elumenta's. OPENAI_COMPATIBLE_API_KEY from the "
@@ -114,7 +121,7 @@ else:
         )
         st.text_input(
             "API key",
-            key=runtime.OPENAI_API_KEY_KEY,
+            key=OPENAI_API_KEY_KEY,
             persist_state="session",
             type="password",
             help="Kept in this browser session only. Leave empty for a server without keys "
@@ -122,12 +129,12 @@ else:
         )
         st.text_input(
             "Models (comma-separated)",
-            key=runtime.OPENAI_MODELS_KEY,
+            key=OPENAI_MODELS_KEY,
             persist_state="session",
             placeholder=settings.openai_models or "llama3, qwen2.5",
             help="Empty: OPENAI_COMPATIBLE_MODELS from the environment.",
         )
-    connection = runtime.connection_from_state(st.session_state)
+    connection = connection_from_state(st.session_state)
     st.markdown(f"In use: **{connection.label}** · key: `{connection.key_hint}`")
     if connection.provider == "elumenta" and connection.key_withheld:
         st.warning(

@@ -209,7 +209,7 @@ def test_a_viewer_sees_shared_work_but_cannot_rerun_it(team: Team) -> None:
     stored = history_service.stored_comparison(comparison_id, team.vic)
     assert stored is not None
     with pytest.raises(AccessDeniedError, match="viewer"):
-        runtime.start_compare(stored.request, runtime.connection_from_state({}), team.vic)
+        runtime.start_compare(stored.request, runtime.connection_from(), team.vic)
 
 
 def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
@@ -219,7 +219,7 @@ def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
     )
     stored = history_service.stored_comparison(comparison_id, team.bob)
     assert stored is not None
-    handle = runtime.start_compare(stored.request, runtime.connection_from_state({}), team.bob)
+    handle = runtime.start_compare(stored.request, runtime.connection_from(), team.bob)
     handle.wait(10)
     rerun = history_service.stored_comparison(handle.comparison_id or 0, team.bob)
     assert rerun is not None and rerun.request.owner == "bob@example.org"
@@ -228,7 +228,7 @@ def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
 
 def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> None:
     comparison_id = seed_as(team.ana, SECRET)
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
 
     def rerun_cached(person: Principal) -> list[bool]:
         stored = history_service.stored_comparison(comparison_id, team.ana)
@@ -242,7 +242,7 @@ def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> No
 
 
 def test_a_batch_reuses_only_its_owners_cached_answers(team: Team) -> None:
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
 
     def cached_cells(person: Principal) -> list[bool]:
         version_id, dataset_id = _template_and_dataset(person)  # the same text for everyone
@@ -432,7 +432,7 @@ def test_a_viewer_cannot_create_templates_datasets_or_start_a_batch(team: Team) 
         evaluation.store_dataset("mine", parse_dataset("a\n1\n"), viewer=team.vic)
     with pytest.raises(AccessDeniedError, match="viewer"):
         evaluation.start_batch(
-            _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.vic
+            _spec(version_id, dataset_id), runtime.connection_from(), viewer=team.vic
         )
     with runtime.get_store().session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(BatchRow)) == 0
@@ -464,7 +464,7 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
     team: Team,
 ) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     job = evaluation.start_batch(_spec(version_id, dataset_id), connection, viewer=team.ana)
     job.wait(30)
 
@@ -518,7 +518,7 @@ def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
 def test_blind_votes_in_hosted_mode_are_by_the_signed_in_user(team: Team) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
     job = evaluation.start_batch(
-        _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.ana
+        _spec(version_id, dataset_id), runtime.connection_from(), viewer=team.ana
     )
     job.wait(30)
     at = open_tab(open_page_as("pages/evaluate.py", team.ana), "evaluate.tab", "Blind vote")
@@ -548,7 +548,7 @@ def leaderboard_lines(person: Principal, grouping: str) -> list[str] | None:
 
 
 def test_the_leaderboard_shows_only_what_the_viewer_may_see(team: Team) -> None:
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     version = evaluation.save_template(
         "Project Falcon", "Be terse.", "Capital of {{ country }}?", viewer=team.ana
     )
@@ -598,7 +598,7 @@ def test_a_vote_on_a_batch_made_private_since_the_round_was_drawn_is_refused(
 ) -> None:
     version_id, dataset_id = _template_and_dataset(team.ana)
     job = evaluation.start_batch(
-        _spec(version_id, dataset_id), runtime.connection_from_state({}), viewer=team.ana
+        _spec(version_id, dataset_id), runtime.connection_from(), viewer=team.ana
     )
     job.wait(30)
 

@@ -904,7 +904,7 @@ def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: s
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         title="Kept title",
     )
-    run = runtime.start_compare(request, runtime.connection_from_state({})).wait(30)
+    run = runtime.start_compare(request, runtime.connection_from()).wait(30)
     comparison_id = run.comparison_id
     assert comparison_id is not None
     bad = "bad\x00value"

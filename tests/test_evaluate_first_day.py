@@ -110,7 +110,7 @@ def test_a_failed_request_shows_its_error_in_the_results() -> None:
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         assertions=(),
     )
-    job = evaluation.start_batch(spec, runtime.connection_from_state({}))
+    job = evaluation.start_batch(spec, runtime.connection_from())
     job.wait(30)
     at = open_tab(open_page("pages/evaluate.py"), TABS, "Results")
     assert not at.exception
@@ -165,7 +165,7 @@ def test_next_round_says_when_every_input_has_a_vote_and_what_next() -> None:
         dataset_id=dataset_id,
         targets=(ModelTarget("demo", "gpt-5-nano"), ModelTarget("demo", "gpt-5")),
     )
-    evaluation.start_batch(spec, runtime.connection_from_state({})).wait(30)
+    evaluation.start_batch(spec, runtime.connection_from()).wait(30)
     at = click(open_tab(open_page("pages/evaluate.py"), TABS, "Blind vote"), "Next round")
     at = click(at, "A is better")
     at = click(at, "Next round")
@@ -192,7 +192,7 @@ def test_a_paused_or_cancelled_batch_shows_no_eta(
         targets=(ModelTarget("demo", "deepseek-r1"),),
         concurrency=1,
     )
-    job = evaluation.start_batch(spec, runtime.connection_from_state({}))
+    job = evaluation.start_batch(spec, runtime.connection_from())
     while job.progress().done < 1:
         job.wait(0.1)
     at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")
@@ -211,7 +211,7 @@ def test_a_paused_or_cancelled_batch_shows_no_eta(
 def test_leaderboard_pass_rates_count_one_set_of_checks_at_a_time() -> None:
     version = evaluation.save_template("q", "", "Explain {{ topic }}.")
     dataset_id = evaluation.store_dataset("t", parse_dataset("topic\ncaching\nqueues\n"))
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     checks = {
         "lenient": (parse_assertion({"type": "regex", "value": "."}),),
         "strict": (parse_assertion({"type": "is_json"}),),

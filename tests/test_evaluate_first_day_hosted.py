@@ -50,7 +50,7 @@ def test_row_labels_pickers_and_check_sets_follow_visibility(team: Team) -> None
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         assertions=(parse_assertion({"type": "contains", "value": "launch"}),),
     )
-    job = evaluation.start_batch(spec, runtime.connection_from_state({}), viewer=team.ana)
+    job = evaluation.start_batch(spec, runtime.connection_from(), viewer=team.ana)
     job.wait(30)
     assert evaluation.batch_inputs(job.batch_id, viewer=team.ana) == [{"secret": PRIVATE}]
     assert evaluation.dataset_columns(dataset_id, viewer=team.ana) == ("secret",)

@@ -46,7 +46,7 @@ def _finished_batch(
         dataset_id=dataset_id,
         targets=tuple(ModelTarget("demo", m) for m in models),
     )
-    job = evaluation.start_batch(spec, runtime.connection_from_state({}))
+    job = evaluation.start_batch(spec, runtime.connection_from())
     assert job.wait(30).completed == 2 * len(models)
     return job.batch_id
 
@@ -284,7 +284,7 @@ def test_a_bad_schema_in_a_dataset_row_is_refused_before_the_batch_exists(app_en
         assertions=(parse_assertion({"type": "json_schema", "column": "schema"}),),
     )
     with pytest.raises(InvalidRequestError, match="Dataset row 2"):
-        evaluation.start_batch(spec, runtime.connection_from_state({}))
+        evaluation.start_batch(spec, runtime.connection_from())
     assert evaluation.batches() == []
 
 

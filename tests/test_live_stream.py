@@ -35,7 +35,7 @@ def start_run(owner: str | None = None, time_scale: str = "0.01") -> RunHandle:
         messages=(Message("user", "Tell me about streams"),),
         targets=tuple(ModelTarget("demo", m) for m in MODELS),
     )
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     return runtime.get_runner().start(
         replace(request, owner=owner), runtime.get_providers(connection)
     )
@@ -206,7 +206,7 @@ def test_a_live_run_is_granted_to_its_owner_and_share_link_holders_only(app_env:
         targets=(ModelTarget("demo", MODELS[0]),),
         owner=ana.subject,
     )
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     handle = runtime.get_runner().start(
         request, runtime.get_providers(connection), recorder=runtime.get_recorder(ana.subject)
     )

@@ -14,6 +14,13 @@ from playground.results import CompareRequest, ModelTarget
 from playground.runner import ColumnRef
 from playground.services import runtime
 from tests.fake_elumenta import FakeElumenta, ModelScript
+from ui.connection import (
+    API_KEY_KEY,
+    BASE_URL_KEY,
+    PROVIDER_CHOICE_KEY,
+    cached_balance,
+    connection_from_state,
+)
 
 
 def request(*models: str, prompt: str = "Hi") -> CompareRequest:
@@ -26,7 +33,7 @@ def request(*models: str, prompt: str = "Hi") -> CompareRequest:
 
 class TestConnection:
     def test_without_a_key_auto_means_the_demo(self, app_env: Path) -> None:
-        connection = runtime.connection_from_state({})
+        connection = runtime.connection_from()
         assert connection.provider == "demo"
         assert connection.label == "Demo (offline, simulated)"
         assert connection.key_hint == "no API key"
@@ -36,7 +43,7 @@ class TestConnection:
     ) -> None:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
         runtime.reset()
-        connection = runtime.connection_from_state({})
+        connection = runtime.connection_from()
         assert connection.provider == "elumenta"
         assert connection.label == "Elumenta · elumenta.ru"
         assert connection.key_hint == "nb_…abcd (from environment)"
@@ -47,15 +54,15 @@ class TestConnection:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
         runtime.reset()
         state = {
-            runtime.API_KEY_KEY: "  nb_typed_key_000_wxyz ",
-            runtime.BASE_URL_KEY: "http://127.0.0.1:9/api/v2/",
+            API_KEY_KEY: "  nb_typed_key_000_wxyz ",
+            BASE_URL_KEY: "http://127.0.0.1:9/api/v2/",
         }
-        connection = runtime.connection_from_state(state)
+        connection = connection_from_state(state)
         assert connection.api_key is not None
         assert connection.api_key.get_secret_value() == "nb_typed_key_000_wxyz"
         assert connection.key_hint == "nb_…wxyz (from session)"
         assert connection.elumenta_base_url == "http://127.0.0.1:9/api/v2"
-        demo = runtime.connection_from_state({**state, runtime.PROVIDER_CHOICE_KEY: "demo"})
+        demo = connection_from_state({**state, PROVIDER_CHOICE_KEY: "demo"})
         assert demo.provider == "demo"
         assert demo.fingerprint != connection.fingerprint
 
@@ -64,11 +71,11 @@ class TestConnection:
     ) -> None:
         monkeypatch.setenv("ELUMENTA_API_KEY", "nb_env_key_0000_abcd")
         runtime.reset()
-        elsewhere = {runtime.BASE_URL_KEY: "http://attacker.example/api/v2"}
-        connection = runtime.connection_from_state(elsewhere)
+        elsewhere = {BASE_URL_KEY: "http://attacker.example/api/v2"}
+        connection = connection_from_state(elsewhere)
         assert (connection.provider, connection.api_key) == ("elumenta", None)
         assert connection.key_withheld and connection.key_hint == "no API key"
-        same = runtime.connection_from_state({runtime.BASE_URL_KEY: "https://elumenta.ru/api/v2/"})
+        same = connection_from_state({BASE_URL_KEY: "https://elumenta.ru/api/v2/"})
         assert same.api_key is not None and not same.key_withheld
 
     def test_an_unconfigured_openai_compatible_provider_falls_back_to_the_demo(
@@ -76,12 +83,12 @@ class TestConnection:
     ) -> None:
         monkeypatch.setenv("PLAYGROUND_PROVIDER", "openai_compatible")
         runtime.reset()
-        assert runtime.connection_from_state({}).provider == "demo"
+        assert runtime.connection_from().provider == "demo"
 
 
 def test_providers_are_built_once_per_key(app_env: Path) -> None:
-    demo = runtime.connection_from_state({})
-    keyed = runtime.connection_from_state({runtime.API_KEY_KEY: "nb_other_key_00001"})
+    demo = runtime.connection_from()
+    keyed = connection_from_state({API_KEY_KEY: "nb_other_key_00001"})
     assert runtime.get_providers(demo) is runtime.get_providers(demo)
     assert runtime.get_providers(keyed) is not runtime.get_providers(demo)
 
@@ -99,7 +106,7 @@ def test_the_catalog_is_reread_when_its_file_changes(app_env: Path) -> None:
 
 
 def test_the_demo_balance_is_read_on_the_runner_loop(app_env: Path) -> None:
-    balance = runtime.fetch_balance(runtime.connection_from_state({}))
+    balance = runtime.fetch_balance(runtime.connection_from())
     assert balance.plan == "Demo"
     assert balance.token_balance == 1000
 
@@ -108,23 +115,23 @@ def test_the_balance_is_cached_per_connection_and_errors_are_explained(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state: dict[str, object] = {}
-    demo = runtime.connection_from_state({})
-    balance, error = runtime.cached_balance(state, demo)
+    demo = runtime.connection_from()
+    balance, error = cached_balance(state, demo)
     assert balance is not None and error is None
     calls: list[object] = []
     monkeypatch.setattr(runtime, "fetch_balance", lambda c: calls.append(c))
-    assert runtime.cached_balance(state, demo) == (balance, None)
+    assert cached_balance(state, demo) == (balance, None)
     assert calls == []
 
     monkeypatch.undo()
-    no_key = runtime.connection_from_state({runtime.PROVIDER_CHOICE_KEY: "elumenta"})
-    balance, error = runtime.cached_balance(state, no_key)
+    no_key = connection_from_state({PROVIDER_CHOICE_KEY: "elumenta"})
+    balance, error = cached_balance(state, no_key)
     assert balance is None
     assert error is not None and error.startswith("No Elumenta API key is configured.")
 
 
 def test_a_run_can_be_found_again_and_one_column_rerun(app_env: Path) -> None:
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     handle = runtime.start_compare(request("gpt-5-nano", "gpt-5"), connection)
     handle.wait(10)
     columns = [ColumnRef(handle.run_id, 0), ColumnRef(handle.run_id, 1)]
@@ -148,7 +155,7 @@ def test_the_configured_prompt_limit_is_enforced(
     monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "10")
     runtime.reset()
     with pytest.raises(InvalidRequestError, match="the limit is 10"):
-        runtime.start_compare(request("gpt-5", prompt="x" * 11), runtime.connection_from_state({}))
+        runtime.start_compare(request("gpt-5", prompt="x" * 11), runtime.connection_from())
 
 
 def test_a_second_run_while_the_shown_one_streams_is_refused(
@@ -158,7 +165,7 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
     monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
     runtime.reset()
     fake_elumenta.script("*", ModelScript(text="slow", ttft_ms=1000))
-    connection = runtime.connection_from_state({})
+    connection = runtime.connection_from()
     ask = replace(
         request(),
         targets=(ModelTarget("elumenta", "gpt-5-nano"), ModelTarget("elumenta", "gpt-5")),

@@ -39,6 +39,7 @@ from tests.worker_fixtures import (
     wait_until,
     worker_settings,
 )
+from ui.connection import API_KEY_KEY, connection_from_state
 
 MODELS = ["gpt-5-nano", "claude-haiku-4.5"]
 
@@ -193,11 +194,11 @@ def test_the_evaluate_page_queues_a_batch_for_the_workers_in_worker_execution(
         dataset_id=dataset_id,
         targets=(ModelTarget("demo", "gpt-5-nano"),),
     )
-    typed_key = runtime.connection_from_state({runtime.API_KEY_KEY: "nb_typed_in_the_page"})
+    typed_key = connection_from_state({API_KEY_KEY: "nb_typed_in_the_page"})
     with pytest.raises(InvalidRequestError, match="worker processes"):
         evaluation.start_batch(spec, typed_key)
 
-    handle = evaluation.start_batch(spec, runtime.connection_from_state({}))
+    handle = evaluation.start_batch(spec, runtime.connection_from())
     assert isinstance(handle, QueuedBatch)
     assert isinstance(evaluation.running_job(handle.batch_id), QueuedBatch)  # after a rerun
     # A new session (another app process, or this one restarted) follows it; nobody else's.

@@ -18,6 +18,7 @@ from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
 from playground.services import hosted, runtime
+from ui.connection import connection_from_state
 
 PRINCIPAL_KEY = "auth.principal"
 REROUTED_KEY = "auth.rerouted"
@@ -89,7 +90,7 @@ def session_connection() -> runtime.Connection:
     Settings page's choices over the environment."""
     principal = current_principal()
     if principal is None:
-        return runtime.connection_from_state(st.session_state)
+        return connection_from_state(st.session_state)
     try:
         return hosted.connection_for(principal)
     except PlaygroundError as exc:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -28,12 +27,10 @@ from playground.catalog import Catalog, load_catalog, refresh_catalog, save_cata
 from playground.config import ProviderName, Settings
 from playground.errors import (
     APITimeoutError,
-    AuthenticationError,
     ConfigError,
     InvalidRequestError,
     PlaygroundError,
     SchemaNewerThanCodeError,
-    user_message,
 )
 from playground.principal import Principal, owns
 from playground.providers.base import Balance, Provider
@@ -50,21 +47,12 @@ from playground.store import (
 )
 from playground.store.stats import provider_tokens_spent
 
-PROVIDER_CHOICE_KEY = "settings.provider"
-BASE_URL_KEY = "settings.base_url"
-API_KEY_KEY = "settings.api_key"
-OPENAI_BASE_URL_KEY = "settings.openai_base_url"
-OPENAI_API_KEY_KEY = "settings.openai_api_key"
-OPENAI_MODELS_KEY = "settings.openai_models"
-
 ProviderChoice = Literal["auto", "elumenta", "demo", "openai_compatible"]
 PROVIDER_LABELS: dict[str, str] = {
     "elumenta": "Elumenta",
     "demo": "Demo (offline, simulated)",
     "openai_compatible": "OpenAI-compatible",
 }
-BALANCE_STATE_KEY = "compare.balance"
-BALANCE_TTL_S = 60.0
 BALANCE_TIMEOUT_S = 15.0
 CATALOG_REFRESH_TIMEOUT_S = 120.0
 MAX_PROVIDER_SETS = 32
@@ -132,23 +120,30 @@ def get_settings() -> Settings:
     return config.get_settings()
 
 
-def connection_from_state(state: Mapping[Any, Any]) -> Connection:
-    """The session's connection: choices made on the Settings page over the environment's.
+def connection_from(
+    choice: ProviderChoice = "auto",
+    base_url: str = "",
+    typed_key: str = "",
+    openai_base_url: str = "",
+    openai_api_key: str = "",
+    openai_models: str = "",
+) -> Connection:
+    """The connection for choices made on the Settings page, over the environment's.
 
     ``auto`` means ``PLAYGROUND_PROVIDER`` if set, else Elumenta with a key, else the demo.
     A key typed into Settings wins over ``ELUMENTA_API_KEY``, which is used only with the
     configured base URL: with another one the key must be typed (``key_withheld``).
+    ``openai_models`` is comma-separated.
     """
     settings = get_settings()
-    typed_key = str(state.get(API_KEY_KEY) or "").strip()
-    base_url = str(state.get(BASE_URL_KEY) or "").strip().rstrip("/") or settings.elumenta_base_url
+    typed_key = typed_key.strip()
+    base_url = base_url.strip().rstrip("/") or settings.elumenta_base_url
     api_key = SecretStr(typed_key) if typed_key else environment_key_for(settings, base_url)
     key_source: Literal["session", "environment"] | None = None
     if typed_key:
         key_source = "session"
     elif api_key is not None:
         key_source = "environment"
-    choice: ProviderChoice = state.get(PROVIDER_CHOICE_KEY) or "auto"
     provider: ProviderName
     if choice != "auto":
         provider = choice
@@ -156,11 +151,9 @@ def connection_from_state(state: Mapping[Any, Any]) -> Connection:
         provider = settings.provider
     else:
         provider = "elumenta" if typed_key or settings.elumenta_api_key else "demo"
-    openai_url = str(state.get(OPENAI_BASE_URL_KEY) or "").strip().rstrip("/") or None
-    openai_key = str(state.get(OPENAI_API_KEY_KEY) or "").strip()
-    openai_models = tuple(
-        m.strip() for m in str(state.get(OPENAI_MODELS_KEY) or "").split(",") if m.strip()
-    )
+    openai_url = openai_base_url.strip().rstrip("/") or None
+    openai_key = openai_api_key.strip()
+    models = tuple(m.strip() for m in openai_models.split(",") if m.strip())
     if provider == "openai_compatible" and not (openai_url or settings.openai_base_url):
         provider = "demo"
     withheld = api_key is None and settings.elumenta_api_key is not None
@@ -172,7 +165,7 @@ def connection_from_state(state: Mapping[Any, Any]) -> Connection:
         key_withheld=withheld,
         openai_base_url=openai_url,
         openai_api_key=SecretStr(openai_key) if openai_key else None,
-        openai_models=openai_models,
+        openai_models=models,
     )
 
 
@@ -476,28 +469,6 @@ def fetch_balance(connection: Connection) -> Balance:
             f"The balance check took longer than {BALANCE_TIMEOUT_S:g} s."
         ) from exc
     return balance
-
-
-def cached_balance(
-    state: MutableMapping[Any, Any], connection: Connection
-) -> tuple[Balance | None, str | None]:
-    """The balance (or why it could not be read), fetched at most once a minute per session.
-
-    Pop :data:`BALANCE_STATE_KEY` from ``state`` after a run to read the new balance.
-    """
-    cached = state.get(BALANCE_STATE_KEY)
-    if cached is not None:
-        fingerprint, fetched_at, balance, error = cached
-        if fingerprint == connection.fingerprint and time.monotonic() - fetched_at < BALANCE_TTL_S:
-            return balance, error
-    try:
-        balance, error = fetch_balance(connection), None
-    except PlaygroundError as exc:
-        balance, error = None, user_message(exc)
-        if isinstance(exc, AuthenticationError) and "Settings" not in error:
-            error += " Check the API key in Settings."
-    state[BALANCE_STATE_KEY] = (connection.fingerprint, time.monotonic(), balance, error)
-    return balance, error
 
 
 def refresh_model_catalog(connection: Connection) -> tuple[int, dict[str, str]]:
