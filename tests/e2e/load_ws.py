@@ -143,7 +143,11 @@ def _live_stream(message: ForwardMsg) -> str | None:
     element = message.delta.new_element
     if element.WhichOneof("type") != "bidi_component":
         return None
-    url: str = json.loads(element.bidi_component.json)["url"]
+    component = element.bidi_component
+    # Other components share the page (the scroll on Run): only live columns carry a stream.
+    if component.component_name != "playground.live_column":
+        return None
+    url: str = json.loads(component.json)["url"]
     return url
 
 
