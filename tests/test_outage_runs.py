@@ -225,7 +225,7 @@ def test_the_app_says_answers_are_kept_during_an_outage_and_stores_them_after(
     assert generations(streaming) == 6
 
 
-def test_two_workers_wait_out_an_outage_and_finish_the_batch_asking_each_cell_once(
+def test_two_workers_wait_out_an_outage_and_ask_again_at_most_what_was_in_flight(
     worker_store: Store, worker_database_url: str, fake_elumenta: FakeElumenta, tmp_path: Path
 ) -> None:
     fake_elumenta.quota_hour = fake_elumenta.quota_day = None
@@ -239,9 +239,14 @@ def test_two_workers_wait_out_an_outage_and_finish_the_batch_asking_each_cell_on
             handle = queue_batch(worker_store, worker_settings(worker_database_url), batch_id)
             wait_for(lambda: handle.progress().completed >= 10)
             proxy.outage()
+            # Read past the proxy: no claim can commit while it is cut.
+            in_flight_at_the_cut = handle.progress().running
             time.sleep(3.0)
             proxy.restore()
             progress = handle.wait(120)
     assert proxy.refused > 0
     assert (progress.status, progress.completed, progress.failed) == ("completed", 60, 0)
-    assert generations(fake_elumenta) == 60
+    # Heartbeats can't be renewed while the database is away: a claim that looks stale when
+    # it returns may be taken over by the other worker while its request is still in flight
+    # (the lease that lets a dead worker's cells be finished). At most those are asked twice.
+    assert 60 <= generations(fake_elumenta) <= 60 + in_flight_at_the_cut
