@@ -234,6 +234,24 @@ class Outcome:
     error_message: str | None = None
 
 
+def running_result(
+    request: CompareRequest, index: int, result_id: int | None = None
+) -> ModelResult:
+    """Target ``index`` of ``request`` as the runner reports it when its stream starts."""
+    generation = request.generation_request(index)
+    provider = request.targets[index].provider
+    return ModelResult(
+        index=index,
+        provider=provider,
+        model=generation.model,
+        params=generation.params,
+        request_hash=generation.request_hash(provider),
+        status="running",
+        started_at=datetime.now(UTC),
+        result_id=result_id,
+    )
+
+
 def record_run(
     recorder: StoreRecorder, request: CompareRequest, outcomes: Sequence[Outcome]
 ) -> tuple[int, list[int]]:

@@ -31,7 +31,7 @@ from playground.store.spool import RowUpdate
 from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fault_proxy import FaultProxy, proxied
-from tests.store_fixtures import make_request, postgres_schema_url
+from tests.store_fixtures import make_request, postgres_schema_url, running_result
 
 CATALOG = load_catalog()
 SIX = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash", "deepseek-v3", "grok-4-fast", "gpt-5")
@@ -61,21 +61,6 @@ def outage(proxy: FaultProxy, seconds: float) -> threading.Timer:
     return timer
 
 
-def running(request: CompareRequest, index: int, result_id: int | None = None) -> ModelResult:
-    generation = request.generation_request(index)
-    provider = request.targets[index].provider
-    return ModelResult(
-        index=index,
-        provider=provider,
-        model=generation.model,
-        params=generation.params,
-        request_hash=generation.request_hash(provider),
-        status="running",
-        started_at=datetime.now(UTC),
-        result_id=result_id,
-    )
-
-
 def finished(result: ModelResult, text: str) -> ModelResult:
     return replace(
         result,
@@ -100,7 +85,7 @@ def started_rows(
     comparison_id = recorder.start_comparison(request)
     started = []
     for index in range(len(models)):
-        result = running(request, index)
+        result = running_result(request, index)
         started.append(replace(result, result_id=recorder.record_started(comparison_id, result)))
     return recorder, started
 
@@ -168,9 +153,9 @@ def test_a_start_whose_commit_was_answered_with_a_lost_connection_keeps_one_row(
 
     sa.event.listen(sa.orm.Session, "after_commit", lose_the_commits_answer)
     try:
-        first = recorder.record_started(comparison_id, running(request, 0))
+        first = recorder.record_started(comparison_id, running_result(request, 0))
         assert lost["acks"] == 0
-        second = recorder.record_started(comparison_id, running(request, 1))
+        second = recorder.record_started(comparison_id, running_result(request, 1))
         assert [(r.id, r.position, r.status) for r in rows(store)] == [
             (first, 0, "running"),
             (second, 1, "running"),
@@ -234,7 +219,7 @@ def test_writes_grouped_in_one_transaction_keep_their_own_outage_promises(
             [
                 (recorder, "record_progress", (replace(result, content="the first"),)),
                 (recorder, "record_finished", (finished(result, "the whole answer"),)),
-                (recorder, "record_started", (comparison_id, running(request, 1))),
+                (recorder, "record_started", (comparison_id, running_result(request, 1))),
             ]
         )
         # The answer is spooled, the start refused (its request is not sent), and the
@@ -246,7 +231,7 @@ def test_writes_grouped_in_one_transaction_keep_their_own_outage_promises(
         assert spool is not None
         assert json.loads(spool.path.read_text())["result_id"] == result.result_id
         proxy.restore()
-        recorder.record_started(comparison_id, running(request, 1))
+        recorder.record_started(comparison_id, running_result(request, 1))
         assert not spool.pending()
         assert (rows(store)[0].status, rows(store)[0].content) == ("completed", "the whole answer")
     finally:

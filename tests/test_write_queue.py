@@ -6,15 +6,14 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from playground.catalog import load_catalog
-from playground.results import CompareRequest, ModelResult
+from playground.results import ModelResult
 from playground.store import Store, StoreRecorder
 from playground.store.models import Result
 from playground.write_queue import WriteQueue
-from tests.store_fixtures import engine_events, make_request
+from tests.store_fixtures import engine_events, make_request, running_result
 
 MODELS = ("gpt-5", "claude-haiku-4.5", "gemini-2.5-flash")
 
@@ -29,20 +28,6 @@ class Gate:
     def hold(self) -> None:
         self.held.set()
         assert self.open.wait(10)
-
-
-def running(request: CompareRequest, index: int) -> ModelResult:
-    generation = request.generation_request(index)
-    provider = request.targets[index].provider
-    return ModelResult(
-        index=index,
-        provider=provider,
-        model=generation.model,
-        params=generation.params,
-        request_hash=generation.request_hash(provider),
-        status="running",
-        started_at=datetime.now(UTC),
-    )
 
 
 def started(recorder: StoreRecorder, comparison_id: int, result: ModelResult) -> ModelResult:
@@ -73,8 +58,8 @@ def test_a_start_is_written_before_queued_flushes_and_they_share_one_commit(
     ben = StoreRecorder(store.engine, catalog.cost_of, owner="ben", writes=store.writes)
     request = make_request(MODELS)
     comparison_id = ana.start_comparison(request)
-    first = started(ana, comparison_id, running(request, 0))
-    second = started(ben, comparison_id, running(request, 1))
+    first = started(ana, comparison_id, running_result(request, 0))
+    second = started(ben, comparison_id, running_result(request, 1))
     queue = WriteQueue("test-writer")
     gate = Gate()
     try:
@@ -87,7 +72,7 @@ def test_a_start_is_written_before_queued_flushes_and_they_share_one_commit(
             futures.append(queue.submit(ben, "record_progress", replace(second, content=text)))
         done = replace(second, status="completed", content="the whole answer")
         futures.append(queue.submit(ben, "record_finished", done))
-        start = queue.submit(ana, "record_started", comparison_id, running(request, 2))
+        start = queue.submit(ana, "record_started", comparison_id, running_result(request, 2))
         with (
             engine_events(store, "commit") as commits,
             engine_events(store, "before_cursor_execute") as executed,
@@ -112,13 +97,13 @@ def test_one_bad_call_in_a_group_does_not_take_the_others_with_it(store: Store) 
     recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
     request = make_request(MODELS)
     comparison_id = recorder.start_comparison(request)
-    first = started(recorder, comparison_id, running(request, 0))
-    no_row = replace(running(request, 1), status="completed", content="never started")
+    first = started(recorder, comparison_id, running_result(request, 0))
+    no_row = replace(running_result(request, 1), status="completed", content="never started")
     outcomes = recorder.write_together(
         [
             (recorder, "record_finished", (no_row,)),
             (recorder, "record_finished", (replace(first, status="completed", content="ok"),)),
-            (recorder, "record_started", (comparison_id, running(request, 2))),
+            (recorder, "record_started", (comparison_id, running_result(request, 2))),
         ]
     )
     assert isinstance(outcomes[0], ValueError)
@@ -154,14 +139,16 @@ def test_a_failing_write_settles_its_calls_and_the_writer_goes_on(store: Store) 
         queue.submit(gate, "hold")
         assert gate.held.wait(10)
         lost = [
-            queue.submit(broken, "record_started", comparison_id, running(request, i))
+            queue.submit(broken, "record_started", comparison_id, running_result(request, i))
             for i in (0, 1)
         ]
         gate.open.set()
         for future in lost:
             assert isinstance(future.exception(10), ValueError)
         assert isinstance(
-            queue.submit(plain, "record_started", comparison_id, running(request, 2)).result(10),
+            queue.submit(plain, "record_started", comparison_id, running_result(request, 2)).result(
+                10
+            ),
             int,
         )
     finally:
