@@ -10,9 +10,9 @@ from typing import Any
 
 from playground.catalog import load_catalog
 from playground.results import ModelResult
+from playground.runner.write_queue import WriteQueue
 from playground.store import Store, StoreRecorder
 from playground.store.models import Result
-from playground.write_queue import WriteQueue
 from tests.store_fixtures import engine_events, make_request, running_result
 
 MODELS = ("gpt-5", "claude-haiku-4.5", "gemini-2.5-flash")

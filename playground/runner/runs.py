@@ -4,7 +4,7 @@ A :class:`Runner` owns one asyncio loop in a daemon thread, so a run outlives th
 (or Streamlit rerun) that started it. Each model is a task streaming from its provider;
 one model's failure or cancellation never touches the others. Results are reported to an
 optional :class:`~playground.results.Recorder` from a single writer thread
-(:mod:`playground.write_queue`: starts first, queued writes committed together), so
+(:mod:`playground.runner.write_queue`: starts first, queued writes committed together), so
 database I/O never stalls the streams.
 """
 
@@ -34,8 +34,8 @@ from playground.providers.base import (
     validate_request,
 )
 from playground.results import CompareRequest, ModelResult, Recorder
+from playground.runner.write_queue import WriteQueue
 from playground.unsaved import TALLY
-from playground.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
