@@ -27,7 +27,7 @@ from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from playground.runner import ColumnRef
 from playground.safe_text import escape_markdown
-from playground.services import runtime
+from playground.services import compare
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.connection import BALANCE_STATE_KEY, cached_balance
@@ -49,13 +49,13 @@ BALANCE_AFTER = "compare.balance_after"
 
 def stop(columns: list[ColumnRef]) -> None:
     for column in columns:
-        runtime.cancel_column(column, current_principal())
+        compare.cancel_column(column, current_principal())
 
 
 def rerun(position: int) -> None:
     columns = list(st.session_state[COLUMNS])
     try:
-        columns[position] = runtime.rerun_column(
+        columns[position] = compare.rerun_column(
             columns[position],
             session_connection(),
             current_principal(),
@@ -76,7 +76,7 @@ shared = st.query_params.get(SHARE_PARAM)
 if shared and st.session_state.get(SHARED) != shared:
     st.session_state[SHARED] = shared
     st.session_state[SHARE_TOKEN] = st.query_params.get(TOKEN_PARAM)
-    view = runtime.open_run(shared, principal, st.session_state[SHARE_TOKEN])
+    view = compare.open_run(shared, principal, st.session_state[SHARE_TOKEN])
     if view is None:
         st.warning(
             f"Comparison '{escape_markdown(shared)}' is not available: it may have been "
@@ -246,14 +246,14 @@ shown = st.session_state.get(COLUMNS, [])
 if shown and st.session_state.get(BALANCE_AFTER) != shown:
     # Once a run (or one column's re-run) has finished, its charge is in the balance:
     # read it again rather than show the figure read while it streamed.
-    finished = runtime.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
+    finished = compare.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
         st.session_state.pop(BALANCE_STATE_KEY, None)
 balance, balance_error = cached_balance(st.session_state, connection)
 if principal is not None and not principal.can_run:
     run_help: str | None = "Viewers cannot run models."
-elif runtime.still_running(shown, principal):
+elif compare.still_running(shown, principal):
     run_help = "Stop the running comparison first (Stop all), or wait for it to finish."
 else:
     run_help = None
@@ -285,7 +285,7 @@ if run_clicked:
     try:
         request = build_compare_request(composer)
         request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        handle = runtime.start_compare(request, connection, principal, shown=shown)
+        handle = compare.start_compare(request, connection, principal, shown=shown)
     except PlaygroundError as exc:
         st.error(user_message(exc), icon=":material/error:")
     else:
@@ -350,7 +350,7 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
     """The columns: polled (a fragment), followed live by the browser (``live``: each
     run's stream URL), or finished."""
     columns = st.session_state[COLUMNS]
-    state = runtime.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
+    state = compare.column_results(columns, principal, st.session_state.get(SHARE_TOKEN))
     if state is None:
         st.session_state.pop(COLUMNS)
         st.rerun()
@@ -378,7 +378,7 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
 if NOTICE in st.session_state:
     st.error(st.session_state.pop(NOTICE))
 if st.session_state.get(COLUMNS):
-    state = runtime.column_results(
+    state = compare.column_results(
         st.session_state[COLUMNS], principal, st.session_state.get(SHARE_TOKEN)
     )
     if state is None:
@@ -408,7 +408,7 @@ if st.session_state.get(COLUMNS):
             if live is not None and not all(result.is_terminal for result in results):
                 draw_results(polling=False, live=live)
             else:
-                st.fragment(draw_results, run_every=redraw_interval_s(runtime.live_runs()))(
+                st.fragment(draw_results, run_every=redraw_interval_s(compare.live_runs()))(
                     polling=True
                 )
 if SCROLL in st.session_state:

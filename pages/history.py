@@ -19,8 +19,8 @@ from playground.presenters.compare import (
     share_url,
 )
 from playground.safe_text import escape_markdown
+from playground.services import compare, hosted, runtime
 from playground.services import history as history_service
-from playground.services import hosted, runtime
 from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
 from ui.auth import current_principal
 from ui.columns import draw_diff, draw_grid, style_answers
@@ -77,7 +77,7 @@ def draw_actions(stored: StoredComparison, mine: bool) -> None:
             st.session_state[CONFIRM_DELETE] = stored.id
     if rerun:
         try:
-            handle = runtime.start_compare(hv.rerun_request(stored.request), connection, principal)
+            handle = compare.start_compare(hv.rerun_request(stored.request), connection, principal)
         except PlaygroundError as exc:
             st.error(user_message(exc), icon=":material/error:")
         else:

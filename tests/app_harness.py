@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
 from playground.runner import ColumnRef
-from playground.services import runtime
+from playground.services import compare
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 RUN_TIMEOUT_S = 10.0
@@ -79,7 +79,7 @@ def run_until_done(at: AppTest, timeout: float = RUN_TIMEOUT_S) -> AppTest:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         columns: list[ColumnRef] = at.session_state["compare.columns"]
-        state = runtime.column_results(columns)
+        state = compare.column_results(columns)
         assert state is not None, "the run was forgotten"
         if state[1]:
             return at.run()

@@ -28,9 +28,9 @@ from playground.datasets import parse_dataset
 from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
+from playground.services import compare, runtime
 from playground.services import evaluate as evaluation
 from playground.services import history as history_service
-from playground.services import runtime
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
 from playground.store.models import Comparison, Result
 from tests.app_harness import click, open_blocks, open_tab, texts
@@ -209,7 +209,7 @@ def test_a_viewer_sees_shared_work_but_cannot_rerun_it(team: Team) -> None:
     stored = history_service.stored_comparison(comparison_id, team.vic)
     assert stored is not None
     with pytest.raises(AccessDeniedError, match="viewer"):
-        runtime.start_compare(stored.request, runtime.connection_from(), team.vic)
+        compare.start_compare(stored.request, runtime.connection_from(), team.vic)
 
 
 def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
@@ -219,7 +219,7 @@ def test_a_member_rerun_of_shared_work_is_their_own_run(team: Team) -> None:
     )
     stored = history_service.stored_comparison(comparison_id, team.bob)
     assert stored is not None
-    handle = runtime.start_compare(stored.request, runtime.connection_from(), team.bob)
+    handle = compare.start_compare(stored.request, runtime.connection_from(), team.bob)
     handle.wait(10)
     rerun = history_service.stored_comparison(handle.comparison_id or 0, team.bob)
     assert rerun is not None and rerun.request.owner == "bob@example.org"
@@ -234,7 +234,7 @@ def test_the_answer_cache_never_hands_one_user_anothers_answer(team: Team) -> No
         stored = history_service.stored_comparison(comparison_id, team.ana)
         assert stored is not None
         request = replace(stored.request, use_cache=True)
-        handle = runtime.start_compare(request, connection, person)
+        handle = compare.start_compare(request, connection, person)
         return [r.cached for r in handle.wait(10).results]
 
     assert rerun_cached(team.bob) == [False, False]

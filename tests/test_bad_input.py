@@ -40,9 +40,9 @@ from playground.errors import InvalidRequestError
 from playground.evaluation.suite import load_suite
 from playground.providers.base import GenerationParams, Message, validate_request
 from playground.results import CompareRequest, ModelTarget
+from playground.services import compare, runtime
 from playground.services import evaluate as evaluation
 from playground.services import history as history_service
-from playground.services import runtime
 from playground.store.models import Base
 from playground.templates import render
 from tests.app_harness import APP, click, open_page, open_tab, run_until_done, texts
@@ -904,7 +904,7 @@ def test_a_nul_in_a_title_tag_or_note_is_explained_and_nothing_changes(app_pg: s
         targets=(ModelTarget("demo", "gpt-5-nano"),),
         title="Kept title",
     )
-    run = runtime.start_compare(request, runtime.connection_from()).wait(30)
+    run = compare.start_compare(request, runtime.connection_from()).wait(30)
     comparison_id = run.comparison_id
     assert comparison_id is not None
     bad = "bad\x00value"

@@ -25,7 +25,7 @@ from playground.safe_text import (
     reject_nul,
     replace_nul,
 )
-from playground.services import hosted, runtime
+from playground.services import compare, hosted, runtime
 from tests.app_harness import APP, click, texts
 
 IMAGE = "![pixel](http://127.0.0.1:9/pixel.png)"
@@ -194,7 +194,7 @@ def test_history_shows_a_hostile_title_note_and_tag_as_text(app_env: Path) -> No
         note=f"See {IMAGE}",
         tags=(f"x`{IMAGE}`y",),
     )
-    run = runtime.start_compare(request, runtime.connection_from()).wait(30)
+    run = compare.start_compare(request, runtime.connection_from()).wait(30)
     at = AppTest.from_file(str(APP), default_timeout=10).run()
     at.switch_page("pages/history.py").run()
     at.session_state["history.open"] = run.comparison_id

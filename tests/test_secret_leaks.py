@@ -27,7 +27,7 @@ from playground.cli.main import main
 from playground.errors import ConfigError
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
-from playground.services import hosted, runtime
+from playground.services import compare, hosted, runtime
 from tests.app_harness import click, open_page, run_compare
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
@@ -254,7 +254,7 @@ def test_a_personal_key_is_never_logged_stored_in_clear_or_shown(
     request = CompareRequest(
         messages=(Message("user", "hi"),), targets=(ModelTarget("elumenta", "gpt-5-nano"),)
     )
-    snapshot = runtime.start_compare(request, connection, ana).wait(30)
+    snapshot = compare.start_compare(request, connection, ana).wait(30)
     stored = database_dump(hosted_env)  # while the sealed key is still saved
     hosted.forget_personal_key(ana)
 

@@ -12,7 +12,7 @@ from playground.errors import InvalidRequestError
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import ColumnRef
-from playground.services import runtime
+from playground.services import compare, runtime
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from ui.connection import (
     API_KEY_KEY,
@@ -132,21 +132,21 @@ def test_the_balance_is_cached_per_connection_and_errors_are_explained(
 
 def test_a_run_can_be_found_again_and_one_column_rerun(app_env: Path) -> None:
     connection = runtime.connection_from()
-    handle = runtime.start_compare(request("gpt-5-nano", "gpt-5"), connection)
+    handle = compare.start_compare(request("gpt-5-nano", "gpt-5"), connection)
     handle.wait(10)
     columns = [ColumnRef(handle.run_id, 0), ColumnRef(handle.run_id, 1)]
 
-    assert runtime.open_run(handle.run_id) is handle
-    state = runtime.column_results(columns)
+    assert compare.open_run(handle.run_id) is handle
+    state = compare.column_results(columns)
     assert state is not None
     assert [r.status for r in state[0]] == ["completed", "completed"]
 
-    columns[1] = runtime.rerun_column(columns[1], connection)
+    columns[1] = compare.rerun_column(columns[1], connection)
     assert columns[1].index == 0
-    rerun = runtime.open_run(columns[1].run_id)
+    rerun = compare.open_run(columns[1].run_id)
     assert rerun is not None
     assert [t.model for t in rerun.request.targets] == ["gpt-5"]
-    assert runtime.column_results([ColumnRef("gone", 0)]) is None
+    assert compare.column_results([ColumnRef("gone", 0)]) is None
 
 
 def test_the_configured_prompt_limit_is_enforced(
@@ -155,7 +155,7 @@ def test_the_configured_prompt_limit_is_enforced(
     monkeypatch.setenv("PLAYGROUND_MAX_PROMPT_CHARS", "10")
     runtime.reset()
     with pytest.raises(InvalidRequestError, match="the limit is 10"):
-        runtime.start_compare(request("gpt-5", prompt="x" * 11), runtime.connection_from())
+        compare.start_compare(request("gpt-5", prompt="x" * 11), runtime.connection_from())
 
 
 def test_a_second_run_while_the_shown_one_streams_is_refused(
@@ -170,14 +170,14 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
         request(),
         targets=(ModelTarget("elumenta", "gpt-5-nano"), ModelTarget("elumenta", "gpt-5")),
     )
-    first = runtime.start_compare(ask, connection)
+    first = compare.start_compare(ask, connection)
     shown = [ColumnRef(first.run_id, 0), ColumnRef(first.run_id, 1)]
 
-    assert runtime.still_running(shown)
+    assert compare.still_running(shown)
     with pytest.raises(InvalidRequestError, match="still running"):
-        runtime.start_compare(ask, connection, shown=shown)
+        compare.start_compare(ask, connection, shown=shown)
     first.wait(10)
-    assert not runtime.still_running(shown)
-    runtime.start_compare(ask, connection, shown=shown).wait(10)
+    assert not compare.still_running(shown)
+    compare.start_compare(ask, connection, shown=shown).wait(10)
     streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
     assert len(streams) == 4  # two comparisons, the second once the first had finished

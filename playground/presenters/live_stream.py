@@ -18,7 +18,7 @@ from playground.presenters.compare import metrics, status_label
 from playground.principal import Principal
 from playground.results import ModelResult
 from playground.runner import RunHandle
-from playground.services import runtime
+from playground.services import compare, runtime
 
 ROUTE_PREFIX = "/_run/"
 RETRY_MS = 1000
@@ -38,7 +38,7 @@ def grant_stream(
     """The URL path (with a new token) of the live events of the run ``ref`` names (a run
     id or a shared comparison's id) for ``viewer``; ``None`` if they may not see the run or
     it is not live in this process (then the page polls, as before)."""
-    view = runtime.open_run(ref, viewer, share_token)
+    view = compare.open_run(ref, viewer, share_token)
     if not isinstance(view, RunHandle):
         return None
     token = _grants.issue(view.run_id, viewer.subject if viewer is not None else None)

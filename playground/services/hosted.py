@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from playground.access import Identity, Principal, identity_from_oidc, identity_from_proxy
 from playground.access.audit import AuditEvent, list_events, record_event
 from playground.access.keys import KeyVault
-from playground.access.spending import Spend, spend_of
+from playground.access.spending import Spend, check_spending, spend_of
 from playground.access.users import (
     Limits,
     clear_personal_key,
@@ -144,6 +145,18 @@ def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
     with runtime.get_store().session() as session, session.begin():
         limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
         return limits, spend_of(session, principal.subject)
+
+
+def check_limits(
+    session: Session, principal: Principal, *, requests: int, estimated_tokens: int
+) -> None:
+    """Refuse (``AccessDeniedError``, ``SpendingLimitError``) what would pass the user's limits.
+
+    ``requests`` more model requests costing about ``estimated_tokens`` billing tokens,
+    against the limits in force for ``principal`` (theirs, else the server's defaults).
+    """
+    limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
+    check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
 
 
 def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:

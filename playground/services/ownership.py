@@ -14,7 +14,7 @@ from playground.access.audit import record_event
 from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.evaluation.plan import BatchEstimate, BatchSpec, estimate, plan_batch
 from playground.principal import Principal, owns
-from playground.services import runtime
+from playground.services import hosted, runtime
 from playground.store.eval_models import BatchRow
 from playground.store.eval_repository import (
     batch_cells,
@@ -78,7 +78,7 @@ def _check_limits(
 ) -> None:
     # A batch sends its requests over minutes, at most `concurrency` at once: only that
     # first wave counts against the per-minute request rate; the tokens count in full.
-    runtime.check_limits(
+    hosted.check_limits(
         session, viewer, requests=min(plan.requests, concurrency), estimated_tokens=plan.tokens
     )
 

@@ -11,38 +11,31 @@ import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy.orm import Session
 
 from playground import config
-from playground.access.audit import record_event
-from playground.access.spending import check_spending
-from playground.access.users import get_user, limits_of
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
 from playground.config import ProviderName, Settings
 from playground.errors import (
     APITimeoutError,
     ConfigError,
-    InvalidRequestError,
     PlaygroundError,
     SchemaNewerThanCodeError,
 )
-from playground.principal import Principal, owns
 from playground.providers.base import Balance, Provider
 from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers, environment_key_for
 from playground.redact import mask_secret, mask_url
-from playground.results import CompareRequest, ModelResult, Recorder
-from playground.runner import ColumnRef, RunHandle, Runner, RunSnapshot
+from playground.results import Recorder
+from playground.runner import Runner
 from playground.store import (
     Store,
     StoreRecorder,
-    get_comparison,
     open_configured_store,
 )
 from playground.store.stats import provider_tokens_spent
@@ -273,188 +266,6 @@ def get_recorder(owner: str | None = None) -> Recorder:
     """
     store = get_store()
     return StoreRecorder(store.engine, get_catalog().cost_of, owner=owner, writes=store.writes)
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    """A finished comparison read back from history, drawn like a live run."""
-
-    comparison_id: int
-    request: CompareRequest
-    results: tuple[ModelResult, ...]
-
-    def snapshot(self) -> RunSnapshot:
-        """The stored results; always done."""
-        return RunSnapshot(str(self.comparison_id), self.comparison_id, self.results, done=True)
-
-    def cancel(self, index: int | None = None) -> None:
-        """Nothing to stop: the comparison has finished."""
-
-
-class RunView(Protocol):
-    """A comparison the Compare page can draw: a live :class:`RunHandle` or a stored one."""
-
-    @property
-    def request(self) -> CompareRequest:
-        """What was asked."""
-        ...
-
-    def snapshot(self) -> RunSnapshot:
-        """Every model's result as of now."""
-        ...
-
-    def cancel(self, index: int | None = None) -> None:
-        """Stop one model or all (a no-op for a stored comparison)."""
-        ...
-
-
-def check_limits(
-    session: Session, principal: Principal, *, requests: int, estimated_tokens: int
-) -> None:
-    """Refuse (``AccessDeniedError``, ``SpendingLimitError``) what would pass the user's limits.
-
-    ``requests`` more model requests costing about ``estimated_tokens`` billing tokens,
-    against the limits in force for ``principal`` (theirs, else the server's defaults).
-    """
-    limits = limits_of(get_user(session, principal.user_id), get_settings())
-    check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
-
-
-STILL_RUNNING = (
-    "The comparison below is still running. Stop it (Stop all) or wait for it to finish, "
-    "then run again: a second run would be billed on top of it."
-)
-
-
-def still_running(columns: Sequence[ColumnRef], viewer: Principal | None = None) -> bool:
-    """Whether a run behind ``columns`` that ``viewer`` started is still streaming
-    (someone else's shared run that they watch does not count)."""
-    for run_id in {column.run_id for column in columns}:
-        view = open_run(run_id, viewer)
-        if isinstance(view, RunHandle) and not view.done and owns(view.request.owner, viewer):
-            return True
-    return False
-
-
-def start_compare(
-    request: CompareRequest,
-    connection: Connection,
-    principal: Principal | None = None,
-    *,
-    shown: Sequence[ColumnRef] = (),
-) -> RunHandle:
-    """Start ``request`` on the runner, recorded in history.
-
-    ``shown``: the columns the page shows now; while a run of theirs that the user
-    started is still streaming, nothing starts (``InvalidRequestError``,
-    :data:`STILL_RUNNING`): its answers would be billed, then hidden by the new run.
-    With a ``principal`` (hosted mode) the run is theirs: their role, request rate and
-    budgets are checked on the server first, and the start is audited. Raises
-    ``InvalidRequestError``, ``AccessDeniedError`` or ``SpendingLimitError`` before
-    anything is sent or stored.
-    """
-    if still_running(shown, principal):
-        raise InvalidRequestError(STILL_RUNNING)
-    if principal is not None:
-        request = replace(request, owner=principal.subject)
-        estimate = sum(get_catalog().cost_of(t.model) or 0 for t in request.targets)
-        with get_store().session() as session, session.begin():
-            check_limits(
-                session, principal, requests=len(request.targets), estimated_tokens=estimate
-            )
-    # The cache must never hand one user another's answer: it reuses only the owner's.
-    recorder = get_recorder(request.owner if principal is not None else None)
-    handle = get_runner().start(request, get_providers(connection), recorder=recorder)
-    if principal is not None:
-        with get_store().session() as session, session.begin():
-            record_event(
-                session,
-                principal.subject,
-                "run.start",
-                f"comparison:{handle.comparison_id}",
-                {"models": [t.model for t in request.targets], "estimated_tokens": estimate},
-            )
-    return handle
-
-
-def open_run(
-    ref: str, viewer: Principal | None = None, share_token: str | None = None
-) -> RunView | None:
-    """The comparison a run id or share link names, or ``None`` if it is unknown.
-
-    A number is a stored comparison id: while its run is still live in this process the
-    live run is returned (so it keeps streaming), else the stored one is read back. With a
-    ``viewer`` (hosted mode) someone else's comparison opens only if they may see it or
-    hold its share token.
-    """
-    runner = get_runner()
-    live = runner.get(ref)
-    if live is not None and (viewer is None or live.request.owner == viewer.subject):
-        return live
-    if not ref.isdigit():
-        return None
-    comparison_id = int(ref)
-    with get_store().session() as session, session.begin():
-        stored = get_comparison(session, comparison_id, viewer=viewer, share_token=share_token)
-    if stored is None:
-        return None
-    live = runner.find_by_comparison(comparison_id)
-    if live is not None:
-        return live
-    return StoredRun(stored.id, stored.request, stored.results)
-
-
-def rerun_column(
-    column: ColumnRef,
-    connection: Connection,
-    viewer: Principal | None = None,
-    share_token: str | None = None,
-) -> ColumnRef:
-    """Run one column's model again with the same prompt; returns the column's new place.
-
-    ``viewer`` (hosted mode) must be able to see the comparison (or hold its
-    ``share_token``); the new run is theirs and goes through the same role, rate and
-    budget checks as any run.
-    """
-    view = open_run(column.run_id, viewer, share_token)
-    if view is None:
-        raise InvalidRequestError("This comparison is no longer available; run it again.")
-    request = view.request
-    one = replace(request, targets=(request.targets[column.index],))
-    handle = start_compare(one, connection, viewer)
-    return ColumnRef(handle.run_id, 0)
-
-
-def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
-    """Stop one column's model; only the run's owner can (anyone may watch a shared one)."""
-    view = open_run(column.run_id, viewer)
-    if view is not None and owns(view.request.owner, viewer):
-        view.cancel(column.index)
-
-
-def live_runs() -> int:
-    """How many comparisons stream in this process now (the Compare page spaces its redraws
-    by it: :func:`~playground.presenters.compare.redraw_interval_s`)."""
-    return get_runner().live_runs()
-
-
-def column_results(
-    columns: list[ColumnRef], viewer: Principal | None = None, share_token: str | None = None
-) -> tuple[list[ModelResult], bool] | None:
-    """Each column's current result and whether every run behind them is done.
-
-    ``None`` when a column's run is no longer known (forgotten or from another process), or
-    (hosted mode) ``viewer`` may not see it and ``share_token`` does not open it.
-    """
-    snapshots: dict[str, RunSnapshot] = {}
-    for ref in columns:
-        if ref.run_id not in snapshots:
-            view = open_run(ref.run_id, viewer, share_token)
-            if view is None:
-                return None
-            snapshots[ref.run_id] = view.snapshot()
-    results = [snapshots[ref.run_id].results[ref.index] for ref in columns]
-    return results, all(s.done for s in snapshots.values())
 
 
 def fetch_balance(connection: Connection) -> Balance:
