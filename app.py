@@ -8,7 +8,6 @@ import streamlit as st
 
 from playground.errors import PlaygroundError, user_message
 from playground.services import runtime
-from playground.store.db import check_database_url
 from playground.unsaved import banner_text, unsaved
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
 from ui.drafts import keep_drafts
@@ -24,9 +23,7 @@ st.secrets.load_if_toml_exists()
 try:
     # A bad setting, catalog or database URL, or a database a newer release migrated (a
     # rollback), is one clear message, not a traceback per page.
-    check_database_url(runtime.get_settings().resolved_database_url)
-    runtime.get_catalog()
-    runtime.check_schema_not_newer()
+    runtime.check_configuration()
 except PlaygroundError as exc:
     problem = user_message(exc)
     stop_with(lambda: st.error(problem, icon=":material/error:"), title="Configuration error")

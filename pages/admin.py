@@ -11,7 +11,7 @@ import streamlit as st
 from playground.errors import PlaygroundError, user_message
 from playground.safe_text import escape_markdown
 from playground.services import hosted
-from playground.store.hosted_models import ROLES
+from playground.services.hosted import ROLES
 from ui.auth import current_principal
 
 principal = current_principal()

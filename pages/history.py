@@ -21,7 +21,7 @@ from playground.presenters.compare import (
 from playground.safe_text import escape_markdown
 from playground.services import compare, hosted, runtime
 from playground.services import history as history_service
-from playground.store import EXPORT_FORMATS, HistoryFilter, StoredComparison
+from playground.services.history import EXPORT_FORMATS, HistoryFilter, StoredComparison
 from ui.auth import current_principal
 from ui.columns import draw_diff, draw_grid, style_answers
 from ui.rating import rate_answer

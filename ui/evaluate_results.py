@@ -24,7 +24,7 @@ from playground.evaluation.report import (
 from playground.safe_text import escape_markdown, inert_images
 from playground.services import evaluate as evaluation
 from playground.services import runtime
-from playground.store.eval_repository import CellState
+from playground.services.evaluate import CellState
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, pick_id
 from ui.rating import rater_field
 

@@ -13,8 +13,8 @@ from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.services import evaluate as evaluation
 from playground.services import runtime
+from playground.services.evaluate import TemplateVersion
 from playground.services.example import ExampleBatch
-from playground.store.eval_repository import TemplateVersion
 from playground.workers.dispatch import BatchHandle
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP, VOTE_BATCH_KEY
 

@@ -13,7 +13,7 @@ from playground.errors import PlaygroundError, user_message
 from playground.presenters import compare_state
 from playground.safe_text import escape_markdown
 from playground.services import evaluate as evaluation
-from playground.store.eval_repository import TemplateVersion
+from playground.services.evaluate import TemplateVersion
 from ui.evaluate_common import VIEWER_HELP, pick_id
 
 LOADER_KEY = "evaluate.loader"

@@ -54,9 +54,11 @@ from playground.store.eval_ratings import (
     with_contents,
 )
 from playground.store.eval_recovery import recover_interrupted_batches
+
+# The Evaluate tabs draw these; named here so the UI needs no store import.
+from playground.store.eval_repository import CellState as CellState
+from playground.store.eval_repository import TemplateVersion as TemplateVersion
 from playground.store.eval_repository import (
-    CellState,
-    TemplateVersion,
     all_cells,
     batch_assertions,
     batch_cells,

@@ -16,9 +16,12 @@ import pandas as pd
 from playground.access.audit import record_event
 from playground.principal import Principal
 from playground.services.runtime import get_store
+
+# Pages build and read these with the functions below; named here so pages need no store import.
+from playground.store import EXPORT_FORMATS as EXPORT_FORMATS
+from playground.store import HistoryFilter as HistoryFilter
+from playground.store import StoredComparison as StoredComparison
 from playground.store import (
-    HistoryFilter,
-    StoredComparison,
     balance_points,
     delete_comparison,
     export_rows,

@@ -42,6 +42,9 @@ from playground.errors import ConfigError
 from playground.evaluation.plan import BatchSpec
 from playground.services import runtime
 from playground.store.eval_models import BatchCellRow, BatchRow
+
+# The roles the Admin page offers; named here so pages need no store import.
+from playground.store.hosted_models import ROLES as ROLES
 from playground.store.hosted_models import UserRow
 from playground.store.models import Comparison, Result
 

@@ -38,6 +38,7 @@ from playground.store import (
     StoreRecorder,
     open_configured_store,
 )
+from playground.store.db import check_database_url
 from playground.store.stats import provider_tokens_spent
 
 ProviderChoice = Literal["auto", "elumenta", "demo", "openai_compatible"]
@@ -257,6 +258,18 @@ def check_schema_not_newer() -> None:
         raise
     except PlaygroundError:
         return
+
+
+def check_configuration() -> None:
+    """Raise a ``PlaygroundError`` for a bad setting, database URL or catalog, or a database
+    that a newer release migrated (:func:`check_schema_not_newer`).
+
+    The app calls it before drawing any page. Connects to the database only for the schema
+    check, and a database that does not answer is not an error here.
+    """
+    check_database_url(get_settings().resolved_database_url)
+    get_catalog()
+    check_schema_not_newer()
 
 
 def get_recorder(owner: str | None = None) -> Recorder:
