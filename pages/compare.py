@@ -25,9 +25,9 @@ from playground.presenters.compare import (
 )
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
-from playground.runner import ColumnRef
 from playground.safe_text import escape_markdown
 from playground.services import compare
+from playground.services.compare import ColumnRef
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
 from ui.connection import BALANCE_STATE_KEY, cached_balance

@@ -7,7 +7,6 @@ from functools import partial
 
 import streamlit as st
 
-from playground.access import Principal, owns
 from playground.errors import PlaygroundError, user_message
 from playground.presenters import compare_state as cs
 from playground.presenters import history as hv
@@ -18,6 +17,7 @@ from playground.presenters.compare import (
     share_ref,
     share_url,
 )
+from playground.principal import Principal, owns
 from playground.safe_text import escape_markdown
 from playground.services import compare, hosted, runtime
 from playground.services import history as history_service

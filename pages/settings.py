@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import SecretStr
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.principal import Principal
 from playground.providers.registry import key_format_warning, withheld_key_message
 from playground.services import hosted, runtime
 from ui.auth import current_principal, session_connection

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.principal import Principal
 from playground.safe_text import escape_markdown
 from playground.services import hosted, runtime
 from ui.connection import connection_from_state

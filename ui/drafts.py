@@ -14,9 +14,9 @@ import re
 
 import streamlit as st
 
-from playground.access import Principal
 from playground.drafts import DRAFT_PARAM, DRAFTS, draft_values, new_token, valid_token
 from playground.presenters import compare_state as cs
+from playground.principal import Principal
 
 TOKEN_KEY = "drafts.token"  # noqa: S105  (a session-state key, not a secret)
 # Evaluate's form fields that persist for the session (buttons and uploads never do).

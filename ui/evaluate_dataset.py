@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from playground.access import Principal
 from playground.datasets import parse_dataset
 from playground.errors import PlaygroundError, user_message
+from playground.principal import Principal
 from playground.safe_text import escape_markdown
 from playground.services import evaluate as evaluation
 from ui.evaluate_common import VIEWER_HELP

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation.promptfoo.config import loads_promptfoo
+from playground.principal import Principal
 from playground.services import evaluate as evaluation
 from ui.auth import session_connection
 from ui.evaluate_common import VIEWER_HELP

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from playground.access import Principal
 from playground.catalog import Catalog
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation.report import (
@@ -21,6 +20,7 @@ from playground.evaluation.report import (
     percent_interval,
     row_label,
 )
+from playground.principal import Principal
 from playground.safe_text import escape_markdown, inert_images
 from playground.services import evaluate as evaluation
 from playground.services import runtime

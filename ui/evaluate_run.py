@@ -6,16 +6,15 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation.assertions import AssertionSpec, parse_assertions_yaml
 from playground.evaluation.plan import BatchSpec
+from playground.principal import Principal
 from playground.results import ModelTarget
 from playground.services import evaluate as evaluation
 from playground.services import runtime
-from playground.services.evaluate import TemplateVersion
+from playground.services.evaluate import BatchHandle, TemplateVersion
 from playground.services.example import ExampleBatch
-from playground.workers.dispatch import BatchHandle
 from ui.evaluate_common import BATCH_KEY, RESULTS_BATCH_KEY, VIEWER_HELP, VOTE_BATCH_KEY
 
 SAME_NAME = "(same name)"

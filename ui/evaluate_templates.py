@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.presenters import compare_state
+from playground.principal import Principal
 from playground.safe_text import escape_markdown
 from playground.services import evaluate as evaluation
 from playground.services.evaluate import TemplateVersion

@@ -6,9 +6,9 @@ import random
 
 import streamlit as st
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
 from playground.evaluation.voting import BlindRound, Verdict
+from playground.principal import Principal
 from playground.safe_text import inert_images
 from playground.services import evaluate as evaluation
 from playground.services import runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from playground.access import Principal
 from playground.errors import PlaygroundError, user_message
+from playground.principal import Principal
 from playground.results import ModelResult
 from playground.safe_text import escape_markdown
 from playground.services import evaluate as evaluation

@@ -15,7 +15,10 @@ from playground.access.audit import record_event
 from playground.errors import InvalidRequestError
 from playground.principal import Principal, owns
 from playground.results import CompareRequest, ModelResult
-from playground.runner import ColumnRef, RunHandle, RunSnapshot
+
+# Where a page keeps a column (run id, model index); named here so pages need no runner import.
+from playground.runner import ColumnRef as ColumnRef
+from playground.runner import RunHandle, RunSnapshot
 from playground.services import hosted, runtime
 from playground.store import get_comparison
 

@@ -77,6 +77,9 @@ from playground.store.export import ExportFormat
 from playground.templates import PromptTemplate
 from playground.workers import dispatch
 
+# What starting a batch returns, wherever it runs; named here so the UI needs no workers import.
+from playground.workers.dispatch import BatchHandle as BatchHandle
+
 MANAGER = BatchManager()
 BatchAction = Literal["pause", "resume", "cancel"]
 
