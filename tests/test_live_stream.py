@@ -20,9 +20,9 @@ from playground.presenters import live_stream
 from playground.principal import Principal
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
-from playground.runner import RunHandle
+from playground.runner import ColumnRef, RunHandle
 from playground.services import runtime
-from playground.store import share_comparison
+from playground.store import get_comparison, share_comparison
 from tests.e2e.hosted import PROXY_SECRET, proxy_headers
 from tests.fake_elumenta.process import free_port
 from ui.live_route import live_routes
@@ -67,6 +67,39 @@ def test_feed_replays_a_run_in_order_and_resumes_from_any_event(app_env: Path) -
     middle = len(events) // 2
     rest, _ = handle.feed.read(middle)
     assert events[:middle] + rest == events
+
+
+def test_when_the_done_event_goes_out_the_page_already_sees_every_answer_final(
+    app_env: Path,
+) -> None:
+    # The live column asks for one rerun when it reads ``done``; that rerun must draw the
+    # run finished (answers stored, Re-run offered), or the page would wait for nothing.
+    request = CompareRequest(
+        messages=(Message("user", "Tell me about streams"),),
+        targets=tuple(ModelTarget("demo", m) for m in MODELS),
+    )
+    handle = runtime.start_compare(request, runtime.connection_from())
+    columns = [ColumnRef(handle.run_id, i) for i in range(len(MODELS))]
+    seen_at_done: list[object] = []
+
+    def on_event() -> None:  # on the runner's thread, right after each event is added
+        if handle.feed.ended and not seen_at_done:
+            state = runtime.column_results(columns)
+            assert state is not None
+            results, done = state
+            with runtime.get_store().session() as session:
+                stored = get_comparison(session, handle.comparison_id)
+            assert stored is not None
+            seen_at_done.append(
+                (done, [r.status for r in results], [r.status for r in stored.results])
+            )
+
+    handle.feed.subscribe(on_event)
+    assert not handle.feed.ended, "the run ended before the test could watch it"
+    deadline = time.monotonic() + 30
+    while not seen_at_done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen_at_done == [(True, ["completed"] * 3, ["completed"] * 3)]
 
 
 def test_feed_wakes_subscribers_and_ignores_events_after_done() -> None:

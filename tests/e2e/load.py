@@ -90,6 +90,9 @@ class UserReport:
     run_s: list[float] = field(default_factory=list)
     """From pressing Run until every column was done, per finished comparison."""
     errors: list[str] = field(default_factory=list)
+    stages: list[dict[str, float]] = field(default_factory=list)
+    """Per finished comparison: seconds from pressing Run to each stage the driver saw
+    (the WebSocket driver only; see ``load_ws.STAGES``)."""
     repeated_clicks: int = 0
     """Run clicks a starved browser dropped and the driver pressed again (browser only)."""
     foreign_markers_seen: list[str] = field(default_factory=list)
@@ -243,6 +246,15 @@ def describe_load(
         lines.append(
             f"Run to all {len(MODELS)} done: p50 {quantile(runs, 0.5):.2f} s, "
             f"p95 {quantile(runs, 0.95):.2f} s"
+        )
+    stages: dict[str, list[float]] = {}
+    for stage_times in (s for r in reports for s in r.stages):
+        for name, at in stage_times.items():
+            stages.setdefault(name, []).append(at)
+    if stages:
+        lines.append(
+            "from Run to (median): "
+            + ", ".join(f"{name} {statistics.median(at):.2f} s" for name, at in stages.items())
         )
     during = watcher.between(load.opened_at, load.ended_at + watcher.every_s)
     if len(during) > 1:

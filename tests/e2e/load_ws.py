@@ -16,6 +16,7 @@ import functools
 import json
 import re
 import time
+from collections import Counter
 from urllib.parse import parse_qs
 
 import httpx
@@ -48,6 +49,44 @@ class RunNotStartedError(RuntimeError):
     """Pressing Run drew the page again but started no comparison."""
 
 
+STAGES = (
+    "press run ended",
+    "columns drawn",
+    "page drawn",
+    "stream open",
+    "first event",
+    "streams ended",
+    "final page",
+)
+"""What a round goes through after Run is pressed, in order: the Run press's own script run
+ends (it starts the comparison and asks for the next run), the next run draws the first
+column, that run ends, the first live column's event stream answers, its first event
+arrives, every stream has ended, the rerun the columns ask for at the end has drawn the
+page. A round drawn by polling skips the stream stages."""
+
+
+class Round:
+    """One comparison as the user follows it: when each stage was reached, and what the
+    round is waiting for now (what a timeout names)."""
+
+    def __init__(self, prompt_marker: str) -> None:
+        self.marker = prompt_marker
+        self.pressed = time.perf_counter()
+        self.stages: dict[str, float] = {}
+        self.events: Counter[str] = Counter()
+        """Events of each kind read from the run's streams (``finished``, ``done``…)."""
+        self.waiting_for = "the page before Run"
+
+    def reached(self, stage: str) -> None:
+        """Note the first time ``stage`` (one of :data:`STAGES`) is reached."""
+        self.stages.setdefault(stage, time.perf_counter() - self.pressed)
+
+    def press(self) -> None:
+        """Run is pressed now: stages count from here."""
+        self.pressed = time.perf_counter()
+        self.waiting_for = "the page after Run"
+
+
 @functools.cache
 def model_labels() -> tuple[str, ...]:
     """The picker labels of :data:`~tests.e2e.load.MODELS` (what a multiselect sends)."""
@@ -69,8 +108,16 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
             round_index = 0
             while time.monotonic() < start.deadline:
                 doing = marker(email, round_index)
-                async with asyncio.timeout(timeout_s):
-                    await _comparison(session, doing, report)
+                current = Round(doing)
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        await _comparison(session, current, report)
+                except TimeoutError as exc:
+                    seen = ", ".join(f"{k} {v:.2f} s" for k, v in current.stages.items())
+                    raise TimeoutError(
+                        f"waited for {current.waiting_for}; after Run: {seen or 'nothing'}; "
+                        f"stream events {dict(current.events)}"
+                    ) from exc
                 round_index += 1
                 await start.think()
     except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
@@ -84,8 +131,9 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
     return report
 
 
-async def _comparison(session: StreamlitSession, prompt_marker: str, report: UserReport) -> None:
+async def _comparison(session: StreamlitSession, current: Round, report: UserReport) -> None:
     """One round: fill in the prompt and models, press Run, follow it until all are done."""
+    prompt_marker = current.marker
     prompt = f"{prompt_marker} tell me something"
     session.set_widget(session.widget_id(compare_state.PROMPT), string_value=prompt)
     session.set_widget(session.widget_id(compare_state.MODELS), string_array_value=model_labels())
@@ -93,7 +141,8 @@ async def _comparison(session: StreamlitSession, prompt_marker: str, report: Use
     shown_before = _shown_comparison(session)
     report.markers.append(prompt_marker)
     session.press(session.button_id("Run"))
-    pressed = time.perf_counter()
+    current.press()
+    pressed = current.pressed
     await session.rerun()
     started = False
     first_text: dict[int, float] = {}
@@ -104,6 +153,8 @@ async def _comparison(session: StreamlitSession, prompt_marker: str, report: Use
         while True:
             message = await session.receive()
             kind = message.WhichOneof("type")
+            if kind == "script_finished":
+                current.reached("press run ended")
             if kind == "page_info_changed":
                 # The page puts the new comparison in its URL before it draws the columns.
                 started = started or _shown_comparison(session) != shown_before
@@ -111,22 +162,31 @@ async def _comparison(session: StreamlitSession, prompt_marker: str, report: Use
                 url = _live_stream(message)
                 if url is not None and url not in streams:
                     # As a browser's live column does the moment it is drawn.
+                    current.reached("columns drawn")
                     streams[url] = asyncio.create_task(
-                        _follow(session, client, url, pressed, first_text)
+                        _follow(session, client, url, current, first_text)
                     )
                 position = _answer_position(session, message)
                 if position is not None:
+                    current.reached("columns drawn")
                     first_text.setdefault(position, time.perf_counter() - pressed)
             elif session.full_run_finished(message):
                 if not started:
                     raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
+                current.reached("page drawn")
                 if streams:
+                    current.waiting_for = f"the end of {len(streams)} event stream(s)"
                     await asyncio.gather(*streams.values())
                     streams.clear()
+                    current.reached("streams ended")
+                    current.waiting_for = "the page after the streams ended"
                     await session.run_script()  # the rerun the live column asks for at the end
+                    current.reached("final page")
                 if _all_done(session):
                     break
+                current.waiting_for = f"another page run: not every column done ({_shown(session)})"
     report.run_s.append(time.perf_counter() - pressed)
+    report.stages.append(current.stages)
     report.ui_ttft_s += first_text.values()
     answers = _answers(session)
     report.errors += [
@@ -155,19 +215,22 @@ async def _follow(
     session: StreamlitSession,
     client: httpx.AsyncClient,
     url: str,
-    pressed: float,
+    current: Round,
     first_text: dict[int, float],
 ) -> None:
     """Read one run's stream to its end as its live columns do; note each first text."""
     async with client.stream("GET", url) as response:
         response.raise_for_status()
+        current.reached("stream open")
         async for line in response.aiter_lines():
             if not line.startswith("data: "):
                 continue
+            current.reached("first event")
             session.seen.update(m.group(0) for m in MARKER_BYTES.finditer(line.encode()))
             for event in json.loads(line[6:]):  # a message is a list of events
+                current.events[event["k"]] += 1
                 if event["k"] == "delta":
-                    first_text.setdefault(event["i"], time.perf_counter() - pressed)
+                    first_text.setdefault(event["i"], time.perf_counter() - current.pressed)
 
 
 def _shown_comparison(session: StreamlitSession) -> str | None:
@@ -191,6 +254,16 @@ def _answers(session: StreamlitSession) -> dict[int, str]:
         if box and element.WhichOneof("type") == "markdown":
             answers[int(box.group(1))] = element.markdown.body
     return answers
+
+
+def _shown(session: StreamlitSession) -> str:
+    """What the page shows of the run: its live columns and elements with a status."""
+    kinds = [element.WhichOneof("type") for _, element in session.elements()]
+    buttons = [e.button.label for _, e in session.elements() if e.WhichOneof("type") == "button"]
+    return (
+        f"{kinds.count('bidi_component')} components, buttons {sorted(set(buttons))}, "
+        f"query {session.query_string!r}"
+    )
 
 
 def _all_done(session: StreamlitSession) -> bool:

@@ -55,7 +55,8 @@ def test_twenty_users_compare_at_once_without_errors_lost_rows_or_leaks(
         "\n" + describe_load(load, watcher, requests=len(requests), runner_ttft_ms=runner_ttft_ms)
     )
 
-    assert [(r.email, e) for r in load.reports for e in r.errors] == []
+    errors = [(r.email, e) for r in load.reports for e in r.errors]
+    assert errors == [], _explain(hosted_app, errors)
     assert [(r.email, m) for r in load.reports for m in r.foreign_markers_seen] == []
     assert all(r.run_s for r in load.reports), "every user finished a comparison"
 
@@ -83,6 +84,20 @@ def test_twenty_users_compare_at_once_without_errors_lost_rows_or_leaks(
     assert {m: sorted(models) for m, models in asked.items()} == {
         m: sorted(MODELS) for m in pressed
     }
+
+
+def _explain(app: HostedApp, errors: list[tuple[str, str]]) -> str:
+    """What the app stored of each failed round, and the end of its log: where a round that
+    timed out stopped (a model still running, or every answer stored and the page not told)."""
+    failed = {m.group(0) for _, error in errors if (m := MARKER.search(error))}
+    lines = []
+    for owner, comparisons in _stored_comparisons(app).items():
+        for comparison in comparisons:
+            if comparison.prompt_text.split()[0] in failed:
+                statuses = [(r.position, r.status, r.error_code) for r in comparison.results]
+                lines.append(f"stored {owner} {comparison.prompt_text.split()[0]}: {statuses}")
+    log = app.process.log_path.read_text(errors="replace").splitlines()[-30:]
+    return "\n".join([*lines, "app log (end):", *log])
 
 
 def _stored_comparisons(app: HostedApp) -> dict[str, list[Comparison]]:
