@@ -67,6 +67,20 @@ def choose(page: Page, selectbox_label: str, option: str, attempts: int = 5) -> 
     raise AssertionError(f"could not pick {option!r} in {selectbox_label!r}")
 
 
+def click_table_cell(page: Page, x: float, y: float) -> None:
+    """Click the table cell at page point (``x``, ``y``) the way a mouse does: the pointer
+    first travels over the table, then clicks.
+
+    Streamlit's table drops a cell selection made while it still believes the pointer is
+    outside it; it learns otherwise one render after the first move over it. A pointer that
+    jumps onto a cell and clicks in the same instant (Playwright's ``mouse.click``) is lost
+    whenever the table was drawn before the pointer left it, e.g. after a filter changed
+    its rows, while any real pointer crosses the table before it clicks.
+    """
+    page.mouse.move(x, y, steps=5)
+    page.mouse.click(x, y)
+
+
 def open_first_history_row(page: Page) -> None:
     """Select the first row of the History table, which opens that comparison.
 

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from playground.catalog import load_catalog
+from tests.e2e.app_driver import click_table_cell
 from tests.e2e.app_process import AppProcess
 from tests.test_evaluation_cli import OFFLINE_PATTERN
 
@@ -86,7 +87,7 @@ def test_offline_evaluate_end_to_end(page: Page, artifacts: Path) -> None:
     # table is a canvas: a header row and data rows are about 35 px high each.
     box = page.get_by_test_id("stDataFrame").first.bounding_box()
     assert box is not None
-    page.mouse.click(box["x"] + box["width"] - 40, box["y"] + 35 + 2 * 35 + 17)
+    click_table_cell(page, box["x"] + box["width"] - 40, box["y"] + 35 + 2 * 35 + 17)
     expect(results.get_by_role("combobox", name="Answer")).to_have_value(
         re.compile(r"^#3 Please send .* · Gemini 3 Pro · PASS$")
     )

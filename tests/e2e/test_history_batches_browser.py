@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.app_driver import pick_models, run_prompt
+from tests.e2e.app_driver import click_table_cell, pick_models, run_prompt
 from tests.e2e.test_evaluate_offline_browser import grid_text, offline_app, page  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -23,7 +23,7 @@ def click_cell(tab: Page, row: int, x: float = 260) -> None:
     grid = tab.get_by_test_id("stDataFrame")
     box = grid.bounding_box()
     assert box is not None
-    tab.mouse.click(box["x"] + x, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
+    click_table_cell(tab, box["x"] + x, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
 
 
 def test_a_batch_is_one_history_row_that_opens_on_evaluate(
@@ -68,3 +68,19 @@ def test_a_batch_is_one_history_row_that_opens_on_evaluate(
     page.get_by_text("Show batch runs").click()  # hidden: the comparison is the only row
     expect(page.get_by_test_id("stDataFrame").locator("table")).not_to_contain_text("Batch #")
     assert "Which SQLite journal mode" in grid_text(page, 0)
+    # A click right after the row set changed opens the row it lands on.
+    click_cell(page, 0, x=700)
+    expect(page.get_by_role("button", name="Back to the list")).to_be_visible()
+    page.get_by_role("button", name="Back to the list").click()
+
+    page.get_by_text("Show batch runs").click()  # shown again: the batch is back on top
+    expect(page.get_by_test_id("stDataFrame").locator("table")).to_contain_text("Batch #")
+    click_cell(page, 1, x=700)
+    expect(
+        page.get_by_role("heading", name="Which SQLite journal mode suits a web app?")
+    ).to_be_visible()
+    page.get_by_role("button", name="Back to the list").click()
+    page.get_by_text("Show batch runs").click()
+    expect(page.get_by_test_id("stDataFrame").locator("table")).not_to_contain_text("Batch #")
+    click_cell(page, 0, x=700)
+    expect(page.get_by_role("button", name="Back to the list")).to_be_visible()
