@@ -49,8 +49,9 @@ def plan(
     concurrency: int = 4,
     judge: str | None = None,
     columns: Mapping[str, Sequence[str]] | None = None,
+    provider: str = "elumenta",
 ) -> int:
-    """A batch of ``rows`` countries × ``models`` on the Elumenta provider; returns its id.
+    """A batch of ``rows`` countries × ``models`` on ``provider``; returns its id.
 
     ``columns``: more dataset columns, one value per row (CSV-quoted here).
     """
@@ -68,11 +69,11 @@ def plan(
             title="capitals",
             template_version_ids=(version.id,),
             dataset_id=dataset_id,
-            targets=tuple(ModelTarget("elumenta", m) for m in models),
+            targets=tuple(ModelTarget(provider, m) for m in models),
             assertions=tuple(assertions),
             budget_tokens=budget_tokens,
             concurrency=concurrency,
-            judge=None if judge is None else ModelTarget("elumenta", judge),
+            judge=None if judge is None else ModelTarget(provider, judge),
         )
         return plan_batch(session, spec)
 

@@ -55,7 +55,9 @@ class TestModelOptions:
             openai_base_url="http://localhost:11434/v1",
             openai_models="llama3, qwen2",
         )
-        return build_providers(settings, load_catalog(), elumenta_api_key=SecretStr("nb_x"))
+        return build_providers(
+            settings, load_catalog(), elumenta_api_key=SecretStr("nb_x"), demo_spent=None
+        )
 
     def test_primary_models_come_first_with_catalog_labels_then_openai_compatible(self) -> None:
         options = model_options(self.providers(), "elumenta")

@@ -1,16 +1,26 @@
-"""One demo balance: the app, Settings, a restart and the CLI all read it from the history."""
+"""One demo balance: the app, Settings, a restart, the CLI's compare and eval, and queue
+workers all read it from the history."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from playground.config import Settings
 from playground.providers.demo import DEMO_STARTING_BALANCE
+from playground.runner import Runner
 from playground.services import runtime
+from playground.store.eval_repository import set_batch_status
+from playground.store.stats import balance_points
+from playground.workers.worker import Worker
 from tests.app_harness import click, open_page, run_compare, texts
+from tests.evaluation_fixtures import plan
+from tests.fake_elumenta.process import ROOT
 from tests.test_cli import run
 
 
@@ -52,3 +62,70 @@ def test_a_cached_answer_costs_the_demo_balance_nothing() -> None:
     run_compare(at, "Same question", ["demo:gpt-5-nano"])
     run_compare(at, "Same question", ["demo:gpt-5-nano"])
     assert settings_balance().startswith(f"Balance: **{DEMO_STARTING_BALANCE - 1}** ")
+
+
+def recorded_demo_balances() -> list[int]:
+    """The balances demo answers reported, oldest first: what Costs charts."""
+    with runtime.get_store().session() as session:
+        points = balance_points(session)
+    return [int(b) for b in points[points["provider"] == "demo"]["balance_remaining"]]
+
+
+def test_a_cli_eval_draws_on_the_apps_demo_balance(app_env: Path) -> None:
+    run_compare(open_page(), "Which journal mode?", ["demo:gpt-5-nano", "demo:gpt-5"])
+    after_app = DEMO_STARTING_BALANCE - 3
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_"))
+    }
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PLAYGROUND_DATA_DIR=str(app_env / "data"),
+        PLAYGROUND_DEMO_TIME_SCALE="0.01",
+    )
+    offline = ROOT / "examples" / "offline.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "playground", "eval", str(offline), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=app_env,  # no developer's .env
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr  # the example's documented failures
+    spent = json.loads(proc.stdout)["spent_tokens"]
+    assert spent > 0
+
+    runtime.reset()
+    assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
+    by_the_cli = recorded_demo_balances()[2:]
+    assert len(by_the_cli) == 20
+    # Each answer reported what was left of the app's balance (answers in flight together
+    # may report the same figure), not of a balance of the CLI's own.
+    assert all(after_app - spent <= b < after_app for b in by_the_cli), by_the_cli
+    assert min(by_the_cli) == after_app - spent
+
+
+def test_a_worker_batch_draws_on_the_apps_demo_balance(app_env: Path) -> None:
+    run_compare(open_page(), "Which journal mode?", ["demo:gpt-5-nano"])
+    after_app = DEMO_STARTING_BALANCE - 1
+    store, settings, catalog = runtime.get_store(), runtime.get_settings(), runtime.get_catalog()
+    batch_id = plan(store, ["gpt-5-nano", "gpt-5"], rows=3, concurrency=2, provider="demo")
+    with store.session() as session, session.begin():  # as queued for the workers
+        set_batch_status(session, batch_id, "running", execution="worker")
+    runner = Runner.from_settings(catalog, settings)
+    try:
+        outcome = Worker(store, settings, catalog, runner, concurrency=2).run_shard(batch_id)
+    finally:
+        runner.close()
+    assert outcome == "done"
+    spent = 3 * (1 + 2)
+
+    runtime.reset()
+    assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
+    by_the_worker = recorded_demo_balances()[1:]
+    assert len(by_the_worker) == 6
+    assert all(after_app - spent <= b < after_app for b in by_the_worker), by_the_worker
+    assert min(by_the_worker) == after_app - spent

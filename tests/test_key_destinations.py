@@ -95,7 +95,10 @@ async def test_providers_for_another_url_never_carry_the_environment_key(
 ) -> None:
     # What batches (Evaluate) and every other caller of build_providers rely on.
     providers = build_providers(
-        runtime.get_settings(), runtime.get_catalog(), elumenta_base_url=other_server.base_url
+        runtime.get_settings(),
+        runtime.get_catalog(),
+        elumenta_base_url=other_server.base_url,
+        demo_spent=None,
     )
     try:
         with pytest.raises(AuthenticationError, match=ASKS_FOR_THE_KEY):
@@ -153,9 +156,9 @@ def test_the_environment_openai_key_goes_to_its_own_url() -> None:
     settings = runtime.get_settings().model_copy(
         update={"openai_base_url": "http://127.0.0.1:1/v1", "openai_api_key": SecretStr(ENV_KEY)}
     )
-    own = build_providers(settings, load_catalog())["openai_compatible"]
-    other = build_providers(settings, load_catalog(), openai_base_url="http://127.0.0.1:2/v1")[
-        "openai_compatible"
-    ]
+    own = build_providers(settings, load_catalog(), demo_spent=None)["openai_compatible"]
+    other = build_providers(
+        settings, load_catalog(), openai_base_url="http://127.0.0.1:2/v1", demo_spent=None
+    )["openai_compatible"]
     assert own._auth_headers() == {"Authorization": f"Bearer {ENV_KEY}"}  # type: ignore[attr-defined]
     assert other._auth_headers() == {}  # type: ignore[attr-defined]

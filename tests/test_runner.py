@@ -328,7 +328,7 @@ def test_every_model_of_every_comparison_streams_at_once_in_the_app_runner(
     )
     assert settings.max_concurrency < 2 * len(models) <= settings.max_streams
     runner = Runner.from_settings(CATALOG, settings)
-    providers = build_providers(settings, CATALOG)
+    providers = build_providers(settings, CATALOG, demo_spent=None)
     handles = []
     try:
         for _ in range(2):

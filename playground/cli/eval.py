@@ -38,6 +38,7 @@ from playground.store.eval_repository import (
     save_dataset,
     save_template_version,
 )
+from playground.store.stats import demo_spent_reader
 from playground.unsaved import unsaved
 
 # 3 is the command line's "a newer release migrated the database" (playground.cli.main).
@@ -80,7 +81,8 @@ def run_eval(
         raise InvalidRequestError("-o/--output is for promptfoo configs; use --json here.")
     suite = load_suite(args.suite) if args.suite is not None else None
     if suite is not None:
-        providers = build_providers(settings, catalog)
+        # Only asked which models it serves: nothing is generated with these.
+        providers = build_providers(settings, catalog, demo_spent=None)
         _check_models(suite, _provider_of(suite, args, settings), providers)
     store = open_configured_store(settings)
     try:
@@ -111,7 +113,7 @@ def run_eval(
             batch_id,
             catalog,
             settings,
-            lambda: build_providers(settings, catalog),
+            lambda: build_providers(settings, catalog, demo_spent=demo_spent_reader(store.engine)),
             concurrency=args.concurrency,
         )
         progress = _follow(job.start(), err)

@@ -17,7 +17,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -47,7 +46,7 @@ from playground.store import (
     write_export,
 )
 from playground.store.rollups import rebuild as rebuild_rollups
-from playground.store.stats import provider_tokens_spent
+from playground.store.stats import demo_spent_reader
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
 PROVIDERS = ("elumenta", "demo", "openai_compatible")
@@ -226,7 +225,7 @@ def run_models(args: argparse.Namespace, settings: Settings, catalog: Catalog, o
     """List (and optionally refresh) the catalog; returns the exit code."""
     exit_code = EXIT_OK
     if args.refresh:
-        provider = build_providers(settings, catalog)["elumenta"]
+        provider = build_providers(settings, catalog, demo_spent=None)["elumenta"]
         assert isinstance(provider, ElumentaProvider)
 
         async def refresh() -> tuple[Catalog, dict[str, str]]:
@@ -352,7 +351,7 @@ def run_compare(
     providers = build_providers(
         settings,
         catalog,
-        demo_spent=None if store is None else partial(provider_tokens_spent, store.engine, "demo"),
+        demo_spent=None if store is None else demo_spent_reader(store.engine),
     )
     recorder = StoreRecorder(store.engine, catalog.cost_of, writes=store.writes) if store else None
     try:

@@ -71,7 +71,7 @@ def build_providers(
     openai_api_key: SecretStr | None = None,
     openai_base_url: str | None = None,
     openai_models: list[str] | None = None,
-    demo_spent: Callable[[], int] | None = None,
+    demo_spent: Callable[[], int] | None,
 ) -> dict[str, Provider]:
     """Every provider the settings allow, keyed by name.
 
@@ -82,7 +82,8 @@ def build_providers(
     (see :func:`environment_key_for`). The same holds for the OpenAI-compatible server's
     ``openai_*`` overrides (:func:`openai_environment_key_for`). ``demo_spent`` reads the
     demo tokens the history recorded, so the demo balance is one persisted figure (see
-    ``DemoProvider``).
+    ``DemoProvider``); it is required so that no entry point keeps a demo balance of its
+    own by omission: ``None`` only where nothing the demo answers is recorded.
     """
     base_url = (elumenta_base_url or settings.elumenta_base_url).strip().rstrip("/")
     api_key = elumenta_api_key or environment_key_for(settings, base_url)

@@ -207,6 +207,7 @@ def _job_factory(batch_id: int, connection: runtime.Connection) -> BatchJob:
             catalog,
             elumenta_api_key=connection.api_key,
             elumenta_base_url=connection.elumenta_base_url,
+            demo_spent=runtime.demo_tokens_spent,
         )
 
     return BatchJob.from_settings(runtime.get_store(), batch_id, catalog, settings, providers)

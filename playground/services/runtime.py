@@ -213,7 +213,7 @@ def get_providers(connection: Connection) -> dict[str, Provider]:
                 openai_api_key=connection.openai_api_key,
                 openai_base_url=connection.openai_base_url,
                 openai_models=list(connection.openai_models) or None,
-                demo_spent=lambda: provider_tokens_spent(get_store().engine, "demo"),
+                demo_spent=demo_tokens_spent,
             )
             _providers[cache_key] = providers
             while len(_providers) > MAX_PROVIDER_SETS:
@@ -244,6 +244,12 @@ def get_store() -> Store:
         if _store is None:
             _store = open_configured_store(get_settings())
         return _store
+
+
+def demo_tokens_spent() -> int:
+    """The demo tokens the process's history recorded: what the one demo balance is
+    :data:`~playground.providers.demo.DEMO_STARTING_BALANCE` minus, for every entry point."""
+    return provider_tokens_spent(get_store().engine, "demo")
 
 
 def check_schema_not_newer() -> None:

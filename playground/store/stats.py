@@ -18,8 +18,10 @@ a time inside a day reads the results, as do the per-prompt table and the balanc
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, time, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import pandas as pd
@@ -370,6 +372,12 @@ def _frame(session: Session, query: sa.Select[*tuple[Any, ...]]) -> pd.DataFrame
     result = session.execute(query)
     columns = list(result.keys())
     return pd.DataFrame([tuple(row) for row in result], columns=columns)
+
+
+def demo_spent_reader(engine: sa.Engine) -> Callable[[], int]:
+    """What the one persisted demo balance is read from: the demo tokens recorded in the
+    history at ``engine`` (``build_providers``' ``demo_spent``)."""
+    return partial(provider_tokens_spent, engine, "demo")
 
 
 def provider_tokens_spent(engine: sa.Engine, provider: str) -> int:

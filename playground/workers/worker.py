@@ -38,6 +38,7 @@ from playground.runner import Runner
 from playground.store import Store, open_configured_store
 from playground.store.eval_claims import revive_stalled_batches
 from playground.store.recovery import writer_id
+from playground.store.stats import demo_spent_reader
 from playground.workers.queue import (
     QUEUE,
     SHARD_TASK,
@@ -110,7 +111,9 @@ class Worker:
 
     def _providers(self) -> Mapping[str, Provider]:
         # The server's own key and URL: a key typed in a browser session never gets here.
-        return build_providers(self.settings, self.catalog)
+        return build_providers(
+            self.settings, self.catalog, demo_spent=demo_spent_reader(self.store.engine)
+        )
 
 
 async def batch_shard(context: JobContext, batch_id: int, shard: int) -> None:

@@ -42,6 +42,7 @@ from playground.store.eval_repository import (
     save_template_version,
     update_cells,
 )
+from playground.store.stats import demo_spent_reader
 from playground.templates import render
 
 EXIT_OK, EXIT_TESTS_FAILED = 0, 100
@@ -106,17 +107,19 @@ def execute(
     ``environment_keys`` false (an uploaded config): ``OPENAI_*`` variables are not used."""
     settings = _with_openai(config, settings, environment_keys)
 
-    def build() -> Mapping[str, Provider]:
+    def build(demo_spent: Callable[[], int] | None) -> Mapping[str, Provider]:
         return build_providers(
             settings,
             catalog,
             elumenta_api_key=elumenta_api_key,
             elumenta_base_url=elumenta_base_url,
+            demo_spent=demo_spent,
         )
 
-    providers = build()
+    providers = build(None)
     _check_providers(config, providers)
     store = open_store(settings.resolved_database_url)
+    spent = demo_spent_reader(store.engine)
     try:
         batch_id, version_ids = _plan(store, config, concurrency, use_cache)
         announce(
@@ -128,7 +131,7 @@ def execute(
             batch_id,
             catalog,
             settings,
-            build,
+            lambda: build(spent),
             concurrency=concurrency,
         )
         follow(job.start())
