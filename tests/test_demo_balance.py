@@ -22,6 +22,7 @@ from tests.app_harness import click, open_page, run_compare, texts
 from tests.evaluation_fixtures import plan
 from tests.fake_elumenta.process import ROOT
 from tests.test_cli import run
+from tests.test_evaluate_first_day import run_the_example
 
 
 def settings_balance() -> str:
@@ -129,3 +130,14 @@ def test_a_worker_batch_draws_on_the_apps_demo_balance(app_env: Path) -> None:
     assert len(by_the_worker) == 6
     assert all(after_app - spent <= b < after_app for b in by_the_worker), by_the_worker
     assert min(by_the_worker) == after_app - spent
+
+
+def test_a_batch_on_the_evaluate_page_draws_on_the_same_demo_balance(app_env: Path) -> None:
+    run_compare(open_page(), "Which journal mode?", ["demo:gpt-5-nano", "demo:gpt-5"])
+    after_app = DEMO_STARTING_BALANCE - 3
+    run_the_example()
+    by_the_batch = recorded_demo_balances()[2:]
+    assert len(by_the_batch) == 20
+    spent = after_app - min(by_the_batch)
+    assert all(b < after_app for b in by_the_batch), by_the_batch
+    assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
