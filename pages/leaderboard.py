@@ -13,6 +13,7 @@ from playground.services import evaluate as evaluation
 from ui.auth import current_principal
 
 GROUPINGS: dict[str, Grouping] = {"by model": "model", "by prompt version": "version"}
+NOT_MEASURED = "—"  # no votes, thumbs or scores yet; as History's Cost column
 
 
 def _span(interval: Interval | None) -> str | None:
@@ -67,6 +68,7 @@ table = pd.DataFrame(
 st.dataframe(
     table,
     hide_index=True,
+    placeholder=NOT_MEASURED,
     column_config={
         "win rate": st.column_config.NumberColumn(format="percent"),
         "pass rate": st.column_config.NumberColumn(format="percent"),

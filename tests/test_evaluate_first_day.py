@@ -238,6 +238,16 @@ def test_leaderboard_pass_rates_count_one_set_of_checks_at_a_time() -> None:
     assert pass_rate() == 1.0
 
 
+def test_leaderboard_shows_what_was_not_measured_yet_as_a_dash() -> None:
+    run_the_example()  # pass rates, but no votes, thumbs or scores yet
+    at = open_page("pages/leaderboard.py")
+    assert not at.exception
+    (table,) = at.dataframe
+    unmeasured = table.value.set_index("model").loc["GPT-5 Nano"]
+    assert unmeasured[["rating", "win rate", "thumbs-up rate", "mean score"]].isna().all()
+    assert table.proto.placeholder == "—"  # drawn for them, not "None"
+
+
 def test_the_run_batch_form_and_drafts_survive_a_visit_to_another_page() -> None:
     at = open_tab(open_page("pages/evaluate.py"), TABS, "Run batch")  # the example fills it
     at.multiselect(key="evaluate.models").set_value(["gpt-5", "deepseek-r1"])

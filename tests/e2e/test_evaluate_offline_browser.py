@@ -114,3 +114,10 @@ def test_offline_evaluate_end_to_end(page: Page, artifacts: Path) -> None:
     vote.get_by_role("button", name="A is best").click()
     expect(vote.get_by_text("Vote saved.", exact=False)).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+    # Leaderboard: what was not measured yet (no thumbs, no scores) reads "—", not "None".
+    page.get_by_role("link", name="Leaderboard").click()
+    expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible()
+    board = grid_text(page, 0)
+    assert "GPT-5 Nano" in board and "51%–100%" in board
+    page.screenshot(path=artifacts / "leaderboard-offline.png", full_page=True)
