@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,8 +46,8 @@ from playground.store.models import Base
 from playground.templates import render
 from tests.app_harness import APP, click, open_page, open_tab, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.fake_elumenta.process import playground_environment
 
-ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "compare.prompt"
 MODELS = "compare.models"
 NUL_MESSAGE = "NUL character (\\x00)"
@@ -472,13 +471,7 @@ def test_binary_on_standard_input_ends_the_process_with_exit_2_and_no_traceback(
     # The one case only a process shows: stdin as the interpreter decodes it. Exit codes
     # through ``python -m playground`` are tests/test_cli.py's; every message is above.
     database = tmp_path / "history.sqlite3"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
+    env = playground_environment(
         PLAYGROUND_DATA_DIR=str(tmp_path),
         PLAYGROUND_PROVIDER="demo",
         PLAYGROUND_DATABASE_URL=f"sqlite:///{database}",

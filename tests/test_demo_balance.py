@@ -4,7 +4,6 @@ workers all read it from the history."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from playground.store.stats import balance_points
 from playground.workers.worker import Worker
 from tests.app_harness import click, open_page, run_compare, texts
 from tests.evaluation_fixtures import plan
-from tests.fake_elumenta.process import ROOT
+from tests.fake_elumenta.process import ROOT, playground_environment
 from tests.test_cli import run
 from tests.test_evaluate_first_day import run_the_example
 
@@ -72,18 +71,21 @@ def recorded_demo_balances() -> list[int]:
     return [int(b) for b in points[points["provider"] == "demo"]["balance_remaining"]]
 
 
+def assert_reported_the_rest_of(
+    balance: int, spent: int, reported: list[int], *, answers: int
+) -> None:
+    """``answers`` answers that spent ``spent`` each reported what was left of ``balance``
+    (answers in flight together may report the same figure), not of a balance their own."""
+    assert len(reported) == answers
+    assert all(balance - spent <= b < balance for b in reported), reported
+    assert min(reported) == balance - spent
+
+
 def test_a_cli_eval_draws_on_the_apps_demo_balance(app_env: Path) -> None:
     run_compare(open_page(), "Which journal mode?", ["demo:gpt-5-nano", "demo:gpt-5"])
     after_app = DEMO_STARTING_BALANCE - 3
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_"))
-    }
-    env.update(
-        PYTHONPATH=str(ROOT),
-        PLAYGROUND_DATA_DIR=str(app_env / "data"),
-        PLAYGROUND_DEMO_TIME_SCALE="0.01",
+    env = playground_environment(
+        PLAYGROUND_DATA_DIR=str(app_env / "data"), PLAYGROUND_DEMO_TIME_SCALE="0.01"
     )
     offline = ROOT / "examples" / "offline.yaml"
     proc = subprocess.run(
@@ -101,12 +103,7 @@ def test_a_cli_eval_draws_on_the_apps_demo_balance(app_env: Path) -> None:
 
     runtime.reset()
     assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
-    by_the_cli = recorded_demo_balances()[2:]
-    assert len(by_the_cli) == 20
-    # Each answer reported what was left of the app's balance (answers in flight together
-    # may report the same figure), not of a balance of the CLI's own.
-    assert all(after_app - spent <= b < after_app for b in by_the_cli), by_the_cli
-    assert min(by_the_cli) == after_app - spent
+    assert_reported_the_rest_of(after_app, spent, recorded_demo_balances()[2:], answers=20)
 
 
 def test_a_worker_batch_draws_on_the_apps_demo_balance(app_env: Path) -> None:
@@ -126,18 +123,13 @@ def test_a_worker_batch_draws_on_the_apps_demo_balance(app_env: Path) -> None:
 
     runtime.reset()
     assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
-    by_the_worker = recorded_demo_balances()[1:]
-    assert len(by_the_worker) == 6
-    assert all(after_app - spent <= b < after_app for b in by_the_worker), by_the_worker
-    assert min(by_the_worker) == after_app - spent
+    assert_reported_the_rest_of(after_app, spent, recorded_demo_balances()[1:], answers=6)
 
 
 def test_a_batch_on_the_evaluate_page_draws_on_the_same_demo_balance(app_env: Path) -> None:
     run_compare(open_page(), "Which journal mode?", ["demo:gpt-5-nano", "demo:gpt-5"])
     after_app = DEMO_STARTING_BALANCE - 3
     run_the_example()
-    by_the_batch = recorded_demo_balances()[2:]
-    assert len(by_the_batch) == 20
-    spent = after_app - min(by_the_batch)
-    assert all(b < after_app for b in by_the_batch), by_the_batch
+    spent = 28  # the offline example's 20 answers
     assert settings_balance().startswith(f"Balance: **{after_app - spent}** ")
+    assert_reported_the_rest_of(after_app, spent, recorded_demo_balances()[2:], answers=20)

@@ -7,6 +7,7 @@ the client's GIL) use this; in-process tests use :class:`~tests.fake_elumenta.Fa
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,16 @@ from typing import Any, Self
 from tests.fake_elumenta.state import DEFAULT_API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def playground_environment(**settings: str) -> dict[str, str]:
+    """The environment of a ``python -m playground`` child run from anywhere: this checkout
+    importable, ``settings`` set, the developer's own ``PLAYGROUND_*``, ``ELUMENTA_*`` and
+    ``OPENAI_*`` variables left out."""
+    prefixes = ("PLAYGROUND_", "ELUMENTA_", "OPENAI_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(PYTHONPATH=str(ROOT), **settings)
+    return env
 
 
 def free_port() -> int:
