@@ -13,7 +13,7 @@ from playground.errors import PlaygroundError, user_message
 from playground.principal import Principal
 from playground.providers.registry import key_format_warning, withheld_key_message
 from playground.services import hosted, runtime
-from ui.auth import current_principal, session_connection
+from ui.auth import current_principal, forget_connection, session_connection
 from ui.connection import (
     API_KEY_KEY,
     BASE_URL_KEY,
@@ -53,9 +53,11 @@ def hosted_key_section(principal: Principal) -> None:
             except PlaygroundError as exc:
                 st.error(user_message(exc))
             else:
+                forget_connection()
                 st.success(f"Saved: {saved}. Your runs now use it.")
     if hint and st.button("Forget my key", icon=":material/key_off:"):
         hosted.forget_personal_key(principal)
+        forget_connection()
         st.rerun()
     limits, spend = hosted.limits_and_spend(principal)
     st.subheader("Your limits")

@@ -22,19 +22,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from playground.access import Principal
+from playground.access import Identity, Principal
 from playground.access.audit import list_events
 from playground.datasets import parse_dataset
 from playground.errors import AccessDeniedError, InvalidRequestError
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
-from playground.services import compare, runtime
+from playground.services import compare, hosted, runtime
 from playground.services import evaluate as evaluation
 from playground.services import history as history_service
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
 from playground.store.models import Comparison, Result
 from tests.app_harness import click, open_blocks, open_tab, texts
 from tests.hosted_fixtures import (
+    PAGE_TIMEOUT_S,
+    PROXY_SECRET,
+    ROOT,
     make_workspace,
     open_page_as,
     refreshed,
@@ -43,6 +46,7 @@ from tests.hosted_fixtures import (
 )
 from tests.store_fixtures import Outcome
 from tests.test_app_history import open_row, prompts, seed, table
+from ui.auth import PRINCIPAL_KEY
 
 pytestmark = pytest.mark.usefixtures("app_env", "migrated_app_database")
 
@@ -636,3 +640,34 @@ def test_local_mode_is_unchanged_everyone_sees_everything(app_env: Path) -> None
     assert "Share" not in [e.label for e in open_row(at, 0).expander]
     with runtime.get_store().session() as session:
         assert session.scalars(sa.select(Comparison.owner)).all() == [None]
+
+
+# --- a page run reads its signed-in user once ---------------------------------------------
+
+
+def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every page run of every user is on the way to their live answers: sign-in, the
+    # connection and the sidebar's limits and spend are one transaction, not one per caller.
+    monkeypatch.setenv("PLAYGROUND_AUTH", "proxy")
+    monkeypatch.setenv("PLAYGROUND_PROXY_SECRET", PROXY_SECRET)
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
+    runtime.reset()
+    # AppTest sends no headers: the proxy's identity header is read as Ana's.
+    ana = Identity(team.ana.subject, team.ana.subject, team.ana.display_name)
+    monkeypatch.setattr(hosted, "proxy_identity", lambda headers, peer: ana)
+    queries: list[str] = []
+    sa.event.listen(
+        runtime.get_store().engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_args: queries.append(statement),
+    )
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=PAGE_TIMEOUT_S).run()
+
+    assert not at.exception and not texts(at, "error")
+    assert "Compare models" in [t.value for t in at.title]
+    assert at.session_state[PRINCIPAL_KEY] == team.ana
+    users = [q for q in queries if re.search(r"\bFROM users\b", q)]
+    assert len(users) == 3, users  # the count for the first sign-in, by subject, by id

@@ -21,6 +21,9 @@ from playground.services import hosted, runtime
 from ui.connection import connection_from_state
 
 PRINCIPAL_KEY = "auth.principal"
+VIEW_KEY = "auth.view"
+"""Session state: the signed-in user's :class:`~playground.services.hosted.PageView`, read
+once per page run by :func:`require_principal` (the connection and the sidebar reuse it)."""
 REROUTED_KEY = "auth.rerouted"
 ROUTING_PATH = "signing-in"
 
@@ -37,13 +40,29 @@ def require_principal() -> Principal | None:
             identity = hosted.oidc_identity(st.user.to_dict())
         else:
             identity = hosted.proxy_identity(dict(st.context.headers), _peer_address())
-        principal = hosted.sign_in_user(identity)
+        view = hosted.page_view(identity)
     except PlaygroundError as exc:
         st.session_state.pop(PRINCIPAL_KEY, None)
+        st.session_state.pop(VIEW_KEY, None)
         message = user_message(exc)
         stop_with(lambda: st.error(message, icon=":material/lock:"))
-    st.session_state[PRINCIPAL_KEY] = principal
-    return principal
+    st.session_state[PRINCIPAL_KEY] = view.principal
+    st.session_state[VIEW_KEY] = view
+    return view.principal
+
+
+def forget_connection() -> None:
+    """Read the connection again on its next use (the user's own key was saved or removed)."""
+    st.session_state.pop(VIEW_KEY, None)
+
+
+def _page_view(principal: Principal) -> hosted.PageView | None:
+    """This session's page view, if it is ``principal``'s (read by this page run's
+    ``app.py``, or by the last one for a callback that runs before it)."""
+    view = st.session_state.get(VIEW_KEY)
+    if isinstance(view, hosted.PageView) and view.principal == principal:
+        return view
+    return None
 
 
 def current_principal() -> Principal | None:
@@ -91,6 +110,9 @@ def session_connection() -> runtime.Connection:
     principal = current_principal()
     if principal is None:
         return connection_from_state(st.session_state)
+    view = _page_view(principal)
+    if view is not None:
+        return view.connection
     try:
         return hosted.connection_for(principal)
     except PlaygroundError as exc:
@@ -101,7 +123,8 @@ def session_connection() -> runtime.Connection:
 
 def sidebar_account(principal: Principal) -> None:
     """The signed-in user, role and today's spend against their budget, and Sign out."""
-    limits, spend = hosted.limits_and_spend(principal)
+    view = _page_view(principal)
+    limits, spend = (view.limits, view.spend) if view else hosted.limits_and_spend(principal)
     st.markdown(f"**Signed in:** {escape_markdown(principal.display_name)} · {principal.role}")
     budget = limits.daily_budget_tokens
     if budget:

@@ -84,10 +84,39 @@ def oidc_identity(user_info: Mapping[str, Any]) -> Identity:
 def sign_in_user(identity: Identity) -> Principal:
     """The principal for ``identity`` (created on first sign-in; see :func:`sign_in`)."""
     with runtime.get_store().session() as session, session.begin():
-        first = not session.scalar(sa.select(sa.func.count()).select_from(UserRow))
-        principal = sign_in(session, identity, runtime.get_settings())
-        if first:
-            record_event(session, principal.subject, "user.first_sign_in", principal.subject)
+        return _sign_in(session, identity)
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What every hosted page run needs of its user: who they are, the connection they run
+    with, and their limits and spend (the sidebar)."""
+
+    principal: Principal
+    connection: runtime.Connection
+    limits: Limits
+    spend: Spend
+
+
+def page_view(identity: Identity) -> PageView:
+    """Sign ``identity`` in and read everything a page run shows of them, in one
+    transaction (a page run is on the way to every live answer: each round trip counts)."""
+    with runtime.get_store().session() as session, session.begin():
+        principal = _sign_in(session, identity)
+        user = get_user(session, principal.user_id)
+        return PageView(
+            principal,
+            _connection(session, principal, user),
+            limits_of(user, runtime.get_settings()),
+            spend_of(session, principal.subject),
+        )
+
+
+def _sign_in(session: Session, identity: Identity) -> Principal:
+    first = not session.scalar(sa.select(sa.func.count()).select_from(UserRow))
+    principal = sign_in(session, identity, runtime.get_settings())
+    if first:
+        record_event(session, principal.subject, "user.first_sign_in", principal.subject)
     return principal
 
 
@@ -103,13 +132,17 @@ def connection_for(principal: Principal) -> runtime.Connection:
     Hosted users cannot point the server at another base URL or type a session key: the
     server's settings decide where requests go.
     """
+    with runtime.get_store().session() as session, session.begin():
+        return _connection(session, principal, get_user(session, principal.user_id))
+
+
+def _connection(session: Session, principal: Principal, user: UserRow) -> runtime.Connection:
     settings = runtime.get_settings()
     api_key: SecretStr | None = None
     source = None
-    with runtime.get_store().session() as session, session.begin():
-        if get_user(session, principal.user_id).api_key_encrypted:
-            api_key = personal_key(session, principal, key_vault())
-            source = PERSONAL_KEY
+    if user.api_key_encrypted:
+        api_key = personal_key(session, principal, key_vault())
+        source = PERSONAL_KEY
     if api_key is None and settings.elumenta_api_key is not None:
         api_key, source = settings.elumenta_api_key, TEAM_KEY
     provider = settings.provider or ("elumenta" if api_key else "demo")
