@@ -297,7 +297,8 @@ if run_clicked:
         st.session_state.pop(SHARE_TOKEN, None)
         st.query_params[SHARE_PARAM] = ref
         st.query_params.pop(TOKEN_PARAM, None)
-        st.session_state.pop(BALANCE_STATE_KEY, None)
+        # The balance is read again once the run has finished (BALANCE_AFTER): not now, on
+        # the way to the new columns, while the run has charged nothing yet.
         st.session_state[SCROLL] = handle.run_id
         st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 
