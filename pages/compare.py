@@ -13,6 +13,7 @@ from playground.presenters.compare import (
     SHARE_PARAM,
     TOKEN_PARAM,
     Composer,
+    ModelOption,
     budget_summary,
     budget_warnings,
     build_compare_request,
@@ -26,7 +27,7 @@ from playground.presenters.compare import (
 from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from playground.safe_text import escape_markdown
-from playground.services import compare
+from playground.services import compare, runtime
 from playground.services.compare import ColumnRef
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
@@ -65,6 +66,56 @@ def rerun(position: int) -> None:
         st.session_state[NOTICE] = user_message(exc)
         return
     st.session_state[COLUMNS] = columns
+
+
+def start_run() -> None:
+    """Run's callback: start the comparison before the page is drawn, so this very page run
+    draws its columns (and the models' requests go out a page run sooner)."""
+    principal = current_principal()
+    try:
+        connection = session_connection()
+        providers = runtime.get_providers(connection)
+        options = {o.key: o for o in model_options(providers, connection.provider)}
+        keys, _ = carry_over(st.session_state.get(cs.MODELS, []), list(options.values()))
+        picked = tuple(options[key] for key in keys)
+        composer = Composer(
+            system_prompt=st.session_state.get(cs.SYSTEM, ""),
+            turns=tuple(cs.turns(st.session_state)),
+            prompt=st.session_state.get(cs.PROMPT, ""),
+            picked=picked,
+            temperature=st.session_state.get(cs.TEMPERATURE),
+            max_tokens=st.session_state.get(cs.MAX_TOKENS),
+            overrides=overrides_of(picked),
+        )
+        request = build_compare_request(composer)
+        request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
+        shown = st.session_state.get(COLUMNS, [])
+        handle = compare.start_compare(request, connection, principal, shown=shown)
+    except PlaygroundError as exc:
+        st.session_state[NOTICE] = user_message(exc)
+        return
+    st.session_state[COLUMNS] = [
+        ColumnRef(handle.run_id, i) for i in range(len(handle.request.targets))
+    ]
+    ref = share_ref(handle.run_id, handle.comparison_id)
+    st.session_state[SHARED] = ref
+    st.session_state.pop(SHARE_TOKEN, None)
+    st.query_params[SHARE_PARAM] = ref
+    st.query_params.pop(TOKEN_PARAM, None)
+    # The balance is read again once the run has finished (BALANCE_AFTER): not now, on
+    # the way to the new columns, while the run has charged nothing yet.
+    st.session_state[SCROLL] = handle.run_id
+
+
+def overrides_of(picked: tuple[ModelOption, ...]) -> dict[str, GenerationParams]:
+    """The per-model overrides the session holds for ``picked``."""
+    return {
+        option.key: GenerationParams(
+            temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
+            max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
+        )
+        for option in picked
+    }
 
 
 principal = current_principal()
@@ -234,14 +285,6 @@ if picked:
                     step=1,
                     placeholder="shared",
                 )
-overrides = {
-    option.key: GenerationParams(
-        temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
-        max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
-    )
-    for option in picked
-}
-
 shown = st.session_state.get(COLUMNS, [])
 if shown and st.session_state.get(BALANCE_AFTER) != shown:
     # Once a run (or one column's re-run) has finished, its charge is in the balance:
@@ -258,49 +301,20 @@ elif compare.still_running(shown, principal):
 else:
     run_help = None
 with st.container(horizontal=True, vertical_alignment="center"):
-    run_clicked = st.button(
+    st.button(
         "Run",
         type="primary",
         icon=":material/play_arrow:",
         shortcut="Ctrl+Enter",
         disabled=run_help is not None,
         help=run_help,
+        on_click=start_run,
     )
     st.markdown(budget_summary(picked, balance))
 if balance_error:
     st.warning(f"Could not read the balance: {balance_error}", icon=":material/warning:")
 for warning in budget_warnings(picked, balance):
     st.warning(warning, icon=":material/warning:")
-
-if run_clicked:
-    composer = Composer(
-        system_prompt=st.session_state.get(cs.SYSTEM, ""),
-        turns=tuple(cs.turns(st.session_state)),
-        prompt=st.session_state.get(cs.PROMPT, ""),
-        picked=picked,
-        temperature=st.session_state.get(cs.TEMPERATURE),
-        max_tokens=st.session_state.get(cs.MAX_TOKENS),
-        overrides=overrides,
-    )
-    try:
-        request = build_compare_request(composer)
-        request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        handle = compare.start_compare(request, connection, principal, shown=shown)
-    except PlaygroundError as exc:
-        st.error(user_message(exc), icon=":material/error:")
-    else:
-        st.session_state[COLUMNS] = [
-            ColumnRef(handle.run_id, i) for i in range(len(handle.request.targets))
-        ]
-        ref = share_ref(handle.run_id, handle.comparison_id)
-        st.session_state[SHARED] = ref
-        st.session_state.pop(SHARE_TOKEN, None)
-        st.query_params[SHARE_PARAM] = ref
-        st.query_params.pop(TOKEN_PARAM, None)
-        # The balance is read again once the run has finished (BALANCE_AFTER): not now, on
-        # the way to the new columns, while the run has charged nothing yet.
-        st.session_state[SCROLL] = handle.run_id
-        st.rerun()  # Run is drawn above: redrawn now, it is disabled while the run streams
 
 
 def stop_button(position: int, result: ModelResult) -> None:
