@@ -21,7 +21,7 @@ absolute figures from different runs.
 Needs PLAYGROUND_TEST_POSTGRES_URL (a fresh schema is created and dropped).
 Usage: ``python benchmarks/bench_load.py [--client ws|browser] [--users 20] [--duration 60]
 [--ttft-ms 100] [--delay-ms 15] [--requests-per-minute 10000] [--think-s 0]
-[--paths polling,live]``.
+[--paths polling,live] [--max-streams N]``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument(
         "--paths", default="polling,live", help="comma-separated: polling, live (in order)"
     )
+    parser.add_argument(
+        "--max-streams", type=int, default=None, help="PLAYGROUND_MAX_STREAMS (default: the app's)"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     run_load = CLIENTS[args.client]
@@ -82,6 +85,7 @@ def main() -> None:
                 work,
                 PLAYGROUND_REQUESTS_PER_MINUTE=str(args.requests_per_minute),
                 PLAYGROUND_LIVE_ROUTE=str(path == "live").lower(),
+                **({"PLAYGROUND_MAX_STREAMS": str(args.max_streams)} if args.max_streams else {}),
             ) as app:
                 assert app.process.pid is not None
                 with ProcessWatcher(app.process.pid) as watcher:
