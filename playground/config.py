@@ -79,9 +79,10 @@ class Settings(BaseSettings):
         default=8, ge=1, le=64, validation_alias=_env("PLAYGROUND_MAX_CONCURRENCY")
     )
     # Model streams at once in one app (or CLI) process, every user's comparisons together;
-    # also each provider's HTTP connection pool size.
+    # also each provider's HTTP connection pool size. 128: the 20 users a process is sized
+    # for (docs/deploy.md) can all run six models at once without waiting for a slot.
     max_streams: int = Field(
-        default=64, ge=1, le=1024, validation_alias=_env("PLAYGROUND_MAX_STREAMS")
+        default=128, ge=1, le=1024, validation_alias=_env("PLAYGROUND_MAX_STREAMS")
     )
     max_retries: int = Field(
         default=3, ge=0, le=10, validation_alias=_env("PLAYGROUND_MAX_RETRIES")
