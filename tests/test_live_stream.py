@@ -21,7 +21,7 @@ from playground.principal import Principal
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import ColumnRef, RunHandle
-from playground.services import runtime
+from playground.services import compare, runtime
 from playground.store import get_comparison, share_comparison
 from tests.e2e.hosted import PROXY_SECRET, proxy_headers
 from tests.fake_elumenta.process import free_port
@@ -78,13 +78,13 @@ def test_when_the_done_event_goes_out_the_page_already_sees_every_answer_final(
         messages=(Message("user", "Tell me about streams"),),
         targets=tuple(ModelTarget("demo", m) for m in MODELS),
     )
-    handle = runtime.start_compare(request, runtime.connection_from())
+    handle = compare.start_compare(request, runtime.connection_from())
     columns = [ColumnRef(handle.run_id, i) for i in range(len(MODELS))]
     seen_at_done: list[object] = []
 
     def on_event() -> None:  # on the runner's thread, right after each event is added
         if handle.feed.ended and not seen_at_done:
-            state = runtime.column_results(columns)
+            state = compare.column_results(columns)
             assert state is not None
             results, done = state
             with runtime.get_store().session() as session:
