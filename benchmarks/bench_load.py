@@ -9,8 +9,9 @@ people run, but 20 tabs saturate a 2-core machine by themselves.
 Prints the comparisons finished and the model requests the fake received, errors, markers
 leaked between users, time-to-first-token as the user sees it (from pressing Run to a
 model's first answer text on the page) beside the runner's own (request sent to first
-text, from the history), the time until all six columns are done, and the app process's
-CPU and memory (before the users arrive, and while they run).
+text, from the history), the time until all six columns are done, the median time from
+Run to each stage of a round (``load_ws.STAGES``: where the time to first text goes), and
+the app process's CPU and memory (before the users arrive, and while they run).
 
 Each path in ``--paths`` is measured in turn, in the same run, on a fresh app process:
 ``polling`` (``PLAYGROUND_LIVE_ROUTE=false``: the page redraws live columns from a polled
