@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from playground.evaluation.watch import Sight
 from playground.store import Store
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_recovery import recover_interrupted_batches
@@ -102,3 +103,24 @@ def test_a_live_job_renews_its_heartbeat_so_it_is_never_taken_for_dead(
     finally:
         running.cancel()
         assert running.wait(10).status == "cancelled"
+
+
+def test_time_the_database_did_not_answer_does_not_count_toward_a_stale_claim() -> None:
+    sight = Sight(gap_s=1.0)
+    assert sight.seen_since(1.0, now=100.0) is None  # nothing seen yet
+    for at in (100.0, 100.5, 101.0, 101.5):
+        sight.answered(at=at)
+    assert sight.seen_since(1.0, now=102.0) == 101.0  # answered all along
+    assert sight.seen_since(5.0, now=102.0) is None  # watched for 2 s only
+    sight.answered(at=110.0)  # 8.5 s without an answer: an outage
+    # Seen: 1.5 s before it, then what followed it.
+    assert sight.seen_since(1.0, now=110.5) == 101.0
+    assert sight.seen_since(2.0, now=110.5) == 100.0
+    for at in (110.5, 111.0, 111.5, 112.0, 112.5, 113.0):
+        sight.answered(at=at)
+    assert sight.seen_since(5.0, now=113.0) is None  # 1.5 s + 3 s
+    sight.answered(at=114.0)
+    assert sight.seen_since(5.0, now=114.0) == 100.5  # 1.5 s + 4 s
+    # The caller's own transaction is an answer: a long silence up to it is blind too.
+    assert sight.seen_since(5.0, now=130.0) == 100.5
+    assert sight.seen_since(6.0, now=130.0) is None

@@ -63,7 +63,7 @@ from playground.evaluation.scheduling import (
     claim_limit,
     row_request,
 )
-from playground.evaluation.watch import Watcher, poll_batch
+from playground.evaluation.watch import Sight, Watcher, poll_batch
 from playground.providers.base import Provider
 from playground.results import ModelResult
 from playground.runner import ModelFinished, RunEvent, RunHandle, Runner
@@ -166,6 +166,9 @@ class BatchJob:
         self._heartbeat_s = heartbeat_s
         self._stale_after = timedelta(seconds=stale_after_s)
         self._poll_s = min(1.0, heartbeat_s)
+        # An unanswered stretch up to half the slack between renewing and going stale still
+        # counts as seen: the owner of a claim had the rest of the interval to renew it.
+        self._sight = Sight(gap_s=max(2 * self._poll_s, (stale_after_s - heartbeat_s) / 2))
         # host:pid:token/shard: liveness checks read the process part, claims the whole.
         self._claimer = f"{writer_id()}/{uuid.uuid4().hex[:8]}"
         self._cond = threading.Condition()
@@ -369,6 +372,7 @@ class BatchJob:
             cells = cell_figures(session, self.batch_id)
             status = batch.status
             owner = batch.owner
+        self._sight.answered()
         with self._cond:
             self._total = len(cells)
             self._tally = Tally.of(cells)
@@ -502,7 +506,7 @@ class BatchJob:
             run,
             limit,
             claimer=self._claimer,
-            stale_after=self._stale_after,
+            stale_before=self._stale_before,
             cost_of=self._catalog.cost_of,
             settling=self._settling,
         )
@@ -667,10 +671,16 @@ class BatchJob:
         for handle in handles:
             handle.cancel()
 
+    def _stale_before(self, now: datetime) -> datetime:
+        """Others' claims renewed before this may be taken over at ``now``: their owners had
+        a whole stale interval of database time (as this job saw it) to renew them."""
+        return self._sight.stale_before(self._stale_after, now)
+
     def _others_running(self) -> bool:
-        stale_before = datetime.now(UTC) - self._stale_after
         return self._store.retrying(
-            lambda session: has_live_claims(session, self.batch_id, stale_before)
+            lambda session: has_live_claims(
+                session, self.batch_id, self._stale_before(datetime.now(UTC))
+            )
         )
 
     def _finish(self, run: JobRun, outcome: Outcome) -> None:
@@ -687,7 +697,6 @@ class BatchJob:
             return
         final = "completed" if outcome == "done" else "budget_reached"
         judging = run.judge_price is not None
-        stale_before = datetime.now(UTC) - self._stale_after
 
         def finish(session: Session) -> tuple[bool, str]:
             won = finish_batch(
@@ -695,7 +704,7 @@ class BatchJob:
                 self.batch_id,
                 "judging" if judging else final,
                 all_done=outcome == "done",
-                stale_before=stale_before,
+                stale_before=self._stale_before(datetime.now(UTC)),
             )
             batch = get_batch(session, self.batch_id)
             return won, batch.status if batch is not None else "interrupted"
@@ -737,6 +746,7 @@ class BatchJob:
         with self._cond:
             epoch, in_flight = self._control_epoch, list(self._in_flight)
         status = poll_batch(self._store, self.batch_id, self._claimer, in_flight, beat=beat)
+        self._sight.answered()
         if status is not None:
             self._observe(status, epoch)
 

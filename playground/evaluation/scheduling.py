@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -85,19 +85,21 @@ def claim_cells(
     limit: int,
     *,
     claimer: str,
-    stale_after: timedelta,
+    stale_before: Callable[[datetime], datetime],
     cost_of: PriceOf,
     settling: Callable[[], bool],
 ) -> Claim:
     """Claim up to ``limit`` cells for ``claimer`` in one transaction, within the budget.
 
-    A claim that is not renewed for ``stale_after`` is taken over; ``settling``: whether
-    the job has answers in flight, asked when the owner's limits hold the cells back.
+    Another claimer's cell is taken over when its heartbeat is older than
+    ``stale_before(now)`` (until then it counts against the budget as reserved);
+    ``settling``: whether the job has answers in flight, asked when the owner's limits
+    hold the cells back.
     """
 
     def claim_in(session: Session) -> Claim:
         now = datetime.now(UTC)
-        stale_before = now - stale_after
+        stale_before_now = stale_before(now)
         control = batch_control(session, batch_id)
         if control is not None and control.budget_tokens is not None:
             # Locked: claimers of this batch then see each other's reservations.
@@ -106,10 +108,10 @@ def claim_cells(
             raise InvalidRequestError(f"No batch #{batch_id}.")
         if control.status != "running":
             return Claim(control.status)
-        cells = claimable_cells(session, batch_id, limit, stale_before, claimer)
+        cells = claimable_cells(session, batch_id, limit, stale_before_now, claimer)
         if cells and control.budget_tokens is not None:
             figures = cell_figures(session, batch_id)
-            spent = committed_tokens(figures, cost_of, run.judge_price, stale_before)
+            spent = committed_tokens(figures, cost_of, run.judge_price, stale_before_now)
             left = control.budget_tokens - spent
             cells = affordable(cells, left, cost_of, run.judge_price)
             if not cells:
@@ -123,7 +125,7 @@ def claim_cells(
             [c.id for c in cells],
             claimer,
             now=now,
-            stale_before=stale_before,
+            stale_before=stale_before_now,
         )
         return Claim(control.status, [c for c in cells if c.id in taken])
 

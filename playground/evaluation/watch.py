@@ -4,6 +4,11 @@ Pause and cancel may come from another process (another app process, a worker, t
 so a job reads its batch's status every ``poll_s`` seconds; every ``heartbeat_s`` it also
 renews the heartbeat of the batch and of its cells in flight, without which other
 processes take its claims over (:func:`~playground.store.eval_claims.claimable_cells`).
+
+Each poll that the database answers is also noted in the job's :class:`Sight`: a claim
+is taken over only once its owner had a whole stale interval *with the database
+answering* to renew it, so an outage (when nobody can renew anything) never makes live
+claims look abandoned.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -20,6 +26,68 @@ from playground.store.db import Store
 from playground.store.eval_claims import batch_control, renew_heartbeat
 
 log = logging.getLogger(__name__)
+
+
+class Sight:
+    """When a job saw the database answer: the clock that other processes' claims go stale on.
+
+    ``answered`` notes each time the database answered; two answers more than ``gap_s``
+    apart leave a blind stretch between them (an outage, a stalled connection, a starved
+    thread: the owner of a claim may not have been able to renew it either). Time before
+    the first answer is blind too: a job that just started has seen nothing.
+    """
+
+    MAX_BLIND = 64  # older stretches are forgotten: the time before them counts as blind
+
+    def __init__(self, gap_s: float) -> None:
+        self._gap_s = gap_s
+        self._lock = threading.Lock()
+        self._since: float | None = None  # the first answer (monotonic)
+        self._last: float | None = None  # the latest answer
+        self._blind: deque[tuple[float, float]] = deque()
+
+    def answered(self, at: float | None = None) -> None:
+        """Note that the database answered (now, or at monotonic time ``at``)."""
+        at = time.monotonic() if at is None else at
+        with self._lock:
+            if self._since is None or self._last is None:
+                self._since = self._last = at
+                return
+            if at - self._last > self._gap_s:
+                self._blind.append((self._last, at))
+                if len(self._blind) > self.MAX_BLIND:
+                    _, self._since = self._blind.popleft()
+            self._last = max(self._last, at)
+
+    def seen_since(self, seen_s: float, now: float | None = None) -> float | None:
+        """The latest monotonic time from which up to ``now`` (an answer: the caller is in
+        a transaction) the job saw the database answer for ``seen_s`` seconds; ``None``
+        when it has not seen that much yet."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._since is None or self._last is None:
+                return None
+            blind = list(self._blind)
+            if now - self._last > self._gap_s:
+                blind.append((self._last, now))
+            since = self._since
+        cursor, needed = now, seen_s
+        for start, end in reversed(blind):
+            if cursor - end >= needed:
+                return cursor - needed
+            needed -= max(0.0, cursor - end)
+            cursor = min(cursor, start)
+        return cursor - needed if cursor - since >= needed else None
+
+    def stale_before(self, stale_after: timedelta, now: datetime) -> datetime:
+        """Claims renewed before this (wall-clock) time may be taken over at ``now``: their
+        owner had ``stale_after`` of database time to renew them. Before the job has seen
+        that much, nothing may be taken over (the distant past)."""
+        mono_now = time.monotonic()
+        since = self.seen_since(stale_after.total_seconds(), mono_now)
+        if since is None:
+            return datetime.min.replace(tzinfo=UTC)
+        return now - timedelta(seconds=mono_now - since)
 
 
 class Watcher:
