@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     db_outage_wait_s: float = Field(
         default=60.0, ge=0, validation_alias=_env("PLAYGROUND_DB_OUTAGE_WAIT_S")
     )
+    # PostgreSQL: the server cancels a statement running longer, and a connection that has
+    # not answered a little after that is closed and treated as an outage (0: no limit).
+    db_statement_timeout_s: float = Field(
+        default=30.0, ge=0, validation_alias=_env("PLAYGROUND_DB_STATEMENT_TIMEOUT_S")
+    )
 
     demo_time_scale: float = Field(
         default=1.0, ge=0, validation_alias=_env("PLAYGROUND_DEMO_TIME_SCALE")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from playground.catalog import load_catalog
 from playground.providers.elumenta import ElumentaProvider
@@ -26,6 +27,7 @@ from playground.store import Store, StoreRecorder, open_store
 from playground.store import db as store_db
 from playground.store.models import Result
 from playground.store.outage import OUTAGE, StoreUnavailableError
+from playground.store.postgres import answer_timeout_s, connect_args, unbounded
 from playground.store.recorder import AnswerSpooledError
 from playground.store.spool import RowUpdate
 from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
@@ -163,6 +165,84 @@ def test_a_start_whose_commit_was_answered_with_a_lost_connection_keeps_one_row(
     finally:
         sa.event.remove(sa.orm.Session, "after_commit", lose_the_commits_answer)
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_server_that_goes_silent_is_an_outage_not_a_hang(
+    pg: tuple[FaultProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = pg
+    # A silent server: the connection stays open, nothing comes back (no reset, no close).
+    quick = make_url(url).update_query_dict({"connect_timeout": "1"})
+    store = open_store(
+        quick.render_as_string(hide_password=False),
+        spool_dir=tmp_path,
+        outage_wait_s=1.0,
+        statement_timeout_s=1.0,
+    )
+    recorder, (result,) = started_rows(store, ("gpt-5",))
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            recorder.record_finished(finished(result, "kept while the server is silent"))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the write ended with is the point
+            outcome.append(exc)
+
+    proxy.stall()
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(20)
+    proxy.restore()
+    store.close()
+    assert not writer.is_alive(), "the write hung on a silent server"
+    (raised,) = outcome
+    assert isinstance(raised, AnswerSpooledError)
+    spool = store.writes.spool
+    assert spool is not None
+    assert json.loads(spool.path.read_text())["result_id"] == result.result_id
+
+
+def test_postgresql_connections_time_out_by_default_and_the_url_overrides_each_limit() -> None:
+    plain = connect_args(make_url("postgresql+psycopg://u@db/x"), 30.0)
+    assert plain == {
+        "connect_timeout": "10",
+        "keepalives": "1",
+        "keepalives_idle": "30",
+        "keepalives_interval": "10",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "30000",
+        "options": "-c statement_timeout=30000",
+    }
+    own = make_url(
+        "postgresql+psycopg://u@db/x?connect_timeout=3&keepalives_idle=5"
+        "&options=-c%20statement_timeout%3D0"
+    )
+    chosen = connect_args(own, 30.0)
+    assert not {"connect_timeout", "keepalives_idle", "options"} & set(chosen)
+    kept = connect_args(make_url("postgresql+psycopg://u@db/x?options=-c%20work_mem%3D8MB"), 2)
+    assert kept["options"] == "-c work_mem=8MB -c statement_timeout=2000"
+    assert "options" not in connect_args(make_url("postgresql+psycopg://u@db/x"), 0)
+    assert (answer_timeout_s(30.0), answer_timeout_s(1.0), answer_timeout_s(0)) == (35.0, 2.0, None)
+
+
+@pytest.mark.postgres
+def test_a_statement_past_the_timeout_is_cancelled_and_migrations_have_none(
+    pg: tuple[FaultProxy, str],
+) -> None:
+    _proxy, url = pg
+    engine = store_db.create_store_engine(url, statement_timeout_s=0.5)
+    try:
+        with (
+            pytest.raises(sa.exc.OperationalError, match="statement timeout"),
+            engine.connect() as connection,
+        ):
+            connection.exec_driver_sql("SELECT pg_sleep(2)")
+        with engine.begin() as connection, unbounded(connection):
+            connection.exec_driver_sql("SELECT pg_sleep(1)")
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres

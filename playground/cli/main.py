@@ -45,6 +45,7 @@ from playground.store import (
     open_configured_store,
     write_export,
 )
+from playground.store.postgres import unbounded
 from playground.store.rollups import rebuild as rebuild_rollups
 from playground.store.stats import demo_spent_reader
 
@@ -428,7 +429,12 @@ def main(
             if args.command == "export":
                 return run_export(args, store, out, err)
             if args.command == "rollups":
-                with store.session() as session, session.begin():
+                # One pass over the whole history: it may outlast the statement timeout.
+                with (
+                    store.session() as session,
+                    session.begin(),
+                    unbounded(session.connection()),
+                ):
                     counted = rebuild_rollups(session)
                 out.write(f"Usage rollups rebuilt from {counted} finished result(s).\n")
                 return EXIT_OK

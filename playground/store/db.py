@@ -28,6 +28,13 @@ from playground.errors import ConfigError, SchemaNewerThanCodeError
 from playground.redact import mask_url
 from playground.store.dialects import register_sqlite_functions
 from playground.store.outage import DEFAULT_OUTAGE_WAIT_S, WritePolicy, run_write
+from playground.store.postgres import (
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    AnsweringConnection,
+    answer_timeout_s,
+    connect_args,
+    unbounded,
+)
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
 from playground.store.spool import Spool
 
@@ -40,8 +47,6 @@ _PG_MIGRATION_LOCK_KEY = 7_301_946_118
 # A PostgreSQL connection idle in the pool for longer is pinged before use (a server restart
 # or idle timeout may have closed it); a busy one is not (see _ping_idle_connections).
 IDLE_PING_AFTER_S = 10.0
-# A stalled or black-holed server must fail a connection attempt (to be retried), not hang it.
-PG_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ def open_store(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     spool_dir: Path | None = None,
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
 ) -> Store:
     """Open (creating if needed) the database at ``url``, migrate it to head, recover crashes.
 
@@ -91,11 +97,13 @@ def open_store(
     there during an earlier outage are written first, then (with ``recover``) results left
     ``pending``/``running`` by a process that no longer exists become ``interrupted``
     (their partial text is kept); see :func:`recover_interrupted`. Writes wait up to
-    ``outage_wait_s`` for a database that goes away. Raises :class:`ConfigError` saying
-    why when the database cannot be opened (its password masked).
+    ``outage_wait_s`` for a database that goes away; on PostgreSQL a statement gets
+    ``statement_timeout_s`` (see :mod:`playground.store.postgres`). Raises
+    :class:`ConfigError` saying why when the database cannot be opened (its password
+    masked).
     """
     try:
-        engine = create_store_engine(url)
+        engine = create_store_engine(url, statement_timeout_s=statement_timeout_s)
     except OSError as exc:
         raise _cannot_open(url, f"{exc.strerror or exc} ({exc.filename})") from exc
     spool = None if spool_dir is None else Spool(spool_dir, url)
@@ -121,6 +129,7 @@ def open_configured_store(settings: Settings, **options: Any) -> Store:
         settings.resolved_database_url,
         spool_dir=settings.spool_dir,
         outage_wait_s=settings.db_outage_wait_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
         **options,
     )
 
@@ -136,8 +145,12 @@ def _cannot_open(url: str, detail: str) -> ConfigError:
     )
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine tuned for the history store (WAL, busy timeout, foreign keys on SQLite)."""
+def create_store_engine(
+    url: str, *, statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+) -> Engine:
+    """An engine tuned for the history store: WAL, busy timeout and foreign keys on SQLite;
+    on PostgreSQL connections that time out instead of hanging on a silent server
+    (:mod:`playground.store.postgres`; parameters in the URL win)."""
     parsed = _normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         _create_sqlite_dir(parsed)
@@ -148,16 +161,21 @@ def create_store_engine(url: str) -> Engine:
         )
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
-    connect_args = (
-        {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    )
     engine = sa.create_engine(
         parsed,
         json_serializer=_json_dumps,
         pool_size=5,
         max_overflow=10,
-        connect_args=connect_args,
+        connect_args=connect_args(parsed, statement_timeout_s),
     )
+    wait_s = answer_timeout_s(statement_timeout_s)
+
+    def answering_connection(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        connection = AnsweringConnection.connect(*cargs, **cparams)
+        connection.answer_timeout_s = wait_s
+        return connection
+
+    sa.event.listen(engine, "do_connect", answering_connection)
     _ping_idle_connections(engine)
     return engine
 
@@ -274,7 +292,8 @@ def upgrade_to_head(engine: Engine) -> None:
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
             )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        with unbounded(connection):  # a back-fill on a large history may take a while
+            command.upgrade(config, "head")
 
 
 def check_database_url(url: str) -> None:
