@@ -7,7 +7,9 @@ points a database URL through it (:func:`through`), then:
   restarts or fails over);
 - :meth:`FaultProxy.refuse` closes new connections at once, for ``seconds`` or until
   :meth:`FaultProxy.restore` (the server is still down);
-- :meth:`FaultProxy.stall` stops forwarding bytes until :meth:`FaultProxy.restore`.
+- :meth:`FaultProxy.stall` stops forwarding bytes until :meth:`FaultProxy.restore`;
+- :meth:`FaultProxy.lose_next_commit_answer` lets the next ``COMMIT`` through and cuts
+  that connection when the server answers it: committed, but the client never hears so.
 
 ``benchmarks/bench_outage.py`` uses it the same way.
 """
@@ -38,6 +40,8 @@ class FaultProxy:
         self._flowing = threading.Event()
         self._flowing.set()
         self._closed = False
+        self._lose_commit_answer = False
+        self.commit_answers_lost = 0
         self.accepted = 0
         self.refused = 0
         threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
@@ -64,6 +68,12 @@ class FaultProxy:
     def stall(self) -> None:
         """Stop forwarding bytes (connections stay open) until :meth:`restore`."""
         self._flowing.clear()
+
+    def lose_next_commit_answer(self) -> None:
+        """Forward the next ``COMMIT`` a client sends, then cut its connection instead of
+        forwarding the server's answer (a connection lost right after the commit)."""
+        with self._lock:
+            self._lose_commit_answer = True
 
     def restore(self) -> None:
         """Forward again and accept new connections."""
@@ -111,16 +121,33 @@ class FaultProxy:
             self.accepted += 1
             with self._lock:
                 self._open.update((client, server))
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+            committing = threading.Event()  # this connection's COMMIT answer is to be lost
+            for source, target, upstream in ((client, server, True), (server, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(source, target, upstream, committing), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+    def _pump(
+        self,
+        source: socket.socket,
+        target: socket.socket,
+        upstream: bool,
+        committing: threading.Event,
+    ) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
                 self._flowing.wait()
+                if upstream and b"COMMIT" in data.upper():
+                    with self._lock:
+                        if self._lose_commit_answer:
+                            self._lose_commit_answer = False
+                            committing.set()
+                elif not upstream and committing.is_set():
+                    self.commit_answers_lost += 1
+                    break  # the server committed; its answer goes nowhere
                 target.sendall(data)
         except OSError:
             pass  # cut, or the other side went away: both ends close below

@@ -25,7 +25,7 @@ from playground.results import CompareRequest, ModelResult
 from playground.runner import NOT_RECORDED, ModelDelta, RunEvent, Runner
 from playground.store import Store, StoreRecorder, open_store
 from playground.store import db as store_db
-from playground.store.models import Result
+from playground.store.models import Comparison, Result
 from playground.store.outage import OUTAGE, StoreUnavailableError
 from playground.store.postgres import answer_timeout_s, connect_args, unbounded
 from playground.store.recorder import AnswerSpooledError
@@ -243,6 +243,28 @@ def test_a_statement_past_the_timeout_is_cancelled_and_migrations_have_none(
             connection.exec_driver_sql("SELECT pg_sleep(1)")
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_comparison_whose_commit_answer_was_lost_is_stored_once(
+    pg: tuple[FaultProxy, str],
+) -> None:
+    proxy, url = pg
+    store = open_store(url)
+    try:
+        recorder = StoreRecorder(store.engine, writes=store.writes)
+        proxy.lose_next_commit_answer()
+        comparison_id = recorder.start_comparison(make_request(SIX[:2]))
+        assert proxy.commit_answers_lost == 1
+        with store.session() as session:
+            stored = session.execute(sa.select(Comparison.id)).scalars().all()
+            positions = session.execute(
+                sa.select(Result.comparison_id, Result.position).order_by(Result.position)
+            ).all()
+    finally:
+        store.close()
+    assert stored == [comparison_id]
+    assert [tuple(p) for p in positions] == [(comparison_id, 0), (comparison_id, 1)]
 
 
 @pytest.mark.postgres

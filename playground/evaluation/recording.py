@@ -283,8 +283,10 @@ class BatchRecorder(StoreRecorder):
             cell.attempts += 1
             by_attempts.setdefault(cell.attempts, []).append(cell.id)
 
+        insert = self._comparison_work(request)
+
         def write(session: Session) -> int:
-            comparison_id = self._insert_comparison(session, request)
+            comparison_id = insert(session)
             for attempts, ids in by_attempts.items():
                 update_cells(session, ids, status="running", attempts=attempts)
             if request.use_cache:

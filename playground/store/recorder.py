@@ -1,7 +1,7 @@
 """The history store's side of :class:`playground.results.Recorder`.
 
 Every method is one short transaction, so concurrent runners (threads or processes) only
-ever wait for each other for milliseconds. The ``_insert_comparison``, ``_write_started``
+ever wait for each other for milliseconds. The ``_comparison_work``, ``_write_started``
 and ``_write`` helpers take the session, so a subclass can add its rows to that transaction.
 
 A database outage only delays writes (:mod:`playground.store.outage`): each transaction is
@@ -71,6 +71,29 @@ _START_PENDING = (
 _UPDATE_ROW = sa.update(_RESULTS).where(_RESULTS.c.id == sa.bindparam("row_id"))
 
 
+def _created_comparison(session: Session, request: CompareRequest, created: datetime) -> int | None:
+    """The comparison this process created for ``request`` at ``created``, if it was
+    committed (its rows carry this process's writer id and the same creation time)."""
+    ours = (
+        sa.select(Result.id)
+        .where(
+            Result.comparison_id == Comparison.id,
+            Result.writer == writer_id(),
+            Result.created_utc == created,
+        )
+        .exists()
+    )
+    return session.scalar(
+        sa.select(Comparison.id)
+        .where(
+            Comparison.created_utc == created,
+            Comparison.prompt_hash == prompt_hash(request.system_prompt, request.messages),
+            ours,
+        )
+        .limit(1)
+    )
+
+
 class AnswerSpooledError(PlaygroundError):
     """An answer could not be written for the outage wait; it is kept in the spool file."""
 
@@ -107,8 +130,12 @@ class StoreRecorder:
         self._writes = writes or WritePolicy()
 
     def start_comparison(self, request: CompareRequest) -> int:
-        """Store the comparison and one ``pending`` row per target; return the comparison id."""
-        return self._retrying(lambda session: self._insert_comparison(session, request))
+        """Store the comparison and one ``pending`` row per target; return the comparison id.
+
+        Written once even when a commit went through but its answer was lost with the
+        connection (see :meth:`_comparison_work`).
+        """
+        return self._retrying(self._comparison_work(request))
 
     def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
         """A completed earlier answer to the identical request, marked ``cached``; or ``None``."""
@@ -217,6 +244,26 @@ class StoreRecorder:
         started = result.started_at or datetime.now(UTC)
         return lambda session: self._write_started(session, comparison_id, result, started)
 
+    def _comparison_work(self, request: CompareRequest) -> Callable[[Session], int]:
+        """The transaction body that inserts ``request``'s comparison, safe to run again: a
+        retry first looks for the comparison an earlier attempt committed (same creation
+        time, prompt and writing process) and returns it instead of adding an empty second
+        one."""
+        # One creation time for every attempt: it is what a retry finds the row by.
+        created = datetime.now(UTC)
+        attempts = 0
+
+        def insert(session: Session) -> int:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                found = _created_comparison(session, request, created)
+                if found is not None:
+                    return found
+            return self._insert_comparison(session, request, created)
+
+        return insert
+
     def _progress_work(self, result: ModelResult) -> Callable[[Session], None]:
         return lambda session: self._write(session, result)
 
@@ -244,8 +291,10 @@ class StoreRecorder:
     def _retrying(self, work: Callable[[Session], T]) -> T:
         return run_write(self._engine, work, self._writes)
 
-    def _insert_comparison(self, session: Session, request: CompareRequest) -> int:
-        now = datetime.now(UTC)
+    def _insert_comparison(
+        self, session: Session, request: CompareRequest, now: datetime | None = None
+    ) -> int:
+        now = now or datetime.now(UTC)
         comparison = Comparison(
             created_utc=now,
             owner=request.owner,
