@@ -16,8 +16,10 @@ import sqlalchemy as sa
 
 from playground.access.spending import spend_of
 from playground.config import Settings
+from playground.errors import RateLimitInfo
 from playground.evaluation.assertions import AssertionSpec
 from playground.evaluation.batch import BatchJob
+from playground.evaluation.quota import newer_report
 from playground.evaluation.recording import BatchProgress
 from playground.store import Store
 from playground.store.eval_models import BatchCellRow, BatchRow
@@ -191,12 +193,30 @@ def test_low_quota_slows_down_to_one_request_at_a_time(
     progress = running.start().wait(30)
     assert progress.completed == 12
     assert "slowing down" in progress.message
-    # The quota is only learnt from answers, so how many start together at first depends
-    # on timing; by the last requests the batch must be sending one at a time, and one
-    # request takes at least the scripted 40 ms, so consecutive starts are that far apart.
-    starts = sorted(r.received_at for r in fake_elumenta.requests if r.path.endswith("stream"))
-    late_gaps = [b - a for a, b in itertools.pairwise(starts[-3:])]
-    assert min(late_gaps) >= 0.035
+    # The quota is only learnt from answers: the first claim (8 cells) goes out before it
+    # is known. The 4 cells claimed after it must go one at a time: each request reaches
+    # the fake only after it finished answering the one before.
+    spans = sorted(
+        (r.received_at, fake_elumenta.answered_at[i])
+        for i, r in enumerate(fake_elumenta.requests)
+        if r.path.endswith("stream")
+    )
+    assert len(spans) == 12
+    for (_, previous_end), (start, _) in itertools.pairwise(spans[-4:]):
+        assert start > previous_end
+
+
+def test_an_older_quota_report_arriving_late_does_not_undo_the_slowdown() -> None:
+    hour = "2026-03-01T13:00:00Z"
+    seen = RateLimitInfo(remaining_hour=16, reset_hour=hour)
+    # Sent early, answered late: its count is from before the others were sent.
+    assert not newer_report(seen, RateLimitInfo(remaining_hour=19, reset_hour=hour))
+    assert newer_report(seen, RateLimitInfo(remaining_hour=15, reset_hour=hour))
+    # A new hour: the count starts over.
+    assert newer_report(seen, RateLimitInfo(remaining_hour=99, reset_hour="2026-03-01T14:00:00Z"))
+    assert newer_report(None, RateLimitInfo(remaining_hour=19, reset_hour=hour))
+    assert not newer_report(seen, None)
+    assert not newer_report(seen, RateLimitInfo(remaining_day=5))
 
 
 def test_judge_spend_counts_against_the_budget_and_no_answer_is_judged_twice(

@@ -41,13 +41,14 @@ from playground.errors import (
     InsufficientTokensError,
     InvalidRequestError,
     PlaygroundError,
+    RateLimitInfo,
     user_message,
 )
 from playground.evaluation.budget import rows_of
 from playground.evaluation.judging.cells import judge_price_of
 from playground.evaluation.judging.final_pass import judge_answers
 from playground.evaluation.plan import BatchInputs, BatchSpec, load_inputs
-from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, quota_reaction
+from playground.evaluation.quota import DEFAULT_RATE_LIMIT_PAUSE_S, newer_report, quota_reaction
 from playground.evaluation.recording import (
     BUDGET_MESSAGE,
     BatchProgress,
@@ -179,6 +180,7 @@ class BatchJob:
         self._drain_until: float | None = None
         self._blocked_until = 0.0
         self._slow = False
+        self._quota: RateLimitInfo | None = None  # the newest quota report (lock held)
         self._in_flight: set[int] = set()
         self._sent: set[int] = set()  # cells of _in_flight whose request went out
         self._handles: dict[int, RunHandle] = {}
@@ -640,8 +642,13 @@ class BatchJob:
         self._react_to_quota(result)
 
     def _react_to_quota(self, result: ModelResult) -> None:
-        """Slow down near the end of the hourly quota; wait for its reset when it is used up."""
-        reaction = quota_reaction(result.rate_limit, self._low_watermark)
+        """Slow down near the end of the hourly quota; wait for its reset when it is used up.
+
+        Only the newest report counts (:func:`newer_report`).
+        """
+        report = result.rate_limit if newer_report(self._quota, result.rate_limit) else None
+        self._quota = report or self._quota
+        reaction = quota_reaction(report, self._low_watermark)
         if reaction is None:
             return
         self._slow = reaction.slow

@@ -38,6 +38,20 @@ def quota_reaction(limits: RateLimitInfo | None, low_watermark: int) -> QuotaRea
     return QuotaReaction(slow, None, message)
 
 
+def newer_report(seen: RateLimitInfo | None, report: RateLimitInfo | None) -> bool:
+    """Whether ``report`` may replace ``seen`` as what the job knows of the hourly quota.
+
+    Answers finish out of order: one sent early carries the count from when its response
+    began. Within one hour (the same ``reset_hour``) the count only goes down, so a higher
+    one is older news and must not undo a slowdown.
+    """
+    if report is None or report.remaining_hour is None:
+        return False
+    if seen is None or seen.remaining_hour is None or report.reset_hour is None:
+        return True
+    return report.reset_hour != seen.reset_hour or report.remaining_hour <= seen.remaining_hour
+
+
 def _seconds_until(value: str | None) -> float | None:
     moment = reset_moment(value)
     return None if moment is None else max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -58,6 +58,7 @@ class FakeMiddleware:
         body = await _read_body(receive)
         scope.setdefault("state", {})["received_at"] = arrived
         path: str = scope["path"]
+        index = len(self.state.requests)
         if not path.startswith(CONTROL_PREFIX):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             host, port = scope.get("client") or ("", 0)
@@ -88,6 +89,9 @@ class FakeMiddleware:
                     for name, value in self.state.rate_limit_headers().items()
                 ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                # Before sending: the client cannot have the whole answer any earlier.
+                self.state.answered_at[index] = time.perf_counter()
             await send(message)
 
         await self.app(scope, replay, send_with_quota if path.startswith(API_PREFIX) else send)

@@ -147,6 +147,9 @@ class FakeState:
             "openai_api_key": openai_api_key,
         }
         self.requests: list[RecordedRequest] = []
+        # When the fake finished answering a request (its last byte sent), by its index in
+        # ``requests``: what shows whether requests overlapped.
+        self.answered_at: dict[int, float] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -172,6 +175,7 @@ class FakeState:
         self.generations: dict[str, GenerationRecord] = {}
         self._next_int_id = 12345
         self.requests.clear()
+        self.answered_at.clear()
 
     def script(self, model: str, script: ModelScript) -> None:
         """Make ``model`` answer as ``script`` (``"*"`` sets the default for unscripted models)."""
