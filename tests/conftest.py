@@ -58,9 +58,10 @@ def fake_elumenta(fake_elumenta_server: FakeElumenta) -> FakeElumenta:
     return fake_elumenta_server
 
 
-# History-store fixtures (store_url on SQLite and PostgreSQL, store, session, recorder) and a
-# throwaway PostgreSQL database for queue workers (worker_database_url, worker_store).
-pytest_plugins = ["tests.store_fixtures", "tests.worker_fixtures"]
+# History-store fixtures (store_url on SQLite and PostgreSQL, store, session, recorder), a
+# throwaway PostgreSQL database for queue workers (worker_database_url, worker_store) and
+# PostgreSQL behind a fault proxy for the outage tests (pg, outage_forgotten).
+pytest_plugins = ["tests.store_fixtures", "tests.worker_fixtures", "tests.outage_fixtures"]
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,7 @@ with the same rows, every file written mode 600."""
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,29 +17,10 @@ from playground.catalog import load_catalog
 from playground.cli.backup import libpq_url
 from playground.store import StoreRecorder, open_store
 from playground.store.models import Base
+from tests.fake_elumenta.process import run_playground
 from tests.store_fixtures import Outcome, make_request, postgres_base_url, record_run
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "pw-in-the-app-url-0123"
-
-
-def playground(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m playground <args>`` as the operator runs it, with the app's database URL."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-    }
-    env |= {"PLAYGROUND_DATABASE_URL": database_url, "PLAYGROUND_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "playground", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def rows(url: str) -> dict[str, list[tuple[object, ...]]]:
@@ -120,13 +98,15 @@ def test_a_postgresql_backup_restores_into_a_new_database(
     dump = tmp_path / "backups" / "playground.dump"
     dump.parent.mkdir()
 
-    done = playground("backup", str(dump), database_url=source, data_dir=tmp_path)
+    done = run_playground("backup", str(dump), database_url=source, data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "mode 600" in done.stdout
     assert mode(dump) == 0o600
     assert not list(dump.parent.glob("*.partial"))
 
-    done = playground("restore", str(dump), "--to", target, database_url=source, data_dir=tmp_path)
+    done = run_playground(
+        "restore", str(dump), "--to", target, database_url=source, data_dir=tmp_path
+    )
     assert done.returncode == 0, done.stderr
 
     assert rows(target) == rows(source)
@@ -141,9 +121,13 @@ def test_a_postgresql_restore_refuses_a_database_with_tables(
     source, _ = scratch_databases
     filled(source)
     dump = tmp_path / "playground.dump"
-    assert playground("backup", str(dump), database_url=source, data_dir=tmp_path).returncode == 0
+    assert (
+        run_playground("backup", str(dump), database_url=source, data_dir=tmp_path).returncode == 0
+    )
 
-    done = playground("restore", str(dump), "--to", source, database_url=source, data_dir=tmp_path)
+    done = run_playground(
+        "restore", str(dump), "--to", source, database_url=source, data_dir=tmp_path
+    )
 
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "already has tables" in done.stderr
@@ -156,11 +140,11 @@ def test_a_sqlite_backup_restores_into_a_new_file(tmp_path: Path) -> None:
     filled(source)
     backup = tmp_path / "history-backup.sqlite3"
 
-    done = playground("backup", str(backup), database_url=source, data_dir=tmp_path)
+    done = run_playground("backup", str(backup), database_url=source, data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
     assert mode(backup) == 0o600
 
-    done = playground(
+    done = run_playground(
         "restore", str(backup), "--to", target, database_url=source, data_dir=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -175,7 +159,7 @@ def test_a_backup_never_overwrites_a_file(tmp_path: Path) -> None:
     backup = tmp_path / "yesterday.sqlite3"
     backup.write_text("yesterday's backup")
 
-    done = playground("backup", str(backup), database_url=source, data_dir=tmp_path)
+    done = run_playground("backup", str(backup), database_url=source, data_dir=tmp_path)
 
     assert done.returncode == 1
     assert "exists already" in done.stderr
@@ -188,7 +172,7 @@ def test_a_failed_dump_says_why_without_the_password(tmp_path: Path) -> None:
     url = base.set(password=PASSWORD, database=f"missing_{uuid.uuid4().hex[:8]}")
     dump = tmp_path / "x.dump"
 
-    done = playground(
+    done = run_playground(
         "backup",
         str(dump),
         database_url=url.render_as_string(hide_password=False),

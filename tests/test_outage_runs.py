@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,35 +28,18 @@ from playground.store.eval_claims import renew_heartbeat
 from playground.store.eval_models import BatchCellRow
 from playground.store.eval_repository import batch_cells, set_batch_status, update_cells
 from playground.store.models import Result
-from playground.store.outage import OUTAGE
-from playground.unsaved import TALLY, unsaved
+from playground.unsaved import unsaved
 from playground.workers.dispatch import queue_batch
 from tests.app_harness import click, open_page, run_until_done, texts
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fault_proxy import FaultProxy, proxied
-from tests.store_fixtures import postgres_schema_url
 from tests.worker_fixtures import WorkerProcess, started_together, worker_settings
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("outage_forgotten")]
 
 SIX = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash", "deepseek-v3", "grok-4-fast", "gpt-5")
 BANNER = "History is not being saved right now"
-
-
-@pytest.fixture(autouse=True)
-def outage_forgotten() -> Iterator[None]:
-    yield
-    OUTAGE.ended()
-    TALLY.clear_spooled()
-
-
-@pytest.fixture
-def pg() -> Iterator[tuple[FaultProxy, str]]:
-    """A migrated PostgreSQL schema and its URL through a fault proxy."""
-    with postgres_schema_url("test_outage") as url, proxied(url) as (proxy, via_proxy):
-        open_store(via_proxy).close()
-        yield proxy, via_proxy
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ this release and what to do, change nothing, and never show a traceback.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +19,9 @@ from playground.errors import SchemaNewerThanCodeError
 from playground.services import runtime
 from playground.store import db, open_store
 from tests.app_harness import APP, texts
+from tests.fake_elumenta.process import run_playground
 from tests.store_fixtures import postgres_schema_url
 
-ROOT = Path(__file__).resolve().parents[1]
 FUTURE = "0099_future"
 
 
@@ -118,29 +115,8 @@ def test_the_app_says_so_instead_of_any_page(
     assert not at.text_area  # app.py stops before any page is drawn
 
 
-def run_playground(
-    args: list[str], database_url: str, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    """``python -m playground <args>`` on ``database_url`` as its own process."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-    }
-    env |= {"PLAYGROUND_DATABASE_URL": database_url, "PLAYGROUND_DATA_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-m", "playground", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_cli_says_so_in_one_line_with_exit_3(newer_url: str, tmp_path: Path) -> None:
-    done = run_playground(["history"], newer_url, tmp_path)
+    done = run_playground("history", database_url=newer_url, data_dir=tmp_path)
 
     assert done.returncode == 3, done.stderr
     assert done.stdout == ""
@@ -153,7 +129,7 @@ def test_the_cli_says_so_in_one_line_with_exit_3(newer_url: str, tmp_path: Path)
 def test_the_worker_says_so_in_one_line_with_exit_3(tmp_path: Path) -> None:
     with postgres_schema_url("test_rollback") as url:
         migrate_as_a_newer_release(url)
-        done = run_playground(["worker", "--concurrency", "1"], url, tmp_path)
+        done = run_playground("worker", "--concurrency", "1", database_url=url, data_dir=tmp_path)
 
     assert done.returncode == 3, done.stderr
     (line,) = done.stderr.splitlines()

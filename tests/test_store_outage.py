@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,33 +25,18 @@ from playground.runner import NOT_RECORDED, ModelDelta, RunEvent, Runner
 from playground.store import Store, StoreRecorder, open_store
 from playground.store import db as store_db
 from playground.store.models import Comparison, Result
-from playground.store.outage import OUTAGE, StoreUnavailableError
+from playground.store.outage import StoreUnavailableError
 from playground.store.postgres import answer_timeout_s, connect_args, unbounded
 from playground.store.recorder import AnswerSpooledError
 from playground.store.spool import RowUpdate
 from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
 from tests.fake_elumenta import FakeElumenta, ModelScript
-from tests.fault_proxy import FaultProxy, proxied
-from tests.store_fixtures import make_request, postgres_schema_url, running_result
+from tests.fault_proxy import FaultProxy
+from tests.store_fixtures import make_request, running_result
 
 CATALOG = load_catalog()
+pytestmark = pytest.mark.usefixtures("outage_forgotten")
 SIX = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash", "deepseek-v3", "grok-4-fast", "gpt-5")
-
-
-@pytest.fixture(autouse=True)
-def outage_forgotten() -> Iterator[None]:
-    """The process-wide outage state does not leak from one test into the next."""
-    yield
-    OUTAGE.ended()
-    TALLY.clear_spooled()
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[tuple[FaultProxy, str]]:
-    """A migrated PostgreSQL schema and its URL through a fault proxy."""
-    with postgres_schema_url("test_outage") as url, proxied(url) as (proxy, via_proxy):
-        open_store(via_proxy).close()
-        yield proxy, via_proxy
 
 
 def outage(proxy: FaultProxy, seconds: float) -> threading.Timer:

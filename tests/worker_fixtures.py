@@ -8,7 +8,6 @@ database), created and dropped around it.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -29,7 +28,13 @@ from sqlalchemy.engine import make_url
 from playground.config import Settings
 from playground.store import Store, open_store
 from tests.fake_elumenta import FakeElumenta
-from tests.fake_elumenta.process import ROOT, ChildProcess, FakeServerProcess, stop_process
+from tests.fake_elumenta.process import (
+    ROOT,
+    ChildProcess,
+    FakeServerProcess,
+    playground_environment,
+    stop_process,
+)
 from tests.store_fixtures import postgres_base_url
 
 HEARTBEAT_S = 0.3
@@ -97,11 +102,7 @@ class WorkerProcess(ChildProcess):
     ) -> None:
         self._args = ["--concurrency", str(concurrency), "--jobs", str(jobs)]
         self._env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("PLAYGROUND_", "ELUMENTA_", "OPENAI_COMPATIBLE_"))
-            },
+            **playground_environment(),
             "PLAYGROUND_DATABASE_URL": database_url,
             "PLAYGROUND_DATA_DIR": str(data_dir),
             "PLAYGROUND_BATCH_EXECUTION": "worker",

@@ -33,6 +33,25 @@ def playground_environment(**settings: str) -> dict[str, str]:
     return env
 
 
+def run_playground(
+    *args: str, database_url: str, data_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python -m playground <args>`` as an operator runs it, on ``database_url`` with data
+    in ``data_dir``; waits for it (at most two minutes) and returns its exit code and output."""
+    env = playground_environment(
+        PLAYGROUND_DATABASE_URL=database_url, PLAYGROUND_DATA_DIR=str(data_dir)
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
