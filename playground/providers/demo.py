@@ -72,11 +72,15 @@ class DemoProvider:
             raise NotFoundError(f"Unknown model {slug!r}.", status_code=404)
         return model
 
-    def _charge(self, model: ModelInfo) -> tuple[str, int]:
+    async def _charge(self, model: ModelInfo) -> tuple[str, int]:
         self._counter += 1
+        generation_id = f"demo_{self._counter:06d}"
+        # Reading the history sums every demo answer it holds: off the event loop, so the
+        # other columns' streams don't wait on it.
+        current = await asyncio.to_thread(self._current_balance)
         # This answer is not recorded yet: its cost comes off what the history says.
-        self._balance = max(0, self._current_balance() - model.token_cost)
-        return f"demo_{self._counter:06d}", self._balance
+        self._balance = max(0, current - model.token_cost)
+        return generation_id, self._balance
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream the simulated answer at the model's demo TTFT and characters per second."""
@@ -87,7 +91,7 @@ class DemoProvider:
         for piece in _chunks(text, 3):
             yield ContentDelta(piece)
             await asyncio.sleep(len(piece) / model.demo.chars_per_s * self._time_scale)
-        generation_id, balance = self._charge(model)
+        generation_id, balance = await self._charge(model)
         yield StreamFinished(
             tokens_used=model.token_cost, balance_remaining=balance, generation_id=generation_id
         )
@@ -98,12 +102,12 @@ class DemoProvider:
         text = demo_answer(request)
         seconds = model.demo.ttft_ms / 1000 + len(text) / model.demo.chars_per_s
         await asyncio.sleep(seconds * self._time_scale)
-        generation_id, balance = self._charge(model)
+        generation_id, balance = await self._charge(model)
         return Generation(text, model.token_cost, balance, generation_id)
 
     async def balance(self) -> Balance:
         """A simulated balance that goes down as demo answers are generated."""
-        return Balance(token_balance=self._current_balance(), plan="Demo")
+        return Balance(token_balance=await asyncio.to_thread(self._current_balance), plan="Demo")
 
     async def aclose(self) -> None:
         """Nothing to release."""
