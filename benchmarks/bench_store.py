@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/bench_store.py                    # 1,000,000 results, SQLite
     .venv/bin/python benchmarks/bench_store.py --results 50000    # a quick run
     .venv/bin/python benchmarks/bench_store.py --postgres-url postgresql+psycopg://…/db
+    .venv/bin/python benchmarks/bench_store.py --sqlite big.sqlite3 --reuse  # time again
+
+With ``--reuse`` an already loaded ``--sqlite`` file (or PostgreSQL schema) is timed again
+without loading: what a build of the code does to the same history (its migrations run
+first, back-fills included, and are timed).
 
 PostgreSQL runs in its own schema (``bench_store``, dropped and re-created), so tests can
 share the database. Targets: filtered history page p95 < 100 ms, cost-by-model < 1 s.
@@ -45,7 +50,12 @@ from playground.store import (
     tokens_by_day,
 )
 from playground.store.models import Comparison, ComparisonTag, Result
-from playground.store.repository import prompt_hash, prompt_text
+from playground.store.repository import (
+    count_history_entries,
+    list_history_entries,
+    prompt_hash,
+    prompt_text,
+)
 
 try:  # the same script measures builds before the rollups (their Costs queries above)
     from playground.store.rollups import RELATIVE_ERROR
@@ -254,6 +264,26 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
         with store.session() as session:
             count_results(session, flt)
 
+    def history_page(flt: Callable[[], HistoryFilter]) -> Callable[[], None]:
+        """What the History page asks on each rerun: the count for paging, then 20 entries."""
+
+        def run() -> None:
+            with store.session() as session:
+                chosen = flt()
+                count_history_entries(session, chosen)
+                list_history_entries(session, chosen, limit=20)
+
+        return run
+
+    def page_filter() -> HistoryFilter:
+        since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
+        return HistoryFilter(
+            models=(slugs[int(rng.integers(0, len(slugs)))],),
+            statuses=(str(rng.choice(["completed", "failed"])),),
+            since=since,
+            until=since + timedelta(days=30),
+        )
+
     def first_page() -> None:
         with store.session() as session:
             list_results(session, HistoryFilter(), limit=50)
@@ -277,6 +307,10 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
 
     describe("history page: model+status+30 days, 50 rows", timed(filtered_page, repeat), 100)
     describe("history page: no filter, 50 rows", timed(first_page, repeat))
+    describe("History page + count: no filter", timed(history_page(HistoryFilter), repeat), 10)
+    describe(
+        "History page + count: model+status+30 d", timed(history_page(page_filter), repeat), 10
+    )
     describe("search: common word (rank 10-100)", timed(search(10, 100), repeat))
     describe("search: mid word (rank 1k-3k)", timed(search(1_000, 3_000), repeat))
     describe("search: rare word (rank 10k-20k)", timed(search(10_000, 20_000), repeat))
@@ -374,7 +408,19 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
     print(f"\n== {label}: {args.results:,} results ==")
     rng = np.random.default_rng(args.seed)
     corpus = build_corpus(rng)
+    began = time.perf_counter()
     store = open_store(url)
+    if args.reuse:
+        print(f"  opened (migrations included) in {time.perf_counter() - began:.1f} s")
+        try:
+            with store.session() as session:
+                loaded = session.scalar(sa.select(sa.func.count()).select_from(Result))
+            print(f"  reusing {loaded:,} results")
+            query_benchmarks(store, rng, corpus, args.repeat)
+            recorder_benchmark(store)
+        finally:
+            store.close()
+        return
     try:
         generation_began = time.perf_counter()
         spent = bulk_load(store, args.results, rng, corpus)
@@ -399,13 +445,14 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
         store.close()
 
 
-def _pg_schema_url(base: str) -> str:
-    admin = sa.create_engine(base)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
-        connection.exec_driver_sql(f"CREATE SCHEMA {PG_SCHEMA}")
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
+def _pg_schema_url(base: str, schema: str = PG_SCHEMA, reuse: bool = False) -> str:
+    if not reuse:
+        admin = sa.create_engine(base)
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        admin.dispose()
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
 
 
@@ -423,16 +470,21 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=50, help="timed runs per query")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pg-schema", default=PG_SCHEMA, help="PostgreSQL schema to use")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time an already loaded --sqlite file / PG schema"
+    )
     args = parser.parse_args()
 
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
             path = args.sqlite or Path(tmp) / "history.sqlite3"
-            if path.exists():
+            if path.exists() and not args.reuse:
                 sys.exit(f"{path} exists; pass a new file so the load starts from empty.")
             run_backend("SQLite", f"sqlite:///{path}", args)
     if args.postgres_url:
-        run_backend("PostgreSQL", _pg_schema_url(args.postgres_url), args)
+        url = _pg_schema_url(args.postgres_url, args.pg_schema, args.reuse)
+        run_backend("PostgreSQL", url, args)
 
 
 if __name__ == "__main__":

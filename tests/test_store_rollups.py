@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from playground.cli import main
 from playground.config import Settings
 from playground.results import ModelResult
 from playground.store import HistoryFilter, Store, StoreRecorder, latency_by_model, model_summary
-from playground.store.models import Comparison, Result, UsageHistogram, UsageRollup
+from playground.store.models import Comparison, Result, UsageRollup, UsageTiming
 from playground.store.recovery import recover_interrupted
 from playground.store.repository import delete_comparison, share_comparison
 from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
@@ -30,10 +31,15 @@ MODELS = ("gpt-5", "claude-haiku-4.5")
 
 
 def rollup_rows(store: Store) -> set[tuple[Any, ...]]:
-    """Every non-empty rollup and histogram row (rounded sums), comparable across rebuilds."""
+    """Every non-empty rollup and timing bin (rounded sums), comparable across rebuilds."""
     with store.session() as session:
         rollups = session.scalars(sa.select(UsageRollup).where(UsageRollup.results != 0))
-        bins = session.scalars(sa.select(UsageHistogram).where(UsageHistogram.n != 0))
+        timings = session.scalars(sa.select(UsageTiming))
+        bins = [
+            (*bucket(t), t.measure, t.low + int(k), int(t.counts[k]))
+            for t in timings
+            for k in np.flatnonzero(t.counts)
+        ]
         return {
             *(
                 (
@@ -43,11 +49,11 @@ def rollup_rows(store: Store) -> set[tuple[Any, ...]]:
                 )
                 for r in rollups
             ),
-            *((*bucket(b), b.measure, b.bin, b.n) for b in bins),
+            *bins,
         }
 
 
-def bucket(row: UsageRollup | UsageHistogram) -> tuple[Any, ...]:
+def bucket(row: UsageRollup | UsageTiming) -> tuple[Any, ...]:
     return tuple(getattr(row, key) for key in KEYS)
 
 
@@ -186,3 +192,21 @@ def test_the_cli_rebuilds_the_rollups(store: Store, tmp_path: Path) -> None:
     assert main.main(["rollups", "rebuild"], settings=settings, out=out) == main.EXIT_OK
     assert out.getvalue() == "Usage rollups rebuilt from 2 finished result(s).\n"
     assert finished_calls(store) == 2
+
+
+def test_whole_days_are_read_from_the_rollups_and_a_time_inside_a_day_from_the_results(
+    store: Store,
+) -> None:
+    recorder = StoreRecorder(store.engine)
+    record_run(recorder, make_request(MODELS), [Outcome(), Outcome()])
+    with store.session() as session, session.begin():
+        # A row changed behind the rollups' back: only the exact path sees it.
+        session.execute(sa.update(Result).values(tokens_used=1_000))
+    now = datetime.now(UTC)
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    whole_days = HistoryFilter(since=day, until=day + timedelta(days=1))
+    exact = replace(whole_days, since=day + timedelta(seconds=1) - timedelta(days=1))
+    with store.session() as session:
+        rolled, counted = model_summary(session, whole_days), model_summary(session, exact)
+    assert rolled["tokens_spent"].sum() != 2_000
+    assert counted["tokens_spent"].sum() == 2_000

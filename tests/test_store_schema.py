@@ -24,7 +24,7 @@ from playground.store import (
 )
 from playground.store.db import MIGRATIONS_DIR
 from playground.store.eval_models import BatchCellRow
-from playground.store.models import Base, UsageHistogram, UsageRollup
+from playground.store.models import Base, UsageRollup, UsageTiming
 from tests.evaluation_fixtures import plan
 from tests.store_fixtures import Outcome, make_request, record_run
 
@@ -202,7 +202,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("speed_n", False),
         ("speed_sum", False),
     ],
-    "usage_histograms": [
+    "usage_timings": [
         ("day", False),
         ("model", False),
         ("provider", False),
@@ -211,8 +211,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("status", False),
         ("cached", False),
         ("measure", False),
-        ("bin", False),
-        ("n", False),
+        ("low", False),
+        ("counts", False),
     ],
 }
 EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
@@ -283,7 +283,7 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         "ix_audit_events_actor_created": ["actor", "created_utc"],
     },
     "usage_rollups": {},
-    "usage_histograms": {},
+    "usage_timings": {},
 }
 SQLITE_FTS_TABLES = {"results_fts", "comparisons_fts"}
 PG_FTS_INDEXES = {"results": "ix_results_content_fts", "comparisons": "ix_comparisons_prompt_fts"}
@@ -370,7 +370,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0009"
+        assert MigrationContext.configure(connection).get_current_revision() == "0010"
     store.close()
 
 
@@ -457,14 +457,39 @@ def test_results_recorded_before_0009_are_back_filled_into_the_usage_rollups(
         command.downgrade(config, "0008")
     engine.dispose()
 
-    store = open_store(store_url)  # back up to head: 0009 counts the two answers
+    store = open_store(store_url)  # back up to head: 0010 counts the two answers
     with store.session() as session:
         rollups = session.execute(
             sa.select(UsageRollup.model, UsageRollup.results, UsageRollup.latency_n).order_by(
                 UsageRollup.model
             )
         ).all()
-        bins = session.scalar(sa.select(sa.func.sum(UsageHistogram.n)))
+        bins = sum(int(t.counts.sum()) for t in session.scalars(sa.select(UsageTiming)))
     store.close()
     assert [tuple(r) for r in rollups] == [("claude-haiku-4.5", 1, 1), ("gpt-5", 1, 1)]
     assert bins == 4  # latency and TTFT of each answer
+
+
+def test_timing_bins_survive_a_downgrade_to_0009_and_back(store_url: str) -> None:
+    store = open_store(store_url)
+    record_run(
+        StoreRecorder(store.engine),
+        make_request(("gpt-5", "claude-haiku-4.5")),
+        [Outcome(), Outcome()],
+    )
+    store.close()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_store_engine(store_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+        # 0009's one row per bin: latency and TTFT of each answer.
+        bins = connection.exec_driver_sql("SELECT sum(n), count(*) FROM usage_histograms").one()
+    engine.dispose()
+    assert tuple(bins) == (4, 4)
+    store = open_store(store_url)
+    with store.session() as session:
+        timings = session.scalars(sa.select(UsageTiming)).all()
+    store.close()
+    assert sorted(int(t.counts.sum()) for t in timings) == [1, 1, 1, 1]

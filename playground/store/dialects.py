@@ -2,6 +2,8 @@
 
 ``utc_day(column)`` is the UTC date of a timestamp; ``percentile_cont(q) WITHIN GROUP
 (ORDER BY x)`` is PostgreSQL's and, on SQLite, a Python aggregate registered per connection.
+The usage rollups' timing bins (``log_bin``) and their arrays of counts (``merged_bins``)
+are SQL on PostgreSQL and registered Python functions on SQLite.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from array import array
 from datetime import date
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -75,6 +78,7 @@ def register_sqlite_functions(dbapi_connection: Any) -> None:
     """Add the emulated functions to a new ``sqlite3`` connection."""
     dbapi_connection.create_aggregate("percentile_cont", 2, PercentileCont)
     dbapi_connection.create_function("rollup_bin", 1, rollup_bin, deterministic=True)
+    dbapi_connection.create_function("rollup_merge", 4, rollup_merge, deterministic=True)
 
 
 ROLLUP_GAMMA = 1.02
@@ -108,3 +112,62 @@ def rollup_bin(value: float | None) -> int | None:
     if value is None:
         return None
     return math.floor(math.log(max(float(value), 1.0)) / math.log(ROLLUP_GAMMA))
+
+
+class lowest(sa.sql.functions.FunctionElement[int]):
+    """The smaller of two values (``LEAST`` on PostgreSQL, two-argument ``min`` on SQLite)."""
+
+    type = sa.Integer()
+    name = "lowest"
+    inherit_cache = True
+
+
+@compiles(lowest, "sqlite")
+def _lowest_sqlite(element: lowest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lowest, "postgresql")
+def _lowest_postgresql(element: lowest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"LEAST({compiler.process(element.clauses, **kw)})"
+
+
+class merged_bins(sa.sql.functions.FunctionElement[Any]):
+    """``merged_bins(low_a, counts_a, low_b, counts_b)``: two arrays of bin counts (the
+    first counting bin ``low_a``, the second ``low_b``) added up bin by bin, starting at
+    the lower of the two ``low``s.
+
+    On SQLite the arrays are little-endian int64 BLOBs (:func:`rollup_merge`); on
+    PostgreSQL ``BIGINT[]``.
+    """
+
+    name = "merged_bins"
+    inherit_cache = True
+
+
+@compiles(merged_bins, "sqlite")
+def _merged_bins_sqlite(element: merged_bins, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"rollup_merge({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(merged_bins, "postgresql")
+def _merged_bins_postgresql(element: merged_bins, compiler: SQLCompiler, **kw: Any) -> str:
+    low_a, a, low_b, b = (compiler.process(c, **kw) for c in element.clauses)
+    # Subscripts outside an array are NULL in PostgreSQL: COALESCE makes them 0.
+    first, second = (f"COALESCE(({x})[i - ({low}) + 1], 0)" for x, low in ((a, low_a), (b, low_b)))
+    high = f"GREATEST(({low_a}) + cardinality({a}), ({low_b}) + cardinality({b})) - 1"
+    # Only compiled column expressions are spliced in, never values.
+    return (
+        f"ARRAY(SELECT {first} + {second}"  # noqa: S608
+        f" FROM generate_series(LEAST({low_a}, {low_b}), {high}) AS bins(i) ORDER BY i)"
+    )
+
+
+def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
+    """The Python side of :class:`merged_bins` (SQLite's registered function)."""
+    first, second = (np.frombuffer(x, dtype="<i8") for x in (a, b))
+    low = min(low_a, low_b)
+    total = np.zeros(max(low_a + len(first), low_b + len(second)) - low, dtype="<i8")
+    total[low_a - low : low_a - low + len(first)] += first
+    total[low_b - low : low_b - low + len(second)] += second
+    return total.tobytes()

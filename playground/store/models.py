@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -208,14 +209,41 @@ class UsageRollup(Base):
     speed_sum: Mapped[float] = mapped_column(sa.Float)
 
 
-class UsageHistogram(Base):
+class BinCounts(sa.types.TypeDecorator[np.ndarray]):
+    """An array of counts (int64) per timing bin: a BLOB of little-endian int64 on SQLite,
+    ``BIGINT[]`` on PostgreSQL; read back as a numpy array."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(sa.BigInteger))
+        return dialect.type_descriptor(sa.LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        counts = np.asarray(value, dtype="<i8")
+        return counts.tolist() if dialect.name == "postgresql" else counts.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes | memoryview):
+            return np.frombuffer(value, dtype="<i8")
+        return np.asarray(value, dtype=np.int64)
+
+
+class UsageTiming(Base):
     """How many of a rollup bucket's results fell in each log-spaced bin of a timing.
 
-    ``measure`` is ``latency_ms`` or ``ttft_ms``; bin ``i`` holds values in
-    ``[GAMMA**i, GAMMA**(i+1))`` ms (see :mod:`playground.store.rollups`).
+    ``measure`` is ``latency_ms`` or ``ttft_ms``; ``counts[k]`` is how many values fell in
+    bin ``low + k``, i.e. in ``[GAMMA**(low+k), GAMMA**(low+k+1))`` ms (see
+    :mod:`playground.store.rollups`). One row per bucket and measure (migration 0010).
     """
 
-    __tablename__ = "usage_histograms"
+    __tablename__ = "usage_timings"
 
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     model: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
@@ -225,5 +253,5 @@ class UsageHistogram(Base):
     status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     cached: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     measure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    bin: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    n: Mapped[int] = mapped_column(sa.BigInteger)
+    low: Mapped[int] = mapped_column(sa.Integer)
+    counts: Mapped[np.ndarray] = mapped_column(BinCounts)

@@ -9,30 +9,34 @@ row that is already final first removes the old figures. Only finished rows
 so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
 
 Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
-counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), so any set of
-buckets merges by adding counts and a percentile read from them is within
+counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), one row per bucket and measure
+(``usage_timings``): the counts of bins ``low, low + 1, …`` as one array, so a period's
+percentiles read one row per day and model rather than one per bin. Any set of buckets
+merges by adding counts, and a percentile read from them is within
 :data:`RELATIVE_ERROR` of a value between the two neighbouring exact ranks (1 ms absolute
 below 1 ms).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.store.dialects import ROLLUP_GAMMA, log_bin, utc_day
+from playground.store.dialects import ROLLUP_GAMMA, log_bin, lowest, merged_bins, utc_day
 from playground.store.models import (
     FINISHED_STATUSES,
     Comparison,
     Result,
-    UsageHistogram,
     UsageRollup,
+    UsageTiming,
 )
 
 RELATIVE_ERROR = (ROLLUP_GAMMA - 1) / (ROLLUP_GAMMA + 1)
@@ -48,15 +52,34 @@ KEYS: tuple[str, ...] = (
     "cached",
 )
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
-_HISTOGRAM = cast(sa.Table, UsageHistogram.__table__)
+_TIMINGS = cast(sa.Table, UsageTiming.__table__)
 # Per dialect: the statements for one result by id, built on first use.
-_ONE_ROW: dict[str, list[sa.Executable]] = {}
+_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any]]] = {}
+_TIMING_UPSERT: dict[str, sa.Executable] = {}
 
 
 def bin_value(index: int) -> float:
     """The representative value (ms) of bin ``index``: within :data:`RELATIVE_ERROR` of
     every value in ``[GAMMA**index, GAMMA**(index + 1))``."""
     return float(2 * ROLLUP_GAMMA ** (index + 1) / (ROLLUP_GAMMA + 1))
+
+
+def bin_values(low: int, count: int) -> np.ndarray:
+    """:func:`bin_value` of bins ``low … low + count - 1``."""
+    return 2 * ROLLUP_GAMMA ** (np.arange(low, low + count) + 1.0) / (ROLLUP_GAMMA + 1)
+
+
+def merge_bins(parts: Iterable[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """``(low, counts)`` arrays of bins added up into one ``(low, counts)``."""
+    parts = list(parts)
+    if not parts:
+        return 0, np.zeros(0, dtype=np.int64)
+    low = min(first for first, _ in parts)
+    high = max(first + len(counts) for first, counts in parts)
+    total = np.zeros(high - low, dtype=np.int64)
+    for first, counts in parts:
+        total[first - low : first - low + len(counts)] += counts
+    return low, total
 
 
 @contextmanager
@@ -79,9 +102,9 @@ def kept_in_step(
     _add(session, rows, 1)
 
 
-def rebuild(session: Session) -> int:
+def rebuild(session: Session | sa.Connection) -> int:
     """Recompute every rollup from the results; returns how many results were counted."""
-    session.execute(sa.delete(UsageHistogram))
+    session.execute(sa.delete(UsageTiming))
     session.execute(sa.delete(UsageRollup))
     _add(session, sa.true(), 1)
     total = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(UsageRollup.results), 0)))
@@ -123,18 +146,22 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool] | int, sign
     be one result's id: the final write's case, whose statements are built only once)."""
     dialect = _dialect(session)
     if isinstance(rows, int):
-        statements = _ONE_ROW.get(dialect) or _ONE_ROW.setdefault(
-            dialect, _statements(dialect, Result.id == sa.bindparam("rollup_row"))
-        )
-        for statement in statements:
-            session.execute(statement, {"rollup_row": rows, "rollup_sign": sign})
-        return
-    for statement in _statements(dialect, rows):
-        session.execute(statement, {"rollup_sign": sign})
+        if dialect not in _ONE_ROW:
+            _ONE_ROW[dialect] = _statements(dialect, Result.id == sa.bindparam("rollup_row"))
+        totals, bins = _ONE_ROW[dialect]
+        params = {"rollup_row": rows, "rollup_sign": sign}
+    else:
+        totals, bins = _statements(dialect, rows)
+        params = {"rollup_sign": sign}
+    session.execute(totals, params)
+    timings = _timing_rows(session.execute(bins, params), sign)
+    if timings:
+        session.execute(_timing_upsert(dialect), timings)
 
 
-def _statements(dialect: str, rows: ColumnElement[bool]) -> list[sa.Executable]:
-    """The upserts that add the finished ``rows``' figures times ``:rollup_sign``."""
+def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:
+    """The upsert that adds the finished ``rows``' figures times ``:rollup_sign``, and the
+    query of their timing bins (bucket, measure, bin, count)."""
     keys = _key_columns()
     sign = sa.bindparam("rollup_sign", type_=sa.Integer)
 
@@ -156,21 +183,60 @@ def _statements(dialect: str, rows: ColumnElement[bool]) -> list[sa.Executable]:
         "speed_sum": total(Result.chars_per_s),
     }
     summed = _finished(sa.select(*keys, *(v.label(k) for k, v in figures.items())), rows)
-    statements = [_upsert(dialect, _ROLLUP, summed.group_by(*keys), list(figures))]
+    totals = _upsert(dialect, _ROLLUP, summed.group_by(*keys), list(figures))
+    binned = []
     for measure in MEASURES:
         column = getattr(Result, measure)
         bin_ = log_bin(column)
-        binned = _finished(
-            sa.select(
-                *keys,
-                sa.literal(measure).label("measure"),
-                bin_.label("bin"),
-                (sign * sa.func.count()).label("n"),
-            ),
-            rows,
-        ).where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
-        statements.append(_upsert(dialect, _HISTOGRAM, binned.group_by(*keys, bin_), ["n"]))
-    return statements
+        binned.append(
+            _finished(
+                sa.select(
+                    *keys, sa.literal(measure).label("measure"), bin_.label("bin"), sa.func.count()
+                ),
+                rows,
+            )
+            .where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
+            .group_by(*keys, bin_)
+        )
+    bins = sa.union_all(*binned)
+    return totals, sa.select(bins.subquery())
+
+
+def _timing_rows(binned: Iterable[Sequence[Any]], sign: int) -> list[dict[str, Any]]:
+    """``(bucket…, measure, bin, n)`` rows as one ``usage_timings`` row per bucket and
+    measure (its counts times ``sign``)."""
+    grouped: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)
+    for *keys, bin_, n in binned:
+        grouped[tuple(keys)][int(bin_)] = int(n)
+    rows = []
+    for bucket, counts in grouped.items():
+        low = min(counts)
+        dense = np.zeros(max(counts) - low + 1, dtype=np.int64)
+        dense[np.fromiter(counts, dtype=np.int64, count=len(counts)) - low] = list(counts.values())
+        rows.append(
+            {
+                **dict(zip((*KEYS, "measure"), bucket, strict=True)),
+                "low": low,
+                "counts": dense * sign,
+            }
+        )
+    return rows
+
+
+def _timing_upsert(dialect: str) -> sa.Executable:
+    """Add a ``usage_timings`` row's counts into the stored one, bin by bin."""
+    if dialect not in _TIMING_UPSERT:
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert
+        statement = insert(_TIMINGS)
+        table, new = _TIMINGS.c, statement.excluded
+        _TIMING_UPSERT[dialect] = statement.on_conflict_do_update(
+            index_elements=[*KEYS, "measure"],
+            set_={
+                "low": lowest(table.low, new.low),
+                "counts": merged_bins(table.low, table.counts, new.low, new.counts),
+            },
+        )
+    return _TIMING_UPSERT[dialect]
 
 
 def _upsert(

@@ -18,12 +18,14 @@ a time inside a day reads the results, as do the per-prompt table and the balanc
 from __future__ import annotations
 
 import textwrap
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -35,10 +37,10 @@ from playground.store.models import (
     FINISHED_STATUSES,
     Comparison,
     Result,
-    UsageHistogram,
     UsageRollup,
+    UsageTiming,
 )
-from playground.store.rollups import MEASURES, bin_value
+from playground.store.rollups import MEASURES, bin_values, merge_bins
 
 QUANTILES = (0.5, 0.95)
 EXACT_TIMING_DAYS = 1
@@ -46,12 +48,14 @@ EXACT_TIMING_DAYS = 1
 SelectT = TypeVar("SelectT", bound=sa.Select[*tuple[Any, ...]])
 _NOT_CACHED = Result.cached.is_(False)
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
-_HISTOGRAM = cast(sa.Table, UsageHistogram.__table__)
+_TIMINGS = cast(sa.Table, UsageTiming.__table__)
 
 
 def model_summary(session: Session, flt: HistoryFilter | None = None) -> pd.DataFrame:
     """Per provider and model: ``results``, ``cached``, ``api_calls``, one count per finished
     status (API calls only), ``tokens_spent`` and ``output_chars`` (API calls only)."""
+    if from_rollups(flt):
+        return _summary_from_rollups(session, flt)
     query = sa.select(
         Result.provider,
         Result.model,
@@ -189,15 +193,23 @@ def _rollup_conditions(
 def _summary_from_rollups(session: Session, flt: HistoryFilter | None) -> pd.DataFrame:
     rows = UsageRollup.results
     api = UsageRollup.cached.is_(False)
+
+    def whole(total: ColumnElement[Any]) -> ColumnElement[int]:
+        # PostgreSQL sums BIGINTs as NUMERIC (Decimal in Python): the counts are integers.
+        return sa.cast(total, sa.BigInteger)
+
     query = sa.select(
         UsageRollup.provider,
         UsageRollup.model,
-        sa.func.sum(rows).label("results"),
-        _sum_if(UsageRollup.cached.is_(True), rows).label("cached"),
-        _sum_if(api, rows).label("api_calls"),
-        *(_sum_if(api & (UsageRollup.status == s), rows).label(s) for s in FINISHED_STATUSES),
-        _sum_if(api, UsageRollup.tokens_spent).label("tokens_spent"),
-        _sum_if(api, UsageRollup.output_chars).label("output_chars"),
+        whole(sa.func.sum(rows)).label("results"),
+        whole(_sum_if(UsageRollup.cached.is_(True), rows)).label("cached"),
+        whole(_sum_if(api, rows)).label("api_calls"),
+        *(
+            whole(_sum_if(api & (UsageRollup.status == s), rows)).label(s)
+            for s in FINISHED_STATUSES
+        ),
+        whole(_sum_if(api, UsageRollup.tokens_spent)).label("tokens_spent"),
+        whole(_sum_if(api, UsageRollup.output_chars)).label("output_chars"),
     ).where(*_rollup_conditions(flt))
     keys = (UsageRollup.provider, UsageRollup.model)
     query = query.group_by(*keys).having(sa.func.sum(rows) != 0).order_by(*keys)
@@ -225,46 +237,40 @@ def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
         .having(sa.func.sum(UsageRollup.results) != 0)
     )
     frame = _frame(session, query)
-    histogram = _HISTOGRAM
-    measured = [histogram.c.cached.is_(False), histogram.c.status == "completed"]
-    bins_query = (
-        sa.select(
-            histogram.c.provider,
-            histogram.c.model,
-            histogram.c.measure,
-            histogram.c.bin,
-            sa.func.sum(histogram.c.n).label("n"),
-        )
-        .where(*measured, *_rollup_conditions(flt, histogram))
-        .group_by(histogram.c.provider, histogram.c.model, histogram.c.measure, histogram.c.bin)
-        .having(sa.func.sum(histogram.c.n) > 0)
-        .order_by(histogram.c.provider, histogram.c.model, histogram.c.measure, histogram.c.bin)
+    timings = _TIMINGS.c
+    measured = [timings.cached.is_(False), timings.status == "completed"]
+    rows = session.execute(
+        sa.select(timings.provider, timings.model, timings.measure, timings.low, timings.counts)
+        .where(*measured, *_rollup_conditions(flt, _TIMINGS))
+        .order_by(timings.provider, timings.model, timings.measure)
     )
-    bins = _frame(session, bins_query)
+    parts: dict[tuple[str, str, str], list[tuple[int, np.ndarray]]] = defaultdict(list)
+    for provider, model, measure, low, counts in rows:
+        parts[provider, model, measure].append((low, counts))
     percentiles = {f"p{round(q * 100)}_{m}": q for m in MEASURES for q in QUANTILES}
     frame = frame.assign(**dict.fromkeys(percentiles, float("nan")))
-    for (provider, model, measure), counts in bins.groupby(["provider", "model", "measure"]):
+    for (provider, model, measure), bins in parts.items():
         row = (frame["provider"] == provider) & (frame["model"] == model)
+        low, counts = merge_bins(bins)
         for column, q in percentiles.items():
-            if column.endswith(str(measure)):
-                frame.loc[row, column] = _binned_percentile(counts, q)
+            if column.endswith(measure):
+                frame.loc[row, column] = _binned_percentile(low, counts, q)
     return _latency_frame(frame)
 
 
-def _binned_percentile(bins: pd.DataFrame, q: float) -> float | None:
-    """``percentile_cont(q)`` read from bin counts (ascending bins): each rank's value is
-    its bin's representative value, interpolated between the two closest ranks."""
-    counts = bins["n"].to_numpy()
+def _binned_percentile(low: int, counts: np.ndarray, q: float) -> float | None:
+    """``percentile_cont(q)`` read from the counts of bins ``low, low + 1, …``: each rank's
+    value is its bin's representative value, interpolated between the two closest ranks."""
     total = int(counts.sum())
     if total == 0:
         return None
     ends = counts.cumsum()
     position = (total - 1) * q
-    low, high = int(position), min(int(position) + 1, total - 1)
-    indexes = bins["bin"].to_numpy()
-    low_value = bin_value(int(indexes[(ends > low).argmax()]))
-    high_value = bin_value(int(indexes[(ends > high).argmax()]))
-    return low_value + (high_value - low_value) * (position - low)
+    rank_low, rank_high = int(position), min(int(position) + 1, total - 1)
+    values = bin_values(low, len(counts))
+    low_value = float(values[(ends > rank_low).argmax()])
+    high_value = float(values[(ends > rank_high).argmax()])
+    return low_value + (high_value - low_value) * (position - rank_low)
 
 
 def _latency_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Usage rollups for the Costs page: ``usage_rollups`` and ``usage_histograms``.
 
 Finished results added up per UTC day, model, provider, owner, sharing and status, with
-latency and TTFT counts per log-spaced bin; back-filled here from every existing result
-(:func:`playground.store.rollups.rebuild`), and kept in step by every later write.
+latency and TTFT counts per log-spaced bin, kept in step by every later write. The
+back-fill from the existing results is 0010's (the code's
+:func:`playground.store.rollups.rebuild`, which writes the newest form of the rollups).
 
 Revision ID: 0009
 Revises: 0008
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision = "0009"
 down_revision: str | None = "0008"
@@ -56,15 +56,6 @@ def upgrade() -> None:
         sa.Column("bin", sa.Integer, primary_key=True),
         sa.Column("n", sa.BigInteger, nullable=False),
     )
-    # The code's rebuild, so the back-fill and the running sums can never disagree.
-    from playground.store.rollups import rebuild
-
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
-        from playground.store.dialects import register_sqlite_functions
-
-        register_sqlite_functions(bind.connection.driver_connection)
-    rebuild(Session(bind=bind))
 
 
 def downgrade() -> None:
