@@ -171,3 +171,40 @@ def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
     total[low_a - low : low_a - low + len(first)] += first
     total[low_b - low : low_b - low + len(second)] += second
     return total.tobytes()
+
+
+class counts_bytes(sa.sql.functions.FunctionElement[bytes]):
+    """A ``merged_bins`` array as bytes, the cheapest form to fetch: the stored BLOB on
+    SQLite, PostgreSQL's binary array format (``array_send``) there; decode it with
+    :func:`decode_counts`."""
+
+    type = sa.LargeBinary()
+    name = "counts_bytes"
+    inherit_cache = True
+
+
+@compiles(counts_bytes, "sqlite")
+def _counts_bytes_sqlite(element: counts_bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(counts_bytes, "postgresql")
+def _counts_bytes_postgresql(element: counts_bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"array_send({compiler.process(element.clauses, **kw)})"
+
+
+# PostgreSQL's binary form of a one-dimensional BIGINT[] without NULLs: a header (number
+# of dimensions, has-NULLs flag, element type; length and lower bound of the dimension),
+# then each element as its length (always 8) and its big-endian value.
+_PG_ARRAY_HEADER = 20
+_PG_ELEMENTS = np.dtype([("length", ">i4"), ("value", ">i8")])
+
+
+def decode_counts(dialect: str, raw: bytes) -> np.ndarray:
+    """The counts of a :class:`counts_bytes` value fetched from ``dialect``."""
+    if dialect != "postgresql":
+        return np.frombuffer(raw, dtype="<i8")
+    if len(raw) <= _PG_ARRAY_HEADER:  # an empty array has no dimension
+        return np.zeros(0, dtype=np.int64)
+    # A big-endian view, not a copy: adding counts up converts them once, all together.
+    return np.frombuffer(raw, dtype=_PG_ELEMENTS, offset=_PG_ARRAY_HEADER)["value"]

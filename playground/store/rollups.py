@@ -69,17 +69,18 @@ def bin_values(low: int, count: int) -> np.ndarray:
     return 2 * ROLLUP_GAMMA ** (np.arange(low, low + count) + 1.0) / (ROLLUP_GAMMA + 1)
 
 
-def merge_bins(parts: Iterable[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
+def merge_bins(parts: Sequence[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
     """``(low, counts)`` arrays of bins added up into one ``(low, counts)``."""
-    parts = list(parts)
     if not parts:
         return 0, np.zeros(0, dtype=np.int64)
-    low = min(first for first, _ in parts)
-    high = max(first + len(counts) for first, counts in parts)
-    total = np.zeros(high - low, dtype=np.int64)
-    for first, counts in parts:
-        total[first - low : first - low + len(counts)] += counts
-    return low, total
+    lows = np.fromiter((low for low, _ in parts), dtype=np.int64, count=len(parts))
+    lengths = np.fromiter((len(c) for _, c in parts), dtype=np.int64, count=len(parts))
+    low = int(lows.min())
+    # Each count's bin, all parts at once: its part's low plus its place within the part.
+    starts = np.cumsum(lengths) - lengths
+    bins = np.arange(int(lengths.sum())) - np.repeat(starts - (lows - low), lengths)
+    counts = np.concatenate([c for _, c in parts])
+    return low, np.bincount(bins, weights=counts).astype(np.int64)
 
 
 @contextmanager

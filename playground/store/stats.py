@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.store.dialects import utc_day
+from playground.store.dialects import counts_bytes, decode_counts, utc_day
 from playground.store.filters import HistoryFilter, result_conditions
 from playground.store.models import (
     FINISHED_STATUSES,
@@ -239,22 +239,28 @@ def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
     frame = _frame(session, query)
     timings = _TIMINGS.c
     measured = [timings.cached.is_(False), timings.status == "completed"]
+    stored = counts_bytes(timings.counts)
     rows = session.execute(
-        sa.select(timings.provider, timings.model, timings.measure, timings.low, timings.counts)
-        .where(*measured, *_rollup_conditions(flt, _TIMINGS))
-        .order_by(timings.provider, timings.model, timings.measure)
-    )
+        sa.select(timings.provider, timings.model, timings.measure, timings.low, stored).where(
+            *measured, *_rollup_conditions(flt, _TIMINGS)
+        )
+    ).all()
+    dialect = session.get_bind().dialect.name
     parts: dict[tuple[str, str, str], list[tuple[int, np.ndarray]]] = defaultdict(list)
-    for provider, model, measure, low, counts in rows:
-        parts[provider, model, measure].append((low, counts))
-    percentiles = {f"p{round(q * 100)}_{m}": q for m in MEASURES for q in QUANTILES}
-    frame = frame.assign(**dict.fromkeys(percentiles, float("nan")))
+    for provider, model, measure, low, raw in rows:
+        parts[provider, model, measure].append((low, decode_counts(dialect, raw)))
+    figures: dict[str, dict[tuple[str, str], float | None]] = defaultdict(dict)
     for (provider, model, measure), bins in parts.items():
-        row = (frame["provider"] == provider) & (frame["model"] == model)
         low, counts = merge_bins(bins)
-        for column, q in percentiles.items():
-            if column.endswith(measure):
-                frame.loc[row, column] = _binned_percentile(low, counts, q)
+        for q in QUANTILES:
+            column = f"p{round(q * 100)}_{measure}"
+            figures[column][provider, model] = _binned_percentile(low, counts, q)
+    pairs = list(zip(frame["provider"], frame["model"], strict=True))
+    for measure in MEASURES:
+        for q in QUANTILES:
+            column = f"p{round(q * 100)}_{measure}"
+            found = figures[column]
+            frame[column] = [found.get(pair, float("nan")) for pair in pairs]
     return _latency_frame(frame)
 
 
