@@ -325,12 +325,11 @@ def draw_list() -> None:
             on_click=turn_page,
             args=(-1,),
         )
-        entries = f"{found.total} entr{'y' if found.total == 1 else 'ies'}"
-        st.caption(f"Page {found.page + 1} of {found.pages} · {entries}")
+        st.caption(hv.page_caption(found.page, found.pages, found.total, found.more))
         st.button(
             "Next",
             icon=":material/chevron_right:",
-            disabled=found.page + 1 >= found.pages,
+            disabled=found.page + 1 >= found.pages and not found.more,
             on_click=turn_page,
             args=(1,),
         )

@@ -307,3 +307,11 @@ def compare_page_url(page_url: str | None) -> str | None:
         return page_url
     scheme, netloc, path, _, _ = urlsplit(page_url)
     return urlunsplit((scheme, netloc, path.rstrip("/").rsplit("/", 1)[0] + "/", "", ""))
+
+
+def page_caption(page: int, pages: int, total: int, more: bool) -> str:
+    """The History list's position line: "Page 2 of 5 · 93 entries"; when the count stopped
+    early (``more``), "Page 2 of 50+ · 1,000+ entries"."""
+    plus = "+" if more else ""
+    entries = f"{total:,}{plus} entr{'y' if total == 1 and not more else 'ies'}"
+    return f"Page {page + 1:,} of {pages:,}{plus} · {entries}"

@@ -35,7 +35,7 @@ from playground.store import (
     write_export,
 )
 from playground.store.export import ExportFormat
-from playground.store.repository import ListEntry, count_history_entries, list_history_entries
+from playground.store.repository import ListEntry, history_entries
 
 PAGE_SIZE = 20
 
@@ -46,11 +46,14 @@ class HistoryPage:
 
     entries: list[ListEntry]
     total: int
-    """How many entries (comparisons, batches) match the filter, on every page."""
+    """How many entries (comparisons, batches) match the filter, on every page; with
+    ``more``, how many were counted (at least this many match)."""
     page: int
     """This page's number, 0-based."""
     pages: int
-    """How many pages there are (at least one)."""
+    """How many pages there are (at least one); with ``more``, at least this many."""
+    more: bool = False
+    """Whether the count stopped early: "1,000+ entries", "page 1 of 50+"."""
 
 
 def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
@@ -91,14 +94,23 @@ def history_page(
     flt: HistoryFilter, page: int, page_size: int = PAGE_SIZE, *, batches: bool = True
 ) -> HistoryPage:
     """Page ``page`` (0-based, moved into range) of the entries matching ``flt``: each
-    comparison, and each batch's matching answers as one entry (none with ``batches=False``)."""
+    comparison, and each batch's matching answers as one entry (none with ``batches=False``).
+
+    The count is exact up to :data:`~playground.store.repository.COUNT_CAP` entries (or
+    this page, if further); past that ``more`` is set, as counting every match of a long
+    history would cost more than the page.
+    """
     with get_store().session() as session, session.begin():
-        total = count_history_entries(session, flt, batches=batches)
-        page = clamp_page(page, total, page_size)
-        found = list_history_entries(
+        found = history_entries(
             session, flt, limit=page_size, offset=page * page_size, batches=batches
         )
-    return HistoryPage(found, total, page, page_count(total, page_size))
+        clamped = clamp_page(page, found.total, page_size)
+        if clamped != page:  # past the end (e.g. after a delete)
+            found = history_entries(
+                session, flt, limit=page_size, offset=clamped * page_size, batches=batches
+            )
+    total = found.total
+    return HistoryPage(found.entries, total, clamped, page_count(total, page_size), found.more)
 
 
 def stored_comparison(

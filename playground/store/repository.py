@@ -267,6 +267,53 @@ def _entry_groups(
     return query, group, latest
 
 
+COUNT_CAP = 1_000
+"""The History page counts its entries exactly up to this many (then says "1,000+")."""
+_WALK_CHUNK = 500
+# Matching answers the count reads at most; beyond them it says "at least".
+_COUNT_BUDGET = 20_000
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of history entries and how many entries match."""
+
+    entries: list[ListEntry]
+    total: int
+    """How many entries match, or (``more``) how many were counted before stopping."""
+    more: bool
+    """Whether more entries than ``total`` may match (the count stopped early)."""
+
+
+def history_entries(
+    session: Session,
+    flt: HistoryFilter | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    *,
+    batches: bool = True,
+    count_up_to: int = COUNT_CAP,
+) -> EntryPage:
+    """Entries ``offset … offset + limit`` of :func:`list_history_entries`, and their count:
+    exact up to ``count_up_to`` entries (or past the page, whichever is more), then
+    ``more``.
+
+    Without a search, the matching answers are read newest first through the ``results``
+    indexes, a few hundred at a time, and stop as soon as the page and the count are
+    known: what it costs follows the page, not the history's size.
+    """
+    if flt is not None and flt.search:
+        total = count_history_entries(session, flt, batches=batches)
+        found = list_history_entries(session, flt, limit, offset, batches=batches)
+        return EntryPage(found, total, more=False)
+    wanted = max(count_up_to, offset + limit) + 1
+    ranked, complete = _newest_entries(session, flt, batches, wanted, _COUNT_BUDGET)
+    keys = ranked[offset : offset + limit]
+    total = len(ranked)
+    more = not complete or total >= wanted
+    return EntryPage(_entries(session, flt, keys), min(total, wanted - 1), more)
+
+
 def list_history_entries(
     session: Session,
     flt: HistoryFilter | None = None,
@@ -276,23 +323,110 @@ def list_history_entries(
     batches: bool = True,
 ) -> list[ListEntry]:
     """One page of history entries, newest first: comparisons, and each batch's matching
-    answers as one :class:`BatchEntry` (left out with ``batches=False``)."""
-    query, group, latest = _entry_groups(session, flt, batches)
-    keys = [
-        int(row[0])
-        for row in session.execute(
-            query.order_by(latest.desc(), group.desc()).limit(limit).offset(offset)
-        )
-    ]
+    answers as one :class:`BatchEntry` (left out with ``batches=False``).
+
+    Entries are ordered by their newest comparison's creation time, then by key (a batch's
+    id; minus a comparison's id).
+    """
+    if flt is not None and flt.search:
+        query, group, latest = _entry_groups(session, flt, batches)
+        keys = [
+            int(row[0])
+            for row in session.execute(
+                query.order_by(latest.desc(), group.desc()).limit(limit).offset(offset)
+            )
+        ]
+    else:
+        ranked, _ = _newest_entries(session, flt, batches, offset + limit, None)
+        keys = ranked[offset : offset + limit]
+    return _entries(session, flt, keys)
+
+
+def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> list[ListEntry]:
     plain = {c.id: c for c in _load_comparisons(session, [-k for k in keys if k < 0])}
     in_batches = {k: _batch_entry(session, flt, k) for k in keys if k > 0}
     return [plain[-k] if k < 0 else in_batches[k] for k in keys]
 
 
+def _newest_entries(
+    session: Session,
+    flt: HistoryFilter | None,
+    batches: bool,
+    wanted: int,
+    budget: int | None,
+) -> tuple[list[int], bool]:
+    """The keys of the ``wanted`` newest entries (fewer if fewer match), in page order, and
+    whether the walk saw every answer it had to (``False``: ``budget`` answers were read).
+
+    Walks the matching answers newest first. An answer is never created before its
+    comparison, so once ``wanted`` entries are known and the walk has reached answers
+    older than the last of them, no comparison still unseen can rank among them.
+    """
+    dialect = session.get_bind().dialect.name
+    conditions = result_conditions(flt or HistoryFilter(), dialect)
+    latest: dict[int, datetime] = {}
+    seen: set[int] = set()
+    after: tuple[datetime, int] | None = None
+    read = 0
+    last_kept: datetime | None = None  # the wanted-th entry's time, once there are enough
+    while True:
+        query = (
+            sa.select(Result.created_utc, Result.id, Result.comparison_id, Comparison.created_utc)
+            .join(Comparison, Comparison.id == Result.comparison_id)
+            .where(*conditions)
+            .order_by(Result.created_utc.desc(), Result.id.desc())
+            .limit(_WALK_CHUNK)
+        )
+        if after is not None:
+            query = query.where(sa.tuple_(Result.created_utc, Result.id) < after)
+        rows = session.execute(query).all()
+        read += len(rows)
+        new = {row[2] for row in rows} - seen
+        batch_of = _batches_of(session, new)
+        for answered, _, comparison_id, created in rows:
+            if last_kept is None and len(latest) >= wanted:
+                last_kept = _ranked(latest)[wanted - 1][1]
+            if last_kept is not None and answered < last_kept:
+                return [key for key, _ in _ranked(latest)[:wanted]], True
+            if comparison_id in seen:
+                continue
+            seen.add(comparison_id)
+            key = batch_of.get(comparison_id, -comparison_id)
+            if key > 0 and not batches:
+                continue
+            latest[key] = max(latest.get(key, created), created)
+            last_kept = None
+        if len(rows) < _WALK_CHUNK:
+            return [key for key, _ in _ranked(latest)[:wanted]], True
+        if budget is not None and read >= budget:
+            return [key for key, _ in _ranked(latest)[:wanted]], False
+        after = (rows[-1][0], rows[-1][1])
+
+
+def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
+    """Entries in page order: newest comparison first, then the higher key."""
+    return sorted(latest.items(), key=lambda item: (item[1], item[0]), reverse=True)
+
+
+def _batches_of(session: Session, comparison_ids: Collection[int]) -> dict[int, int]:
+    """Comparison id → the batch whose cells it answers, for those of ``comparison_ids``
+    that are batch rows (as :func:`_comparison_batches`)."""
+    if not comparison_ids:
+        return {}
+    rows = session.execute(
+        sa.select(Result.comparison_id, sa.func.min(BatchCellRow.batch_id))
+        .join(BatchCellRow, BatchCellRow.result_id == Result.id)
+        .where(Result.comparison_id.in_(sorted(comparison_ids)))
+        .group_by(Result.comparison_id)
+    )
+    return {int(comparison): int(batch) for comparison, batch in rows}
+
+
 def count_history_entries(
     session: Session, flt: HistoryFilter | None = None, *, batches: bool = True
 ) -> int:
-    """How many entries :func:`list_history_entries` pages through."""
+    """How many entries :func:`list_history_entries` pages through (every one counted: see
+    :func:`history_entries` for a count that stops early)."""
     query, _, _ = _entry_groups(session, flt, batches)
     return int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
 
