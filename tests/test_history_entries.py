@@ -87,12 +87,15 @@ def test_filters_and_hidden_batches_match_the_full_count(store: Store) -> None:
 
 
 def test_the_count_stops_at_the_cap_but_always_covers_the_page(store: Store) -> None:
-    ids, batch_id = _seed(store)
+    ids, batch_id = _seed(store)  # 4 entries of 5 comparisons
     with store.session() as session:
         first = history_entries(session, limit=1, count_up_to=2)
         assert (_keys(first.entries), first.total, first.more) == ([batch_id], 2, True)
+        # The cap counts comparisons: 4 of them are read for the 4th page, a 5th matches.
         last = history_entries(session, limit=1, offset=3, count_up_to=2)
-        assert (_keys(last.entries), last.total, last.more) == ([ids["old"]], 4, False)
+        assert (_keys(last.entries), last.total, last.more) == ([ids["old"]], 4, True)
+        whole = history_entries(session, limit=1, offset=3, count_up_to=5)
+        assert (_keys(whole.entries), whole.total, whole.more) == ([ids["old"]], 4, False)
 
 
 def test_the_caption_says_when_the_count_stopped_early() -> None:

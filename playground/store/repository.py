@@ -268,10 +268,8 @@ def _entry_groups(
 
 
 COUNT_CAP = 1_000
-"""The History page counts its entries exactly up to this many (then says "1,000+")."""
-_WALK_CHUNK = 500
-# Matching answers the count reads at most; beyond them it says "at least".
-_COUNT_BUDGET = 20_000
+"""The History page counts matching comparisons up to this many (then says "1,000+")."""
+_WALK_CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -295,23 +293,40 @@ def history_entries(
     count_up_to: int = COUNT_CAP,
 ) -> EntryPage:
     """Entries ``offset … offset + limit`` of :func:`list_history_entries`, and their count:
-    exact up to ``count_up_to`` entries (or past the page, whichever is more), then
-    ``more``.
+    exact while at most ``count_up_to`` comparisons (or those up to this page, whichever
+    is more) match, else ``more`` with what was counted.
 
-    Without a search, the matching answers are read newest first through the ``results``
-    indexes, a few hundred at a time, and stop as soon as the page and the count are
-    known: what it costs follows the page, not the history's size.
+    Without a search, the page reads the matching answers newest first through the
+    ``results`` indexes, a few hundred at a time, and the count reads at most that many
+    matching comparisons: what it costs follows the page, not the history's size.
     """
     if flt is not None and flt.search:
         total = count_history_entries(session, flt, batches=batches)
         found = list_history_entries(session, flt, limit, offset, batches=batches)
         return EntryPage(found, total, more=False)
-    wanted = max(count_up_to, offset + limit) + 1
-    ranked, complete = _newest_entries(session, flt, batches, wanted, _COUNT_BUDGET)
-    keys = ranked[offset : offset + limit]
-    total = len(ranked)
-    more = not complete or total >= wanted
-    return EntryPage(_entries(session, flt, keys), min(total, wanted - 1), more)
+    ranked = _newest_entries(session, flt, batches, offset + limit)
+    total, more = _count_entries(session, flt, batches, max(count_up_to, offset + limit))
+    # The walk saw every entry up to this page's: the count never ends before it.
+    total = max(total, len(ranked))
+    return EntryPage(_entries(session, flt, ranked[offset : offset + limit]), total, more)
+
+
+def _count_entries(
+    session: Session, flt: HistoryFilter | None, batches: bool, cap: int
+) -> tuple[int, bool]:
+    """How many entries match, counted over the first ``cap + 1`` matching comparisons in
+    index order (no sort, no grouping of every match), and whether more may match."""
+    dialect = session.get_bind().dialect.name
+    conditions = result_conditions(flt or HistoryFilter(), dialect)
+    found = session.scalars(
+        sa.select(Result.comparison_id).where(*conditions).distinct().limit(cap + 1)
+    ).all()
+    batch_of = _batches_of(session, found)
+    keys = {batch_of.get(c, -c) for c in found}
+    if not batches:
+        keys = {k for k in keys if k < 0}
+    more = len(found) > cap
+    return min(len(keys), cap) if more else len(keys), more
 
 
 def list_history_entries(
@@ -337,8 +352,7 @@ def list_history_entries(
             )
         ]
     else:
-        ranked, _ = _newest_entries(session, flt, batches, offset + limit, None)
-        keys = ranked[offset : offset + limit]
+        keys = _newest_entries(session, flt, batches, offset + limit)[offset : offset + limit]
     return _entries(session, flt, keys)
 
 
@@ -349,14 +363,9 @@ def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> li
 
 
 def _newest_entries(
-    session: Session,
-    flt: HistoryFilter | None,
-    batches: bool,
-    wanted: int,
-    budget: int | None,
-) -> tuple[list[int], bool]:
-    """The keys of the ``wanted`` newest entries (fewer if fewer match), in page order, and
-    whether the walk saw every answer it had to (``False``: ``budget`` answers were read).
+    session: Session, flt: HistoryFilter | None, batches: bool, wanted: int
+) -> list[int]:
+    """The keys of the ``wanted`` newest entries (fewer if fewer match), in page order.
 
     Walks the matching answers newest first. An answer is never created before its
     comparison, so once ``wanted`` entries are known and the walk has reached answers
@@ -367,7 +376,6 @@ def _newest_entries(
     latest: dict[int, datetime] = {}
     seen: set[int] = set()
     after: tuple[datetime, int] | None = None
-    read = 0
     last_kept: datetime | None = None  # the wanted-th entry's time, once there are enough
     while True:
         query = (
@@ -380,14 +388,12 @@ def _newest_entries(
         if after is not None:
             query = query.where(sa.tuple_(Result.created_utc, Result.id) < after)
         rows = session.execute(query).all()
-        read += len(rows)
-        new = {row[2] for row in rows} - seen
-        batch_of = _batches_of(session, new)
+        batch_of = _batches_of(session, {row[2] for row in rows} - seen)
         for answered, _, comparison_id, created in rows:
             if last_kept is None and len(latest) >= wanted:
                 last_kept = _ranked(latest)[wanted - 1][1]
             if last_kept is not None and answered < last_kept:
-                return [key for key, _ in _ranked(latest)[:wanted]], True
+                return [key for key, _ in _ranked(latest)[:wanted]]
             if comparison_id in seen:
                 continue
             seen.add(comparison_id)
@@ -397,9 +403,7 @@ def _newest_entries(
             latest[key] = max(latest.get(key, created), created)
             last_kept = None
         if len(rows) < _WALK_CHUNK:
-            return [key for key, _ in _ranked(latest)[:wanted]], True
-        if budget is not None and read >= budget:
-            return [key for key, _ in _ranked(latest)[:wanted]], False
+            return [key for key, _ in _ranked(latest)[:wanted]]
         after = (rows[-1][0], rows[-1][1])
 
 
@@ -416,8 +420,10 @@ def _batches_of(session: Session, comparison_ids: Collection[int]) -> dict[int, 
     rows = session.execute(
         sa.select(Result.comparison_id, sa.func.min(BatchCellRow.batch_id))
         .join(BatchCellRow, BatchCellRow.result_id == Result.id)
-        .where(Result.comparison_id.in_(sorted(comparison_ids)))
-        .group_by(Result.comparison_id)
+        # One expanding parameter: up to COUNT_CAP ids without building an expression each.
+        .where(Result.comparison_id.in_(sa.bindparam("compared", expanding=True)))
+        .group_by(Result.comparison_id),
+        {"compared": sorted(comparison_ids)},
     )
     return {int(comparison): int(batch) for comparison, batch in rows}
 
