@@ -144,20 +144,80 @@ def _finished(query: sa.Select[Any], rows: ColumnElement[bool]) -> sa.Select[Any
 
 def _add(session: Session | sa.Connection, rows: ColumnElement[bool] | int, sign: int) -> None:
     """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures (``rows`` may
-    be one result's id: the final write's case, whose statements are built only once)."""
+    be one result's id: the final write's case, see :func:`_add_one`)."""
     dialect = _dialect(session)
     if isinstance(rows, int):
-        if dialect not in _ONE_ROW:
-            _ONE_ROW[dialect] = _statements(dialect, Result.id == sa.bindparam("rollup_row"))
-        totals, bins = _ONE_ROW[dialect]
-        params = {"rollup_row": rows, "rollup_sign": sign}
-    else:
-        totals, bins = _statements(dialect, rows)
-        params = {"rollup_sign": sign}
+        _add_one(session, dialect, rows, sign)
+        return
+    totals, bins = _statements(dialect, rows)
+    params = {"rollup_sign": sign}
     session.execute(totals, params)
     timings = _timing_rows(session.execute(bins, params), sign)
     if timings:
         session.execute(_timing_upsert(dialect), timings)
+
+
+def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: int) -> None:
+    """:func:`_add` for one result: its bucket, figures and timing bins read in one query
+    (none if it is not finished, as before its final write), then added with values."""
+    if dialect not in _ONE_ROW:
+        _ONE_ROW[dialect] = _one_row_statements(dialect)
+    upsert, read = _ONE_ROW[dialect]
+    found = session.execute(read, {"rollup_row": row_id}).first()
+    if found is None:
+        return
+    row = found._mapping
+    bucket = {key: row[key] for key in KEYS}
+    figures = {
+        "results": sign,
+        "tokens_spent": sign * (row["tokens_used"] or 0),
+        "output_chars": sign * (row["chars"] or 0),
+    }
+    for name, column in (("latency", "latency_ms"), ("ttft", "ttft_ms"), ("speed", "chars_per_s")):
+        value = row[column]
+        figures[f"{name}_n"] = 0 if value is None else sign
+        figures[f"{name}_sum"] = 0.0 if value is None else sign * float(value)
+    session.execute(upsert, {**bucket, **figures})
+    timings = [
+        {**bucket, "measure": measure, "low": row[f"{measure}_bin"], "counts": [sign]}
+        for measure in MEASURES
+        if row[f"{measure}_bin"] is not None
+    ]
+    if timings:
+        session.execute(_timing_upsert(dialect), timings)
+
+
+def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
+    """The rollup upsert of one bucket's figures (bound values), and the query of one
+    finished result's bucket, figures and timing bins (``NULL`` where not timed)."""
+    timed = (Result.status == "completed") & Result.cached.is_(False)
+    # The NULL test is needed: PostgreSQL's GREATEST(NULL, 1.0) is 1.0, so bin 0.
+    bins = [
+        sa.case((timed & getattr(Result, m).is_not(None), log_bin(getattr(Result, m)))).label(
+            f"{m}_bin"
+        )
+        for m in MEASURES
+    ]
+    read = _finished(
+        sa.select(
+            *_key_columns(),
+            Result.tokens_used,
+            Result.chars,
+            Result.latency_ms,
+            Result.ttft_ms,
+            Result.chars_per_s,
+            *bins,
+        ),
+        Result.id == sa.bindparam("rollup_row"),
+    )
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    statement = insert(_ROLLUP)
+    added = [c.name for c in _ROLLUP.columns if c.name not in KEYS]
+    upsert = statement.on_conflict_do_update(
+        index_elements=list(KEYS),
+        set_={name: _ROLLUP.c[name] + statement.excluded[name] for name in added},
+    )
+    return upsert, read
 
 
 def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:
