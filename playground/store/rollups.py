@@ -168,7 +168,7 @@ def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: 
         return
     row = found._mapping
     bucket = {key: row[key] for key in KEYS}
-    figures = {
+    figures: dict[str, float] = {
         "results": sign,
         "tokens_spent": sign * (row["tokens_used"] or 0),
         "output_chars": sign * (row["chars"] or 0),
