@@ -24,7 +24,7 @@ from playground.store.repository import delete_comparison, share_comparison
 from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
 from playground.store.spool import RowUpdate, apply_update
 from playground.store.stats import from_rollups
-from tests.store_fixtures import Outcome, make_request, record_run
+from tests.store_fixtures import Outcome, make_request, record_run, seed_comparison, seed_result
 from tests.test_access_visibility import Team, team  # noqa: F401 (a fixture)
 
 MODELS = ("gpt-5", "claude-haiku-4.5")
@@ -36,7 +36,7 @@ def rollup_rows(store: Store) -> set[tuple[Any, ...]]:
         rollups = session.scalars(sa.select(UsageRollup).where(UsageRollup.results != 0))
         timings = session.scalars(sa.select(UsageTiming))
         bins = [
-            (*bucket(t), t.measure, t.low + int(k), int(t.counts[k]))
+            (*bucket(t), t.measure, t.period, t.low + int(k), int(t.counts[k]))
             for t in timings
             for k in np.flatnonzero(t.counts)
         ]
@@ -210,3 +210,41 @@ def test_whole_days_are_read_from_the_rollups_and_a_time_inside_a_day_from_the_r
         rolled, counted = model_summary(session, whole_days), model_summary(session, exact)
     assert rolled["tokens_spent"].sum() != 2_000
     assert counted["tokens_spent"].sum() == 2_000
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-01-01", "2026-04-01"),  # whole months only
+        ("2026-01-10", "2026-03-20"),  # a month and the days around it
+        ("2026-01-10", "2026-02-05"),  # days only, across a month's end
+        ("2025-12-20", "2026-02-01"),  # across a year's end
+        (None, "2026-02-14"),
+        ("2026-02-14", None),
+    ],
+)
+def test_timings_of_whole_months_and_the_other_days_add_up_to_the_period(
+    store: Store, since: str | None, until: str | None
+) -> None:
+    start = datetime(2025, 12, 1, 12, tzinfo=UTC)
+    with store.session() as session, session.begin():
+        for n in range(0, 130, 3):
+            comparison = seed_comparison(session, created=start + timedelta(days=n))
+            seed_result(session, comparison, "gpt-5", latency_ms=100.0 + 37 * n, ttft_ms=5.0 + n)
+        rebuild(session)
+
+    def moment(day: str | None) -> datetime | None:
+        return None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+    period = HistoryFilter(since=moment(since), until=moment(until))
+    # A bound a second off midnight reads the answers themselves (exact percentiles).
+    exact = replace(
+        period, since=(period.since or start - timedelta(days=1)) + timedelta(seconds=1)
+    )
+    with store.session() as session:
+        rolled, counted = latency_by_model(session, period), latency_by_model(session, exact)
+    assert rolled["samples"].tolist() == counted["samples"].tolist()
+    for column in ("p50_latency_ms", "p95_latency_ms", "p50_ttft_ms", "p95_ttft_ms"):
+        assert rolled[column].to_numpy() == pytest.approx(
+            counted[column].to_numpy(), rel=RELATIVE_ERROR
+        )

@@ -211,6 +211,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("status", False),
         ("cached", False),
         ("measure", False),
+        ("period", False),
         ("low", False),
         ("counts", False),
     ],
@@ -464,7 +465,10 @@ def test_results_recorded_before_0009_are_back_filled_into_the_usage_rollups(
                 UsageRollup.model
             )
         ).all()
-        bins = sum(int(t.counts.sum()) for t in session.scalars(sa.select(UsageTiming)))
+        bins = sum(
+            int(t.counts.sum())
+            for t in session.scalars(sa.select(UsageTiming).where(UsageTiming.period == "day"))
+        )
     store.close()
     assert [tuple(r) for r in rollups] == [("claude-haiku-4.5", 1, 1), ("gpt-5", 1, 1)]
     assert bins == 4  # latency and TTFT of each answer
@@ -492,4 +496,6 @@ def test_timing_bins_survive_a_downgrade_to_0009_and_back(store_url: str) -> Non
     with store.session() as session:
         timings = session.scalars(sa.select(UsageTiming)).all()
     store.close()
-    assert sorted(int(t.counts.sum()) for t in timings) == [1, 1, 1, 1]
+    days = [t for t in timings if t.period == "day"]
+    assert sorted(int(t.counts.sum()) for t in days) == [1, 1, 1, 1]
+    assert sorted(int(t.counts.sum()) for t in timings if t.period == "month") == [1, 1, 1, 1]

@@ -240,7 +240,9 @@ class UsageTiming(Base):
 
     ``measure`` is ``latency_ms`` or ``ttft_ms``; ``counts[k]`` is how many values fell in
     bin ``low + k``, i.e. in ``[GAMMA**(low+k), GAMMA**(low+k+1))`` ms (see
-    :mod:`playground.store.rollups`). One row per bucket and measure (migration 0010).
+    :mod:`playground.store.rollups`). One row per bucket and measure (migration 0010),
+    twice: ``period`` ``day`` for the bucket's day, and ``month`` adding up its calendar
+    month (``day`` is then the month's first), so a long period reads a row per month.
     """
 
     __tablename__ = "usage_timings"
@@ -253,5 +255,6 @@ class UsageTiming(Base):
     status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     cached: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     measure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    period: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     low: Mapped[int] = mapped_column(sa.Integer)
     counts: Mapped[np.ndarray] = mapped_column(BinCounts)

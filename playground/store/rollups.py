@@ -10,8 +10,9 @@ so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each
 
 Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
 counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), one row per bucket and measure
-(``usage_timings``): the counts of bins ``low, low + 1, …`` as one array, so a period's
-percentiles read one row per day and model rather than one per bin. Any set of buckets
+(``usage_timings``): the counts of bins ``low, low + 1, …`` as one array, kept for the
+bucket's day and again for its calendar month, so a period's percentiles read a row per
+whole month and per remaining day, per model, rather than one per bin. Any set of buckets
 merges by adding counts, and a percentile read from them is within
 :data:`RELATIVE_ERROR` of a value between the two neighbouring exact ranks (1 ms absolute
 below 1 ms).
@@ -178,10 +179,18 @@ def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: 
         figures[f"{name}_n"] = 0 if value is None else sign
         figures[f"{name}_sum"] = 0.0 if value is None else sign * float(value)
     session.execute(upsert, {**bucket, **figures})
+    month = {**bucket, "day": bucket["day"].replace(day=1)}
     timings = [
-        {**bucket, "measure": measure, "low": row[f"{measure}_bin"], "counts": [sign]}
+        {
+            **keys,
+            "measure": measure,
+            "period": period,
+            "low": row[f"{measure}_bin"],
+            "counts": [sign],
+        }
         for measure in MEASURES
         if row[f"{measure}_bin"] is not None
+        for period, keys in (("day", bucket), ("month", month))
     ]
     if timings:
         session.execute(_timing_upsert(dialect), timings)
@@ -264,11 +273,12 @@ def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable,
 
 
 def _timing_rows(binned: Iterable[Sequence[Any]], sign: int) -> list[dict[str, Any]]:
-    """``(bucket…, measure, bin, n)`` rows as one ``usage_timings`` row per bucket and
-    measure (its counts times ``sign``)."""
-    grouped: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)
-    for *keys, bin_, n in binned:
-        grouped[tuple(keys)][int(bin_)] = int(n)
+    """``(bucket…, measure, bin, n)`` rows as ``usage_timings`` rows (counts times
+    ``sign``): one per bucket and measure for its day, and one for its month."""
+    grouped: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for day, *keys, bin_, n in binned:
+        for period, first in (("day", day), ("month", day.replace(day=1))):
+            grouped[first, *keys, period][int(bin_)] += int(n)
     rows = []
     for bucket, counts in grouped.items():
         low = min(counts)
@@ -276,7 +286,7 @@ def _timing_rows(binned: Iterable[Sequence[Any]], sign: int) -> list[dict[str, A
         dense[np.fromiter(counts, dtype=np.int64, count=len(counts)) - low] = list(counts.values())
         rows.append(
             {
-                **dict(zip((*KEYS, "measure"), bucket, strict=True)),
+                **dict(zip((*KEYS, "measure", "period"), bucket, strict=True)),
                 "low": low,
                 "counts": dense * sign,
             }
@@ -291,7 +301,7 @@ def _timing_upsert(dialect: str) -> sa.Executable:
         statement = insert(_TIMINGS)
         table, new = _TIMINGS.c, statement.excluded
         _TIMING_UPSERT[dialect] = statement.on_conflict_do_update(
-            index_elements=[*KEYS, "measure"],
+            index_elements=[*KEYS, "measure", "period"],
             set_={
                 "low": lowest(table.low, new.low),
                 "counts": merged_bins(table.low, table.counts, new.low, new.counts),

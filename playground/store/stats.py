@@ -21,7 +21,7 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -242,7 +242,7 @@ def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
     stored = counts_bytes(timings.counts)
     rows = session.execute(
         sa.select(timings.provider, timings.model, timings.measure, timings.low, stored).where(
-            *measured, *_rollup_conditions(flt, _TIMINGS)
+            *measured, *_rollup_conditions(flt, _TIMINGS), _whole_months_and_other_days(flt)
         )
     ).all()
     dialect = session.get_bind().dialect.name
@@ -262,6 +262,33 @@ def _latency_from_rollups(session: Session, flt: HistoryFilter) -> pd.DataFrame:
             found = figures[column]
             frame[column] = [found.get(pair, float("nan")) for pair in pairs]
     return _latency_frame(frame)
+
+
+def _whole_months_and_other_days(flt: HistoryFilter) -> ColumnElement[bool]:
+    """Which timing rows add up to the period of ``flt`` (whole UTC days, per
+    :func:`from_rollups`) once each: the month rows of the calendar months wholly inside
+    it, and the day rows of its other days."""
+    c = _TIMINGS.c
+    since = None if flt.since is None else flt.since.date()
+    until = None if flt.until is None else flt.until.date()
+    first = since if since is None or since.day == 1 else _next_month(since)
+    last = None if until is None else until.replace(day=1)
+    if first is not None and last is not None and first >= last:
+        return c.period == "day"  # no whole month inside
+    months = [c.period == "month"]
+    outside: list[ColumnElement[bool]] = []
+    if first is not None:
+        months.append(c.day >= first)
+        outside.append(c.day < first)
+    if last is not None:
+        months.append(c.day < last)
+        outside.append(c.day >= last)
+    days = sa.and_(c.period == "day", sa.or_(*outside)) if outside else sa.false()
+    return sa.or_(sa.and_(*months), days)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def _binned_percentile(low: int, counts: np.ndarray, q: float) -> float | None:

@@ -3,7 +3,9 @@
 
 A bucket's latency (or TTFT) bins are one array of counts starting at bin ``low``
 (``BIGINT[]`` on PostgreSQL, a BLOB of little-endian int64 on SQLite) instead of one row
-per bin, so a period's percentiles read a row per day and model, not per bin. Every
+per bin, once per day (``period`` ``day``) and once per calendar month (``month``), so a
+period's percentiles read a row per month and model plus its days outside whole months,
+not a row per bin. Every
 rollup is back-filled here from the existing results by the code's
 :func:`playground.store.rollups.rebuild`, so the back-fill and the running sums can never
 disagree.
@@ -53,6 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "usage_timings",
         *_keys(),
+        sa.Column("period", sa.String(8), primary_key=True),
         sa.Column("low", sa.Integer, nullable=False),
         sa.Column("counts", counts, nullable=False),
     )
@@ -77,11 +80,14 @@ def downgrade() -> None:
     timings = sa.table(
         "usage_timings",
         *(sa.column(name, kind) for name, kind in _KEYS),
+        sa.column("period", sa.String),
         sa.column("low", sa.Integer),
         sa.column("counts"),
     )
     rows = []
-    for *bucket, low, counts in bind.execute(sa.select(timings)):
+    columns = [*(timings.c[name] for name in _KEY_NAMES), timings.c.low, timings.c.counts]
+    days = sa.select(*columns).where(timings.c.period == "day")
+    for *bucket, low, counts in bind.execute(days):
         array = (
             np.frombuffer(counts, dtype="<i8") if isinstance(counts, bytes) else np.asarray(counts)
         )
