@@ -424,13 +424,7 @@ def test_cells_judged_before_0007_get_their_judge_spend_from_their_outcomes(
         second.assertions_json = [{"kind": "contains", "passed": True}]
         graded_at = first.updated_utc
     store.close()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_store_engine(store_url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
-    engine.dispose()
+    _downgrade(store_url, "0006")
 
     store = open_store(store_url)  # back up to head: 0007 fills in the judged cell
     with store.session() as session:
@@ -450,13 +444,7 @@ def test_results_recorded_before_0009_are_back_filled_into_the_usage_rollups(
     recorder = StoreRecorder(store.engine)
     record_run(recorder, make_request(("gpt-5", "claude-haiku-4.5")), [Outcome(), Outcome()])
     store.close()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_store_engine(store_url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
-    engine.dispose()
+    _downgrade(store_url, "0008")
 
     store = open_store(store_url)  # back up to head: 0010 counts the two answers
     with store.session() as session:
@@ -482,12 +470,9 @@ def test_timing_bins_survive_a_downgrade_to_0009_and_back(store_url: str) -> Non
         [Outcome(), Outcome()],
     )
     store.close()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    _downgrade(store_url, "0009")
     engine = create_store_engine(store_url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0009")
+    with engine.connect() as connection:
         # 0009's one row per bin: latency and TTFT of each answer.
         bins = connection.exec_driver_sql("SELECT sum(n), count(*) FROM usage_histograms").one()
     engine.dispose()
@@ -499,3 +484,15 @@ def test_timing_bins_survive_a_downgrade_to_0009_and_back(store_url: str) -> Non
     days = [t for t in timings if t.period == "day"]
     assert sorted(int(t.counts.sum()) for t in days) == [1, 1, 1, 1]
     assert sorted(int(t.counts.sum()) for t in timings if t.period == "month") == [1, 1, 1, 1]
+
+
+def _downgrade(store_url: str, revision: str) -> None:
+    """Migrate the database at ``store_url`` down to ``revision`` (what an older release
+    would find after a restore)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_store_engine(store_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    engine.dispose()
