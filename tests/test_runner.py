@@ -138,14 +138,28 @@ def test_cancel_all(runner: Runner) -> None:
     assert {r.status for r in snapshot.results} == {"cancelled"}
 
 
-def test_per_model_timeout_marks_partial_or_failed(runner: Runner) -> None:
-    runner.model_timeout_s = 0.4
-    handle = runner.start(request("gpt-5-nano", "gpt-5.2-pro"), demo(time_scale=0.1))
-    nano, pro = handle.wait(10).results
-    assert nano.status == "completed"
-    assert pro.status == "partial"
-    assert pro.error_code == "timeout"
-    assert pro.content
+def test_per_model_timeout_marks_partial_or_failed(fake_elumenta: FakeElumenta) -> None:
+    # Streams that stall for good, so only the timeout ends them, however slow the machine.
+    fake_elumenta.script("gpt-5-nano", ModelScript(text="quick and done"))
+    fake_elumenta.script("gpt-5.2-pro", ModelScript(text="first words", hang_after_deltas=1))
+    fake_elumenta.script("gpt-5", ModelScript(hang_after_deltas=0))
+    provider = ElumentaProvider(
+        api_key=SecretStr(fake_elumenta.api_key), base_url=fake_elumenta.base_url, catalog=CATALOG
+    )
+    runner = Runner(CATALOG, model_timeout_s=3.0)
+    try:
+        handle = runner.start(
+            request("gpt-5-nano", "gpt-5.2-pro", "gpt-5", provider="elumenta"),
+            {"elumenta": provider},
+        )
+        nano, pro, silent = handle.wait(30).results
+    finally:
+        runner.run_coroutine(provider.aclose())
+        runner.close()
+    assert (nano.status, nano.content) == ("completed", "quick and done")
+    assert (pro.status, pro.error_code, pro.content) == ("partial", "timeout", "first")
+    assert (silent.status, silent.error_code, silent.content) == ("failed", "timeout", "")
+    assert pro.error_message == "No complete answer within 3 s."
 
 
 def test_one_failing_provider_does_not_affect_the_others(runner: Runner) -> None:
