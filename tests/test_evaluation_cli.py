@@ -243,14 +243,14 @@ def test_a_template_making_a_huge_value_exits_2_without_a_traceback(
         "PLAYGROUND_DATABASE_URL": f"sqlite:///{tmp_path / 'history.sqlite3'}",
         "PLAYGROUND_DATA_DIR": str(tmp_path),
     }
-    started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
         [sys.executable, "-m", "playground", "eval", str(suite)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # only against a hang: a loaded machine slows the start down
         preexec_fn=_limit_memory,  # a regression fails with MemoryError, not by filling the host
     )
     assert finished.returncode == 2, finished.stderr
@@ -259,7 +259,10 @@ def test_a_template_making_a_huge_value_exits_2_without_a_traceback(
         "error: Dataset row 1: The user prompt template uses an unsafe expression: repeating "
         "a value 10,000,000,000 times would make 60,000,000,000 characters; the limit is 200,000."
     )
-    assert time.monotonic() - started < 30
+    # Refused before building any of it: the CLI's own CPU time (not the wall clock, which
+    # other load stretches) stays that of a start-up, far from rendering gigabytes.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 30
     assert fake_elumenta.requests == []
 
 
