@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from playground.store.eval_repository import batch_cells, set_batch_status, upda
 from playground.store.recovery import writer_id
 from tests.evaluation_fixtures import job, plan
 from tests.fake_elumenta import FakeElumenta
+from tests.worker_fixtures import wait_until
 
 
 def _dead_writer() -> str:
@@ -92,14 +92,29 @@ def test_a_live_job_renews_its_heartbeat_so_it_is_never_taken_for_dead(
     )
     running.pause()  # alive but idle: only the heartbeat shows it
     running.start()
-    time.sleep(1.2)
-    try:
+    stale_after = timedelta(seconds=0.5)
+
+    def heartbeat() -> datetime | None:
         with store.session() as session, session.begin():
-            assert recover_interrupted_batches(session, stale_after=timedelta(seconds=0.5)) == []
             batch = session.get(BatchRow, batch_id)
             assert batch is not None and batch.status == "paused"
-            assert batch.heartbeat_utc is not None
-            assert datetime.now(UTC) - batch.heartbeat_utc < timedelta(seconds=0.5)
+            return batch.heartbeat_utc
+
+    try:
+        wait_until(lambda: heartbeat() is not None)
+        first = heartbeat()
+        assert first is not None
+        stale_at = first + stale_after
+        # Renewed after the first beat went stale; told apart by the beats' own times, not by
+        # how long the test slept, which a loaded machine stretches past any stale window.
+        wait_until(lambda: (heartbeat() or stale_at) > stale_at)
+        renewed = heartbeat()
+        assert renewed is not None
+        now = renewed + stale_after * 0.8  # the first beat long stale, the renewed one not
+        with store.session() as session, session.begin():
+            assert recover_interrupted_batches(session, stale_after=stale_after, now=now) == []
+            batch = session.get(BatchRow, batch_id)
+            assert batch is not None and batch.status == "paused"
     finally:
         running.cancel()
         assert running.wait(10).status == "cancelled"
