@@ -30,7 +30,13 @@ from tests.evaluation_fixtures import CATALOG, elumenta_factory, job, plan
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.hosted_fixtures import set_user_limits, signed_in
 from tests.store_fixtures import engine_events, seed_comparison, seed_result
-from tests.worker_fixtures import WorkerProcess, wait_until, worker_settings
+from tests.worker_fixtures import (
+    WorkerProcess,
+    heartbeats_renewed,
+    shards_ended,
+    wait_until,
+    worker_settings,
+)
 
 
 def _generate_requests(fake: FakeElumenta) -> Counter[tuple[str, str]]:
@@ -136,10 +142,11 @@ def test_cancel_then_resume_never_requests_a_completed_cell_twice(
 def test_pause_stops_new_requests_until_resumed(store: Store, fake_elumenta: FakeElumenta) -> None:
     fake_elumenta.script("*", ModelScript(ttft_ms=30))
     batch_id = plan(store, ["gpt-5-nano"], rows=6, concurrency=1)
-    running = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key)
+    url, key = fake_elumenta.base_url, fake_elumenta.api_key
+    running = job(store, batch_id, url, key, heartbeat_s=0.1)
     running.pause()
     running.start()
-    time.sleep(0.4)
+    heartbeats_renewed(store, batch_id)  # alive and paused for a while
     assert running.progress().status == "paused"
     assert not _generate_requests(fake_elumenta)
     running.resume()
@@ -151,7 +158,8 @@ def test_an_empty_balance_pauses_the_batch_and_resume_after_a_top_up_completes_i
 ) -> None:
     fake_elumenta.balance = 5  # gpt-5 costs 2: two answers, then 402 for every request
     batch_id = plan(store, ["gpt-5"], rows=6, concurrency=1)
-    running = job(store, batch_id, fake_elumenta.base_url, fake_elumenta.api_key).start()
+    url, key = fake_elumenta.base_url, fake_elumenta.api_key
+    running = job(store, batch_id, url, key, heartbeat_s=0.1).start()
     wait_until(lambda: (running.progress().status, running.progress().running) == ("paused", 0))
 
     paused = running.progress()
@@ -161,7 +169,7 @@ def test_an_empty_balance_pauses_the_batch_and_resume_after_a_top_up_completes_i
     # Refusals in flight when the first one came back may be sent once more (402s are free).
     sent = sum(_generate_requests(fake_elumenta).values())
     assert 3 <= sent <= 6
-    time.sleep(0.3)
+    heartbeats_renewed(store, batch_id)
     assert sum(_generate_requests(fake_elumenta).values()) == sent  # nothing once paused
     assert fake_elumenta.balance == 1  # two answers paid
     with store.session() as session, session.begin():
@@ -370,7 +378,7 @@ def test_an_owners_daily_budget_pauses_the_batch_and_resume_continues_once_raise
     batch_id = plan(store, ["gpt-5-nano", "claude-haiku-4.5"], rows=20, concurrency=4)
     owned_by(store, batch_id, ANA, daily_budget_tokens=10)
     url, key = fake.base_url, fake.api_key
-    running = job(store, batch_id, url, key, settings=LOCAL_SETTINGS).start()
+    running = job(store, batch_id, url, key, settings=LOCAL_SETTINGS, heartbeat_s=0.1).start()
     try:
         paused = wait_for(running, lambda p: p.status == "paused" and p.running == 0)
         assert paused.message == (
@@ -383,7 +391,7 @@ def test_an_owners_daily_budget_pauses_the_batch_and_resume_continues_once_raise
             assert batch is not None
             assert (batch.status, batch.status_message) == ("paused", paused.message)
             assert spend_of(session, ANA).today_tokens == paused.spent_tokens == 10
-        time.sleep(0.3)
+        heartbeats_renewed(store, batch_id)
         assert len(_generate_requests(fake)) == paused.completed == 10
 
         set_user_limits(store, signed_in(store, ANA), daily_budget_tokens=1000)
@@ -531,8 +539,8 @@ def test_a_worker_run_batch_pauses_at_its_owners_budget(
         handle = queue_batch(worker_store, settings, batch_id)
         wait_until(lambda: handle.progress().status == "paused" and not handle.progress().running)
         asked = len(fake.requests)
-        time.sleep(1.0)
-        assert len(fake.requests) == asked  # the worker left the paused batch
+        shards_ended(worker_store, batch_id)  # the worker left the paused batch
+        assert len(fake.requests) == asked  # and sent nothing more before it did
         paused = handle.progress()
     assert not handle.finished  # paused: Resume continues it
     assert paused.message.startswith(

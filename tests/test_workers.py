@@ -35,6 +35,7 @@ from tests.worker_fixtures import (
     STALE_AFTER_S,
     WorkerProcess,
     pid_of,
+    shards_ended,
     started_together,
     wait_until,
     worker_settings,
@@ -152,7 +153,7 @@ def test_sigterm_stops_a_worker_cleanly_and_the_next_one_is_steered_from_any_pro
         handle.pause()
         wait_until(lambda: handle.progress().running == 0)
         paused = len(fake.requests)
-        time.sleep(1.0)
+        shards_ended(worker_store, batch_id)  # the worker left the paused batch
         assert len(fake.requests) == paused
         assert (handle.progress().status, handle.finished) == ("paused", False)
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from playground.config import Settings
 from playground.store import Store, open_store
+from playground.store.eval_models import BatchRow
 from tests.fake_elumenta import FakeElumenta
 from tests.fake_elumenta.process import (
     ROOT,
@@ -203,3 +204,37 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout_s:g} s")
         time.sleep(0.05)
+
+
+def heartbeats_renewed(store: Store, batch_id: int, times: int = 2) -> None:
+    """Wait until the batch's heartbeat has been renewed ``times`` more times: its job is
+    alive and went round its watch loop that often in the state it is in now (e.g. paused),
+    a positive sign that it had its chances to act there, not just a sleep."""
+
+    def heartbeat() -> object:
+        with store.session() as session, session.begin():
+            return session.scalar(sa.select(BatchRow.heartbeat_utc).where(BatchRow.id == batch_id))
+
+    seen = [heartbeat()]
+
+    def renewed() -> bool:
+        if (latest := heartbeat()) != seen[-1]:
+            seen.append(latest)
+        return len(seen) > times
+
+    wait_until(renewed)
+
+
+def shards_ended(store: Store, batch_id: int) -> None:
+    """Wait until no queued shard of the batch is waiting or running on a worker: nothing
+    works on it any more (until it is queued again)."""
+    query = sa.text(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'playground.batch_shard' "
+        "AND (args->>'batch_id')::int = :batch_id AND status IN ('todo', 'doing')"
+    )
+
+    def ended() -> bool:
+        with store.session() as session, session.begin():
+            return session.scalar(query, {"batch_id": batch_id}) == 0
+
+    wait_until(ended)
