@@ -347,7 +347,7 @@ def test_every_model_of_every_comparison_streams_at_once_in_the_app_runner(
     try:
         for _ in range(2):
             handles.append(runner.start(request(*models, provider="elumenta"), providers))
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # only against a hang
         while time.monotonic() < deadline:
             results = [r for h in handles for r in h.snapshot().results]
             if all(r.content for r in results):
