@@ -89,9 +89,16 @@ def test_models_stream_concurrently_and_complete(runner: Runner) -> None:
         assert 0 < result.ttft_ms < result.latency_ms  # type: ignore[operator]
         assert result.chars_per_s and result.chars_per_s > 0
     slowest = max(r.latency_ms for r in snapshot.results)  # type: ignore[type-var]
-    # Sequential runs would take the sum of latencies; concurrency takes about the max.
-    assert wall * 1000 < 0.8 * sum(r.latency_ms for r in snapshot.results)  # type: ignore[misc]
     assert wall * 1000 >= slowest
+    # Concurrent, told by order rather than by durations a loaded machine stretches: every
+    # model was streaming before the first one finished (one at a time, the second model's
+    # first words would come after the first model's end).
+    first_words = [
+        next(n for n, e in enumerate(events) if isinstance(e, ModelDelta) and e.index == i)
+        for i in range(3)
+    ]
+    first_end = next(n for n, e in enumerate(events) if isinstance(e, ModelFinished))
+    assert max(first_words) < first_end
     # Every model reports started, then deltas, then finished exactly once.
     for index in range(3):
         kinds = [type(e) for e in events if e.index == index]
