@@ -143,7 +143,10 @@ class WorkerProcess(ChildProcess):
             except queue.Empty:
                 if self._process.poll() is not None:
                     code = self._process.returncode
-                    raise RuntimeError(f"the worker exited with {code}") from None
+                    said = (
+                        self._log_path.read_text(errors="replace")[-3000:] if self._log_path else ""
+                    )
+                    raise RuntimeError(f"the worker exited with {code}:\n{said}") from None
         raise RuntimeError(f"the worker did not start within {timeout_s:g} s")
 
     def terminate(self, timeout_s: float = 30.0) -> int:
