@@ -168,23 +168,26 @@ with st.expander(f"Earlier turns ({len(turns)})", expanded=bool(turns)):
     if not turns:
         st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
     for position, turn_id in enumerate(turns):
-        role_col, text_col, tools_col = st.columns([1.3, 7, 1.6], vertical_alignment="center")
-        role_col.selectbox(
-            "Role",
-            ["user", "assistant"],
-            key=cs.turn_key(turn_id, "role"),
-            persist_state="session",
-            format_func=str.title,
-            label_visibility="collapsed",
-        )
-        text_col.text_area(
-            f"Turn {position + 1}",
-            key=cs.turn_key(turn_id, "content"),
-            persist_state="session",
-            height=68,
-            label_visibility="collapsed",
-        )
-        with tools_col.container(horizontal=True, gap="xxsmall"):
+        # One horizontal row, not st.columns: every element is one more message on every
+        # page run (and the turns come before the result columns), so a row of three
+        # columns and a button group cost four blocks more per turn than this one.
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.selectbox(
+                "Role",
+                ["user", "assistant"],
+                key=cs.turn_key(turn_id, "role"),
+                persist_state="session",
+                format_func=str.title,
+                label_visibility="collapsed",
+                width=130,
+            )
+            st.text_area(
+                f"Turn {position + 1}",
+                key=cs.turn_key(turn_id, "content"),
+                persist_state="session",
+                height=68,
+                label_visibility="collapsed",
+            )
             st.button(
                 ":material/arrow_upward:",
                 key=f"compare.up.{turn_id}",
