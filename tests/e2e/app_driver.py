@@ -78,6 +78,8 @@ def click_table_cell(page: Page, x: float, y: float) -> None:
     its rows, while any real pointer crosses the table before it clicks.
     """
     page.mouse.move(x, y, steps=5)
+    # Two animation frames: the table has rendered once with the pointer over it.
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.mouse.click(x, y)
 
 
