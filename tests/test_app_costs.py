@@ -11,7 +11,7 @@ import pytest
 
 from playground.presenters import costs as cv
 from playground.services import runtime
-from playground.store import latency_by_model, model_summary
+from playground.store.stats import latency_by_model, model_summary
 from tests.app_harness import open_page, run_compare, texts
 
 NAMES = {"gpt-5-nano": "GPT-5 Nano", "gpt-5": "GPT-5", "claude-haiku-4.5": "Claude Haiku 4.5"}

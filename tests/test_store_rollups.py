@@ -17,13 +17,13 @@ import sqlalchemy as sa
 from playground.cli import main
 from playground.config import Settings
 from playground.results import ModelResult
-from playground.store import HistoryFilter, Store, StoreRecorder, latency_by_model, model_summary
+from playground.store import HistoryFilter, Store, StoreRecorder
 from playground.store.models import Comparison, Result, UsageRollup, UsageTiming
 from playground.store.recovery import recover_interrupted
 from playground.store.repository import delete_comparison, share_comparison
 from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
 from playground.store.spool import RowUpdate, apply_update
-from playground.store.stats import from_rollups
+from playground.store.stats import from_rollups, latency_by_model, model_summary
 from tests.store_fixtures import Outcome, make_request, record_run, seed_comparison, seed_result
 from tests.test_access_visibility import Team, team  # noqa: F401 (a fixture)
 

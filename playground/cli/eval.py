@@ -38,7 +38,7 @@ from playground.store.eval_repository import (
     save_dataset,
     save_template_version,
 )
-from playground.store.stats import demo_spent_reader
+from playground.store.spending import demo_spent_reader
 from playground.unsaved import unsaved
 
 # 3 is the command line's "a newer release migrated the database" (playground.cli.main).

@@ -47,7 +47,7 @@ from playground.store import (
 )
 from playground.store.postgres import unbounded
 from playground.store.rollups import rebuild as rebuild_rollups
-from playground.store.stats import demo_spent_reader
+from playground.store.spending import demo_spent_reader
 
 EXIT_OK, EXIT_NOT_ALL_COMPLETED, EXIT_USAGE, EXIT_SCHEMA_NEWER, EXIT_NOT_SAVED = 0, 1, 2, 3, 4
 PROVIDERS = ("elumenta", "demo", "openai_compatible")

@@ -22,20 +22,22 @@ from playground.store import EXPORT_FORMATS as EXPORT_FORMATS
 from playground.store import HistoryFilter as HistoryFilter
 from playground.store import StoredComparison as StoredComparison
 from playground.store import (
-    balance_points,
     delete_comparison,
     export_rows,
     get_comparison,
-    latency_by_model,
-    model_summary,
-    prompt_model_costs,
     share_comparison,
-    tokens_by_day,
     update_comparison_meta,
     write_export,
 )
 from playground.store.export import ExportFormat
 from playground.store.repository import ListEntry, history_entries
+from playground.store.stats import (
+    balance_points,
+    latency_by_model,
+    model_summary,
+    prompt_model_costs,
+    tokens_by_day,
+)
 
 PAGE_SIZE = 20
 

@@ -39,7 +39,7 @@ from playground.store import (
     open_configured_store,
 )
 from playground.store.db import check_database_url
-from playground.store.stats import provider_tokens_spent
+from playground.store.spending import provider_tokens_spent
 
 ProviderChoice = Literal["auto", "elumenta", "demo", "openai_compatible"]
 PROVIDER_LABELS: dict[str, str] = {

@@ -1,8 +1,9 @@
 """The history store: every comparison and every model's answer, kept as it happens.
 
 Open it once per process with :func:`open_store` (migrates and recovers crashed runs),
-give the runner a :class:`StoreRecorder`, read it back with the repository and stats
-functions inside ``with store.session() as s, s.begin():``.
+give the runner a :class:`StoreRecorder`, read it back with the repository functions (and
+the dashboards' :mod:`playground.store.stats`, which imports pandas, so is not re-exported
+here) inside ``with store.session() as s, s.begin():``.
 """
 
 from playground.store import eval_models, hosted_models
@@ -30,13 +31,6 @@ from playground.store.repository import (
     share_comparison,
     update_comparison_meta,
 )
-from playground.store.stats import (
-    balance_points,
-    latency_by_model,
-    model_summary,
-    prompt_model_costs,
-    tokens_by_day,
-)
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -46,7 +40,6 @@ __all__ = [
     "Store",
     "StoreRecorder",
     "StoredComparison",
-    "balance_points",
     "count_comparisons",
     "count_results",
     "create_store_engine",
@@ -56,16 +49,12 @@ __all__ = [
     "find_cached_result",
     "get_comparison",
     "hosted_models",
-    "latency_by_model",
     "list_comparisons",
     "list_results",
-    "model_summary",
     "open_configured_store",
     "open_store",
-    "prompt_model_costs",
     "recover_interrupted",
     "share_comparison",
-    "tokens_by_day",
     "update_comparison_meta",
     "upgrade_to_head",
     "write_export",

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
-from functools import partial
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -411,21 +409,3 @@ def _frame(session: Session, query: sa.Select[*tuple[Any, ...]]) -> pd.DataFrame
     result = session.execute(query)
     columns = list(result.keys())
     return pd.DataFrame([tuple(row) for row in result], columns=columns)
-
-
-def demo_spent_reader(engine: sa.Engine) -> Callable[[], int]:
-    """What the one persisted demo balance is read from: the demo tokens recorded in the
-    history at ``engine`` (``build_providers``' ``demo_spent``)."""
-    return partial(provider_tokens_spent, engine, "demo")
-
-
-def provider_tokens_spent(engine: sa.Engine, provider: str) -> int:
-    """Billing tokens every non-cached answer of ``provider`` ever recorded spent (deleted
-    comparisons included: their tokens were spent)."""
-    with engine.connect() as connection:
-        spent = connection.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Result.tokens_used), 0)).where(
-                _NOT_CACHED, Result.provider == provider
-            )
-        )
-    return int(spent or 0)

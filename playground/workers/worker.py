@@ -38,7 +38,7 @@ from playground.runner import Runner
 from playground.store import Store, open_configured_store
 from playground.store.eval_claims import revive_stalled_batches
 from playground.store.recovery import writer_id
-from playground.store.stats import demo_spent_reader
+from playground.store.spending import demo_spent_reader
 from playground.workers.queue import (
     QUEUE,
     SHARD_TASK,

@@ -42,7 +42,7 @@ from playground.store.eval_repository import (
     save_template_version,
     update_cells,
 )
-from playground.store.stats import demo_spent_reader
+from playground.store.spending import demo_spent_reader
 from playground.templates import render
 
 EXIT_OK, EXIT_TESTS_FAILED = 0, 100

@@ -1,0 +1,25 @@
+"""The command line starts without the dashboard's libraries: ``eval`` and ``compare`` are
+on the critical path of a batch, and pandas/altair/streamlit cost about a second of CPU to
+import that no CLI command needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("pandas", "altair", "streamlit")
+
+
+def test_cli_module_graph_imports_no_dashboard_library() -> None:
+    script = (
+        "import sys\n"
+        "import playground.cli.main, playground.cli.eval, playground.workers.worker\n"
+        "import playground.evaluation.promptfoo.run\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
