@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -12,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from playground.errors import ConfigError
 from playground.store import (
@@ -22,11 +25,13 @@ from playground.store import (
     hosted_models,  # noqa: F401  (registers the 0004 tables on Base)
     open_store,
 )
-from playground.store.db import MIGRATIONS_DIR
+from playground.store.db import MIGRATIONS_DIR, head_revision
 from playground.store.eval_models import BatchCellRow
 from playground.store.models import Base, UsageRollup, UsageTiming
 from tests.evaluation_fixtures import plan
 from tests.store_fixtures import Outcome, make_request, record_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
     "comparisons": [
@@ -373,6 +378,31 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     with store.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == "0010"
     store.close()
+
+
+def test_reopening_at_head_loads_neither_alembic_nor_the_migration_scripts(
+    store_url: str,
+) -> None:
+    open_store(store_url).close()
+    script = (
+        "import sys\n"
+        "from playground.store import open_store\n"
+        f"open_store({store_url!r}).close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('alembic', 'playground.store.mig'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_head_revision_read_from_the_file_names_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revision() == scripts.get_current_head()
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name[:4] == script.revision
 
 
 def _open_and_close(url: str) -> str:

@@ -12,13 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -37,6 +33,10 @@ from playground.store.postgres import (
 )
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
 from playground.store.spool import Spool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -231,13 +231,38 @@ class SchemaVersion:
 
 
 def _migrations() -> tuple[Config, ScriptDirectory]:
+    # Alembic (and every migration script) loads only when a database is not at head.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config, ScriptDirectory.from_config(config)
 
 
+def head_revision() -> str:
+    """This release's newest migration, read from the script file names (``NNNN_*.py``, the
+    revision being ``NNNN``) without loading Alembic or the scripts."""
+    return max(path.name[:4] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]" * 4 + "_*.py"))
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's recorded revision is this release's head: one read of the
+    version table (absent on a new database)."""
+    try:
+        with engine.connect() as connection:
+            current: str | None = connection.scalar(
+                sa.text("SELECT version_num FROM alembic_version")
+            )
+    except sa.exc.DatabaseError:
+        return False
+    return current == head_revision()
+
+
 def schema_version(engine: Engine) -> SchemaVersion:
     """The database's schema revision against this release's (reads, changes nothing)."""
+    from alembic.runtime.migration import MigrationContext
+
     _, scripts = _migrations()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
@@ -277,6 +302,10 @@ def upgrade_to_head(engine: Engine) -> None:
     Raises :class:`SchemaNewerThanCodeError` instead when a newer release migrated the
     database: this release cannot run on its schema, and must not try to migrate it.
     """
+    if _at_head(engine):
+        return
+    from alembic import command
+
     version = schema_version(engine)
     if version.state == "newer":
         raise version.newer_error(engine.url.render_as_string(hide_password=True))
