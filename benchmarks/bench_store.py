@@ -41,14 +41,10 @@ from playground.store import (
     Store,
     StoreRecorder,
     count_results,
-    latency_by_model,
     list_results,
-    model_summary,
     open_store,
-    prompt_model_costs,
     repository,
     stats,
-    tokens_by_day,
 )
 from playground.store.models import Comparison, ComparisonTag, Result
 from playground.store.repository import (
@@ -56,6 +52,12 @@ from playground.store.repository import (
     list_history_entries,
     prompt_hash,
     prompt_text,
+)
+from playground.store.stats import (
+    latency_by_model,
+    model_summary,
+    prompt_model_costs,
+    tokens_by_day,
 )
 
 try:  # the same script measures builds before the rollups (their Costs queries above)

@@ -15,13 +15,15 @@ from playground.services.history import CostReport
 from playground.store import (
     HistoryFilter,
     Store,
+)
+from playground.store.rollups import RELATIVE_ERROR
+from playground.store.stats import (
     balance_points,
     latency_by_model,
     model_summary,
     prompt_model_costs,
     tokens_by_day,
 )
-from playground.store.rollups import RELATIVE_ERROR
 from tests.store_fixtures import T0, seed_comparison, seed_result
 
 NAMES = {"gpt-5": "GPT-5", "gpt-5-nano": "GPT-5 Nano"}

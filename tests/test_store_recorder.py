@@ -15,10 +15,9 @@ from playground.store import (
     StoreRecorder,
     delete_comparison,
     get_comparison,
-    latency_by_model,
-    model_summary,
 )
 from playground.store.models import Result
+from playground.store.stats import latency_by_model, model_summary
 from tests.store_fixtures import Outcome, make_request, record_run
 
 

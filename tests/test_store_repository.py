@@ -17,10 +17,10 @@ from playground.store import (
     get_comparison,
     list_comparisons,
     list_results,
-    model_summary,
     update_comparison_meta,
 )
 from playground.store.models import Comparison, ComparisonTag, Result
+from playground.store.stats import model_summary
 from tests.store_fixtures import T0, Outcome, make_request, record_run, seed_comparison, seed_result
 
 

@@ -11,14 +11,16 @@ from playground.presenters import analytics
 from playground.store import (
     HistoryFilter,
     Store,
+)
+from playground.store.rollups import RELATIVE_ERROR
+from playground.store.stats import (
     balance_points,
+    exact_timings,
     latency_by_model,
     model_summary,
     prompt_model_costs,
     tokens_by_day,
 )
-from playground.store.rollups import RELATIVE_ERROR
-from playground.store.stats import exact_timings
 from tests.store_fixtures import T0, seed_comparison, seed_result
 
 DAY2 = T0 + timedelta(hours=21)  # 2026-03-02 09:00 UTC
