@@ -259,17 +259,7 @@ def record_run(
     comparison_id = recorder.start_comparison(request)
     ids = []
     for index, outcome in enumerate(outcomes):
-        generation = request.generation_request(index)
-        provider = request.targets[index].provider
-        running = ModelResult(
-            index=index,
-            provider=provider,
-            model=generation.model,
-            params=generation.params,
-            request_hash=generation.request_hash(provider),
-            status="running",
-            started_at=datetime.now(UTC),
-        )
+        running = running_result(request, index)
         result_id = recorder.record_started(comparison_id, running)
         half = outcome.content[: len(outcome.content) // 2]
         running = replace(running, result_id=result_id, content=half)
