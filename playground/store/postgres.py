@@ -32,11 +32,17 @@ from sqlalchemy.engine import URL, Connection
 
 CONNECT_TIMEOUT_S = 10
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
-# Idle 30 s, then a probe every 10 s, 3 unanswered: a vanished peer is dropped within ~60 s.
-KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10"}
-KEEPALIVES_COUNT = "3"
-# Data sent and not acknowledged for this long: the peer is gone (Linux; libpq >= 12).
-TCP_USER_TIMEOUT_MS = "30000"
+# The libpq parameters every connection gets unless its URL sets them.
+DEFAULTS = {
+    "connect_timeout": str(CONNECT_TIMEOUT_S),
+    # Idle 30 s, then a probe every 10 s, 3 unanswered: a vanished peer is dropped in ~60 s.
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    # Data sent and not acknowledged for this long: the peer is gone (Linux; libpq >= 12).
+    "tcp_user_timeout": "30000",
+}
 # A statement the server would cancel at statement_timeout gets this long more to say so.
 MAX_ANSWER_GRACE_S = 5.0
 
@@ -45,17 +51,7 @@ def connect_args(url: URL, statement_timeout_s: float) -> dict[str, Any]:
     """The libpq parameters to add to ``url``'s: the defaults above, except those the URL
     sets (``?connect_timeout=…&options=-c statement_timeout=…``). ``statement_timeout_s``
     0 means none."""
-    given = set(url.query)
-    args: dict[str, Any] = {}
-    defaults = {
-        "connect_timeout": str(CONNECT_TIMEOUT_S),
-        **KEEPALIVES,
-        "keepalives_count": KEEPALIVES_COUNT,
-        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
-    }
-    for name, value in defaults.items():
-        if name not in given:
-            args[name] = value
+    args: dict[str, Any] = {k: v for k, v in DEFAULTS.items() if k not in url.query}
     options = url.query.get("options", "")
     if isinstance(options, tuple):
         options = " ".join(options)
