@@ -376,7 +376,6 @@ def _newest_entries(
     latest: dict[int, datetime] = {}
     seen: set[int] = set()
     after: tuple[datetime, int] | None = None
-    last_kept: datetime | None = None  # the wanted-th entry's time, once there are enough
     while True:
         query = (
             sa.select(Result.created_utc, Result.id, Result.comparison_id, Comparison.created_utc)
@@ -389,11 +388,7 @@ def _newest_entries(
             query = query.where(sa.tuple_(Result.created_utc, Result.id) < after)
         rows = session.execute(query).all()
         batch_of = _batches_of(session, {row[2] for row in rows} - seen)
-        for answered, _, comparison_id, created in rows:
-            if last_kept is None and len(latest) >= wanted:
-                last_kept = _ranked(latest)[wanted - 1][1]
-            if last_kept is not None and answered < last_kept:
-                return [key for key, _ in _ranked(latest)[:wanted]]
+        for _, _, comparison_id, created in rows:
             if comparison_id in seen:
                 continue
             seen.add(comparison_id)
@@ -401,9 +396,14 @@ def _newest_entries(
             if key > 0 and not batches:
                 continue
             latest[key] = max(latest.get(key, created), created)
-            last_kept = None
-        if len(rows) < _WALK_CHUNK:
-            return [key for key, _ in _ranked(latest)[:wanted]]
+        # Checked once a chunk, not per answer (a sort each time would cost a deep page
+        # seconds): answers past the stopping point only add entries older than the
+        # wanted-th, so the page is the same.
+        ranked = _ranked(latest)
+        if len(rows) < _WALK_CHUNK or (
+            len(ranked) >= wanted and rows[-1][0] < ranked[wanted - 1][1]
+        ):
+            return [key for key, _ in ranked[:wanted]]
         after = (rows[-1][0], rows[-1][1])
 
 
