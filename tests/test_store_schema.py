@@ -233,10 +233,16 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
     "comparison_tags": {"ix_comparison_tags_tag": ["tag", "comparison_id"]},
     "results": {
         "ix_results_comparison_id": ["comparison_id", "position"],
-        "ix_results_model_status_created": ["model", "status", "created_utc", "id"],
-        "ix_results_model_created": ["model", "created_utc", "id"],
-        "ix_results_status_created": ["status", "created_utc", "id"],
-        "ix_results_created": ["created_utc", "id"],
+        "ix_results_model_status_created": [
+            "model",
+            "status",
+            "created_utc",
+            "id",
+            "comparison_id",
+        ],
+        "ix_results_model_created": ["model", "created_utc", "id", "comparison_id"],
+        "ix_results_status_created": ["status", "created_utc", "id", "comparison_id"],
+        "ix_results_created": ["created_utc", "id", "comparison_id"],
         "ix_results_request_hash": ["request_hash"],
         "ix_results_stats": [
             "cached",
@@ -376,7 +382,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0010"
+        assert MigrationContext.configure(connection).get_current_revision() == "0011"
     store.close()
 
 
@@ -526,3 +532,28 @@ def _downgrade(store_url: str, revision: str) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
     engine.dispose()
+
+
+def test_history_indexes_lose_and_regain_comparison_id_across_0011(store_url: str) -> None:
+    time_ordered = {
+        name: columns
+        for name, columns in EXPECTED_INDEXES["results"].items()
+        if "created_utc" in columns and name != "ix_results_stats"
+    }
+    assert len(time_ordered) == 4
+
+    def indexes() -> dict[str, list[str]]:
+        engine = create_store_engine(store_url)
+        found = {
+            i["name"]: [str(c) for c in i["column_names"]]
+            for i in sa.inspect(engine).get_indexes("results")
+            if i["name"] in time_ordered
+        }
+        engine.dispose()
+        return found
+
+    open_store(store_url).close()
+    _downgrade(store_url, "0010")
+    assert indexes() == {n: c[: c.index("comparison_id")] for n, c in time_ordered.items()}
+    open_store(store_url).close()
+    assert indexes() == time_ordered

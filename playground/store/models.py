@@ -158,10 +158,19 @@ class Result(Base):
 
     __table_args__ = (
         sa.Index("ix_results_comparison_id", "comparison_id", "position"),
-        sa.Index("ix_results_model_status_created", "model", "status", "created_utc", "id"),
-        sa.Index("ix_results_model_created", "model", "created_utc", "id"),
-        sa.Index("ix_results_status_created", "status", "created_utc", "id"),
-        sa.Index("ix_results_created", "created_utc", "id"),
+        # Time-ordered, holding comparison_id (0011): the History walk and its count read
+        # the index alone.
+        sa.Index(
+            "ix_results_model_status_created",
+            "model",
+            "status",
+            "created_utc",
+            "id",
+            "comparison_id",
+        ),
+        sa.Index("ix_results_model_created", "model", "created_utc", "id", "comparison_id"),
+        sa.Index("ix_results_status_created", "status", "created_utc", "id", "comparison_id"),
+        sa.Index("ix_results_created", "created_utc", "id", "comparison_id"),
         sa.Index("ix_results_request_hash", "request_hash"),
         # Covering index for the dashboard: aggregates read it instead of the wide rows.
         sa.Index(
