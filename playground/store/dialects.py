@@ -165,6 +165,13 @@ def _merged_bins_postgresql(element: merged_bins, compiler: SQLCompiler, **kw: A
 
 def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
     """The Python side of :class:`merged_bins` (SQLite's registered function)."""
+    at = (low_b - low_a) * 8
+    if len(b) == 8 and 0 <= at < len(a):
+        # One answer's count added into a bin already stored (every final write's case):
+        # plain byte slicing, a few times cheaper than building arrays.
+        value = int.from_bytes(a[at : at + 8], "little", signed=True)
+        value += int.from_bytes(b, "little", signed=True)
+        return a[:at] + value.to_bytes(8, "little", signed=True) + a[at + 8 :]
     first, second = (np.frombuffer(x, dtype="<i8") for x in (a, b))
     low = min(low_a, low_b)
     total = np.zeros(max(low_a + len(first), low_b + len(second)) - low, dtype="<i8")

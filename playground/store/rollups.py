@@ -54,8 +54,10 @@ KEYS: tuple[str, ...] = (
 )
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
 _TIMINGS = cast(sa.Table, UsageTiming.__table__)
+_RESULTS = cast(sa.Table, Result.__table__)
+_COMPARISONS = cast(sa.Table, Comparison.__table__)
 # Per dialect: the statements for one result by id, built on first use.
-_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any]]] = {}
+_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]] = {}
 _TIMING_UPSERT: dict[str, sa.Executable] = {}
 
 
@@ -94,11 +96,17 @@ def kept_in_step(
     or remove them; ``rows`` must select the same results before and after the write
     (or be one result's id).
     """
+    if isinstance(rows, int):
+        # One result (a final write): its own reads, the lock included (see _add_one).
+        dialect = _dialect(session)
+        _add_one(session, dialect, rows, -1)
+        yield
+        _add_one(session, dialect, rows, 1)
+        return
     if _dialect(session) == "postgresql":
         # Lock the rows first, so a concurrent writer of the same row can't have its
         # figures added twice (once here, once there) under READ COMMITTED.
-        where = Result.id == rows if isinstance(rows, int) else rows
-        session.execute(sa.select(Result.id).where(where).with_for_update(of=Result))
+        session.execute(sa.select(Result.id).where(rows).with_for_update(of=Result))
     _add(session, rows, -1)
     yield
     _add(session, rows, 1)
@@ -143,13 +151,9 @@ def _finished(query: sa.Select[Any], rows: ColumnElement[bool]) -> sa.Select[Any
     )
 
 
-def _add(session: Session | sa.Connection, rows: ColumnElement[bool] | int, sign: int) -> None:
-    """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures (``rows`` may
-    be one result's id: the final write's case, see :func:`_add_one`)."""
+def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int) -> None:
+    """Add (``sign=1``) or take out (``-1``) the finished ``rows``' figures."""
     dialect = _dialect(session)
-    if isinstance(rows, int):
-        _add_one(session, dialect, rows, sign)
-        return
     totals, bins = _statements(dialect, rows)
     params = {"rollup_sign": sign}
     session.execute(totals, params)
@@ -159,13 +163,23 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool] | int, sign
 
 
 def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: int) -> None:
-    """:func:`_add` for one result: its bucket, figures and timing bins read in one query
-    (none if it is not finished, as before its final write), then added with values."""
+    """Add (``sign=1``) or take out (``-1``) one result's figures, if it is finished: its
+    bucket, figures and timing bins read in one query, then added as values.
+
+    Every write that finishes an answer pays this twice, so it runs as Core statements on
+    the transaction's connection (no ORM execution around them), and on PostgreSQL the
+    read before the write also locks the row (``sign=-1``: see :func:`kept_in_step`).
+    """
     if dialect not in _ONE_ROW:
         _ONE_ROW[dialect] = _one_row_statements(dialect)
-    upsert, read = _ONE_ROW[dialect]
-    found = session.execute(read, {"rollup_row": row_id}).first()
-    if found is None:
+    upsert, read, locking_read = _ONE_ROW[dialect]
+    if isinstance(session, Session):
+        session.flush()
+        connection = session.connection()
+    else:
+        connection = session
+    found = connection.execute(locking_read if sign < 0 else read, {"rollup_row": row_id}).first()
+    if found is None or not found.finished:
         return
     row = found._mapping
     bucket = {key: row[key] for key in KEYS}
@@ -178,47 +192,60 @@ def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: 
         value = row[column]
         figures[f"{name}_n"] = 0 if value is None else sign
         figures[f"{name}_sum"] = 0.0 if value is None else sign * float(value)
-    session.execute(upsert, {**bucket, **figures})
+    connection.execute(upsert, {**bucket, **figures})
     month = {**bucket, "day": bucket["day"].replace(day=1)}
     timings = [
-        {
-            **keys,
-            "measure": measure,
-            "period": period,
-            "low": row[f"{measure}_bin"],
-            "counts": [sign],
-        }
+        {**keys, "measure": measure, "period": period, "low": low, "counts": [sign]}
         for measure in MEASURES
-        if row[f"{measure}_bin"] is not None
+        if (low := row[f"{measure}_bin"]) is not None
         for period, keys in (("day", bucket), ("month", month))
     ]
     if timings:
-        session.execute(_timing_upsert(dialect), timings)
+        connection.execute(_timing_upsert(dialect), timings)
 
 
-def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
-    """The rollup upsert of one bucket's figures (bound values), and the query of one
-    finished result's bucket, figures and timing bins (``NULL`` where not timed)."""
-    timed = (Result.status == "completed") & Result.cached.is_(False)
+def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]:
+    """The rollup upsert of one bucket's figures (bound values); the query of one result's
+    bucket, figures, timing bins (``NULL`` where not timed) and whether it is finished;
+    and that query locking the row on PostgreSQL (the same query on SQLite, whose writers
+    take the database's lock).
+
+    Built on the tables, not the ORM classes: executed on a Core connection, they cost no
+    ORM compilation or result handling per answer.
+    """
+    results, comparisons = _RESULTS.c, _COMPARISONS.c
+    timed = (results.status == "completed") & results.cached.is_(False)
     # The NULL test is needed: PostgreSQL's GREATEST(NULL, 1.0) is 1.0, so bin 0.
     bins = [
-        sa.case((timed & getattr(Result, m).is_not(None), log_bin(getattr(Result, m)))).label(
-            f"{m}_bin"
-        )
+        sa.case((timed & results[m].is_not(None), log_bin(results[m]))).label(f"{m}_bin")
         for m in MEASURES
     ]
-    read = _finished(
-        sa.select(
-            *_key_columns(),
-            Result.tokens_used,
-            Result.chars,
-            Result.latency_ms,
-            Result.ttft_ms,
-            Result.chars_per_s,
-            *bins,
-        ),
-        Result.id == sa.bindparam("rollup_row"),
+    shared = sa.case(
+        (comparisons.visibility == "workspace", sa.func.coalesce(comparisons.workspace_id, 0)),
+        else_=0,
     )
+    read = (
+        sa.select(
+            utc_day(results.created_utc).label("day"),
+            results.model,
+            results.provider,
+            sa.func.coalesce(comparisons.owner, "").label("owner"),
+            shared.label("shared_workspace"),
+            results.status,
+            results.cached,
+            # Not IN (…): an expanding list is rendered into the SQL on every execution.
+            sa.or_(*(results.status == s for s in FINISHED_STATUSES)).label("finished"),
+            results.tokens_used,
+            results.chars,
+            results.latency_ms,
+            results.ttft_ms,
+            results.chars_per_s,
+            *bins,
+        )
+        .select_from(_RESULTS.join(_COMPARISONS, comparisons.id == results.comparison_id))
+        .where(results.id == sa.bindparam("rollup_row"))
+    )
+    locking_read = read.with_for_update(of=_RESULTS) if dialect == "postgresql" else read
     insert = (postgresql if dialect == "postgresql" else sqlite).insert
     statement = insert(_ROLLUP)
     added = [c.name for c in _ROLLUP.columns if c.name not in KEYS]
@@ -226,7 +253,7 @@ def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
         index_elements=list(KEYS),
         set_={name: _ROLLUP.c[name] + statement.excluded[name] for name in added},
     )
-    return upsert, read
+    return upsert, read, locking_read
 
 
 def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:

@@ -1,0 +1,147 @@
+"""What keeping the usage rollups costs the recorder path, per result.
+
+    .venv/bin/python benchmarks/bench_rollup_upkeep.py                     # fresh SQLite file
+    .venv/bin/python benchmarks/bench_rollup_upkeep.py --sqlite big.sqlite3 # a loaded history
+    .venv/bin/python benchmarks/bench_rollup_upkeep.py --postgres-url postgresql+psycopg://…
+
+Runs the runner's real write path (a comparison of 3 models; per result: started, two
+flushes, finished) in rounds, alternately with the rollups kept (the recorder as shipped)
+and without (the rollup upkeep around each final write replaced by nothing), and prints
+each variant's median wall and CPU time per result and the upkeep's share of the path
+without rollups. Alternating rounds in one run keeps a shared machine's load changes out
+of the ratio. The rows written are left in place (``--sqlite``/PostgreSQL: a copy or a
+throwaway schema is the caller's choice); rollups written without upkeep are rebuilt at
+the end so the store stays consistent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playground.catalog import load_catalog
+from playground.providers.base import GenerationParams, Message
+from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.store import Store, StoreRecorder, open_store, rollups
+from playground.store import recorder as recorder_module
+
+MODELS = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
+
+
+@contextlib.contextmanager
+def _no_upkeep(_session: Any, _rows: Any) -> Iterator[None]:
+    yield
+
+
+def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float, float]:
+    """Wall and CPU seconds per result of ``comparisons`` comparisons of :data:`MODELS`."""
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of)
+    original = recorder_module.kept_in_step
+    recorder_module.kept_in_step = original if keep_rollups else _no_upkeep  # type: ignore[assignment]
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for run in range(comparisons):
+            _record(recorder, run)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        recorder_module.kept_in_step = original
+    results = comparisons * len(MODELS)
+    return wall / results, cpu / results
+
+
+def _record(recorder: StoreRecorder, run: int) -> None:
+    request = CompareRequest(
+        messages=(Message("user", f"Upkeep prompt {run}"),),
+        targets=tuple(ModelTarget("elumenta", m) for m in MODELS),
+        params=GenerationParams(temperature=0.7),
+    )
+    comparison_id = recorder.start_comparison(request)
+    for index, model in enumerate(MODELS):
+        generation = request.generation_request(index)
+        result = ModelResult(
+            index=index,
+            provider="elumenta",
+            model=model,
+            params=generation.params,
+            request_hash=generation.request_hash("elumenta"),
+            status="running",
+        )
+        result = replace(result, result_id=recorder.record_started(comparison_id, result))
+        for part in ("Half an ", "Half an answer, more "):
+            recorder.record_progress(replace(result, content=part))
+        recorder.record_finished(
+            replace(
+                result,
+                status="completed",
+                content="Done.",
+                tokens_used=2,
+                latency_ms=900.0 + 37 * run % 800,
+                ttft_ms=200.0 + 13 * run % 300,
+            )
+        )
+
+
+def run(url: str, rounds: int, comparisons: int) -> None:
+    store = open_store(url)
+    try:
+        with store.session() as session:
+            loaded = session.scalar(sa.text("SELECT count(*) FROM results"))
+        print(f"  {store.backend}: {loaded:,} results already stored")
+        one_round(store, 20, True)  # warm-up: statements compiled, caches filled
+        one_round(store, 20, False)
+        samples: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for index in range(rounds):
+            order = (True, False) if index % 2 == 0 else (False, True)
+            for keep in order:
+                samples[keep].append(one_round(store, comparisons, keep))
+        figures = {}
+        for keep, label in ((False, "without rollups"), (True, "with rollups")):
+            wall = statistics.median(s[0] for s in samples[keep]) * 1000
+            cpu = statistics.median(s[1] for s in samples[keep]) * 1000
+            figures[keep] = (wall, cpu)
+            print(f"  {label:<16} wall {wall:6.3f} ms/result  CPU {cpu:6.3f} ms/result")
+        (wall_on, cpu_on), (wall_off, cpu_off) = figures[True], figures[False]
+        print(
+            f"  rollup upkeep per result: wall {wall_on - wall_off:+.3f} ms "
+            f"({(wall_on - wall_off) / wall_off:+.1%} of the path without rollups), "
+            f"CPU {cpu_on - cpu_off:+.3f} ms ({(cpu_on - cpu_off) / cpu_off:+.1%})"
+        )
+        # Rounds without upkeep left results outside the rollups: count them again.
+        with store.session() as session, session.begin():
+            rollups.rebuild(session)
+    finally:
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sqlite", type=Path, help="SQLite file (default: a new temporary one)")
+    parser.add_argument("--postgres-url", help="PostgreSQL URL (its schema is written to)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of each variant")
+    parser.add_argument("--comparisons", type=int, default=50, help="comparisons per round")
+    args = parser.parse_args()
+    if args.postgres_url:
+        run(args.postgres_url, args.rounds, args.comparisons)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench_upkeep_") as tmp:
+        path = args.sqlite or Path(tmp) / "history.sqlite3"
+        run(f"sqlite:///{make_url(f'sqlite:///{path}').database}", args.rounds, args.comparisons)
+
+
+if __name__ == "__main__":
+    main()
