@@ -36,7 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import exit_on_sigterm
 from tests.e2e.hosted import hosted_app_process
-from tests.e2e.load import ProcessWatcher, describe_load, model_requests, recorded_ttft_ms
+from tests.e2e.load import (
+    ProcessWatcher,
+    describe_load,
+    model_requests,
+    recorded_deltas,
+    recorded_ttft_ms,
+)
 from tests.e2e.load_browser import run_browser_load
 from tests.e2e.load_ws import run_ws_load
 from tests.fake_elumenta.process import FakeServerProcess
@@ -95,8 +101,13 @@ def main() -> None:
                     )
                 requests = len(model_requests(fake))
                 runner_ttft_ms = recorded_ttft_ms(app.store)
+                deltas = recorded_deltas(app.store)
         print(f"\n== {path}")
-        print(describe_load(load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms))
+        print(
+            describe_load(
+                load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms, deltas=deltas
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from playground.store import Store
 from playground.store.models import Comparison, Result
 from tests.fake_elumenta.process import FakeServerProcess
+from tests.fake_elumenta.scripts import split_words
 
 MODELS = (
     "gpt-5-nano",
@@ -75,6 +76,18 @@ def recorded_ttft_ms(store: Store) -> list[float]:
     )
     with store.session() as session:
         return [float(ttft) for ttft in session.scalars(query)]
+
+
+def recorded_deltas(store: Store) -> int:
+    """How many text deltas the load's answers arrived in: the fake server streams an
+    answer a word at a time (``split_words``), so the stored text tells."""
+    query = (
+        sa.select(Result.content)
+        .join(Comparison)
+        .where(Comparison.owner.endswith(USERS_DOMAIN), Result.content.is_not(None))
+    )
+    with store.session() as session:
+        return sum(len(split_words(content)) for content in session.scalars(query))
 
 
 @dataclass
@@ -215,11 +228,17 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def describe_load(
-    load: LoadRun, watcher: ProcessWatcher, *, requests: int, runner_ttft_ms: list[float]
+    load: LoadRun,
+    watcher: ProcessWatcher,
+    *,
+    requests: int,
+    runner_ttft_ms: list[float],
+    deltas: int | None = None,
 ) -> str:
     """The load's figures as printable lines: comparisons, model ``requests`` the fake
     received, errors, leaks, UI timings (beside the runner's own TTFT), and the app
-    process's CPU and memory while the rounds ran."""
+    process's CPU and memory while the rounds ran (with the answers' text ``deltas``:
+    CPU per comparison and per delta, figures a busy machine changes little)."""
     reports = load.reports
     runs = [t for r in reports for t in r.run_s]
     ttft = [t for r in reports for t in r.ui_ttft_s]
@@ -266,5 +285,10 @@ def describe_load(
             f"{watcher.baseline.rss_mb:.0f} MB, peak {max(s.rss_mb for s in during):.0f} MB, "
             f"median {statistics.median(s.rss_mb for s in during):.0f} MB"
         )
+        if runs and deltas:
+            lines.append(
+                f"app CPU per comparison {cpu_s / len(runs) * 1000:.0f} ms, "
+                f"per streamed delta {cpu_s / deltas * 1e6:.0f} µs ({deltas} deltas)"
+            )
     lines += [f"error: {e}" for e in errors[:5]]
     return "\n".join(lines)
