@@ -6,9 +6,10 @@ persists them. Neither knows about the other's internals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from playground.errors import RateLimitInfo
 from playground.providers.base import GenerationParams, GenerationRequest, Message
@@ -158,6 +159,23 @@ class ModelResult:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+@runtime_checkable
+class StartsRunning(Protocol):
+    """A recorder that can store a comparison with its models' rows already started."""
+
+    @property
+    def starts_together(self) -> bool:
+        """Whether :meth:`start_running` may be used for this recorder."""
+        ...
+
+    def start_running(
+        self, request: CompareRequest, started: Sequence[ModelResult]
+    ) -> tuple[int, list[int]]:
+        """Store the comparison and each target's row as ``started[i]`` (``running``) in one
+        transaction; return the comparison id and the rows' ids in target order."""
+        ...
 
 
 class Recorder(Protocol):

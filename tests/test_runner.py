@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from playground.catalog import load_catalog
@@ -19,6 +20,8 @@ from playground.providers.elumenta import ElumentaProvider
 from playground.providers.registry import build_providers
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import ModelDelta, ModelFinished, ModelStarted, RunEvent, Runner
+from playground.store import Store, StoreRecorder
+from playground.store.models import Result
 from tests.fake_elumenta import FakeElumenta, ModelScript
 
 CATALOG = load_catalog()
@@ -369,3 +372,45 @@ def test_every_model_of_every_comparison_streams_at_once_in_the_app_runner(
         runner.run_coroutine(providers["elumenta"].aclose())
         runner.close()
     assert runner.live_runs() == 0
+
+
+def test_every_models_row_is_stored_started_with_the_comparison(
+    runner: Runner, store: Store, recorder: StoreRecorder
+) -> None:
+    """A request may go out only once its "started" row is stored: with the history store,
+    start() stores those rows itself, so no model waits for the writer thread first. The
+    runner's loop is held while start() runs: whatever is stored then, start() wrote."""
+    loop_held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        loop_held.set()
+        release.wait(30)
+
+    runner.loop.call_soon_threadsafe(hold)
+    assert loop_held.wait(10)
+    try:
+        handle = runner.start(request("gpt-5", "gpt-5-nano"), demo(), recorder=recorder)
+        with store.session() as session:
+            rows = session.execute(
+                sa.select(Result.position, Result.id, Result.status, Result.started_utc)
+                .where(Result.comparison_id == handle.comparison_id)
+                .order_by(Result.position)
+            ).all()
+        assert [(row.status, row.started_utc is not None) for row in rows] == [
+            ("running", True),
+            ("running", True),
+        ]
+        assert [r.result_id for r in handle.snapshot().results] == [row.id for row in rows]
+    finally:
+        release.set()
+    snapshot = handle.wait(30)
+    assert [r.status for r in snapshot.results] == ["completed", "completed"]
+    with store.session() as session:
+        stored = session.execute(
+            sa.select(Result.id, Result.status, Result.content)
+            .where(Result.comparison_id == handle.comparison_id)
+            .order_by(Result.position)
+        ).all()
+    assert [(row.id, row.status, row.content) for row in stored] == [
+        (r.result_id, "completed", r.content) for r in snapshot.results
+    ]

@@ -252,6 +252,33 @@ def test_a_comparison_whose_commit_answer_was_lost_is_stored_once(
 
 
 @pytest.mark.postgres
+def test_a_comparison_started_with_its_rows_whose_commit_answer_was_lost_is_stored_once(
+    pg: tuple[FaultProxy, str],
+) -> None:
+    proxy, url = pg
+    store = open_store(url)
+    request = make_request(SIX[:2])
+    started = [replace(running_result(request, i), started_at=datetime.now(UTC)) for i in (0, 1)]
+    try:
+        recorder = StoreRecorder(store.engine, writes=store.writes)
+        proxy.lose_next_commit_answer()
+        comparison_id, row_ids = recorder.start_running(request, started)
+        assert proxy.commit_answers_lost == 1
+        with store.session() as session:
+            stored = session.execute(sa.select(Comparison.id)).scalars().all()
+            rows = session.execute(
+                sa.select(Result.id, Result.comparison_id, Result.status).order_by(Result.position)
+            ).all()
+    finally:
+        store.close()
+    assert stored == [comparison_id]
+    assert [tuple(row) for row in rows] == [
+        (row_ids[0], comparison_id, "running"),
+        (row_ids[1], comparison_id, "running"),
+    ]
+
+
+@pytest.mark.postgres
 def test_an_outage_longer_than_the_wait_spools_the_answer_and_the_next_start_writes_it_once(
     pg: tuple[FaultProxy, str], tmp_path: Path
 ) -> None:

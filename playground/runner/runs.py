@@ -33,7 +33,7 @@ from playground.providers.base import (
     StreamStarted,
     validate_request,
 )
-from playground.results import CompareRequest, ModelResult, Recorder
+from playground.results import CompareRequest, ModelResult, Recorder, StartsRunning
 from playground.runner.write_queue import WriteQueue
 from playground.unsaved import TALLY
 
@@ -288,7 +288,6 @@ class Runner:
         before anything is sent or stored.
         """
         validate_compare(request, providers, max_prompt_chars=self.max_prompt_chars)
-        comparison_id = recorder.start_comparison(request) if recorder else None
         slots = []
         for index, target in enumerate(request.targets):
             generation = request.generation_request(index)
@@ -304,6 +303,7 @@ class Runner:
                     )
                 )
             )
+        comparison_id = self._record_start(request, slots, recorder) if recorder else None
         handle = RunHandle(self, request, comparison_id, slots, may_send)
         with self._runs_lock:
             self._runs[handle.run_id] = handle
@@ -312,6 +312,29 @@ class Runner:
             self._run(handle, providers, recorder, on_event), self.loop
         )
         return handle
+
+    @staticmethod
+    def _record_start(request: CompareRequest, slots: list[_Slot], recorder: Recorder) -> int:
+        """Store the comparison; return its id.
+
+        A recorder that can (``starts_together``: the history store) stores every model's
+        row as started in the same transaction, so each request goes out as soon as the
+        model gets a stream slot, without waiting for the writer thread. Not with the
+        cache on: a model first looks for a cached answer, which it then stores instead.
+        """
+        if (
+            request.use_cache
+            or not isinstance(recorder, StartsRunning)
+            or not recorder.starts_together
+        ):
+            return recorder.start_comparison(request)
+        now = datetime.now(UTC)
+        for slot in slots:
+            slot.result = replace(slot.result, status="running", started_at=now)
+        comparison_id, row_ids = recorder.start_running(request, [slot.result for slot in slots])
+        for slot, row_id in zip(slots, row_ids, strict=True):
+            slot.result = replace(slot.result, result_id=row_id)
+        return comparison_id
 
     def get(self, run_id: str) -> RunHandle | None:
         """The handle of a recent run, e.g. after a Streamlit rerun; ``None`` if forgotten."""
@@ -427,6 +450,12 @@ class Runner:
 
         slot = handle._slots[index]
         target = handle.request.targets[index]
+        if slot.result.result_id is not None:
+            # Stored as started with the comparison: nothing to look up or write first.
+            started = handle._update(index)
+            emit(ModelStarted(index, started))
+            await self._stream_and_finish(handle, index, providers, recorder, emit)
+            return
         started = handle._update(index, status="running", started_at=datetime.now(UTC))
         cached = None
         if recorder is not None and handle.request.use_cache and not slot.cancel_requested:
@@ -453,6 +482,18 @@ class Runner:
                 return
             started = handle._update(index, result_id=result_id)
         emit(ModelStarted(index, started))
+        await self._stream_and_finish(handle, index, providers, recorder, emit)
+
+    async def _stream_and_finish(
+        self,
+        handle: RunHandle,
+        index: int,
+        providers: Mapping[str, Provider],
+        recorder: Recorder | None,
+        emit: Callable[[RunEvent], None],
+    ) -> None:
+        """Stream a started model, then store and announce its final result."""
+        target = handle.request.targets[index]
         changes, sent, end = await self._stream(
             handle, index, providers[target.provider], recorder, emit
         )

@@ -137,6 +137,41 @@ class StoreRecorder:
         """
         return self._retrying(self._comparison_work(request))
 
+    @property
+    def starts_together(self) -> bool:
+        """Whether :meth:`start_running` may stand for :meth:`start_comparison` followed by
+        :meth:`record_started` of every target (not when a subclass changes what either
+        writes: it then gets its own calls)."""
+        return all(
+            getattr(type(self), name) is getattr(StoreRecorder, name)
+            for name in ("start_comparison", "record_started")
+        )
+
+    def start_running(
+        self, request: CompareRequest, started: Sequence[ModelResult]
+    ) -> tuple[int, list[int]]:
+        """Store the comparison with each target's row already ``running`` (``started[i]``
+        is target ``i``'s started result) in one transaction; return the comparison id and
+        each target's row id, in target order.
+
+        What :meth:`start_comparison` then :meth:`record_started` per target would store,
+        with one commit, so a model's request can go out as soon as this returns. Written
+        once even when a commit went through but its answer was lost with the connection.
+        """
+        if len(started) != len(request.targets):
+            raise ValueError("One started result per target is needed.")
+        insert = self._comparison_work(request, started)
+
+        def rows(session: Session) -> tuple[int, list[int]]:
+            comparison_id = insert(session)
+            positions = sa.select(Result.position, Result.id).where(
+                Result.comparison_id == comparison_id
+            )
+            ids = {position: row_id for position, row_id in session.execute(positions)}
+            return comparison_id, [ids[index] for index in range(len(started))]
+
+        return self._retrying(rows)
+
     def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
         """A completed earlier answer to the identical request, marked ``cached``; or ``None``."""
         return self._retrying(self._find_cached_work(provider, request_hash))
@@ -244,11 +279,13 @@ class StoreRecorder:
         started = result.started_at or datetime.now(UTC)
         return lambda session: self._write_started(session, comparison_id, result, started)
 
-    def _comparison_work(self, request: CompareRequest) -> Callable[[Session], int]:
+    def _comparison_work(
+        self, request: CompareRequest, started: Sequence[ModelResult] = ()
+    ) -> Callable[[Session], int]:
         """The transaction body that inserts ``request``'s comparison, safe to run again: a
         retry first looks for the comparison an earlier attempt committed (same creation
         time, prompt and writing process) and returns it instead of adding an empty second
-        one."""
+        one. With ``started`` (one result per target) the rows are inserted running."""
         # One creation time for every attempt: it is what a retry finds the row by.
         created = datetime.now(UTC)
         attempts = 0
@@ -260,7 +297,7 @@ class StoreRecorder:
                 found = _created_comparison(session, request, created)
                 if found is not None:
                     return found
-            return self._insert_comparison(session, request, created)
+            return self._insert_comparison(session, request, created, started)
 
         return insert
 
@@ -292,8 +329,14 @@ class StoreRecorder:
         return run_write(self._engine, work, self._writes)
 
     def _insert_comparison(
-        self, session: Session, request: CompareRequest, now: datetime | None = None
+        self,
+        session: Session,
+        request: CompareRequest,
+        now: datetime | None = None,
+        started: Sequence[ModelResult] = (),
     ) -> int:
+        """Insert the comparison and a row per target: ``pending``, or, with ``started``,
+        each target's started result as :meth:`_write_started` would write it."""
         now = now or datetime.now(UTC)
         comparison = Comparison(
             created_utc=now,
@@ -310,24 +353,28 @@ class StoreRecorder:
         )
         for index, target in enumerate(request.targets):
             generation = request.generation_request(index)
-            comparison.results.append(
-                Result(
-                    position=index,
-                    provider=target.provider,
-                    model=target.model,
-                    target_params_json=target.params.to_dict() if target.params else None,
-                    params_json=generation.params.to_dict(),
-                    request_hash=generation.request_hash(target.provider),
-                    status="pending",
-                    content="",
-                    chars=0,
-                    cached=False,
-                    price_tokens=self._cost_of(target.model),
-                    writer=writer_id(),
-                    created_utc=now,
-                    updated_utc=now,
-                )
+            row = Result(
+                position=index,
+                provider=target.provider,
+                model=target.model,
+                target_params_json=target.params.to_dict() if target.params else None,
+                params_json=generation.params.to_dict(),
+                request_hash=generation.request_hash(target.provider),
+                status="pending",
+                content="",
+                chars=0,
+                cached=False,
+                price_tokens=self._cost_of(target.model),
+                writer=writer_id(),
+                created_utc=now,
+                updated_utc=now,
             )
+            if started:
+                values = _snapshot_values(started[index], now)
+                values.setdefault("started_utc", now)
+                for column, value in values.items():
+                    setattr(row, column, value)
+            comparison.results.append(row)
         session.add(comparison)
         session.flush()
         return comparison.id
