@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from playground.services import runtime
 from ui.live_route import live_routes
 
+# A long-lived server: its first runner also tunes the garbage collector for it.
+runtime.settle_memory_when_serving()
 app = st.App("app.py", routes=live_routes(str(st.get_option("server.baseUrlPath") or "")))

@@ -8,6 +8,7 @@ a lock, so two sessions share one runner loop and its pooled HTTP clients.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import threading
 from collections import OrderedDict
@@ -53,6 +54,7 @@ MAX_PROVIDER_SETS = 32
 
 _lock = threading.RLock()
 _runner: Runner | None = None
+_settle_memory = False
 _catalog: tuple[tuple[str, int], Catalog] | None = None
 _store: Store | None = None
 _providers: OrderedDict[tuple[str, str, tuple[str, int]], dict[str, Provider]] = OrderedDict()
@@ -180,6 +182,33 @@ def _catalog_version() -> tuple[str, int]:
     return _catalog[0]
 
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between two young-generation collections in the app process (Python's
+default: 700). Measured with 20 load users (30 s): the collector's CPU fell from 1.4 s
+(gen0 0.47, gen1 0.24, four full collections 0.67 s, each pausing every thread) to 0.3 s,
+with no full collection; resident memory unchanged (~155 MB)."""
+
+
+def settle_memory() -> None:
+    """Make the garbage collector cheap for a long-lived app process: collect once, move
+    what survives (modules, classes, caches: ~170k objects) out of the collector's sight
+    (``gc.freeze``), so a full collection walks only what was made since, and collect the
+    young generation less often (:data:`GC_YOUNG_THRESHOLD`). Called once, when the
+    app's runner starts in a served app (:func:`settle_memory_when_serving`)."""
+    gc.collect()
+    gc.freeze()
+    _young, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
+
+
+def settle_memory_when_serving() -> None:
+    """Have :func:`get_runner` settle the process's memory when it creates the runner: by
+    then the app's modules are loaded. Only the served app asks (``serve.py``), not the
+    command line or a test process."""
+    global _settle_memory
+    _settle_memory = True
+
+
 def get_runner() -> Runner:
     """The process's single runner (its loop thread outlives every script rerun)."""
     global _runner
@@ -187,6 +216,8 @@ def get_runner() -> Runner:
     catalog = get_catalog()
     with _lock:
         if _runner is None:
+            if _settle_memory:
+                settle_memory()
             _runner = Runner.from_settings(catalog, settings)
         # Prices of new runs follow a refreshed catalog.
         _runner.catalog = catalog
