@@ -164,10 +164,10 @@ class StoreRecorder:
 
         def rows(session: Session) -> tuple[int, list[int]]:
             comparison_id = insert(session)
-            positions = sa.select(Result.position, Result.id).where(
-                Result.comparison_id == comparison_id
-            )
-            ids = {position: row_id for position, row_id in session.execute(positions)}
+            # Just inserted, the comparison and its rows are in the session: no query (a
+            # retry that found an earlier attempt's comparison reads them).
+            comparison = session.get_one(Comparison, comparison_id)
+            ids = {row.position: row.id for row in comparison.results}
             return comparison_id, [ids[index] for index in range(len(started))]
 
         return self._retrying(rows)
