@@ -7,6 +7,7 @@ behave alike.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +112,39 @@ async def test_streams_one_after_another_reuse_one_connection(
     streamed = case.streams(fake_elumenta)
     assert len(streamed) == 3
     assert len({r.client for r in streamed}) == 1
+
+
+async def test_many_streams_at_once_reuse_their_connections_in_the_next_round(
+    fake_elumenta: FakeElumenta, case: Case
+) -> None:
+    """A provider allowed 40 streams runs them all at once, and the next 40 go out on the
+    same connections (httpcore closes an idle connection once its pool holds more than
+    its keep-alive count in all: one pool of 40 kept only 16 and reconnected for the rest)."""
+    fake_elumenta.script("*", ModelScript(text="one two three"))
+    provider = case.make(fake_elumenta, max_connections=40)
+
+    async def answer(all_streaming: asyncio.Barrier) -> None:
+        events: list[ProviderEvent] = []
+        async for event in provider.stream(ask()):
+            if isinstance(event, ContentDelta) and not any(
+                isinstance(e, ContentDelta) for e in events
+            ):
+                await all_streaming.wait()  # no stream ends before all 40 have started
+            events.append(event)
+        assert isinstance(events[-1], StreamFinished)
+
+    try:
+        for _ in range(2):
+            barrier = asyncio.Barrier(40)
+            await asyncio.gather(*(answer(barrier) for _ in range(40)))
+    finally:
+        await provider.aclose()
+    streamed = case.streams(fake_elumenta)
+    assert len(streamed) == 80
+    first, second = streamed[:40], streamed[40:]
+    # Each round's 40 requests were all in flight together, on 40 connections.
+    assert len({r.client for r in first}) == len({r.client for r in second}) == 40
+    assert {r.client for r in second} == {r.client for r in first}
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,21 @@ connection (polling each idle socket) once per idle connection whenever a reques
 or ends: with 64 kept, that bookkeeping took 14 % of a busy app process and the runner's
 time to first token rose from 0.18 to 0.57 s (20 load users); reconnecting costs less."""
 
+POOL_CONNECTIONS = MAX_IDLE_CONNECTIONS
+"""Connections per pool: a provider allowed more streams at once spreads them over several
+pools of at most this many. httpcore 1.0 walks all of a pool's connections whenever a
+request starts or ends, and closes an idle connection as soon as the pool holds more than
+its keep-alive count in all (it counts every connection, not the idle ones): one pool of
+128 streams walked 128 connections per event and reconnected for nearly every request."""
+
+
+def pool_sizes(max_connections: int) -> list[int]:
+    """How ``max_connections`` are split into pools of at most :data:`POOL_CONNECTIONS`
+    (as even as can be)."""
+    pools = max(1, -(-max_connections // POOL_CONNECTIONS))
+    size, extra = divmod(max(1, max_connections), pools)
+    return [size + (index < extra) for index in range(pools)]
+
 
 def make_limits(max_connections: int) -> httpx.Limits:
     """A connection pool for ``max_connections`` streams at once; a few stay open between

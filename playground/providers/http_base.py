@@ -8,9 +8,10 @@ or a whole answer to a :class:`Generation` (:meth:`parse_generation`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -32,6 +33,7 @@ from playground.providers._http import (
     make_limits,
     make_timeout,
     map_transport_error,
+    pool_sizes,
     raise_for_status,
     read_to_end,
     stream_with_retries,
@@ -124,8 +126,18 @@ class StreamProgress:
         )
 
 
+@dataclass(eq=False)
+class _Pool:
+    """One ``httpx.AsyncClient`` (its own connection pool) and how many requests use it."""
+
+    client: httpx.AsyncClient
+    busy: int = 0
+
+
 class HTTPProvider:
-    """A provider over HTTP + SSE with one pooled ``httpx.AsyncClient`` (created on first use).
+    """A provider over HTTP + SSE with pooled ``httpx.AsyncClient`` objects (created on first
+    use): ``max_connections`` spread over pools of at most ``POOL_CONNECTIONS``, each
+    request on the least busy one, so none waits while the provider has room.
 
     Subclasses set ``name``, ``label``, ``target`` (the server named in error messages),
     ``stream_path`` and ``generate_path``, and implement :meth:`read_event` and
@@ -154,23 +166,36 @@ class HTTPProvider:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._timeout = make_timeout(connect_timeout_s, read_timeout_s)
-        self._limits = make_limits(max_connections)
+        self._pool_sizes = pool_sizes(max_connections)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._client: httpx.AsyncClient | None = None
+        self._pools: list[_Pool] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r})"
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url,
-                timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT},
-                limits=self._limits,
-            )
-        return self._client
+    @contextlib.contextmanager
+    def _http(self) -> Iterator[httpx.AsyncClient]:
+        """The client of the least busy pool, counted busy until the block ends (the whole
+        stream, for a streamed answer)."""
+        if not self._pools:
+            self._pools = [
+                _Pool(
+                    httpx.AsyncClient(
+                        base_url=self._base_url,
+                        timeout=self._timeout,
+                        headers={"User-Agent": USER_AGENT},
+                        limits=make_limits(size),
+                    )
+                )
+                for size in self._pool_sizes
+            ]
+        pool = min(self._pools, key=lambda p: p.busy)
+        pool.busy += 1
+        try:
+            yield pool.client
+        finally:
+            pool.busy -= 1
 
     def _auth_headers(self) -> dict[str, str]:
         """The bearer key when there is one; a subclass may refuse to go on without it."""
@@ -200,7 +225,8 @@ class HTTPProvider:
 
         async def call() -> tuple[Any, RateLimitInfo | None]:
             try:
-                response = await self._http().get(path, headers=headers)
+                with self._http() as http:
+                    response = await http.get(path, headers=headers)
             except httpx.TransportError as exc:
                 raise map_transport_error(exc, self.target) from exc
             await raise_for_status(response, self.error_messages)
@@ -219,7 +245,8 @@ class HTTPProvider:
 
         async def call() -> Generation:
             try:
-                response = await self._http().post(self.generate_path, json=body, headers=headers)
+                with self._http() as http:
+                    response = await http.post(self.generate_path, json=body, headers=headers)
             except httpx.TransportError as exc:
                 raise map_transport_error(exc, self.target) from exc
             await raise_for_status(response, self.error_messages)
@@ -256,29 +283,30 @@ class HTTPProvider:
         received_content = False
         progress = StreamProgress(model=str(body.get("model", "")))
         try:
-            async with self._http().stream(
-                "POST", self.stream_path, json=body, headers=headers
-            ) as response:
-                await raise_for_status(response, self.error_messages)
-                rate_limit = RateLimitInfo.from_headers(response.headers)
-                yield StreamStarted(rate_limit=rate_limit)
-                payloads = iter_sse_json(response)
-                async for payload, event_name in payloads:
-                    event = self.read_event(payload, event_name, progress)
-                    if isinstance(event, StreamErrorEvent):
-                        raise event
-                    if isinstance(event, ContentDelta):
-                        received_content = True
-                        yield event
-                    elif isinstance(event, StreamStarted):
-                        yield StreamStarted(
-                            generation_id=event.generation_id, rate_limit=rate_limit
+            with self._http() as http:
+                async with http.stream(
+                    "POST", self.stream_path, json=body, headers=headers
+                ) as response:
+                    await raise_for_status(response, self.error_messages)
+                    rate_limit = RateLimitInfo.from_headers(response.headers)
+                    yield StreamStarted(rate_limit=rate_limit)
+                    payloads = iter_sse_json(response)
+                    async for payload, event_name in payloads:
+                        event = self.read_event(payload, event_name, progress)
+                        if isinstance(event, StreamErrorEvent):
+                            raise event
+                        if isinstance(event, ContentDelta):
+                            received_content = True
+                            yield event
+                        elif isinstance(event, StreamStarted):
+                            yield StreamStarted(
+                                generation_id=event.generation_id, rate_limit=rate_limit
+                            )
+                    # Without [DONE], only the API's own end event proves the answer is complete.
+                    if not payloads.done and not progress.ended:
+                        raise StreamInterruptedError(
+                            "The connection closed before the answer was complete."
                         )
-                # Without [DONE], only the API's own end event proves the answer is complete.
-                if not payloads.done and not progress.ended:
-                    raise StreamInterruptedError(
-                        "The connection closed before the answer was complete."
-                    )
         except httpx.TransportError as exc:
             if not received_content and not progress.ended:
                 raise map_transport_error(exc, self.target) from exc
@@ -290,7 +318,7 @@ class HTTPProvider:
         yield progress.finished()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close the pooled HTTP clients."""
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.client.aclose()
