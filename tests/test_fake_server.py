@@ -480,6 +480,27 @@ def test_openai_compatible_endpoint(fake_elumenta: FakeElumenta) -> None:
     assert fake_elumenta.balance == 1000
 
 
+def test_time_to_first_token_drawn_per_request_and_answer_end_recorded(
+    fake_elumenta: FakeElumenta,
+) -> None:
+    """Benchmarks script a latency range and read when each answer ended (any API path)."""
+    script = ModelScript(text="ok", ttft_ms=5, ttft_max_ms=30)
+    fake_elumenta.script("llama3", script)
+    drawn = [fake_elumenta.request_script("llama3").ttft_ms for _ in range(20)]
+    assert all(5 <= ttft <= 30 for ttft in drawn) and len(set(drawn)) == 20
+    fake_elumenta.reset()
+    fake_elumenta.script("llama3", script)
+    assert [fake_elumenta.request_script("llama3").ttft_ms for _ in range(20)] == drawn
+    with pytest.raises(ValueError, match="ttft_max_ms"):
+        ModelScript(ttft_ms=10, ttft_max_ms=5)
+    body = {"model": "llama3", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.stream("POST", f"{fake_elumenta.openai_base_url}/chat/completions", json=body) as r:
+        assert r.read().endswith(b"data: [DONE]\n\n")
+    (recorded,) = httpx.get(f"{fake_elumenta.control_url}/requests").json()
+    assert recorded["path"] == "/openai/v1/chat/completions"
+    assert recorded["answered_at"] >= recorded["received_at"]
+
+
 async def test_works_from_an_async_client(fake_elumenta: FakeElumenta) -> None:
     fake_elumenta.script("gpt-5", ModelScript(deltas=["x"] * 5, ttft_ms=10, delay_ms=5))
     headers = {"Authorization": f"Bearer {fake_elumenta.api_key}"}

@@ -41,7 +41,8 @@ def _parse_json(body: bytes) -> Any:
 
 
 class FakeMiddleware:
-    """Stamps each request's arrival time, records API requests, adds ``X-RateLimit-*``.
+    """Stamps each request's arrival time, records API requests (Elumenta's and the
+    OpenAI-compatible ones) with when their answer ended, adds ``X-RateLimit-*`` to Elumenta's.
 
     The body is read up front (so the record has it) and replayed to the app.
     """
@@ -82,8 +83,8 @@ class FakeMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send_with_quota(message: Message) -> None:
-            if message["type"] == "http.response.start":
+        async def send_recorded(message: Message) -> None:
+            if message["type"] == "http.response.start" and path.startswith(API_PREFIX):
                 extra = [
                     (name.lower().encode("latin-1"), value.encode("latin-1"))
                     for name, value in self.state.rate_limit_headers().items()
@@ -94,7 +95,8 @@ class FakeMiddleware:
                 self.state.answered_at[index] = time.perf_counter()
             await send(message)
 
-        await self.app(scope, replay, send_with_quota if path.startswith(API_PREFIX) else send)
+        recorded = not path.startswith(CONTROL_PREFIX)
+        await self.app(scope, replay, send_recorded if recorded else send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

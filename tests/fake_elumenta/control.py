@@ -50,8 +50,15 @@ async def reset(request: Request) -> Response:
 
 
 async def list_requests(request: Request) -> Response:
-    """``GET /_fake/requests``: every recorded API request, oldest first."""
-    return JSONResponse([recorded.to_dict() for recorded in fake_state(request).requests])
+    """``GET /_fake/requests``: every recorded API request, oldest first, with
+    ``answered_at`` (``time.perf_counter()`` as its last byte went out; ``null`` before)."""
+    state = fake_state(request)
+    return JSONResponse(
+        [
+            {**recorded.to_dict(), "answered_at": state.answered_at.get(index)}
+            for index, recorded in enumerate(state.requests)
+        ]
+    )
 
 
 async def account(request: Request) -> Response:

@@ -213,7 +213,7 @@ async def _generate(request: Request, *, stream: bool) -> Response:
         raise elumenta_error(400, "bad_request", f"Model '{model.slug}' cannot stream.")
     if not state.consume_quota():
         raise rate_limited(state, state.quota_retry_after_s)
-    script = state.script_for(model.slug)
+    script = state.request_script(model.slug)
     failure = state.next_failure(model.slug)
     if failure is not None:
         raise scripted_error(state, script, *failure)

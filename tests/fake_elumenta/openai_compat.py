@@ -158,7 +158,7 @@ async def chat_completions(request: Request) -> Response:
     except ValueError as exc:
         raise openai_error(400, "invalid_request", "The body is not valid JSON.") from exc
     model, prompt, stream = _parse(body, state)
-    script = state.script_for(model)
+    script = state.request_script(model)
     failure = state.next_failure(model)
     if failure is not None:
         status, code = failure

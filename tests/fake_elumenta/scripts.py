@@ -43,8 +43,10 @@ class ModelScript:
 
     Timing (measured from the moment the request arrived at the server)
         ``ttft_ms``: delay until the first ``content_delta``; ``generation_start`` goes
-        out at once. ``delay_ms``: gap between deltas. Delta *i* is due at
-        ``ttft_ms + i * delay_ms`` (absolute schedule, so gaps never drift).
+        out at once. ``ttft_max_ms``: each request draws its delay uniformly from
+        ``ttft_ms`` to this (the fake's seeded generator, restarted by a reset).
+        ``delay_ms``: gap between deltas. Delta *i* is due at ``ttft_ms + i * delay_ms``
+        (absolute schedule, so gaps never drift).
         Non-streamed answers arrive when the last delta would have.
 
     Wire format
@@ -86,6 +88,7 @@ class ModelScript:
     n_deltas: int | None = None
     judge_verdict: Verdict | None = None
     ttft_ms: float = 0.0
+    ttft_max_ms: float | None = None
     delay_ms: float = 0.0
     shape: Shape = "A"
     line_ending: LineEnding = "\n"
@@ -120,6 +123,8 @@ class ModelScript:
         for name in ("keepalive_every", "split_bytes", "ttft_ms", "delay_ms", "retry_after_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.ttft_max_ms is not None and self.ttft_max_ms < self.ttft_ms:
+            raise ValueError("ttft_max_ms must be >= ttft_ms")
         if self.n_deltas is not None and self.n_deltas < 1:
             raise ValueError("n_deltas must be >= 1")
         self.fail_first = [(int(status), str(code)) for status, code in self.fail_first]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -174,6 +175,7 @@ class FakeState:
         self.calls: dict[str, int] = {}
         self.generations: dict[str, GenerationRecord] = {}
         self._next_int_id = 12345
+        self.rng = random.Random(0)  # per-request times to first token (``ttft_max_ms``)
         self.requests.clear()
         self.answered_at.clear()
 
@@ -188,6 +190,14 @@ class FakeState:
     def script_for(self, model: str) -> ModelScript:
         """The script ``model`` follows."""
         return self.scripts.get(model, self.default_script)
+
+    def request_script(self, model: str) -> ModelScript:
+        """The script one request to ``model`` follows: its time to first token drawn
+        from the script's range when it has one."""
+        script = self.script_for(model)
+        if script.ttft_max_ms is None:
+            return script
+        return replace(script, ttft_ms=self.rng.uniform(script.ttft_ms, script.ttft_max_ms))
 
     def next_failure(self, model: str) -> tuple[int, str] | None:
         """Count one call to ``model``; the ``(status, code)`` it must fail with, if any."""
