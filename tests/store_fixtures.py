@@ -13,6 +13,7 @@ with a fixture returning ``reused_store``; its ``session`` is then on the reused
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -353,3 +354,15 @@ def seed_result(
         comparison.results.append(result)
         session.flush()
     return result
+
+
+class Gate:
+    """A recorder-like object whose ``hold`` call keeps the writer thread busy until opened."""
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self.open = threading.Event()
+
+    def hold(self) -> None:
+        self.held.set()
+        assert self.open.wait(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,10 +13,12 @@ from playground.evaluation.recording import BatchRecorder, RunningCell, cell_out
 from playground.providers.base import Message
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import Runner
+from playground.runner.write_queue import WriteQueue
 from playground.store import Store
 from playground.store.eval_repository import CellState, batch_cells
 from tests.evaluation_fixtures import CATALOG, elumenta_factory, plan
 from tests.fake_elumenta import FakeElumenta
+from tests.store_fixtures import Gate, running_result
 
 MODELS = ["gpt-5-nano", "claude-haiku-4.5"]
 REQUEST = CompareRequest(
@@ -80,9 +83,10 @@ def test_each_answer_and_its_cell_are_written_together(
     with commits(store) as fresh:
         answers = _run(store, fake_elumenta, row)
 
-    # The comparison with its cells marked running (and the cache looked up), then per
-    # answer: its row started, and its row finished with its cell.
-    assert len(fresh) == 1 + 2 * len(MODELS)
+    # The comparison with its cells marked running (and the cache looked up), then the
+    # answers' rows started, and their rows finished with their cells (answers that reach
+    # the writer together share a transaction).
+    assert 1 + 2 <= len(fresh) <= 1 + 2 * len(MODELS)
     stored = _cells(store, batch_id)
     assert [(c.status, c.attempts, c.result_id, c.content) for c in stored] == [
         ("completed", 1, a.result_id, a.content) for a in answers
@@ -95,9 +99,51 @@ def test_each_answer_and_its_cell_are_written_together(
         reused = _run(store, fake_elumenta, row)
 
     # The comparison and its cache look-ups, then each cached answer settles its cell with it.
-    assert len(cached) == 1 + len(MODELS)
+    assert 1 + 1 <= len(cached) <= 1 + len(MODELS)
     assert [(c.status, c.content) for c in _cells(store, again)] == [
         ("completed", a.content) for a in answers
     ]
     assert all(r.cached for r in reused)
     assert len(fake_elumenta.requests) == len(MODELS)
+
+
+def test_answers_queued_together_are_written_in_one_transaction_with_their_cells(
+    store: Store,
+) -> None:
+    batch_id = plan(store, MODELS, rows=1)
+    row = _row(store, batch_id)
+    recorder = BatchRecorder(store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""))
+    recorder.expect(REQUEST, row)
+    comparison_id = recorder.start_comparison(REQUEST)
+    queue = WriteQueue("test-writer")
+    gate = Gate()
+    try:
+        queue.submit(gate, "hold")
+        assert gate.held.wait(10)
+        starts = [
+            queue.submit(recorder, "record_started", comparison_id, running_result(REQUEST, i))
+            for i in range(len(MODELS))
+        ]
+        with commits(store) as started:
+            gate.open.set()
+            ids = [start.result(10) for start in starts]
+        answers = [
+            replace(running_result(REQUEST, i, ids[i]), status="completed", content=f"Lima {i}")
+            for i in range(len(MODELS))
+        ]
+        gate.open.clear()
+        gate.held.clear()
+        queue.submit(gate, "hold")
+        assert gate.held.wait(10)
+        finals = [queue.submit(recorder, "record_finished", answer) for answer in answers]
+        with commits(store) as finished:
+            gate.open.set()
+            for final in finals:
+                assert final.result(10) is None
+    finally:
+        gate.open.set()
+        queue.close()
+    assert (len(started), len(finished)) == (1, 1)
+    assert [(c.status, c.result_id, c.content) for c in _cells(store, batch_id)] == [
+        ("completed", ids[i], f"Lima {i}") for i in range(len(MODELS))
+    ]

@@ -3,7 +3,6 @@ every user share one transaction (one commit) without losing or reordering a res
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -13,21 +12,9 @@ from playground.results import ModelResult
 from playground.runner.write_queue import WriteQueue
 from playground.store import Store, StoreRecorder
 from playground.store.models import Result
-from tests.store_fixtures import engine_events, make_request, running_result
+from tests.store_fixtures import Gate, engine_events, make_request, running_result
 
 MODELS = ("gpt-5", "claude-haiku-4.5", "gemini-2.5-flash")
-
-
-class Gate:
-    """A recorder-like object whose ``hold`` call keeps the writer thread busy until opened."""
-
-    def __init__(self) -> None:
-        self.held = threading.Event()
-        self.open = threading.Event()
-
-    def hold(self) -> None:
-        self.held.set()
-        assert self.open.wait(10)
 
 
 def started(recorder: StoreRecorder, comparison_id: int, result: ModelResult) -> ModelResult:

@@ -248,8 +248,10 @@ class BatchRecorder(StoreRecorder):
     """The history recorder plus the batch cells: each finished result updates its cell.
 
     A result row and its cell are written in one transaction, and a row's comparison, its
-    cells' ``running`` mark and its response-cache look-ups in another: the fewer
-    transactions a batch opens, the less its writer thread holds the GIL and SQLite's lock.
+    cells' ``running`` mark and its response-cache look-ups in another; the writer thread
+    writes the starts (or the final writes) queued meanwhile together, in one transaction:
+    the fewer transactions a batch opens, the less its writer thread holds the GIL and
+    SQLite's lock.
     ``cell_values(cell, result)`` decides the cell's new columns (the job knows retries).
     """
 
@@ -302,38 +304,65 @@ class BatchRecorder(StoreRecorder):
         self._by_comparison[comparison_id] = cells
         return comparison_id
 
-    def find_cached(self, provider: str, request_hash: str) -> ModelResult | None:
+    @property
+    def group_key(self) -> object | None:
+        """This recorder's queued calls share a transaction (each result with its cell, see
+        :meth:`_work`), never with another recorder's."""
+        return (self._engine, self._writes, id(self))
+
+    def write_together(
+        self, calls: Sequence[tuple[StoreRecorder, str, tuple[Any, ...]]]
+    ) -> list[Any]:
+        """The base class's, then the finished results' cells are forgotten."""
+        try:
+            return super().write_together(calls)
+        finally:
+            for _recorder, method, args in calls:
+                if method == "record_finished":
+                    self._by_result.pop(args[0].result_id, None)
+
+    def record_finished(self, result: ModelResult) -> None:
+        """Write the final result row and its cell (retried, else spooled, together)."""
+        try:
+            super().record_finished(result)
+        finally:
+            self._by_result.pop(result.result_id or 0, None)
+
+    def _find_cached_work(
+        self, provider: str, request_hash: str
+    ) -> Callable[[Session], ModelResult | None]:
         """The earlier answer looked up with the comparison (else from the database)."""
         key = (provider, request_hash)
         if key in self._cached:
-            return self._cached[key]
-        return super().find_cached(provider, request_hash)
+            found = self._cached[key]
+            return lambda _session: found
+        return super()._find_cached_work(provider, request_hash)
 
-    def record_started(self, comparison_id: int, result: ModelResult) -> int:
-        """Write the result row; a cached answer (already final) settles its cell with it."""
+    def _started_work(self, comparison_id: int, result: ModelResult) -> Callable[[Session], int]:
+        """The result row; a cached answer (already final) settles its cell with it."""
         cell = self._by_comparison[comparison_id][result.index]
         self._cached.pop((result.provider, result.request_hash), None)
-
         started = result.started_at or datetime.now(UTC)
 
         def write(session: Session) -> int:
             result_id = self._write_started(session, comparison_id, result, started)
             if result.is_terminal:
                 self._settle(session, cell, replace(result, result_id=result_id))
+            else:  # the final write finds its cell by the row (again, if this is a retry)
+                self._by_result[result_id] = cell
             return result_id
 
-        result_id = self._retrying(write)
-        if not result.is_terminal:
-            self._by_result[result_id] = cell
-        return result_id
+        return write
 
-    def record_finished(self, result: ModelResult) -> None:
-        """Write the final result row and its cell (retried, else spooled, together)."""
+    def _final_work(
+        self, result: ModelResult, also: list[RowUpdate]
+    ) -> tuple[Callable[[Session], None], list[RowUpdate]]:
+        """The final row's write with its cell's (one transaction, spooled together)."""
         assert result.result_id is not None
-        cell = self._by_result.pop(result.result_id)
+        cell = self._by_result[result.result_id]
         values = self._settled_values(cell, result)
         values["updated_utc"] = datetime.now(UTC)
-        self._write_final(result, [RowUpdate("batch_cells", cell.id, values)])
+        return super()._final_work(result, [*also, RowUpdate("batch_cells", cell.id, values)])
 
     def _settle(self, session: Session, cell: RunningCell, result: ModelResult) -> None:
         update_cells(session, [cell.id], **self._settled_values(cell, result))
