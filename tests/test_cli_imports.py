@@ -23,3 +23,19 @@ def test_cli_module_graph_imports_no_dashboard_library() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_eval_on_sqlite_starts_without_libraries_it_does_not_use() -> None:
+    """A batch's start-up is on its critical path: psycopg (PostgreSQL only), jsonschema
+    (``json_schema`` assertions only), rapidfuzz (promptfoo configs only) and httpx's own
+    command line (rich, click) are imported when used, not before the first request."""
+    unused = ("psycopg", "jsonschema", "rapidfuzz", "rich", "click")
+    script = (
+        "import sys\n"
+        "import playground.cli.main, playground.cli.eval\n"
+        f"print(','.join(m for m in {unused!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -21,7 +21,6 @@ from playground.evaluation.batch import BatchJob
 from playground.evaluation.judging.cells import judge_price_of
 from playground.evaluation.plan import BatchSpec, estimate, load_inputs, plan_batch
 from playground.evaluation.promptfoo.config import is_promptfoo, load_promptfoo
-from playground.evaluation.promptfoo.run import run_promptfoo
 from playground.evaluation.recording import BatchProgress
 from playground.evaluation.report import export_records, matrix_table, pass_rates
 from playground.evaluation.suite import Suite, load_suite
@@ -76,6 +75,9 @@ def run_eval(
         raise InvalidRequestError("--concurrency must be at least 1.")
     if args.suite is not None and is_promptfoo(args.suite):
         config = load_promptfoo(args.suite)
+        # Imported for promptfoo configs only (its graders load rapidfuzz).
+        from playground.evaluation.promptfoo.run import run_promptfoo
+
         return run_promptfoo(config, args, settings, catalog, out, err, _follow)
     if args.output is not None:
         raise InvalidRequestError("-o/--output is for promptfoo configs; use --json here.")

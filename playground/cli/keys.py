@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from playground.access.audit import record_event
-from playground.access.keys import KeyVault
-from playground.access.users import rotate_personal_keys
 from playground.config import Settings
-from playground.store import open_store
 
 EXIT_OK, EXIT_UNREADABLE = 0, 1
 
@@ -27,6 +23,12 @@ def add_keys_parser(commands: Any) -> None:
 
 def run_keys_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Run ``keys rotate``; returns 0, or 1 when some saved keys open with no secret."""
+    # Imported here: the other commands (eval's start-up above all) need no cryptography.
+    from playground.access.audit import record_event
+    from playground.access.keys import KeyVault
+    from playground.access.users import rotate_personal_keys
+    from playground.store import open_store
+
     vault = KeyVault(settings.secret_key, settings.old_secret_key_list)
     store = open_store(settings.resolved_database_url)
     try:

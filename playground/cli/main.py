@@ -21,9 +21,6 @@ from pathlib import Path
 from typing import TextIO
 
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
-from playground.cli.backup import backup as backup_database
-from playground.cli.backup import restore as restore_database
-from playground.cli.doctor import run_doctor
 from playground.cli.eval import add_eval_parser, run_eval
 from playground.cli.keys import add_keys_parser, run_keys_command
 from playground.cli.worker import add_worker_parser, run_worker_command
@@ -400,6 +397,9 @@ def main(
         stream=err,
     )
     if args.command == "doctor":  # reports bad settings itself, as one of its checks
+        # Imported for their commands only: a batch's start-up (eval) needs neither.
+        from playground.cli.doctor import run_doctor
+
         return run_doctor(out, check_api=not args.no_api)
     try:
         settings = settings or load_settings()
@@ -414,11 +414,15 @@ def main(
             return run_worker_command(args, settings, catalog, out)
         if args.command == "keys":
             return run_keys_command(args, settings, out)
-        if args.command == "backup":
-            out.write(backup_database(settings.resolved_database_url, args.file) + "\n")
-            return EXIT_OK
-        if args.command == "restore":
-            out.write(restore_database(args.file, args.to) + "\n")
+        if args.command in ("backup", "restore"):
+            from playground.cli.backup import backup, restore
+
+            done = (
+                backup(settings.resolved_database_url, args.file)
+                if args.command == "backup"
+                else restore(args.file, args.to)
+            )
+            out.write(done + "\n")
             return EXIT_OK
         store = open_configured_store(settings)
         try:

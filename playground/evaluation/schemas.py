@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
+# jsonschema and referencing are imported where a schema is checked: they take a tenth of
+# a second to import, which every batch's start-up would pay for a rarely used assertion.
 
 MAX_ERRORS = 3
 MAX_MESSAGE_CHARS = 160
@@ -30,6 +27,12 @@ def schema_problem(schema: Any) -> str | None:
     """
     if not isinstance(schema, dict | bool):
         return f"a schema is a JSON object, not {type(schema).__name__}"
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -53,6 +56,9 @@ def schema_problem(schema: Any) -> str | None:
 def schema_errors(value: Any, schema: dict[str, Any] | bool) -> list[str]:
     """How ``value`` breaks ``schema`` (a checked schema): at most :data:`MAX_ERRORS`
     readable messages, each with the JSON path of the part at fault."""
+    from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
+
     validator = Draft202012Validator(schema)
     try:
         errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path)))

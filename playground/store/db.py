@@ -26,7 +26,6 @@ from playground.store.dialects import register_sqlite_functions
 from playground.store.outage import DEFAULT_OUTAGE_WAIT_S, WritePolicy, run_write
 from playground.store.postgres import (
     DEFAULT_STATEMENT_TIMEOUT_S,
-    AnsweringConnection,
     answer_timeout_s,
     connect_args,
     unbounded,
@@ -161,6 +160,8 @@ def create_store_engine(
         )
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
+    from playground.store.pg_connection import AnsweringConnection
+
     engine = sa.create_engine(
         parsed,
         json_serializer=_json_dumps,

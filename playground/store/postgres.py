@@ -10,11 +10,12 @@ timeout. Every connection therefore gets, unless the URL sets them itself:
 - ``statement_timeout`` (:data:`DEFAULT_STATEMENT_TIMEOUT_S`, the
   ``PLAYGROUND_DB_STATEMENT_TIMEOUT_S`` setting): the server cancels a statement that runs
   longer;
-- a client-side answer timeout a little longer than that (:class:`AnsweringConnection`):
-  a connection that has not answered a statement or commit by then is closed and the
-  call fails with ``OperationalError``, which the write path treats as an outage (it
-  retries, then spools: :mod:`playground.store.outage`). A proxy that keeps the TCP
-  connection alive while forwarding nothing is only caught by this one.
+- a client-side answer timeout a little longer than that
+  (:class:`~playground.store.pg_connection.AnsweringConnection`): a connection that has
+  not answered a statement or commit by then is closed and the call fails with
+  ``OperationalError``, which the write path treats as an outage (it retries, then
+  spools: :mod:`playground.store.outage`). A proxy that keeps the TCP connection alive
+  while forwarding nothing is only caught by this one.
 
 Migrations may run longer (a back-fill on a large history): :func:`unbounded` lifts both
 timeouts for one connection's transaction.
@@ -26,8 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-from psycopg import errors as pg_errors
 from sqlalchemy.engine import URL, Connection
 
 CONNECT_TIMEOUT_S = 10
@@ -68,30 +67,6 @@ def answer_timeout_s(statement_timeout_s: float) -> float | None:
     return statement_timeout_s + min(MAX_ANSWER_GRACE_S, statement_timeout_s)
 
 
-class AnsweringConnection(psycopg.Connection[Any]):
-    """A psycopg connection that gives up on a server silent for ``answer_timeout_s``.
-
-    Giving up closes the connection (its state is unknown) and raises
-    ``psycopg.OperationalError``: SQLAlchemy then discards it from the pool.
-    """
-
-    answer_timeout_s: float | None = None
-
-    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-        """Consume ``gen`` as psycopg does, within ``answer_timeout_s`` unless told otherwise."""
-        limit = timeout if timeout is not None else self.answer_timeout_s
-        try:
-            return super().wait(gen, interval, limit)
-        except pg_errors._WaitTimeout as exc:  # psycopg's own signal for it
-            if timeout is not None:
-                raise
-            self.pgconn.finish()
-            raise psycopg.OperationalError(
-                f"The database did not answer for {limit:g} s; the connection was closed "
-                "(PLAYGROUND_DB_STATEMENT_TIMEOUT_S)."
-            ) from exc
-
-
 @contextmanager
 def unbounded(connection: Connection) -> Iterator[None]:
     """Lift the statement and answer timeouts for ``connection``'s current transaction
@@ -99,6 +74,8 @@ def unbounded(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
+    from playground.store.pg_connection import AnsweringConnection
+
     connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
     raw = connection.connection.dbapi_connection
     kept = getattr(raw, "answer_timeout_s", None)
