@@ -18,7 +18,8 @@ the request to the last byte of its answer) / concurrency:
 * ``wall/ideal``: process start to exit over ideal (target <= 1.05 for ``eval``);
 * ``first->last/ideal``: first request's arrival to the last answer's end, over ideal
   (how well the slots are kept busy once requests flow);
-* ``start-up`` (process start to the first request) and ``closing`` (last answer to exit).
+* ``start-up`` (process start to the first request) and ``closing`` (last answer to exit);
+* the client's CPU time (user + system): the figure least moved by a loaded machine.
 
 The fake and the clients share ``time.perf_counter()`` (the system's monotonic clock).
 promptfoo in a scratch folder (never in the repository, never in CI):
@@ -37,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -62,6 +64,7 @@ class Run:
     startup_s: float
     closing_s: float
     requests: int
+    cpu_s: float  # the client's CPU time (user + system), its children's included
 
     def line(self) -> str:
         """The run as one line of figures."""
@@ -69,7 +72,7 @@ class Run:
             f"{self.client:<9} wall/ideal {self.wall_s / self.ideal_s:.3f}  "
             f"first->last/ideal {self.span_s / self.ideal_s:.3f}  wall {self.wall_s:.2f} s  "
             f"ideal {self.ideal_s:.2f} s  start-up {self.startup_s:.2f} s  "
-            f"closing {self.closing_s:.2f} s  requests {self.requests}"
+            f"closing {self.closing_s:.2f} s  CPU {self.cpu_s:.2f} s  requests {self.requests}"
         )
 
 
@@ -89,9 +92,12 @@ def timed_run(
     client: str, cmd: list[str], env: dict[str, str], cwd: Path, fake: Any, concurrency: int
 ) -> Run:
     """Run ``cmd`` to its end, then read what the fake served during it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     ended = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode not in (0, 100):  # promptfoo: 100 when an assertion failed
         sys.exit(f"{client} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     served = [
@@ -112,6 +118,7 @@ def timed_run(
         min(arrived) - started,
         ended - max(answered),
         len(served),
+        cpu,
     )
 
 
@@ -287,11 +294,13 @@ def main() -> None:
         ratios = [r.wall_s / r.ideal_s for r in runs]
         spans = [r.span_s / r.ideal_s for r in runs]
         starts = [r.startup_s for r in runs]
+        cpus = [r.cpu_s for r in runs]
         target = " (target <= 1.05)" if client == "eval" else ""
         print(
             f"  {client:<9} wall/ideal {min(ratios):.3f} / {statistics.median(ratios):.3f}"
             f"{target}; first->last/ideal {min(spans):.3f} / {statistics.median(spans):.3f}; "
-            f"start-up {min(starts):.2f} / {statistics.median(starts):.2f} s"
+            f"start-up {min(starts):.2f} / {statistics.median(starts):.2f} s; "
+            f"CPU {min(cpus):.2f} / {statistics.median(cpus):.2f} s"
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
