@@ -97,7 +97,8 @@ def run_eval(
             if batch is None:
                 raise InvalidRequestError(f"No batch #{batch_id}.")
             inputs = load_inputs(session, BatchSpec.from_json(batch.spec_json))
-            todo = [c.key.model for c in batch_cells(session, batch_id) if c.status != "completed"]
+            cells = batch_cells(session, batch_id, with_content=False)
+            todo = [c.key.model for c in cells if c.status != "completed"]
         judge = inputs.spec.judge
         judged = len(todo) if judge_price_of(inputs.spec, catalog.cost_of) is not None else 0
         report = estimate(
