@@ -10,6 +10,27 @@ const shared = (globalThis.__playgroundLive ??= { runs: new Map() });
 const RETRY_MS = 1000;
 const REDRAW_MS = 50;
 
+// Every column of the page redraws in the same frame, at most REDRAW_MS apart: each frame
+// lays out and paints the page again, so six columns each on their own timer made up to
+// six times the frames (and the page slow to answer a click while they stream).
+const frames = (shared.frames ??= { dirty: new Set(), queued: false, lastDraw: 0 });
+
+function drawFrame() {
+  frames.queued = false;
+  frames.lastDraw = performance.now();
+  const views = [...frames.dirty];
+  frames.dirty.clear();
+  for (const view of views) view.flush();
+}
+
+function queueFrame(view) {
+  frames.dirty.add(view);
+  if (frames.queued) return;
+  frames.queued = true;
+  const wait = Math.max(0, REDRAW_MS - (performance.now() - frames.lastDraw));
+  setTimeout(() => requestAnimationFrame(drawFrame), wait);
+}
+
 function columnOf(run, index) {
   let column = run.columns.get(index);
   if (!column) {
@@ -126,26 +147,9 @@ export default function (component) {
     metricsLine.textContent = parts.join(" · ");
   }
 
-  // Text that arrived since the last redraw is appended at most REDRAW_MS apart (the
-  // first text at once): a long answer is laid out again on every change, and six fast
-  // columns redrawn every frame would keep the page from answering clicks.
+  // Text that arrived since the last redraw is appended in the next shared frame (the
+  // first text at once): a long answer is laid out again on every change.
   let pending = "";
-  let queued = false;
-  let lastDraw = 0;
-  function flush() {
-    queued = false;
-    lastDraw = performance.now();
-    if (pending) {
-      textNode.appendData(pending);
-      pending = "";
-    }
-    drawStatus();
-  }
-  function queueFrame() {
-    if (queued) return;
-    queued = true;
-    setTimeout(() => requestAnimationFrame(flush), Math.max(0, REDRAW_MS - (performance.now() - lastDraw)));
-  }
 
   function askRerun(name) {
     if (run.askedRerun) return;
@@ -154,13 +158,20 @@ export default function (component) {
   }
 
   const view = {
+    flush() {
+      if (pending) {
+        textNode.appendData(pending);
+        pending = "";
+      }
+      drawStatus();
+    },
     update(event) {
       if (event.k === "failed") {
         askRerun("fallback");
         return;
       }
       if (event.k === "done") {
-        queueFrame();
+        queueFrame(view);
         askRerun("done");
         return;
       }
@@ -176,7 +187,7 @@ export default function (component) {
           pending += event.t;
         }
       }
-      queueFrame();
+      queueFrame(view);
     },
   };
   run.views.add(view);
@@ -184,6 +195,7 @@ export default function (component) {
   if (run.done) askRerun("done");
   return () => {
     run.views.delete(view);
+    frames.dirty.delete(view);
     root.remove();
   };
 }
