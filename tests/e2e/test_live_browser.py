@@ -25,10 +25,52 @@ HAIKU = "Claude Haiku 4.5 · Starter · 1 token"
 WORDS = " ".join(f"W{n:02d}" for n in range(40))
 
 
+# A long answer: paragraphs, runs of words that wrap, a word longer than a line, an emoji
+# with a skin tone, a combining accent, right-to-left text and markup that stays text.
+LONG_ANSWER = "".join(
+    f"Paragraph {n}: "
+    + " ".join(f"word{w:02d}" for w in range(30))
+    + " "
+    + "unbrokenlongtoken" * 6
+    + " 👍🏽 cafe\u0301 مرحبا بالعالم <b>not bold</b>\n"
+    + ("\n" if n % 3 == 0 else "")
+    for n in range(16)
+)
+# Every character of the live answer where it would be if the answer were one text node:
+# the character boxes of the answer and of a copy holding its text in one node, relative
+# to each one's top (offsets whose boxes differ, or that have a box in one only).
+MISPLACED_JS = """
+(answer) => {
+  const whole = answer.cloneNode(false);
+  whole.textContent = answer.textContent;
+  answer.after(whole);
+  const range = document.createRange();
+  const boxes = (root) => {
+    const top = root.getBoundingClientRect().top;
+    const found = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.length; i++) {
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const box = range.getClientRects()[0];
+        found.push(box ? `${Math.round(box.top - top)},${Math.round(box.left)}` : null);
+      }
+    }
+    return found;
+  };
+  const parts = boxes(answer);
+  const one = boxes(whole);
+  whole.remove();
+  return parts.flatMap((box, offset) => (box === one[offset] ? [] : [offset]));
+}
+"""
+
+
 def live_text(page: Page, position: int) -> str:
     """The text the live column of ``position`` shows (empty before its first token)."""
     answer = column(page, position).locator(".live-answer")
-    return answer.inner_text() if answer.count() else ""
+    return (answer.text_content() or "") if answer.count() else ""
 
 
 def streamed_text(page: Page, index: int) -> list[str]:
@@ -79,6 +121,36 @@ def test_an_html_answer_stays_inert_while_it_streams(
     expect(answer).to_contain_text(payload)
     assert answer.locator("script, img").count() == 0
     assert app_page.evaluate("window.__xss") is None
+
+
+def test_a_long_answer_is_cut_into_parts_that_look_like_one_text(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5", {"text": LONG_ANSWER, "ttft_ms": 20, "n_deltas": 400, "delay_ms": 25})
+    pick_models(app_page, [GPT5])
+    run_prompt(app_page, "Write at length")
+
+    answer = column(app_page, 0).locator(".live-answer")
+    # Lines above the last one of a long answer move into parts of their own, so that
+    # appending lays out only the last part...
+    expect(answer.locator(".live-part").nth(2)).to_be_attached()
+    # ...and every character stays where one text would have it.
+    assert answer.evaluate(MISPLACED_JS) == []
+    assert answer.locator("b").count() == 0
+    # Copying the live text gives the text, without line breaks between the parts.
+    copied = answer.evaluate(
+        """(answer) => {
+          const selection = document.getSelection();
+          selection.selectAllChildren(answer);
+          const event = new ClipboardEvent('copy', {clipboardData: new DataTransfer(),
+                                                     bubbles: true, cancelable: true});
+          answer.querySelector('.live-part').dispatchEvent(event);
+          return [event.clipboardData.getData('text/plain'), answer.textContent];
+        }"""
+    )
+    assert copied[0] == copied[1]
+    expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible(timeout=20_000)
+    assert streamed_text(app_page, 0) == [LONG_ANSWER]
 
 
 def test_a_dropped_stream_resumes_from_its_last_event(

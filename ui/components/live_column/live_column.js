@@ -14,13 +14,59 @@ const REDRAW_MS = 50;
 // lays out and paints the page again, so six columns each on their own timer made up to
 // six times the frames (and the page slow to answer a click while they stream).
 const frames = (shared.frames ??= { dirty: new Set(), queued: false, lastDraw: 0 });
+// A part of an answer this long moves its lines but the last into a block of their own.
+const PART_CHARS = 800;
 
 function drawFrame() {
   frames.queued = false;
   frames.lastDraw = performance.now();
   const views = [...frames.dirty];
   frames.dirty.clear();
-  for (const view of views) view.flush();
+  // Measure every column first, then change them: a measure after a change would lay out
+  // the page again, once per column.
+  const splits = views.map((view) => view.measure());
+  views.forEach((view, i) => view.flush(splits[i]));
+}
+
+// A character a line cannot start with (the second half of a surrogate pair, a combining
+// mark, an emoji modifier, a joiner or variation selector): no split there, whatever the
+// measures say.
+const CONTINUES = /^[\p{M}\p{Emoji_Modifier}\u200c\u200d\ufe0e\ufe0f\udc00-\udfff]/u;
+
+// Where the last line of the Text node `node` starts as laid out now: its offset, or 0
+// (no split) when that cannot be told (one line, not rendered, a rect missing).
+function lastLineStart(node) {
+  const text = node.data;
+  if (text.length < 2) return 0;
+  const range = document.createRange();
+  const rect = (offset) => {
+    range.setStart(node, offset);
+    range.setEnd(node, offset + 1);
+    const rects = range.getClientRects();
+    return rects.length ? rects[0] : null;
+  };
+  // The text's last character that has a box (a final newline may have none).
+  let end = text.length - 1;
+  if (text[end] === "\n") end -= 1;
+  const last = end > 0 ? rect(end) : null;
+  if (!last || last.height === 0) return 0;
+  const onLastLine = (offset) => {
+    const box = rect(offset);
+    return box !== null && (box.top + box.bottom) / 2 > last.top;
+  };
+  let low = 0;
+  let high = end;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (onLastLine(middle)) high = middle;
+    else low = middle + 1;
+  }
+  // A line starts after a newline or a wrap: check both sides of the split, so an odd
+  // measure (a box missing mid-text) never moves text to the wrong line.
+  if (low === 0 || CONTINUES.test(text.slice(low, low + 2))) return 0;
+  if (!onLastLine(low)) return 0;
+  if (text[low - 1] !== "\n" && (rect(low - 1) === null || onLastLine(low - 1))) return 0;
+  return low;
 }
 
 function queueFrame(view) {
@@ -115,7 +161,7 @@ function seconds(ms) {
 
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
-  // Mounted again with the same data (a rerun): start from a clean element.
+  // Run again (Streamlit does when the data changes): start from a clean element.
   parentElement.querySelector(".live-column")?.remove();
   const root = element("div", "live-column", parentElement);
   const statusLine = element("div", "live-status", root);
@@ -126,10 +172,27 @@ export default function (component) {
   const run = follow(data.url);
   const column = columnOf(run, index);
 
-  // The answer is one Text node; new text is appended to it, never parsed.
-  answer.textContent = column.text || data.waiting;
-  let textNode = answer.firstChild;
-  let showingText = Boolean(column.text);
+  // The answer is Text nodes only: new text is appended to the last one, never parsed.
+  // A long answer is cut into parts (blocks) at the start of a line, so appending lays out
+  // and paints only the last part, not the whole answer again; it looks the same.
+  let tail = null;
+  function showText(text) {
+    answer.textContent = "";
+    tail = document.createTextNode(text);
+    element("div", "live-part", answer).appendChild(tail);
+  }
+  if (column.text) showText(column.text);
+  else answer.textContent = data.waiting;
+  // Copying live text gives the text itself: the parts' blocks would otherwise add a line
+  // break where the text only wraps.
+  answer.addEventListener("copy", (event) => {
+    const selection = document.getSelection();
+    if (!selection || selection.rangeCount !== 1) return;
+    const range = selection.getRangeAt(0);
+    if (!answer.contains(range.commonAncestorContainer)) return;
+    event.clipboardData.setData("text/plain", range.toString());
+    event.preventDefault();
+  });
 
   function drawStatus() {
     // The dot marks the live badge (the final redraw brings Streamlit's own badge).
@@ -158,9 +221,18 @@ export default function (component) {
   }
 
   const view = {
-    flush() {
+    measure() {
+      return tail !== null && tail.length > PART_CHARS ? lastLineStart(tail) : 0;
+    },
+    flush(split) {
+      if (split > 0) {
+        // The lines above the last one stay where they are, in a part of their own.
+        const rest = tail.splitText(split);
+        element("div", "live-part", answer).appendChild(rest);
+        tail = rest;
+      }
       if (pending) {
-        textNode.appendData(pending);
+        tail.appendData(pending);
         pending = "";
       }
       drawStatus();
@@ -177,12 +249,8 @@ export default function (component) {
       }
       if (event.i !== index) return;
       if (event.k === "delta") {
-        if (!showingText) {
-          // The first text replaces the waiting note at once.
-          answer.textContent = "";
-          textNode = document.createTextNode(event.t);
-          answer.appendChild(textNode);
-          showingText = true;
+        if (tail === null) {
+          showText(event.t); // the first text replaces the waiting note at once
         } else {
           pending += event.t;
         }
