@@ -153,6 +153,32 @@ def test_a_long_answer_is_cut_into_parts_that_look_like_one_text(
     assert streamed_text(app_page, 0) == [LONG_ANSWER]
 
 
+def test_a_rerun_while_streaming_keeps_each_live_column_as_it_is(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 300})
+    pick_models(app_page, [NANO, HAIKU])
+    run_prompt(app_page, "Count while I edit")
+    for position in range(2):
+        expect(column(app_page, position).locator(".live-answer")).to_contain_text("W01")
+    app_page.evaluate(
+        "document.querySelectorAll('.live-column').forEach((c, i) => { c.dataset.seen = i; })"
+    )
+
+    # A click that reruns the page on the server: its data did not change, so the
+    # component is neither mounted again nor started over (its text is not redrawn).
+    app_page.get_by_text("Earlier turns (0)").click()
+    app_page.get_by_role("button", name="Add user turn").click()
+    expect(app_page.get_by_text("Earlier turns (1)")).to_be_visible()
+    app_state = app_page.get_by_test_id("stApp")
+    expect(app_state).to_have_attribute("data-test-script-state", "notRunning")
+    expect(column(app_page, 1).locator(".live-badge")).to_have_text("● Streaming…")
+    seen = app_page.evaluate(
+        "[...document.querySelectorAll('.live-column')].map((c) => c.dataset.seen ?? null)"
+    )
+    assert seen == ["0", "1"]
+
+
 def test_a_dropped_stream_resumes_from_its_last_event(
     app_page: Page, fake: FakeServerProcess
 ) -> None:
