@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,29 +132,38 @@ class AppInBrowser:
 
 
 @contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright, closed afterwards."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
 def app_in_browser(
-    database_url: str | None = None, *, script: str = "serve.py", **env: str
+    database_url: str | None = None,
+    *,
+    script: str = "serve.py",
+    browser: Browser | None = None,
+    **env: str,
 ) -> Iterator[AppInBrowser]:
     """Start the fake, ``streamlit run <script>`` (the app; history at ``database_url``,
     default a SQLite file in a temporary data directory; ``env``: more settings) and
-    Chromium; stop all three afterwards.
+    Chromium (unless ``browser`` is given: several apps can share one); stop them
+    afterwards.
 
     Logs (``fake.log``, ``streamlit.log``) go to the data directory.
     """
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         data = Path(tmp)
         url = database_url or f"sqlite:///{data / 'history.sqlite3'}"
-        with FakeServerProcess(log_path=data / "fake.log") as fake:
-            environment = app_environment(fake, data, PLAYGROUND_DATABASE_URL=url, **env)
-            with (
-                AppProcess(environment, data / "streamlit.log", script=script) as app,
-                sync_playwright() as playwright,
-            ):
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                )
-                try:
-                    yield AppInBrowser(data, url, fake, app, browser)
-                finally:
-                    browser.close()
+        fake = stack.enter_context(FakeServerProcess(log_path=data / "fake.log"))
+        environment = app_environment(fake, data, PLAYGROUND_DATABASE_URL=url, **env)
+        app = stack.enter_context(AppProcess(environment, data / "streamlit.log", script=script))
+        if browser is None:
+            browser = stack.enter_context(chromium())
+        yield AppInBrowser(data, url, fake, app, browser)

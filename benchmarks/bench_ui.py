@@ -1,12 +1,13 @@
 """UI benchmark (issues 4 and 14): how fast streamed text reaches the browser, how often
 columns redraw, and how quickly the page answers clicks while six models stream.
 
-Three paths are measured one after the other in the same run (``--paths``), each on its
-own app process: ``bare`` (``benchmarks/bare_polling.py``: the simplest Streamlit page
-polling a background thread with ``st.fragment(run_every=0.1)``, the baseline), ``polling``
-(the app with ``PLAYGROUND_LIVE_ROUTE=false``: live columns redrawn by a polled fragment,
-the path before the live route) and ``live`` (the browser follows each run's event
-stream). The machine is shared: compare the paths' ratios within one run.
+Three paths are measured in the same run (``--paths``), each on its own app process:
+``bare`` (``benchmarks/bare_polling.py``: the simplest Streamlit page polling a background
+thread with ``st.fragment(run_every=0.1)``, the baseline), ``polling`` (the app with
+``PLAYGROUND_LIVE_ROUTE=false``: live columns redrawn by a polled fragment, the path before
+the live route) and ``live`` (the browser follows each run's event stream). The two app
+paths run side by side and take turns round by round, so a change in the machine's load
+falls on both alike. The machine is shared: compare the paths' ratios within one run.
 
 The fake Elumenta server and ``streamlit run serve.py`` run as separate processes; Chromium
 (Debian's, via Playwright) drives the Compare page. Every model streams 2,000 deltas, the
@@ -27,21 +28,31 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import statistics
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from benchmarks._common import app_in_browser, describe, install_probe, probe
+from benchmarks._common import (
+    AppInBrowser,
+    app_in_browser,
+    chromium,
+    describe,
+    install_probe,
+    probe,
+)
 from playground.catalog import load_catalog
 from playground.store import create_store_engine, get_comparison
 from tests.e2e.app_driver import column, pick_models
@@ -58,6 +69,7 @@ MODELS = [
 ]
 TTFT_MS = [300.0, 420.0, 540.0, 660.0, 780.0, 900.0]
 DELTAS = 2000
+LAST_DONE = re.compile(r"^(● )?Done$")
 DOCS = ROOT / "docs"
 MAX_SCREENSHOT_BYTES = 300_000
 SCREENSHOT_WIDTH = 1280
@@ -210,10 +222,10 @@ def run_round(page: Page, fake: FakeServerProcess, store: Engine, delay_ms: floa
         timeout=30_000,
     )
     interactions: list[dict[str, float]] = []
-    while (
-        len(interactions) < 6
-        and not column(page, len(MODELS) - 1).get_by_text("Done", exact=True).is_visible()
-    ):
+    # Clicks while the last model streams: its column says Done (a live column's badge
+    # "● Done") the moment it finished, so no click lands on the page run that follows.
+    last_done = column(page, len(MODELS) - 1).get_by_text(LAST_DONE)
+    while len(interactions) < 6 and not last_done.is_visible():
         interactions.append(measure_interactivity(page))
         page.wait_for_timeout(300)
     for position in range(len(MODELS)):
@@ -361,6 +373,7 @@ def report(rounds: list[Round], delay_ms: float) -> None:
             f"{describe(toggles)}; 'Add user turn' (server rerun) {describe(adds)} "
             f"(n={len(adds)}; target <= 300 ms)"
         )
+        print(f"    each 'Add user turn', ms: {', '.join(f'{v:.0f}' for v in sorted(adds))}")
 
 
 def measure_bare(rounds: int, delay_ms: float) -> list[float]:
@@ -374,17 +387,53 @@ def measure_bare(rounds: int, delay_ms: float) -> list[float]:
         return [v for _ in range(rounds) for v in run_bare_round(page)]
 
 
-def measure_app(rounds: int, delay_ms: float, *, live: bool, shots: bool) -> list[Round]:
-    """Rounds of six-model runs on the app, with or without the live route."""
-    with app_in_browser(PLAYGROUND_LIVE_ROUTE=str(live).lower()) as session:
-        page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
+@dataclass(frozen=True)
+class AppPath:
+    """The app (with or without the live route) in its browser, on its Compare page."""
+
+    session: AppInBrowser
+    page: Page
+    store: Engine
+
+    def round(self, delay_ms: float) -> Round:
+        """One six-model run and its figures."""
+        return run_round(self.page, self.session.fake, self.store, delay_ms)
+
+
+@contextmanager
+def app_path(browser: Browser, *, live: bool) -> Iterator[AppPath]:
+    """The app with or without the live route, its Compare page open with six models in
+    a browser context of its own."""
+    with (
+        app_in_browser(browser=browser, PLAYGROUND_LIVE_ROUTE=str(live).lower()) as session,
+        ExitStack() as stack,
+    ):
+        context = browser.new_context(viewport={"width": 1440, "height": 1100})
+        stack.callback(context.close)
+        page = context.new_page()
         open_compare(page, session.app.url)
         page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
         store = create_store_engine(session.database_url)
-        run_round(page, session.fake, store, delay_ms)  # warm-up: first connections, caches
-        measured = [run_round(page, session.fake, store, delay_ms) for _ in range(rounds)]
-        store.dispose()
-        if shots:
+        stack.callback(store.dispose)
+        yield AppPath(session, page, store)
+
+
+def measure_apps(
+    paths: list[str], rounds: int, delay_ms: float, *, shots: bool
+) -> dict[str, list[Round]]:
+    """Rounds of six-model runs on each app path (``polling``, ``live``), the paths
+    taking turns round by round after a warm-up round each."""
+    with ExitStack() as stack:
+        browser = stack.enter_context(chromium())
+        apps = {path: stack.enter_context(app_path(browser, live=path == "live")) for path in paths}
+        for app in apps.values():
+            app.round(delay_ms)  # warm-up: first connections, caches
+        measured: dict[str, list[Round]] = {path: [] for path in paths}
+        for _ in range(rounds):
+            for path, app in apps.items():
+                measured[path].append(app.round(delay_ms))
+        if shots and "live" in apps:
+            session = apps["live"].session
             page = session.browser.new_page(viewport={"width": 1440, "height": 1100})
             open_compare(page, session.app.url)
             screenshots(page, session.fake)
@@ -404,19 +453,16 @@ def main() -> None:
     args = parser.parse_args()
     medians: dict[str, float] = {}
     clicks: dict[str, float] = {}
-    for path in args.paths.split(","):
+    paths = args.paths.split(",")
+    if "bare" in paths:
+        print("\n== bare")
+        bare = measure_bare(args.rounds, args.delay_ms)
+        print(f"first text on screen after it was produced: {describe(bare)} (n={len(bare)})")
+        medians["bare"] = statistics.median(bare)
+    app_paths = [path for path in paths if path != "bare"]
+    measured = measure_apps(app_paths, args.rounds, args.delay_ms, shots=args.screenshots)
+    for path, rounds in measured.items():
         print(f"\n== {path}")
-        if path == "bare":
-            bare = measure_bare(args.rounds, args.delay_ms)
-            print(f"first text on screen after it was produced: {describe(bare)} (n={len(bare)})")
-            medians[path] = statistics.median(bare)
-            continue
-        rounds = measure_app(
-            args.rounds,
-            args.delay_ms,
-            live=path == "live",
-            shots=args.screenshots and path == "live",
-        )
         report(rounds, args.delay_ms)
         medians[path] = statistics.median(v for r in rounds for v in r.to_screen)
         adds = [i["add_turn"] for r in rounds for i in r.interactions]
