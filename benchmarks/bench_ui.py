@@ -224,7 +224,7 @@ def run_round(page: Page, fake: FakeServerProcess, store: Engine, delay_ms: floa
     interactions: list[dict[str, float]] = []
     # Clicks while the last model streams: its column says Done (a live column's badge
     # "● Done") the moment it finished, so no click lands on the page run that follows.
-    last_done = column(page, len(MODELS) - 1).get_by_text(LAST_DONE)
+    last_done = column(page, len(MODELS) - 1).get_by_text(LAST_DONE).first
     while len(interactions) < 6 and not last_done.is_visible():
         interactions.append(measure_interactivity(page))
         page.wait_for_timeout(300)
