@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from playground.presenters.history import page_caption
 from playground.store import HistoryFilter, Store
 from playground.store.eval_models import BatchCellRow
+from playground.store.models import ComparisonTag
 from playground.store.repository import (
     count_history_entries,
     history_entries,
@@ -101,6 +102,17 @@ def test_the_count_stops_at_the_cap_but_always_covers_the_page(store: Store) -> 
         assert (_keys(last.entries), last.total, last.more) == ([ids["old"]], 4, True)
         whole = history_entries(session, limit=1, offset=3, count_up_to=5)
         assert (_keys(whole.entries), whole.total, whole.more) == ([ids["old"]], 4, False)
+
+
+def test_each_entry_carries_its_own_tags_in_tag_order(store: Store) -> None:
+    ids, _ = _seed(store)
+    with store.session() as session, session.begin():
+        for name, tags in (("early", ["zeta", "Alpha", "beta"]), ("old", ["ops"])):
+            session.add_all(ComparisonTag(comparison_id=ids[name], tag=t) for t in tags)
+    with store.session() as session:
+        entries = history_entries(session, HistoryFilter(models=("gpt-5",))).entries
+    tags = {getattr(e, "id", None): list(e.request.tags) for e in entries}
+    assert tags == {ids["early"]: ["Alpha", "beta", "zeta"], ids["late"]: [], ids["old"]: ["ops"]}
 
 
 @contextmanager

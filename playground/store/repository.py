@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from playground.errors import AccessDeniedError, InvalidRequestError
@@ -317,18 +317,36 @@ def _count_entries(
     session: Session, flt: HistoryFilter | None, batches: bool, cap: int
 ) -> tuple[int, bool]:
     """How many entries match, counted over the first ``cap + 1`` matching comparisons in
-    index order (no sort, no grouping of every match), and whether more may match."""
+    index order (no sort, no grouping of every match), and whether more may match.
+
+    One statement: the database looks up each counted comparison's batch itself, so no
+    list of ids travels back and forth.
+    """
     dialect = session.get_bind().dialect.name
     conditions = result_conditions(flt or HistoryFilter(), dialect)
-    found = session.scalars(
-        sa.select(Result.comparison_id).where(*conditions).distinct().limit(cap + 1)
-    ).all()
-    batch_of = _batches_of(session, found)
-    keys = {batch_of.get(c, -c) for c in found}
-    if not batches:
-        keys = {k for k in keys if k < 0}
-    more = len(found) > cap
-    return min(len(keys), cap) if more else len(keys), more
+    found = (
+        sa.select(Result.comparison_id.label("comparison_id"))
+        .where(*conditions)
+        .distinct()
+        .limit(cap + 1)
+        .subquery()
+    )
+    keyed = sa.select(
+        found.c.comparison_id, _batch_of(found.c.comparison_id).label("batch_id")
+    ).subquery()
+    # The batch column is used once per statement: SQLite inlines the subquery, so each
+    # use would look the batch up again.
+    entries: ColumnElement[int]
+    if batches:
+        entries = sa.func.count(
+            sa.distinct(sa.func.coalesce(keyed.c.batch_id, -keyed.c.comparison_id))
+        )
+    else:
+        entries = sa.func.count() - sa.func.count(keyed.c.batch_id)
+    counted, found_entries = session.execute(sa.select(sa.func.count(), entries)).one()
+    keys = int(found_entries)
+    more = int(counted) > cap
+    return min(keys, cap) if more else keys, more
 
 
 def list_history_entries(
@@ -380,7 +398,13 @@ def _newest_entries(
     after: tuple[datetime, int] | None = None
     while True:
         query = (
-            sa.select(Result.created_utc, Result.id, Result.comparison_id, Comparison.created_utc)
+            sa.select(
+                Result.created_utc,
+                Result.id,
+                Result.comparison_id,
+                Comparison.created_utc,
+                _batch_of(Result.comparison_id),
+            )
             .join(Comparison, Comparison.id == Result.comparison_id)
             .where(*conditions)
             .order_by(Result.created_utc.desc(), Result.id.desc())
@@ -389,12 +413,11 @@ def _newest_entries(
         if after is not None:
             query = query.where(sa.tuple_(Result.created_utc, Result.id) < after)
         rows = session.execute(query).all()
-        batch_of = _batches_of(session, {row[2] for row in rows} - seen)
-        for _, _, comparison_id, created in rows:
+        for _, _, comparison_id, created, batch_id in rows:
             if comparison_id in seen:
                 continue
             seen.add(comparison_id)
-            key = batch_of.get(comparison_id, -comparison_id)
+            key = -comparison_id if batch_id is None else batch_id
             if key > 0 and not batches:
                 continue
             latest[key] = max(latest.get(key, created), created)
@@ -414,36 +437,18 @@ def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
     return sorted(latest.items(), key=lambda item: (item[1], item[0]), reverse=True)
 
 
-def _batches_of(session: Session, comparison_ids: Collection[int]) -> dict[int, int]:
-    """Comparison id → the batch whose cells it answers, for those of ``comparison_ids``
-    that are batch rows (as :func:`_comparison_batches`)."""
-    if not comparison_ids:
-        return {}
-    rows = session.execute(
-        sa.select(Result.comparison_id, sa.func.min(BatchCellRow.batch_id))
-        .join(BatchCellRow, BatchCellRow.result_id == Result.id)
-        .where(_one_of(session, Result.comparison_id, "compared"))
-        .group_by(Result.comparison_id),
-        {"compared": _id_list(session, comparison_ids)},
+def _batch_of(comparison_id: sa.ColumnExpressionArgument[int]) -> ColumnElement[int | None]:
+    """The batch whose cells the comparison ``comparison_id`` answers (as
+    :func:`_comparison_batches`), or NULL: a scalar subquery the database runs per row,
+    through the ``results`` comparison index and the ``batch_cells`` result index."""
+    answers = cast(sa.Table, Result.__table__).alias("batch_answers")
+    cells = cast(sa.Table, BatchCellRow.__table__)
+    return (
+        sa.select(sa.func.min(cells.c.batch_id))
+        .select_from(answers.join(cells, cells.c.result_id == answers.c.id))
+        .where(answers.c.comparison_id == comparison_id)
+        .scalar_subquery()
     )
-    return {int(comparison): int(batch) for comparison, batch in rows}
-
-
-def _one_of(session: Session, column: InstrumentedAttribute[int], name: str) -> ColumnElement[bool]:
-    """``column`` is one of the ids bound to ``name`` (see :func:`_id_list`) as ONE
-    parameter: up to COUNT_CAP ids without rendering a placeholder for each into the SQL
-    on every call (an expanding ``IN`` costs milliseconds at that size)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer)))
-    listed = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
-    return column.in_(sa.select(listed.c.value))
-
-
-def _id_list(session: Session, ids: Collection[int]) -> list[int] | str:
-    """``ids`` as the value of a :func:`_one_of` parameter: an array on PostgreSQL, a JSON
-    array on SQLite."""
-    ordered = sorted(ids)
-    return ordered if session.get_bind().dialect.name == "postgresql" else json.dumps(ordered)
 
 
 def count_history_entries(
@@ -455,32 +460,101 @@ def count_history_entries(
     return int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
 
 
+# What a StoredComparison is built from (not the search text, hashes or bookkeeping
+# times, which a page would read and drop).
+_SHOWN_COMPARISON_COLUMNS = (
+    "id",
+    "created_utc",
+    "owner",
+    "title",
+    "system_prompt",
+    "messages_json",
+    "params_json",
+    "note",
+    "use_cache",
+    "share_token",
+    "workspace_id",
+    "visibility",
+)
+_SHOWN_RESULT_COLUMNS = (
+    "id",
+    "comparison_id",
+    "position",
+    "provider",
+    "model",
+    "target_params_json",
+    "params_json",
+    "request_hash",
+    "status",
+    "content",
+    "generation_id",
+    "tokens_used",
+    "balance_remaining",
+    "price_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "started_utc",
+    "finished_utc",
+    "error_code",
+    "error_message",
+    "cached",
+    "truncated",
+)
+
+
 def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredComparison]:
     """The comparisons ``ids`` with their results and tags, read as plain rows: a History
-    page shows them and drops them, so no ORM objects are built (three queries, as
-    ``selectinload`` would run, at a fraction of the cost)."""
+    page shows them and drops them, so no ORM objects are built. Two queries: the
+    results, and the comparisons each with its tags gathered by the database."""
     if not ids:
         return []
     wanted = sorted(set(ids))
-    comparisons, results, tags = (
-        cast(sa.Table, model.__table__) for model in (Comparison, Result, ComparisonTag)
-    )
+    comparisons, results = (cast(sa.Table, model.__table__) for model in (Comparison, Result))
     answers: dict[int, list[sa.Row[Any]]] = {i: [] for i in wanted}
     for row in session.execute(
-        sa.select(results)
+        sa.select(*(results.c[name] for name in _SHOWN_RESULT_COLUMNS))
         .where(results.c.comparison_id.in_(wanted))
         .order_by(results.c.comparison_id, results.c.position, results.c.id)
-    ):
+    ).all():
         answers[row.comparison_id].append(row)
-    tagged: dict[int, list[str]] = {i: [] for i in wanted}
-    for comparison_id, tag in session.execute(
-        sa.select(tags.c.comparison_id, tags.c.tag)
-        .where(tags.c.comparison_id.in_(wanted))
-        .order_by(tags.c.comparison_id, tags.c.tag)
-    ):
-        tagged[comparison_id].append(tag)
-    rows = session.execute(sa.select(comparisons).where(comparisons.c.id.in_(wanted)))
-    return [_stored_parts(row, answers[row.id], tagged[row.id]) for row in rows]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows = cast(
+        Sequence[sa.Row[Any]],
+        session.execute(
+            sa.select(
+                *(comparisons.c[name] for name in _SHOWN_COMPARISON_COLUMNS),
+                _tags_of(comparisons.c.id, postgres).label("tag_list"),
+            ).where(comparisons.c.id.in_(wanted))
+        ).all(),
+    )
+    return [
+        _stored_parts(
+            row,
+            answers[row.id],
+            (row.tag_list or []) if postgres else sorted(json.loads(row.tag_list)),
+        )
+        for row in rows
+    ]
+
+
+def _tags_of(comparison_id: ColumnElement[int], postgres: bool) -> ColumnElement[Any]:
+    """A comparison's tags gathered by the database: an array in tag order on PostgreSQL
+    (NULL without tags), a JSON array text on SQLite (unordered)."""
+    tags = cast(sa.Table, ComparisonTag.__table__)
+    if postgres:
+        ordered = postgresql.aggregate_order_by(tags.c.tag, tags.c.tag)
+        return (
+            sa.select(sa.func.array_agg(ordered, type_=postgresql.ARRAY(sa.String)))
+            .where(tags.c.comparison_id == comparison_id)
+            .scalar_subquery()
+        )
+    # SQLite before 3.44 has no ORDER BY inside an aggregate: the caller sorts (UTF-8
+    # byte order, SQLite's own, is code point order).
+    return (
+        sa.select(sa.func.json_group_array(tags.c.tag))
+        .where(tags.c.comparison_id == comparison_id)
+        .scalar_subquery()
+    )
 
 
 def _batch_entry(session: Session, flt: HistoryFilter | None, batch_id: int) -> BatchEntry:
