@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -437,18 +437,20 @@ def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
     return sorted(latest.items(), key=lambda item: (item[1], item[0]), reverse=True)
 
 
+# Built once: an alias makes a proxy of every column, which would cost each page more
+# than the lookups it runs.
+_BATCH_ANSWERS = cast(sa.Table, Result.__table__).alias("batch_answers")
+_BATCH_CELLS = cast(sa.Table, BatchCellRow.__table__)
+_BATCH_OF = sa.select(sa.func.min(_BATCH_CELLS.c.batch_id)).select_from(
+    _BATCH_ANSWERS.join(_BATCH_CELLS, _BATCH_CELLS.c.result_id == _BATCH_ANSWERS.c.id)
+)
+
+
 def _batch_of(comparison_id: sa.ColumnExpressionArgument[int]) -> ColumnElement[int | None]:
     """The batch whose cells the comparison ``comparison_id`` answers (as
     :func:`_comparison_batches`), or NULL: a scalar subquery the database runs per row,
     through the ``results`` comparison index and the ``batch_cells`` result index."""
-    answers = cast(sa.Table, Result.__table__).alias("batch_answers")
-    cells = cast(sa.Table, BatchCellRow.__table__)
-    return (
-        sa.select(sa.func.min(cells.c.batch_id))
-        .select_from(answers.join(cells, cells.c.result_id == answers.c.id))
-        .where(answers.c.comparison_id == comparison_id)
-        .scalar_subquery()
-    )
+    return _BATCH_OF.where(_BATCH_ANSWERS.c.comparison_id == comparison_id).scalar_subquery()
 
 
 def count_history_entries(
@@ -512,7 +514,7 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
     comparisons, results = (cast(sa.Table, model.__table__) for model in (Comparison, Result))
     answers: dict[int, list[sa.Row[Any]]] = {i: [] for i in wanted}
     for row in session.execute(
-        sa.select(*(results.c[name] for name in _SHOWN_RESULT_COLUMNS))
+        sa.select(*(_as_text(results.c[name]) for name in _SHOWN_RESULT_COLUMNS))
         .where(results.c.comparison_id.in_(wanted))
         .order_by(results.c.comparison_id, results.c.position, results.c.id)
     ).all():
@@ -522,19 +524,46 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
         Sequence[sa.Row[Any]],
         session.execute(
             sa.select(
-                *(comparisons.c[name] for name in _SHOWN_COMPARISON_COLUMNS),
+                *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
                 _tags_of(comparisons.c.id, postgres).label("tag_list"),
             ).where(comparisons.c.id.in_(wanted))
         ).all(),
     )
+    params_of = _params_reader()
     return [
         _stored_parts(
             row,
             answers[row.id],
             (row.tag_list or []) if postgres else sorted(json.loads(row.tag_list)),
+            params_of,
         )
         for row in rows
     ]
+
+
+_PARAMS_COLUMNS = frozenset({"params_json", "target_params_json"})
+
+
+def _as_text(column: sa.Column[Any]) -> ColumnElement[Any]:
+    """``column``, but a params column as its JSON text (see :func:`_params_reader`)."""
+    if column.name not in _PARAMS_COLUMNS:
+        return column
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+def _params_reader() -> Callable[[str], GenerationParams]:
+    """Params JSON text → :class:`GenerationParams`, each distinct text parsed once: a
+    page's answers mostly share their comparison's params (they are immutable, so shared
+    safely)."""
+    parsed: dict[str, GenerationParams] = {}
+
+    def params_of(text: str) -> GenerationParams:
+        found = parsed.get(text)
+        if found is None:
+            found = parsed[text] = params_from_json(json.loads(text))
+        return found
+
+    return params_of
 
 
 def _tags_of(comparison_id: ColumnElement[int], postgres: bool) -> ColumnElement[Any]:
@@ -603,22 +632,26 @@ def _stored_parts(
     comparison: Comparison | sa.Row[Any],
     results: Sequence[Result | sa.Row[Any]],
     tags: Sequence[str],
+    params_of: Callable[[Any], GenerationParams] | None = None,
 ) -> StoredComparison:
     """A comparison, its results (in position order) and its tags as one
-    :class:`StoredComparison`; ORM objects or plain rows of the same columns."""
+    :class:`StoredComparison`; ORM objects or plain rows of the same columns, whose params
+    columns ``params_of`` reads (by default as stored: a dict)."""
+    params_of = params_of or params_from_json
     targets: dict[int, ModelTarget] = {}
     for row in results:
-        targets.setdefault(
-            row.position,
-            ModelTarget(row.provider, row.model, _params_or_none(row.target_params_json)),
-        )
+        if row.position not in targets:
+            raw = row.target_params_json
+            # No params of its own: SQL NULL, or JSON null read as text.
+            own = None if raw is None or raw == "null" else params_of(raw)
+            targets[row.position] = ModelTarget(row.provider, row.model, own)
     request = CompareRequest(
         messages=tuple(
             Message(cast(Role, m["role"]), m["content"]) for m in comparison.messages_json
         ),
         targets=tuple(targets[p] for p in sorted(targets)),
         system_prompt=comparison.system_prompt,
-        params=params_from_json(comparison.params_json),
+        params=params_of(comparison.params_json),
         title=comparison.title,
         tags=tuple(tags),
         note=comparison.note,
@@ -629,7 +662,7 @@ def _stored_parts(
         id=comparison.id,
         created_at=comparison.created_utc,
         request=request,
-        results=tuple(to_model_result(r) for r in results),
+        results=tuple(to_model_result(r, params_of(r.params_json)) for r in results),
         visibility=comparison.visibility,
         workspace_id=comparison.workspace_id,
         share_token=comparison.share_token,
@@ -752,13 +785,16 @@ def find_cached_results(
     return found
 
 
-def to_model_result(row: Result | sa.Row[Any]) -> ModelResult:
-    """A stored result row as the runner's :class:`ModelResult` (``result_id`` = row id)."""
+def to_model_result(
+    row: Result | sa.Row[Any], params: GenerationParams | None = None
+) -> ModelResult:
+    """A stored result row as the runner's :class:`ModelResult` (``result_id`` = row id);
+    ``params``: its params column already read."""
     return ModelResult(
         index=row.position,
         provider=row.provider,
         model=row.model,
-        params=params_from_json(row.params_json),
+        params=params_from_json(row.params_json) if params is None else params,
         request_hash=row.request_hash,
         status=cast(ResultStatus, row.status),
         content=row.content,
@@ -781,10 +817,6 @@ def to_model_result(row: Result | sa.Row[Any]) -> ModelResult:
 def params_from_json(raw: dict[str, Any]) -> GenerationParams:
     """Stored params back as :class:`GenerationParams` (unknown keys are ignored)."""
     return GenerationParams(**{k: v for k, v in raw.items() if k in _PARAM_FIELDS})
-
-
-def _params_or_none(raw: dict[str, Any] | None) -> GenerationParams | None:
-    return None if raw is None else params_from_json(raw)
 
 
 def normalize_tags(tags: Iterable[str]) -> list[str]:
