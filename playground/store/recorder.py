@@ -40,7 +40,7 @@ from playground.store.repository import (
     prompt_hash,
     prompt_text,
 )
-from playground.store.rollups import kept_in_step
+from playground.store.rollups import RETURNED, kept_in_step, updated_in_step
 from playground.store.spool import RowUpdate, apply_update
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ _START_PENDING = (
     .returning(_RESULTS.c.id)
 )
 _UPDATE_ROW = sa.update(_RESULTS).where(_RESULTS.c.id == sa.bindparam("row_id"))
+# A final write returns what the usage rollups count, so they need no read after it.
+_FINISH_ROW = _UPDATE_ROW.returning(*RETURNED)
 
 
 def _created_comparison(session: Session, request: CompareRequest, created: datetime) -> int | None:
@@ -314,8 +316,7 @@ class StoreRecorder:
         row = self._row_values(result, finished=True)
 
         def write(session: Session) -> None:
-            with kept_in_step(session, row_id):
-                session.execute(_UPDATE_ROW, {**row, "row_id": row_id})
+            updated_in_step(session, row_id, _FINISH_ROW, {**row, "row_id": row_id})
             for update in also:
                 apply_update(session, update)
 

@@ -58,7 +58,7 @@ _RESULTS = cast(sa.Table, Result.__table__)
 _COMPARISONS = cast(sa.Table, Comparison.__table__)
 # Per dialect: the statements for one result by id, built on first use.
 _ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]] = {}
-_TIMING_UPSERT: dict[str, sa.Executable] = {}
+_TIMING_UPSERT: dict[Any, sa.Executable] = {}
 
 
 def bin_value(index: int) -> float:
@@ -166,22 +166,61 @@ def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: 
     """Add (``sign=1``) or take out (``-1``) one result's figures, if it is finished: its
     bucket, figures and timing bins read in one query, then added as values.
 
-    Every write that finishes an answer pays this twice, so it runs as Core statements on
-    the transaction's connection (no ORM execution around them), and on PostgreSQL the
-    read before the write also locks the row (``sign=-1``: see :func:`kept_in_step`).
+    On PostgreSQL the read before the write also locks the row (``sign=-1``: see
+    :func:`kept_in_step`).
     """
-    if dialect not in _ONE_ROW:
-        _ONE_ROW[dialect] = _one_row_statements(dialect)
-    upsert, read, locking_read = _ONE_ROW[dialect]
+    connection = _connection(session)
+    _, read, locking_read = _one_row(dialect)
+    found = connection.execute(locking_read if sign < 0 else read, {"rollup_row": row_id}).first()
+    if found is not None and found.finished:
+        _add_figures(connection, dialect, found._mapping, sign)
+
+
+def updated_in_step(
+    session: Session | sa.Connection,
+    row_id: int,
+    update: sa.Executable,
+    params: dict[str, Any],
+) -> None:
+    """Run ``update`` (an UPDATE of the result ``row_id`` ending in ``.returning(*RETURNED)``)
+    with ``params``, keeping the rollups in step as :func:`kept_in_step` does.
+
+    Every final write pays this, so it costs three statements besides the write, run as
+    Core statements on the transaction's connection: the row read before the write (on
+    PostgreSQL also its lock; its figures taken out if it was finished already), then
+    the write itself returns the row's new figures, and its rollup and timing rows (day
+    and month in one statement) are added, with no second read.
+    """
+    connection = _connection(session)
+    dialect = connection.dialect.name
+    _, _, locking_read = _one_row(dialect)
+    before = connection.execute(locking_read, {"rollup_row": row_id}).first()
+    if before is not None and before.finished:
+        _add_figures(connection, dialect, before._mapping, -1)
+    after = connection.execute(update, params).first()
+    if before is not None and after is not None and after.finished:
+        # The comparison's keys (owner, sharing) are not changed by a write of its result.
+        shared = {"owner": before.owner, "shared_workspace": before.shared_workspace}
+        _add_figures(connection, dialect, {**after._mapping, **shared}, 1)
+
+
+def _connection(session: Session | sa.Connection) -> sa.Connection:
     if isinstance(session, Session):
         session.flush()
-        connection = session.connection()
-    else:
-        connection = session
-    found = connection.execute(locking_read if sign < 0 else read, {"rollup_row": row_id}).first()
-    if found is None or not found.finished:
-        return
-    row = found._mapping
+        return session.connection()
+    return session
+
+
+def _one_row(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]:
+    if dialect not in _ONE_ROW:
+        _ONE_ROW[dialect] = _one_row_statements(dialect)
+    return _ONE_ROW[dialect]
+
+
+def _add_figures(connection: sa.Connection, dialect: str, row: Any, sign: int) -> None:
+    """Add one finished result's figures (``row``: the columns of :data:`RETURNED` plus
+    ``owner`` and ``shared_workspace``) times ``sign`` into its rollup and timing rows."""
+    upsert, _, _ = _one_row(dialect)
     bucket = {key: row[key] for key in KEYS}
     figures: dict[str, float] = {
         "results": sign,
@@ -193,15 +232,68 @@ def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: 
         figures[f"{name}_n"] = 0 if value is None else sign
         figures[f"{name}_sum"] = 0.0 if value is None else sign * float(value)
     connection.execute(upsert, {**bucket, **figures})
-    month = {**bucket, "day": bucket["day"].replace(day=1)}
-    timings = [
-        {**keys, "measure": measure, "period": period, "low": low, "counts": [sign]}
-        for measure in MEASURES
-        if (low := row[f"{measure}_bin"]) is not None
-        for period, keys in (("day", bucket), ("month", month))
+    timed = tuple(m for m in MEASURES if row[f"{m}_bin"] is not None)
+    if timed:
+        bins = {f"{m}_bin": row[f"{m}_bin"] for m in timed}
+        month = bucket["day"].replace(day=1)
+        connection.execute(
+            _one_timing_upsert(dialect, timed),
+            {**bucket, **bins, "month": month, "counts": [sign]},
+        )
+
+
+def _one_timing_upsert(dialect: str, timed: tuple[str, ...]) -> sa.Executable:
+    """One answer's bin of each of the ``timed`` measures added into its bucket's day and
+    month timing rows: one statement of a row per measure and period (built once)."""
+    key = (dialect, *timed)
+    if key not in _TIMING_UPSERT:
+        counts = sa.bindparam("counts", type_=_TIMINGS.c.counts.type)
+        rows = [
+            {
+                **{k: sa.bindparam(k, type_=_TIMINGS.c[k].type) for k in KEYS},
+                "day": sa.bindparam(first, type_=_TIMINGS.c.day.type),
+                "measure": measure,
+                "period": period,
+                "low": sa.bindparam(f"{measure}_bin", type_=sa.Integer),
+                "counts": counts,
+            }
+            for measure in timed
+            for period, first in (("day", "day"), ("month", "month"))
+        ]
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert
+        statement = insert(_TIMINGS).values(rows)
+        _TIMING_UPSERT[key] = _merged_on_conflict(statement)
+    return _TIMING_UPSERT[key]
+
+
+def _returned() -> tuple[ColumnElement[Any], ...]:
+    results = _RESULTS.c
+    timed = (results.status == "completed") & results.cached.is_(False)
+    # The NULL test is needed: PostgreSQL's GREATEST(NULL, 1.0) is 1.0, so bin 0.
+    bins = [
+        sa.case((timed & results[m].is_not(None), log_bin(results[m]))).label(f"{m}_bin")
+        for m in MEASURES
     ]
-    if timings:
-        connection.execute(_timing_upsert(dialect), timings)
+    return (
+        utc_day(results.created_utc).label("day"),
+        results.model,
+        results.provider,
+        results.status,
+        results.cached,
+        # Not IN (…): an expanding list is rendered into the SQL on every execution.
+        sa.or_(*(results.status == s for s in FINISHED_STATUSES)).label("finished"),
+        results.tokens_used,
+        results.chars,
+        results.latency_ms,
+        results.ttft_ms,
+        results.chars_per_s,
+        *bins,
+    )
+
+
+RETURNED = _returned()
+"""What a write of a result returns for :func:`updated_in_step` (``.returning(*RETURNED)``):
+the row's bucket (but its comparison's), figures, timing bins and whether it is finished."""
 
 
 def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]:
@@ -213,37 +305,19 @@ def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa
     Built on the tables, not the ORM classes: executed on a Core connection, they cost no
     ORM compilation or result handling per answer.
     """
-    results, comparisons = _RESULTS.c, _COMPARISONS.c
-    timed = (results.status == "completed") & results.cached.is_(False)
-    # The NULL test is needed: PostgreSQL's GREATEST(NULL, 1.0) is 1.0, so bin 0.
-    bins = [
-        sa.case((timed & results[m].is_not(None), log_bin(results[m]))).label(f"{m}_bin")
-        for m in MEASURES
-    ]
+    comparisons = _COMPARISONS.c
     shared = sa.case(
         (comparisons.visibility == "workspace", sa.func.coalesce(comparisons.workspace_id, 0)),
         else_=0,
     )
     read = (
         sa.select(
-            utc_day(results.created_utc).label("day"),
-            results.model,
-            results.provider,
+            *RETURNED,
             sa.func.coalesce(comparisons.owner, "").label("owner"),
             shared.label("shared_workspace"),
-            results.status,
-            results.cached,
-            # Not IN (…): an expanding list is rendered into the SQL on every execution.
-            sa.or_(*(results.status == s for s in FINISHED_STATUSES)).label("finished"),
-            results.tokens_used,
-            results.chars,
-            results.latency_ms,
-            results.ttft_ms,
-            results.chars_per_s,
-            *bins,
         )
-        .select_from(_RESULTS.join(_COMPARISONS, comparisons.id == results.comparison_id))
-        .where(results.id == sa.bindparam("rollup_row"))
+        .select_from(_RESULTS.join(_COMPARISONS, comparisons.id == _RESULTS.c.comparison_id))
+        .where(_RESULTS.c.id == sa.bindparam("rollup_row"))
     )
     locking_read = read.with_for_update(of=_RESULTS) if dialect == "postgresql" else read
     insert = (postgresql if dialect == "postgresql" else sqlite).insert
@@ -325,16 +399,22 @@ def _timing_upsert(dialect: str) -> sa.Executable:
     """Add a ``usage_timings`` row's counts into the stored one, bin by bin."""
     if dialect not in _TIMING_UPSERT:
         insert = (postgresql if dialect == "postgresql" else sqlite).insert
-        statement = insert(_TIMINGS)
-        table, new = _TIMINGS.c, statement.excluded
-        _TIMING_UPSERT[dialect] = statement.on_conflict_do_update(
-            index_elements=[*KEYS, "measure", "period"],
-            set_={
-                "low": lowest(table.low, new.low),
-                "counts": merged_bins(table.low, table.counts, new.low, new.counts),
-            },
-        )
+        _TIMING_UPSERT[dialect] = _merged_on_conflict(insert(_TIMINGS))
     return _TIMING_UPSERT[dialect]
+
+
+def _merged_on_conflict(statement: Any) -> sa.Executable:
+    """``statement`` (an insert into ``usage_timings``) adding its counts into a stored row
+    of the same bucket, measure and period, bin by bin."""
+    table, new = _TIMINGS.c, statement.excluded
+    upsert: sa.Executable = statement.on_conflict_do_update(
+        index_elements=[*KEYS, "measure", "period"],
+        set_={
+            "low": lowest(table.low, new.low),
+            "counts": merged_bins(table.low, table.counts, new.low, new.counts),
+        },
+    )
+    return upsert
 
 
 def _upsert(
