@@ -25,7 +25,14 @@ from playground.store.repository import delete_comparison, share_comparison
 from playground.store.rollups import KEYS, RELATIVE_ERROR, rebuild
 from playground.store.spool import RowUpdate, apply_update
 from playground.store.stats import from_rollups, latency_by_model, model_summary
-from tests.store_fixtures import Outcome, make_request, record_run, seed_comparison, seed_result
+from tests.store_fixtures import (
+    Outcome,
+    make_request,
+    record_run,
+    running_result,
+    seed_comparison,
+    seed_result,
+)
 from tests.test_access_visibility import Team, team  # noqa: F401 (a fixture)
 
 MODELS = ("gpt-5", "claude-haiku-4.5")
@@ -109,6 +116,43 @@ def test_a_repeated_or_replayed_final_write_counts_once(store: Store) -> None:
     assert finished_calls(store) == 2
     kept = assert_in_step(store)
     assert any(row[7] == 1 and row[8] == 5 for row in kept if len(row) > 7)
+
+
+def test_a_final_write_reads_its_row_once_and_adds_its_timings_in_one_statement(
+    store: Store,
+) -> None:
+    recorder = StoreRecorder(store.engine)
+    request = make_request(MODELS)
+    comparison_id = recorder.start_comparison(request)
+    running = running_result(request, 0)
+    running = replace(running, result_id=recorder.record_started(comparison_id, running))
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        recorder.record_finished(
+            replace(
+                running,
+                status="completed",
+                content="Done.",
+                tokens_used=3,
+                latency_ms=900.0,
+                ttft_ms=150.0,
+                finished_at=datetime.now(UTC),
+            )
+        )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    # The read before the write (its lock on PostgreSQL); the write returns the rest.
+    assert sum(s.startswith("SELECT") and "FROM results JOIN comparisons" in s for s in seen) == 1
+    assert sum(s.startswith("INSERT INTO usage_timings") for s in seen) == 1
+    assert finished_calls(store) == 1
+    kept = assert_in_step(store)
+    # Latency and TTFT, each for its day and its month.
+    assert sum(1 for row in kept if "month" in row or "day" in row) == 4
 
 
 def test_crash_recovery_deletion_and_sharing_move_the_figures(store: Store) -> None:
