@@ -247,22 +247,27 @@ def _one_timing_upsert(dialect: str, timed: tuple[str, ...]) -> sa.Executable:
     month timing rows: one statement of a row per measure and period (built once)."""
     key = (dialect, *timed)
     if key not in _TIMING_UPSERT:
-        counts = sa.bindparam("counts", type_=_TIMINGS.c.counts.type)
-        rows = [
-            {
-                **{k: sa.bindparam(k, type_=_TIMINGS.c[k].type) for k in KEYS},
-                "day": sa.bindparam(first, type_=_TIMINGS.c.day.type),
-                "measure": measure,
-                "period": period,
-                "low": sa.bindparam(f"{measure}_bin", type_=sa.Integer),
-                "counts": counts,
-            }
-            for measure in timed
-            for period, first in (("day", "day"), ("month", "month"))
-        ]
+        columns = _TIMINGS.c
+        counts = sa.bindparam("counts", type_=columns.counts.type)
+
+        def row(measure: str, period: str) -> sa.Select[Any]:
+            keys = [sa.bindparam(k, type_=columns[k].type).label(k) for k in KEYS]
+            keys[0] = sa.bindparam(period, type_=columns.day.type).label("day")
+            # WHERE true: SQLite reads an upsert's SELECT without one as a join's ON.
+            return sa.select(
+                *keys,
+                sa.literal(measure, sa.String).label("measure"),
+                sa.literal(period, sa.String).label("period"),
+                sa.bindparam(f"{measure}_bin", type_=sa.Integer).label("low"),
+                counts.label("counts"),
+            ).where(sa.true())
+
+        # INSERT … SELECT of a UNION ALL, not a multi-row VALUES: SQLAlchemy caches the
+        # compiled form of the former only.
+        rows = sa.union_all(*(row(m, p) for m in timed for p in ("day", "month")))
         insert = (postgresql if dialect == "postgresql" else sqlite).insert
-        statement = insert(_TIMINGS).values(rows)
-        _TIMING_UPSERT[key] = _merged_on_conflict(statement)
+        names = [*KEYS, "measure", "period", "low", "counts"]
+        _TIMING_UPSERT[key] = _merged_on_conflict(insert(_TIMINGS).from_select(names, rows))
     return _TIMING_UPSERT[key]
 
 
