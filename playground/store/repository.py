@@ -512,33 +512,113 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
         return []
     wanted = sorted(set(ids))
     comparisons, results = (cast(sa.Table, model.__table__) for model in (Comparison, Result))
-    answers: dict[int, list[sa.Row[Any]]] = {i: [] for i in wanted}
-    for row in session.execute(
+    params_of = _params_reader()
+    answers: dict[int, list[ModelResult]] = {i: [] for i in wanted}
+    targets: dict[int, dict[int, ModelTarget]] = {i: {} for i in wanted}
+    # Rows unpacked as tuples (in _SHOWN_*_COLUMNS order): reading a row's fields by
+    # name cost more than building the page's objects.
+    for (
+        result_id,
+        comparison_id,
+        position,
+        provider,
+        model,
+        target_params,
+        params,
+        request_hash,
+        status,
+        content,
+        generation_id,
+        tokens_used,
+        balance_remaining,
+        price_tokens,
+        latency_ms,
+        ttft_ms,
+        started,
+        finished,
+        error_code,
+        error_message,
+        cached,
+        truncated,
+    ) in session.execute(
         sa.select(*(_as_text(results.c[name]) for name in _SHOWN_RESULT_COLUMNS))
         .where(results.c.comparison_id.in_(wanted))
         .order_by(results.c.comparison_id, results.c.position, results.c.id)
     ).all():
-        answers[row.comparison_id].append(row)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    rows = cast(
-        Sequence[sa.Row[Any]],
-        session.execute(
-            sa.select(
-                *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
-                _tags_of(comparisons.c.id, postgres).label("tag_list"),
-            ).where(comparisons.c.id.in_(wanted))
-        ).all(),
-    )
-    params_of = _params_reader()
-    return [
-        _stored_parts(
-            row,
-            answers[row.id],
-            (row.tag_list or []) if postgres else sorted(json.loads(row.tag_list)),
-            params_of,
+        if position not in targets[comparison_id]:
+            # No params of its own: SQL NULL, or JSON null read as text.
+            own = None if target_params in (None, "null") else params_of(target_params)
+            targets[comparison_id][position] = ModelTarget(provider, model, own)
+        answers[comparison_id].append(
+            ModelResult(
+                index=position,
+                provider=provider,
+                model=model,
+                params=params_of(params),
+                request_hash=request_hash,
+                status=status,
+                content=content,
+                generation_id=generation_id,
+                tokens_used=tokens_used,
+                balance_remaining=balance_remaining,
+                price_tokens=price_tokens,
+                latency_ms=latency_ms,
+                ttft_ms=ttft_ms,
+                started_at=started,
+                finished_at=finished,
+                error_code=error_code,
+                error_message=error_message,
+                cached=cached,
+                truncated=truncated,
+                result_id=result_id,
+            )
         )
-        for row in rows
-    ]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    found = []
+    for (
+        comparison_id,
+        created,
+        owner,
+        title,
+        system_prompt,
+        messages,
+        params,
+        note,
+        use_cache,
+        share_token,
+        workspace_id,
+        visibility,
+        tag_list,
+    ) in session.execute(
+        sa.select(
+            *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
+            _tags_of(comparisons.c.id, postgres),
+        ).where(comparisons.c.id.in_(wanted))
+    ).all():
+        shown = targets[comparison_id]
+        request = CompareRequest(
+            messages=tuple(Message(cast(Role, m["role"]), m["content"]) for m in messages),
+            targets=tuple(shown[p] for p in sorted(shown)),
+            system_prompt=system_prompt,
+            params=params_of(params),
+            title=title,
+            tags=tuple((tag_list or []) if postgres else sorted(json.loads(tag_list))),
+            note=note,
+            owner=owner,
+            use_cache=use_cache,
+        )
+        found.append(
+            StoredComparison(
+                id=comparison_id,
+                created_at=created,
+                request=request,
+                results=tuple(answers[comparison_id]),
+                visibility=visibility,
+                workspace_id=workspace_id,
+                share_token=share_token,
+            )
+        )
+    return found
 
 
 _PARAMS_COLUMNS = frozenset({"params_json", "target_params_json"})
@@ -629,29 +709,24 @@ def _stored(comparison: Comparison) -> StoredComparison:
 
 
 def _stored_parts(
-    comparison: Comparison | sa.Row[Any],
-    results: Sequence[Result | sa.Row[Any]],
-    tags: Sequence[str],
-    params_of: Callable[[Any], GenerationParams] | None = None,
+    comparison: Comparison, results: Sequence[Result], tags: Sequence[str]
 ) -> StoredComparison:
     """A comparison, its results (in position order) and its tags as one
-    :class:`StoredComparison`; ORM objects or plain rows of the same columns, whose params
-    columns ``params_of`` reads (by default as stored: a dict)."""
-    params_of = params_of or params_from_json
+    :class:`StoredComparison`."""
     targets: dict[int, ModelTarget] = {}
     for row in results:
-        if row.position not in targets:
-            raw = row.target_params_json
-            # No params of its own: SQL NULL, or JSON null read as text.
-            own = None if raw is None or raw == "null" else params_of(raw)
-            targets[row.position] = ModelTarget(row.provider, row.model, own)
+        raw = row.target_params_json
+        targets.setdefault(
+            row.position,
+            ModelTarget(row.provider, row.model, None if raw is None else params_from_json(raw)),
+        )
     request = CompareRequest(
         messages=tuple(
             Message(cast(Role, m["role"]), m["content"]) for m in comparison.messages_json
         ),
         targets=tuple(targets[p] for p in sorted(targets)),
         system_prompt=comparison.system_prompt,
-        params=params_of(comparison.params_json),
+        params=params_from_json(comparison.params_json),
         title=comparison.title,
         tags=tuple(tags),
         note=comparison.note,
@@ -662,7 +737,7 @@ def _stored_parts(
         id=comparison.id,
         created_at=comparison.created_utc,
         request=request,
-        results=tuple(to_model_result(r, params_of(r.params_json)) for r in results),
+        results=tuple(to_model_result(r) for r in results),
         visibility=comparison.visibility,
         workspace_id=comparison.workspace_id,
         share_token=comparison.share_token,
@@ -785,16 +860,13 @@ def find_cached_results(
     return found
 
 
-def to_model_result(
-    row: Result | sa.Row[Any], params: GenerationParams | None = None
-) -> ModelResult:
-    """A stored result row as the runner's :class:`ModelResult` (``result_id`` = row id);
-    ``params``: its params column already read."""
+def to_model_result(row: Result | sa.Row[Any]) -> ModelResult:
+    """A stored result row as the runner's :class:`ModelResult` (``result_id`` = row id)."""
     return ModelResult(
         index=row.position,
         provider=row.provider,
         model=row.model,
-        params=params_from_json(row.params_json) if params is None else params,
+        params=params_from_json(row.params_json),
         request_hash=row.request_hash,
         status=cast(ResultStatus, row.status),
         content=row.content,
