@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from playground.access import Identity, Principal
 from playground.access.audit import list_events
 from playground.datasets import parse_dataset
-from playground.errors import AccessDeniedError, InvalidRequestError
+from playground.errors import AccessDeniedError, InvalidRequestError, SpendingLimitError
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.services import compare, hosted, runtime
@@ -44,7 +44,7 @@ from tests.hosted_fixtures import (
     set_daily_budget,
     signed_in,
 )
-from tests.store_fixtures import Outcome
+from tests.store_fixtures import Outcome, make_request
 from tests.test_app_history import open_row, prompts, seed, table
 from ui.auth import PRINCIPAL_KEY
 
@@ -464,6 +464,70 @@ def test_a_batch_over_the_daily_budget_is_refused_with_the_message(team: Team) -
         assert not list_events(session, action="batch.start")
 
 
+def _comparisons() -> int:
+    with runtime.get_store().session() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(Comparison)) or 0
+
+
+def test_a_run_past_the_budget_stores_sends_and_audits_nothing(team: Team) -> None:
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
+    estimate = sum(runtime.get_catalog().cost_of(t.model) or 0 for t in request.targets)
+    set_daily_budget(runtime.get_store(), team.ana, estimate - 1)
+
+    with pytest.raises(SpendingLimitError, match="daily budget"):
+        compare.start_compare(request, runtime.connection_from(), team.ana)
+
+    assert _comparisons() == 0
+    assert runtime.get_runner().live_runs() == 0
+    with runtime.get_store().session() as session:
+        assert not list_events(session, action="run.start")
+
+
+def test_a_run_holds_its_price_against_the_budget_from_the_moment_it_starts(
+    team: Team,
+) -> None:
+    # The budget covers one run: the next one is refused, whether the first is still
+    # streaming (its price reserved) or finished (its tokens spent).
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
+    estimate = sum(runtime.get_catalog().cost_of(t.model) or 0 for t in request.targets)
+    set_daily_budget(runtime.get_store(), team.ana, estimate)
+    connection = runtime.connection_from()
+
+    first = compare.start_compare(request, connection, team.ana)
+    with pytest.raises(SpendingLimitError, match="daily budget"):
+        compare.start_compare(request, connection, team.ana)
+    first.wait(30)
+    with pytest.raises(SpendingLimitError, match="daily budget"):
+        compare.start_compare(request, connection, team.ana)
+    assert _comparisons() == 1
+
+
+def test_a_started_run_is_audited_with_its_comparison(team: Team) -> None:
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
+
+    handle = compare.start_compare(request, runtime.connection_from(), team.ana)
+    handle.wait(30)
+
+    with runtime.get_store().session() as session:
+        events = list_events(session, action="run.start")
+        owner = session.scalar(sa.select(Comparison.owner))
+    assert [(e.actor, e.target, e.details["models"]) for e in events] == [
+        (team.ana.subject, f"comparison:{handle.comparison_id}", ["gpt-5", "gpt-5-nano"])
+    ]
+    assert owner == team.ana.subject
+
+
+def test_only_the_servers_very_first_sign_in_is_audited_as_such(app_env: Path) -> None:
+    ana = Identity("ana@example.org", "ana@example.org", "Ana")
+    bob = Identity("bob@example.org", "bob@example.org", "Bob")
+    for identity in (ana, ana, bob, ana):
+        hosted.page_view(identity)
+
+    with runtime.get_store().session() as session:
+        events = list_events(session, action="user.first_sign_in")
+    assert [(e.actor, e.target) for e in events] == [(ana.subject, ana.subject)]
+
+
 def test_a_batch_within_budget_is_the_owners_audited_and_steered_only_by_them(
     team: Team,
 ) -> None:
@@ -670,4 +734,6 @@ def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
     assert "Compare models" in [t.value for t in at.title]
     assert at.session_state[PRINCIPAL_KEY] == team.ana
     users = [q for q in queries if re.search(r"\bFROM users\b", q)]
-    assert len(users) == 3, users  # the count for the first sign-in, by subject, by id
+    # One read of the user, by subject: no count of the users (asked only when a sign-in
+    # creates its user), and the row sign-in read serves the connection and the limits.
+    assert len(users) == 1, users

@@ -46,7 +46,26 @@ def sign_in(
     A new user is an admin when their e-mail is in ``PLAYGROUND_ADMIN_EMAILS``, else gets
     ``PLAYGROUND_DEFAULT_ROLE``. A disabled user gets :class:`SignInError`.
     """
+    return signed_in(session, identity, settings, now=now).principal
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What :func:`signed_in` found: the principal, their stored user, and whether this
+    sign-in created that user (their first one)."""
+
+    principal: Principal
+    user: UserRow
+    created: bool
+
+
+def signed_in(
+    session: Session, identity: Identity, settings: Settings, *, now: datetime | None = None
+) -> SignedIn:
+    """:func:`sign_in`, keeping the user row: the session holds loaded rows weakly, so a
+    caller that reads it again later would otherwise query it again."""
     now = now or datetime.now(UTC)
+    created = False
     user = _user_by_subject(session, identity.subject)
     if user is None:
         admin = identity.email is not None and identity.email in settings.admin_email_set
@@ -62,7 +81,7 @@ def sign_in(
             # Two first sign-ins at once (two tabs): the loser reads the winner's row.
             with session.begin_nested():
                 session.add(candidate)
-            user = candidate
+            user, created = candidate, True
         except IntegrityError:
             user = _user_by_subject(session, identity.subject)
             if user is None:
@@ -74,7 +93,7 @@ def sign_in(
         user.last_seen_utc = now
     if identity.display_name and user.display_name != identity.display_name:
         user.display_name = identity.display_name
-    return principal_of(session, user)
+    return SignedIn(principal_of(session, user), user, created)
 
 
 def _user_by_subject(session: Session, subject: str) -> UserRow | None:

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from playground.access.audit import record_event
 from playground.errors import InvalidRequestError
 from playground.principal import Principal, owns
-from playground.results import CompareRequest, ModelResult
+from playground.results import CompareRequest, ModelResult, Recorder
 
 # Where a page keeps a column (run id, model index); named here so pages need no runner import.
 from playground.runner import ColumnRef as ColumnRef
@@ -91,28 +93,40 @@ def start_compare(
     """
     if still_running(shown, principal):
         raise InvalidRequestError(STILL_RUNNING)
-    if principal is not None:
+    if principal is None:
+        recorder = runtime.get_recorder()
+    else:
+        principal.require_run()  # no database needed to refuse a viewer
         request = replace(request, owner=principal.subject)
-        estimate = sum(runtime.get_catalog().cost_of(t.model) or 0 for t in request.targets)
-        with runtime.get_store().session() as session, session.begin():
-            hosted.check_limits(
-                session, principal, requests=len(request.targets), estimated_tokens=estimate
-            )
+        recorder = _checked_and_audited(request, principal)
+    return runtime.get_runner().start(request, runtime.get_providers(connection), recorder=recorder)
+
+
+def _checked_and_audited(request: CompareRequest, principal: Principal) -> Recorder:
+    """The recorder of a hosted user's run: the transaction that stores the comparison first
+    checks their limits (nothing is stored or sent past them) and audits the start.
+
+    One transaction rather than three: Run's callback is on the way to every first answer.
+    Checking in the transaction that adds the run's rows is no looser than checking before it.
+    """
+    estimate = sum(runtime.get_catalog().cost_of(t.model) or 0 for t in request.targets)
+
+    def check(session: Session) -> None:
+        hosted.check_limits(
+            session, principal, requests=len(request.targets), estimated_tokens=estimate
+        )
+
+    def audit(session: Session, comparison_id: int) -> None:
+        record_event(
+            session,
+            principal.subject,
+            "run.start",
+            f"comparison:{comparison_id}",
+            {"models": [t.model for t in request.targets], "estimated_tokens": estimate},
+        )
+
     # The cache must never hand one user another's answer: it reuses only the owner's.
-    recorder = runtime.get_recorder(request.owner if principal is not None else None)
-    handle = runtime.get_runner().start(
-        request, runtime.get_providers(connection), recorder=recorder
-    )
-    if principal is not None:
-        with runtime.get_store().session() as session, session.begin():
-            record_event(
-                session,
-                principal.subject,
-                "run.start",
-                f"comparison:{handle.comparison_id}",
-                {"models": [t.model for t in request.targets], "estimated_tokens": estimate},
-            )
-    return handle
+    return runtime.get_recorder(request.owner, before_start=check, after_start=audit)
 
 
 def open_run(

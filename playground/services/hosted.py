@@ -36,7 +36,7 @@ from playground.access.users import (
     set_limits,
     set_membership,
     set_role,
-    sign_in,
+    signed_in,
 )
 from playground.errors import ConfigError
 from playground.evaluation.plan import BatchSpec
@@ -84,7 +84,7 @@ def oidc_identity(user_info: Mapping[str, Any]) -> Identity:
 def sign_in_user(identity: Identity) -> Principal:
     """The principal for ``identity`` (created on first sign-in; see :func:`sign_in`)."""
     with runtime.get_store().session() as session, session.begin():
-        return _sign_in(session, identity)
+        return _sign_in(session, identity)[0]
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ def page_view(identity: Identity) -> PageView:
     """Sign ``identity`` in and read everything a page run shows of them, in one
     transaction (a page run is on the way to every live answer: each round trip counts)."""
     with runtime.get_store().session() as session, session.begin():
-        principal = _sign_in(session, identity)
-        user = get_user(session, principal.user_id)
+        principal, user = _sign_in(session, identity)
         return PageView(
             principal,
             _connection(session, principal, user),
@@ -112,12 +111,19 @@ def page_view(identity: Identity) -> PageView:
         )
 
 
-def _sign_in(session: Session, identity: Identity) -> Principal:
-    first = not session.scalar(sa.select(sa.func.count()).select_from(UserRow))
-    principal = sign_in(session, identity, runtime.get_settings())
-    if first:
-        record_event(session, principal.subject, "user.first_sign_in", principal.subject)
-    return principal
+def _sign_in(session: Session, identity: Identity) -> tuple[Principal, UserRow]:
+    """Sign ``identity`` in (their principal and user row); the server's very first user's
+    sign-in is audited.
+
+    The users are counted only when this sign-in created its user: every page run signs in
+    again, and a count per page run is a round trip spent on a question settled long ago.
+    """
+    found = signed_in(session, identity, runtime.get_settings())
+    if found.created and session.scalar(sa.select(sa.func.count()).select_from(UserRow)) == 1:
+        record_event(
+            session, found.principal.subject, "user.first_sign_in", found.principal.subject
+        )
+    return found.principal, found.user
 
 
 def key_vault() -> KeyVault:

@@ -12,12 +12,13 @@ import gc
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from playground import config
 from playground.catalog import Catalog, load_catalog, refresh_catalog, save_catalog
@@ -309,13 +310,27 @@ def check_configuration() -> None:
     check_schema_not_newer()
 
 
-def get_recorder(owner: str | None = None) -> Recorder:
+def get_recorder(
+    owner: str | None = None,
+    *,
+    before_start: Callable[[Session], None] | None = None,
+    after_start: Callable[[Session, int], None] | None = None,
+) -> Recorder:
     """Where runs are recorded: the history store, pricing results from the current catalog.
 
     With an ``owner`` (hosted mode) cached answers come only from that user's own history.
+    ``before_start`` and ``after_start`` (the new comparison's id) run in the transaction
+    that stores a comparison, around its rows: what they raise stores nothing.
     """
     store = get_store()
-    return StoreRecorder(store.engine, get_catalog().cost_of, owner=owner, writes=store.writes)
+    return StoreRecorder(
+        store.engine,
+        get_catalog().cost_of,
+        owner=owner,
+        writes=store.writes,
+        before_start=before_start,
+        after_start=after_start,
+    )
 
 
 def fetch_balance(connection: Connection) -> Balance:

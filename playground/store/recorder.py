@@ -125,11 +125,17 @@ class StoreRecorder:
         *,
         owner: str | None = None,
         writes: WritePolicy | None = None,
+        before_start: Callable[[Session], None] | None = None,
+        after_start: Callable[[Session, int], None] | None = None,
     ) -> None:
         self._engine = engine
         self._cost_of = catalog_cost_lookup or (lambda _model: None)
         self._owner = owner
         self._writes = writes or WritePolicy()
+        # Run inside the transaction that stores a comparison, before and after its rows
+        # (e.g. hosted mode's limit check and audit event): what they raise rolls it back.
+        self._before_start = before_start
+        self._after_start = after_start
 
     def start_comparison(self, request: CompareRequest) -> int:
         """Store the comparison and one ``pending`` row per target; return the comparison id.
@@ -287,7 +293,10 @@ class StoreRecorder:
         """The transaction body that inserts ``request``'s comparison, safe to run again: a
         retry first looks for the comparison an earlier attempt committed (same creation
         time, prompt and writing process) and returns it instead of adding an empty second
-        one. With ``started`` (one result per target) the rows are inserted running."""
+        one. With ``started`` (one result per target) the rows are inserted running.
+
+        The recorder's ``before_start`` and ``after_start`` run in the same transaction,
+        around the insert; not again when a retry finds the committed comparison."""
         # One creation time for every attempt: it is what a retry finds the row by.
         created = datetime.now(UTC)
         attempts = 0
@@ -299,7 +308,12 @@ class StoreRecorder:
                 found = _created_comparison(session, request, created)
                 if found is not None:
                     return found
-            return self._insert_comparison(session, request, created, started)
+            if self._before_start is not None:
+                self._before_start(session)
+            comparison_id = self._insert_comparison(session, request, created, started)
+            if self._after_start is not None:
+                self._after_start(session, comparison_id)
+            return comparison_id
 
         return insert
 
