@@ -418,6 +418,21 @@ def test_sign_in_returns_the_users_workspaces(session: Session) -> None:
     signed_in = sign_in(session, person("ana@example.org"), hosted_settings())
     assert signed_in.workspace_ids == {research}
     assert signed_in.default_workspace_id == research
+    # Sign-in reads the user and their workspaces together: every membership, each once.
+    sales = create_workspace(session, admin, "Sales")
+    set_membership(session, admin, sales, ana.user_id, True)
+    bob = user_with_role(session, "bob@example.org", "member")
+    set_membership(session, admin, sales, bob.user_id, True)
+    session.flush()
+    again = sign_in(session, person("ana@example.org"), hosted_settings())
+    assert again.workspace_ids == {research, sales}
+    assert again.default_workspace_id == min(research, sales)
+    set_membership(session, admin, research, ana.user_id, False)
+    set_membership(session, admin, sales, ana.user_id, False)
+    session.flush()
+    alone = sign_in(session, person("ana@example.org"), hosted_settings())
+    assert (alone.workspace_ids, alone.default_workspace_id) == (frozenset(), None)
+    assert sign_in(session, person("bob@example.org"), hosted_settings()).workspace_ids == {sales}
 
 
 def test_membership_of_a_missing_workspace_or_user_is_refused(session: Session) -> None:

@@ -737,3 +737,5 @@ def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
     # One read of the user, by subject: no count of the users (asked only when a sign-in
     # creates its user), and the row sign-in read serves the connection and the limits.
     assert len(users) == 1, users
+    # ... with the user's workspaces, in the same statement.
+    assert [q for q in queries if "workspace_members" in q] == users

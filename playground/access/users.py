@@ -66,8 +66,17 @@ def signed_in(
     caller that reads it again later would otherwise query it again."""
     now = now or datetime.now(UTC)
     created = False
-    user = _user_by_subject(session, identity.subject)
+    # The user and their workspaces in one round trip (a row per workspace): every page
+    # run signs in again.
+    found = session.execute(
+        sa.select(UserRow, WorkspaceMemberRow.workspace_id)
+        .outerjoin(WorkspaceMemberRow, WorkspaceMemberRow.user_id == UserRow.id)
+        .where(UserRow.subject == identity.subject)
+    ).all()
+    user = found[0][0] if found else None
+    workspace_ids: list[int] | None = sorted(w for _, w in found if w is not None)
     if user is None:
+        workspace_ids = None
         admin = identity.email is not None and identity.email in settings.admin_email_set
         candidate = UserRow(
             subject=identity.subject,
@@ -93,7 +102,10 @@ def signed_in(
         user.last_seen_utc = now
     if identity.display_name and user.display_name != identity.display_name:
         user.display_name = identity.display_name
-    return SignedIn(principal_of(session, user), user, created)
+    principal = (
+        principal_of(session, user) if workspace_ids is None else _principal(user, workspace_ids)
+    )
+    return SignedIn(principal, user, created)
 
 
 def _user_by_subject(session: Session, subject: str) -> UserRow | None:
@@ -107,6 +119,11 @@ def principal_of(session: Session, user: UserRow) -> Principal:
             sa.select(WorkspaceMemberRow.workspace_id).where(WorkspaceMemberRow.user_id == user.id)
         )
     )
+    return _principal(user, workspace_ids)
+
+
+def _principal(user: UserRow, workspace_ids: list[int]) -> Principal:
+    """The principal of ``user``, member of ``workspace_ids`` (sorted)."""
     role = cast(Role, user.role)  # only ROLES are ever written (sign_in, set_role)
     return Principal(
         user_id=user.id,
