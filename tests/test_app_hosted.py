@@ -13,6 +13,7 @@ import json
 import random
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -515,6 +516,33 @@ def test_a_started_run_is_audited_with_its_comparison(team: Team) -> None:
         (team.ana.subject, f"comparison:{handle.comparison_id}", ["gpt-5", "gpt-5-nano"])
     ]
     assert owner == team.ana.subject
+
+
+def test_run_checks_stores_and_audits_a_hosted_run_in_one_transaction(team: Team) -> None:
+    # Run's callback is on the way to every first answer: the limit check, the comparison
+    # with its started rows and the audit event commit together (the runner's writer
+    # thread, which records the answers as they stream, commits on its own).
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
+    caller = threading.get_ident()
+    commits: list[int] = []
+    engine = runtime.get_store().engine
+
+    def committed(_connection: object) -> None:
+        if threading.get_ident() == caller:
+            commits.append(caller)
+
+    sa.event.listen(engine, "commit", committed)
+    try:
+        handle = compare.start_compare(request, runtime.connection_from(), team.ana)
+    finally:
+        sa.event.remove(engine, "commit", committed)
+    handle.wait(30)
+
+    assert len(commits) == 1
+    with runtime.get_store().session() as session:
+        assert [e.target for e in list_events(session, action="run.start")] == [
+            f"comparison:{handle.comparison_id}"
+        ]
 
 
 def test_only_the_servers_very_first_sign_in_is_audited_as_such(app_env: Path) -> None:
