@@ -61,7 +61,7 @@ def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         for run in range(comparisons):
-            _record(recorder, run)
+            record_comparison(recorder, run)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         recorder_module.kept_in_step = original
@@ -70,7 +70,9 @@ def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float
     return wall / results, cpu / results
 
 
-def _record(recorder: StoreRecorder, run: int) -> None:
+def record_comparison(recorder: StoreRecorder, run: int) -> None:
+    """The runner's real write path for one comparison of :data:`MODELS`: start, then per
+    model started, two progress flushes and finished (with a latency, so timings count)."""
     request = CompareRequest(
         messages=(Message("user", f"Upkeep prompt {run}"),),
         targets=tuple(ModelTarget("elumenta", m) for m in MODELS),

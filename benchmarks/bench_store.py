@@ -33,9 +33,10 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_rollup_upkeep import MODELS as UPKEEP_MODELS
+from benchmarks.bench_rollup_upkeep import record_comparison
 from playground.catalog import load_catalog
-from playground.providers.base import GenerationParams, Message
-from playground.results import CompareRequest, ModelResult, ModelTarget
+from playground.providers.base import Message
 from playground.store import (
     HistoryFilter,
     Store,
@@ -438,35 +439,13 @@ def _in_session(store: Store, query: Callable[..., object], flt: HistoryFilter) 
 def recorder_benchmark(store: Store, runs: int = 200) -> None:
     """The runner's real write path: start, started, 2 flushes, finished per result."""
     recorder = StoreRecorder(store.engine, load_catalog().cost_of)
-    models = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
     began = time.perf_counter()
     for run in range(runs):
-        request = CompareRequest(
-            messages=(Message("user", f"Benchmark prompt {run}"),),
-            targets=tuple(ModelTarget("elumenta", m) for m in models),
-            params=GenerationParams(temperature=0.7),
-        )
-        comparison_id = recorder.start_comparison(request)
-        for index, model in enumerate(models):
-            generation = request.generation_request(index)
-            result = ModelResult(
-                index=index,
-                provider="elumenta",
-                model=model,
-                params=generation.params,
-                request_hash=generation.request_hash("elumenta"),
-                status="running",
-            )
-            result = replace(result, result_id=recorder.record_started(comparison_id, result))
-            for part in ("Half an ", "Half an answer, more "):
-                recorder.record_progress(replace(result, content=part))
-            recorder.record_finished(
-                replace(result, status="completed", content="Done.", tokens_used=2)
-            )
+        record_comparison(recorder, run)
     seconds = time.perf_counter() - began
-    transactions = runs * (1 + len(models) * 4)
+    transactions = runs * (1 + len(UPKEEP_MODELS) * 4)
     print(
-        f"  recorder path: {runs * len(models) / seconds:,.0f} results/s, "
+        f"  recorder path: {runs * len(UPKEEP_MODELS) / seconds:,.0f} results/s, "
         f"{transactions / seconds:,.0f} transactions/s "
         f"({seconds * 1000 / transactions:.2f} ms each)"
     )
