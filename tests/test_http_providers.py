@@ -8,6 +8,7 @@ behave alike.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 
 from playground import errors
 from playground.catalog import load_catalog
-from playground.providers._http import RetryPolicy
+from playground.providers._http import RetryPolicy, shared_ssl_context
 from playground.providers.base import (
     ContentDelta,
     GenerationRequest,
@@ -145,6 +146,31 @@ async def test_many_streams_at_once_reuse_their_connections_in_the_next_round(
     # Each round's 40 requests were all in flight together, on 40 connections.
     assert len({r.client for r in first}) == len({r.client for r in second}) == 40
     assert {r.client for r in second} == {r.client for r in first}
+
+
+async def test_providers_load_the_tls_certificates_once_per_process(
+    fake_elumenta: FakeElumenta, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the CA bundle costs ~50 ms: a provider with many pools (128 streams: eight)
+    must not load it per pool, nor a second provider again, before its first request."""
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        load(self, *args, **kwargs)
+
+    shared_ssl_context.cache_clear()
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    fake_elumenta.script("*", ModelScript(text="one two"))
+    for _ in range(2):
+        provider = case.make(fake_elumenta, max_connections=128)
+        try:
+            events = [event async for event in provider.stream(ask())]
+        finally:
+            await provider.aclose()
+        assert isinstance(events[-1], StreamFinished)
+    assert len(loads) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -84,6 +86,16 @@ pools of at most this many. httpcore 1.0 walks all of a pool's connections whene
 request starts or ends, and closes an idle connection as soon as the pool holds more than
 its keep-alive count in all (it counts every connection, not the idle ones): one pool of
 128 streams walked 128 connections per event and reconnected for nearly every request."""
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS settings every pooled client uses (httpx's defaults: certifi's CA bundle, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once per process.
+
+    Building them loads the CA bundle (~50 ms); a client given none builds its own, and a
+    provider has several pools (:func:`pool_sizes`): ~0.4 s before its first request."""
+    return httpx.create_ssl_context()
 
 
 def pool_sizes(max_connections: int) -> list[int]:

@@ -36,6 +36,7 @@ from playground.providers._http import (
     pool_sizes,
     raise_for_status,
     read_to_end,
+    shared_ssl_context,
     stream_with_retries,
     with_retries,
 )
@@ -186,6 +187,7 @@ class HTTPProvider:
                         timeout=self._timeout,
                         headers={"User-Agent": USER_AGENT},
                         limits=make_limits(size),
+                        verify=shared_ssl_context(),
                     )
                 )
                 for size in self._pool_sizes
