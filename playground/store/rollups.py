@@ -57,7 +57,7 @@ _TIMINGS = cast(sa.Table, UsageTiming.__table__)
 _RESULTS = cast(sa.Table, Result.__table__)
 _COMPARISONS = cast(sa.Table, Comparison.__table__)
 # Per dialect: the statements for one result by id, built on first use.
-_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]] = {}
+_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any]]] = {}
 _TIMING_UPSERT: dict[Any, sa.Executable] = {}
 
 
@@ -87,22 +87,13 @@ def merge_bins(parts: Sequence[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray
 
 
 @contextmanager
-def kept_in_step(
-    session: Session | sa.Connection, rows: ColumnElement[bool] | int
-) -> Iterator[None]:
+def kept_in_step(session: Session | sa.Connection, rows: ColumnElement[bool]) -> Iterator[None]:
     """Keep the rollups equal to the finished ``results`` matching ``rows`` across a write.
 
     Use it around any statement that may change those rows' status, figures or sharing,
-    or remove them; ``rows`` must select the same results before and after the write
-    (or be one result's id).
+    or remove them; ``rows`` must select the same results before and after the write.
+    One result's final write uses :func:`updated_in_step` instead.
     """
-    if isinstance(rows, int):
-        # One result (a final write): its own reads, the lock included (see _add_one).
-        dialect = _dialect(session)
-        _add_one(session, dialect, rows, -1)
-        yield
-        _add_one(session, dialect, rows, 1)
-        return
     if _dialect(session) == "postgresql":
         # Lock the rows first, so a concurrent writer of the same row can't have its
         # figures added twice (once here, once there) under READ COMMITTED.
@@ -162,20 +153,6 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int)
         session.execute(_timing_upsert(dialect), timings)
 
 
-def _add_one(session: Session | sa.Connection, dialect: str, row_id: int, sign: int) -> None:
-    """Add (``sign=1``) or take out (``-1``) one result's figures, if it is finished: its
-    bucket, figures and timing bins read in one query, then added as values.
-
-    On PostgreSQL the read before the write also locks the row (``sign=-1``: see
-    :func:`kept_in_step`).
-    """
-    connection = _connection(session)
-    _, read, locking_read = _one_row(dialect)
-    found = connection.execute(locking_read if sign < 0 else read, {"rollup_row": row_id}).first()
-    if found is not None and found.finished:
-        _add_figures(connection, dialect, found._mapping, sign)
-
-
 def updated_in_step(
     session: Session | sa.Connection,
     row_id: int,
@@ -193,7 +170,7 @@ def updated_in_step(
     """
     connection = _connection(session)
     dialect = connection.dialect.name
-    _, _, locking_read = _one_row(dialect)
+    _, locking_read = _one_row(dialect)
     before = connection.execute(locking_read, {"rollup_row": row_id}).first()
     if before is not None and before.finished:
         _add_figures(connection, dialect, before._mapping, -1)
@@ -211,7 +188,7 @@ def _connection(session: Session | sa.Connection) -> sa.Connection:
     return session
 
 
-def _one_row(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]:
+def _one_row(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
     if dialect not in _ONE_ROW:
         _ONE_ROW[dialect] = _one_row_statements(dialect)
     return _ONE_ROW[dialect]
@@ -220,7 +197,7 @@ def _one_row(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any
 def _add_figures(connection: sa.Connection, dialect: str, row: Any, sign: int) -> None:
     """Add one finished result's figures (``row``: the columns of :data:`RETURNED` plus
     ``owner`` and ``shared_workspace``) times ``sign`` into its rollup and timing rows."""
-    upsert, _, _ = _one_row(dialect)
+    upsert, _ = _one_row(dialect)
     bucket = {key: row[key] for key in KEYS}
     figures: dict[str, float] = {
         "results": sign,
@@ -301,11 +278,10 @@ RETURNED = _returned()
 the row's bucket (but its comparison's), figures, timing bins and whether it is finished."""
 
 
-def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa.Select[Any]]:
-    """The rollup upsert of one bucket's figures (bound values); the query of one result's
-    bucket, figures, timing bins (``NULL`` where not timed) and whether it is finished;
-    and that query locking the row on PostgreSQL (the same query on SQLite, whose writers
-    take the database's lock).
+def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
+    """The rollup upsert of one bucket's figures (bound values), and the query of one
+    result's bucket, figures, timing bins (``NULL`` where not timed) and whether it is
+    finished, locking the row on PostgreSQL (on SQLite writers take the database's lock).
 
     Built on the tables, not the ORM classes: executed on a Core connection, they cost no
     ORM compilation or result handling per answer.
@@ -332,7 +308,7 @@ def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any], sa
         index_elements=list(KEYS),
         set_={name: _ROLLUP.c[name] + statement.excluded[name] for name in added},
     )
-    return upsert, read, locking_read
+    return upsert, locking_read
 
 
 def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:
