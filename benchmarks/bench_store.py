@@ -113,8 +113,9 @@ def generate_batches(
     """Comparisons, tags and results in insert-ready batches, in chronological order."""
     models = list(load_catalog())
     base_latency = {m.slug: 800 + 300 * i for i, m in enumerate(models)}
-    n_comparisons = int(total_results / 6) + 1
-    times = np.sort(rng.uniform(0, SPAN.total_seconds(), size=n_comparisons))
+    # One arrival time per result, sorted; a comparison takes the time of its first result, so
+    # times stay spread over the span however many results the comparisons draw.
+    times = np.sort(rng.uniform(0, SPAN.total_seconds(), size=total_results))
     start = NOW - SPAN
     result_id, comparison_id, balance = 0, 0, 10_000_000
     while result_id < total_results:
@@ -123,9 +124,7 @@ def generate_batches(
             if result_id >= total_results:
                 break
             comparison_id += 1
-            created = start + timedelta(
-                seconds=float(times[min(comparison_id - 1, n_comparisons - 1)])
-            )
+            created = start + timedelta(seconds=float(times[result_id]))
             messages = (Message("user", " ".join(_sentences(rng, corpus, 1, 3))),)
             system = corpus.sentences[int(rng.integers(0, 20))] if rng.random() < 0.5 else ""
             comparisons.append(
