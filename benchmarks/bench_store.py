@@ -455,7 +455,9 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     corpus = build_corpus(rng)
     began = time.perf_counter()
-    store = open_store(url)
+    # No statement timeout: index builds after a bulk load (and migrations back-filling
+    # millions of rows) run for minutes, which the app's 30 s default would cancel.
+    store = open_store(url, statement_timeout_s=0)
     if args.reuse:
         print(f"  opened (migrations included) in {time.perf_counter() - began:.1f} s")
         try:
