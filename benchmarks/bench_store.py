@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -402,11 +403,23 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
 def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> None:
     """Every Costs query for random whole-day periods (what the page asks), and how far the
     rollups' p50/p95 are from the exact ones over the same rows (builds with rollups)."""
-    queries = {
+    queries: dict[str, Callable[..., object]] = {
         "cost by model": stats.model_summary,
         "tokens by day": stats.tokens_by_day,
         "latency p50/p95 by model": stats.latency_by_model,
+        "same prompt, other models": stats.prompt_model_costs,
+        # What the page asks for (a build before the limit reads every balance).
+        "balance over time": (
+            partial(stats.balance_points, limit=stats.BALANCE_POINTS)
+            if hasattr(stats, "BALANCE_POINTS")
+            else stats.balance_points
+        ),
     }
+
+    def whole_page(session: Any, flt: HistoryFilter) -> None:
+        for query in queries.values():
+            query(session, flt)
+
     for days in (30, 365):
 
         def period(days: int = days) -> HistoryFilter:
@@ -416,6 +429,8 @@ def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> No
         for name, query in queries.items():
             samples = timed(lambda q=query: _in_session(store, q, period()), repeat)
             describe(f"Costs {name} ({days} days)", samples, 100)
+        samples = timed(lambda: _in_session(store, whole_page, period()), repeat)
+        describe(f"Costs page, all five queries ({days} days)", samples)
     if not hasattr(stats, "from_rollups"):
         return  # a build before the rollups: nothing to compare with the exact figures
     whole = HistoryFilter(since=NOW - SPAN, until=NOW + timedelta(days=1))

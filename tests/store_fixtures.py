@@ -366,3 +366,36 @@ class Gate:
     def hold(self) -> None:
         self.held.set()
         assert self.open.wait(10)
+
+
+@contextmanager
+def statements_of(store: Store) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement the store's engine runs meanwhile, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+
+def results_plan(store: Store, statement: str, parameters: Any) -> str:
+    """How the database reads ``results`` for ``statement``: its plan's lines about it
+    (on PostgreSQL with sequential and bitmap scans, sorts, merge and hash joins off, which
+    a table this small would otherwise prefer to walking an index in order)."""
+    with store.engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if store.backend == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            lines = [str(row[-1]) for row in cursor.fetchall()]
+        else:
+            for setting in ("seqscan", "bitmapscan", "sort", "mergejoin", "hashjoin"):
+                cursor.execute(f"SET LOCAL enable_{setting} = off")
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            lines = [str(row[0]) for row in cursor.fetchall()]
+        connection.rollback()
+    return "\n".join(line for line in lines if "results" in line)

@@ -3,10 +3,7 @@ entries and order as counting every match, whatever the page, filter or cap."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,7 +17,7 @@ from playground.store.repository import (
     list_history_entries,
 )
 from tests.evaluation_fixtures import plan
-from tests.store_fixtures import T0, seed_comparison, seed_result
+from tests.store_fixtures import T0, results_plan, seed_comparison, seed_result, statements_of
 
 DAY = timedelta(days=1)
 
@@ -115,39 +112,6 @@ def test_each_entry_carries_its_own_tags_in_tag_order(store: Store) -> None:
     assert tags == {ids["early"]: ["Alpha", "beta", "zeta"], ids["late"]: [], ids["old"]: ["ops"]}
 
 
-@contextmanager
-def _statements(store: Store) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement the store's engine runs meanwhile, with its parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
-
-
-def _results_plan(store: Store, statement: str, parameters: Any) -> str:
-    """How the database reads ``results`` for ``statement``: its plan's lines about it
-    (on PostgreSQL with sequential and bitmap scans, sorts, merge and hash joins off, which
-    a table this small would otherwise prefer to walking an index in order)."""
-    with store.engine.connect() as connection:
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if store.backend == "sqlite":
-            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            lines = [str(row[-1]) for row in cursor.fetchall()]
-        else:
-            for setting in ("seqscan", "bitmapscan", "sort", "mergejoin", "hashjoin"):
-                cursor.execute(f"SET LOCAL enable_{setting} = off")
-            cursor.execute(f"EXPLAIN {statement}", parameters)
-            lines = [str(row[0]) for row in cursor.fetchall()]
-        connection.rollback()
-    return "\n".join(line for line in lines if "results" in line)
-
-
 def test_the_walk_and_the_count_read_only_the_time_ordered_indexes(store: Store) -> None:
     _seed(store)
     filters = [
@@ -162,7 +126,7 @@ def test_the_walk_and_the_count_read_only_the_time_ordered_indexes(store: Store)
         # count (one index fits) are checked there; SQLite's planner follows the indexes.
         filters = filters[:1]
     for flt in filters:
-        with _statements(store) as seen, store.session() as session:
+        with statements_of(store) as seen, store.session() as session:
             history_entries(session, flt, limit=2)
         walk_and_count = [
             (statement, parameters)
@@ -172,7 +136,7 @@ def test_the_walk_and_the_count_read_only_the_time_ordered_indexes(store: Store)
         ]
         assert len(walk_and_count) == 2, seen
         for statement, parameters in walk_and_count:
-            plan = _results_plan(store, statement, parameters)
+            plan = results_plan(store, statement, parameters)
             covering = "USING COVERING INDEX ix_results_" in plan or (
                 "Index Only Scan" in plan and "ix_results_" in plan
             )

@@ -244,6 +244,7 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         "ix_results_status_created": ["status", "created_utc", "id", "comparison_id"],
         "ix_results_created": ["created_utc", "id", "comparison_id"],
         "ix_results_request_hash": ["request_hash"],
+        "ix_results_balance": ["provider", "created_utc", "id"],
         "ix_results_stats": [
             "cached",
             "model",
@@ -382,7 +383,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0011"
+        assert MigrationContext.configure(connection).get_current_revision() == "0012"
     store.close()
 
 
@@ -538,7 +539,7 @@ def test_history_indexes_lose_and_regain_comparison_id_across_0011(store_url: st
     time_ordered = {
         name: columns
         for name, columns in EXPECTED_INDEXES["results"].items()
-        if "created_utc" in columns and name != "ix_results_stats"
+        if "created_utc" in columns and name not in ("ix_results_stats", "ix_results_balance")
     }
     assert len(time_ordered) == 4
 
@@ -557,3 +558,18 @@ def test_history_indexes_lose_and_regain_comparison_id_across_0011(store_url: st
     assert indexes() == {n: c[: c.index("comparison_id")] for n, c in time_ordered.items()}
     open_store(store_url).close()
     assert indexes() == time_ordered
+
+
+def test_the_balance_index_comes_and_goes_with_0012(store_url: str) -> None:
+    def has_index() -> bool:
+        engine = create_store_engine(store_url)
+        names = {i["name"] for i in sa.inspect(engine).get_indexes("results")}
+        engine.dispose()
+        return "ix_results_balance" in names
+
+    open_store(store_url).close()
+    assert has_index()
+    _downgrade(store_url, "0011")
+    assert not has_index()
+    open_store(store_url).close()
+    assert has_index()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from playground.presenters import analytics
+from playground.principal import Principal
 from playground.store import (
     HistoryFilter,
     Store,
@@ -21,7 +22,7 @@ from playground.store.stats import (
     prompt_model_costs,
     tokens_by_day,
 )
-from tests.store_fixtures import T0, seed_comparison, seed_result
+from tests.store_fixtures import T0, results_plan, seed_comparison, seed_result, statements_of
 
 DAY2 = T0 + timedelta(hours=21)  # 2026-03-02 09:00 UTC
 
@@ -202,6 +203,87 @@ def test_balance_over_time(seeded: Store) -> None:
     daily = analytics.daily_balance(points)
     assert daily["day"].dt.strftime("%Y-%m-%d").tolist() == ["2026-03-01", "2026-03-02"]
     assert daily["balance_remaining"].tolist() == [95, 91]
+
+
+def test_a_long_period_of_balances_gives_the_last_of_each_day(seeded: Store) -> None:
+    with seeded.session() as s, s.begin():
+        other = seed_comparison(s, created=DAY2 + timedelta(hours=1), prompt="P3")
+        seed_result(s, other, "gpt-5", provider="other", balance_remaining=7)
+        seed_result(s, other, "gpt-5", provider="other", status="failed")
+    with seeded.session() as session:
+        every = balance_points(session, limit=6)
+        daily = balance_points(session, limit=5)
+        tagged = balance_points(session, HistoryFilter(tag="none"), limit=5)
+    assert every["balance_remaining"].tolist() == [98, 97, 95, 93, 91, 7]
+    # Over the limit: each provider's last balance of each day, still in time order.
+    assert daily[["provider", "balance_remaining"]].values.tolist() == [
+        ["elumenta", 95],
+        ["elumenta", 91],
+        ["other", 7],
+    ]
+    assert daily["finished_utc"].is_monotonic_increasing
+    # A filter the rollups can't answer reads every point (the chart thins them).
+    assert tagged.empty
+
+
+def test_the_last_balance_of_a_day_is_one_the_viewer_may_see(store: Store) -> None:
+    ana, bob = (
+        Principal(user_id=i, subject=name, display_name=name, role="member")
+        for i, name in ((1, "ana"), (2, "bob"))
+    )
+    with store.session() as s, s.begin():
+        for hour, owner, balance in (
+            (1, "ana", 10),
+            (2, "bob", 900),
+            (3, "ana", 9),
+            (4, "bob", 800),
+        ):
+            comparison = seed_comparison(
+                s, created=T0 + timedelta(hours=hour), prompt=f"{owner}{hour}", owner=owner
+            )
+            seed_result(s, comparison, "gpt-5", balance_remaining=balance)
+    with store.session() as session:
+        seen = {
+            who.subject: balance_points(session, HistoryFilter(viewer=who), limit=1)[
+                "balance_remaining"
+            ].tolist()
+            for who in (ana, bob)
+        }
+    assert seen == {"ana": [9], "bob": [800]}
+
+
+def test_recent_prompts_are_found_however_few_answers_are_read_at_a_time(
+    seeded: Store,
+) -> None:
+    with seeded.session() as s, s.begin():
+        for hours, prompt in ((1, "P3"), (2, "P4"), (3, "P5")):
+            newer = seed_comparison(s, created=DAY2 + timedelta(hours=hours), prompt=prompt)
+            seed_result(s, newer, "gpt-5", tokens_used=3)
+            if prompt == "P4":
+                seed_result(s, newer, "deepseek-v3", tokens_used=1)
+    with seeded.session() as session:
+        for walk in (1, 2, 500):
+            one = prompt_model_costs(session, prompts=1, walk=walk)
+            two = prompt_model_costs(session, prompts=2, walk=walk)
+            assert sorted(set(one["prompt_preview"])) == ["P4"], walk
+            # P5 and P3 (one model each) and P2 (gpt-5 only) are passed over.
+            assert sorted(set(two["prompt_preview"])) == ["P1", "P4"], walk
+            assert two["runs"].tolist() == [2, 2, 1, 1], walk
+
+
+def test_the_costs_walks_read_the_time_order_and_the_balance_index(seeded: Store) -> None:
+    if seeded.backend != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics, which a few rows don't represent")
+    with statements_of(seeded) as seen, seeded.session() as session:
+        balance_points(session, limit=1)
+        prompt_model_costs(session, walk=2)
+    plans = [results_plan(seeded, statement, parameters) for statement, parameters in seen]
+    assert all("ix_results_stats" not in plan for plan in plans), "\n\n".join(plans)
+    assert any(
+        "INDEX ix_results_balance (provider=? AND created_utc>? AND created_utc<?)" in p
+        for p in plans
+    )
+    assert any("INDEX ix_results_created" in plan for plan in plans)
 
 
 def test_aggregates_of_an_empty_history_are_empty_frames(store: Store) -> None:

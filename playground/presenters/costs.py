@@ -23,10 +23,10 @@ from playground.services.history import CostReport
 from playground.store import HistoryFilter
 from playground.store.models import FINISHED_STATUSES
 from playground.store.rollups import RELATIVE_ERROR
-from playground.store.stats import EXACT_TIMING_DAYS, exact_timings
+from playground.store.stats import BALANCE_POINTS, EXACT_TIMING_DAYS, exact_timings
 
 DEFAULT_DAYS = 30
-MAX_BALANCE_POINTS = 2000
+MAX_BALANCE_POINTS = BALANCE_POINTS
 """Above this many reported balances the chart shows the last one of each day instead."""
 CHART_HEIGHT = 280
 STATUS_COLOURS: dict[str, str] = {

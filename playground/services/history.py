@@ -32,6 +32,7 @@ from playground.store import (
 from playground.store.export import ExportFormat
 from playground.store.repository import ListEntry, history_entries
 from playground.store.stats import (
+    BALANCE_POINTS,
     balance_points,
     latency_by_model,
     model_summary,
@@ -191,5 +192,5 @@ def cost_report(flt: HistoryFilter) -> CostReport:
             latency=latency_by_model(session, flt),
             daily=tokens_by_day(session, flt),
             prompt_costs=prompt_model_costs(session, flt),
-            balance=balance_points(session, flt),
+            balance=balance_points(session, flt, limit=BALANCE_POINTS),
         )

@@ -1,6 +1,7 @@
 """The few SQL features SQLite lacks, emulated so every query has one form for both backends.
 
-``utc_day(column)`` is the UTC date of a timestamp; ``percentile_cont(q) WITHIN GROUP
+``utc_day(column)`` is the UTC date of a timestamp, ``day_start(day)`` and
+``next_day_start(day)`` the instants a date begins and ends; ``percentile_cont(q) WITHIN GROUP
 (ORDER BY x)`` is PostgreSQL's and, on SQLite, a Python aggregate registered per connection.
 The usage rollups' timing bins (``log_bin``) and their arrays of counts (``merged_bins``)
 are SQL on PostgreSQL and registered Python functions on SQLite.
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import WithinGroup
 
@@ -36,6 +38,68 @@ def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_day, "postgresql")
 def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+class day_start(sa.sql.functions.FunctionElement[datetime]):
+    """The first instant (UTC) of a ``DATE``, comparable with a ``*_utc`` column through its
+    index."""
+
+    type = sa.DateTime(timezone=True)
+    name = "day_start"
+    inherit_cache = True
+
+
+class next_day_start(sa.sql.functions.FunctionElement[datetime]):
+    """The first instant (UTC) of the day after a ``DATE``."""
+
+    type = sa.DateTime(timezone=True)
+    name = "next_day_start"
+    inherit_cache = True
+
+
+# SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text: 'YYYY-MM-DD' sorts before
+# every instant of that day and after every one of the day before, as the instant would.
+@compiles(day_start, "sqlite")
+def _day_start_sqlite(element: day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(next_day_start, "sqlite")
+def _next_day_start_sqlite(element: next_day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, '+1 day')"
+
+
+@compiles(day_start, "postgresql")
+def _day_start_postgresql(element: day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(CAST({compiler.process(element.clauses, **kw)} AS TIMESTAMP) AT TIME ZONE 'UTC')"
+
+
+@compiles(next_day_start, "postgresql")
+def _next_day_start_postgresql(element: next_day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    day = compiler.process(element.clauses, **kw)
+    return f"((CAST({day} AS TIMESTAMP) + INTERVAL '1 day') AT TIME ZONE 'UTC')"
+
+
+class unindexed(sa.sql.functions.FunctionElement[Any]):
+    """A column the planner must not pick an index for (SQLite: ``+column``; PostgreSQL
+    plans from statistics and gets the column as it is)."""
+
+    name = "unindexed"
+    inherit_cache = True
+
+    def __init__(self, column: sa.ColumnElement[Any] | InstrumentedAttribute[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
+@compiles(unindexed, "postgresql")
+def _unindexed_postgresql(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
 
 
 @compiles(WithinGroup, "sqlite")

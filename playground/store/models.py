@@ -172,6 +172,15 @@ class Result(Base):
         sa.Index("ix_results_status_created", "status", "created_utc", "id", "comparison_id"),
         sa.Index("ix_results_created", "created_utc", "id", "comparison_id"),
         sa.Index("ix_results_request_hash", "request_hash"),
+        # The balance chart's lookups: each provider's last balance of a day (0012).
+        sa.Index(
+            "ix_results_balance",
+            "provider",
+            "created_utc",
+            "id",
+            sqlite_where=sa.text("balance_remaining IS NOT NULL"),
+            postgresql_where=sa.text("balance_remaining IS NOT NULL"),
+        ),
         # Covering index for the dashboard: aggregates read it instead of the wide rows.
         sa.Index(
             "ix_results_stats",

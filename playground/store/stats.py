@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar, cast
@@ -29,7 +30,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.store.dialects import counts_bytes, decode_counts, utc_day
+from playground.store.dialects import (
+    counts_bytes,
+    day_start,
+    decode_counts,
+    next_day_start,
+    unindexed,
+    utc_day,
+)
 from playground.store.filters import HistoryFilter, result_conditions
 from playground.store.models import (
     FINISHED_STATUSES,
@@ -42,9 +50,14 @@ from playground.store.rollups import MEASURES, bin_values, merge_bins
 
 QUANTILES = (0.5, 0.95)
 EXACT_TIMING_DAYS = 1
+BALANCE_POINTS = 2000
+"""Above this many reported balances in a period, the Costs page reads the last of each day."""
 """Up to this many days, p50/p95 are computed exactly from the results."""
 SelectT = TypeVar("SelectT", bound=sa.Select[*tuple[Any, ...]])
 _NOT_CACHED = Result.cached.is_(False)
+# For walks in time order: SQLite, planning without statistics, would otherwise take the
+# stats index for "cached = 0" (nearly every row) and sort the whole period.
+_NOT_CACHED_ROW = unindexed(Result.cached).is_(False)
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
 _TIMINGS = cast(sa.Table, UsageTiming.__table__)
 
@@ -319,22 +332,90 @@ def prompt_model_costs(
     *,
     prompts: int = 50,
     min_models: int = 2,
+    walk: int = 500,
 ) -> pd.DataFrame:
     """For the ``prompts`` most recent prompts run on at least ``min_models`` models: per
     prompt and model, ``runs``, ``tokens_spent``, ``output_chars``, ``avg_latency_ms``
-    (API calls only). Feed it to :func:`playground.presenters.analytics.same_prompt_table`."""
+    (API calls only). Feed it to :func:`playground.presenters.analytics.same_prompt_table`.
+
+    "Most recent" is by a prompt's newest API call in ``flt``. The answers are walked
+    newest first, ``walk`` at a time, and only the prompts met so far are added up, so
+    the cost follows the few recent prompts shown, not the size of the history.
+    """
     dialect = session.get_bind().dialect.name
     conditions = result_conditions(flt or HistoryFilter(), dialect, include_deleted=True)
-    recent = (
-        sa.select(Comparison.prompt_hash)
-        .join(Result, Result.comparison_id == Comparison.id)
-        .where(_NOT_CACHED, *conditions)
-        .group_by(Comparison.prompt_hash)
-        .having(sa.func.count(sa.distinct(Result.model)) >= min_models)
-        .order_by(sa.func.max(Comparison.created_utc).desc())
-        .limit(prompts)
-    )
-    query = (
+    chosen: list[Any] = []
+    for hashes in _recent_prompts(session, conditions, walk):
+        per_prompt: dict[str, list[Any]] = defaultdict(list)
+        for row in session.execute(_per_prompt_and_model(hashes, conditions)):
+            per_prompt[row.prompt_hash].append(row)
+        for prompt_hash in hashes:
+            rows = per_prompt.get(prompt_hash, [])
+            if len({row.model for row in rows}) >= min_models:
+                chosen.extend(rows)
+                prompts -= 1
+                if prompts == 0:
+                    break
+        if prompts == 0:
+            break
+    chosen.sort(key=lambda row: (row.prompt_hash, row.provider, row.model))
+    columns = ["prompt_hash", "provider", "model", "runs", "tokens_spent", "output_chars"]
+    frame = pd.DataFrame([tuple(row) for row in chosen], columns=[*columns, "avg_latency_ms"])
+    labels = _prompt_labels(session, set(frame["prompt_hash"]), conditions)
+    frame.insert(1, "prompt_preview", frame["prompt_hash"].map(labels).astype("object"))
+    return frame
+
+
+def _recent_prompts(
+    session: Session, conditions: list[ColumnElement[bool]], walk: int
+) -> Iterator[list[str]]:
+    """The prompt hashes of the API calls ``conditions`` keep, newest call first, each
+    once: a list per ``walk`` answers read (through the time-ordered index)."""
+    seen_comparisons: set[int] = set()
+    seen_prompts: set[str] = set()
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = sa.select(Result.created_utc, Result.id, Result.comparison_id).where(
+            _NOT_CACHED_ROW, *conditions
+        )
+        if after is not None:
+            created, result_id = after
+            query = query.where(
+                sa.or_(
+                    Result.created_utc < created,
+                    sa.and_(Result.created_utc == created, Result.id < result_id),
+                )
+            )
+        batch = session.execute(
+            query.order_by(Result.created_utc.desc(), Result.id.desc()).limit(walk)
+        ).all()
+        ordered = dict.fromkeys(row.comparison_id for row in batch)
+        new = [c for c in ordered if c not in seen_comparisons]
+        seen_comparisons.update(new)
+        prompt_of: dict[int, str] = {
+            row.id: row.prompt_hash
+            for row in session.execute(
+                sa.select(Comparison.id, Comparison.prompt_hash).where(Comparison.id.in_(new))
+            )
+        }
+        hashes = [prompt_of[c] for c in new if c in prompt_of]
+        hashes = [h for h in dict.fromkeys(hashes) if h not in seen_prompts]
+        seen_prompts.update(hashes)
+        if hashes:
+            yield hashes
+        if len(batch) < walk:
+            return
+        after = (batch[-1].created_utc, batch[-1].id)
+
+
+def _per_prompt_and_model(
+    hashes: list[str], conditions: list[ColumnElement[bool]]
+) -> sa.Select[Any]:
+    """Runs, tokens, characters and mean latency per prompt, provider and model (API calls
+    ``conditions`` keep), for the prompts ``hashes``."""
+    # Through the prompts' comparisons (indexed by hash), not a walk of the whole period.
+    comparisons = sa.select(Comparison.id).where(Comparison.prompt_hash.in_(hashes))
+    return (
         sa.select(
             Comparison.prompt_hash,
             Result.provider,
@@ -345,14 +426,9 @@ def prompt_model_costs(
             sa.func.avg(Result.latency_ms).label("avg_latency_ms"),
         )
         .join(Comparison, Comparison.id == Result.comparison_id)
-        .where(_NOT_CACHED, Comparison.prompt_hash.in_(recent.correlate(None)), *conditions)
+        .where(_NOT_CACHED_ROW, Result.comparison_id.in_(comparisons), *conditions)
         .group_by(Comparison.prompt_hash, Result.provider, Result.model)
-        .order_by(Comparison.prompt_hash, Result.provider, Result.model)
     )
-    frame = _frame(session, query)
-    labels = _prompt_labels(session, set(frame["prompt_hash"]), conditions)
-    frame.insert(1, "prompt_preview", frame["prompt_hash"].map(labels).astype("object"))
-    return frame
 
 
 def _prompt_labels(
@@ -362,10 +438,10 @@ def _prompt_labels(
     its system prompt; read from a comparison ``conditions`` keep (the viewer's own)."""
     if not hashes:
         return {}
+    answered = sa.exists().where(Result.comparison_id == Comparison.id, *conditions)
     rows = session.execute(
         sa.select(Comparison.prompt_hash, Comparison.system_prompt, Comparison.messages_json)
-        .join(Result, Result.comparison_id == Comparison.id)
-        .where(Comparison.prompt_hash.in_(hashes), *conditions)
+        .where(Comparison.prompt_hash.in_(hashes), answered)
         .order_by(Comparison.id.desc())
     )
     labels: dict[str, str] = {}
@@ -381,15 +457,75 @@ def _prompt_labels(
     return labels
 
 
-def balance_points(session: Session, flt: HistoryFilter | None = None) -> pd.DataFrame:
+def balance_points(
+    session: Session, flt: HistoryFilter | None = None, *, limit: int | None = None
+) -> pd.DataFrame:
     """Every reported balance in time order: ``finished_utc, provider, model,
-    balance_remaining`` (non-cached results only; narrow it with ``since``/``until``)."""
+    balance_remaining`` (non-cached results only; narrow it with ``since``/``until``).
+
+    With ``limit``, a period holding more than ``limit`` balances gives instead the last
+    balance each provider reported on each UTC day (the day the answer was created) when
+    ``flt`` is one the rollups answer: a lookup per day and provider through an index, so
+    a year of history costs a few hundred lookups, not a read of every answer.
+    """
     query = sa.select(
         Result.finished_utc, Result.provider, Result.model, Result.balance_remaining
-    ).where(_NOT_CACHED, Result.balance_remaining.is_not(None), Result.finished_utc.is_not(None))
-    frame = _frame(session, _filtered(session, query, flt).order_by(Result.finished_utc, Result.id))
+    ).where(
+        _NOT_CACHED_ROW, Result.balance_remaining.is_not(None), Result.finished_utc.is_not(None)
+    )
+    query = _filtered(session, query, flt)
+    if limit is not None:
+        first = list(
+            session.execute(
+                query.add_columns(Result.id)
+                .order_by(Result.created_utc, Result.id)
+                .limit(limit + 1)
+            )
+        )
+        if len(first) <= limit:
+            first.sort(key=lambda row: (row.finished_utc, row.id))
+            return _balance_frame([tuple(row)[:4] for row in first])
+        if from_rollups(flt):
+            query = query.where(Result.id.in_(_last_balance_of_each_day(session, flt)))
+    return _balance_frame(session.execute(query.order_by(Result.finished_utc, Result.id)).all())
+
+
+def _balance_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [tuple(row) for row in rows],
+        columns=["finished_utc", "provider", "model", "balance_remaining"],
+    )
     frame["finished_utc"] = pd.to_datetime(frame["finished_utc"], utc=True)
     return frame
+
+
+def _last_balance_of_each_day(session: Session, flt: HistoryFilter | None) -> sa.Select[Any]:
+    """The id of each provider's last answer with a balance on each day the rollups say it
+    was called (``flt`` is one :func:`from_rollups` accepts)."""
+    dialect = session.get_bind().dialect.name
+    days = (
+        sa.select(_ROLLUP.c.day, _ROLLUP.c.provider)
+        .where(_ROLLUP.c.cached.is_(False), *_rollup_conditions(flt))
+        .distinct()
+        .subquery()
+    )
+    last = (
+        sa.select(Result.id)
+        .where(
+            Result.provider == days.c.provider,
+            Result.created_utc >= day_start(days.c.day),
+            Result.created_utc < next_day_start(days.c.day),
+            Result.balance_remaining.is_not(None),
+            Result.finished_utc.is_not(None),
+            _NOT_CACHED_ROW,
+            *result_conditions(flt or HistoryFilter(), dialect, include_deleted=True),
+        )
+        .order_by(Result.created_utc.desc(), Result.id.desc())
+        .limit(1)
+        .correlate(days)
+        .scalar_subquery()
+    )
+    return sa.select(last).select_from(days)
 
 
 def _filtered(session: Session, query: SelectT, flt: HistoryFilter | None) -> SelectT:
