@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.access import Identity, Principal
 from playground.access.audit import list_events
+from playground.access.spending import Spend, spend_of
 from playground.datasets import parse_dataset
 from playground.errors import AccessDeniedError, InvalidRequestError, SpendingLimitError
 from playground.evaluation.plan import BatchSpec
@@ -767,3 +768,19 @@ def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
     assert len(users) == 1, users
     # ... with the user's workspaces, in the same statement.
     assert [q for q in queries if "workspace_members" in q] == users
+    # ... and the sidebar's spend (the month's answers and judge grading): one round trip.
+    assert [q for q in queries if "judged_utc" in q] == users
+
+
+def test_a_page_run_reads_the_same_spend_as_a_limit_check(team: Team) -> None:
+    request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
+    compare.start_compare(request, runtime.connection_from(), team.ana).wait(30)
+    ana = Identity(team.ana.subject, team.ana.subject, team.ana.display_name)
+
+    view = hosted.page_view(ana)
+
+    with runtime.get_store().session() as session:
+        assert view.spend == spend_of(session, team.ana.subject)
+    assert view.spend.today_tokens > 0 and view.spend.requests_last_minute == 2
+    bob = hosted.page_view(Identity(team.bob.subject, team.bob.subject, "Bob"))
+    assert bob.spend == Spend(0, 0, 0)  # another user's answers are not theirs

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -41,6 +42,12 @@ class Spend:
 
 def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> Spend:
     """What ``subject`` has spent (see the module docstring for what counts)."""
+    return spend_from(session.execute(sa.select(spend_query(subject, now=now))).one())
+
+
+def spend_query(subject: str, *, now: datetime | None = None) -> sa.Subquery:
+    """``subject``'s spend as a one-row subquery (:func:`spend_from` reads its columns):
+    join it into another statement to read the spend in the same round trip."""
     now = now or datetime.now(UTC)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
@@ -49,15 +56,18 @@ def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> 
         (Result.status.in_(OPEN_STATUSES), sa.func.coalesce(Result.price_tokens, 0)),
         else_=sa.func.coalesce(Result.tokens_used, 0),
     )
-    # One round trip (this runs on every hosted page run): the answers' sums, and the
-    # judge's spend as two scalar subqueries.
-    row = session.execute(
+    # The answers' sums, and the judge's spend as two scalar subqueries: one scan.
+    return (
         sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((Result.created_utc >= day_start, charged))), 0),
-            sa.func.coalesce(sa.func.sum(charged), 0),
-            sa.func.count().filter(Result.created_utc >= minute_ago),
-            _judge_spent(subject, day_start),
-            _judge_spent(subject, month_start),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Result.created_utc >= day_start, charged))), 0
+            ).label("spend_answers_today"),
+            sa.func.coalesce(sa.func.sum(charged), 0).label("spend_answers_month"),
+            sa.func.count()
+            .filter(Result.created_utc >= minute_ago)
+            .label("spend_requests_last_minute"),
+            _judge_spent(subject, day_start).label("spend_judge_today"),
+            _judge_spent(subject, month_start).label("spend_judge_month"),
         )
         .join(Comparison, Comparison.id == Result.comparison_id)
         .where(
@@ -65,11 +75,17 @@ def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> 
             Result.cached.is_(False),
             Result.created_utc >= month_start,
         )
-    ).one()
+        .subquery("spend")
+    )
+
+
+def spend_from(row: Sequence[Any]) -> Spend:
+    """The :class:`Spend` in the columns of :func:`spend_query`, in their order."""
+    answers_today, answers_month, last_minute, judge_today, judge_month = row
     return Spend(
-        today_tokens=int(row[0]) + int(row[3]),
-        month_tokens=int(row[1]) + int(row[4]),
-        requests_last_minute=row[2],
+        today_tokens=int(answers_today) + int(judge_today),
+        month_tokens=int(answers_month) + int(judge_month),
+        requests_last_minute=int(last_minute),
     )
 
 

@@ -57,24 +57,41 @@ class SignedIn:
     principal: Principal
     user: UserRow
     created: bool
+    joined: tuple[Any, ...] | None = None
+    """The row of the ``joined`` subquery read with the user (``None`` when this sign-in
+    created the user: nothing was read then)."""
 
 
 def signed_in(
-    session: Session, identity: Identity, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    identity: Identity,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    joined: sa.Subquery | None = None,
 ) -> SignedIn:
     """:func:`sign_in`, keeping the user row: the session holds loaded rows weakly, so a
-    caller that reads it again later would otherwise query it again."""
+    caller that reads it again later would otherwise query it again.
+
+    ``joined``: a one-row subquery to read in the same statement as the user (their
+    spend, on every page run), returned in :attr:`SignedIn.joined`.
+    """
     now = now or datetime.now(UTC)
     created = False
+    extra = tuple(joined.c) if joined is not None else ()
     # The user and their workspaces in one round trip (a row per workspace): every page
     # run signs in again.
-    found = session.execute(
-        sa.select(UserRow, WorkspaceMemberRow.workspace_id)
+    query = (
+        sa.select(UserRow, WorkspaceMemberRow.workspace_id, *extra)
+        .select_from(UserRow)
         .outerjoin(WorkspaceMemberRow, WorkspaceMemberRow.user_id == UserRow.id)
-        .where(UserRow.subject == identity.subject)
-    ).all()
+    )
+    if joined is not None:
+        query = query.join(joined, sa.true())
+    found = session.execute(query.where(UserRow.subject == identity.subject)).all()
     user = found[0][0] if found else None
-    workspace_ids: list[int] | None = sorted(w for _, w in found if w is not None)
+    workspace_ids: list[int] | None = sorted(row[1] for row in found if row[1] is not None)
+    joined_row = tuple(found[0][2:]) if found and joined is not None else None
     if user is None:
         workspace_ids = None
         admin = identity.email is not None and identity.email in settings.admin_email_set
@@ -105,7 +122,7 @@ def signed_in(
     principal = (
         principal_of(session, user) if workspace_ids is None else _principal(user, workspace_ids)
     )
-    return SignedIn(principal, user, created)
+    return SignedIn(principal, user, created, joined_row if not created else None)
 
 
 def _user_by_subject(session: Session, subject: str) -> UserRow | None:

@@ -20,9 +20,16 @@ from sqlalchemy.orm import Session
 from playground.access import Identity, Principal, identity_from_oidc, identity_from_proxy
 from playground.access.audit import AuditEvent, list_events, record_event
 from playground.access.keys import KeyVault
-from playground.access.spending import Spend, check_spending, spend_of
+from playground.access.spending import (
+    Spend,
+    check_spending,
+    spend_from,
+    spend_of,
+    spend_query,
+)
 from playground.access.users import (
     Limits,
+    SignedIn,
     clear_personal_key,
     create_workspace,
     delete_workspace,
@@ -84,7 +91,7 @@ def oidc_identity(user_info: Mapping[str, Any]) -> Identity:
 def sign_in_user(identity: Identity) -> Principal:
     """The principal for ``identity`` (created on first sign-in; see :func:`sign_in`)."""
     with runtime.get_store().session() as session, session.begin():
-        return _sign_in(session, identity)[0]
+        return _sign_in(session, identity).principal
 
 
 @dataclass(frozen=True)
@@ -100,30 +107,36 @@ class PageView:
 
 def page_view(identity: Identity) -> PageView:
     """Sign ``identity`` in and read everything a page run shows of them, in one
-    transaction (a page run is on the way to every live answer: each round trip counts)."""
+    transaction (a page run is on the way to every live answer: each round trip counts):
+    their spend is read in the sign-in's statement."""
     with runtime.get_store().session() as session, session.begin():
-        principal, user = _sign_in(session, identity)
+        found = _sign_in(session, identity, joined=spend_query(identity.subject))
+        principal = found.principal
         return PageView(
             principal,
-            _connection(session, principal, user),
-            limits_of(user, runtime.get_settings()),
-            spend_of(session, principal.subject),
+            _connection(session, principal, found.user),
+            limits_of(found.user, runtime.get_settings()),
+            spend_from(found.joined)
+            if found.joined is not None
+            else spend_of(session, principal.subject),
         )
 
 
-def _sign_in(session: Session, identity: Identity) -> tuple[Principal, UserRow]:
-    """Sign ``identity`` in (their principal and user row); the server's very first user's
-    sign-in is audited.
+def _sign_in(
+    session: Session, identity: Identity, *, joined: sa.Subquery | None = None
+) -> SignedIn:
+    """Sign ``identity`` in (see :func:`signed_in`, ``joined`` included); the server's very
+    first user's sign-in is audited.
 
     The users are counted only when this sign-in created its user: every page run signs in
     again, and a count per page run is a round trip spent on a question settled long ago.
     """
-    found = signed_in(session, identity, runtime.get_settings())
+    found = signed_in(session, identity, runtime.get_settings(), joined=joined)
     if found.created and session.scalar(sa.select(sa.func.count()).select_from(UserRow)) == 1:
         record_event(
             session, found.principal.subject, "user.first_sign_in", found.principal.subject
         )
-    return found.principal, found.user
+    return found
 
 
 def key_vault() -> KeyVault:
