@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import streamlit as st
 
@@ -30,7 +31,7 @@ from playground.safe_text import escape_markdown
 from playground.services import compare, runtime
 from playground.services.compare import ColumnRef
 from ui.auth import current_principal, session_connection
-from ui.columns import ColumnTools, draw_diff, draw_grid, style_answers
+from ui.columns import ColumnTools, draw_diff, draw_grid, model_title, style_answers
 from ui.connection import BALANCE_STATE_KEY, cached_balance
 from ui.live_column import live_answer, stream_urls
 from ui.rating import rate_answer
@@ -359,7 +360,14 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
 def live_columns(columns: list[ColumnRef], urls: dict[str, str]) -> ColumnTools:
     def draw(position: int, result: ModelResult) -> None:
         run_id = columns[position].run_id
-        live_answer(run_id, urls[run_id], position, result)
+        live_answer(
+            run_id,
+            urls[run_id],
+            position,
+            result,
+            title=model_title(result, by_key),
+            on_stop=partial(stop, [columns[position]]),
+        )
 
     return draw
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
 
 from playground.safe_text import escape_markdown
 from playground.services import history, runtime
@@ -415,3 +417,53 @@ def test_a_failed_column_shows_its_error_and_no_waiting_line(
     run_until_done(at)
     assert texts(at, "error")
     assert not any("Waiting for the first token" in t for t in texts(at, "markdown"))
+
+
+def page_size(block: Block) -> int:
+    """How many elements and blocks ``block`` holds, at any depth: each is one message from
+    the app to the browser on every page run."""
+    return sum(
+        1 + (page_size(child) if isinstance(child, Block) else 0)
+        for child in block.children.values()
+    )
+
+
+SIX_MODELS = [
+    f"elumenta:{slug}"
+    for slug in (
+        "gpt-5-nano",
+        "gpt-5",
+        "claude-haiku-4.5",
+        "gemini-2.5-flash",
+        "deepseek-v3",
+        "grok-4-fast",
+    )
+]
+
+
+def test_a_page_run_while_six_columns_stream_sends_one_element_per_live_column(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("*", ModelScript(text="slow answer " * 40, ttft_ms=50, delay_ms=200))
+    at = compose(open_page(), "Hello", SIX_MODELS)
+    without_columns = page_size(at.main)
+    click(at, "Run")
+    drawn_with_run = page_size(at.main) - without_columns
+    at.run()  # what any click while the columns stream costs
+    while_streaming = page_size(at.main) - without_columns
+
+    # Per column: its grid cell, its bordered box and the live component (which draws the
+    # model's name, status, Stop and answer); the grid's two rows, the run's box and
+    # Stop all.
+    assert while_streaming <= 3 * 6 + 4
+    assert drawn_with_run <= 3 * 6 + 4 + 1  # and the scroll to the new columns
+    live = [
+        element
+        for element in at.main.get("bidi_component")
+        if element.proto.component_name.endswith("live_column")
+    ]
+    assert len(live) == 6
+    assert {json.loads(e.proto.json)["stop"] for e in live} == {True}
+    click(at, "Stop all")
+    run_until_done(at)
+    assert badges(at, ":orange-badge[Stopped]") == 6

@@ -57,8 +57,8 @@ def draw_grid(
 ) -> None:
     """Every result in its own column, in balanced rows of at most three.
 
-    With ``live_answer``, an unfinished column's answer (and its status badge) is drawn by
-    it: the live component that follows the run in the browser.
+    With ``live_answer``, an unfinished column is drawn by it alone: the live component
+    that follows the run in the browser draws the column's header, status, Stop and answer.
     """
     marks = highlights(results)
     rows = row_layout(len(results))
@@ -66,8 +66,12 @@ def draw_grid(
         for column, position in zip(st.columns(len(rows[0])), row, strict=False):
             with column.container(border=True, key=f"column-{position}"):
                 result = results[position]
+                if live_answer is not None and not result.is_terminal:
+                    # One element for the whole column: a page run while columns stream
+                    # (every click does one) sends each element again, for every column.
+                    live_answer(position, result)
+                    continue
                 name, label = model_title(result, titles)
-                live = live_answer if not result.is_terminal else None
                 st.markdown(
                     column_header(
                         name,
@@ -75,10 +79,9 @@ def draw_grid(
                         result,
                         fastest=position in marks.fastest,
                         cheapest=position in marks.cheapest,
-                        status=live is None,
                     )
                 )
-                _draw_body(position, result, while_running, when_done, live)
+                _draw_body(position, result, while_running, when_done)
 
 
 def _draw_body(
@@ -86,7 +89,6 @@ def _draw_body(
     result: ModelResult,
     while_running: ColumnTools | None,
     when_done: ColumnTools | None,
-    live_answer: ColumnTools | None,
 ) -> None:
     # A fixed slot keeps every later element in place when the live tools disappear.
     live_tools = st.empty()
@@ -95,9 +97,7 @@ def _draw_body(
             while_running(position, result)
     notice = column_notice(result)
     with st.container(key=f"answer-{position}"):
-        if live_answer is not None:
-            live_answer(position, result)
-        elif result.content or not result.is_terminal:
+        if result.content or not result.is_terminal:
             st.markdown(inert_images(result.content) or WAITING_TEXT)
         elif notice is None:  # finished without text and without an error to say why
             st.markdown(NO_TEXT)

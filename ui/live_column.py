@@ -2,7 +2,9 @@
 
 A live column is a component (``ui/components/live_column``: its JS and CSS ship with the
 app, nothing is fetched at run time) that opens the run's event stream and appends the
-text as plain text while it arrives, with a status badge and live metrics. The page reruns
+text as plain text while it arrives, with the model's name, a status badge, live metrics and
+the column's Stop button (a component trigger: a page run while columns stream sends one
+element per column, not a header, a button and their slots). The page reruns
 only when the run starts, on clicks, and once when the whole run is done (the component
 asks for that rerun); the final rerun draws every answer as markdown with its tools.
 
@@ -12,6 +14,7 @@ component says so before any event came and the page falls back to polling for g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +69,32 @@ def _done() -> None:
     """Nothing to do: the rerun the component asked for redraws the finished run."""
 
 
-def live_answer(run_id: str, url: str, position: int, result: ModelResult) -> None:
-    """The live component for ``result``'s column ``position`` of run ``run_id``."""
+def live_answer(
+    run_id: str,
+    url: str,
+    position: int,
+    result: ModelResult,
+    *,
+    title: tuple[str, str],
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """The live component for ``result``'s column ``position`` of run ``run_id``: the whole
+    column while it streams (``title``: the model's name and picker label, its status, live
+    metrics, the answer) and, with ``on_stop``, a Stop button that calls it."""
+    name, label = title
     data: dict[str, Any] = {
         "url": url,
         "index": result.index,
+        "name": name,
+        "label": label,
         "waiting": WAITING,
         "price": result.price_tokens,
+        "stop": on_stop is not None,
     }
     _component(
         key=f"live-{run_id}-{result.index}-{position}",
         data=data,
         on_done_change=_done,
         on_fallback_change=_fall_back,
+        on_stop_change=on_stop,
     )

@@ -153,6 +153,32 @@ def test_a_long_answer_is_cut_into_parts_that_look_like_one_text(
     assert streamed_text(app_page, 0) == [LONG_ANSWER]
 
 
+def test_stop_in_a_live_column_works_from_the_keyboard_and_keeps_the_partial_text(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("gpt-5", {"text": WORDS, "ttft_ms": 20, "delay_ms": 300})
+    fake.script("gpt-5-nano", {"text": "W00 W01", "ttft_ms": 20, "delay_ms": 30})
+    pick_models(app_page, [NANO, GPT5])
+    run_prompt(app_page, "Count until I stop you")
+
+    slow = column(app_page, 1)
+    expect(slow.locator(".live-answer")).to_contain_text("W02")
+    # The live column draws its own header and Stop: one element per column on a page run.
+    expect(slow.locator(".live-name")).to_have_text("GPT-5")
+    expect(slow.locator(".live-label")).to_have_text(GPT5)
+    stop = slow.locator(".live-column").get_by_role("button", name="Stop")
+    stop.focus()
+    app_page.keyboard.press("Enter")
+
+    expect(slow.get_by_text("Stopped", exact=True)).to_be_visible()
+    expect(slow).to_contain_text("Stopped by you. The text received so far is kept.")
+    expect(slow).to_contain_text("W00 W01 W02")
+    expect(slow).not_to_contain_text("W39")
+    expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible()
+    stopped = [r for r in fake.requests() if (r.get("json") or {}).get("model") == "gpt-5"]
+    assert len(stopped) == 1  # stopped, never sent again
+
+
 def test_a_rerun_while_streaming_keeps_each_live_column_as_it_is(
     app_page: Page, fake: FakeServerProcess
 ) -> None:

@@ -3,6 +3,10 @@
 // answer full of <script> or <img onerror> stays inert. Streamlit redraws the column as
 // markdown once the whole run is done (this component asks for that rerun).
 //
+// The component is the whole column while it streams (model name, status, metrics, Stop,
+// answer): each element Streamlit draws is sent again on every page run, and a click while
+// six columns stream is a page run.
+//
 // All columns of a run share one EventSource (browsers allow ~6 connections per host), kept
 // on globalThis so a column mounted again after a rerun picks up the text received so far.
 
@@ -81,7 +85,7 @@ function columnOf(run, index) {
   let column = run.columns.get(index);
   if (!column) {
     column = { text: "", status: "pending", label: "Waiting", colour: "gray", ttft: null,
-               metrics: null, startedAt: performance.now() };
+               metrics: null, final: false, startedAt: performance.now() };
     run.columns.set(index, column);
   }
   return column;
@@ -103,6 +107,7 @@ function apply(run, event) {
     column.label = event.label;
     column.colour = event.colour;
     if (event.metrics) column.metrics = event.metrics;
+    if (event.k === "finished") column.final = true;
   }
 }
 
@@ -165,12 +170,27 @@ export default function (component) {
   parentElement.querySelector(".live-column")?.remove();
   const root = element("div", "live-column", parentElement);
   const statusLine = element("div", "live-status", root);
+  element("strong", "live-name", statusLine).textContent = data.name ?? "";
   const badge = element("span", "live-badge", statusLine);
-  const metricsLine = element("span", "live-metrics", statusLine);
-  const answer = element("div", "live-answer", root);
+  element("div", "live-label", root).textContent = data.label ?? "";
   const index = data.index;
   const run = follow(data.url);
   const column = columnOf(run, index);
+  // A real button (keyboard and screen readers reach it); the page's callback stops the
+  // model, and the column keeps the text received so far.
+  let stopButton = null;
+  if (data.stop) {
+    stopButton = element("button", "live-stop", root);
+    stopButton.type = "button";
+    element("span", "live-stop-icon", stopButton).setAttribute("aria-hidden", "true");
+    stopButton.append("Stop");
+    stopButton.addEventListener("click", () => {
+      stopButton.disabled = true;
+      setTriggerValue("stop", true);
+    });
+  }
+  const metricsLine = element("div", "live-metrics", root);
+  const answer = element("div", "live-answer", root);
 
   // The answer is Text nodes only: new text is appended to the last one, never parsed.
   // A long answer is cut into parts (blocks) at the start of a line, so appending lays out
@@ -199,6 +219,7 @@ export default function (component) {
     badge.textContent = `● ${column.label}`;
     badge.dataset.colour = column.colour;
     root.dataset.status = column.status;
+    if (stopButton !== null) stopButton.hidden = column.final;
     const parts = [];
     if (column.metrics) {
       for (const [name, value] of column.metrics) parts.push(`${name} ${value}`);
