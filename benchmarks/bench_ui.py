@@ -99,7 +99,9 @@ OBSERVER_JS = """
   new MutationObserver(() => {
     const t = now();
     for (let i = 0; i < columns; i++) {
-      const box = document.querySelector('.st-key-answer-' + i);
+      // A finished column's answer box, or the live component drawing the column.
+      const box = document.querySelector('.st-key-answer-' + i)
+        ?? document.querySelector('.st-key-column-' + i + ' .live-column');
       const text = box ? box.textContent : null;
       if (text === bench.last[i]) continue;
       bench.last[i] = text;

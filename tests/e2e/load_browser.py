@@ -38,7 +38,8 @@ DONE_JS = """(n) => [...Array(n).keys()].every((i) => {
   return box && box.innerText.includes('Done');
 })"""
 ANSWER_JS = """([marker, n]) => [...Array(n).keys()].some((i) => {
-  const box = document.querySelector('.st-key-answer-' + i);
+  const box = document.querySelector('.st-key-answer-' + i)
+    ?? document.querySelector('.st-key-column-' + i + ' .live-column');
   return box && box.textContent.includes(marker);
 })"""
 
