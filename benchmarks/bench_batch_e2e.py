@@ -169,9 +169,20 @@ def promptfoo_dir(given: Path | None) -> Path | None:
 
 
 def base_environment() -> dict[str, str]:
-    """This environment without the developer's own API and playground settings."""
-    prefixes = ("PLAYGROUND_", "ELUMENTA_", "OPENAI", "PROMPTFOO")
+    """This environment without the developer's own API and playground settings, and with
+    bytecode caching on: an installed package has its bytecode (pip compiles it), so a user's
+    run does not compile the playground's ~100 modules on every start."""
+    prefixes = ("PLAYGROUND_", "ELUMENTA_", "OPENAI", "PROMPTFOO", "PYTHONDONTWRITEBYTECODE")
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def compile_bytecode() -> None:
+    """Compile the playground's modules once, as ``pip install`` does, before the rounds."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "playground")],
+        env=base_environment(),
+        check=True,
+    )
 
 
 def run_round(
@@ -284,6 +295,7 @@ def main() -> None:
         f"load before: {os.getloadavg()[0]:.2f}"
     )
     results: dict[str, list[Run]] = {c: [] for c in clients}
+    compile_bytecode()
     with FakeServerProcess() as fake:
         for round_number in range(args.repeat):
             print(f"round {round_number + 1}:")
