@@ -6,7 +6,7 @@ PORT ?= 8501
 # Empty: the address in .streamlit/config.toml (127.0.0.1). HOST=0.0.0.0 exposes the app.
 HOST ?=
 
-.PHONY: run test lint unit e2e bench audit fake-server clean
+.PHONY: run test lint unit e2e bench audit fake-server sqlite-schema clean
 
 $(BIN)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ audit: $(BIN)/.dev-installed
 
 bench: $(BIN)/.dev-installed
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# After adding a migration: the schema a new SQLite history is created with (store/fresh.py).
+sqlite-schema:
+	$(BIN)/python -c "from playground.store.db import write_sqlite_snapshot; write_sqlite_snapshot()"
 
 fake-server: $(BIN)/.dev-installed
 	$(BIN)/python -m tests.fake_elumenta --port 8765

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -25,8 +26,9 @@ from playground.store import (
     hosted_models,  # noqa: F401  (registers the 0004 tables on Base)
     open_store,
 )
-from playground.store.db import MIGRATIONS_DIR, head_revision
+from playground.store.db import MIGRATIONS_DIR, head_revision, migrate_with_alembic
 from playground.store.eval_models import BatchCellRow
+from playground.store.fresh import SNAPSHOT, create_from_snapshot
 from playground.store.models import Base, UsageRollup, UsageTiming
 from tests.evaluation_fixtures import plan
 from tests.store_fixtures import Outcome, make_request, record_run
@@ -433,6 +435,77 @@ def test_sqlite_file_and_directory_are_created_with_wal_and_foreign_keys(tmp_pat
         assert pragma("PRAGMA busy_timeout").scalar() == 30_000
     store.close()
     assert path.exists()
+
+
+def _sqlite_schema(path: Path) -> dict[str, object]:
+    """Everything that makes up a SQLite history's schema, and the rows SQLite or Alembic
+    put in it (the revision, the full-text indexes' own state)."""
+    engine = create_store_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            query = connection.exec_driver_sql
+            return {
+                "objects": sorted(
+                    tuple(row)
+                    for row in query("SELECT type, name, tbl_name, sql FROM sqlite_master")
+                ),
+                "revision": query("SELECT version_num FROM alembic_version").scalars().all(),
+                "user_version": query("PRAGMA user_version").scalar(),
+                "fts": {
+                    table: [tuple(row) for row in query(f"SELECT * FROM {table}")]
+                    for table in (
+                        f"{fts}_{part}" for fts in SQLITE_FTS_TABLES for part in ("config", "data")
+                    )
+                },
+            }
+    finally:
+        engine.dispose()
+
+
+def test_a_new_sqlite_history_has_exactly_the_schema_and_revision_migrations_give(
+    tmp_path: Path,
+) -> None:
+    """A new SQLite file is built from the schema snapshot (store/fresh.py); this fails
+    when a migration was added or changed without ``make sqlite-schema``."""
+    migrated = create_store_engine(f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
+    migrate_with_alembic(migrated)
+    migrated.dispose()
+    open_store(f"sqlite:///{tmp_path / 'new.sqlite3'}").close()
+    expected = _sqlite_schema(tmp_path / "migrated.sqlite3")
+    assert expected["revision"] == [head_revision()]
+    assert json.loads(SNAPSHOT.read_text(encoding="utf-8"))["revision"] == head_revision()
+    assert _sqlite_schema(tmp_path / "new.sqlite3") == expected
+
+
+def test_a_new_sqlite_history_is_created_without_loading_alembic(tmp_path: Path) -> None:
+    """Alembic and the migration scripts cost a first start (an eval in CI) about
+    half a second; a new file needs neither."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    script = (
+        "import sys\n"
+        "from playground.store import open_store\n"
+        f"open_store({url!r}).close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('alembic', 'playground.store.mig'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    assert _sqlite_schema(tmp_path / "history.sqlite3")["revision"] == [head_revision()]
+
+
+def test_the_snapshot_is_used_only_on_an_empty_file_and_only_at_its_revision(
+    tmp_path: Path,
+) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    try:
+        assert not create_from_snapshot(engine, "9999")  # a migration newer than the snapshot
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE notes (text TEXT)")
+        assert not create_from_snapshot(engine, head_revision())  # not a new database
+        assert sa.inspect(engine).get_table_names() == ["notes"]
+    finally:
+        engine.dispose()
 
 
 def test_plain_postgresql_url_uses_psycopg() -> None:

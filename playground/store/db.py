@@ -7,6 +7,7 @@ batch workers) can write at once; PostgreSQL is used when the URL says so.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from playground.config import Settings
 from playground.errors import ConfigError, SchemaNewerThanCodeError
 from playground.redact import mask_url
 from playground.store.dialects import register_sqlite_functions
+from playground.store.fresh import SNAPSHOT, create_from_snapshot, schema_statements
 from playground.store.outage import DEFAULT_OUTAGE_WAIT_S, WritePolicy, run_write
 from playground.store.postgres import (
     DEFAULT_STATEMENT_TIMEOUT_S,
@@ -305,6 +307,14 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     if _at_head(engine):
         return
+    if engine.dialect.name == "sqlite" and create_from_snapshot(engine, head_revision()):
+        return
+    migrate_with_alembic(engine)
+
+
+def migrate_with_alembic(engine: Engine) -> None:
+    """:func:`upgrade_to_head` by running the pending migrations (never the snapshot of a
+    new SQLite database's schema)."""
     from alembic import command
 
     version = schema_version(engine)
@@ -324,6 +334,21 @@ def upgrade_to_head(engine: Engine) -> None:
         config.attributes["connection"] = connection
         with unbounded(connection):  # a back-fill on a large history may take a while
             command.upgrade(config, "head")
+
+
+def write_sqlite_snapshot(path: Path = SNAPSHOT) -> None:
+    """Migrate a new SQLite file to head with Alembic and store its schema at ``path``, for
+    :func:`~playground.store.fresh.create_from_snapshot` (run after adding a migration)."""
+    with tempfile.TemporaryDirectory() as folder:
+        engine = create_store_engine(f"sqlite:///{Path(folder) / 'migrated.sqlite3'}")
+        try:
+            migrate_with_alembic(engine)
+            with engine.connect() as connection:
+                statements = schema_statements(connection)
+        finally:
+            engine.dispose()
+    document = {"revision": head_revision(), "statements": statements}
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
 def check_database_url(url: str) -> None:
