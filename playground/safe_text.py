@@ -15,11 +15,14 @@ gets a leading quote, so a prompt or an answer cannot run code on the reader's m
 from __future__ import annotations
 
 import re
+from functools import cache
 from itertools import chain
-
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING
 
 from playground.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
@@ -30,8 +33,6 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>!~$:]|(?<=\bwww)\.)", re.IGNOREC
 # Every image starts with "![" ("![alt](url)", "![alt][ref]", "![ref]"); an escaped "!" or
 # "\\" pair is consumed first, so "\\![x](u)" (a "!" and a link) is no image opener.
 _IMAGE_OPENER = re.compile(r"\\.|!\[", re.DOTALL)
-# CommonMark plus GFM tables (which decide where a code span in a row ends), as Streamlit.
-_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _CODE_TOKENS = frozenset({"fence", "code_block", "code_inline"})
 
 
@@ -104,11 +105,21 @@ def _openers_in_code(markdown: str, openers: list[int]) -> set[int]:
     found = re.compile(f"{marker}(\\d+){marker}")
     code = (
         f"{token.info}\n{token.content}"
-        for block in _MARKDOWN.parse(marked)
+        for block in _markdown().parse(marked)
         for token in chain((block,), block.children or ())
         if token.type in _CODE_TOKENS
     )
     return {int(number) for text in code for number in found.findall(text)}
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    """CommonMark plus GFM tables (which decide where a code span in a row ends), as
+    Streamlit. Built on first use: the command line never parses markdown, and importing
+    markdown-it costs its start-up (an eval's time to first request) ~50 ms."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
 def _unused_character(text: str) -> str:
