@@ -25,6 +25,7 @@ from playground.evaluation import batch as batch_module
 from playground.store import open_store
 from playground.store.eval_recovery import recover_interrupted_batches
 from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.fake_elumenta.process import playground_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -395,6 +396,41 @@ OFFLINE_PATTERN = {
     "deepseek-v3": [1, 2, 4],  # complies with the unsafe ticket
     "gemini-3-pro": [3],  # too long, except its short refusal
 }
+
+
+def test_eval_exits_without_tearing_the_interpreter_down_and_every_answer_is_stored(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Module teardown after the batch only delays the exit: ``python -m playground`` ends
+    the process once the command returned, its output flushed and its history committed
+    (an exit handler registered before it never runs)."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('torn down', file=sys.stderr))\n"
+        "sys.argv = ['playground', *sys.argv[1:]]\n"
+        "runpy.run_module('playground', run_name='__main__', alter_sys=True)\n"
+    )
+    env = playground_environment(
+        PLAYGROUND_DATA_DIR=str(tmp_path),
+        PLAYGROUND_DATABASE_URL=store_url,
+        PLAYGROUND_DEMO_TIME_SCALE="0.01",
+    )
+    offline = ROOT / "examples" / "offline.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "eval", str(offline), "--json"],
+        cwd=tmp_path,  # no developer's .env
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # the example's documented failures
+    assert "torn down" not in done.stderr
+    document = json.loads(done.stdout)
+    assert (document["status"], document["completed"]) == ("completed", len(document["cells"]))
+    assert _cell_statuses(store_url) == {"completed"}
+    assert len(_completed_cells(store_url)) == len(document["cells"])
 
 
 def test_offline_example_gives_the_documented_pattern_with_the_demo(
