@@ -77,9 +77,16 @@ def visible_to(model: Any, principal: Principal | None) -> sa.ColumnElement[bool
     """The SQL form of :func:`can_view` for the ORM class ``model`` (owned rows)."""
     if principal is None:
         return sa.true()
-    shared = sa.and_(
-        model.visibility == "workspace", model.workspace_id.in_(sorted(principal.workspace_ids))
-    )
-    if not principal.workspace_ids:
-        return model.owner == principal.subject  # type: ignore[no-any-return]
-    return sa.or_(model.owner == principal.subject, shared)
+    return visible_to_viewer(model, principal.subject, sorted(principal.workspace_ids) or None)
+
+
+def visible_to_viewer(
+    model: Any, subject: Any, workspace_ids: Any | None
+) -> sa.ColumnElement[bool]:
+    """:func:`visible_to` for a viewer given as its ``subject`` and ``workspace_ids``, values
+    or bound parameters (a statement built once for every viewer); ``workspace_ids`` is
+    ``None`` when the viewer belongs to no workspace."""
+    if workspace_ids is None:
+        return model.owner == subject  # type: ignore[no-any-return]
+    shared = sa.and_(model.visibility == "workspace", model.workspace_id.in_(workspace_ids))
+    return sa.or_(model.owner == subject, shared)

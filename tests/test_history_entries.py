@@ -4,11 +4,14 @@ entries and order as counting every match, whatever the page, filter or cap."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from playground.presenters.history import page_caption
-from playground.store import HistoryFilter, Store
+from playground.principal import Principal
+from playground.store import HistoryFilter, Store, repository
 from playground.store.eval_models import BatchCellRow
 from playground.store.models import ComparisonTag
 from playground.store.repository import (
@@ -71,6 +74,27 @@ def test_entries_are_ordered_by_their_newest_comparison_on_every_page(store: Sto
                 )
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_a_walk_in_steps_of_any_size_finds_the_same_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Steps smaller than the answers of one comparison, or than a page: the walk goes on
+    # from where the last step ended, answers of the same time included.
+    monkeypatch.setattr(repository, "_WALK_CHUNK", chunk)
+    ids, batch_id = _seed(store)
+    cases = {
+        HistoryFilter(): [batch_id, ids["early"], ids["late"], ids["old"]],
+        HistoryFilter(models=("gpt-5",)): [ids["early"], ids["late"], ids["old"]],
+    }
+    with store.session() as session:
+        for flt, expected in cases.items():
+            for limit in (1, 2, 3, 4):
+                for offset in range(5):
+                    page = history_entries(session, flt, limit=limit, offset=offset)
+                    assert _keys(page.entries) == expected[offset : offset + limit], (flt, limit)
+                    assert (page.total, page.more) == (len(expected), False)
+
+
 def test_filters_and_hidden_batches_match_the_full_count(store: Store) -> None:
     ids, _ = _seed(store)
     cases = {
@@ -127,14 +151,17 @@ def test_the_walk_and_the_count_read_only_the_time_ordered_indexes(store: Store)
         filters = filters[:1]
     for flt in filters:
         with statements_of(store) as seen, store.session() as session:
-            history_entries(session, flt, limit=2)
+            # A cap below the matches: the walk alone would not know the count.
+            history_entries(session, flt, limit=1, count_up_to=1)
         walk_and_count = [
             (statement, parameters)
             for statement, parameters in seen
             if "ORDER BY results.created_utc DESC" in statement
             or "SELECT DISTINCT results.comparison_id" in statement
         ]
-        assert len(walk_and_count) == 2, seen
+        # Every step of the walk, and the count.
+        assert sum("SELECT DISTINCT" in statement for statement, _ in walk_and_count) == 1, seen
+        assert len(walk_and_count) >= 2, seen
         for statement, parameters in walk_and_count:
             plan = results_plan(store, statement, parameters)
             covering = "USING COVERING INDEX ix_results_" in plan or (
@@ -147,3 +174,64 @@ def test_the_caption_says_when_the_count_stopped_early() -> None:
     assert page_caption(0, 1, 1, more=False) == "Page 1 of 1 · 1 entry"
     assert page_caption(1, 5, 93, more=False) == "Page 2 of 5 · 93 entries"
     assert page_caption(0, 50, 1000, more=True) == "Page 1 of 50+ · 1,000+ entries"
+
+
+def test_each_filter_shape_is_built_once_and_every_viewer_keeps_their_own(store: Store) -> None:
+    with store.session() as session, session.begin():
+        for hours in (0, 1):
+            created = T0 + timedelta(hours=hours)
+            mine = seed_comparison(session, owner="ana", prompt="ana's", created=created)
+            seed_result(session, mine, "gpt-5")
+            theirs = seed_comparison(session, owner="bob", prompt="bob's", created=created)
+            seed_result(session, theirs, "deepseek-v3")
+    ana, bob = (
+        Principal(user_id=i, subject=name, display_name=name, role="member")
+        for i, name in enumerate(("ana", "bob"), start=1)
+    )
+    run: list[list[object]] = []
+
+    def record(_conn: Any, statement: object, *_: Any) -> None:
+        run[-1].append(statement)
+
+    sa.event.listen(store.engine, "before_execute", record)
+    try:
+        pages = {}
+        for viewer, model in ((ana, "deepseek-v3"), (ana, "gpt-5"), (bob, "deepseek-v3")):
+            run.append([])
+            with statements_of(store) as seen, store.session() as session:
+                flt = HistoryFilter(models=(model,), since=T0 - DAY, viewer=viewer)
+                # A cap below the matches: the count runs too.
+                page = history_entries(session, flt, limit=1, count_up_to=1)
+                pages[viewer.subject, model] = _keys(page.entries)
+            # The walk and the count apply the viewer's visibility themselves.
+            walk_and_count = [
+                (statement, parameters)
+                for statement, parameters in seen
+                if "walked" in statement or "SELECT DISTINCT results.comparison_id" in statement
+            ]
+            assert walk_and_count
+            for statement, parameters in walk_and_count:
+                values = parameters.values() if isinstance(parameters, dict) else parameters
+                assert viewer.subject in values, statement
+    finally:
+        sa.event.remove(store.engine, "before_execute", record)
+    assert pages == {
+        ("ana", "deepseek-v3"): [],
+        ("ana", "gpt-5"): [mine.id],
+        ("bob", "deepseek-v3"): [theirs.id],
+    }
+    # Other values of the same filters, another viewer: the very statements of the first
+    # page that found answers, only their bound values differ.
+    assert [id(s) for s in run[2]] == [id(s) for s in run[1]]
+    assert len(run[1]) == 4  # the walk, the count, answers and comparisons
+
+
+def test_a_walk_that_read_every_match_needs_no_count(store: Store) -> None:
+    _seed(store)
+    cases = [(HistoryFilter(), True, 4), (HistoryFilter(), False, 3)]
+    cases += [(HistoryFilter(models=("gpt-5",)), True, 3)]
+    for flt, batches, total in cases:
+        with statements_of(store) as seen, store.session() as session:
+            page = history_entries(session, flt, batches=batches)
+        assert (page.total, page.more) == (total, False)
+        assert not [s for s, _ in seen if "SELECT DISTINCT results.comparison_id" in s], seen

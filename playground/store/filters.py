@@ -7,6 +7,7 @@ aggregates never need a join and the composite ``results`` indexes stay usable.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.principal import Principal, visible_to
+from playground.principal import Principal, visible_to_viewer
 from playground.store.models import Comparison, ComparisonTag, Result
 
 _WORD = re.compile(r"[^\W_]+")
@@ -86,29 +87,107 @@ def history_order(
     return [Result.created_utc.asc(), Result.id.asc()]
 
 
+@dataclass(frozen=True)
+class FilterShape:
+    """Which conditions a filter sets, without their values: all a statement built once
+    with bound parameters (:func:`shaped_conditions`) depends on. The search is not part
+    of it (searches are built per filter)."""
+
+    models: bool
+    statuses: bool
+    since: bool
+    until: bool
+    tag: bool
+    owner: bool
+    viewer: bool
+    viewer_workspaces: bool
+    include_deleted: bool
+
+
+def filter_shape(flt: HistoryFilter, *, include_deleted: bool = False) -> FilterShape:
+    """The shape of ``flt``'s conditions other than the search."""
+    viewer = flt.viewer
+    return FilterShape(
+        models=bool(flt.models),
+        statuses=bool(flt.statuses),
+        since=flt.since is not None,
+        until=flt.until is not None,
+        tag=bool(flt.tag),
+        owner=flt.owner is not None,
+        viewer=viewer is not None,
+        viewer_workspaces=viewer is not None and bool(viewer.workspace_ids),
+        include_deleted=include_deleted,
+    )
+
+
+def filter_values(flt: HistoryFilter) -> dict[str, Any]:
+    """The values of the bound parameters :func:`shaped_conditions` names, for ``flt``."""
+    viewer = flt.viewer
+    return {
+        "flt_models": list(flt.models),
+        "flt_statuses": list(flt.statuses),
+        "flt_since": flt.since,
+        "flt_until": flt.until,
+        "flt_tag": flt.tag,
+        "flt_owner": flt.owner,
+        "flt_viewer": viewer.subject if viewer is not None else None,
+        "flt_workspaces": sorted(viewer.workspace_ids) if viewer is not None else [],
+    }
+
+
+def shaped_conditions(
+    shape: FilterShape, table: type[Result] = Result
+) -> list[ColumnElement[bool]]:
+    """The conditions of every filter of ``shape`` on ``table``, with their values left as
+    bound parameters named as in :func:`filter_values` (given when the statement runs)."""
+
+    return _conditions(
+        shape, table, lambda name: sa.bindparam(f"flt_{name}", expanding=name in _LISTS)
+    )
+
+
+_LISTS = frozenset({"models", "statuses", "workspaces"})
+
+
 def _plain_conditions(
     flt: HistoryFilter, include_deleted: bool, table: type[Result]
 ) -> list[ColumnElement[bool]]:
     """Every condition of ``flt`` except the search, on ``table`` (``results`` or an alias)."""
+    values = filter_values(flt)
+    return _conditions(
+        filter_shape(flt, include_deleted=include_deleted),
+        table,
+        lambda name: values[f"flt_{name}"],
+    )
+
+
+def _conditions(
+    shape: FilterShape, table: type[Result], value: Callable[[str], Any]
+) -> list[ColumnElement[bool]]:
+    """The conditions ``shape`` sets, each filter's value given by ``value(name)``: the
+    value itself, or a bound parameter standing for it."""
     conditions: list[ColumnElement[bool]] = []
-    if flt.models:
-        conditions.append(table.model.in_(flt.models))
-    if flt.statuses:
-        conditions.append(table.status.in_(flt.statuses))
-    if flt.since is not None:
-        conditions.append(table.created_utc >= flt.since)
-    if flt.until is not None:
-        conditions.append(table.created_utc < flt.until)
-    if flt.tag:
-        tagged = sa.select(ComparisonTag.comparison_id).where(ComparisonTag.tag == flt.tag)
+    if shape.models:
+        conditions.append(table.model.in_(value("models")))
+    if shape.statuses:
+        conditions.append(table.status.in_(value("statuses")))
+    if shape.since:
+        conditions.append(table.created_utc >= value("since"))
+    if shape.until:
+        conditions.append(table.created_utc < value("until"))
+    if shape.tag:
+        tagged = sa.select(ComparisonTag.comparison_id).where(ComparisonTag.tag == value("tag"))
         conditions.append(table.comparison_id.in_(tagged.correlate(None)))
-    if flt.owner is not None:
-        owned = sa.select(Comparison.id).where(Comparison.owner == flt.owner)
+    if shape.owner:
+        owned = sa.select(Comparison.id).where(Comparison.owner == value("owner"))
         conditions.append(table.comparison_id.in_(owned.correlate(None)))
-    if flt.viewer is not None:
-        visible = sa.select(Comparison.id).where(visible_to(Comparison, flt.viewer))
+    if shape.viewer:
+        workspaces = value("workspaces") if shape.viewer_workspaces else None
+        visible = sa.select(Comparison.id).where(
+            visible_to_viewer(Comparison, value("viewer"), workspaces)
+        )
         conditions.append(table.comparison_id.in_(visible.correlate(None)))
-    if not include_deleted:
+    if not shape.include_deleted:
         deleted = sa.select(Comparison.id).where(Comparison.deleted_utc.is_not(None))
         conditions.append(table.comparison_id.not_in(deleted.correlate(None)))
     return conditions

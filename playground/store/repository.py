@@ -6,13 +6,14 @@ The caller owns the transaction: ``with store.session() as s, s.begin(): list_re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -24,8 +25,15 @@ from playground.principal import Principal, can_view
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul
+from playground.store.entry_statements import count_statement, walk_statement
 from playground.store.eval_models import BatchCellRow, BatchRow
-from playground.store.filters import HistoryFilter, history_order, result_conditions
+from playground.store.filters import (
+    HistoryFilter,
+    filter_shape,
+    filter_values,
+    history_order,
+    result_conditions,
+)
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
 from playground.store.rollups import kept_in_step
 
@@ -306,44 +314,30 @@ def history_entries(
         total = count_history_entries(session, flt, batches=batches)
         found = list_history_entries(session, flt, limit, offset, batches=batches)
         return EntryPage(found, total, more=False)
-    ranked = _newest_entries(session, flt, batches, offset + limit)
-    total, more = _count_entries(session, flt, batches, max(count_up_to, offset + limit))
-    # The walk saw every entry up to this page's: the count never ends before it.
-    total = max(total, len(ranked))
-    return EntryPage(_entries(session, flt, ranked[offset : offset + limit]), total, more)
+    walk = _newest_entries(session, flt, batches, offset + limit)
+    cap = max(count_up_to, offset + limit)
+    if walk.complete and walk.comparisons <= cap:
+        # The walk read every matching answer: it knows what the count would say.
+        total, more = walk.entries, False
+    else:
+        total, more = _count_entries(session, flt, batches, cap)
+        # The walk saw every entry up to this page's: the count never ends before it.
+        total = max(total, len(walk.keys))
+    return EntryPage(_entries(session, flt, walk.keys[offset : offset + limit]), total, more)
 
 
 def _count_entries(
     session: Session, flt: HistoryFilter | None, batches: bool, cap: int
 ) -> tuple[int, bool]:
     """How many entries match, counted over the first ``cap + 1`` matching comparisons in
-    index order (no sort, no grouping of every match), and whether more may match.
-
-    One statement: the database looks up each counted comparison's batch itself, so no
-    list of ids travels back and forth.
-    """
-    dialect = session.get_bind().dialect.name
-    conditions = result_conditions(flt or HistoryFilter(), dialect)
-    found = (
-        sa.select(Result.comparison_id.label("comparison_id"))
-        .where(*conditions)
-        .distinct()
-        .limit(cap + 1)
-        .subquery()
+    index order, and whether more may match (see :func:`count_statement`)."""
+    flt = flt or HistoryFilter()
+    statement = count_statement(filter_shape(flt), batches)
+    counted, found_entries = (
+        session.connection()
+        .execute(statement, {**filter_values(flt), "count_limit": cap + 1})
+        .one()
     )
-    keyed = sa.select(
-        found.c.comparison_id, _batch_of(found.c.comparison_id).label("batch_id")
-    ).subquery()
-    # The batch column is used once per statement: SQLite inlines the subquery, so each
-    # use would look the batch up again.
-    entries: ColumnElement[int]
-    if batches:
-        entries = sa.func.count(
-            sa.distinct(sa.func.coalesce(keyed.c.batch_id, -keyed.c.comparison_id))
-        )
-    else:
-        entries = sa.func.count() - sa.func.count(keyed.c.batch_id)
-    counted, found_entries = session.execute(sa.select(sa.func.count(), entries)).one()
     keys = int(found_entries)
     more = int(counted) > cap
     return min(keys, cap) if more else keys, more
@@ -372,7 +366,7 @@ def list_history_entries(
             )
         ]
     else:
-        keys = _newest_entries(session, flt, batches, offset + limit)[offset : offset + limit]
+        keys = _newest_entries(session, flt, batches, offset + limit).keys[offset : offset + limit]
     return _entries(session, flt, keys)
 
 
@@ -382,38 +376,41 @@ def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> li
     return [plain[-k] if k < 0 else in_batches[k] for k in keys]
 
 
+class _Walk(NamedTuple):
+    keys: list[int]
+    """The ``wanted`` newest entries' keys (fewer if fewer match), in page order."""
+    entries: int
+    """How many entries the walk saw."""
+    comparisons: int
+    """How many matching comparisons the walk saw."""
+    complete: bool
+    """Whether the walk read every matching answer (then it saw every entry)."""
+
+
 def _newest_entries(
     session: Session, flt: HistoryFilter | None, batches: bool, wanted: int
-) -> list[int]:
+) -> _Walk:
     """The keys of the ``wanted`` newest entries (fewer if fewer match), in page order.
 
-    Walks the matching answers newest first. An answer is never created before its
-    comparison, so once ``wanted`` entries are known and the walk has reached answers
-    older than the last of them, no comparison still unseen can rank among them.
+    Walks the matching answers newest first (:func:`walk_statement`). An answer is never
+    created before its comparison, so once ``wanted`` entries are known and the walk has
+    reached answers older than the last of them, no comparison still unseen can rank
+    among them.
     """
-    dialect = session.get_bind().dialect.name
-    conditions = result_conditions(flt or HistoryFilter(), dialect)
+    flt = flt or HistoryFilter()
+    shape = filter_shape(flt)
+    # A comparison has about one answer per model: with a model filter, twice the page's
+    # answers usually reach past it, and a first step of 200 would read ten pages' worth.
+    chunk = min(_WALK_CHUNK, 2 * wanted * len(flt.models)) if flt.models else _WALK_CHUNK
+    values: dict[str, Any] = {**filter_values(flt), "walk_chunk": chunk}
+    connection = session.connection()
     latest: dict[int, datetime] = {}
     seen: set[int] = set()
-    after: tuple[datetime, int] | None = None
+    continued = False
     while True:
-        query = (
-            sa.select(
-                Result.created_utc,
-                Result.id,
-                Result.comparison_id,
-                Comparison.created_utc,
-                _batch_of(Result.comparison_id),
-            )
-            .join(Comparison, Comparison.id == Result.comparison_id)
-            .where(*conditions)
-            .order_by(Result.created_utc.desc(), Result.id.desc())
-            .limit(_WALK_CHUNK)
-        )
-        if after is not None:
-            query = query.where(sa.tuple_(Result.created_utc, Result.id) < after)
-        rows = session.execute(query).all()
-        for _, _, comparison_id, created, batch_id in rows:
+        rows = connection.execute(walk_statement(shape, continued), values).all()
+        walked, last_created, last_id = rows[0][3:] if rows else (0, None, None)
+        for comparison_id, created, batch_id, *_ in rows:
             if comparison_id in seen:
                 continue
             seen.add(comparison_id)
@@ -425,32 +422,18 @@ def _newest_entries(
         # seconds): answers past the stopping point only add entries older than the
         # wanted-th, so the page is the same.
         ranked = _ranked(latest)
-        if len(rows) < _WALK_CHUNK or (
-            len(ranked) >= wanted and rows[-1][0] < ranked[wanted - 1][1]
-        ):
-            return [key for key, _ in ranked[:wanted]]
-        after = (rows[-1][0], rows[-1][1])
+        complete = walked < values["walk_chunk"]
+        if complete or (len(ranked) >= wanted and last_created < ranked[wanted - 1][1]):
+            keys = [key for key, _ in ranked[:wanted]]
+            return _Walk(keys, len(ranked), len(seen), complete)
+        continued = True
+        values["walk_after_created"], values["walk_after_id"] = last_created, last_id
+        values["walk_chunk"] = _WALK_CHUNK
 
 
 def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
     """Entries in page order: newest comparison first, then the higher key."""
     return sorted(latest.items(), key=lambda item: (item[1], item[0]), reverse=True)
-
-
-# Built once: an alias makes a proxy of every column, which would cost each page more
-# than the lookups it runs.
-_BATCH_ANSWERS = cast(sa.Table, Result.__table__).alias("batch_answers")
-_BATCH_CELLS = cast(sa.Table, BatchCellRow.__table__)
-_BATCH_OF = sa.select(sa.func.min(_BATCH_CELLS.c.batch_id)).select_from(
-    _BATCH_ANSWERS.join(_BATCH_CELLS, _BATCH_CELLS.c.result_id == _BATCH_ANSWERS.c.id)
-)
-
-
-def _batch_of(comparison_id: sa.ColumnExpressionArgument[int]) -> ColumnElement[int | None]:
-    """The batch whose cells the comparison ``comparison_id`` answers (as
-    :func:`_comparison_batches`), or NULL: a scalar subquery the database runs per row,
-    through the ``results`` comparison index and the ``batch_cells`` result index."""
-    return _BATCH_OF.where(_BATCH_ANSWERS.c.comparison_id == comparison_id).scalar_subquery()
 
 
 def count_history_entries(
@@ -511,7 +494,9 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
     if not ids:
         return []
     wanted = sorted(set(ids))
-    comparisons, results = (cast(sa.Table, model.__table__) for model in (Comparison, Result))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    answers_of, comparisons_of = _shown_statements(postgres)
+    connection = session.connection()
     params_of = _params_reader()
     answers: dict[int, list[ModelResult]] = {i: [] for i in wanted}
     targets: dict[int, dict[int, ModelTarget]] = {i: {} for i in wanted}
@@ -540,11 +525,7 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
         error_message,
         cached,
         truncated,
-    ) in session.execute(
-        sa.select(*(_as_text(results.c[name]) for name in _SHOWN_RESULT_COLUMNS))
-        .where(results.c.comparison_id.in_(wanted))
-        .order_by(results.c.comparison_id, results.c.position, results.c.id)
-    ).all():
+    ) in connection.execute(answers_of, {"ids": wanted}).all():
         if position not in targets[comparison_id]:
             # No params of its own: SQL NULL, or JSON null read as text.
             own = None if target_params in (None, "null") else params_of(target_params)
@@ -573,7 +554,6 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
                 result_id=result_id,
             )
         )
-    postgres = session.get_bind().dialect.name == "postgresql"
     found = []
     for (
         comparison_id,
@@ -589,12 +569,7 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
         workspace_id,
         visibility,
         tag_list,
-    ) in session.execute(
-        sa.select(
-            *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
-            _tags_of(comparisons.c.id, postgres),
-        ).where(comparisons.c.id.in_(wanted))
-    ).all():
+    ) in connection.execute(comparisons_of, {"ids": wanted}).all():
         shown = targets[comparison_id]
         request = CompareRequest(
             messages=tuple(Message(cast(Role, m["role"]), m["content"]) for m in messages),
@@ -619,6 +594,26 @@ def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredCompar
             )
         )
     return found
+
+
+@functools.cache
+def _shown_statements(
+    postgres: bool,
+) -> tuple[sa.Select[*tuple[Any, ...]], sa.Select[*tuple[Any, ...]]]:
+    """The answers (in comparison, position order) and the comparisons with their tags of
+    the comparison ids ``ids``, as :func:`_load_comparisons` reads them: built once."""
+    comparisons, results = (cast(sa.Table, model.__table__) for model in (Comparison, Result))
+    ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+    answers = (
+        sa.select(*(_as_text(results.c[name]) for name in _SHOWN_RESULT_COLUMNS))
+        .where(results.c.comparison_id.in_(ids))
+        .order_by(results.c.comparison_id, results.c.position, results.c.id)
+    )
+    shown = sa.select(
+        *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
+        _tags_of(comparisons.c.id, postgres),
+    ).where(comparisons.c.id.in_(ids))
+    return answers, shown
 
 
 _PARAMS_COLUMNS = frozenset({"params_json", "target_params_json"})
