@@ -235,3 +235,25 @@ def test_a_walk_that_read_every_match_needs_no_count(store: Store) -> None:
             page = history_entries(session, flt, batches=batches)
         assert (page.total, page.more) == (total, False)
         assert not [s for s, _ in seen if "SELECT DISTINCT results.comparison_id" in s], seen
+
+
+def test_the_count_among_the_newest_answers_agrees_with_the_full_count(store: Store) -> None:
+    # PostgreSQL first counts among the newest matching answers (two per comparison and
+    # model here): decided there, or counted over every match when they were too few.
+    _seed(store)  # gpt-5 answers: "late" (5 h), "early" (1 h), "old" (a day before)
+    with store.session() as session, session.begin():
+        many = seed_comparison(session, created=T0 + timedelta(hours=6), prompt="many")
+        for minutes in range(5):
+            seed_result(
+                session, many, "gpt-5", created=many.created_utc + timedelta(minutes=minutes)
+            )
+    flt = HistoryFilter(models=("gpt-5",))  # 4 comparisons, 8 answers
+    with store.session() as session:
+        cases = {10: (4, False), 3: (3, True), 1: (1, True)}
+        for cap, expected in cases.items():
+            with statements_of(store) as seen:
+                assert repository._count_entries(session, flt, True, cap) == expected, cap
+            counts = [s for s, _ in seen if "DISTINCT" in s]
+            # Cap 1: the 4 newest answers are all "many"'s, so every match is counted.
+            fell_back = cap == 1 and store.backend == "postgresql"
+            assert len(counts) == (2 if fell_back else 1), (cap, counts)

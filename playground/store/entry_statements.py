@@ -73,22 +73,33 @@ def walk_statement(shape: FilterShape, continued: bool) -> sa.Select[*tuple[Any,
 
 
 @functools.cache
-def count_statement(shape: FilterShape, batches: bool) -> sa.Select[*tuple[Any, ...]]:
+def count_statement(
+    shape: FilterShape, batches: bool, newest_answers: bool = False
+) -> sa.Select[*tuple[Any, ...]]:
     """How many comparisons among the first ``count_limit`` matching ones (in index order:
     no sort, no grouping of every match) a filter of ``shape`` finds, and how many entries
-    they make: each batch's comparisons one entry (``batches``), or none of them.
+    they make: each batch's comparisons one entry (``batches``), or none of them; and
+    (``newest_answers``) how many answers were read.
 
-    The database looks up each counted comparison's batch itself, so no list of ids
-    travels back and forth.
+    With ``newest_answers`` the comparisons are looked for among the newest
+    ``count_answers`` matching answers only: PostgreSQL makes a list of distinct values
+    by hashing its whole input, so without a bound on the answers it reads every match
+    of the filter before the limit applies. The database looks up each counted
+    comparison's batch itself, so no list of ids travels back and forth.
     """
     results = _RESULTS.c
-    found = (
-        sa.select(results.comparison_id.label("comparison_id"))
-        .where(*shaped_conditions(shape, cast(type[Result], results)))
-        .distinct()
-        .limit(sa.bindparam("count_limit"))
-        .subquery()
+    matching = sa.select(results.comparison_id.label("comparison_id")).where(
+        *shaped_conditions(shape, cast(type[Result], results))
     )
+    answers = None
+    if newest_answers:
+        answers = (
+            matching.order_by(results.created_utc.desc(), results.id.desc())
+            .limit(sa.bindparam("count_answers"))
+            .cte("counted_answers")
+        )
+        matching = sa.select(answers.c.comparison_id)
+    found = matching.distinct().limit(sa.bindparam("count_limit")).subquery()
     keyed = sa.select(
         found.c.comparison_id, batch_of(found.c.comparison_id).label("batch_id")
     ).subquery()
@@ -101,4 +112,7 @@ def count_statement(shape: FilterShape, batches: bool) -> sa.Select[*tuple[Any, 
         )
     else:
         entries = sa.func.count() - sa.func.count(keyed.c.batch_id)
-    return sa.select(sa.func.count(), entries).select_from(keyed)
+    read: ColumnElement[Any] = sa.null()
+    if answers is not None:
+        read = sa.select(sa.func.count()).select_from(answers).scalar_subquery()
+    return sa.select(sa.func.count(), entries, read).select_from(keyed)

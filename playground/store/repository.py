@@ -330,17 +330,37 @@ def _count_entries(
     session: Session, flt: HistoryFilter | None, batches: bool, cap: int
 ) -> tuple[int, bool]:
     """How many entries match, counted over the first ``cap + 1`` matching comparisons in
-    index order, and whether more may match (see :func:`count_statement`)."""
+    index order, and whether more may match (see :func:`count_statement`).
+
+    On PostgreSQL, a filter on model, status or time first looks among the newest
+    matching answers only (about two per counted comparison and model filtered on, eight
+    without one): enough to tell in one statement, bounded whatever the history's size;
+    only when they hold all of at most ``cap`` comparisons and more answers match does it
+    count over every match. (Without those filters PostgreSQL reads the comparisons in
+    order through their index and stops by itself.)
+    """
     flt = flt or HistoryFilter()
-    statement = count_statement(filter_shape(flt), batches)
-    counted, found_entries = (
-        session.connection()
-        .execute(statement, {**filter_values(flt), "count_limit": cap + 1})
-        .one()
-    )
-    keys = int(found_entries)
-    more = int(counted) > cap
-    return min(keys, cap) if more else keys, more
+    shape = filter_shape(flt)
+    values = {**filter_values(flt), "count_limit": cap + 1}
+    connection = session.connection()
+    timed = shape.models or shape.statuses or shape.since or shape.until
+    if timed and connection.dialect.name == "postgresql":
+        answers = (cap + 1) * (2 * len(flt.models) if flt.models else 8)
+        counted, found_entries, read = connection.execute(
+            count_statement(shape, batches, newest_answers=True),
+            {**values, "count_answers": answers},
+        ).one()
+        if read < answers or counted > cap:
+            return _capped(int(counted), int(found_entries), cap)
+    counted, found_entries, _ = connection.execute(count_statement(shape, batches), values).one()
+    return _capped(int(counted), int(found_entries), cap)
+
+
+def _capped(comparisons: int, entries: int, cap: int) -> tuple[int, bool]:
+    """The count of ``entries`` made by ``comparisons`` counted comparisons, and whether
+    more may match (more than ``cap`` comparisons were found)."""
+    more = comparisons > cap
+    return min(entries, cap) if more else entries, more
 
 
 def list_history_entries(
