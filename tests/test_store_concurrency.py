@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from playground.store import Store, StoreRecorder, open_store
 from playground.store.models import Comparison, Result
 from tests.store_fixtures import Outcome, make_request, record_run
+from tests.test_store_rollups import assert_in_step, finished_calls
 
 THREADS = 8
 PROCESSES = 4
@@ -57,3 +58,6 @@ def test_threads_and_processes_write_at_once_without_losing_rows(
     assert {status for status, _, _ in rows} == {"completed"}
     for _, content, model in rows:
         assert content.endswith(f"model {model} ")
+    # Every final write added its figures once, whichever writer it raced with.
+    assert finished_calls(store) == written * len(MODELS)
+    assert_in_step(store)

@@ -1,8 +1,9 @@
 """The few SQL features SQLite lacks, emulated so every query has one form for both backends.
 
-``utc_day(column)`` is the UTC date of a timestamp, ``day_start(day)`` and
-``next_day_start(day)`` the instants a date begins and ends; ``percentile_cont(q) WITHIN GROUP
-(ORDER BY x)`` is PostgreSQL's and, on SQLite, a Python aggregate registered per connection.
+``utc_day(column)`` is the UTC date of a timestamp (``utc_month``: its month's first day),
+``day_start(day)`` and ``next_day_start(day)`` the instants a date begins and ends;
+``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is PostgreSQL's and, on SQLite, a Python
+aggregate registered per connection.
 The usage rollups' timing bins (``log_bin``) and their arrays of counts (``merged_bins``)
 are SQL on PostgreSQL and registered Python functions on SQLite.
 """
@@ -38,6 +39,25 @@ def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_day, "postgresql")
 def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+class utc_month(sa.sql.functions.FunctionElement[date]):
+    """The first day of the UTC calendar month of a ``*_utc`` timestamp column (``DATE``)."""
+
+    type = sa.Date()
+    name = "utc_month"
+    inherit_cache = True
+
+
+@compiles(utc_month, "sqlite")
+def _utc_month_sqlite(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"
+
+
+@compiles(utc_month, "postgresql")
+def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return f"CAST(date_trunc('month', ({value}) AT TIME ZONE 'UTC') AS DATE)"
 
 
 class day_start(sa.sql.functions.FunctionElement[datetime]):

@@ -40,7 +40,7 @@ from playground.store.repository import (
     prompt_hash,
     prompt_text,
 )
-from playground.store.rollups import RETURNED, kept_in_step, updated_in_step
+from playground.store.rollups import final_write, kept_in_step, updated_in_step
 from playground.store.spool import RowUpdate, apply_update
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ _START_PENDING = (
     .returning(_RESULTS.c.id)
 )
 _UPDATE_ROW = sa.update(_RESULTS).where(_RESULTS.c.id == sa.bindparam("row_id"))
-# A final write returns what the usage rollups count, so they need no read after it.
-_FINISH_ROW = _UPDATE_ROW.returning(*RETURNED)
+# Prepared once: every answer's final write keeps the usage rollups in step.
+_FINISH_ROW = final_write(_UPDATE_ROW)
 
 
 def _created_comparison(session: Session, request: CompareRequest, created: datetime) -> int | None:

@@ -7,6 +7,8 @@ changes the rollups exactly as much as it changes the rows: a final write replay
 row that is already final first removes the old figures. Only finished rows
 (:data:`FINISHED_STATUSES`) count. Increments are ``INSERT ... ON CONFLICT DO UPDATE``,
 so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
+A result's final write, which every answer makes, has a cheaper form of the same promise:
+:func:`updated_in_step`.
 
 Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
 counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), one row per bucket and measure
@@ -23,15 +25,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.store.dialects import ROLLUP_GAMMA, log_bin, lowest, merged_bins, utc_day
+from playground.store.dialects import (
+    ROLLUP_GAMMA,
+    log_bin,
+    lowest,
+    merged_bins,
+    utc_day,
+    utc_month,
+)
 from playground.store.models import (
     FINISHED_STATUSES,
     Comparison,
@@ -55,10 +66,7 @@ KEYS: tuple[str, ...] = (
 _ROLLUP = cast(sa.Table, UsageRollup.__table__)
 _TIMINGS = cast(sa.Table, UsageTiming.__table__)
 _RESULTS = cast(sa.Table, Result.__table__)
-_COMPARISONS = cast(sa.Table, Comparison.__table__)
-# Per dialect: the statements for one result by id, built on first use.
-_ONE_ROW: dict[str, tuple[sa.Executable, sa.Select[Any]]] = {}
-_TIMING_UPSERT: dict[Any, sa.Executable] = {}
+_TIMING_UPSERT: dict[str, sa.Executable] = {}
 
 
 def bin_value(index: int) -> float:
@@ -92,7 +100,7 @@ def kept_in_step(session: Session | sa.Connection, rows: ColumnElement[bool]) ->
 
     Use it around any statement that may change those rows' status, figures or sharing,
     or remove them; ``rows`` must select the same results before and after the write.
-    One result's final write uses :func:`updated_in_step` instead.
+    A result's final write uses :func:`updated_in_step` instead.
     """
     if _dialect(session) == "postgresql":
         # Lock the rows first, so a concurrent writer of the same row can't have its
@@ -138,8 +146,14 @@ def _key_columns() -> list[ColumnElement[Any]]:
 
 def _finished(query: sa.Select[Any], rows: ColumnElement[bool]) -> sa.Select[Any]:
     return query.join_from(Result, Comparison, Comparison.id == Result.comparison_id).where(
-        rows, Result.status.in_(FINISHED_STATUSES)
+        rows, _is_finished(_RESULTS.c.status)
     )
+
+
+def _is_finished(status: ColumnElement[str]) -> ColumnElement[bool]:
+    # Not IN (…): an expanding list is rendered into the SQL on every execution, and a
+    # statement prepared once as SQL text (:class:`_Prepared`) can have none.
+    return sa.or_(*(status == s for s in FINISHED_STATUSES))
 
 
 def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int) -> None:
@@ -153,32 +167,61 @@ def _add(session: Session | sa.Connection, rows: ColumnElement[bool], sign: int)
         session.execute(_timing_upsert(dialect), timings)
 
 
+@dataclass(frozen=True)
+class FinalWrite:
+    """A write of one result by id (``:row_id``), in the forms :func:`updated_in_step` runs.
+
+    Build it once per statement with :func:`final_write`: a final write runs on every answer.
+    """
+
+    update: sa.Update
+    """The write as given."""
+    first: sa.Update
+    """The write only while the row is not finished yet, returning whether it now is."""
+
+
+def final_write(update: sa.Update) -> FinalWrite:
+    """``update`` (an UPDATE of ``results`` by id, no RETURNING) made a :class:`FinalWrite`."""
+    status = _RESULTS.c.status
+    finished = _is_finished(status)
+    timed = (
+        (status == "completed")
+        & _RESULTS.c.cached.is_(False)
+        & sa.or_(*(_RESULTS.c[m].is_not(None) for m in MEASURES))
+    )
+    first = update.where(~finished).returning(finished.label("finished"), timed.label("timed"))
+    return FinalWrite(update, first)
+
+
 def updated_in_step(
     session: Session | sa.Connection,
     row_id: int,
-    update: sa.Executable,
+    write: FinalWrite,
     params: dict[str, Any],
 ) -> None:
-    """Run ``update`` (an UPDATE of the result ``row_id`` ending in ``.returning(*RETURNED)``)
-    with ``params``, keeping the rollups in step as :func:`kept_in_step` does.
+    """Run ``write`` on the result ``row_id`` with ``params``, keeping the rollups in step
+    as :func:`kept_in_step` does.
 
-    Every final write pays this, so it costs three statements besides the write, run as
-    Core statements on the transaction's connection: the row read before the write (on
-    PostgreSQL also its lock; its figures taken out if it was finished already), then
-    the write itself returns the row's new figures, and its rollup and timing rows (day
-    and month in one statement) are added, with no second read.
+    Every final write pays this, so the usual case (the row is not finished yet) costs one
+    statement besides the write on PostgreSQL and two on SQLite: the write itself says
+    whether the row is now finished and timed, and the row's figures go into its rollup and
+    timing rows (day and month) by SQL that reads them from the row and its comparison,
+    with no read in Python. A row that is finished already (a replayed write) or was
+    changed by a concurrent writer has its old figures taken out around the write.
     """
     connection = _connection(session)
-    dialect = connection.dialect.name
-    _, locking_read = _one_row(dialect)
-    before = connection.execute(locking_read, {"rollup_row": row_id}).first()
-    if before is not None and before.finished:
-        _add_figures(connection, dialect, before._mapping, -1)
-    after = connection.execute(update, params).first()
-    if before is not None and after is not None and after.finished:
-        # The comparison's keys (owner, sharing) are not changed by a write of its result.
-        shared = {"owner": before.owner, "shared_workspace": before.shared_workspace}
-        _add_figures(connection, dialect, {**after._mapping, **shared}, 1)
+    prepared = _one_row(connection.dialect)
+    written = connection.execute(write.first, params).first()
+    if written is not None:
+        if written.finished:
+            prepared.add(connection, row_id, 1, timed=bool(written.timed))
+        return
+    if connection.dialect.name == "postgresql":
+        # The row's figures are read after its lock, so a concurrent writer's are final.
+        prepared.lock.run(connection, {"rollup_row": row_id})
+    prepared.add(connection, row_id, -1, timed=True)
+    connection.execute(write.update, params)
+    prepared.add(connection, row_id, 1, timed=True)
 
 
 def _connection(session: Session | sa.Connection) -> sa.Connection:
@@ -188,127 +231,98 @@ def _connection(session: Session | sa.Connection) -> sa.Connection:
     return session
 
 
-def _one_row(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
-    if dialect not in _ONE_ROW:
-        _ONE_ROW[dialect] = _one_row_statements(dialect)
-    return _ONE_ROW[dialect]
+class _Prepared:
+    """A statement compiled once for a dialect and run as its SQL text.
+
+    A final write runs these for every answer: ``Connection.execute`` of a Core statement
+    spends more CPU on its cache key and parameters than the database spends running it.
+    Only plain values (ints, strings) are passed: no type processing is applied.
+    """
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = cast(SQLCompiler, cast(sa.ClauseElement, statement).compile(dialect=dialect))
+        self._sql = str(compiled)
+        # The statement's own literals (e.g. a measure's name), merged with the caller's values.
+        required = {name for name, bind in compiled.binds.items() if bind.required}
+        literals = compiled.construct_params(dict.fromkeys(required))
+        self._defaults = {k: v for k, v in literals.items() if k not in required}
+        self._positions = compiled.positiontup  # None for a named paramstyle
+
+    def run(self, connection: sa.Connection, params: dict[str, Any]) -> None:
+        values = {**self._defaults, **params}
+        if self._positions is None:
+            connection.exec_driver_sql(self._sql, values)
+        else:
+            connection.exec_driver_sql(self._sql, tuple(values[n] for n in self._positions))
 
 
-def _add_figures(connection: sa.Connection, dialect: str, row: Any, sign: int) -> None:
-    """Add one finished result's figures (``row``: the columns of :data:`RETURNED` plus
-    ``owner`` and ``shared_workspace``) times ``sign`` into its rollup and timing rows."""
-    upsert, _ = _one_row(dialect)
-    bucket = {key: row[key] for key in KEYS}
-    figures: dict[str, float] = {
-        "results": sign,
-        "tokens_spent": sign * (row["tokens_used"] or 0),
-        "output_chars": sign * (row["chars"] or 0),
-    }
-    for name, column in (("latency", "latency_ms"), ("ttft", "ttft_ms"), ("speed", "chars_per_s")):
-        value = row[column]
-        figures[f"{name}_n"] = 0 if value is None else sign
-        figures[f"{name}_sum"] = 0.0 if value is None else sign * float(value)
-    connection.execute(upsert, {**bucket, **figures})
-    timed = tuple(m for m in MEASURES if row[f"{m}_bin"] is not None)
-    if timed:
-        bins = {f"{m}_bin": row[f"{m}_bin"] for m in timed}
-        month = bucket["day"].replace(day=1)
-        connection.execute(
-            _one_timing_upsert(dialect, timed),
-            {**bucket, **bins, "month": month, "counts": [sign]},
-        )
+@dataclass(frozen=True)
+class _OneRow:
+    """The statements adding one result's figures (times ``:rollup_sign``) into its
+    rollup row and its day and month timing rows, read by SQL from the result
+    ``:rollup_row`` and its comparison (nothing where it is not finished or not timed)."""
+
+    counters: _Prepared | None
+    """The rollup row's upsert (``None`` on PostgreSQL: ``timings`` does both)."""
+    timings: _Prepared
+    lock: _Prepared
+
+    def add(self, connection: sa.Connection, row_id: int, sign: int, *, timed: bool) -> None:
+        params: dict[str, Any] = {"rollup_row": row_id, "rollup_sign": sign}
+        if self.counters is not None:
+            self.counters.run(connection, params)
+            if not timed:
+                return
+        if connection.dialect.name == "sqlite":
+            params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
+        self.timings.run(connection, params)
 
 
-def _one_timing_upsert(dialect: str, timed: tuple[str, ...]) -> sa.Executable:
-    """One answer's bin of each of the ``timed`` measures added into its bucket's day and
-    month timing rows: one statement of a row per measure and period (built once)."""
-    key = (dialect, *timed)
-    if key not in _TIMING_UPSERT:
-        columns = _TIMINGS.c
-        counts = sa.bindparam("counts", type_=columns.counts.type)
+_ONE_ROW: dict[str, _OneRow] = {}
 
-        def row(measure: str, period: str) -> sa.Select[Any]:
-            keys = [sa.bindparam(k, type_=columns[k].type).label(k) for k in KEYS]
-            keys[0] = sa.bindparam(period, type_=columns.day.type).label("day")
-            # WHERE true: SQLite reads an upsert's SELECT without one as a join's ON.
-            return sa.select(
-                *keys,
+
+def _one_row(dialect: sa.Dialect) -> _OneRow:
+    if dialect.name not in _ONE_ROW:
+        _ONE_ROW[dialect.name] = _one_row_statements(dialect)
+    return _ONE_ROW[dialect.name]
+
+
+def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
+    row = Result.id == sa.bindparam("rollup_row", type_=sa.Integer)
+    counters, _ = _statements(dialect.name, row)
+    sign = sa.bindparam("rollup_sign", type_=sa.Integer)
+    if dialect.name == "postgresql":
+        counts: ColumnElement[Any] = postgresql.array([sa.cast(sign, sa.BigInteger)])
+    else:
+        counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
+    keys = _key_columns()
+
+    def timing(measure: str, period: str) -> sa.Select[Any]:
+        column = getattr(Result, measure)
+        first = utc_day if period == "day" else utc_month
+        return _finished(
+            sa.select(
+                first(Result.created_utc).label("day"),
+                *keys[1:],
                 sa.literal(measure, sa.String).label("measure"),
                 sa.literal(period, sa.String).label("period"),
-                sa.bindparam(f"{measure}_bin", type_=sa.Integer).label("low"),
+                log_bin(column).label("low"),
                 counts.label("counts"),
-            ).where(sa.true())
+            ),
+            row,
+        ).where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
 
-        # INSERT … SELECT of a UNION ALL, not a multi-row VALUES: SQLAlchemy caches the
-        # compiled form of the former only.
-        rows = sa.union_all(*(row(m, p) for m in timed for p in ("day", "month")))
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert
-        names = [*KEYS, "measure", "period", "low", "counts"]
-        _TIMING_UPSERT[key] = _merged_on_conflict(insert(_TIMINGS).from_select(names, rows))
-    return _TIMING_UPSERT[key]
-
-
-def _returned() -> tuple[ColumnElement[Any], ...]:
-    results = _RESULTS.c
-    timed = (results.status == "completed") & results.cached.is_(False)
-    # The NULL test is needed: PostgreSQL's GREATEST(NULL, 1.0) is 1.0, so bin 0.
-    bins = [
-        sa.case((timed & results[m].is_not(None), log_bin(results[m]))).label(f"{m}_bin")
-        for m in MEASURES
-    ]
-    return (
-        utc_day(results.created_utc).label("day"),
-        results.model,
-        results.provider,
-        results.status,
-        results.cached,
-        # Not IN (…): an expanding list is rendered into the SQL on every execution.
-        sa.or_(*(results.status == s for s in FINISHED_STATUSES)).label("finished"),
-        results.tokens_used,
-        results.chars,
-        results.latency_ms,
-        results.ttft_ms,
-        results.chars_per_s,
-        *bins,
-    )
-
-
-RETURNED = _returned()
-"""What a write of a result returns for :func:`updated_in_step` (``.returning(*RETURNED)``):
-the row's bucket (but its comparison's), figures, timing bins and whether it is finished."""
-
-
-def _one_row_statements(dialect: str) -> tuple[sa.Executable, sa.Select[Any]]:
-    """The rollup upsert of one bucket's figures (bound values), and the query of one
-    result's bucket, figures, timing bins (``NULL`` where not timed) and whether it is
-    finished, locking the row on PostgreSQL (on SQLite writers take the database's lock).
-
-    Built on the tables, not the ORM classes: executed on a Core connection, they cost no
-    ORM compilation or result handling per answer.
-    """
-    comparisons = _COMPARISONS.c
-    shared = sa.case(
-        (comparisons.visibility == "workspace", sa.func.coalesce(comparisons.workspace_id, 0)),
-        else_=0,
-    )
-    read = (
-        sa.select(
-            *RETURNED,
-            sa.func.coalesce(comparisons.owner, "").label("owner"),
-            shared.label("shared_workspace"),
-        )
-        .select_from(_RESULTS.join(_COMPARISONS, comparisons.id == _RESULTS.c.comparison_id))
-        .where(_RESULTS.c.id == sa.bindparam("rollup_row"))
-    )
-    locking_read = read.with_for_update(of=_RESULTS) if dialect == "postgresql" else read
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert(_ROLLUP)
-    added = [c.name for c in _ROLLUP.columns if c.name not in KEYS]
-    upsert = statement.on_conflict_do_update(
-        index_elements=list(KEYS),
-        set_={name: _ROLLUP.c[name] + statement.excluded[name] for name in added},
-    )
-    return upsert, locking_read
+    rows = sa.union_all(*(timing(m, p) for m in MEASURES for p in ("day", "month")))
+    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert
+    names = [*KEYS, "measure", "period", "low", "counts"]
+    timings = _merged_on_conflict(insert(_TIMINGS).from_select(names, rows))
+    lock = sa.select(Result.id).where(row).with_for_update()
+    if dialect.name == "postgresql":
+        # One statement for both tables: the rollup upsert as a CTE of the timing upsert.
+        both = cast(sa.Insert, timings).add_cte(cast(sa.Insert, counters).cte("counted"))
+        return _OneRow(None, _Prepared(both, dialect), _Prepared(lock, dialect))
+    prepared = (_Prepared(s, dialect) for s in (counters, timings, lock))
+    return _OneRow(*prepared)
 
 
 def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from playground.store.eval_models import BatchCellRow
 from playground.store.models import OPEN_STATUSES, Result
-from playground.store.rollups import RETURNED, updated_in_step
+from playground.store.rollups import final_write, updated_in_step
 from playground.unsaved import TALLY
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def apply_update(connection: sa.Connection | Session, update: RowUpdate) -> None
     if update.table != "results":
         connection.execute(statement)
         return
-    updated_in_step(connection, update.id, statement.returning(*RETURNED), {})
+    updated_in_step(connection, update.id, final_write(statement), {})
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
