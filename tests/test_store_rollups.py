@@ -149,14 +149,9 @@ def test_a_final_write_keeps_its_rollups_without_reading_its_row(
         )
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", record)
-    # The write, then its figures added by SQL from the row: no read in between, and on
-    # PostgreSQL the rollup and timing rows in one statement.
+    # The write, then its figures added by SQL from the row: no read in between.
     kinds = [" ".join(s.split()[:3]) for s in seen]
-    if store.backend == "postgresql":
-        assert kinds == ["UPDATE results SET", "WITH counted AS"]
-    else:
-        inserts = ["INSERT INTO usage_rollups", "INSERT INTO usage_timings"]
-        assert kinds == ["UPDATE results SET", *inserts]
+    assert kinds == ["UPDATE results SET", "INSERT INTO usage_rollups", "INSERT INTO usage_timings"]
     assert finished_calls(store) == 1
     kept = assert_in_step(store)
     # Latency and TTFT, each for its day and its month.

@@ -202,8 +202,8 @@ def updated_in_step(
     """Run ``write`` on the result ``row_id`` with ``params``, keeping the rollups in step
     as :func:`kept_in_step` does.
 
-    Every final write pays this, so the usual case (the row is not finished yet) costs one
-    statement besides the write on PostgreSQL and two on SQLite: the write itself says
+    Every final write pays this, so the usual case (the row is not finished yet) costs two
+    statements besides the write (one if the answer is not timed): the write itself says
     whether the row is now finished and timed, and the row's figures go into its rollup and
     timing rows (day and month) by SQL that reads them from the row and its comparison,
     with no read in Python. A row that is finished already (a replayed write) or was
@@ -260,22 +260,20 @@ class _Prepared:
 class _OneRow:
     """The statements adding one result's figures (times ``:rollup_sign``) into its
     rollup row and its day and month timing rows, read by SQL from the result
-    ``:rollup_row`` and its comparison (nothing where it is not finished or not timed)."""
+    ``:rollup_row`` and its comparison (nothing where it is not finished or not timed),
+    and the row's lock."""
 
-    counters: _Prepared | None
-    """The rollup row's upsert (``None`` on PostgreSQL: ``timings`` does both)."""
+    counters: _Prepared
     timings: _Prepared
     lock: _Prepared
 
     def add(self, connection: sa.Connection, row_id: int, sign: int, *, timed: bool) -> None:
         params: dict[str, Any] = {"rollup_row": row_id, "rollup_sign": sign}
-        if self.counters is not None:
-            self.counters.run(connection, params)
-            if not timed:
-                return
-        if connection.dialect.name == "sqlite":
-            params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
-        self.timings.run(connection, params)
+        self.counters.run(connection, params)
+        if timed:
+            if connection.dialect.name == "sqlite":
+                params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
+            self.timings.run(connection, params)
 
 
 _ONE_ROW: dict[str, _OneRow] = {}
@@ -288,41 +286,80 @@ def _one_row(dialect: sa.Dialect) -> _OneRow:
 
 
 def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
-    row = Result.id == sa.bindparam("rollup_row", type_=sa.Integer)
-    counters, _ = _statements(dialect.name, row)
     sign = sa.bindparam("rollup_sign", type_=sa.Integer)
-    if dialect.name == "postgresql":
+    results = _RESULTS.c
+    timed = (results.status == "completed") & results.cached.is_(False)
+    # The finished row's bucket, month, figures and timing bins (NULL where not timed),
+    # read once per statement. Two statements, not one (PostgreSQL could take the rollup
+    # upsert as a CTE): psycopg re-parses every execution of SQL over 4 KB in Python.
+    read = _finished(
+        sa.select(
+            *_key_columns(),
+            utc_month(results.created_utc).label("month"),
+            *(results[name] for name in _FIGURES),
+            *(
+                sa.case((timed & results[m].is_not(None), log_bin(results[m]))).label(m + "_bin")
+                for m in MEASURES
+            ),
+        ),
+        results.id == sa.bindparam("rollup_row", type_=sa.Integer),
+    )
+    postgres = dialect.name == "postgresql"
+    one = read.subquery("one")
+
+    def n(name: str) -> ColumnElement[Any]:
+        return sa.case((one.c[name].is_(None), 0), else_=sign)
+
+    def total(name: str) -> ColumnElement[Any]:
+        return sign * sa.func.coalesce(one.c[name], 0)
+
+    figures = {
+        "results": sign,
+        "tokens_spent": total("tokens_used"),
+        "output_chars": total("chars"),
+        **{f"{short}_n": n(name) for short, name in _TIMED_FIGURES},
+        **{f"{short}_sum": total(name) for short, name in _TIMED_FIGURES},
+    }
+    added = [c.name for c in _ROLLUP.columns if c.name not in KEYS]
+    counted = sa.select(*(one.c[k] for k in KEYS), *(figures[a].label(a) for a in added))
+    # WHERE true: SQLite reads an upsert's SELECT without one as a join's ON.
+    counters = _upsert(dialect.name, _ROLLUP, counted.where(sa.true()), added)
+    # A UNION ALL, not VALUES: SQLite cannot name a VALUES list's columns.
+    periods = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(m, sa.String).label("measure"), sa.literal(p, sa.String).label("period")
+            )
+            for m in MEASURES
+            for p in ("day", "month")
+        )
+    ).subquery("periods")
+    low = sa.case(*((periods.c.measure == m, one.c[m + "_bin"]) for m in MEASURES))
+    if postgres:
         counts: ColumnElement[Any] = postgresql.array([sa.cast(sign, sa.BigInteger)])
     else:
         counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
-    keys = _key_columns()
-
-    def timing(measure: str, period: str) -> sa.Select[Any]:
-        column = getattr(Result, measure)
-        first = utc_day if period == "day" else utc_month
-        return _finished(
-            sa.select(
-                first(Result.created_utc).label("day"),
-                *keys[1:],
-                sa.literal(measure, sa.String).label("measure"),
-                sa.literal(period, sa.String).label("period"),
-                log_bin(column).label("low"),
-                counts.label("counts"),
-            ),
-            row,
-        ).where(column.is_not(None), Result.status == "completed", Result.cached.is_(False))
-
-    rows = sa.union_all(*(timing(m, p) for m in MEASURES for p in ("day", "month")))
-    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert
+    binned = (
+        sa.select(
+            sa.case((periods.c.period == "day", one.c.day), else_=one.c.month).label("day"),
+            *(one.c[k] for k in KEYS[1:]),
+            periods.c.measure,
+            periods.c.period,
+            low.label("low"),
+            counts.label("counts"),
+        )
+        .select_from(one.join(periods, sa.true()))
+        .where(low.is_not(None))
+    )
+    insert = (postgresql if postgres else sqlite).insert
     names = [*KEYS, "measure", "period", "low", "counts"]
-    timings = _merged_on_conflict(insert(_TIMINGS).from_select(names, rows))
-    lock = sa.select(Result.id).where(row).with_for_update()
-    if dialect.name == "postgresql":
-        # One statement for both tables: the rollup upsert as a CTE of the timing upsert.
-        both = cast(sa.Insert, timings).add_cte(cast(sa.Insert, counters).cte("counted"))
-        return _OneRow(None, _Prepared(both, dialect), _Prepared(lock, dialect))
-    prepared = (_Prepared(s, dialect) for s in (counters, timings, lock))
-    return _OneRow(*prepared)
+    timings = _merged_on_conflict(insert(_TIMINGS).from_select(names, binned))
+    lock = sa.select(Result.id).where(Result.id == sa.bindparam("rollup_row", type_=sa.Integer))
+    return _OneRow(*(_Prepared(s, dialect) for s in (counters, timings, lock.with_for_update())))
+
+
+_TIMED_FIGURES = (("latency", "latency_ms"), ("ttft", "ttft_ms"), ("speed", "chars_per_s"))
+_FIGURES = ("tokens_used", "chars", *(name for _, name in _TIMED_FIGURES))
 
 
 def _statements(dialect: str, rows: ColumnElement[bool]) -> tuple[sa.Executable, sa.Select[Any]]:
