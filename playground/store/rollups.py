@@ -324,6 +324,9 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     counted = sa.select(*(one.c[k] for k in KEYS), *(figures[a].label(a) for a in added))
     # WHERE true: SQLite reads an upsert's SELECT without one as a join's ON.
     counters = _upsert(dialect.name, _ROLLUP, counted.where(sa.true()), added)
+    # LIMIT 1 (it is one row anyway) keeps SQLite from merging the row into its four
+    # (measure, period) rows, which computed each bin (a Python function there) 8 times.
+    row = read.limit(1).subquery("one")
     # A UNION ALL, not VALUES: SQLite cannot name a VALUES list's columns.
     periods = sa.union_all(
         *(
@@ -334,21 +337,21 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
             for p in ("day", "month")
         )
     ).subquery("periods")
-    low = sa.case(*((periods.c.measure == m, one.c[m + "_bin"]) for m in MEASURES))
+    low = sa.case(*((periods.c.measure == m, row.c[m + "_bin"]) for m in MEASURES))
     if postgres:
         counts: ColumnElement[Any] = postgresql.array([sa.cast(sign, sa.BigInteger)])
     else:
         counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
     binned = (
         sa.select(
-            sa.case((periods.c.period == "day", one.c.day), else_=one.c.month).label("day"),
-            *(one.c[k] for k in KEYS[1:]),
+            sa.case((periods.c.period == "day", row.c.day), else_=row.c.month).label("day"),
+            *(row.c[k] for k in KEYS[1:]),
             periods.c.measure,
             periods.c.period,
             low.label("low"),
             counts.label("counts"),
         )
-        .select_from(one.join(periods, sa.true()))
+        .select_from(row.join(periods, sa.true()))
         .where(low.is_not(None))
     )
     insert = (postgresql if postgres else sqlite).insert
