@@ -31,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
 from benchmarks._common import exit_on_sigterm
 from playground.presenters import compare_state
 from tests.e2e.app_process import ROOT, AppProcess, app_environment
@@ -49,12 +51,19 @@ class RunCount:
         self.bytes_by_kind: Counter[str] = Counter()
 
 
-async def counted_run(session: StreamlitSession, press: str | None = None) -> RunCount:
-    """Ask for one full page run (pressing ``press`` with it) and count what it sends."""
+async def counted_run(
+    session: StreamlitSession, press: str | None = None, click: str | None = None
+) -> RunCount:
+    """Ask for one full page run (pressing ``press`` with it), or click the button labelled
+    ``click`` as the browser does (a run of the fragment that drew it, if one did), and
+    count what that run sends."""
     count = RunCount()
-    if press is not None:
-        session.press(press)
-    await session.rerun()
+    if click is not None:
+        await session.click(session.button_id(click))
+    else:
+        if press is not None:
+            session.press(press)
+        await session.rerun()
     while True:
         message = await session.receive()
         kind = message.WhichOneof("type")
@@ -65,7 +74,10 @@ async def counted_run(session: StreamlitSession, press: str | None = None) -> Ru
         if kind == "delta.new_element":
             kind = f"element.{message.delta.new_element.WhichOneof('type')}"
         count.bytes_by_kind[kind] += message.ByteSize()
-        if session.full_run_finished(message):
+        if session.full_run_finished(message) or (
+            kind == "script_finished"
+            and message.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+        ):
             return count
 
 
@@ -73,7 +85,9 @@ def cpu_s(pid: int) -> float:
     return sample_process(pid).cpu_s
 
 
-async def measure(url: str, pid: int, reruns: int, profile: list[str] | None = None) -> Figures:
+async def measure(
+    url: str, pid: int, reruns: int, profile: list[str] | None = None, click: str | None = None
+) -> Figures:
     async with StreamlitSession(url, timeout_s=120) as session:
         await session.run_script()
         session.set_widget(
@@ -100,7 +114,7 @@ async def measure(url: str, pid: int, reruns: int, profile: list[str] | None = N
         start_cpu, start = cpu_s(pid), time.monotonic()
         for _ in range(reruns):
             began = time.monotonic()
-            counts.append(await counted_run(session))
+            counts.append(await counted_run(session, click=click))
             wall.append(time.monotonic() - began)
         total_cpu = cpu_s(pid) - start_cpu - background * (time.monotonic() - start)
         if spy is not None:
@@ -172,7 +186,7 @@ def run_app(root: Path, args: argparse.Namespace) -> Figures:
         try:
             assert app.pid is not None
             profile = args.profile.split() or None
-            return asyncio.run(measure(app.url, app.pid, args.reruns, profile))
+            return asyncio.run(measure(app.url, app.pid, args.reruns, profile, args.click or None))
         finally:
             app.stop()
 
@@ -188,6 +202,13 @@ def main() -> None:
         default=str(ROOT),
         help="comma-separated checkouts whose app is measured, taking turns round by round "
         "(e.g. a worktree of main, then this one): A/B in one run",
+    )
+    parser.add_argument(
+        "--click",
+        default="",
+        help="measure clicks on this button (e.g. 'Add user turn', as bench_ui times), sent "
+        "as the browser sends them (a fragment's run for a button in a fragment), instead of "
+        "full page runs",
     )
     parser.add_argument(
         "--profile",

@@ -189,7 +189,7 @@ def script_round(fake: FakeServerProcess, delay_ms: float) -> list[str]:
 
 def measure_interactivity(page: Page) -> dict[str, float]:
     """Open the turns expander (drawn by the browser alone), then press "Add user turn"
-    (a full rerun of the page script on the server)."""
+    (a rerun of the Compare editor's fragment on the server, not of the whole page)."""
     if page.evaluate(ADD_TURN_VISIBLE):
         page.evaluate(f"{EXPANDER}.click()")
         page.wait_for_function(f"!({ADD_TURN_VISIBLE})")

@@ -44,6 +44,14 @@ def keep_drafts(principal: Principal | None) -> None:
         for key, value in (saved or {}).items():
             st.session_state.setdefault(key, value)
     else:
-        DRAFTS.save(owner, token, draft_values(st.session_state, DRAFT_KEYS))
+        save_draft(principal)
     if st.query_params.get(DRAFT_PARAM) != token:
         st.query_params[DRAFT_PARAM] = token
+
+
+def save_draft(principal: Principal | None) -> None:
+    """Save the session's current draft (from a fragment's run, which skips ``app.py``)."""
+    token: str | None = st.session_state.get(TOKEN_KEY)
+    if token is not None:
+        owner = "" if principal is None else str(principal.user_id)
+        DRAFTS.save(owner, token, draft_values(st.session_state, DRAFT_KEYS))

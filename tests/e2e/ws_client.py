@@ -174,14 +174,24 @@ class StreamlitSession:
         """Press a button: it is sent as pressed with the next run only."""
         self._triggers.append(button_id)
 
-    async def rerun(self, fragment_id: str = "") -> None:
-        """Ask for a run (of one fragment, when given) with the current widget values."""
+    async def click(self, button_id: str) -> None:
+        """Press a button as the browser does: with a run of the fragment that drew it (a
+        full run when none did)."""
+        fragment_id = next(
+            (node.fragment_id for node in self.page.values() if node.widget_id == button_id), ""
+        )
+        self.press(button_id)
+        await self.rerun(fragment_id, timer=False)
+
+    async def rerun(self, fragment_id: str = "", *, timer: bool = True) -> None:
+        """Ask for a run (of one fragment, when given: its ``run_every`` timer's, unless
+        ``timer`` is false) with the current widget values."""
         message = BackMsg()
         state = message.rerun_script
         state.query_string = self.query_string
         state.page_script_hash = self._page_script_hash
         state.fragment_id = fragment_id
-        state.is_auto_rerun = bool(fragment_id)
+        state.is_auto_rerun = bool(fragment_id) and timer
         state.widget_states.widgets.extend(self._widgets.values())
         for button_id in self._triggers:
             state.widget_states.widgets.add(id=button_id, trigger_value=True)
