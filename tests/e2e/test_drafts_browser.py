@@ -1,4 +1,5 @@
-"""Nothing typed is lost: a reload after moving between pages brings the Compare draft back."""
+"""Nothing typed is lost: a reload (after moving between pages, or right after an edit in
+the editor) brings the Compare draft back."""
 
 from __future__ import annotations
 
@@ -43,3 +44,20 @@ def test_a_reload_after_a_page_switch_keeps_the_compare_draft(
     assert PROMPT.split()[0] not in app_page.url
     token = parse_qs(urlsplit(app_page.url).query)["draft"][0]
     assert len(token) >= 16
+
+
+def test_a_reload_right_after_an_edit_in_the_compare_editor_keeps_it(app_page: Page) -> None:
+    # Each of these reruns the editor's fragment only (app.py, which saves drafts on every
+    # full page run, does not run): the editor saves the draft itself.
+    app_page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    pick_models(app_page, [NANO])
+    app_page.get_by_text("Earlier turns").click()
+    app_page.get_by_role("button", name="Add user turn").click()
+    expect(app_page.get_by_label("Turn 1")).to_be_attached()
+
+    app_page.reload()
+
+    expect(app_page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
+    expect(app_page.get_by_label("Turn 1")).to_be_attached()
+    picker = app_page.get_by_test_id("stMultiSelect")
+    expect(picker.get_by_text(NANO, exact=True)).to_be_visible()
