@@ -348,14 +348,21 @@ if shown and st.session_state.get(BALANCE_AFTER) != shown:
 editor()
 
 
-def stop_button(position: int, result: ModelResult) -> None:
-    st.button(
-        "Stop",
-        key=f"compare.stop.{position}",
-        icon=":material/stop:",
-        on_click=stop,
-        args=([st.session_state[COLUMNS][position]],),
-    )
+def stop_buttons(stoppable: set[str]) -> ColumnTools:
+    """A polled column's Stop button, for the runs in ``stoppable`` only."""
+
+    def draw(position: int, result: ModelResult) -> None:
+        column = st.session_state[COLUMNS][position]
+        if column.run_id in stoppable:
+            st.button(
+                "Stop",
+                key=f"compare.stop.{position}",
+                icon=":material/stop:",
+                on_click=stop,
+                args=([column],),
+            )
+
+    return draw
 
 
 def after_run_buttons(run_done: bool) -> ColumnTools:
@@ -384,7 +391,11 @@ def after_run_buttons(run_done: bool) -> ColumnTools:
     return draw
 
 
-def live_columns(columns: list[ColumnRef], urls: dict[str, str]) -> ColumnTools:
+def live_columns(
+    columns: list[ColumnRef], urls: dict[str, str], stoppable: set[str]
+) -> ColumnTools:
+    """Live columns; those of the runs in ``stoppable`` with their Stop button."""
+
     def draw(position: int, result: ModelResult) -> None:
         run_id = columns[position].run_id
         live_answer(
@@ -393,7 +404,7 @@ def live_columns(columns: list[ColumnRef], urls: dict[str, str]) -> ColumnTools:
             position,
             result,
             title=model_title(result, by_key),
-            on_stop=partial(stop, [columns[position]]),
+            on_stop=partial(stop, [columns[position]]) if run_id in stoppable else None,
         )
 
     return draw
@@ -413,18 +424,29 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
         st.rerun()
     # One container holds the whole fragment, and fixed slots (st.empty) keep every
     # element's position when a button disappears, so redraws replace elements in place.
+    # Only the run's owner may stop it: a viewer of someone else's shared run gets no Stop
+    # (the owner check would refuse it anyway, and a button that does nothing misleads).
+    stoppable = (
+        set()
+        if done
+        else {
+            run_id
+            for run_id in {column.run_id for column in columns}
+            if compare.may_stop(run_id, principal)
+        }
+    )
     with st.container():
         stop_all = st.empty()
-        if not done:
+        if stoppable:
             stop_all.button(
                 "Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,)
             )
         draw_grid(
             results,
             by_key,
-            while_running=stop_button,
+            while_running=stop_buttons(stoppable),
             when_done=after_run_buttons(done),
-            live_answer=None if live is None else live_columns(columns, live),
+            live_answer=None if live is None else live_columns(columns, live, stoppable),
         )
 
 

@@ -13,6 +13,7 @@ from playground.safe_text import escape_markdown
 from playground.services import history, runtime
 from tests.app_harness import click, open_blocks, open_page, run_until_done, texts
 from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.hosted_fixtures import make_workspace, open_page_as, refreshed, signed_in
 
 PROMPT = "compare.prompt"
 MODELS = "compare.models"
@@ -467,3 +468,37 @@ def test_a_page_run_while_six_columns_stream_sends_one_element_per_live_column(
     click(at, "Stop all")
     run_until_done(at)
     assert badges(at, ":orange-badge[Stopped]") == 6
+
+
+def live_stops(at: AppTest) -> list[bool]:
+    """Whether each live column on the page offers its Stop button."""
+    return [
+        json.loads(element.proto.json)["stop"]
+        for element in at.main.get("bidi_component")
+        if element.proto.component_name.endswith("live_column")
+    ]
+
+
+def test_only_the_runs_owner_is_offered_stop_while_it_streams(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    fake_elumenta.script("*", ModelScript(text="slow answer " * 40, ttft_ms=50, delay_ms=200))
+    store = runtime.get_store()
+    ana, bob = (signed_in(store, f"{name}@example.org") for name in ("ana", "bob"))
+    research = make_workspace(store, "Research", [ana, bob])
+    ana, bob = (refreshed(store, person) for person in (ana, bob))
+    at = open_page_as("pages/compare.py", ana)
+    at = click(compose(at, "Hello", ["elumenta:gpt-5-nano", "elumenta:gpt-5"]), "Run")
+    comparison_id = int(at.query_params["comparison"][0])
+    history.set_sharing(
+        comparison_id, ana, visibility="workspace", workspace_id=research, link=False
+    )
+
+    watching = open_page_as("pages/compare.py", bob, {"comparison": str(comparison_id)})
+
+    assert not watching.exception
+    assert live_stops(watching) == [False, False]  # Bob sees the run stream, without Stop
+    assert not {"Stop", "Stop all"} & {b.label for b in watching.button}
+    assert live_stops(at.run()) == [True, True]  # Ana, who started it, may stop it
+    run_until_done(click(at, "Stop all"))
+    assert badges(at, ":orange-badge[Stopped]") == 2

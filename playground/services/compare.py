@@ -184,6 +184,17 @@ def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
         view.cancel(column.index)
 
 
+def may_stop(run_id: str, viewer: Principal | None = None) -> bool:
+    """Whether ``viewer`` may stop run ``run_id`` (a run id or comparison id) now: it still
+    streams in this process and is theirs (the local user owns every run). Someone who
+    watches another user's run through a share link may not (see :func:`cancel_column`)."""
+    runner = runtime.get_runner()
+    live = runner.get(run_id)
+    if live is None and run_id.isdigit():
+        live = runner.find_by_comparison(int(run_id))
+    return live is not None and not live.done and owns(live.request.owner, viewer)
+
+
 def live_runs() -> int:
     """How many comparisons stream in this process now (the Compare page spaces its redraws
     by it: :func:`~playground.presenters.compare.redraw_interval_s`)."""
