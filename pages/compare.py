@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 import streamlit as st
@@ -13,39 +12,25 @@ from playground.presenters.compare import (
     MODELS_PARAM,
     SHARE_PARAM,
     TOKEN_PARAM,
-    Composer,
-    ModelOption,
-    budget_summary,
-    budget_warnings,
-    build_compare_request,
     carry_over,
     model_options,
     options_from_param,
     redraw_interval_s,
-    share_ref,
     share_url,
 )
-from playground.providers.base import GenerationParams
 from playground.results import ModelResult
 from playground.safe_text import escape_markdown
-from playground.services import compare, runtime
+from playground.services import compare
 from playground.services.compare import ColumnRef
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, model_title, style_answers
-from ui.connection import BALANCE_STATE_KEY, cached_balance
-from ui.drafts import save_draft
+from ui.compare_editor import COLUMNS, NOTICE, SCROLL, SHARE_TOKEN, SHARED, editor
+from ui.connection import BALANCE_STATE_KEY
 from ui.live_column import live_answer, stream_urls
 from ui.rating import rate_answer
 from ui.scroll import scroll_into_view
 from ui.session import connection_and_providers
 
-COLUMNS = "compare.columns"
-SHARED = "compare.shared"
-# The share link's token (hosted mode): it keeps opening a comparison shared with a link.
-SHARE_TOKEN = "compare.share_token"  # noqa: S105  (a session-state key, not a secret)
-NOTICE = "compare.notice"
-# Set by Run: the next page run scrolls the new columns into view.
-SCROLL = "compare.scroll"
 # The columns whose finished run the balance shown was read after.
 BALANCE_AFTER = "compare.balance_after"
 
@@ -68,59 +53,6 @@ def rerun(position: int) -> None:
         st.session_state[NOTICE] = user_message(exc)
         return
     st.session_state[COLUMNS] = columns
-
-
-def start_run() -> None:
-    """Run's callback: start the comparison before the page is drawn and ask for a full
-    page run (not only the editor's), which draws its columns (and the models' requests go
-    out a page run sooner). A refused request leaves its message for the editor."""
-    principal = current_principal()
-    try:
-        connection = session_connection()
-        providers = runtime.get_providers(connection)
-        options = {o.key: o for o in model_options(providers, connection.provider)}
-        keys, _ = carry_over(st.session_state.get(cs.MODELS, []), list(options.values()))
-        picked = tuple(options[key] for key in keys)
-        composer = Composer(
-            system_prompt=st.session_state.get(cs.SYSTEM, ""),
-            turns=tuple(cs.turns(st.session_state)),
-            prompt=st.session_state.get(cs.PROMPT, ""),
-            picked=picked,
-            temperature=st.session_state.get(cs.TEMPERATURE),
-            max_tokens=st.session_state.get(cs.MAX_TOKENS),
-            overrides=overrides_of(picked),
-        )
-        request = build_compare_request(composer)
-        request = replace(request, use_cache=bool(st.session_state.get(cs.USE_CACHE)))
-        shown = st.session_state.get(COLUMNS, [])
-        handle = compare.start_compare(request, connection, principal, shown=shown)
-    except PlaygroundError as exc:
-        st.session_state[NOTICE] = user_message(exc)
-        return
-    st.session_state[COLUMNS] = [
-        ColumnRef(handle.run_id, i) for i in range(len(handle.request.targets))
-    ]
-    ref = share_ref(handle.run_id, handle.comparison_id)
-    st.session_state[SHARED] = ref
-    st.session_state.pop(SHARE_TOKEN, None)
-    st.query_params[SHARE_PARAM] = ref
-    st.query_params.pop(TOKEN_PARAM, None)
-    # The balance is read again once the run has finished (BALANCE_AFTER): not now, on
-    # the way to the new columns, while the run has charged nothing yet.
-    st.session_state[SCROLL] = handle.run_id
-    # Run sits in the editor's fragment: the whole page runs to draw the new columns.
-    st.rerun(scope="app")
-
-
-def overrides_of(picked: tuple[ModelOption, ...]) -> dict[str, GenerationParams]:
-    """The per-model overrides the session holds for ``picked``."""
-    return {
-        option.key: GenerationParams(
-            temperature=st.session_state.get(cs.override_key(option.key, "temperature")),
-            max_tokens=st.session_state.get(cs.override_key(option.key, "max_tokens")),
-        )
-        for option in picked
-    }
 
 
 principal = current_principal()
@@ -163,180 +95,6 @@ if dropped_models:
     )
 
 
-@st.fragment
-def editor() -> None:
-    """The editor: system prompt, turns, prompt, models, parameters, the budget and Run.
-
-    A fragment: a click or an edit here reruns only the editor, not the result columns
-    below it (while six columns stream, they were most of every page run). Run's callback
-    asks for a full page run, which draws the new columns.
-    """
-    # A fragment run skips app.py, which saves the tab's draft on every full page run.
-    save_draft(principal)
-    st.text_area(
-        "System prompt",
-        key=cs.SYSTEM,
-        persist_state="session",
-        height=68,
-        placeholder="Optional: how the assistant should behave, e.g. “Answer in two sentences.”",
-    )
-    turns = cs.turn_ids(st.session_state)
-    with st.expander(f"Earlier turns ({len(turns)})", expanded=bool(turns)):
-        if not turns:
-            st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
-        for position, turn_id in enumerate(turns):
-            # One horizontal row, not st.columns: every element is one more message on every
-            # page run (and the turns come before the result columns), so a row of three
-            # columns and a button group cost four blocks more per turn than this one.
-            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.selectbox(
-                    "Role",
-                    ["user", "assistant"],
-                    key=cs.turn_key(turn_id, "role"),
-                    persist_state="session",
-                    format_func=str.title,
-                    label_visibility="collapsed",
-                    width=130,
-                )
-                st.text_area(
-                    f"Turn {position + 1}",
-                    key=cs.turn_key(turn_id, "content"),
-                    persist_state="session",
-                    height=68,
-                    label_visibility="collapsed",
-                )
-                st.button(
-                    ":material/arrow_upward:",
-                    key=f"compare.up.{turn_id}",
-                    help="Move up",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, -1),
-                    disabled=position == 0,
-                )
-                st.button(
-                    ":material/arrow_downward:",
-                    key=f"compare.down.{turn_id}",
-                    help="Move down",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, 1),
-                    disabled=position == len(turns) - 1,
-                )
-                st.button(
-                    ":material/delete:",
-                    key=f"compare.remove.{turn_id}",
-                    help="Remove this turn",
-                    on_click=cs.remove_turn,
-                    args=(st.session_state, position),
-                )
-        with st.container(horizontal=True):
-            for role in ("user", "assistant"):
-                st.button(
-                    f"Add {role} turn",
-                    icon=":material/add:",
-                    on_click=cs.add_turn,
-                    args=(st.session_state, role),
-                )
-    st.text_area(
-        "Prompt",
-        key=cs.PROMPT,
-        height=120,
-        placeholder="Your message to every model, e.g. “Explain…”",
-        persist_state="session",
-    )
-
-    st.multiselect(
-        "Models",
-        [option.key for option in options],
-        key=cs.MODELS,
-        persist_state="session",
-        format_func=lambda key: by_key[key].label,
-        placeholder="Pick the models to compare",
-    )
-    picked = tuple(by_key[key] for key in st.session_state[cs.MODELS])
-    temperature_col, max_tokens_col = st.columns(2)
-    temperature_col.number_input(
-        "Temperature",
-        key=cs.TEMPERATURE,
-        persist_state="session",
-        value=None,
-        step=0.1,
-        format="%.2f",
-        placeholder="API default",
-        help="0 to 2: higher is more varied. Empty uses the API's default.",
-    )
-    max_tokens_col.number_input(
-        "Max tokens",
-        key=cs.MAX_TOKENS,
-        persist_state="session",
-        value=None,
-        step=1,
-        placeholder="API default",
-        help="Upper bound on the answer length in LLM tokens. Empty uses the API's default.",
-    )
-    st.toggle(
-        "Reuse identical earlier answers (cache)",
-        key=cs.USE_CACHE,
-        persist_state="session",
-        help="A model asked exactly the same thing before answers from history at once, "
-        "without an API call or cost. Its column is marked “cached”.",
-    )
-    if picked:
-        overrides_box = st.expander(
-            "Per-model overrides", key="compare.overrides", on_change="rerun"
-        )
-        if overrides_box.open:  # the fields keep their values while it is closed
-            with overrides_box:
-                st.caption("Leave a field empty to use the shared value above.")
-                for option in picked:
-                    name_col, temp_col, tokens_col = st.columns(
-                        [2, 1, 1], vertical_alignment="bottom"
-                    )
-                    name_col.markdown(option.label)
-                    temp_col.number_input(
-                        "Temperature",
-                        key=cs.override_key(option.key, "temperature"),
-                        persist_state="session",
-                        value=None,
-                        step=0.1,
-                        format="%.2f",
-                        placeholder="shared",
-                    )
-                    tokens_col.number_input(
-                        "Max tokens",
-                        key=cs.override_key(option.key, "max_tokens"),
-                        persist_state="session",
-                        value=None,
-                        step=1,
-                        placeholder="shared",
-                    )
-    shown = st.session_state.get(COLUMNS, [])
-    balance, balance_error = cached_balance(st.session_state, connection)
-    if principal is not None and not principal.can_run:
-        run_help: str | None = "Viewers cannot run models."
-    elif compare.still_running(shown, principal):
-        run_help = "Stop the running comparison first (Stop all), or wait for it to finish."
-    else:
-        run_help = None
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.button(
-            "Run",
-            type="primary",
-            icon=":material/play_arrow:",
-            shortcut="Ctrl+Enter",
-            disabled=run_help is not None,
-            help=run_help,
-            on_click=start_run,
-        )
-        st.markdown(budget_summary(picked, balance))
-    if balance_error:
-        st.warning(f"Could not read the balance: {balance_error}", icon=":material/warning:")
-    for warning in budget_warnings(picked, balance):
-        st.warning(warning, icon=":material/warning:")
-
-    if NOTICE in st.session_state:
-        st.error(st.session_state.pop(NOTICE))
-
-
 shown = st.session_state.get(COLUMNS, [])
 if shown and st.session_state.get(BALANCE_AFTER) != shown:
     # Once a run (or one column's re-run) has finished, its charge is in the balance:
@@ -345,7 +103,7 @@ if shown and st.session_state.get(BALANCE_AFTER) != shown:
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
         st.session_state.pop(BALANCE_STATE_KEY, None)
-editor()
+editor(principal, connection, options)
 
 
 def stop_buttons(stoppable: set[str]) -> ColumnTools:
