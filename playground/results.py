@@ -6,7 +6,7 @@ persists them. Neither knows about the other's internals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -155,6 +155,22 @@ class ModelResult:
             "truncated": self.truncated,
             "error": error,
         }
+
+
+def answer_cost(status: str, tokens_used: int | None, price_tokens: int | None) -> int | None:
+    """Billing tokens an answer cost: what the API reported, else (if it completed) its price.
+
+    An unfinished answer without a report is unknown: errors before the answer are not billed.
+    """
+    if tokens_used is not None:
+        return tokens_used
+    return price_tokens if status == "completed" else None
+
+
+def total_cost(costs: Iterable[int | None]) -> int | None:
+    """The sum of the known ``costs``; ``None`` when none is known."""
+    known = [cost for cost in costs if cost is not None]
+    return sum(known) if known else None
 
 
 def _round(value: float | None) -> float | None:

@@ -13,6 +13,7 @@ from playground.presenters.history import page_caption
 from playground.principal import Principal
 from playground.store import HistoryFilter, Store, repository
 from playground.store.eval_models import BatchCellRow
+from playground.store.history_rows import AnswerMark, ComparisonRow
 from playground.store.models import ComparisonTag
 from playground.store.repository import (
     count_history_entries,
@@ -132,8 +133,59 @@ def test_each_entry_carries_its_own_tags_in_tag_order(store: Store) -> None:
             session.add_all(ComparisonTag(comparison_id=ids[name], tag=t) for t in tags)
     with store.session() as session:
         entries = history_entries(session, HistoryFilter(models=("gpt-5",))).entries
-    tags = {getattr(e, "id", None): list(e.request.tags) for e in entries}
+    tags = {getattr(e, "id", None): list(e.tags) for e in entries}
     assert tags == {ids["early"]: ["Alpha", "beta", "zeta"], ids["late"]: [], ids["old"]: ["ops"]}
+
+
+def test_a_page_reads_what_the_list_shows_and_no_answer_text(store: Store) -> None:
+    """A page of the list reads each answer's model, status marks and cost, and of the
+    comparison its title, tags and last turn: not the answers' text, parameters or
+    timings, which only an opened comparison shows."""
+    secret = "ANSWER-TEXT " * 500
+    with store.session() as session, session.begin():
+        talk = seed_comparison(session, created=T0, prompt="first turn")
+        talk.messages_json = [
+            {"role": "user", "content": "first turn"},
+            {"role": "assistant", "content": "a reply"},
+            {"role": "user", "content": "the last turn"},
+        ]
+        talk.title = "Chat"
+        session.add(ComparisonTag(comparison_id=talk.id, tag="db"))
+        seed_result(session, talk, "gpt-5", content=secret, tokens_used=3)
+        seed_result(session, talk, "deepseek-v3", status="failed", content=secret)
+        cut = seed_result(session, talk, "gpt-5-nano", content=secret, cached=True)
+        cut.truncated, cut.price_tokens = True, 4
+        talk_id = talk.id
+    with statements_of(store) as seen, store.session() as session:
+        (row,) = history_entries(session, HistoryFilter(), count_up_to=0).entries
+    assert row == ComparisonRow(
+        id=talk_id,
+        created_at=row.created_at,
+        title="Chat",
+        prompt="the last turn",
+        tags=("db",),
+        answers=(
+            AnswerMark("elumenta", "gpt-5", "completed", False, False, 3),
+            AnswerMark("elumenta", "deepseek-v3", "failed", False, False, None),
+            AnswerMark("elumenta", "gpt-5-nano", "completed", True, True, 4),
+        ),
+    )
+    assert row.created_at.replace(tzinfo=T0.tzinfo) == T0
+    assert row.cost == 7
+    read = "\n".join(statement for statement, _ in seen)
+    for column in ("content", "params_json", "started_utc", "finished_utc", "latency_ms"):
+        assert f"results.{column}" not in read, read
+    assert "comparisons.system_prompt" not in read, read
+
+
+def test_a_search_page_carries_the_texts_where_the_words_matched(store: Store) -> None:
+    with store.session() as session, session.begin():
+        found = seed_comparison(session, prompt="Tell me about journaling")
+        seed_result(session, found, "gpt-5", content="Checkpoints move the WAL into the file.")
+    with store.session() as session:
+        (row,) = history_entries(session, HistoryFilter(search="checkpoints")).entries
+    assert isinstance(row, ComparisonRow)
+    assert row.texts == ("", "Tell me about journaling", "Checkpoints move the WAL into the file.")
 
 
 def test_the_walk_and_the_count_read_only_the_time_ordered_indexes(store: Store) -> None:

@@ -17,6 +17,7 @@ from playground.providers.demo import DemoProvider
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.services.history import clamp_page, page_count
 from playground.store import HistoryFilter, StoredComparison
+from playground.store.repository import list_row
 
 TITLES = {
     "demo:gpt-5": ModelOption("demo", "gpt-5", "GPT-5", "GPT-5 · Basic+ · 2 tokens", 2),
@@ -150,7 +151,7 @@ def test_one_table_row_per_comparison_with_status_icons() -> None:
         tags=("db", "sqlite"),
     )
     second = stored(result("gpt-5-nano", cached=True, tokens_used=0), prompt="x " * 200)
-    table = hv.comparison_table([first, second], TITLES)
+    table = hv.comparison_table([list_row(first), list_row(second)], TITLES)
     assert list(table.columns) == [c for c in hv.TABLE_COLUMNS if c != "Match"]
     row = table.iloc[0]
     assert row["Created (UTC)"] == datetime(2026, 3, 1, 12, 30)
@@ -169,7 +170,7 @@ def test_an_empty_page_is_an_empty_table_with_the_columns() -> None:
 
 
 def test_a_comparison_that_charged_nothing_shows_a_dash_not_none() -> None:
-    table = hv.comparison_table([stored(result("gpt-5", "failed"))], TITLES)
+    table = hv.comparison_table([list_row(stored(result("gpt-5", "failed")))], TITLES)
     assert table.iloc[0]["Cost"] == "—"
 
 
@@ -180,9 +181,10 @@ def test_a_search_hit_in_an_earlier_turn_shows_where_it_matched() -> None:
         comparison,
         request=replace(comparison.request, messages=earlier + comparison.request.messages),
     )
-    table = hv.comparison_table([comparison], TITLES, "checkpoint")
+    row = list_row(comparison, search=True)
+    table = hv.comparison_table([row], TITLES, "checkpoint")
     assert table.iloc[0]["Match"] == "…journaling in PostgreSQL and checkpoints."
-    assert hv.match_snippet(comparison, "") == ""
+    assert hv.match_snippet(row, "") == ""
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,14 @@ from rapidfuzz.distance import Indel
 
 from playground.errors import InvalidRequestError
 from playground.providers.base import Balance, GenerationParams, Message, Provider
-from playground.results import STATUS_STYLES, BadgeColour, CompareRequest, ModelResult, ModelTarget
+from playground.results import (
+    STATUS_STYLES,
+    BadgeColour,
+    CompareRequest,
+    ModelResult,
+    ModelTarget,
+    answer_cost,
+)
 from playground.safe_text import escape_markdown
 
 SHARE_PARAM = "comparison"
@@ -233,13 +240,8 @@ def _minimum(values: Mapping[int, float | int | None]) -> frozenset[int]:
 
 
 def result_cost(result: ModelResult) -> int | None:
-    """Billing tokens the answer cost: what the API reported, else (if it completed) its price.
-
-    An unfinished answer without a report is unknown: errors before the answer are not billed.
-    """
-    if result.tokens_used is not None:
-        return result.tokens_used
-    return result.price_tokens if result.status == "completed" else None
+    """Billing tokens the answer cost (see :func:`~playground.results.answer_cost`)."""
+    return answer_cost(result.status, result.tokens_used, result.price_tokens)
 
 
 STATUS_LABELS: dict[str, tuple[str, BadgeColour]] = {

@@ -18,11 +18,12 @@ from playground.errors import InvalidRequestError
 from playground.presenters.compare import ModelOption, model_options, option_key, result_cost
 from playground.principal import Principal
 from playground.providers.base import Provider
-from playground.results import STATUS_STYLES, CompareRequest, ModelResult
+from playground.results import STATUS_STYLES, CompareRequest, ModelResult, total_cost
 from playground.safe_text import inline_code
 from playground.store import HistoryFilter, StoredComparison
 from playground.store.export import ExportFormat
 from playground.store.filters import search_terms
+from playground.store.history_rows import AnswerMark, ComparisonRow
 from playground.store.models import FINISHED_STATUSES
 from playground.store.repository import BatchEntry, ListEntry, normalize_tags
 
@@ -118,17 +119,18 @@ def preview(text: str, width: int = PREVIEW_CHARS) -> str:
 
 def comparison_cost(results: Iterable[ModelResult]) -> int | None:
     """Billing tokens the comparison cost; ``None`` when no result's cost is known."""
-    costs = [cost for cost in map(result_cost, results) if cost is not None]
-    return sum(costs) if costs else None
+    return total_cost(map(result_cost, results))
 
 
-def model_name(result: ModelResult, titles: Mapping[str, ModelOption]) -> str:
+def model_name(result: ModelResult | AnswerMark, titles: Mapping[str, ModelOption]) -> str:
     """The model's display name, or its slug when no provider offers it any more."""
     option = titles.get(option_key(result.provider, result.model))
     return option.name if option else result.model
 
 
-def models_cell(results: Iterable[ModelResult], titles: Mapping[str, ModelOption]) -> str:
+def models_cell(
+    results: Iterable[ModelResult | AnswerMark], titles: Mapping[str, ModelOption]
+) -> str:
     """Each model with its status icon (``↻`` cached, ``✂`` cut at max tokens), e.g.
     ``✓ GPT-5 · ✗ Grok``."""
     cells = []
@@ -147,19 +149,13 @@ def cost_cell(cost: int | None) -> str:
     return "—" if cost is None else f"{cost:,}"
 
 
-def match_snippet(comparison: StoredComparison, search: str | None, width: int = 80) -> str:
+def match_snippet(row: ComparisonRow, search: str | None, width: int = 80) -> str:
     """Why a comparison matched ``search``: the text around the first word found, from the
-    system prompt, any turn or any answer; empty when not searching."""
+    system prompt, any turn or any answer (the row's ``texts``); empty when not searching."""
     terms = search_terms(search)
     if not terms:
         return ""
-    request = comparison.request
-    texts = [
-        request.system_prompt,
-        *(m.content for m in request.messages),
-        *(r.content for r in comparison.results),
-    ]
-    for text in texts:
+    for text in row.texts:
         flat = " ".join(text.split())
         lowered = flat.lower()
         found = min((i for i in (lowered.find(t) for t in terms) if i >= 0), default=-1)
@@ -205,12 +201,12 @@ def comparison_table(
         if isinstance(e, BatchEntry)
         else (
             e.created_at.astimezone(UTC).replace(tzinfo=None),
-            e.request.title,
-            models_cell(e.results, titles),
-            cost_cell(comparison_cost(e.results)),
-            preview(e.request.messages[-1].content if e.request.messages else ""),
+            e.title,
+            models_cell(e.answers, titles),
+            cost_cell(e.cost),
+            preview(e.prompt),
             match_snippet(e, search),
-            ", ".join(e.request.tags),
+            ", ".join(e.tags),
         )
         for e in entries
     ]

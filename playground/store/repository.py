@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,6 +33,7 @@ from playground.store.filters import (
     history_order,
     result_conditions,
 )
+from playground.store.history_rows import ComparisonRow, load_rows, marks_of, tags_of
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
 from playground.store.rollups import kept_in_step
 
@@ -241,7 +241,7 @@ class BatchEntry:
     """Billing tokens its matching answers spent (``None``: none is known)."""
 
 
-ListEntry = StoredComparison | BatchEntry
+ListEntry = ComparisonRow | BatchEntry
 
 
 def _comparison_batches() -> sa.Subquery:
@@ -391,7 +391,13 @@ def list_history_entries(
 
 
 def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> list[ListEntry]:
-    plain = {c.id: c for c in _load_comparisons(session, [-k for k in keys if k < 0])}
+    ids = [-k for k in keys if k < 0]
+    plain: dict[int, ComparisonRow]
+    if flt is not None and flt.search:
+        # The list shows where the search matched: every text of the comparison is read.
+        plain = {c.id: list_row(c, search=True) for c in _load_comparisons(session, ids)}
+    else:
+        plain = load_rows(session, ids)
     in_batches = {k: _batch_entry(session, flt, k) for k in keys if k > 0}
     return [plain[-k] if k < 0 else in_batches[k] for k in keys]
 
@@ -507,10 +513,34 @@ _SHOWN_RESULT_COLUMNS = (
 )
 
 
+def list_row(comparison: StoredComparison, *, search: bool = False) -> ComparisonRow:
+    """``comparison`` as a row of the History list (``search``: with its texts, to show
+    where a search matched)."""
+    request = comparison.request
+    texts = (
+        (
+            request.system_prompt,
+            *(m.content for m in request.messages),
+            *(r.content for r in comparison.results),
+        )
+        if search
+        else ()
+    )
+    return ComparisonRow(
+        id=comparison.id,
+        created_at=comparison.created_at,
+        title=request.title,
+        prompt=request.messages[-1].content if request.messages else "",
+        tags=request.tags,
+        answers=marks_of(comparison.results),
+        texts=texts,
+    )
+
+
 def _load_comparisons(session: Session, ids: Sequence[int]) -> list[StoredComparison]:
     """The comparisons ``ids`` with their results and tags, read as plain rows: a History
-    page shows them and drops them, so no ORM objects are built. Two queries: the
-    results, and the comparisons each with its tags gathered by the database."""
+    search page shows where each matched and drops them, so no ORM objects are built. Two
+    queries: the results, and the comparisons each with its tags gathered by the database."""
     if not ids:
         return []
     wanted = sorted(set(ids))
@@ -631,7 +661,7 @@ def _shown_statements(
     )
     shown = sa.select(
         *(_as_text(comparisons.c[name]) for name in _SHOWN_COMPARISON_COLUMNS),
-        _tags_of(comparisons.c.id, postgres),
+        tags_of(comparisons.c.id, postgres),
     ).where(comparisons.c.id.in_(ids))
     return answers, shown
 
@@ -659,26 +689,6 @@ def _params_reader() -> Callable[[str], GenerationParams]:
         return found
 
     return params_of
-
-
-def _tags_of(comparison_id: ColumnElement[int], postgres: bool) -> ColumnElement[Any]:
-    """A comparison's tags gathered by the database: an array in tag order on PostgreSQL
-    (NULL without tags), a JSON array text on SQLite (unordered)."""
-    tags = cast(sa.Table, ComparisonTag.__table__)
-    if postgres:
-        ordered = postgresql.aggregate_order_by(tags.c.tag, tags.c.tag)
-        return (
-            sa.select(sa.func.array_agg(ordered, type_=postgresql.ARRAY(sa.String)))
-            .where(tags.c.comparison_id == comparison_id)
-            .scalar_subquery()
-        )
-    # SQLite before 3.44 has no ORDER BY inside an aggregate: the caller sorts (UTF-8
-    # byte order, SQLite's own, is code point order).
-    return (
-        sa.select(sa.func.json_group_array(tags.c.tag))
-        .where(tags.c.comparison_id == comparison_id)
-        .scalar_subquery()
-    )
 
 
 def _batch_entry(session: Session, flt: HistoryFilter | None, batch_id: int) -> BatchEntry:
