@@ -28,7 +28,7 @@ lint: $(BIN)/.dev-installed
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Known vulnerabilities in the pinned requirements and everything they pull in (see
 # docs/security.md). Not part of `make test`: it needs PyPI's JSON API, which CI may not
