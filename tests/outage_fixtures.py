@@ -13,7 +13,7 @@ from playground.store import open_store
 from playground.store.outage import OUTAGE
 from playground.unsaved import TALLY
 from tests.fault_proxy import FaultProxy, proxied
-from tests.store_fixtures import postgres_schema_url
+from tests.store_fixtures import MigratedTemplates, postgres_schema_url
 
 
 @pytest.fixture
@@ -25,8 +25,10 @@ def outage_forgotten() -> Iterator[None]:
 
 
 @pytest.fixture
-def pg() -> Iterator[tuple[FaultProxy, str]]:
-    """A migrated PostgreSQL schema and its URL through a fault proxy."""
+def pg(migrated_templates: MigratedTemplates) -> Iterator[tuple[FaultProxy, str]]:
+    """A migrated PostgreSQL schema (a copy of the session's) and its URL through a fault
+    proxy."""
     with postgres_schema_url("test_outage") as url, proxied(url) as (proxy, via_proxy):
+        migrated_templates.copy_into(url)
         open_store(via_proxy).close()
         yield proxy, via_proxy
