@@ -2,7 +2,8 @@
 
 ``streamlit run serve.py`` (what ``make run`` does) finds :data:`app` and serves it with
 uvicorn; the live-answer route (``GET /_run/<run_id>/events``) then runs next to Streamlit
-in the same process, where the runner and its runs live.
+in the same process, where the runner and its runs live, with the route that serves the
+live column's code (``GET /_live/<file>``, ``ui/live_code.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.services import runtime
+from ui.live_code import code_routes
 from ui.live_route import live_routes
 
 # A long-lived server: its first runner also tunes the garbage collector for it.
 runtime.settle_memory_when_serving()
-app = st.App("app.py", routes=live_routes(str(st.get_option("server.baseUrlPath") or "")))
+_base_url_path = str(st.get_option("server.baseUrlPath") or "")
+app = st.App("app.py", routes=live_routes(_base_url_path) + code_routes(_base_url_path))

@@ -1,7 +1,8 @@
 """Live answer columns: the browser follows a run's events itself, Streamlit draws the rest.
 
 A live column is a component (``ui/components/live_column``: its JS and CSS ship with the
-app, nothing is fetched at run time) that opens the run's event stream and appends the
+app and are served by the app itself, see ``ui/live_code.py``; nothing is fetched from
+elsewhere) that opens the run's event stream and appends the
 text as plain text while it arrives, with the model's name, a status badge, live metrics and
 the column's Stop button (a component trigger: a page run while columns stream sends one
 element per column, not a header, a button and their slots). The page reruns
@@ -15,7 +16,6 @@ component says so before any event came and the page falls back to polling for g
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -24,18 +24,19 @@ from playground.presenters.live_stream import grant_stream
 from playground.principal import Principal
 from playground.results import ModelResult
 from playground.services import runtime
+from ui.live_code import LOADER, code_urls
 
-_ASSETS = Path(__file__).parent / "components" / "live_column"
 STREAMS = "live.streams"
 """Session state: the stream path (with its token) of each run this session follows."""
 FALLBACK = "live.fallback"
 """Session state: set once the stream could not be reached; the page then polls."""
 WAITING = "Waiting for the first token…"
 
+# Only the loader goes with each element (a page run sends every element again): it
+# imports the component's code from the app once per page.
 _component = st.components.v2.component(
     "playground.live_column",
-    js=(_ASSETS / "live_column.js").read_text(encoding="utf-8"),
-    css=(_ASSETS / "live_column.css").read_text(encoding="utf-8"),
+    js=LOADER,
     # In the page's own DOM (its class names are prefixed), so the page's text search,
     # copy and find-in-page see the live answer like any other.
     isolate_styles=False,
@@ -50,7 +51,7 @@ def stream_urls(
     if not runtime.get_settings().live_route or st.session_state.get(FALLBACK):
         return None
     granted: dict[str, str] = st.session_state.setdefault(STREAMS, {})
-    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    base = _base_url_path()
     urls = {}
     for run_id in dict.fromkeys(run_ids):
         path = granted.get(run_id) or grant_stream(run_id, viewer, share_token)
@@ -59,6 +60,10 @@ def stream_urls(
         granted[run_id] = path
         urls[run_id] = f"/{base}{path}" if base else path
     return urls
+
+
+def _base_url_path() -> str:
+    return str(st.get_option("server.baseUrlPath") or "").strip("/")
 
 
 def _fall_back() -> None:
@@ -90,6 +95,7 @@ def live_answer(
         "waiting": WAITING,
         "price": result.price_tokens,
         "stop": on_stop is not None,
+        "code": code_urls(_base_url_path()),
     }
     _component(
         key=f"live-{run_id}-{result.index}-{position}",

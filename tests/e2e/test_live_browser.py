@@ -294,3 +294,42 @@ def test_two_hosted_users_streaming_at_once_see_only_their_own_text(
     finally:
         for page in pages.values():
             page.context.close()
+
+
+def test_the_live_code_is_fetched_once_per_page_and_not_from_the_element(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 200})
+    fetched: list[str] = []
+    app_page.on("request", lambda r: fetched.append(r.url) if "/_live/" in r.url else None)
+    pick_models(app_page, [NANO, HAIKU])
+    run_prompt(app_page, "Count while I edit")
+    for position in range(2):
+        expect(column(app_page, position).locator(".live-answer")).to_contain_text("W01")
+    # Styled by the served stylesheet (Streamlit draws no <style> of its own for it).
+    badge = column(app_page, 0).locator(".live-badge")
+    assert badge.evaluate("b => getComputedStyle(b).borderTopLeftRadius") == "8px"
+    assert app_page.locator("style", has_text=".live-badge").count() == 0
+    # A server rerun while they stream: the columns' code is not fetched again.
+    app_page.get_by_text("Earlier turns (0)").click()
+    app_page.get_by_role("button", name="Add user turn").click()
+    expect(app_page.get_by_text("Earlier turns (1)")).to_be_visible()
+    for position in range(2):
+        expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
+    assert sorted(url.rsplit(".", 1)[1] for url in fetched) == ["css", "js"]
+    assert streamed_text(app_page, 0) == [WORDS]
+
+
+def test_a_blocked_code_route_falls_back_to_polling_with_the_same_result(
+    app_page: Page, fake: FakeServerProcess
+) -> None:
+    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 30})
+    app_page.route("**/_live/*", lambda route: route.abort())
+    pick_models(app_page, [NANO, HAIKU])
+    run_prompt(app_page, "Count behind a stricter proxy")
+
+    for position in range(2):
+        expect(column(app_page, position).get_by_text("Done", exact=True)).to_be_visible()
+        expect(column(app_page, position)).to_contain_text(WORDS)
+    assert column(app_page, 0).locator(".live-answer").count() == 0
+    expect(app_page.get_by_text("BidiComponent Error")).to_have_count(0)

@@ -5,7 +5,8 @@
 //
 // The component is the whole column while it streams (model name, status, metrics, Stop,
 // answer): each element Streamlit draws is sent again on every page run, and a click while
-// six columns stream is a page run.
+// six columns stream is a page run. For the same reason this code is not in the element:
+// the element carries loader.js, which imports this module from the app once per page.
 //
 // All columns of a run share one EventSource (browsers allow ~6 connections per host), kept
 // on globalThis so a column mounted again after a rerun picks up the text received so far.

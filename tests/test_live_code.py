@@ -1,0 +1,107 @@
+"""The live column's code goes to a browser once: each element carries only a small loader,
+and the app serves the component's JavaScript and CSS from its own route (real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from playground.presenters.compare_state import MODELS, PROMPT
+from playground.services import runtime
+from tests.app_harness import click, open_page, run_until_done
+from tests.fake_elumenta import FakeElumenta, ModelScript
+from tests.fake_elumenta.process import free_port
+from ui import live_code
+
+COMPONENT = Path(live_code.__file__).parent / "components" / "live_column"
+SIX_MODELS = [
+    f"elumenta:{slug}"
+    for slug in (
+        "gpt-5-nano",
+        "gpt-5",
+        "claude-haiku-4.5",
+        "gemini-2.5-flash",
+        "deepseek-v3",
+        "grok-4-fast",
+    )
+]
+
+
+def test_a_page_run_while_six_columns_stream_sends_the_loader_not_the_code(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    runtime.reset()
+    fake_elumenta.script("*", ModelScript(text="slow answer " * 40, ttft_ms=50, delay_ms=200))
+    at = open_page()
+    at.text_area(key=PROMPT).set_value("Hello")
+    at.multiselect(key=MODELS).set_value(SIX_MODELS)
+    click(at.run(), "Run")
+    at.run()  # what any click while the columns stream costs
+
+    live = [
+        e.proto for e in at.main.get("bidi_component") if "live_column" in e.proto.component_name
+    ]
+    assert len(live) == 6
+    code = (COMPONENT / "live_column.js").read_text(encoding="utf-8")
+    style = (COMPONENT / "live_column.css").read_text(encoding="utf-8")
+    for element in live:
+        assert element.js_content == live_code.LOADER
+        assert len(element.js_content) < len(code) // 4
+        assert "function drawFrame" not in element.js_content
+        assert not element.css_content and not element.css_source_path
+        assert json.loads(element.json)["code"] == live_code.code_urls()
+    assert len(code) + len(style) > 10_000  # what each element carried before
+    click(at, "Stop all")
+    run_until_done(at)
+
+
+@pytest.fixture
+def code_url() -> Iterator[str]:
+    """The code route served by uvicorn on a free port, under a base URL path."""
+    port = free_port()
+    app = Starlette(routes=live_code.code_routes("/team/"))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_route_serves_the_components_files_under_names_that_change_with_them(
+    code_url: str,
+) -> None:
+    urls = live_code.code_urls("/team/")
+    assert urls["js"].startswith("/team/_live/live_column.") and urls["js"].endswith(".js")
+    with httpx.Client(base_url=code_url, timeout=10) as client:
+        for kind, file, media in (
+            ("js", "live_column.js", "text/javascript"),
+            ("css", "live_column.css", "text/css"),
+        ):
+            response = client.get(urls[kind])
+            assert response.status_code == 200
+            assert response.content == (COMPONENT / file).read_bytes()
+            assert response.headers["content-type"].startswith(media)
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert "immutable" in response.headers["cache-control"]
+        # Only those two names: no other file, no path, no older version.
+        for path in (
+            "/team/_live/live_column.js",
+            "/team/_live/loader.js",
+            "/team/_live/..%2F..%2Flive_code.py",
+            "/team/_live/live_column.0000000000000000.js",
+            urls["js"].removeprefix("/team"),
+        ):
+            assert client.get(path).status_code == 404, path
