@@ -7,10 +7,11 @@ models and presses Run; every model then streams slowly (a word every ``--delay-
 the user asks for ``--reruns`` full page runs while they stream, as a click that needs the
 server does. For the page run that draws the columns after Run and for each page run while
 streaming it prints the messages the app sent (``delta`` messages: elements and blocks),
-their bytes, and the app process's CPU for the run (from /proc, minus what the process
-spent per second while the columns streamed and nobody clicked). The client does not
-follow the live event streams: only page runs are measured. Counts and CPU are meaningful
-on a loaded machine, wall-clock less so. Usage: ``python benchmarks/bench_page_run.py
+their bytes (and how many of them are components' own code: JS, CSS, HTML in elements),
+and the app process's CPU for the run (from /proc, minus what the process spent per second
+while the columns streamed and nobody clicked). The client does not follow the live event
+streams: only page runs are measured. Counts and CPU are meaningful on a loaded machine,
+wall-clock less so. Usage: ``python benchmarks/bench_page_run.py
 [--reruns 30] [--rounds 1] [--roots CHECKOUT,CHECKOUT] [--delay-ms 150] [--live
 true|false] [--profile 'py-spy record -o out.txt -f raw']``. Prints figures; not a test.
 """
@@ -49,6 +50,8 @@ class RunCount:
         self.kinds: Counter[str] = Counter()
         self.bytes = 0
         self.bytes_by_kind: Counter[str] = Counter()
+        self.code_bytes = 0
+        """Components' own code (JS, CSS, HTML) the run's elements carry."""
 
 
 async def counted_run(
@@ -72,7 +75,14 @@ async def counted_run(
         count.kinds[kind] += 1
         count.bytes += message.ByteSize()
         if kind == "delta.new_element":
-            kind = f"element.{message.delta.new_element.WhichOneof('type')}"
+            element = message.delta.new_element
+            kind = f"element.{element.WhichOneof('type')}"
+            if kind == "element.bidi_component":
+                code = element.bidi_component
+                count.code_bytes += sum(
+                    len(text.encode())
+                    for text in (code.js_content, code.css_content, code.html_content)
+                )
         count.bytes_by_kind[kind] += message.ByteSize()
         if session.full_run_finished(message) or (
             kind == "script_finished"
@@ -135,6 +145,7 @@ async def measure(
         elements=statistics.median(elements),
         blocks=statistics.median(deltas) - statistics.median(elements),
         bytes=statistics.median(c.bytes for c in counts),
+        code_bytes=statistics.median(c.code_bytes for c in counts),
         cpu_ms=total_cpu / reruns * 1000,
         background_ms_per_s=background * 1000,
         wall_ms=statistics.median(wall) * 1000,
@@ -155,6 +166,7 @@ class Figures:
     elements: float
     blocks: float
     bytes: float
+    code_bytes: float
     cpu_ms: float
     background_ms_per_s: float
     wall_ms: float
@@ -167,7 +179,8 @@ class Figures:
             f"{self.drawn_cpu_ms:.0f} ms (with starting the run)\n"
             f"  page run while streaming ({self.components} live components): "
             f"{self.messages:.0f} messages ({self.elements:.0f} elements, {self.blocks:.0f} "
-            f"blocks), {self.bytes:,.0f} bytes, app CPU {self.cpu_ms:.1f} ms per run "
+            f"blocks), {self.bytes:,.0f} bytes (components' code {self.code_bytes:,.0f}), "
+            f"app CPU {self.cpu_ms:.1f} ms per run "
             f"(background {self.background_ms_per_s:.0f} ms/s taken off), wall median "
             f"{self.wall_ms:.0f} ms\n"
             f"  bytes by kind: {self.bytes_by_kind}"
