@@ -19,8 +19,18 @@ from starlette.routing import BaseRoute, Route
 
 ASSETS = Path(__file__).parent / "components" / "live_column"
 CODE_PREFIX = "/_live/"
-LOADER = (ASSETS / "loader.js").read_text(encoding="utf-8")
-"""What each live column element carries: it imports the served code (see the file)."""
+
+
+def _compact(source: str) -> str:
+    # loader.js keeps each comment on a line of its own and no text literal over lines.
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
+
+
+LOADER = _compact((ASSETS / "loader.js").read_text(encoding="utf-8"))
+"""What each live column element carries: ``loader.js`` (which imports the served code)
+without its comments, blank lines and indentation, which every page run would send again
+for each column."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 // per page and hands the column to it. A page run sends every element again, so the code
 // itself is not in the element. If the code cannot be loaded (a proxy blocks the app's
 // own routes, as it would block the event stream), the page falls back to polling.
+// Sent without comments, blank lines and indentation (ui/live_code.py): keep each comment
+// on a line of its own and every text literal on one line.
 const loaded = (globalThis.__playgroundLiveCode ??= { modules: new Map(), askedFallback: false });
 
 function stylesheet(href) {
@@ -39,8 +41,9 @@ export default async function (component) {
     mount = await load(component.data.code);
   } catch (error) {
     console.warn(error);
+    // One rerun for the page, whichever column fails first.
     if (!loaded.askedFallback) {
-      loaded.askedFallback = true; // one rerun for the page, whichever column fails first
+      loaded.askedFallback = true;
       component.setTriggerValue("fallback", true);
     }
     return undefined;
