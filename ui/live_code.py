@@ -57,8 +57,8 @@ def _base(base_url_path: str) -> str:
 
 
 def code_urls(base_url_path: str = "") -> dict[str, str]:
-    """The paths (under Streamlit's ``server.baseUrlPath``) of the component's JS and CSS,
-    as the loader expects them in the element's data."""
+    """The paths (under Streamlit's ``server.baseUrlPath``) of the component's JS and CSS
+    (``js``, ``css``); the loader reads them as ``code_js`` and ``code_css`` of its data."""
     base = _base(base_url_path)
     return {"js": f"{base}{CODE_PREFIX}{_JS_NAME}", "css": f"{base}{CODE_PREFIX}{_CSS_NAME}"}
 

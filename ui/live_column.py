@@ -95,8 +95,10 @@ def live_answer(
         "waiting": WAITING,
         "price": result.price_tokens,
         "stop": on_stop is not None,
-        "code": code_urls(_base_url_path()),
     }
+    # Flat strings: Streamlit checks each non-scalar value of a component's data for a
+    # data frame on every page run (importing pandas the first time).
+    data.update({f"code_{kind}": url for kind, url in code_urls(_base_url_path()).items()})
     _component(
         key=f"live-{run_id}-{result.index}-{position}",
         data=data,

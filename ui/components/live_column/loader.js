@@ -1,8 +1,9 @@
 // What each live column element carries: it imports the column's real code
-// (live_column.js and live_column.css, served by the app at the paths in data.code) once
-// per page and hands the column to it. A page run sends every element again, so the code
-// itself is not in the element. If the code cannot be loaded (a proxy blocks the app's
-// own routes, as it would block the event stream), the page falls back to polling.
+// (live_column.js and live_column.css, served by the app at data.code_js and
+// data.code_css) once per page and hands the column to it. A page run sends every element
+// again, so the code itself is not in the element. If the code cannot be loaded (a proxy
+// blocks the app's own routes, as it would block the event stream), the page falls back
+// to polling.
 // Sent without comments, blank lines and indentation (ui/live_code.py): keep each comment
 // on a line of its own and every text literal on one line.
 const loaded = (globalThis.__playgroundLiveCode ??= { modules: new Map(), askedFallback: false });
@@ -21,7 +22,7 @@ function stylesheet(href) {
   });
 }
 
-function load({ js, css }) {
+function load(js, css) {
   const key = `${js} ${css}`;
   let mount = loaded.modules.get(key);
   if (!mount) {
@@ -38,7 +39,7 @@ function load({ js, css }) {
 export default async function (component) {
   let mount;
   try {
-    mount = await load(component.data.code);
+    mount = await load(component.data.code_js, component.data.code_css);
   } catch (error) {
     console.warn(error);
     // One rerun for the page, whichever column fails first.
