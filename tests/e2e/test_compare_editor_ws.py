@@ -8,13 +8,12 @@ app answers with, which a browser test cannot count.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from streamlit.proto.Element_pb2 import Element
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from playground.presenters import compare_state
+from tests.e2e.load import run_in_own_loop
 from tests.e2e.load_ws import model_labels
 from tests.e2e.ws_client import StreamlitSession
 from tests.fake_elumenta.process import FakeServerProcess
@@ -85,4 +84,4 @@ def test_an_editor_click_while_six_columns_stream_reruns_only_the_editor(
     fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
     words = " ".join(f"word{n}" for n in range(2000))
     fake.script("*", {"text": words, "ttft_ms": 50, "delay_ms": 200})
-    asyncio.run(edit_while_streaming(app_url))
+    run_in_own_loop(edit_while_streaming(app_url))
