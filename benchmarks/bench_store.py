@@ -311,19 +311,23 @@ def describe(name: str, samples: list[float], target_ms: float | None = None) ->
     )
 
 
+def month_filter(rng: np.random.Generator, slugs: list[str]) -> HistoryFilter:
+    """A random History filter of the filtered-page figures: one model, one status, 30 days."""
+    since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
+    return HistoryFilter(
+        models=(slugs[int(rng.integers(0, len(slugs)))],),
+        statuses=(str(rng.choice(["completed", "failed"])),),
+        since=since,
+        until=since + timedelta(days=30),
+    )
+
+
 def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, repeat: int) -> None:
     slugs = load_catalog().slugs
 
     def filtered_page() -> None:
-        since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
-        flt = HistoryFilter(
-            models=(slugs[int(rng.integers(0, len(slugs)))],),
-            statuses=(str(rng.choice(["completed", "failed"])),),
-            since=since,
-            until=since + timedelta(days=30),
-        )
         with store.session() as session:
-            list_results(session, flt, limit=50)
+            list_results(session, month_filter(rng, slugs), limit=50)
 
     def count_page() -> None:
         flt = HistoryFilter(models=(slugs[int(rng.integers(0, len(slugs)))],), statuses=("failed",))
@@ -345,13 +349,7 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
         return run
 
     def page_filter() -> HistoryFilter:
-        since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
-        return HistoryFilter(
-            models=(slugs[int(rng.integers(0, len(slugs)))],),
-            statuses=(str(rng.choice(["completed", "failed"])),),
-            since=since,
-            until=since + timedelta(days=30),
-        )
+        return month_filter(rng, slugs)
 
     def first_page() -> None:
         with store.session() as session:

@@ -19,6 +19,20 @@ RUN_TIMEOUT_S = 10.0
 _KEYED_BLOCK = re.compile(r"^\$\$ID-[0-9a-f]+-(.+)$")
 
 
+SIX_MODELS = [
+    f"elumenta:{slug}"
+    for slug in (
+        "gpt-5-nano",
+        "gpt-5",
+        "claude-haiku-4.5",
+        "gemini-2.5-flash",
+        "deepseek-v3",
+        "grok-4-fast",
+    )
+]
+"""Six Elumenta models in the picker's keys: a full grid of two rows of three."""
+
+
 def open_page(page: str = "pages/compare.py") -> AppTest:
     """The app, run once through ``app.py`` (sidebar and router) and switched to ``page``."""
     at = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).run()

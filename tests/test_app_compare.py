@@ -11,7 +11,14 @@ from streamlit.testing.v1.element_tree import Block
 
 from playground.safe_text import escape_markdown
 from playground.services import history, runtime
-from tests.app_harness import click, open_blocks, open_page, run_until_done, texts
+from tests.app_harness import (
+    SIX_MODELS,
+    click,
+    open_blocks,
+    open_page,
+    run_until_done,
+    texts,
+)
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.hosted_fixtures import make_workspace, open_page_as, refreshed, signed_in
 
@@ -427,19 +434,6 @@ def page_size(block: Block) -> int:
         1 + (page_size(child) if isinstance(child, Block) else 0)
         for child in block.children.values()
     )
-
-
-SIX_MODELS = [
-    f"elumenta:{slug}"
-    for slug in (
-        "gpt-5-nano",
-        "gpt-5",
-        "claude-haiku-4.5",
-        "gemini-2.5-flash",
-        "deepseek-v3",
-        "grok-4-fast",
-    )
-]
 
 
 def test_a_page_run_while_six_columns_stream_sends_one_element_per_live_column(

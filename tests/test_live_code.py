@@ -16,23 +16,12 @@ from starlette.applications import Starlette
 
 from playground.presenters.compare_state import MODELS, PROMPT
 from playground.services import runtime
-from tests.app_harness import click, open_page, run_until_done
+from tests.app_harness import SIX_MODELS, click, open_page, run_until_done
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fake_elumenta.process import free_port
 from ui import live_code
 
 COMPONENT = Path(live_code.__file__).parent / "components" / "live_column"
-SIX_MODELS = [
-    f"elumenta:{slug}"
-    for slug in (
-        "gpt-5-nano",
-        "gpt-5",
-        "claude-haiku-4.5",
-        "gemini-2.5-flash",
-        "deepseek-v3",
-        "grok-4-fast",
-    )
-]
 
 
 def test_a_page_run_while_six_columns_stream_sends_the_loader_not_the_code(
