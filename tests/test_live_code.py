@@ -4,21 +4,18 @@ and the app serves the component's JavaScript and CSS from its own route (real H
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from playground.presenters.compare_state import MODELS, PROMPT
 from playground.services import runtime
 from tests.app_harness import SIX_MODELS, click, open_page, run_until_done
 from tests.fake_elumenta import FakeElumenta, ModelScript
-from tests.fake_elumenta.process import free_port
+from tests.fake_elumenta.process import served_in_thread
 from ui import live_code
 
 COMPONENT = Path(live_code.__file__).parent / "components" / "live_column"
@@ -61,16 +58,8 @@ def test_a_page_run_while_six_columns_stream_sends_the_loader_not_the_code(
 @pytest.fixture
 def code_url() -> Iterator[str]:
     """The code route served by uvicorn on a free port, under a base URL path."""
-    port = free_port()
-    app = Starlette(routes=live_code.code_routes("/team/"))
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_in_thread(Starlette(routes=live_code.code_routes("/team/"))) as url:
+        yield url
 
 
 def test_the_route_serves_the_components_files_under_names_that_change_with_them(

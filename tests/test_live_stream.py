@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from playground import config
@@ -24,7 +22,7 @@ from playground.runner import ColumnRef, RunHandle
 from playground.services import compare, runtime
 from playground.store import get_comparison, share_comparison
 from tests.e2e.hosted import PROXY_SECRET, proxy_headers
-from tests.fake_elumenta.process import free_port
+from tests.fake_elumenta.process import served_in_thread
 from ui.live_route import live_routes
 
 MODELS = ("gpt-5-nano", "claude-haiku-4.5", "gemini-2.5-flash")
@@ -140,17 +138,8 @@ def test_grant_opens_only_its_run_for_its_user_until_the_grace_period_ends() -> 
 @pytest.fixture
 def route_url(app_env: Path) -> Iterator[str]:
     """The app's own routes served by uvicorn on a free port (real HTTP)."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(Starlette(routes=live_routes()), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served_in_thread(Starlette(routes=live_routes())) as url:
+        yield url
 
 
 def sse_events(response: httpx.Response) -> list[tuple[int, dict[str, object]]]:
