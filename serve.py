@@ -13,8 +13,11 @@ import streamlit as st
 from playground.services import runtime
 from ui.live_code import code_routes
 from ui.live_route import live_routes
+from ui.runner_handover import keep_finished_runs
 
 # A long-lived server: its first runner also tunes the garbage collector for it.
 runtime.settle_memory_when_serving()
+# A run that ends as the next one is asked for must still reach the browser in full.
+keep_finished_runs()
 _base_url_path = str(st.get_option("server.baseUrlPath") or "")
 app = st.App("app.py", routes=live_routes(_base_url_path) + code_routes(_base_url_path))
