@@ -6,6 +6,8 @@ aggregates never need a join and the composite ``results`` indexes stay usable.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,18 +208,53 @@ def _matching_ids(
     ``newest``, each branch applies the other filters itself and stops at ``newest`` ids,
     walking its index newest first.
     """
+    content, prompt = _branches(_fts_query(terms, dialect), dialect, walk=newest is not None)
+    if newest is None:
+        return sa.union(content.ids.correlate(None), prompt.ids.correlate(None))
+    branches = [
+        branch.ids.where(*_plain_conditions(flt, include_deleted, branch.results))
+        .order_by(branch.order)
+        .limit(newest)
+        for branch in (content, prompt)
+    ]
+    # LIMIT inside a UNION member needs a subquery on SQLite.
+    subqueries = [b.correlate(None).subquery() for b in branches]
+    return sa.union(*(sa.select(q.c.id) for q in subqueries))
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """One way a result matches a search: the ids it selects, the alias of ``results``
+    they come from (for the other filters) and their newest-first order."""
+
+    ids: sa.Select[Any]
+    results: type[Result]
+    order: sa.UnaryExpression[Any]
+
+
+def _fts_query(terms: list[str], dialect: str) -> str:
+    """The full-text query of ``terms`` (every word, as a prefix) in ``dialect``'s syntax."""
+    if dialect == "sqlite":
+        return " ".join(f'"{w}"*' for w in terms)
+    return " & ".join(f"{w}:*" for w in terms)
+
+
+def _branches(query: Any, dialect: str, *, walk: bool) -> tuple[_Branch, _Branch]:
+    """The search's two branches: results whose answer matches the full-text ``query``
+    (:func:`_fts_query`, or a bound parameter standing for it), and results of
+    comparisons whose prompt does. ``walk``: the content branch selects from ``results``
+    (SQLite: joined to its full-text table) so filters and a newest-first order apply."""
     # Aliases: the outer query selects from (or joins) the same tables.
     by_content = cast(type[Result], aliased(Result))
     by_prompt = cast(type[Result], aliased(Result))
     if dialect == "sqlite":
-        query = " ".join(f'"{w}"*' for w in terms)
         # The join to results is only needed to apply the other filters inside the branch.
         content_ids = (
-            sa.select(_RESULTS_FTS.c.rowid)
-            if newest is None
-            else sa.select(by_content.id).join_from(
+            sa.select(by_content.id).join_from(
                 _RESULTS_FTS, by_content, by_content.id == _RESULTS_FTS.c.rowid
             )
+            if walk
+            else sa.select(_RESULTS_FTS.c.rowid)
         )
         content_match = sa.literal_column("results_fts").op("MATCH")(query)
         # FTS5 hands out matches in rowid order itself, so a LIMIT stops the walk early.
@@ -226,32 +263,115 @@ def _matching_ids(
             sa.literal_column("comparisons_fts").op("MATCH")(query)
         )
     else:
-        tsquery = sa.func.to_tsquery(
-            sa.literal_column(_PG_CONFIG), " & ".join(f"{w}:*" for w in terms)
-        )
+        tsquery = sa.func.to_tsquery(sa.literal_column(_PG_CONFIG), query)
         content_ids = sa.select(by_content.id)
         content_match = _pg_document(by_content.content).bool_op("@@")(tsquery)
         content_order = by_content.id.desc()
         prompt_ids = sa.select(Comparison.id).where(
             _pg_document(Comparison.prompt_text).bool_op("@@")(tsquery)
         )
-    content_ids = content_ids.where(content_match)
     prompt_result_ids = sa.select(by_prompt.id).where(
         by_prompt.comparison_id.in_(prompt_ids.correlate(None))
     )
-    if newest is None:
-        return sa.union(content_ids.correlate(None), prompt_result_ids.correlate(None))
-    branches = [
-        content_ids.where(*_plain_conditions(flt, include_deleted, by_content))
-        .order_by(content_order)
-        .limit(newest),
-        prompt_result_ids.where(*_plain_conditions(flt, include_deleted, by_prompt))
-        .order_by(by_prompt.id.desc())
-        .limit(newest),
-    ]
-    # LIMIT inside a UNION member needs a subquery on SQLite.
-    subqueries = [b.correlate(None).subquery() for b in branches]
-    return sa.union(*(sa.select(q.c.id) for q in subqueries))
+    return (
+        _Branch(content_ids.where(content_match), by_content, content_order),
+        _Branch(prompt_result_ids, by_prompt, by_prompt.id.desc()),
+    )
+
+
+_PARSE_COST = 10
+"""About how many heap row reads parsing one answer into a ``tsvector`` costs (measured
+at 1M-3M results: ~50 µs against ~3-5 µs)."""
+_MIN_COLLECT_CAP = 2_000
+
+
+def selective_matches(
+    connection: sa.Connection,
+    flt: HistoryFilter,
+    newest: int,
+    *,
+    include_deleted: bool = False,
+) -> list[int] | None:
+    """The ids of the ``newest`` newest results ``flt`` keeps (search and every other
+    condition), highest first, when PostgreSQL expects the search to match few enough
+    results to collect them all through the full-text indexes; ``None`` when it does not
+    (a common word: :func:`result_conditions` with ``newest`` is then the cheaper way),
+    or without a search, or on SQLite (whose full-text index yields matches newest first).
+
+    Why: asked for the newest matches, PostgreSQL walks ``results`` newest first and
+    parses every answer until enough match whenever it guesses the word matches
+    thousands of rows, and it guesses so for every word outside its statistics (half the
+    rarest listed frequency). A rare word then costs a parse of every answer: seconds
+    to minutes at millions of results. Collecting the matches from the GIN indexes costs
+    one row read per match, the walk one parse (:data:`_PARSE_COST` reads) per row it
+    passes. The matches are collected when the planner's estimate is within
+    :func:`_collect_cap`, and at most that many are read: an estimate that was too low
+    falls back to the walk, a common word never pays for reading its matches.
+    """
+    terms = search_terms(flt.search)
+    if not terms or connection.dialect.name != "postgresql":
+        return None
+    query = _fts_query(terms, "postgresql")
+    cap = _collect_cap(connection, newest)
+    if _estimated_matches(connection, query) > cap:
+        return None
+    content, prompt = _branches(query, "postgresql", walk=False)
+    collected = sa.union_all(
+        *(
+            sa.select(q.c.id)
+            for q in (
+                branch.ids.where(*_plain_conditions(flt, include_deleted, branch.results))
+                .limit(cap + 1)
+                .correlate(None)
+                .subquery()
+                for branch in (content, prompt)
+            )
+        )
+    )
+    # The planner is told to use bitmap scans: its row estimate is what misleads it here.
+    # SET LOCAL lasts until the transaction ends; rolling back the savepoint undoes it.
+    savepoint = connection.begin_nested()
+    try:
+        connection.exec_driver_sql(
+            "SELECT set_config('enable_seqscan', 'off', true),"
+            " set_config('enable_indexscan', 'off', true)"
+        )
+        ids = connection.execute(collected).scalars().all()
+    finally:
+        savepoint.rollback()
+    # Each branch stops at cap + 1: fewer in all means both read every match.
+    if len(ids) > cap:
+        return None
+    return sorted(set(ids), reverse=True)[:newest]
+
+
+def _collect_cap(connection: sa.Connection, newest: int) -> int:
+    """How many matches are worth collecting rather than walking for the ``newest``
+    newest: the walk passes about ``newest * rows / matches`` rows at
+    :data:`_PARSE_COST` each, the collection reads ``matches`` rows; both cost the
+    same at ``sqrt(_PARSE_COST * newest * rows)`` matches."""
+    rows = connection.scalar(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('results')")
+    )
+    rows = max(float(rows or 0), 0.0)  # -1: never analysed
+    return max(_MIN_COLLECT_CAP, round(math.sqrt(_PARSE_COST * newest * rows)))
+
+
+def _estimated_matches(connection: sa.Connection, query: str) -> float:
+    """How many results PostgreSQL's planner expects the full-text ``query`` to match
+    (answers and prompts; other filters aside)."""
+    statement, params = _explained_search(connection.dialect)
+    plan = connection.exec_driver_sql(statement, {**params, "search_query": query}).scalar_one()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+@functools.cache
+def _explained_search(dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
+    """``EXPLAIN`` of every match of the query in parameter ``search_query``, and its
+    other parameters: compiled once (its shape never changes)."""
+    content, prompt = _branches(sa.bindparam("search_query"), "postgresql", walk=False)
+    compiled = sa.union_all(content.ids, prompt.ids).compile(dialect=dialect)
+    return f"EXPLAIN (FORMAT JSON) {compiled}", dict(compiled.params)
 
 
 def _pg_document(column: Any) -> ColumnElement[Any]:

@@ -32,6 +32,7 @@ from playground.store.filters import (
     filter_values,
     history_order,
     result_conditions,
+    selective_matches,
 )
 from playground.store.history_rows import ComparisonRow, load_rows, marks_of, tags_of
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
@@ -100,10 +101,19 @@ def list_results(
     """
     flt = flt or HistoryFilter()
     dialect = session.get_bind().dialect.name
+    matches = selective_matches(session.connection(), flt, limit + offset)
+    conditions = (
+        result_conditions(flt, dialect, newest=limit + offset)
+        if matches is None
+        else [
+            *result_conditions(dataclasses.replace(flt, search=None), dialect),
+            Result.id.in_(matches),
+        ]
+    )
     rows = session.execute(
         sa.select(Result, Comparison.created_utc, Comparison.title)
         .join(Comparison, Comparison.id == Result.comparison_id)
-        .where(*result_conditions(flt, dialect, newest=limit + offset))
+        .where(*conditions)
         .order_by(*history_order(flt))
         .limit(limit)
         .offset(offset)
