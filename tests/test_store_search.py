@@ -68,7 +68,7 @@ def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     elif request.param == "collect, then walk":
         # The estimate says "few", but more match than the collection reads: it falls back.
         monkeypatch.setattr(store_filters, "_collect_cap", lambda *_: 2)
-        monkeypatch.setattr(store_filters, "_estimated_matches", lambda *_: 0.0)
+        monkeypatch.setattr(store_filters, "_estimates", lambda *_: (0.0, 0.0))
     return str(request.param)
 
 

@@ -313,8 +313,9 @@ def selective_matches(
     if not terms or connection.dialect.name != "postgresql":
         return None
     query = _fts_query(terms, "postgresql")
-    cap = _collect_cap(connection, newest)
-    if _estimated_matches(connection, query) > cap:
+    matches, rows = _estimates(connection, query)
+    cap = _collect_cap(newest, rows)
+    if matches > cap:
         return None
     content, prompt = _branches(query, "postgresql", walk=False)
     collected = sa.union_all(
@@ -332,48 +333,51 @@ def selective_matches(
     # The planner is told to use bitmap scans (its row estimate is what misleads it here),
     # and not to JIT-compile: the forced plan's cost passes jit_above_cost, and compiling
     # takes longer (~40-60 ms) than reading a rare word's matches. SET LOCAL lasts until
-    # the transaction ends; rolling back the savepoint undoes it.
-    savepoint = connection.begin_nested()
+    # the transaction ends; rolling back the savepoint undoes it. (Plain SQL, several
+    # statements a round trip: here each round trip costs more than the reads.)
+    connection.exec_driver_sql(
+        "SAVEPOINT search_matches; SET LOCAL enable_seqscan = off;"
+        " SET LOCAL enable_indexscan = off; SET LOCAL jit = off"
+    )
     try:
-        connection.exec_driver_sql(
-            "SELECT set_config('enable_seqscan', 'off', true),"
-            " set_config('enable_indexscan', 'off', true), set_config('jit', 'off', true)"
-        )
         ids = connection.execute(collected).scalars().all()
     finally:
-        savepoint.rollback()
+        connection.exec_driver_sql(
+            "ROLLBACK TO SAVEPOINT search_matches; RELEASE SAVEPOINT search_matches"
+        )
     # Each branch stops at cap + 1: fewer in all means both read every match.
     if len(ids) > cap:
         return None
     return sorted(set(ids), reverse=True)[:newest]
 
 
-def _collect_cap(connection: sa.Connection, newest: int) -> int:
+def _collect_cap(newest: int, rows: float) -> int:
     """How many matches are worth collecting rather than walking for the ``newest``
-    newest: the walk passes about ``newest * rows / matches`` rows at
-    :data:`_PARSE_COST` each, the collection reads ``matches`` rows; both cost the
-    same at ``sqrt(_PARSE_COST * newest * rows)`` matches."""
-    rows = connection.scalar(
-        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('results')")
-    )
-    rows = max(float(rows or 0), 0.0)  # -1: never analysed
-    return max(_MIN_COLLECT_CAP, round(math.sqrt(_PARSE_COST * newest * rows)))
+    newest of ``rows`` results: the walk passes about ``newest * rows / matches`` rows at
+    :data:`_PARSE_COST` each, the collection reads ``matches`` rows; both cost the same
+    at ``sqrt(_PARSE_COST * newest * rows)`` matches."""
+    return max(_MIN_COLLECT_CAP, round(math.sqrt(_PARSE_COST * newest * max(rows, 0.0))))
 
 
-def _estimated_matches(connection: sa.Connection, query: str) -> float:
+def _estimates(connection: sa.Connection, query: str) -> tuple[float, float]:
     """How many results PostgreSQL's planner expects the full-text ``query`` to match
-    (answers and prompts; other filters aside)."""
+    (answers and prompts; other filters aside), and how many results it counts."""
     statement, params = _explained_search(connection.dialect)
     plan = connection.exec_driver_sql(statement, {**params, "search_query": query}).scalar_one()
-    return float(plan[0]["Plan"]["Plan Rows"])
+    branches = [float(p["Plan Rows"]) for p in plan[0]["Plan"].get("Plans", [])]
+    if len(branches) != 3:  # not the Append of the three selects: no estimate to trust
+        return math.inf, 0.0
+    return branches[0] + branches[1], branches[2]
 
 
 @functools.cache
 def _explained_search(dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
-    """``EXPLAIN`` of every match of the query in parameter ``search_query``, and its
-    other parameters: compiled once (its shape never changes)."""
+    """``EXPLAIN`` of every match of the query in parameter ``search_query`` (and of every
+    result, for their number: one round trip), and its other parameters; compiled once
+    (its shape never changes)."""
     content, prompt = _branches(sa.bindparam("search_query"), "postgresql", walk=False)
-    compiled = sa.union_all(content.ids, prompt.ids).compile(dialect=dialect)
+    every = sa.select(Result.id)
+    compiled = sa.union_all(content.ids, prompt.ids, every).compile(dialect=dialect)
     return f"EXPLAIN (FORMAT JSON) {compiled}", dict(compiled.params)
 
 
