@@ -318,7 +318,7 @@ def selective_matches(
     if matches > cap:
         return None
     content, prompt = _branches(query, "postgresql", walk=False)
-    collected = sa.union_all(
+    matched = sa.union(
         *(
             sa.select(q.c.id)
             for q in (
@@ -329,6 +329,10 @@ def selective_matches(
                 for branch in (content, prompt)
             )
         )
+    ).subquery()
+    # Only the newest travel, each with how many matched in all.
+    collected = (
+        sa.select(matched.c.id, sa.func.count().over()).order_by(matched.c.id.desc()).limit(newest)
     )
     # The planner is told to use bitmap scans (its row estimate is what misleads it here),
     # and not to JIT-compile: the forced plan's cost passes jit_above_cost, and compiling
@@ -340,15 +344,15 @@ def selective_matches(
         " SET LOCAL enable_indexscan = off; SET LOCAL jit = off"
     )
     try:
-        ids = connection.execute(collected).scalars().all()
+        newest_rows = connection.execute(collected).all()
     finally:
         connection.exec_driver_sql(
             "ROLLBACK TO SAVEPOINT search_matches; RELEASE SAVEPOINT search_matches"
         )
-    # Each branch stops at cap + 1: fewer in all means both read every match.
-    if len(ids) > cap:
+    # Each branch stops at cap + 1: at most cap in all means both read every match.
+    if newest_rows and newest_rows[0][1] > cap:
         return None
-    return sorted(set(ids), reverse=True)[:newest]
+    return [int(row[0]) for row in newest_rows]
 
 
 def _collect_cap(newest: int, rows: float) -> int:
