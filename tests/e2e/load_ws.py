@@ -100,7 +100,19 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
     arrived = False
     doing = "opening the app"
     try:
-        async with session:
+        # One HTTP client per user for all their rounds: a new client loads the CA bundle
+        # (tens of ms of this loop's CPU, which every user shares). Each stream gets a new
+        # connection: reusing one the app closed while idle fails the read (a browser's
+        # EventSource would retry; this driver reports it).
+        async with (
+            session,
+            httpx.AsyncClient(
+                base_url=session.app_url,
+                headers=session.headers,
+                timeout=timeout_s,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            ) as client,
+        ):
             await session.run_script()
             start.arrive()
             arrived = True
@@ -111,7 +123,7 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
                 current = Round(doing)
                 try:
                     async with asyncio.timeout(timeout_s):
-                        await _comparison(session, current, report)
+                        await _comparison(session, client, current, report)
                 except TimeoutError as exc:
                     seen = ", ".join(f"{k} {v:.2f} s" for k, v in current.stages.items())
                     raise TimeoutError(
@@ -131,7 +143,9 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
     return report
 
 
-async def _comparison(session: StreamlitSession, current: Round, report: UserReport) -> None:
+async def _comparison(
+    session: StreamlitSession, client: httpx.AsyncClient, current: Round, report: UserReport
+) -> None:
     """One round: fill in the prompt and models, press Run, follow it until all are done."""
     prompt_marker = current.marker
     prompt = f"{prompt_marker} tell me something"
@@ -147,44 +161,41 @@ async def _comparison(session: StreamlitSession, current: Round, report: UserRep
     started = False
     first_text: dict[int, float] = {}
     streams: dict[str, asyncio.Task[None]] = {}
-    async with httpx.AsyncClient(
-        base_url=session.app_url, headers=session.headers, timeout=session.timeout_s
-    ) as client:
-        while True:
-            message = await session.receive()
-            kind = message.WhichOneof("type")
-            if kind == "script_finished":
-                current.reached("press run ended")
-            if kind == "page_info_changed":
-                # The page puts the new comparison in its URL before it draws the columns.
-                started = started or _shown_comparison(session) != shown_before
-            elif kind == "delta" and started:
-                url = _live_stream(message)
-                if url is not None and url not in streams:
-                    # As a browser's live column does the moment it is drawn.
-                    current.reached("columns drawn")
-                    streams[url] = asyncio.create_task(
-                        _follow(session, client, url, current, first_text)
-                    )
-                position = _answer_position(session, message)
-                if position is not None:
-                    current.reached("columns drawn")
-                    first_text.setdefault(position, time.perf_counter() - pressed)
-            elif session.full_run_finished(message):
-                if not started:
-                    raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
-                current.reached("page drawn")
-                if streams:
-                    current.waiting_for = f"the end of {len(streams)} event stream(s)"
-                    await asyncio.gather(*streams.values())
-                    streams.clear()
-                    current.reached("streams ended")
-                    current.waiting_for = "the page after the streams ended"
-                    await session.run_script()  # the rerun the live column asks for at the end
-                    current.reached("final page")
-                if _all_done(session):
-                    break
-                current.waiting_for = f"another page run: not every column done ({_shown(session)})"
+    while True:
+        message = await session.receive()
+        kind = message.WhichOneof("type")
+        if kind == "script_finished":
+            current.reached("press run ended")
+        if kind == "page_info_changed":
+            # The page puts the new comparison in its URL before it draws the columns.
+            started = started or _shown_comparison(session) != shown_before
+        elif kind == "delta" and started:
+            url = _live_stream(message)
+            if url is not None and url not in streams:
+                # As a browser's live column does the moment it is drawn.
+                current.reached("columns drawn")
+                streams[url] = asyncio.create_task(
+                    _follow(session, client, url, current, first_text)
+                )
+            position = _answer_position(session, message)
+            if position is not None:
+                current.reached("columns drawn")
+                first_text.setdefault(position, time.perf_counter() - pressed)
+        elif session.full_run_finished(message):
+            if not started:
+                raise RunNotStartedError(f"pressing Run for {prompt_marker} started nothing")
+            current.reached("page drawn")
+            if streams:
+                current.waiting_for = f"the end of {len(streams)} event stream(s)"
+                await asyncio.gather(*streams.values())
+                streams.clear()
+                current.reached("streams ended")
+                current.waiting_for = "the page after the streams ended"
+                await session.run_script()  # the rerun the live column asks for at the end
+                current.reached("final page")
+            if _all_done(session):
+                break
+            current.waiting_for = f"another page run: not every column done ({_shown(session)})"
     report.run_s.append(time.perf_counter() - pressed)
     report.stages.append(current.stages)
     report.ui_ttft_s += first_text.values()
