@@ -3,7 +3,8 @@
 Click timing works like this: :data:`PROBE_JS` listens (capture phase) for clicks; when
 the clicked element is inside the probe's target, it polls a JS condition once per
 animation frame and stores the milliseconds from the click's input event (when the
-browser received it) until the frame in which the condition held.
+browser received it) until the frame in which the condition held (and the click's epoch
+milliseconds, ``window.__probe.clicked``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ PROBE_JS = """
     const probe = window.__probe;
     if (!probe || probe.result !== null || !find(probe.target).contains(event.target)) return;
     const clicked = performance.timeOrigin + event.timeStamp;
+    probe.clicked = clicked;
     const poll = () => {
       if (find(probe.condition)) probe.result = now() - clicked;
       else requestAnimationFrame(poll);

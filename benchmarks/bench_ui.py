@@ -15,7 +15,9 @@ first one carrying a unique marker. A MutationObserver in the page timestamps, w
 browser's clock (epoch milliseconds, the same machine clock the app stamps ``started_at``
 with): the click on Run (its input event), the frame in which each marker first shows and
 every change of each column's answer text. The first-text figure is split with the
-app's own record of each model (``started_at``, measured TTFT) read from its database.
+app's own record of each model (``started_at``, measured TTFT) read from its database; the
+"Add user turn" click with the browser's clock at the messages on Streamlit's websocket
+(request sent, first reply, the reply that drew the new turn).
 
 Usage: ``python benchmarks/bench_ui.py [--rounds 3] [--delay-ms 3] [--screenshots]
 [--paths bare,polling,live]``.
@@ -121,6 +123,22 @@ OBSERVER_JS = """
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
 }
 """
+# Installed before the page loads: the browser's clock at every message the page sends to
+# Streamlit's websocket and every one it receives (epoch ms), to split a click's time.
+WEBSOCKET_LOG_JS = """
+(() => {
+  const now = () => performance.timeOrigin + performance.now();
+  const Socket = window.WebSocket;
+  window.__ws = {sent: [], received: []};
+  window.WebSocket = class extends Socket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => window.__ws.received.push(now()));
+    }
+    send(data) { window.__ws.sent.push(now()); return super.send(data); }
+  };
+})();
+"""
 EXPANDER = "document.querySelector('[data-testid=stExpander] summary')"
 ADD_TURN = (
     "[...document.querySelectorAll('button')].find(b => b.innerText.includes('Add user turn'))"
@@ -187,16 +205,40 @@ def script_round(fake: FakeServerProcess, delay_ms: float) -> list[str]:
     return markers
 
 
+# Where an "Add user turn" goes, from the websocket log (see CLICK_PARTS).
+SPLIT_CLICK_JS = """
+() => {
+  const clicked = window.__probe.clicked, shown = clicked + window.__probe.result;
+  const sent = window.__ws.sent.find((t) => t >= clicked);
+  const replies = window.__ws.received.filter((t) => t >= sent && t <= shown);
+  if (sent === undefined || !replies.length) return null;
+  return {
+    to_send: sent - clicked, to_reply: replies[0] - sent,
+    replies: replies[replies.length - 1] - replies[0], messages: replies.length,
+    to_screen: shown - replies[replies.length - 1],
+  };
+}
+"""
+CLICK_PARTS = {
+    "to_send": "click -> rerun request sent",
+    "to_reply": "request -> first reply",
+    "replies": "first reply -> last reply before the turn showed",
+    "to_screen": "that last reply -> the turn on screen",
+}
+
+
 def measure_interactivity(page: Page) -> dict[str, float]:
     """Open the turns expander (drawn by the browser alone), then press "Add user turn"
-    (a rerun of the Compare editor's fragment on the server, not of the whole page)."""
+    (a rerun of the turns' fragment in the Compare editor on the server, not of the whole
+    page); with the parts of the latter (:data:`CLICK_PARTS`) and its reply's messages."""
     if page.evaluate(ADD_TURN_VISIBLE):
         page.evaluate(f"{EXPANDER}.click()")
         page.wait_for_function(f"!({ADD_TURN_VISIBLE})")
     expander_ms = probe(page, EXPANDER, ADD_TURN_VISIBLE)
     turns = page.evaluate(TURN_BOXES)
     add_ms = probe(page, ADD_TURN, f"{TURN_BOXES} > {turns}")
-    return {"expander": expander_ms, "add_turn": add_ms}
+    parts = page.evaluate(SPLIT_CLICK_JS) or {}
+    return {"expander": expander_ms, "add_turn": add_ms, "turns": turns, **parts}
 
 
 def start_run(page: Page) -> None:
@@ -376,6 +418,17 @@ def report(rounds: list[Round], delay_ms: float) -> None:
             f"(n={len(adds)}; target <= 300 ms)"
         )
         print(f"    each 'Add user turn', ms: {', '.join(f'{v:.0f}' for v in sorted(adds))}")
+        split = [i for i in interactions if "to_send" in i]
+        for name, label in CLICK_PARTS.items():
+            if split:
+                print(f"    of which {label}: {describe([i[name] for i in split])}")
+        if split:
+            messages = statistics.median(i["messages"] for i in split)
+            turns = statistics.median(i["turns"] for i in interactions)
+            print(
+                f"    messages received until the turn showed: median {messages:.0f} "
+                f"(turns already there: median {turns:.0f})"
+            )
 
 
 def measure_bare(rounds: int, delay_ms: float) -> list[float]:
@@ -412,6 +465,7 @@ def app_path(browser: Browser, *, live: bool) -> Iterator[AppPath]:
     ):
         context = browser.new_context(viewport={"width": 1440, "height": 1100})
         stack.callback(context.close)
+        context.add_init_script(WEBSOCKET_LOG_JS)
         page = context.new_page()
         open_compare(page, session.app.url)
         page.get_by_label("Prompt", exact=True).fill("Benchmark: stream as fast as you can.")
