@@ -36,8 +36,7 @@ BALANCE_AFTER = "compare.balance_after"
 
 
 def stop(columns: list[ColumnRef]) -> None:
-    for column in columns:
-        compare.cancel_column(column, current_principal())
+    compare.stop_columns(columns, current_principal())
 
 
 def rerun(position: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from playground.errors import InvalidRequestError
+from playground.principal import Principal
 from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelTarget
 from playground.runner import ColumnRef
@@ -181,3 +182,49 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
     compare.start_compare(ask, connection, shown=shown).wait(10)
     streams = [r for r in fake_elumenta.requests if r.path.endswith("/generate/stream")]
     assert len(streams) == 4  # two comparisons, the second once the first had finished
+
+
+def test_stop_all_returns_once_the_stopped_answers_are_final(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page drawn right after Stop all reads the columns: they must be final by then.
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    runtime.reset()
+    words = " ".join(f"word{n}" for n in range(500))
+    fake_elumenta.script("*", ModelScript(text=words, ttft_ms=10, delay_ms=100))
+    models = ("gpt-5-nano", "gpt-5", "deepseek-v3")
+    ask = replace(request(), targets=tuple(ModelTarget("elumenta", m) for m in models))
+    handle = compare.start_compare(ask, runtime.connection_from())
+    columns = [ColumnRef(handle.run_id, i) for i in range(len(models))]
+    snapshot = handle.snapshot()
+    while not all(r.content for r in snapshot.results):
+        snapshot = handle.wait(0.05)
+
+    compare.stop_columns(columns)
+
+    state = compare.column_results(columns)
+    assert state is not None
+    results, done = state
+    assert done
+    assert [r.status for r in results] == ["cancelled"] * len(models)
+    assert all(r.content.startswith("word0") for r in results)
+
+
+def test_stop_all_leaves_another_users_run_alone(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    runtime.reset()
+    fake_elumenta.script("*", ModelScript(text="slow answer", ttft_ms=300))
+    ask = replace(
+        request(), targets=(ModelTarget("elumenta", "gpt-5-nano"),), owner="ana@example.org"
+    )
+    handle = compare.start_compare(ask, runtime.connection_from())
+    bob = Principal(2, "bob@example.org", "Bob", "member")
+
+    compare.stop_columns([ColumnRef(handle.run_id, 0)], bob, wait_s=0.2)
+
+    assert not compare.may_stop(handle.run_id, bob)
+    assert handle.wait(10).results[0].status == "completed"

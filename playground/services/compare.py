@@ -7,6 +7,7 @@ In hosted mode every function takes the viewer and opens only what they may see.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -184,15 +185,47 @@ def cancel_column(column: ColumnRef, viewer: Principal | None = None) -> None:
         view.cancel(column.index)
 
 
+STOP_WAIT_S = 2.0
+"""How long Stop all waits for the stopped models to store what they had."""
+
+
+def stop_columns(
+    columns: Sequence[ColumnRef], viewer: Principal | None = None, *, wait_s: float = STOP_WAIT_S
+) -> None:
+    """Stop every column of ``columns`` that ``viewer`` may stop (see :func:`cancel_column`),
+    then wait, ``wait_s`` seconds at most in all, until those runs are done.
+
+    A stop is carried out on the runner's thread; without the wait, the page drawn right
+    after Stop all could still find the models streaming and draw them live once more."""
+    handles = {
+        run_id: handle
+        for run_id in dict.fromkeys(column.run_id for column in columns)
+        if (handle := _stoppable(run_id, viewer)) is not None
+    }
+    for column in columns:
+        if column.run_id in handles:
+            handles[column.run_id].cancel(column.index)
+    deadline = time.monotonic() + wait_s
+    for handle in handles.values():
+        handle.wait(max(0.0, deadline - time.monotonic()))
+
+
 def may_stop(run_id: str, viewer: Principal | None = None) -> bool:
     """Whether ``viewer`` may stop run ``run_id`` (a run id or comparison id) now: it still
     streams in this process and is theirs (the local user owns every run). Someone who
     watches another user's run through a share link may not (see :func:`cancel_column`)."""
+    return _stoppable(run_id, viewer) is not None
+
+
+def _stoppable(run_id: str, viewer: Principal | None) -> RunHandle | None:
+    """The live run ``run_id`` names, if it still streams and ``viewer`` may stop it."""
     runner = runtime.get_runner()
     live = runner.get(run_id)
     if live is None and run_id.isdigit():
         live = runner.find_by_comparison(int(run_id))
-    return live is not None and not live.done and owns(live.request.owner, viewer)
+    if live is None or live.done or not owns(live.request.owner, viewer):
+        return None
+    return live
 
 
 def live_runs() -> int:
