@@ -46,6 +46,7 @@ from playground.evaluation.assertions import (
     check_dataset_values,
     parse_assertion,
 )
+from playground.evaluation.yaml_text import safe_load
 from playground.providers.base import MAX_TEMPERATURE, GenerationParams
 from playground.templates import PromptTemplate, variables
 
@@ -78,7 +79,7 @@ class Suite:
 def load_suite(path: Path) -> Suite:
     """Read and check the suite at ``path``; raises :class:`SuiteError` saying what is wrong."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SuiteError(f"Cannot read the suite {path}: {exc.strerror or exc}.") from exc
     except UnicodeDecodeError as exc:

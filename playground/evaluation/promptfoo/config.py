@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from playground.errors import InvalidRequestError
+from playground.evaluation.yaml_text import safe_load
 from playground.providers.base import MAX_TEMPERATURE, GenerationParams
 from playground.templates import PromptTemplate, variables
 
@@ -168,7 +169,7 @@ def is_promptfoo(path: Path) -> bool:
     if path.name.startswith("promptfooconfig"):
         return True
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False  # the suite loader says what is wrong with it
     return isinstance(raw, dict) and ("prompts" in raw or "providers" in raw)
