@@ -350,6 +350,7 @@ def test_timings_of_whole_months_and_the_other_days_add_up_to_the_period(
         (10, [4], 10, [1]),  # a single stored bin
         (10, [1, 2, 3], 8, [1, 1, 1, 1]),  # several bins overlapping
         (10, [1, 2, 3], 11, [7, 7]),  # several bins inside
+        (10, list(range(300)), 200, list(range(400))),  # long arrays (merged with numpy)
     ],
 )
 def test_bin_arrays_merge_bin_by_bin(

@@ -12,10 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from playground.results import VoteOutcome
+
+if TYPE_CHECKING:
+    # numpy is imported by the Bradley–Terry fits that use it: pass rates (what an eval
+    # prints) need only math, and numpy takes ~0.1 s to import.
+    import numpy as np
 
 Vote = tuple[str, str, VoteOutcome]
 Z_95 = 1.959963984540054
@@ -121,6 +125,8 @@ class _Tally:
         kinds: dict[tuple[int, int, float], int] = defaultdict(int)
         for model_a, model_b, outcome in votes:
             kinds[(index[model_a], index[model_b], _scores(outcome)[0])] += 1
+        import numpy as np
+
         keys = np.array(list(kinds), float).reshape(-1, 3)
         first, second = keys[:, 0].astype(int), keys[:, 1].astype(int)
         return cls(models, first, second, keys[:, 2], np.array(list(kinds.values()), float))
@@ -131,6 +137,8 @@ def _fit(
 ) -> np.ndarray:
     """Strengths per row of ``counts`` (rows: resamples, columns: vote kinds), all rows
     fitted at once; a model without games in a row comes out as NaN."""
+    import numpy as np
+
     size = len(tally.models)
     rows = counts.shape[0]
     wins = np.zeros((rows, size))
@@ -180,6 +188,8 @@ def _bootstrap(
 ) -> tuple[tuple[str, Interval], ...]:
     if not votes:
         return ()
+    import numpy as np
+
     tally = _Tally.of(votes)
     point = _fit(tally, tally.counts[None, :], 0.5, 500, 1e-9)[0]
     # Resampling votes with replacement = drawing how many of each kind, multinomially.

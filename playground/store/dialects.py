@@ -11,16 +11,21 @@ are SQL on PostgreSQL and registered Python functions on SQLite.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import WithinGroup
+
+if TYPE_CHECKING:
+    # numpy is imported where timing bins are merged or decoded: it takes ~0.1 s to import,
+    # and most commands (an eval's start-up included) never need it.
+    import numpy as np
 
 
 class utc_day(sa.sql.functions.FunctionElement[date]):
@@ -254,6 +259,10 @@ def _merged_bins_postgresql(element: merged_bins, compiler: SQLCompiler, **kw: A
     return f"CASE WHEN {inside} THEN {added} ELSE {general} END"
 
 
+# Up to this many bins, two arrays of counts are merged without numpy.
+_SMALL_MERGE = 256
+
+
 def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
     """The Python side of :class:`merged_bins` (SQLite's registered function)."""
     at = (low_b - low_a) * 8
@@ -263,9 +272,20 @@ def rollup_merge(low_a: int, a: bytes, low_b: int, b: bytes) -> bytes:
         value = int.from_bytes(a[at : at + 8], "little", signed=True)
         value += int.from_bytes(b, "little", signed=True)
         return a[:at] + value.to_bytes(8, "little", signed=True) + a[at + 8 :]
-    first, second = (np.frombuffer(x, dtype="<i8") for x in (a, b))
     low = min(low_a, low_b)
-    total = np.zeros(max(low_a + len(first), low_b + len(second)) - low, dtype="<i8")
+    size = max(low_a + len(a) // 8, low_b + len(b) // 8) - low
+    if size <= _SMALL_MERGE:
+        # A new bin next to the stored ones (an answer's, now and then): plain integers,
+        # not numpy, which an eval would otherwise import for it while answers stream.
+        counts = [0] * size
+        for start, raw in ((low_a - low, a), (low_b - low, b)):
+            for offset, (count,) in enumerate(struct.iter_unpack("<q", raw)):
+                counts[start + offset] += count
+        return struct.pack(f"<{size}q", *counts)
+    import numpy as np
+
+    first, second = (np.frombuffer(x, dtype="<i8") for x in (a, b))
+    total = np.zeros(size, dtype="<i8")
     total[low_a - low : low_a - low + len(first)] += first
     total[low_b - low : low_b - low + len(second)] += second
     return total.tobytes()
@@ -295,11 +315,13 @@ def _counts_bytes_postgresql(element: counts_bytes, compiler: SQLCompiler, **kw:
 # of dimensions, has-NULLs flag, element type; length and lower bound of the dimension),
 # then each element as its length (always 8) and its big-endian value.
 _PG_ARRAY_HEADER = 20
-_PG_ELEMENTS = np.dtype([("length", ">i4"), ("value", ">i8")])
+_PG_ELEMENTS = [("length", ">i4"), ("value", ">i8")]
 
 
 def decode_counts(dialect: str, raw: bytes) -> np.ndarray:
     """The counts of a :class:`counts_bytes` value fetched from ``dialect``."""
+    import numpy as np
+
     if dialect != "postgresql":
         return np.frombuffer(raw, dtype="<i8")
     if len(raw) <= _PG_ARRAY_HEADER:  # an empty array has no dimension

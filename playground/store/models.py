@@ -8,13 +8,21 @@ ever holds an API key.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    # Imported where usage timings are read or written: numpy takes ~0.1 s to import, and
+    # most commands (an eval's start-up included) never touch them.
+    import numpy as np
+
+    CountsArray = np.ndarray
+else:
+    CountsArray = Any  # what the mapping resolves ``Mapped[CountsArray]`` to at run time
 
 JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -227,7 +235,7 @@ class UsageRollup(Base):
     speed_sum: Mapped[float] = mapped_column(sa.Float)
 
 
-class BinCounts(sa.types.TypeDecorator[np.ndarray]):
+class BinCounts(sa.types.TypeDecorator["CountsArray"]):
     """An array of counts (int64) per timing bin: a BLOB of little-endian int64 on SQLite,
     ``BIGINT[]`` on PostgreSQL; read back as a numpy array."""
 
@@ -242,12 +250,16 @@ class BinCounts(sa.types.TypeDecorator[np.ndarray]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
+        import numpy as np
+
         counts = np.asarray(value, dtype="<i8")
         return counts.tolist() if dialect.name == "postgresql" else counts.tobytes()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None
+        import numpy as np
+
         if isinstance(value, bytes | memoryview):
             return np.frombuffer(value, dtype="<i8")
         return np.asarray(value, dtype=np.int64)
@@ -275,4 +287,4 @@ class UsageTiming(Base):
     measure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     period: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     low: Mapped[int] = mapped_column(sa.Integer)
-    counts: Mapped[np.ndarray] = mapped_column(BinCounts)
+    counts: Mapped[CountsArray] = mapped_column(BinCounts)
