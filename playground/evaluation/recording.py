@@ -28,7 +28,7 @@ from playground.evaluation.assertions import (
 from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures
-from playground.store.eval_repository import CellState, get_batch, update_cells
+from playground.store.eval_repository import CellState, get_batch, mark_running, update_cells
 from playground.store.recorder import StoreRecorder
 from playground.store.repository import find_cached_results
 from playground.store.spool import RowUpdate
@@ -290,7 +290,7 @@ class BatchRecorder(StoreRecorder):
         def write(session: Session) -> int:
             comparison_id = insert(session)
             for attempts, ids in by_attempts.items():
-                update_cells(session, ids, status="running", attempts=attempts)
+                mark_running(session, ids, attempts)
             if request.use_cache:
                 keys = [
                     (t.provider, request.generation_request(i).request_hash(t.provider))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -62,11 +62,15 @@ class CellFigures:
     heartbeat_utc: datetime | None
 
 
-def _stale(column: Any, stale_before: datetime) -> sa.ColumnElement[bool]:
+# A value, or a parameter of a statement built once.
+Operand = datetime | str | sa.BindParameter[Any]
+
+
+def _stale(column: Any, stale_before: Operand) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column < stale_before)
 
 
-def claimable(stale_before: datetime, claimer: str) -> sa.ColumnElement[bool]:
+def claimable(stale_before: Operand, claimer: Operand) -> sa.ColumnElement[bool]:
     """The condition of a cell ``claimer`` may take now: one still to do, or one another
     claimer stopped renewing. Never its own running cell: its request may be in flight
     (a job whose heartbeats fell behind would otherwise ask, and pay, for it again)."""
@@ -86,8 +90,8 @@ def batch_control(session: Session, batch_id: int, *, lock: bool = False) -> Bat
     Claims lock it when a budget must be checked, so concurrent claimers see each other's
     reservations (PostgreSQL; SQLite serializes writers anyway).
     """
-    query = sa.select(BatchRow.status, BatchRow.budget_tokens).where(BatchRow.id == batch_id)
-    row = session.execute(query.with_for_update() if lock else query).first()
+    query = _CONTROL_LOCKED if lock else _CONTROL
+    row = session.execute(query, {"batch_id": batch_id}).first()
     return None if row is None else BatchControl(row.status, row.budget_tokens)
 
 
@@ -95,21 +99,11 @@ def claimable_cells(
     session: Session, batch_id: int, limit: int, stale_before: datetime, claimer: str
 ) -> list[ClaimedCell]:
     """Up to ``limit`` claimable cells in matrix order, locked (skipping others' locks)."""
-    query = (
-        sa.select(
-            BatchCellRow.id,
-            BatchCellRow.template_version_id,
-            BatchCellRow.row_index,
-            BatchCellRow.provider,
-            BatchCellRow.model,
-            BatchCellRow.attempts,
-        )
-        .where(BatchCellRow.batch_id == batch_id, claimable(stale_before, claimer))
-        .order_by(*MATRIX_ORDER)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [ClaimedCell(*row) for row in session.execute(query)]
+    params = {"batch_id": batch_id, "limit": limit, "stale_before": stale_before}
+    return [
+        ClaimedCell(*row)
+        for row in session.execute(_CLAIMABLE_CELLS, {**params, "claimer": claimer})
+    ]
 
 
 def claim(
@@ -123,14 +117,45 @@ def claim(
     """Mark these cells ``running`` for ``claimer``; returns the ids that were still claimable."""
     if not cell_ids:
         return set()
-    claimed = session.scalars(
-        sa.update(BatchCellRow)
-        .where(BatchCellRow.id.in_(cell_ids), claimable(stale_before, claimer))
-        .values(status="running", claimed_by=claimer, heartbeat_utc=now, updated_utc=now)
-        .returning(BatchCellRow.id)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"cell_ids": list(cell_ids), "claimer": claimer, "now": now}
+    claimed = session.scalars(_CLAIM, {**params, "stale_before": stale_before})
     return set(claimed)
+
+
+# A batch's job claims a row's cells every time a row's answers are in: built once, with
+# parameters (building these statements cost more CPU than running them).
+_CELLS = cast(sa.Table, BatchCellRow.__table__)
+_BATCHES = cast(sa.Table, BatchRow.__table__)
+_CONTROL = sa.select(_BATCHES.c.status, _BATCHES.c.budget_tokens).where(
+    _BATCHES.c.id == sa.bindparam("batch_id")
+)
+_CONTROL_LOCKED = _CONTROL.with_for_update()
+_CLAIMABLE = claimable(sa.bindparam("stale_before"), sa.bindparam("claimer"))
+_CLAIMABLE_CELLS = (
+    sa.select(
+        _CELLS.c.id,
+        _CELLS.c.template_version_id,
+        _CELLS.c.row_index,
+        _CELLS.c.provider,
+        _CELLS.c.model,
+        _CELLS.c.attempts,
+    )
+    .where(_CELLS.c.batch_id == sa.bindparam("batch_id"), _CLAIMABLE)
+    .order_by(*MATRIX_ORDER)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    sa.update(_CELLS)
+    .where(_CELLS.c.id.in_(sa.bindparam("cell_ids", expanding=True)), _CLAIMABLE)
+    .values(
+        status="running",
+        claimed_by=sa.bindparam("claimer"),
+        heartbeat_utc=sa.bindparam("now"),
+        updated_utc=sa.bindparam("now"),
+    )
+    .returning(_CELLS.c.id)
+)
 
 
 def renew_heartbeat(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -427,6 +427,24 @@ def update_cells(session: Session, cell_ids: Sequence[int], **values: Any) -> No
         return
     values["updated_utc"] = datetime.now(UTC)
     session.execute(sa.update(BatchCellRow).where(BatchCellRow.id.in_(cell_ids)).values(values))
+
+
+def mark_running(session: Session, cell_ids: Sequence[int], attempts: int) -> None:
+    """Mark these cells ``running``, their request sent for the ``attempts``-th time (what
+    :func:`update_cells` would do, with a statement built once: a batch marks every row)."""
+    if cell_ids:
+        params = {"cell_ids": list(cell_ids), "new_attempts": attempts}
+        session.execute(_MARK_RUNNING, {**params, "now": datetime.now(UTC)})
+
+
+_CELLS = cast(sa.Table, BatchCellRow.__table__)
+_MARK_RUNNING = (
+    sa.update(_CELLS)
+    .where(_CELLS.c.id.in_(sa.bindparam("cell_ids", expanding=True)))
+    .values(
+        status="running", attempts=sa.bindparam("new_attempts"), updated_utc=sa.bindparam("now")
+    )
+)
 
 
 def list_batches(

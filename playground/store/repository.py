@@ -27,12 +27,14 @@ from playground.safe_text import reject_nul
 from playground.store.entry_statements import count_statement, walk_statement
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.filters import (
+    FilterShape,
     HistoryFilter,
     filter_shape,
     filter_values,
     history_order,
     result_conditions,
     selective_matches,
+    shaped_conditions,
 )
 from playground.store.history_rows import ComparisonRow, load_rows, marks_of, tags_of
 from playground.store.models import VISIBILITIES, Comparison, ComparisonTag, Result
@@ -871,18 +873,13 @@ def find_cached_results(
     """
     if not requests:
         return {}
-    newest = (
-        sa.select(sa.func.max(Result.id))
-        .where(
-            Result.request_hash.in_({request_hash for _, request_hash in requests}),
-            Result.status == "completed",
-            Result.cached.is_(False),
-            *result_conditions(HistoryFilter(owner=owner), session.get_bind().dialect.name),
-        )
-        .group_by(Result.provider, Result.request_hash)
-    )
+    flt = HistoryFilter(owner=owner)
+    params = {
+        **filter_values(flt),
+        "request_hashes": sorted({request_hash for _, request_hash in requests}),
+    }
     found = {}
-    for row in session.scalars(sa.select(Result).where(Result.id.in_(newest))):
+    for row in session.scalars(_cached_answers(filter_shape(flt)), params):
         if (row.provider, row.request_hash) in requests:
             found[(row.provider, row.request_hash)] = dataclasses.replace(
                 to_model_result(row),
@@ -893,6 +890,23 @@ def find_cached_results(
                 finished_at=None,
             )
     return found
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_answers(shape: FilterShape) -> sa.Select[Any]:
+    """The rows :func:`find_cached_results` looks for, built once per filter shape: a batch
+    looks up every row's requests (building the statement cost more than running it)."""
+    newest = (
+        sa.select(sa.func.max(Result.id))
+        .where(
+            Result.request_hash.in_(sa.bindparam("request_hashes", expanding=True)),
+            Result.status == "completed",
+            Result.cached.is_(False),
+            *shaped_conditions(shape),
+        )
+        .group_by(Result.provider, Result.request_hash)
+    )
+    return sa.select(Result).where(Result.id.in_(newest))
 
 
 def to_model_result(row: Result | sa.Row[Any]) -> ModelResult:
