@@ -24,7 +24,7 @@ from playground.principal import Principal, can_view
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul
-from playground.store.entry_statements import count_statement, walk_statement
+from playground.store.entry_statements import batch_of, count_statement, walk_statement
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.filters import (
     FilterShape,
@@ -102,20 +102,10 @@ def list_results(
     See :func:`~playground.store.filters.history_order` for the exact order.
     """
     flt = flt or HistoryFilter()
-    dialect = session.get_bind().dialect.name
-    matches = selective_matches(session.connection(), flt, limit + offset)
-    conditions = (
-        result_conditions(flt, dialect, newest=limit + offset)
-        if matches is None
-        else [
-            *result_conditions(dataclasses.replace(flt, search=None), dialect),
-            Result.id.in_(matches),
-        ]
-    )
     rows = session.execute(
         sa.select(Result, Comparison.created_utc, Comparison.title)
         .join(Comparison, Comparison.id == Result.comparison_id)
-        .where(*conditions)
+        .where(*_newest_conditions(session, flt, limit + offset))
         .order_by(*history_order(flt))
         .limit(limit)
         .offset(offset)
@@ -128,6 +118,23 @@ def list_results(
             result=to_model_result(result),
         )
         for result, created, title in rows
+    ]
+
+
+def _newest_conditions(
+    session: Session, flt: HistoryFilter, newest: int
+) -> list[ColumnElement[bool]]:
+    """Conditions on ``results`` keeping what ``flt`` keeps; with a search, only among the
+    ``newest`` newest matching results (highest ids), so a page never makes the database
+    collect every match of a common word. On PostgreSQL a rare word's newest matches are
+    collected through the full-text indexes instead (:func:`selective_matches`)."""
+    dialect = session.get_bind().dialect.name
+    matches = selective_matches(session.connection(), flt, newest)
+    if matches is None:
+        return result_conditions(flt, dialect, newest=newest)
+    return [
+        *result_conditions(dataclasses.replace(flt, search=None), dialect),
+        Result.id.in_(matches),
     ]
 
 
@@ -320,14 +327,19 @@ def history_entries(
 
     Without a search, the page reads the matching answers newest first through the
     ``results`` indexes, a few hundred at a time, and the count reads at most that many
-    matching comparisons: what it costs follows the page, not the history's size.
+    matching comparisons: what it costs follows the page, not the history's size. With a
+    search, page and count come from the newest matching answers, read in growing steps
+    until both are known (:func:`_newest_search_entries`): the same bound.
     """
-    if flt is not None and flt.search:
-        total = count_history_entries(session, flt, batches=batches)
-        found = list_history_entries(session, flt, limit, offset, batches=batches)
-        return EntryPage(found, total, more=False)
-    walk = _newest_entries(session, flt, batches, offset + limit)
     cap = max(count_up_to, offset + limit)
+    if flt is not None and flt.search:
+        walk = _newest_search_entries(session, flt, batches, offset + limit, count_up_to=cap)
+        total, more = _capped(walk.comparisons, walk.entries, cap)
+        if walk.complete:
+            total, more = walk.entries, False
+        total = max(total, len(walk.keys))
+        return EntryPage(_entries(session, flt, walk.keys[offset : offset + limit]), total, more)
+    walk = _newest_entries(session, flt, batches, offset + limit)
     if walk.complete and walk.comparisons <= cap:
         # The walk read every matching answer: it knows what the count would say.
         total, more = walk.entries, False
@@ -390,16 +402,10 @@ def list_history_entries(
     id; minus a comparison's id).
     """
     if flt is not None and flt.search:
-        query, group, latest = _entry_groups(session, flt, batches)
-        keys = [
-            int(row[0])
-            for row in session.execute(
-                query.order_by(latest.desc(), group.desc()).limit(limit).offset(offset)
-            )
-        ]
+        walk = _newest_search_entries(session, flt, batches, offset + limit)
     else:
-        keys = _newest_entries(session, flt, batches, offset + limit).keys[offset : offset + limit]
-    return _entries(session, flt, keys)
+        walk = _newest_entries(session, flt, batches, offset + limit)
+    return _entries(session, flt, walk.keys[offset : offset + limit])
 
 
 def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> list[ListEntry]:
@@ -467,6 +473,64 @@ def _newest_entries(
         continued = True
         values["walk_after_created"], values["walk_after_id"] = last_created, last_id
         values["walk_chunk"] = _WALK_CHUNK
+
+
+_SEARCH_STEP = 200
+"""How many of the newest matching answers a search's walk reads first (then twice as
+many each step)."""
+
+
+def _newest_search_entries(
+    session: Session,
+    flt: HistoryFilter,
+    batches: bool,
+    wanted: int,
+    *,
+    count_up_to: int = 0,
+) -> _Walk:
+    """The keys of the ``wanted`` newest entries a search finds (fewer if fewer match), in
+    page order, having seen more than ``count_up_to`` matching comparisons unless fewer
+    match (so the walk can tell the count up to there).
+
+    Reads the newest :data:`_SEARCH_STEP` matching answers (by id: the order the
+    full-text indexes give), then twice as many, and so on, each step one statement
+    (:func:`_newest_conditions`). The stopping rule is :func:`_newest_entries`': an
+    answer is never created before its comparison, and answers' ids grow as they are
+    written (as :func:`~playground.store.filters.history_order` takes for granted), so
+    once ``wanted`` entries are known and the walk has reached answers older than the
+    last of them, no comparison still unseen can rank among them.
+    """
+    step = _SEARCH_STEP
+    while True:
+        walked = (
+            sa.select(Result.id, Result.created_utc, Result.comparison_id)
+            .where(*_newest_conditions(session, flt, step))
+            .order_by(Result.id.desc())
+            .limit(step)
+            .cte("walked")
+        )
+        last = sa.select(walked.c.created_utc).order_by(walked.c.id).limit(1)
+        rows = session.execute(
+            sa.select(
+                Comparison.id,
+                Comparison.created_utc,
+                batch_of(Comparison.id),
+                sa.select(sa.func.count()).select_from(walked).scalar_subquery(),
+                last.scalar_subquery(),
+            ).where(Comparison.id.in_(sa.select(walked.c.comparison_id)))
+        ).all()
+        read, last_created = rows[0][3:] if rows else (0, None)
+        latest: dict[int, datetime] = {}
+        for comparison_id, created, batch_id, *_ in rows:
+            key = -comparison_id if batch_id is None else batch_id
+            if key < 0 or batches:
+                latest[key] = max(latest.get(key, created), created)
+        ranked = _ranked(latest)
+        complete = read < step
+        found = wanted == 0 or (len(ranked) >= wanted and last_created < ranked[wanted - 1][1])
+        if complete or (found and len(rows) > count_up_to):
+            return _Walk([key for key, _ in ranked[:wanted]], len(ranked), len(rows), complete)
+        step *= 2
 
 
 def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
