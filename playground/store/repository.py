@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -476,8 +477,9 @@ def _newest_entries(
 
 
 _SEARCH_STEP = 200
-"""How many of the newest matching answers a search's walk reads first (then twice as
-many each step)."""
+"""How many of the newest matching answers a search's walk reads first (then at least
+twice as many each step, at most :data:`_SEARCH_GROWTH` times as many)."""
+_SEARCH_GROWTH = 32
 
 
 def _newest_search_entries(
@@ -493,7 +495,8 @@ def _newest_search_entries(
     match (so the walk can tell the count up to there).
 
     Reads the newest :data:`_SEARCH_STEP` matching answers (by id: the order the
-    full-text indexes give), then twice as many, and so on, each step one statement
+    full-text indexes give), then more (as many as the comparisons still wanted seem to
+    need, at least twice as many), and so on, each step one statement
     (:func:`_newest_conditions`). The stopping rule is :func:`_newest_entries`': an
     answer is never created before its comparison, and answers' ids grow as they are
     written (as :func:`~playground.store.filters.history_order` takes for granted), so
@@ -530,7 +533,11 @@ def _newest_search_entries(
         found = wanted == 0 or (len(ranked) >= wanted and last_created < ranked[wanted - 1][1])
         if complete or (found and len(rows) > count_up_to):
             return _Walk([key for key, _ in ranked[:wanted]], len(ranked), len(rows), complete)
-        step *= 2
+        # Each step reads again from the newest: aim at once for the comparisons still
+        # wanted, at the answers per comparison seen so far (a quarter more), so a common
+        # word's count takes two steps, not five.
+        aim = math.ceil(1.25 * read / max(len(rows), 1) * (max(wanted, count_up_to) + 1))
+        step = max(2 * step, min(_SEARCH_GROWTH * step, aim))
 
 
 def _ranked(latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
