@@ -5,6 +5,10 @@
         --pg-schema bench3m
     .venv/bin/python benchmarks/bench_search.py --sqlite copy-of-1m.sqlite3
     .venv/bin/python benchmarks/bench_search.py --postgres-url … --code ../other-checkout
+    .venv/bin/python benchmarks/bench_search.py --postgres-url … --history
+
+``--history`` times the History page's call instead: ``history_entries`` (a page of 20
+entries and their count) with the search.
 
 The words are drawn from the vocabulary bench_store generated (same ``--seed``) by rank,
 as bench_store's search figures are: common (rank 10-100), mid (1k-3k), rare (10k-20k)
@@ -26,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +64,10 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=4, help="searches per case and round")
     parser.add_argument("--seed", type=int, default=1, help="bench_store's --seed")
     parser.add_argument("--code", type=Path, help="checkout whose playground package to time")
+    parser.add_argument(
+        "--history", action="store_true", help="time the History page's history_entries"
+    )
+    parser.add_argument("--cases", help="comma-separated case numbers to run (1-4; default all)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str((args.code or root).resolve()))
@@ -67,6 +76,7 @@ def main() -> None:
     from sqlalchemy.engine import make_url
 
     from playground.store import HistoryFilter, list_results, open_store
+    from playground.store.repository import history_entries
 
     # After playground: bench_store puts this checkout first on the path, but the package
     # is already imported from --code.
@@ -90,7 +100,19 @@ def main() -> None:
     def words(low: int, high: int, count: int) -> Callable[[], str]:
         return lambda: " ".join(vocabulary[int(rng.integers(low, high))] for _ in range(count))
 
-    cases = {name: words(*ranks) for name, ranks in CASES.items()}
+    chosen = {int(n) for n in args.cases.split(",")} if args.cases else None
+    cases = {
+        name: words(*ranks)
+        for number, (name, ranks) in enumerate(CASES.items(), start=1)
+        if chosen is None or number in chosen
+    }
+
+    def search(session: Any, flt: Any) -> int:
+        """Runs one search; returns how many rows (entries) its page holds."""
+        if args.history:
+            return len(history_entries(session, flt, limit=20).entries)
+        return len(list_results(session, flt, limit=50))
+
     wall: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     server: dict[str, list[float]] = {name: [] for name in cases}
@@ -102,7 +124,7 @@ def main() -> None:
             pid = int(session.scalar(sa.text("SELECT pg_backend_pid()")) or 0)
     for make in cases.values():  # warm-up: caches, imports
         with store.session() as session:
-            list_results(session, HistoryFilter(search=make()), limit=50)
+            search(session, HistoryFilter(search=make()))
     for _ in range(args.rounds):
         for case, make in cases.items():
             for _ in range(args.per_round):
@@ -110,12 +132,13 @@ def main() -> None:
                 began, began_cpu = time.perf_counter(), time.process_time()
                 began_server = _server_cpu_s(pid)
                 with store.session() as session:
-                    page = list_results(session, flt, limit=50)
+                    rows = search(session, flt)
                 wall[case].append((time.perf_counter() - began) * 1000)
                 cpu[case].append((time.process_time() - began_cpu) * 1000)
                 server[case].append((_server_cpu_s(pid) - began_server) * 1000)
-                found[case].append(len(page))
-    print(f"== {store.backend}: {url.split('@')[-1]} ({args.code or root}) ==")
+                found[case].append(rows)
+    what = "history_entries, 20 entries" if args.history else "list_results, 50 rows"
+    print(f"== {store.backend}: {url.split('@')[-1]} ({args.code or root}; {what}) ==")
     for case in cases:
         w, c, s = wall[case], cpu[case], server[case]
         print(
