@@ -6,14 +6,22 @@ import signal
 import sys
 import threading
 
-from playground.cli.main import main
+from playground.cli.main import main, reader_gone
 
-# Piping into `head` should end quietly, as Unix tools do, not with a BrokenPipeError.
-if hasattr(signal, "SIGPIPE"):
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-code = main()
+# SIGPIPE keeps Python's handling (an exception). Set to the default action, as Unix tools
+# have it, it would also kill an eval outright, mid-run and without a word, on a write to a
+# network connection the server had closed.
+try:
+    code = main()
+    sys.stdout.flush()
+except BrokenPipeError:
+    if not reader_gone(sys.stdout):
+        raise
+    # Piping into `head` ends quietly, with the status a tool stopped by SIGPIPE has; the
+    # output goes nowhere from here, so the flush at exit cannot fail again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 128 + getattr(signal, "SIGPIPE", 13)
 logging.shutdown()
-sys.stdout.flush()
 sys.stderr.flush()
 others = [t for t in threading.enumerate() if t is not threading.main_thread()]
 if sys.argv[1:2] == ["eval"] and all(t.daemon for t in others):

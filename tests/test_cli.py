@@ -139,6 +139,57 @@ def test_module_entry_point_runs_as_a_process(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    env = os.environ | {"PLAYGROUND_PROVIDER": "demo", "PLAYGROUND_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "playground", "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head` does once it has read enough
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + 13  # as a Unix tool stopped by SIGPIPE reports
+    assert err == b""
+
+
+# After the CLI's set-up, a write to a socket whose other end has closed (a server that
+# dropped an idle connection) must raise, for the HTTP client to handle, not kill the
+# process: an eval would vanish mid-run.
+_SOCKET_AFTER_CLI = """
+import runpy, socket, sys
+sys.argv = ["playground", "models"]
+try:
+    runpy.run_module("playground", run_name="__main__")
+except SystemExit:
+    pass
+ours, theirs = socket.socketpair()
+theirs.close()
+try:
+    for _ in range(4):
+        ours.send(b"x" * 65536)
+except BrokenPipeError:
+    sys.stderr.write("BrokenPipeError raised")
+"""
+
+
+def test_a_write_to_a_closed_connection_raises_instead_of_killing_the_process(
+    tmp_path: Path,
+) -> None:
+    env = os.environ | {"PLAYGROUND_PROVIDER": "demo", "PLAYGROUND_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SOCKET_AFTER_CLI],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == "BrokenPipeError raised"
+
+
 def test_compare_is_recorded_and_history_show_export_read_it_back(
     demo_settings: Settings, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import select
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -376,6 +377,16 @@ def run_compare(
     return EXIT_OK if all_done else EXIT_NOT_ALL_COMPLETED
 
 
+def reader_gone(out: TextIO) -> bool:
+    """Whether ``out`` is a pipe that nobody reads any more (``| head`` has exited)."""
+    try:
+        poller = select.poll()
+        poller.register(out.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor, or no poll()
+        return False
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -454,6 +465,8 @@ def main(
         err.write(f"error: {exc}\n")
         return EXIT_NOT_ALL_COMPLETED
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and reader_gone(out):
+            raise  # `| head` has read enough: the entry point ends quietly
         err.write(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})\n")
         return EXIT_NOT_ALL_COMPLETED
     parser.error(f"unknown command {args.command!r}")
