@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+# Run as a script: this folder is first on the path.
+from loaded_history import add_history_options, history_url
+
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 SPAN = timedelta(days=365)
 
@@ -74,9 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sqlite", type=Path, help="a loaded SQLite history file")
-    parser.add_argument("--postgres-url", help="PostgreSQL URL (with --pg-schema)")
-    parser.add_argument("--pg-schema", default="bench_store")
+    add_history_options(parser)
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds")
     parser.add_argument("--per-round", type=int, default=10, help="pages per case and round")
     parser.add_argument("--seed", type=int, default=1)
@@ -85,7 +86,6 @@ def main() -> None:
     sys.path.insert(0, str((args.code or Path(__file__).resolve().parents[1]).resolve()))
 
     import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
 
     from playground.catalog import load_catalog
     from playground.principal import Principal
@@ -93,16 +93,7 @@ def main() -> None:
     from playground.store.models import Comparison
     from playground.store.repository import history_entries
 
-    if args.sqlite:
-        url = f"sqlite:///{args.sqlite}"
-    elif args.postgres_url:
-        url = (
-            make_url(args.postgres_url)
-            .update_query_dict({"options": f"-csearch_path={args.pg_schema}"})
-            .render_as_string(hide_password=False)
-        )
-    else:
-        parser.error("give --sqlite or --postgres-url")
+    url = history_url(parser, args)
     store = open_store(url)
     statements = _Statements(store.engine)
     rng = np.random.default_rng(args.seed)

@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+# Run as a script: this folder is first on the path.
+from loaded_history import add_history_options, history_url
+
 CASES = {
     "common word (rank 10-100)": (10, 100, 1),
     "mid word (rank 1k-3k)": (1_000, 3_000, 1),
@@ -57,9 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sqlite", type=Path, help="a loaded SQLite history file")
-    parser.add_argument("--postgres-url", help="PostgreSQL URL (with --pg-schema)")
-    parser.add_argument("--pg-schema", default="bench_store")
+    add_history_options(parser)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--per-round", type=int, default=4, help="searches per case and round")
     parser.add_argument("--seed", type=int, default=1, help="bench_store's --seed")
@@ -73,7 +74,6 @@ def main() -> None:
     sys.path.insert(0, str((args.code or root).resolve()))
 
     import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
 
     from playground.store import HistoryFilter, list_results, open_store
     from playground.store.repository import history_entries
@@ -83,16 +83,7 @@ def main() -> None:
     sys.path.append(str(root))
     from benchmarks.bench_store import build_corpus
 
-    if args.sqlite:
-        url = f"sqlite:///{args.sqlite}"
-    elif args.postgres_url:
-        url = (
-            make_url(args.postgres_url)
-            .update_query_dict({"options": f"-csearch_path={args.pg_schema}"})
-            .render_as_string(hide_password=False)
-        )
-    else:
-        parser.error("give --sqlite or --postgres-url")
+    url = history_url(parser, args)
     store = open_store(url, statement_timeout_s=0)
     vocabulary = build_corpus(np.random.default_rng(args.seed)).vocabulary
     rng = np.random.default_rng(args.seed)
