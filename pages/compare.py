@@ -102,10 +102,7 @@ if shown and st.session_state.get(BALANCE_AFTER) != shown:
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
         st.session_state.pop(BALANCE_STATE_KEY, None)
-# The editor keeps its place above the columns but is drawn after them: a page run's
-# messages reach the browser in the order they are drawn, and a new run's live columns
-# (which then open their streams) should not wait behind the editor's widgets.
-editor_slot = st.container()
+editor(principal, connection, options)
 
 
 def stop_buttons(stoppable: set[str]) -> ColumnTools:
@@ -244,7 +241,5 @@ if st.session_state.get(COLUMNS):
                 st.fragment(draw_results, run_every=redraw_interval_s(compare.live_runs()))(
                     polling=True
                 )
-with editor_slot:
-    editor(principal, connection, options)
 if SCROLL in st.session_state:
     scroll_into_view(".st-key-column-0", key=f"scroll-{st.session_state.pop(SCROLL)}")

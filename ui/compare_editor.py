@@ -115,7 +115,62 @@ def editor(principal: Principal | None, connection: Connection, options: list[Mo
         height=68,
         placeholder="Optional: how the assistant should behave, e.g. “Answer in two sentences.”",
     )
-    turns_editor(principal)
+    turns = cs.turn_ids(st.session_state)
+    with st.expander(f"Earlier turns ({len(turns)})", expanded=bool(turns)):
+        if not turns:
+            st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
+        for position, turn_id in enumerate(turns):
+            # One horizontal row, not st.columns: every element is one more message on every
+            # page run (and the turns come before the result columns), so a row of three
+            # columns and a button group cost four blocks more per turn than this one.
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.selectbox(
+                    "Role",
+                    ["user", "assistant"],
+                    key=cs.turn_key(turn_id, "role"),
+                    persist_state="session",
+                    format_func=str.title,
+                    label_visibility="collapsed",
+                    width=130,
+                )
+                st.text_area(
+                    f"Turn {position + 1}",
+                    key=cs.turn_key(turn_id, "content"),
+                    persist_state="session",
+                    height=68,
+                    label_visibility="collapsed",
+                )
+                st.button(
+                    ":material/arrow_upward:",
+                    key=f"compare.up.{turn_id}",
+                    help="Move up",
+                    on_click=cs.move_turn,
+                    args=(st.session_state, position, -1),
+                    disabled=position == 0,
+                )
+                st.button(
+                    ":material/arrow_downward:",
+                    key=f"compare.down.{turn_id}",
+                    help="Move down",
+                    on_click=cs.move_turn,
+                    args=(st.session_state, position, 1),
+                    disabled=position == len(turns) - 1,
+                )
+                st.button(
+                    ":material/delete:",
+                    key=f"compare.remove.{turn_id}",
+                    help="Remove this turn",
+                    on_click=cs.remove_turn,
+                    args=(st.session_state, position),
+                )
+        with st.container(horizontal=True):
+            for role in ("user", "assistant"):
+                st.button(
+                    f"Add {role} turn",
+                    icon=":material/add:",
+                    on_click=cs.add_turn,
+                    args=(st.session_state, role),
+                )
     st.text_area(
         "Prompt",
         key=cs.PROMPT,
@@ -215,71 +270,3 @@ def editor(principal: Principal | None, connection: Connection, options: list[Mo
 
     if NOTICE in st.session_state:
         st.error(st.session_state.pop(NOTICE))
-
-
-@st.fragment
-def turns_editor(principal: Principal | None) -> None:
-    """The earlier turns (role, text, move up/down, remove) and the buttons that add one.
-
-    A fragment inside the editor's: adding, moving, removing or editing a turn reruns the
-    turns alone, not the rest of the editor (prompt, models, parameters, budget), so an
-    "Add user turn" sends the turns' elements only.
-    """
-    # A run of this fragment alone skips the editor's save: the turns are part of the draft.
-    save_draft(principal)
-    turns = cs.turn_ids(st.session_state)
-    with st.expander(f"Earlier turns ({len(turns)})", expanded=bool(turns)):
-        if not turns:
-            st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
-        for position, turn_id in enumerate(turns):
-            # One horizontal row, not st.columns: every element is one more message on every
-            # page run (and the turns come before the result columns), so a row of three
-            # columns and a button group cost four blocks more per turn than this one.
-            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.selectbox(
-                    "Role",
-                    ["user", "assistant"],
-                    key=cs.turn_key(turn_id, "role"),
-                    persist_state="session",
-                    format_func=str.title,
-                    label_visibility="collapsed",
-                    width=130,
-                )
-                st.text_area(
-                    f"Turn {position + 1}",
-                    key=cs.turn_key(turn_id, "content"),
-                    persist_state="session",
-                    height=68,
-                    label_visibility="collapsed",
-                )
-                st.button(
-                    ":material/arrow_upward:",
-                    key=f"compare.up.{turn_id}",
-                    help="Move up",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, -1),
-                    disabled=position == 0,
-                )
-                st.button(
-                    ":material/arrow_downward:",
-                    key=f"compare.down.{turn_id}",
-                    help="Move down",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, 1),
-                    disabled=position == len(turns) - 1,
-                )
-                st.button(
-                    ":material/delete:",
-                    key=f"compare.remove.{turn_id}",
-                    help="Remove this turn",
-                    on_click=cs.remove_turn,
-                    args=(st.session_state, position),
-                )
-        with st.container(horizontal=True):
-            for role in ("user", "assistant"):
-                st.button(
-                    f"Add {role} turn",
-                    icon=":material/add:",
-                    on_click=cs.add_turn,
-                    args=(st.session_state, role),
-                )

@@ -107,17 +107,12 @@ def check_spending(
     requests: int,
     estimated_tokens: int,
     now: datetime | None = None,
-    spend: Spend | None = None,
 ) -> Spend:
     """Raise :class:`SpendingLimitError` if ``requests`` more costing ``estimated_tokens``
-    would pass a limit; otherwise return the spend so far. Viewers are refused first.
-
-    ``spend``: the spend as of ``now`` when the caller read it in its own statement
-    (:func:`spend_query`); otherwise it is read here."""
+    would pass a limit; otherwise return the spend so far. Viewers are refused first."""
     principal.require_run()
     now = now or datetime.now(UTC)
-    if spend is None:
-        spend = spend_of(session, principal.subject, now=now)
+    spend = spend_of(session, principal.subject, now=now)
     if spend.requests_last_minute + requests > limits.requests_per_minute:
         raise SpendingLimitError(
             f"Request limit reached: {limits.requests_per_minute} model requests per minute "

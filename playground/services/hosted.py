@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,7 +45,7 @@ from playground.access.users import (
     set_role,
     signed_in,
 )
-from playground.errors import ConfigError, InvalidRequestError
+from playground.errors import ConfigError
 from playground.evaluation.plan import BatchSpec
 from playground.services import runtime
 from playground.store.eval_models import BatchCellRow, BatchRow
@@ -210,24 +210,8 @@ def check_limits(
     ``requests`` more model requests costing about ``estimated_tokens`` billing tokens,
     against the limits in force for ``principal`` (theirs, else the server's defaults).
     """
-    # The user's row and their spend in one round trip: Run's callback, on the way to every
-    # first answer, waits for it.
-    now = datetime.now(UTC)
-    spent = spend_query(principal.subject, now=now)
-    row = session.execute(
-        sa.select(UserRow, *spent.c).join(spent, sa.true()).where(UserRow.id == principal.user_id)
-    ).one_or_none()
-    if row is None:
-        raise InvalidRequestError(f"There is no user #{principal.user_id}.")
-    check_spending(
-        session,
-        principal,
-        limits_of(row[0], runtime.get_settings()),
-        requests=requests,
-        estimated_tokens=estimated_tokens,
-        now=now,
-        spend=spend_from(row[1:]),
-    )
+    limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
+    check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
 
 
 def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:

@@ -53,37 +53,6 @@ def test_three_models_stream_side_by_side_and_finish_with_metrics(
     app_page.screenshot(path=artifacts / "compare.png")
 
 
-def test_turns_keep_their_text_and_the_rest_of_the_editor_when_one_is_added(
-    app_page: Page, fake: FakeServerProcess
-) -> None:
-    # Adding a turn reruns the turns alone: what the rest of the editor and the other turns
-    # hold stays, and Run sends it all in order.
-    fake.script("*", {"text": WORDS, "ttft_ms": 20, "delay_ms": 10})
-    app_page.get_by_label("System prompt").fill("Be brief.")
-    pick_models(app_page, [NANO])
-    app_page.get_by_text("Earlier turns (0)").click()
-    app_page.get_by_role("button", name="Add user turn").click()
-    app_page.get_by_label("Turn 1").fill("Hi")
-    app_page.get_by_label("Prompt", exact=True).fill("And now?")
-    app_page.get_by_role("button", name="Add assistant turn").click()
-    expect(app_page.get_by_text("Earlier turns (2)")).to_be_visible()
-    expect(app_page.get_by_label("Turn 1")).to_have_value("Hi")
-    app_page.get_by_label("Turn 2").fill("Hello!")
-    expect(app_page.get_by_label("Turn 1")).to_have_value("Hi")
-    expect(app_page.get_by_label("System prompt")).to_have_value("Be brief.")
-    expect(app_page.get_by_label("Prompt", exact=True)).to_have_value("And now?")
-
-    app_page.get_by_role("button", name="Run").click()
-    expect(column(app_page, 0).get_by_text("Done", exact=True)).to_be_visible()
-    streamed = [r for r in fake.requests() if r["path"].endswith("/generate/stream")]
-    assert streamed[-1]["json"]["messages"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "And now?"},
-    ]
-
-
 def test_stopping_a_slow_model_keeps_its_partial_text(
     app_page: Page, fake: FakeServerProcess
 ) -> None:

@@ -73,11 +73,6 @@ async def edit_while_streaming(url: str) -> None:
         assert len(added) < len(drawn) - 6, added
         assert live_columns(session) == 6  # still on the page, not redrawn
         assert any(".turn." in node.widget_id for node in session.page.values())
-        # The turns alone: a turn's role, text and buttons, the two Add buttons; not the
-        # rest of the editor (system prompt, prompt, models, parameters, Run, budget).
-        assert sorted(set(added)) == ["button", "selectbox", "text_area"], added
-        assert added.count("text_area") == added.count("selectbox") == 1
-        assert added.count("button") == 3 + 2
 
         stopped = await elements_of_click(session, "Stop all")
         assert LIVE not in stopped  # a full page run draws the stopped answers
