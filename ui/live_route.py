@@ -110,15 +110,12 @@ def _oidc_user(request: Request) -> dict[str, Any]:
 async def _events(feed: EventFeed, after: int) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
-    waiting = False
+    pending = False
 
     def wake() -> None:  # called on the runner's thread after each event
-        # Only a stream that found nothing new is woken: one that is sending or gathering
-        # its next batch reads again anyway, and each wake-up is a write to the loop's pipe
-        # made from the runner's thread, which all the streams of the process share.
-        nonlocal waiting
-        if waiting:
-            waiting = False
+        nonlocal pending
+        if not pending:
+            pending = True
             with contextlib.suppress(RuntimeError):  # this stream's loop has closed
                 loop.call_soon_threadsafe(woken.set)
 
@@ -126,26 +123,20 @@ async def _events(feed: EventFeed, after: int) -> AsyncIterator[str]:
     try:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
+            pending = False
+            woken.clear()
             events, ended = feed.read(after)
             if events:
                 after = events[-1].id
                 yield encode(events)
                 if not ended:
                     await asyncio.sleep(BATCH_S)
-                continue
-            if ended:
+            elif ended:
                 return
-            woken.clear()
-            waiting = True
-            # An event published since the read above found nobody waiting: read again.
-            events, ended = feed.read(after)
-            if events or ended:
-                waiting = False
-                continue
-            try:
-                await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
-            except TimeoutError:
-                waiting = False
-                yield ": keep-alive\n\n"
+            else:
+                try:
+                    await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
     finally:
         unsubscribe()
