@@ -87,6 +87,17 @@ class TestConnection:
         assert runtime.connection_from().provider == "demo"
 
 
+@pytest.fixture
+def on_the_fake(
+    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The app's runtime with Elumenta at the fake server (its key in the environment)."""
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    runtime.reset()
+    return app_env
+
+
 def test_providers_are_built_once_per_key(app_env: Path) -> None:
     demo = runtime.connection_from()
     keyed = connection_from_state({API_KEY_KEY: "nb_other_key_00001"})
@@ -160,11 +171,8 @@ def test_the_configured_prompt_limit_is_enforced(
 
 
 def test_a_second_run_while_the_shown_one_streams_is_refused(
-    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+    on_the_fake: Path, fake_elumenta: FakeElumenta
 ) -> None:
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
     fake_elumenta.script("*", ModelScript(text="slow", ttft_ms=1000))
     connection = runtime.connection_from()
     ask = replace(
@@ -185,12 +193,9 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
 
 
 def test_stop_all_returns_once_the_stopped_answers_are_final(
-    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+    on_the_fake: Path, fake_elumenta: FakeElumenta
 ) -> None:
     # The page drawn right after Stop all reads the columns: they must be final by then.
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
     words = " ".join(f"word{n}" for n in range(500))
     fake_elumenta.script("*", ModelScript(text=words, ttft_ms=10, delay_ms=100))
     models = ("gpt-5-nano", "gpt-5", "deepseek-v3")
@@ -212,11 +217,8 @@ def test_stop_all_returns_once_the_stopped_answers_are_final(
 
 
 def test_stop_all_leaves_another_users_run_alone(
-    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+    on_the_fake: Path, fake_elumenta: FakeElumenta
 ) -> None:
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
     fake_elumenta.script("*", ModelScript(text="slow answer", ttft_ms=300))
     ask = replace(
         request(), targets=(ModelTarget("elumenta", "gpt-5-nano"),), owner="ana@example.org"
