@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,6 @@ import numpy as np
 
 # Run as a script: this folder is first on the path.
 from loaded_history import add_history_options, history_url
-
-NOW = datetime(2026, 11, 25, tzinfo=UTC)
-SPAN = timedelta(days=365)
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -93,6 +89,11 @@ def main() -> None:
     from playground.store.models import Comparison
     from playground.store.repository import history_entries
 
+    # After playground: bench_store puts this checkout first on the path, but the package
+    # is already imported from --code.
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_store import month_filter
+
     url = history_url(parser, args)
     store = open_store(url)
     statements = _Statements(store.engine)
@@ -113,18 +114,9 @@ def main() -> None:
         workspace_ids=frozenset({1}),
     )
 
-    def filtered() -> Any:
-        since = NOW - SPAN + timedelta(days=float(rng.uniform(0, 330)))
-        return HistoryFilter(
-            models=(slugs[int(rng.integers(0, len(slugs)))],),
-            statuses=(str(rng.choice(["completed", "failed"])),),
-            since=since,
-            until=since + timedelta(days=30),
-        )
-
     cases: dict[str, Callable[[], Any]] = {
         "no filter": HistoryFilter,
-        "model+status+30 d": filtered,
+        "model+status+30 d": lambda: month_filter(rng, slugs),
         "hosted viewer": lambda: HistoryFilter(viewer=viewer),
     }
     wall: dict[str, list[float]] = {name: [] for name in cases}
