@@ -335,9 +335,10 @@ def history_entries(
     cap = max(count_up_to, offset + limit)
     if flt is not None and flt.search:
         walk = _newest_search_entries(session, flt, batches, offset + limit, count_up_to=cap)
-        total, more = _capped(walk.comparisons, walk.entries, cap)
-        if walk.complete:
+        if walk.complete:  # it read every match: the count is exact
             total, more = walk.entries, False
+        else:
+            total, more = _capped(walk.comparisons, walk.entries, cap)
         total = max(total, len(walk.keys))
         return EntryPage(_entries(session, flt, walk.keys[offset : offset + limit]), total, more)
     walk = _newest_entries(session, flt, batches, offset + limit)
