@@ -97,6 +97,14 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
+def with_fake(app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the app at the in-process fake Elumenta server with a valid key."""
+    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
+    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
+    runtime.reset()
+
+
+@pytest.fixture
 def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], str]]:
     """The data callable of every download button an AppTest page draws, by label."""
     captured: dict[str, Callable[[], str]] = {}

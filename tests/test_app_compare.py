@@ -43,14 +43,6 @@ def badges(at: AppTest, badge: str) -> int:
     return sum(1 for text in texts(at, "markdown") if badge in text)
 
 
-@pytest.fixture
-def with_fake(app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the app at the in-process fake Elumenta server with a valid key."""
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
-
-
 def test_demo_run_fills_both_columns_with_completed_answers(app_env: Path) -> None:
     at = open_page()
     assert "**Provider:** Demo (offline, simulated)" in texts(at.sidebar, "markdown")

@@ -12,7 +12,6 @@ import pytest
 from starlette.applications import Starlette
 
 from playground.presenters.compare_state import MODELS, PROMPT
-from playground.services import runtime
 from tests.app_harness import SIX_MODELS, click, open_page, run_until_done
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fake_elumenta.process import served_in_thread
@@ -22,11 +21,8 @@ COMPONENT = Path(live_code.__file__).parent / "components" / "live_column"
 
 
 def test_a_page_run_while_six_columns_stream_sends_the_loader_not_the_code(
-    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+    with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
     fake_elumenta.script("*", ModelScript(text="slow answer " * 40, ttft_ms=50, delay_ms=200))
     at = open_page()
     at.text_area(key=PROMPT).set_value("Hello")

@@ -87,17 +87,6 @@ class TestConnection:
         assert runtime.connection_from().provider == "demo"
 
 
-@pytest.fixture
-def on_the_fake(
-    app_env: Path, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """The app's runtime with Elumenta at the fake server (its key in the environment)."""
-    monkeypatch.setenv("ELUMENTA_BASE_URL", fake_elumenta.base_url)
-    monkeypatch.setenv("ELUMENTA_API_KEY", fake_elumenta.api_key)
-    runtime.reset()
-    return app_env
-
-
 def test_providers_are_built_once_per_key(app_env: Path) -> None:
     demo = runtime.connection_from()
     keyed = connection_from_state({API_KEY_KEY: "nb_other_key_00001"})
@@ -171,7 +160,7 @@ def test_the_configured_prompt_limit_is_enforced(
 
 
 def test_a_second_run_while_the_shown_one_streams_is_refused(
-    on_the_fake: Path, fake_elumenta: FakeElumenta
+    with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
     fake_elumenta.script("*", ModelScript(text="slow", ttft_ms=1000))
     connection = runtime.connection_from()
@@ -193,7 +182,7 @@ def test_a_second_run_while_the_shown_one_streams_is_refused(
 
 
 def test_stop_all_returns_once_the_stopped_answers_are_final(
-    on_the_fake: Path, fake_elumenta: FakeElumenta
+    with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
     # The page drawn right after Stop all reads the columns: they must be final by then.
     words = " ".join(f"word{n}" for n in range(500))
@@ -217,7 +206,7 @@ def test_stop_all_returns_once_the_stopped_answers_are_final(
 
 
 def test_stop_all_leaves_another_users_run_alone(
-    on_the_fake: Path, fake_elumenta: FakeElumenta
+    with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
     fake_elumenta.script("*", ModelScript(text="slow answer", ttft_ms=300))
     ask = replace(
