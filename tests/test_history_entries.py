@@ -290,22 +290,24 @@ def test_a_walk_that_read_every_match_needs_no_count(store: Store) -> None:
 
 
 def test_the_count_among_the_newest_answers_agrees_with_the_full_count(store: Store) -> None:
-    # PostgreSQL first counts among the newest matching answers (two per comparison and
-    # model here): decided there, or counted over every match when they were too few.
+    # PostgreSQL first counts among the newest matching answers (one per comparison and
+    # model, and an eighth more), then among four times as many, then over every match:
+    # each decides only when it can, and every way gives the exact count.
     _seed(store)  # gpt-5 answers: "late" (5 h), "early" (1 h), "old" (a day before)
     with store.session() as session, session.begin():
         many = seed_comparison(session, created=T0 + timedelta(hours=6), prompt="many")
-        for minutes in range(5):
+        for minutes in range(9):  # a request that named gpt-5 nine times: the newest nine
             seed_result(
                 session, many, "gpt-5", created=many.created_utc + timedelta(minutes=minutes)
             )
-    flt = HistoryFilter(models=("gpt-5",))  # 4 comparisons, 8 answers
+    flt = HistoryFilter(models=("gpt-5",))  # 4 comparisons, 12 answers
+    # Cap: (count, more), and how many counts PostgreSQL runs: 20 reads all 12 answers
+    # at once; 10 reads 12 of 12 first (no more known), then all; 3 reads 4 (all "many"),
+    # then all; 1 reads 2, then 8 (all "many"), then counts every match.
+    cases = {20: ((4, False), 1), 10: ((4, False), 2), 3: ((3, True), 2), 1: ((1, True), 3)}
     with store.session() as session:
-        cases = {10: (4, False), 3: (3, True), 1: (1, True)}
-        for cap, expected in cases.items():
+        for cap, (expected, statements) in cases.items():
             with statements_of(store) as seen:
                 assert repository._count_entries(session, flt, True, cap) == expected, cap
             counts = [s for s, _ in seen if "DISTINCT" in s]
-            # Cap 1: the 4 newest answers are all "many"'s, so every match is counted.
-            fell_back = cap == 1 and store.backend == "postgresql"
-            assert len(counts) == (2 if fell_back else 1), (cap, counts)
+            assert len(counts) == (statements if store.backend == "postgresql" else 1), cap

@@ -359,11 +359,15 @@ def _count_entries(
     index order, and whether more may match (see :func:`count_statement`).
 
     On PostgreSQL, a filter on model, status or time first looks among the newest
-    matching answers only (about two per counted comparison and model filtered on, eight
-    without one): enough to tell in one statement, bounded whatever the history's size;
-    only when they hold all of at most ``cap`` comparisons and more answers match does it
-    count over every match. (Without those filters PostgreSQL reads the comparisons in
-    order through their index and stops by itself.)
+    matching answers only, enough to tell in one statement in the usual case and bounded
+    whatever the history's size: with a model filter, a comparison holds at most one
+    answer per model filtered on (a re-run is a new comparison), so one per counted
+    comparison and model, plus an eighth for the rare request naming a model twice; then,
+    should those hold fewer comparisons than they could, four per comparison and model.
+    Without a model filter, eight per comparison. Only when the newest answers hold all of
+    at most ``cap`` comparisons and more answers match does it count over every match.
+    (Without those filters PostgreSQL reads the comparisons in order through their index
+    and stops by itself.)
     """
     flt = flt or HistoryFilter()
     shape = filter_shape(flt)
@@ -371,13 +375,15 @@ def _count_entries(
     connection = session.connection()
     timed = shape.models or shape.statuses or shape.since or shape.until
     if timed and connection.dialect.name == "postgresql":
-        answers = (cap + 1) * (2 * len(flt.models) if flt.models else 8)
-        counted, found_entries, read = connection.execute(
-            count_statement(shape, batches, newest_answers=True),
-            {**values, "count_answers": answers},
-        ).one()
-        if read < answers or counted > cap:
-            return _capped(int(counted), int(found_entries), cap)
+        models = len(flt.models)
+        bounds = [models * (cap + 1) + (cap + 1) // 8, 4 * models * (cap + 1)] if models else []
+        for answers in bounds or [8 * (cap + 1)]:
+            counted, found_entries, read = connection.execute(
+                count_statement(shape, batches, newest_answers=True),
+                {**values, "count_answers": answers},
+            ).one()
+            if read < answers or counted > cap:
+                return _capped(int(counted), int(found_entries), cap)
     counted, found_entries, _ = connection.execute(count_statement(shape, batches), values).one()
     return _capped(int(counted), int(found_entries), cap)
 
