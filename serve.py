@@ -13,11 +13,14 @@ import streamlit as st
 from playground.services import runtime
 from ui.live_code import code_routes
 from ui.live_route import live_routes
+from ui.loop_wakeups import wake_loop_once_per_burst
 from ui.runner_handover import keep_finished_runs
 
 # A long-lived server: its first runner also tunes the garbage collector for it.
 runtime.settle_memory_when_serving()
 # A run that ends as the next one is asked for must still reach the browser in full.
 keep_finished_runs()
+# A page run's messages reach the event loop in bursts, not one wake-up each.
+wake_loop_once_per_burst()
 _base_url_path = str(st.get_option("server.baseUrlPath") or "")
 app = st.App("app.py", routes=live_routes(_base_url_path) + code_routes(_base_url_path))
