@@ -236,7 +236,19 @@ def measure_interactivity(page: Page) -> dict[str, float]:
         page.wait_for_function(f"!({ADD_TURN_VISIBLE})")
     expander_ms = probe(page, EXPANDER, ADD_TURN_VISIBLE)
     turns = page.evaluate(TURN_BOXES)
-    add_ms = probe(page, ADD_TURN, f"{TURN_BOXES} > {turns}")
+    sent = page.evaluate("window.__ws.sent.length")
+    try:
+        add_ms = probe(page, ADD_TURN, f"{TURN_BOXES} > {turns}")
+    except PlaywrightTimeoutError:
+        # A click that added no turn is a finding, not noise: say what the page showed.
+        shot = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-ui-lost-click-{uuid.uuid4()}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        state = page.evaluate(
+            f"({{turns: {TURN_BOXES}, open: {ADD_TURN_VISIBLE},"
+            f" sent: window.__ws.sent.length - {sent}, received: window.__ws.received.length}})"
+        )
+        print(f"'Add user turn' added no turn: {state} (before: {turns}); page: {shot}")
+        raise
     parts = page.evaluate(SPLIT_CLICK_JS) or {}
     return {"expander": expander_ms, "add_turn": add_ms, "turns": turns, **parts}
 
