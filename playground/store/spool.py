@@ -12,6 +12,7 @@ out), so a switched ``PLAYGROUND_DATABASE_URL`` never receives another database'
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from playground.store.eval_models import BatchCellRow
 from playground.store.models import OPEN_STATUSES, Result
-from playground.store.rollups import final_write, updated_in_step
+from playground.store.rollups import FinalWrite, final_write, updated_in_step
 from playground.unsaved import TALLY
 
 log = logging.getLogger(__name__)
@@ -185,12 +186,36 @@ def _apply(connection: sa.Connection, record: dict[str, Any]) -> int:
 
 def apply_update(connection: sa.Connection | Session, update: RowUpdate) -> None:
     """Set ``update.values`` on its row (the recorder's final write and the replay both)."""
-    table = _TABLES[update.table]
-    statement = sa.update(table).where(table.c.id == update.id).values(update.values)
+    columns = tuple(sorted(update.values))
+    params = {_SET + name: update.values[name] for name in columns}
     if update.table != "results":
-        connection.execute(statement)
+        connection.execute(_row_update(update.table, columns), {**params, _ROW: update.id})
         return
-    updated_in_step(connection, update.id, final_write(statement), {})
+    updated_in_step(connection, update.id, _final_update(columns), {**params, _ROW: update.id})
+
+
+_ROW = "spool_row"
+_SET = "spool_set_"
+"""Bound parameters' names: a name of a column being set is reserved by SQLAlchemy."""
+
+
+@functools.cache
+def _row_update(table_name: str, columns: tuple[str, ...]) -> sa.Update:
+    """The UPDATE of one row of ``table_name`` setting ``columns``, built once: every
+    batch answer's final write sets its cell's row, and building and caching a new
+    statement each time cost more than running it."""
+    table = _TABLES[table_name]
+    return (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam(_ROW, type_=table.c.id.type))
+        .values({name: sa.bindparam(_SET + name, type_=table.c[name].type) for name in columns})
+    )
+
+
+@functools.cache
+def _final_update(columns: tuple[str, ...]) -> FinalWrite:
+    """A result's final write setting ``columns`` (see :func:`_row_update`)."""
+    return final_write(_row_update("results", columns))
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
