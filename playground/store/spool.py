@@ -199,7 +199,7 @@ _SET = "spool_set_"
 """Bound parameters' names: a name of a column being set is reserved by SQLAlchemy."""
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)
 def _row_update(table_name: str, columns: tuple[str, ...]) -> sa.Update:
     """The UPDATE of one row of ``table_name`` setting ``columns``, built once: every
     batch answer's final write sets its cell's row, and building and caching a new
@@ -212,7 +212,7 @@ def _row_update(table_name: str, columns: tuple[str, ...]) -> sa.Update:
     )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)
 def _final_update(columns: tuple[str, ...]) -> FinalWrite:
     """A result's final write setting ``columns`` (see :func:`_row_update`)."""
     return final_write(_row_update("results", columns))

@@ -131,6 +131,8 @@ async def _user(url: str, email: str, start: StartLine, timeout_s: float) -> Use
                         f"stream events {dict(current.events)}"
                     ) from exc
                 round_index += 1
+                if report.first_round_ttfts is None:
+                    report.first_round_ttfts = len(report.ui_ttft_s)
                 await start.think()
     except Exception as exc:  # noqa: BLE001  (a user's failure is a finding, not a crash)
         report.errors.append(f"{doing}: {type(exc).__name__}: {exc}"[:500])
