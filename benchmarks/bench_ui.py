@@ -243,9 +243,15 @@ def measure_interactivity(page: Page) -> dict[str, float]:
         # A click that added no turn is a finding, not noise: say what the page showed.
         shot = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-ui-lost-click-{uuid.uuid4()}.png"
         page.screenshot(path=str(shot), full_page=True)
+        # Whether the click reached the button (the probe's listener saw it) and what is
+        # under the button's centre now; "sent" 0 means the page asked the server nothing.
         state = page.evaluate(
-            f"({{turns: {TURN_BOXES}, open: {ADD_TURN_VISIBLE},"
-            f" sent: window.__ws.sent.length - {sent}, received: window.__ws.received.length}})"
+            f"(() => {{ const b = {ADD_TURN}; const r = b.getBoundingClientRect();"
+            " const under = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+            f" return {{turns: {TURN_BOXES}, open: {ADD_TURN_VISIBLE},"
+            f" sent: window.__ws.sent.length - {sent}, received: window.__ws.received.length,"
+            " clicked: window.__probe?.clicked ?? null, connected: b.isConnected,"
+            " under: under ? under.closest('button')?.innerText ?? under.tagName : null}; })()"
         )
         print(f"'Add user turn' added no turn: {state} (before: {turns}); page: {shot}")
         raise
