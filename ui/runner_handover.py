@@ -14,9 +14,9 @@ until the user did something. Any page could lose the end of a run this way.
 
 :func:`keep_finished_runs` makes the session handle the rest of such a runner's events,
 in their order (they were queued before any event of the new runner). A runner the session
-stops itself because a newer full run supersedes the current one (``runner.fastReruns``,
-which the app's ``.streamlit/config.toml`` turns off), or that the toolbar's Stop stopped,
-is not affected: its output stays dropped, as Streamlit intends.
+stops itself because a newer full run supersedes the current one (``runner.fastReruns``),
+or that the toolbar's Stop stopped, is not affected: its output stays dropped, as
+Streamlit intends.
 """
 
 from __future__ import annotations
