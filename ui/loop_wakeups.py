@@ -79,7 +79,7 @@ def _queued(call_soon: Callable[[AppSession, Callable[[], None]], None]) -> Call
                 return
             queue.scheduled = True
         try:
-            call_soon(self, functools.partial(_drain, self, queue))
+            call_soon(self, functools.partial(_drain, queue))
         except BaseException:
             with queue.lock:
                 queue.scheduled = False
@@ -88,7 +88,7 @@ def _queued(call_soon: Callable[[AppSession, Callable[[], None]], None]) -> Call
     return call_soon_on_event_loop
 
 
-def _drain(session: AppSession, queue: _LoopQueue) -> None:
+def _drain(queue: _LoopQueue) -> None:
     """Run the callbacks queued when this started, in order; schedule the rest."""
     with queue.lock:
         ready = list(queue.callbacks)
@@ -103,7 +103,7 @@ def _drain(session: AppSession, queue: _LoopQueue) -> None:
             queue.scheduled = False
             return
     # Produced meanwhile: their own turn, after what else the loop has ready.
-    asyncio.get_running_loop().call_soon(_drain, session, queue)
+    asyncio.get_running_loop().call_soon(_drain, queue)
 
 
 def _direct_on_loop(enqueued: Callable[[Runtime], None]) -> Callable[[Runtime], None]:

@@ -376,8 +376,11 @@ def _count_entries(
     timed = shape.models or shape.statuses or shape.since or shape.until
     if timed and connection.dialect.name == "postgresql":
         models = len(flt.models)
-        bounds = [models * (cap + 1) + (cap + 1) // 8, 4 * models * (cap + 1)] if models else []
-        for answers in bounds or [8 * (cap + 1)]:
+        if models:
+            bounds = [models * (cap + 1) + (cap + 1) // 8, 4 * models * (cap + 1)]
+        else:
+            bounds = [8 * (cap + 1)]
+        for answers in bounds:
             counted, found_entries, read = connection.execute(
                 count_statement(shape, batches, newest_answers=True),
                 {**values, "count_answers": answers},
