@@ -115,8 +115,12 @@ def test_events_produced_while_a_burst_is_handled_are_handled_next(
         session._call_soon_on_event_loop(lambda: handled.append("later"))
         assert handled == ["first"]
 
+    # Both are queued while the loop is busy, so they make one burst.
+    hold = threading.Event()
+    loop.loop.call_soon_threadsafe(hold.wait, 10)
     session._call_soon_on_event_loop(first)
     session._call_soon_on_event_loop(lambda: handled.append("second"))
+    hold.set()
     loop.run(lambda: None)
     loop.run(lambda: None)
     assert handled == ["first", "second", "later"]
