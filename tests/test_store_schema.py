@@ -31,7 +31,7 @@ from playground.store.eval_models import BatchCellRow
 from playground.store.fresh import SNAPSHOT, create_from_snapshot
 from playground.store.models import Base, UsageRollup, UsageTiming
 from tests.evaluation_fixtures import plan
-from tests.store_fixtures import Outcome, make_request, record_run
+from tests.store_fixtures import Outcome, make_request, postgres_schema_url, record_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -385,7 +385,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0012"
+        assert MigrationContext.configure(connection).get_current_revision() == "0013"
     store.close()
 
 
@@ -646,3 +646,28 @@ def test_the_balance_index_comes_and_goes_with_0012(store_url: str) -> None:
     assert not has_index()
     open_store(store_url).close()
     assert has_index()
+
+
+@pytest.mark.postgres
+def test_the_rollup_function_comes_and_goes_with_0013() -> None:
+    # PostgreSQL only: SQLite has no stored functions, and 0013 changes nothing there.
+    with postgres_schema_url() as store_url:
+        _the_function_comes_and_goes(store_url)
+
+
+def _the_function_comes_and_goes(store_url: str) -> None:
+    def has_function() -> bool:
+        engine = create_store_engine(store_url)
+        with engine.connect() as connection:
+            found = connection.scalar(
+                sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'playground_rollup_add'")
+            )
+        engine.dispose()
+        return bool(found)
+
+    open_store(store_url).close()
+    assert has_function()
+    _downgrade(store_url, "0012")
+    assert not has_function()
+    open_store(store_url).close()
+    assert has_function()

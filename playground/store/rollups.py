@@ -266,25 +266,32 @@ class _Prepared:
 
 @dataclass(frozen=True)
 class _OneRow:
-    """The statements adding one result's figures (times ``:rollup_sign``) into its
-    rollup row and its day and month timing rows, read by SQL from the result
-    ``:rollup_row`` and its comparison (nothing where it is not finished or not timed),
-    and the row's lock."""
+    """What adds one result's figures (times ``:rollup_sign``) into its rollup row and its
+    day and month timing rows, read by SQL from the result ``:rollup_row`` and its
+    comparison (nothing where it is not finished or not timed), and the row's lock.
 
-    counters: _Prepared
-    timings: _Prepared
+    On SQLite that is two statements (the second only for a timed answer). On PostgreSQL it
+    is one call of the database function :data:`ROLLUP_FUNCTION`, which runs the same two
+    statements: one round trip instead of two on every final write.
+    """
+
+    steps: tuple[_Prepared, ...]
+    """The counters' upsert, then the timings' (SQLite); the function's call (PostgreSQL)."""
     lock: _Prepared
 
     def add(self, connection: sa.Connection, row_id: int, sign: int, *, timed: bool) -> None:
-        params: dict[str, Any] = {"rollup_row": row_id, "rollup_sign": sign}
-        self.counters.run(connection, params)
-        if timed:
-            if connection.dialect.name == "sqlite":
-                params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
-            self.timings.run(connection, params)
+        params: dict[str, Any] = {"rollup_row": row_id, "rollup_sign": sign, "rollup_timed": timed}
+        if connection.dialect.name == "sqlite":
+            params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
+        for step in self.steps[: None if timed else 1]:
+            step.run(connection, params)
 
 
 _ONE_ROW: dict[str, _OneRow] = {}
+
+ROLLUP_FUNCTION = "playground_rollup_add"
+"""PostgreSQL's function ``(row bigint, sign integer, timed boolean)`` adding a result's
+figures into the rollups (created by a migration; body: :func:`rollup_function_body`)."""
 
 
 def _one_row(dialect: sa.Dialect) -> _OneRow:
@@ -294,7 +301,47 @@ def _one_row(dialect: sa.Dialect) -> _OneRow:
 
 
 def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
-    sign = sa.bindparam("rollup_sign", type_=sa.Integer)
+    row = sa.bindparam("rollup_row", type_=sa.Integer)
+    lock = _Prepared(sa.select(Result.id).where(Result.id == row).with_for_update(), dialect)
+    if dialect.name == "postgresql":
+        call = sa.select(
+            getattr(sa.func, ROLLUP_FUNCTION)(
+                row,
+                sa.bindparam("rollup_sign", type_=sa.Integer),
+                sa.bindparam("rollup_timed", type_=sa.Boolean),
+            )
+        )
+        return _OneRow((_Prepared(call, dialect),), lock)
+    upserts = _one_row_upserts(dialect.name, row, sa.bindparam("rollup_sign", type_=sa.Integer))
+    return _OneRow(tuple(_Prepared(s, dialect) for s in upserts), lock)
+
+
+def rollup_function_body() -> str:
+    """The PL/pgSQL body of :data:`ROLLUP_FUNCTION`: this code's two upserts of one row.
+
+    A migration stores it; ``tests/test_store_rollups.py`` checks that the database's copy
+    is this code's, so a change to the rollups' statements needs a migration replacing it.
+    """
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    counters, timings = (
+        str(
+            cast(sa.ClauseElement, s).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+        for s in _one_row_upserts(
+            "postgresql", sa.literal_column("p_row"), sa.literal_column("p_sign")
+        )
+    )
+    return f"\nBEGIN\n{counters};\nIF p_timed THEN\n{timings};\nEND IF;\nEND\n"
+
+
+def _one_row_upserts(
+    dialect: str, row_id: ColumnElement[int], sign: ColumnElement[int]
+) -> tuple[sa.Executable, sa.Executable]:
+    """The upserts adding the figures of result ``row_id`` times ``sign`` into its rollup
+    row, and into its day and month timing rows (on SQLite the counts are the bind
+    ``:rollup_counts``, ``sign`` as one int64 BLOB)."""
     results = _RESULTS.c
     timed = (results.status == "completed") & results.cached.is_(False)
     # The finished row's bucket, month, figures and timing bins (NULL where not timed),
@@ -310,9 +357,9 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
                 for m in MEASURES
             ),
         ),
-        results.id == sa.bindparam("rollup_row", type_=sa.Integer),
+        results.id == row_id,
     )
-    postgres = dialect.name == "postgresql"
+    postgres = dialect == "postgresql"
     one = read.subquery("one")
 
     def n(name: str) -> ColumnElement[Any]:
@@ -331,7 +378,7 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     added = [c.name for c in _ROLLUP.columns if c.name not in KEYS]
     counted = sa.select(*(one.c[k] for k in KEYS), *(figures[a].label(a) for a in added))
     # WHERE true: SQLite reads an upsert's SELECT without one as a join's ON.
-    counters = _upsert(dialect.name, _ROLLUP, counted.where(sa.true()), added)
+    counters = _upsert(dialect, _ROLLUP, counted.where(sa.true()), added)
     # LIMIT 1 (it is one row anyway) keeps SQLite from merging the row into its four
     # (measure, period) rows, which computed each bin (a Python function there) 8 times.
     row = read.limit(1).subquery("one")
@@ -365,8 +412,7 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     insert = (postgresql if postgres else sqlite).insert
     names = [*KEYS, "measure", "period", "low", "counts"]
     timings = _merged_on_conflict(insert(_TIMINGS).from_select(names, binned))
-    lock = sa.select(Result.id).where(Result.id == sa.bindparam("rollup_row", type_=sa.Integer))
-    return _OneRow(*(_Prepared(s, dialect) for s in (counters, timings, lock.with_for_update())))
+    return counters, timings
 
 
 _TIMED_FIGURES = (("latency", "latency_ms"), ("ttft", "ttft_ms"), ("speed", "chars_per_s"))
