@@ -660,7 +660,10 @@ def _the_function_comes_and_goes(store_url: str) -> None:
         engine = create_store_engine(store_url)
         with engine.connect() as connection:
             found = connection.scalar(
-                sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'playground_rollup_add'")
+                sa.text(
+                    "SELECT count(*) FROM pg_proc WHERE proname = 'playground_rollup_add'"
+                    " AND pronamespace = current_schema()::regnamespace"
+                )
             )
         engine.dispose()
         return bool(found)

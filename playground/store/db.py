@@ -33,6 +33,7 @@ from playground.store.postgres import (
     unbounded,
 )
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
+from playground.store.rollups import sqlite_row_adder
 from playground.store.spool import Spool
 
 if TYPE_CHECKING:
@@ -389,8 +390,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     # commits, and writes no longer wait for an fsync each.
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
     register_sqlite_functions(dbapi_connection)
+    for statement in sqlite_row_adder():
+        cursor.execute(statement)
+    cursor.close()
 
 
 def _json_dumps(value: Any) -> str:

@@ -8,7 +8,9 @@ row that is already final first removes the old figures. Only finished rows
 (:data:`FINISHED_STATUSES`) count. Increments are ``INSERT ... ON CONFLICT DO UPDATE``,
 so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
 A result's final write, which every answer makes, has a cheaper form of the same promise:
-:func:`updated_in_step`.
+:func:`updated_in_step`. Its two upserts run as one statement: a database function on
+PostgreSQL (:data:`ROLLUP_FUNCTION`, created by migration 0013), an insert into a TEMP
+view with an INSTEAD OF trigger on SQLite (:data:`SQLITE_ROW_ADDER`, on every connection).
 
 Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
 counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), one row per bucket and measure
@@ -22,6 +24,7 @@ below 1 ms).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -270,21 +273,19 @@ class _OneRow:
     day and month timing rows, read by SQL from the result ``:rollup_row`` and its
     comparison (nothing where it is not finished or not timed), and the row's lock.
 
-    On SQLite that is two statements (the second only for a timed answer). On PostgreSQL it
-    is one call of the database function :data:`ROLLUP_FUNCTION`, which runs the same two
-    statements: one round trip instead of two on every final write.
+    Both upserts run in one statement, one execution's cost instead of two on every final
+    write: a call of the database function :data:`ROLLUP_FUNCTION` on PostgreSQL (one round
+    trip), an insert into the TEMP view :data:`SQLITE_ROW_ADDER` on SQLite.
     """
 
-    steps: tuple[_Prepared, ...]
-    """The counters' upsert, then the timings' (SQLite); the function's call (PostgreSQL)."""
+    add_row: _Prepared
     lock: _Prepared
 
     def add(self, connection: sa.Connection, row_id: int, sign: int, *, timed: bool) -> None:
         params: dict[str, Any] = {"rollup_row": row_id, "rollup_sign": sign, "rollup_timed": timed}
         if connection.dialect.name == "sqlite":
             params["rollup_counts"] = sign.to_bytes(8, "little", signed=True)
-        for step in self.steps[: None if timed else 1]:
-            step.run(connection, params)
+        self.add_row.run(connection, params)
 
 
 _ONE_ROW: dict[str, _OneRow] = {}
@@ -303,17 +304,53 @@ def _one_row(dialect: sa.Dialect) -> _OneRow:
 def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     row = sa.bindparam("rollup_row", type_=sa.Integer)
     lock = _Prepared(sa.select(Result.id).where(Result.id == row).with_for_update(), dialect)
+    sign = sa.bindparam("rollup_sign", type_=sa.Integer)
     if dialect.name == "postgresql":
-        call = sa.select(
-            getattr(sa.func, ROLLUP_FUNCTION)(
-                row,
-                sa.bindparam("rollup_sign", type_=sa.Integer),
-                sa.bindparam("rollup_timed", type_=sa.Boolean),
+        timed = sa.bindparam("rollup_timed", type_=sa.Boolean)
+        call = sa.select(getattr(sa.func, ROLLUP_FUNCTION)(row, sign, timed))
+        return _OneRow(_Prepared(call, dialect), lock)
+    counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
+    # The connection's trigger on the view :data:`SQLITE_ROW_ADDER` runs both upserts.
+    add = sa.text(
+        f"INSERT INTO {SQLITE_ROW_ADDER} (row_id, sign, counts, timed) "  # noqa: S608
+        "VALUES (:rollup_row, :rollup_sign, :rollup_counts, :rollup_timed)"
+    ).bindparams(row, sign, counts, sa.bindparam("rollup_timed", type_=sa.Boolean))
+    return _OneRow(_Prepared(add, dialect), lock)
+
+
+SQLITE_ROW_ADDER = "playground_rollup_add"
+"""A TEMP view on every SQLite connection: inserting ``(row_id, sign, counts, timed)`` into
+it runs the two upserts of that result (its INSTEAD OF trigger), in one statement, where
+two statements would each pay the driver's and SQLAlchemy's cost per execution."""
+
+
+@functools.cache
+def sqlite_row_adder() -> tuple[str, str]:
+    """The statements creating :data:`SQLITE_ROW_ADDER` and its trigger (TEMP: they live
+    with the connection, the database file does not change)."""
+    dialect = sqlite.dialect()
+    new = sa.literal_column
+    upserts = _one_row_upserts(
+        "sqlite",
+        new("NEW.row_id"),
+        new("NEW.sign"),
+        counts=new("NEW.counts"),
+        timings_if=new("NEW.timed"),
+    )
+    body = ";\n".join(
+        str(
+            cast(sa.ClauseElement, u).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True}
             )
         )
-        return _OneRow((_Prepared(call, dialect),), lock)
-    upserts = _one_row_upserts(dialect.name, row, sa.bindparam("rollup_sign", type_=sa.Integer))
-    return _OneRow(tuple(_Prepared(s, dialect) for s in upserts), lock)
+        for u in upserts
+    )
+    return (
+        f"CREATE TEMP VIEW IF NOT EXISTS {SQLITE_ROW_ADDER} (row_id, sign, counts, timed) "
+        "AS SELECT 0, 0, x'', 0 WHERE 0",
+        f"CREATE TEMP TRIGGER IF NOT EXISTS {SQLITE_ROW_ADDER}_row INSTEAD OF INSERT ON "
+        f"{SQLITE_ROW_ADDER} BEGIN\n{body};\nEND",
+    )
 
 
 def rollup_function_body() -> str:
@@ -337,11 +374,16 @@ def rollup_function_body() -> str:
 
 
 def _one_row_upserts(
-    dialect: str, row_id: ColumnElement[int], sign: ColumnElement[int]
+    dialect: str,
+    row_id: ColumnElement[Any],
+    sign: ColumnElement[Any],
+    *,
+    counts: ColumnElement[Any] | None = None,
+    timings_if: ColumnElement[Any] | None = None,
 ) -> tuple[sa.Executable, sa.Executable]:
     """The upserts adding the figures of result ``row_id`` times ``sign`` into its rollup
-    row, and into its day and month timing rows (on SQLite the counts are the bind
-    ``:rollup_counts``, ``sign`` as one int64 BLOB)."""
+    row, and into its day and month timing rows (on SQLite ``counts`` is ``sign`` as one
+    int64 BLOB). With ``timings_if``, the timing rows are written only where it is true."""
     results = _RESULTS.c
     timed = (results.status == "completed") & results.cached.is_(False)
     # The finished row's bucket, month, figures and timing bins (NULL where not timed),
@@ -394,9 +436,9 @@ def _one_row_upserts(
     ).subquery("periods")
     low = sa.case(*((periods.c.measure == m, row.c[m + "_bin"]) for m in MEASURES))
     if postgres:
-        counts: ColumnElement[Any] = postgresql.array([sa.cast(sign, sa.BigInteger)])
-    else:
-        counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
+        counts = postgresql.array([sa.cast(sign, sa.BigInteger)])
+    elif counts is None:
+        raise ValueError("SQLite's timing counts are a BLOB the caller gives")
     binned = (
         sa.select(
             sa.case((periods.c.period == "day", row.c.day), else_=row.c.month).label("day"),
@@ -407,7 +449,7 @@ def _one_row_upserts(
             counts.label("counts"),
         )
         .select_from(row.join(periods, sa.true()))
-        .where(low.is_not(None))
+        .where(low.is_not(None), *(() if timings_if is None else (timings_if,)))
     )
     insert = (postgresql if postgres else sqlite).insert
     names = [*KEYS, "measure", "period", "low", "counts"]

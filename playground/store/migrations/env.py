@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from alembic import context
 
+from playground.store.rollups import SQLITE_ROW_ADDER, sqlite_row_adder
+
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("Run migrations through playground.store.db.upgrade_to_head().")
 
-context.configure(connection=connection)
-with context.begin_transaction():
-    context.run_migrations()
+sqlite = connection.dialect.name == "sqlite"
+if sqlite:
+    # Every SQLite connection has a TEMP view whose trigger names ``results``: SQLite
+    # would refuse a migration that rebuilds that table while it exists. It comes back
+    # after the migrations (a rolled-back migration also rolls back its removal).
+    connection.exec_driver_sql(f"DROP VIEW IF EXISTS temp.{SQLITE_ROW_ADDER}")
+try:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+finally:
+    if sqlite:
+        for statement in sqlite_row_adder():
+            connection.exec_driver_sql(statement)
