@@ -17,13 +17,6 @@ in their order (they were queued before any event of the new runner). A runner t
 stops itself because a newer full run supersedes the current one (``runner.fastReruns``),
 or that the toolbar's Stop stopped, is not affected: its output stays dropped, as
 Streamlit intends.
-
-A superseded runner may not have read its request yet: a click in a fragment (Compare's
-editor) starts a runner, and a full page run asked for a moment later (a live column's end
-of run) stops it before it starts. With fast reruns Streamlit then drops that request, and
-the button's press with it: the browser sends a press once. :func:`keep_finished_runs` also
-makes such an unread request join the full run's, the way Streamlit joins two requests to
-one runner when fast reruns are off, so the press still counts.
 """
 
 from __future__ import annotations
@@ -33,14 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from streamlit import config
-from streamlit.runtime.app_session import AppSession, AppSessionState
+from streamlit.runtime.app_session import AppSession
 from streamlit.runtime.scriptrunner import ScriptRunnerEvent
-from streamlit.runtime.scriptrunner_utils.script_requests import (
-    RerunData,
-    ScriptRequests,
-    ScriptRequestType,
-)
 
 _LOGGER = logging.getLogger(__name__)
 _RETIRED = "_playground_retired_runner"
@@ -50,9 +37,6 @@ _PATCHED = "_playground_keeps_finished_runs"
 _STOP_ASKED = "_playground_stop_asked"
 """Set on a runner the session asked to stop (the toolbar's Stop): it may still be running
 its script, and its late events must not mix into the next runner's run."""
-_UNREAD = "_playground_unread_request"
-"""Set on an AppSession while a full run supersedes its runner: the request that runner
-had not read yet, to join the new runner's."""
 
 
 def keep_finished_runs() -> None:
@@ -62,31 +46,25 @@ def keep_finished_runs() -> None:
     create = getattr(AppSession, "_create_scriptrunner", None)
     handle = getattr(AppSession, "_handle_scriptrunner_event_on_event_loop", None)
     stop = getattr(AppSession, "request_script_stop", None)
-    rerun = getattr(AppSession, "request_rerun", None)
-    if create is None or handle is None or stop is None or rerun is None:
+    if create is None or handle is None or stop is None:
         # Another Streamlit: nothing to patch (tests/test_runner_handover.py fails then).
         _LOGGER.warning("Streamlit's AppSession changed: finished runs' messages may be lost")
         return
     AppSession._create_scriptrunner = _remember_stopped_runner(create)  # type: ignore[method-assign]
     AppSession._handle_scriptrunner_event_on_event_loop = _handle_retired_events(handle)  # type: ignore[method-assign]
     AppSession.request_script_stop = _note_stop_asked(stop)  # type: ignore[method-assign]
-    AppSession.request_rerun = _take_unread_request(rerun)  # type: ignore[method-assign]
     setattr(AppSession, _PATCHED, True)
 
 
 def _remember_stopped_runner(create: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(create)
-    def create_scriptrunner(self: AppSession, initial_rerun_data: RerunData) -> None:
-        unread = getattr(self, _UNREAD, None)
-        if unread is not None:
-            setattr(self, _UNREAD, None)
-            initial_rerun_data = joined(unread, initial_rerun_data)
+    def create_scriptrunner(self: AppSession, *args: Any, **kwargs: Any) -> None:
         # The session still holds a runner only when that runner refused the rerun: it had
         # stopped (a superseded runner is let go before this is called). Only one that
         # stopped by itself, having run everything asked of it, has sent all its events
         # but its shutdown by now, all queued ahead of the new runner's.
         previous = self._scriptrunner
-        create(self, initial_rerun_data)
+        create(self, *args, **kwargs)
         if (
             previous is not None
             and previous is not self._scriptrunner
@@ -95,39 +73,6 @@ def _remember_stopped_runner(create: Callable[..., None]) -> Callable[..., None]
             setattr(self, _RETIRED, previous)
 
     return create_scriptrunner
-
-
-def _take_unread_request(rerun: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(rerun)
-    def request_rerun(self: AppSession, client_state: Any, *args: Any, **kwargs: Any) -> None:
-        runner = self._scriptrunner
-        if (
-            runner is not None
-            and self._state != AppSessionState.SHUTDOWN_REQUESTED
-            and bool(config.get_option("runner.fastReruns"))
-            and not (client_state is not None and client_state.fragment_id)
-        ):
-            # Streamlit is about to stop this runner and start one for the full run. Take
-            # the request it has not read yet (this also stops it, so exactly one of us
-            # reads it): the new runner's request joins it.
-            unread = runner._requests.on_scriptrunner_ready()
-            if unread.type is ScriptRequestType.RERUN:
-                setattr(self, _UNREAD, unread.rerun_data)
-        try:
-            rerun(self, client_state, *args, **kwargs)
-        finally:
-            setattr(self, _UNREAD, None)
-
-    return request_rerun
-
-
-def joined(earlier: RerunData, later: RerunData) -> RerunData:
-    """The request one runner would run for ``earlier`` then ``later`` (Streamlit's own
-    join: the later page and widget values, the earlier one's pending button presses)."""
-    requests = ScriptRequests()
-    requests.request_rerun(earlier)
-    requests.request_rerun(later)
-    return requests.on_scriptrunner_ready().rerun_data
 
 
 def _note_stop_asked(stop: Callable[..., None]) -> Callable[..., None]:
