@@ -305,8 +305,8 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     row = sa.bindparam("rollup_row", type_=sa.Integer)
     lock = _Prepared(sa.select(Result.id).where(Result.id == row).with_for_update(), dialect)
     sign = sa.bindparam("rollup_sign", type_=sa.Integer)
+    timed = sa.bindparam("rollup_timed", type_=sa.Boolean)
     if dialect.name == "postgresql":
-        timed = sa.bindparam("rollup_timed", type_=sa.Boolean)
         call = sa.select(getattr(sa.func, ROLLUP_FUNCTION)(row, sign, timed))
         return _OneRow(_Prepared(call, dialect), lock)
     counts = sa.bindparam("rollup_counts", type_=sa.LargeBinary)
@@ -314,7 +314,7 @@ def _one_row_statements(dialect: sa.Dialect) -> _OneRow:
     add = sa.text(
         f"INSERT INTO {SQLITE_ROW_ADDER} (row_id, sign, counts, timed) "  # noqa: S608
         "VALUES (:rollup_row, :rollup_sign, :rollup_counts, :rollup_timed)"
-    ).bindparams(row, sign, counts, sa.bindparam("rollup_timed", type_=sa.Boolean))
+    ).bindparams(row, sign, counts, timed)
     return _OneRow(_Prepared(add, dialect), lock)
 
 
@@ -328,7 +328,6 @@ two statements would each pay the driver's and SQLAlchemy's cost per execution."
 def sqlite_row_adder() -> tuple[str, str]:
     """The statements creating :data:`SQLITE_ROW_ADDER` and its trigger (TEMP: they live
     with the connection, the database file does not change)."""
-    dialect = sqlite.dialect()
     new = sa.literal_column
     upserts = _one_row_upserts(
         "sqlite",
@@ -337,14 +336,7 @@ def sqlite_row_adder() -> tuple[str, str]:
         counts=new("NEW.counts"),
         timings_if=new("NEW.timed"),
     )
-    body = ";\n".join(
-        str(
-            cast(sa.ClauseElement, u).compile(
-                dialect=dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
-        for u in upserts
-    )
+    body = ";\n".join(_inline_sql(u, sqlite.dialect()) for u in upserts)
     return (
         f"CREATE TEMP VIEW IF NOT EXISTS {SQLITE_ROW_ADDER} (row_id, sign, counts, timed) "
         "AS SELECT 0, 0, x'', 0 WHERE 0",
@@ -361,16 +353,21 @@ def rollup_function_body() -> str:
     """
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     counters, timings = (
-        str(
-            cast(sa.ClauseElement, s).compile(
-                dialect=dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
-        for s in _one_row_upserts(
+        _inline_sql(u, dialect)
+        for u in _one_row_upserts(
             "postgresql", sa.literal_column("p_row"), sa.literal_column("p_sign")
         )
     )
     return f"\nBEGIN\n{counters};\nIF p_timed THEN\n{timings};\nEND IF;\nEND\n"
+
+
+def _inline_sql(statement: sa.Executable, dialect: sa.Dialect) -> str:
+    """``statement`` as SQL text with its literals inlined, for a stored program's body
+    (a trigger's or a function's: neither takes bound parameters)."""
+    compiled = cast(sa.ClauseElement, statement).compile(
+        dialect=dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 def _one_row_upserts(
