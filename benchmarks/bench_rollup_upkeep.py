@@ -37,6 +37,7 @@ from playground.providers.base import GenerationParams, Message
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.store import Store, StoreRecorder, open_store, rollups
 from playground.store import recorder as recorder_module
+from playground.store import spool as spool_module
 
 MODELS = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
 
@@ -46,18 +47,18 @@ def _no_upkeep(_session: Any, _rows: Any) -> Iterator[None]:
     yield
 
 
-def _update_without_upkeep(session: Any, _row_id: int, _update: Any, params: Any) -> None:
+def _update_without_upkeep(session: Any, _row_id: int, write: Any, params: Any) -> None:
     """The final write as it would be without rollups: the plain update, nothing returned."""
-    session.execute(recorder_module._UPDATE_ROW, params)
+    session.execute(write.update, params)
 
 
 def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float, float]:
     """Wall and CPU seconds per result of ``comparisons`` comparisons of :data:`MODELS`."""
     recorder = StoreRecorder(store.engine, load_catalog().cost_of)
-    original, original_update = recorder_module.kept_in_step, recorder_module.updated_in_step
+    original, original_update = recorder_module.kept_in_step, spool_module.updated_in_step
     if not keep_rollups:
         recorder_module.kept_in_step = _no_upkeep  # type: ignore[assignment]
-        recorder_module.updated_in_step = _update_without_upkeep
+        spool_module.updated_in_step = _update_without_upkeep
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         for run in range(comparisons):
@@ -65,7 +66,7 @@ def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         recorder_module.kept_in_step = original
-        recorder_module.updated_in_step = original_update
+        spool_module.updated_in_step = original_update
     results = comparisons * len(MODELS)
     return wall / results, cpu / results
 
@@ -128,6 +129,13 @@ def run(url: str, rounds: int, comparisons: int) -> None:
             f"  rollup upkeep per result: wall {wall_on - wall_off:+.3f} ms "
             f"({(wall_on - wall_off) / wall_off:+.1%} of the path without rollups), "
             f"CPU {cpu_on - cpu_off:+.3f} ms ({(cpu_on - cpu_off) / cpu_off:+.1%})"
+        )
+        # Each round with upkeep against the round without it run next to it: a shared
+        # machine's (and the database's) slow drift cancels out of each pair.
+        pairs = list(zip(samples[True], samples[False], strict=True))
+        shares = [statistics.median((on[i] - off[i]) / off[i] for on, off in pairs) for i in (0, 1)]
+        print(
+            f"  paired rounds (median of {len(pairs)}): wall {shares[0]:+.1%}, CPU {shares[1]:+.1%}"
         )
         # Rounds without upkeep left results outside the rollups: count them again.
         with store.session() as session, session.begin():

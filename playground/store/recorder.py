@@ -40,7 +40,7 @@ from playground.store.repository import (
     prompt_hash,
     prompt_text,
 )
-from playground.store.rollups import final_write, kept_in_step, updated_in_step
+from playground.store.rollups import kept_in_step
 from playground.store.spool import RowUpdate, apply_update
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ _START_PENDING = (
     .returning(_RESULTS.c.id)
 )
 _UPDATE_ROW = sa.update(_RESULTS).where(_RESULTS.c.id == sa.bindparam("row_id"))
-# Prepared once: every answer's final write keeps the usage rollups in step.
-_FINISH_ROW = final_write(_UPDATE_ROW)
 
 
 def _created_comparison(session: Session, request: CompareRequest, created: datetime) -> int | None:
@@ -332,12 +330,14 @@ class StoreRecorder:
         row_id = result.result_id
         row = self._row_values(result, finished=True)
 
+        final = RowUpdate("results", row_id, row)
+
         def write(session: Session) -> None:
-            updated_in_step(session, row_id, _FINISH_ROW, {**row, "row_id": row_id})
-            for update in also:
+            # The same write a replay from the spool makes (keeping the rollups in step).
+            for update in (final, *also):
                 apply_update(session, update)
 
-        return write, [RowUpdate("results", row_id, row), *also]
+        return write, [final, *also]
 
     def _optional_writes(self) -> WritePolicy:
         """The policy of a partial flush: no waiting for a database that went away."""

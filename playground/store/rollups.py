@@ -9,8 +9,9 @@ row that is already final first removes the old figures. Only finished rows
 so concurrent writers on SQLite and PostgreSQL add up rather than overwrite each other.
 A result's final write, which every answer makes, has a cheaper form of the same promise:
 :func:`updated_in_step`. Its two upserts run as one statement: a database function on
-PostgreSQL (:data:`ROLLUP_FUNCTION`, created by migration 0013), an insert into a TEMP
-view with an INSTEAD OF trigger on SQLite (:data:`SQLITE_ROW_ADDER`, on every connection).
+PostgreSQL (:data:`ROLLUP_FUNCTION`, created by migration 0013), called by the write's own
+statement; an insert into a TEMP view with an INSTEAD OF trigger on SQLite
+(:data:`SQLITE_ROW_ADDER`, on every connection), right after the write.
 
 Timings of completed, non-cached answers (the only ones the Costs page times) are kept as
 counts per log-spaced bin (ratio :data:`ROLLUP_GAMMA`), one row per bucket and measure
@@ -189,6 +190,9 @@ class FinalWrite:
     """The write as given."""
     first: sa.Update
     """The write only while the row is not finished yet, returning whether it now is."""
+    first_added: sa.Select[Any]
+    """PostgreSQL's :attr:`first` with the row's figures added into the rollups in the same
+    statement (:data:`ROLLUP_FUNCTION` called on the row it returns): one round trip."""
 
 
 def final_write(update: sa.Update) -> FinalWrite:
@@ -201,7 +205,21 @@ def final_write(update: sa.Update) -> FinalWrite:
         & sa.or_(*(_RESULTS.c[m].is_not(None) for m in MEASURES))
     )
     first = update.where(~finished).returning(finished.label("finished"), timed.label("timed"))
-    return FinalWrite(update, first)
+    # Migration 0013 declares no volatility, so the function is VOLATILE: PostgreSQL lets
+    # such a function's statements see the changes of the statement calling it, so it
+    # reads the row as this update left it.
+    written = (
+        update.where(~finished)
+        .returning(_RESULTS.c.id, finished.label("finished"), timed.label("timed"))
+        .cte("written")
+    )
+    add = getattr(sa.func, ROLLUP_FUNCTION)(written.c.id, 1, written.c.timed)
+    first_added = sa.select(
+        written.c.finished,
+        written.c.timed,
+        sa.case((written.c.finished, sa.cast(add, sa.Text))).label("added"),
+    )
+    return FinalWrite(update, first, first_added)
 
 
 def updated_in_step(
@@ -213,21 +231,31 @@ def updated_in_step(
     """Run ``write`` on the result ``row_id`` with ``params``, keeping the rollups in step
     as :func:`kept_in_step` does.
 
-    Every final write pays this, so the usual case (the row is not finished yet) costs two
-    statements besides the write (one if the answer is not timed): the write itself says
-    whether the row is now finished and timed, and the row's figures go into its rollup and
-    timing rows (day and month) by SQL that reads them from the row and its comparison,
-    with no read in Python. A row that is finished already (a replayed write) or was
-    changed by a concurrent writer has its old figures taken out around the write.
+    Every final write pays this, so the usual case (the row is not finished yet) is one
+    statement on PostgreSQL and two on SQLite: the write says whether the row is now
+    finished and timed, and the row's figures go into its rollup and timing rows (day and
+    month) by SQL that reads them from the row and its comparison, with no read in Python.
+    On PostgreSQL the write's statement also calls :data:`ROLLUP_FUNCTION` on the row it
+    returns (``write.first_added``: one round trip); on SQLite an insert into
+    :data:`SQLITE_ROW_ADDER` follows it. A row that is finished already (a replayed write)
+    or was changed by a concurrent writer has its old figures taken out around the write.
+    ``write.update`` must name the columns it sets (its values bound to parameters): the
+    PostgreSQL form runs it inside a WITH clause.
     """
     connection = _connection(session)
     prepared = _one_row(connection.dialect)
-    written = connection.execute(write.first, params).first()
-    if written is not None:
-        if written.finished:
-            prepared.add(connection, row_id, 1, timed=bool(written.timed))
-        return
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        # The write and the rollups' upkeep in one statement: its row is added already.
+        if connection.execute(write.first_added, params).first() is not None:
+            return
+    else:
+        written = connection.execute(write.first, params).first()
+        if written is not None:
+            if written.finished:
+                prepared.add(connection, row_id, 1, timed=bool(written.timed))
+            return
+    if postgres:
         # The row's figures are read after its lock, so a concurrent writer's are final.
         prepared.lock.run(connection, {"rollup_row": row_id})
     prepared.add(connection, row_id, -1, timed=True)
