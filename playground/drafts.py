@@ -9,6 +9,7 @@ them, and the store keeps the most recently saved ones only.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
@@ -48,12 +49,18 @@ def _plain(value: Any) -> bool:
 def draft_values(state: Mapping[Any, Any], patterns: Iterable[re.Pattern[str]]) -> dict[str, Plain]:
     """The entries of ``state`` whose key matches one of ``patterns`` and whose value is
     plain data (text, numbers, lists of them); copies, not references."""
-    compiled = tuple(patterns)
+    # Every page run saves its draft: one regex for all patterns, not one per pattern.
+    matches = _any_of(tuple(patterns)).fullmatch
     return {
         key: list(value) if isinstance(value, list | tuple) else value
         for key, value in state.items()
-        if isinstance(key, str) and any(p.fullmatch(key) for p in compiled) and _plain(value)
+        if isinstance(key, str) and matches(key) and _plain(value)
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _any_of(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
 
 
 class DraftStore:

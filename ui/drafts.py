@@ -54,4 +54,5 @@ def save_draft(principal: Principal | None) -> None:
     token: str | None = st.session_state.get(TOKEN_KEY)
     if token is not None:
         owner = "" if principal is None else str(principal.user_id)
-        DRAFTS.save(owner, token, draft_values(st.session_state, DRAFT_KEYS))
+        # One read of every value (to_dict), not a read per key: this runs on every page run.
+        DRAFTS.save(owner, token, draft_values(st.session_state.to_dict(), DRAFT_KEYS))
