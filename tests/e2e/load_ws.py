@@ -153,13 +153,14 @@ async def _comparison(
     prompt = f"{prompt_marker} tell me something"
     session.set_widget(session.widget_id(compare_state.PROMPT), string_value=prompt)
     session.set_widget(session.widget_id(compare_state.MODELS), string_array_value=model_labels())
-    await session.run_script()  # as the browser does when the prompt box loses focus
+    # As the browser does when the prompt box loses focus: a run of the editor's fragment.
+    await session.edit(session.widget_id(compare_state.PROMPT))
     shown_before = _shown_comparison(session)
     report.markers.append(prompt_marker)
-    session.press(session.button_id("Run"))
+    run_button = session.button_id("Run")
     current.press()
     pressed = current.pressed
-    await session.rerun()
+    await session.click(run_button)  # with a run of the editor's fragment, as a browser
     started = False
     first_text: dict[int, float] = {}
     streams: dict[str, asyncio.Task[None]] = {}

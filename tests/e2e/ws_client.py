@@ -174,14 +174,35 @@ class StreamlitSession:
         """Press a button: it is sent as pressed with the next run only."""
         self._triggers.append(button_id)
 
+    def fragment_of(self, widget_id: str) -> str:
+        """The fragment that drew ``widget_id`` (``""`` when the page's full run did)."""
+        return next(
+            (node.fragment_id for node in self.page.values() if node.widget_id == widget_id), ""
+        )
+
     async def click(self, button_id: str) -> None:
         """Press a button as the browser does: with a run of the fragment that drew it (a
         full run when none did)."""
-        fragment_id = next(
-            (node.fragment_id for node in self.page.values() if node.widget_id == button_id), ""
-        )
         self.press(button_id)
+        await self.rerun(self.fragment_of(button_id), timer=False)
+
+    async def edit(self, widget_id: str) -> None:
+        """Send the values set so far as the browser does once an edit is done (a text box
+        losing focus): with a run of the fragment that drew ``widget_id`` (a full run when
+        none did). Reads messages until that run has finished."""
+        fragment_id = self.fragment_of(widget_id)
+        if not fragment_id:
+            await self.run_script()
+            return
         await self.rerun(fragment_id, timer=False)
+        while True:
+            message = await self.receive()
+            if self.full_run_finished(message) or (
+                message.WhichOneof("type") == "script_finished"
+                and message.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+                and fragment_id in self._run_fragments
+            ):
+                return
 
     async def rerun(self, fragment_id: str = "", *, timer: bool = True) -> None:
         """Ask for a run (of one fragment, when given: its ``run_every`` timer's, unless
