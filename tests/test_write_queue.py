@@ -3,6 +3,7 @@ every user share one transaction (one commit) without losing or reordering a res
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -22,11 +23,15 @@ def started(recorder: StoreRecorder, comparison_id: int, result: ModelResult) ->
 
 
 def updates(fired: list[tuple[Any, ...]]) -> list[str]:
-    """Each UPDATE of a result row, in order: "start" (a pending row taken) or "row"."""
+    """Each UPDATE of a result row, in order: "start" (a pending row taken) or "row".
+
+    On PostgreSQL a final write is an UPDATE inside a WITH clause (whose SELECT adds the row
+    to the rollups): it counts as the row's update too.
+    """
     return [
         "start" if "WHERE results.comparison_id" in sql else "row"
         for _conn, _cursor, sql, *_rest in fired
-        if sql.lstrip().upper().startswith("UPDATE RESULTS")
+        if re.match(r"(WITH \w+ AS\s*\(\s*)?UPDATE RESULTS", sql.lstrip().upper())
     ]
 
 
