@@ -196,7 +196,8 @@ class FinalWrite:
 
 
 def final_write(update: sa.Update) -> FinalWrite:
-    """``update`` (an UPDATE of ``results`` by id, no RETURNING) made a :class:`FinalWrite`."""
+    """``update`` (an UPDATE of ``results`` by id, no RETURNING, its values bound to
+    parameters: PostgreSQL runs it inside a WITH clause) made a :class:`FinalWrite`."""
     status = _RESULTS.c.status
     finished = _is_finished(status)
     timed = (
