@@ -8,10 +8,12 @@ Runs the runner's real write path (a comparison of 3 models; per result: started
 flushes, finished) in rounds, alternately with the rollups kept (the recorder as shipped)
 and without (the rollup upkeep around each final write replaced by nothing), and prints
 each variant's median wall and CPU time per result and the upkeep's share of the path
-without rollups. Alternating rounds in one run keeps a shared machine's load changes out
-of the ratio. The rows written are left in place (``--sqlite``/PostgreSQL: a copy or a
-throwaway schema is the caller's choice); rollups written without upkeep are rebuilt at
-the end so the store stays consistent.
+without rollups, then the median of that share over pairs of neighbouring rounds.
+Alternating rounds in one run keeps a shared machine's load changes out of the ratio; the
+paired figure also keeps out its slow drift (use many small rounds for it:
+``--rounds 60 --comparisons 10``). The rows written are left in place (``--sqlite``/
+PostgreSQL: a copy or a throwaway schema is the caller's choice); rollups written without
+upkeep are rebuilt at the end so the store stays consistent.
 """
 
 from __future__ import annotations
