@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_rollup_upkeep.py                     # fresh SQLite file
     .venv/bin/python benchmarks/bench_rollup_upkeep.py --sqlite big.sqlite3 # a loaded history
     .venv/bin/python benchmarks/bench_rollup_upkeep.py --postgres-url postgresql+psycopg://…
+    .venv/bin/python benchmarks/bench_rollup_upkeep.py --final-writes 1500  # and the write alone
 
 Runs the runner's real write path (a comparison of 3 models; per result: started, two
 flushes, finished) in rounds, alternately with the rollups kept (the recorder as shipped)
@@ -13,7 +14,10 @@ Alternating rounds in one run keeps a shared machine's load changes out of the r
 paired figure also keeps out its slow drift (use many small rounds for it:
 ``--rounds 60 --comparisons 10``). The rows written are left in place (``--sqlite``/
 PostgreSQL: a copy or a throwaway schema is the caller's choice); rollups written without
-upkeep are rebuilt at the end so the store stays consistent.
+upkeep are rebuilt at the end so the store stays consistent. ``--final-writes N`` also
+times a result's final write alone, N each way in alternating blocks, each in its own
+transaction: the plain update against the update keeping the rollups in step, the part of
+the path the upkeep is in, without the rest of the path's noise.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,7 @@ from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.store import Store, StoreRecorder, open_store, rollups
 from playground.store import recorder as recorder_module
 from playground.store import spool as spool_module
+from playground.store.spool import RowUpdate, apply_update
 
 MODELS = ("gpt-5", "claude-haiku-4.5", "deepseek-v3")
 
@@ -107,7 +113,65 @@ def record_comparison(recorder: StoreRecorder, run: int) -> None:
         )
 
 
-def run(url: str, rounds: int, comparisons: int) -> None:
+def final_writes(store: Store, count: int) -> None:
+    """Time ``count`` final writes each way, alternating in blocks of 25, each in its own
+    transaction as the recorder's is: the plain update, and the update keeping the rollups
+    in step (as shipped). Prints each way's median wall and CPU time and the upkeep's."""
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of)
+    rows = []
+    for number in range(-(-count * 2 // len(MODELS))):
+        request = CompareRequest(
+            messages=(Message("user", f"Final write {number}"),),
+            targets=tuple(ModelTarget("elumenta", m) for m in MODELS),
+            params=GenerationParams(temperature=0.7),
+        )
+        comparison_id = recorder.start_comparison(request)
+        for index, model in enumerate(MODELS):
+            generation = request.generation_request(index)
+            result = ModelResult(
+                index=index,
+                provider="elumenta",
+                model=model,
+                params=generation.params,
+                request_hash=generation.request_hash("elumenta"),
+                status="running",
+            )
+            rows.append(recorder.record_started(comparison_id, result))
+    now = datetime.now(UTC)
+    values = {
+        "status": "completed",
+        "content": "Done.",
+        "tokens_used": 2,
+        "latency_ms": 900.0,
+        "ttft_ms": 200.0,
+        "finished_utc": now,
+        "updated_utc": now,
+    }
+    samples: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
+    original = spool_module.updated_in_step
+    try:
+        for block, start in enumerate(range(0, len(rows), 25)):
+            keep = block % 2 == 0
+            spool_module.updated_in_step = original if keep else _update_without_upkeep
+            for row_id in rows[start : start + 25]:
+                wall, cpu = time.perf_counter(), time.process_time()
+                with store.engine.begin() as connection:
+                    apply_update(connection, RowUpdate("results", row_id, values))
+                samples[keep][0].append(time.perf_counter() - wall)
+                samples[keep][1].append(time.process_time() - cpu)
+    finally:
+        spool_module.updated_in_step = original
+    wall_on, cpu_on = (statistics.median(t) * 1000 for t in samples[True])
+    wall_off, cpu_off = (statistics.median(t) * 1000 for t in samples[False])
+    print(
+        f"  final write alone ({len(samples[True][0])} each way): plain update wall "
+        f"{wall_off:.3f} ms, CPU {cpu_off:.3f} ms; keeping the rollups wall {wall_on:.3f} ms, "
+        f"CPU {cpu_on:.3f} ms; upkeep wall {wall_on - wall_off:+.3f} ms, "
+        f"CPU {cpu_on - cpu_off:+.3f} ms"
+    )
+
+
+def run(url: str, rounds: int, comparisons: int, final: int = 0) -> None:
     store = open_store(url)
     try:
         with store.session() as session:
@@ -139,6 +203,8 @@ def run(url: str, rounds: int, comparisons: int) -> None:
         print(
             f"  paired rounds (median of {len(pairs)}): wall {shares[0]:+.1%}, CPU {shares[1]:+.1%}"
         )
+        if final:
+            final_writes(store, final)
         # Rounds without upkeep left results outside the rollups: count them again.
         with store.session() as session, session.begin():
             rollups.rebuild(session)
@@ -154,13 +220,17 @@ def main() -> None:
     parser.add_argument("--postgres-url", help="PostgreSQL URL (its schema is written to)")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of each variant")
     parser.add_argument("--comparisons", type=int, default=50, help="comparisons per round")
+    parser.add_argument(
+        "--final-writes", type=int, default=0, help="also time this many final writes each way"
+    )
     args = parser.parse_args()
     if args.postgres_url:
-        run(args.postgres_url, args.rounds, args.comparisons)
+        run(args.postgres_url, args.rounds, args.comparisons, args.final_writes)
         return
     with tempfile.TemporaryDirectory(prefix="bench_upkeep_") as tmp:
         path = args.sqlite or Path(tmp) / "history.sqlite3"
-        run(f"sqlite:///{make_url(f'sqlite:///{path}').database}", args.rounds, args.comparisons)
+        url = f"sqlite:///{make_url(f'sqlite:///{path}').database}"
+        run(url, args.rounds, args.comparisons, args.final_writes)
 
 
 if __name__ == "__main__":
