@@ -245,20 +245,18 @@ def updated_in_step(
     """
     connection = _connection(session)
     prepared = _one_row(connection.dialect)
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
+    if connection.dialect.name == "postgresql":
         # The write and the rollups' upkeep in one statement: its row is added already.
         if connection.execute(write.first_added, params).first() is not None:
             return
+        # The row's figures are read after its lock, so a concurrent writer's are final.
+        prepared.lock.run(connection, {"rollup_row": row_id})
     else:
         written = connection.execute(write.first, params).first()
         if written is not None:
             if written.finished:
                 prepared.add(connection, row_id, 1, timed=bool(written.timed))
             return
-    if postgres:
-        # The row's figures are read after its lock, so a concurrent writer's are final.
-        prepared.lock.run(connection, {"rollup_row": row_id})
     prepared.add(connection, row_id, -1, timed=True)
     connection.execute(write.update, params)
     prepared.add(connection, row_id, 1, timed=True)
