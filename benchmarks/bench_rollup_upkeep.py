@@ -79,11 +79,11 @@ def one_round(store: Store, comparisons: int, keep_rollups: bool) -> tuple[float
     return wall / results, cpu / results
 
 
-def record_comparison(recorder: StoreRecorder, run: int) -> None:
-    """The runner's real write path for one comparison of :data:`MODELS`: start, then per
-    model started, two progress flushes and finished (with a latency, so timings count)."""
+def started_results(recorder: StoreRecorder, prompt: str) -> Iterator[ModelResult]:
+    """A comparison of :data:`MODELS` on ``prompt`` started as the runner starts one, and
+    each model's result once its row is written (running, with its row id)."""
     request = CompareRequest(
-        messages=(Message("user", f"Upkeep prompt {run}"),),
+        messages=(Message("user", prompt),),
         targets=tuple(ModelTarget("elumenta", m) for m in MODELS),
         params=GenerationParams(temperature=0.7),
     )
@@ -98,7 +98,13 @@ def record_comparison(recorder: StoreRecorder, run: int) -> None:
             request_hash=generation.request_hash("elumenta"),
             status="running",
         )
-        result = replace(result, result_id=recorder.record_started(comparison_id, result))
+        yield replace(result, result_id=recorder.record_started(comparison_id, result))
+
+
+def record_comparison(recorder: StoreRecorder, run: int) -> None:
+    """The runner's real write path for one comparison of :data:`MODELS`: start, then per
+    model started, two progress flushes and finished (with a latency, so timings count)."""
+    for result in started_results(recorder, f"Upkeep prompt {run}"):
         for part in ("Half an ", "Half an answer, more "):
             recorder.record_progress(replace(result, content=part))
         recorder.record_finished(
@@ -118,25 +124,11 @@ def final_writes(store: Store, count: int) -> None:
     transaction as the recorder's is: the plain update, and the update keeping the rollups
     in step (as shipped). Prints each way's median wall and CPU time and the upkeep's."""
     recorder = StoreRecorder(store.engine, load_catalog().cost_of)
-    rows = []
-    for number in range(-(-count * 2 // len(MODELS))):
-        request = CompareRequest(
-            messages=(Message("user", f"Final write {number}"),),
-            targets=tuple(ModelTarget("elumenta", m) for m in MODELS),
-            params=GenerationParams(temperature=0.7),
-        )
-        comparison_id = recorder.start_comparison(request)
-        for index, model in enumerate(MODELS):
-            generation = request.generation_request(index)
-            result = ModelResult(
-                index=index,
-                provider="elumenta",
-                model=model,
-                params=generation.params,
-                request_hash=generation.request_hash("elumenta"),
-                status="running",
-            )
-            rows.append(recorder.record_started(comparison_id, result))
+    rows = [
+        result.result_id
+        for number in range(-(-count * 2 // len(MODELS)))
+        for result in started_results(recorder, f"Final write {number}")
+    ]
     now = datetime.now(UTC)
     values = {
         "status": "completed",
