@@ -17,11 +17,13 @@ import sqlalchemy as sa
 from playground.access.spending import spend_of
 from playground.config import Settings
 from playground.errors import RateLimitInfo
+from playground.evaluation import batch as batch_module
 from playground.evaluation.assertions import AssertionSpec
 from playground.evaluation.batch import BatchJob
+from playground.evaluation.manager import BatchManager
 from playground.evaluation.quota import newer_report
 from playground.evaluation.recording import BatchProgress
-from playground.store import Store
+from playground.store import Store, open_store
 from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.eval_repository import batch_cells, set_batch_budget
 from playground.store.models import Comparison, Result
@@ -151,6 +153,51 @@ def test_pause_stops_new_requests_until_resumed(store: Store, fake_elumenta: Fak
     assert not _generate_requests(fake_elumenta)
     running.resume()
     assert running.wait(30).completed == 6
+
+
+def test_a_poll_during_a_pause_does_not_undo_it(
+    store: Store, fake_elumenta: FakeElumenta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher may read the batch's status while Pause is still being written: it
+    finds the old ``running`` there, and adopting it would let the job claim on."""
+    fake_elumenta.script("*", ModelScript(ttft_ms=30))
+    batch_id = plan(store, ["gpt-5-nano"], rows=6, concurrency=1)
+    url, key = fake_elumenta.base_url, fake_elumenta.api_key
+    running = job(store, batch_id, url, key, heartbeat_s=0.1).start()
+    wait_until(lambda: running.progress().completed >= 1, 20)
+    real_write = batch_module.set_batch_status
+
+    def poll_first(*args: Any, **kwargs: Any) -> None:
+        running._poll(beat=False)  # the database still says running
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "set_batch_status", poll_first)
+    running.pause()
+    assert running.progress().status == "paused"
+    monkeypatch.undo()
+    heartbeats_renewed(store, batch_id)
+    paused = running.progress()
+    assert paused.status == "paused" and paused.completed < 6
+    running.cancel()
+    assert running.wait(20).status == "cancelled"
+
+
+def test_a_running_job_is_found_in_its_own_database_only(
+    store: Store, fake_elumenta: FakeElumenta, tmp_path: Path
+) -> None:
+    """Batch #1 of a database the app opened later is not the job of the first one's #1."""
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    first, second = plan(store, ["gpt-5-nano"], rows=2), plan(other, ["gpt-5-nano"], rows=2)
+    assert first == second
+    manager = BatchManager()
+    url, key = fake_elumenta.base_url, fake_elumenta.api_key
+    done = manager.start(lambda: job(store, first, url, key), store, first)
+    done.wait(30)
+    assert manager.get(store, first) is done
+    assert manager.get(other, second) is None
+    again = manager.start(lambda: job(other, second, url, key), other, second)
+    assert again is not done and again.wait(30).completed == 2
+    other.close()
 
 
 def test_an_empty_balance_pauses_the_batch_and_resume_after_a_top_up_completes_it(

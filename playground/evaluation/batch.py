@@ -175,6 +175,7 @@ class BatchJob:
         self._cond = threading.Condition()
         self._batch_status: str | None = None  # as last read from (or written to) the database
         self._control_epoch = 0  # bumped by every local write, so a slower read never undoes it
+        self._steering = 0  # status writes under way (:meth:`_steer`)
         self._cancelled = False
         self._stopping = False
         self._drain_until: float | None = None
@@ -752,9 +753,11 @@ class BatchJob:
         """The watcher's call: adopt the stored status; with ``beat``, renew heartbeats."""
         with self._cond:
             epoch, in_flight = self._control_epoch, list(self._in_flight)
+            # While this job writes a status, the database may still hold the one before.
+            trusted = not self._steering
         status = poll_batch(self._store, self.batch_id, self._claimer, in_flight, beat=beat)
         self._sight.answered()
-        if status is not None:
+        if status is not None and trusted:
             self._observe(status, epoch)
 
     def _observe(self, status: str, epoch: int) -> None:
@@ -774,7 +777,13 @@ class BatchJob:
         with self._cond:
             self._batch_status = self._status = status
             self._control_epoch += 1
+            self._steering += 1
             self._cond.notify_all()
         writer, execution = (writer_id(), self._execution) if take_over else (None, None)
-        with self._store.session() as session, session.begin():
-            set_batch_status(session, self.batch_id, status, writer=writer, execution=execution)
+        try:
+            with self._store.session() as session, session.begin():
+                set_batch_status(session, self.batch_id, status, writer=writer, execution=execution)
+        finally:
+            with self._cond:
+                self._steering -= 1
+                self._control_epoch += 1
