@@ -141,7 +141,7 @@ def start_batch(
     when the queue cannot be reached (the batch is then ``interrupted``, ready to resume).
     """
     if settings.batch_execution == "in_process":
-        return manager.start(local_job, batch_id)
+        return manager.start(local_job, store, batch_id)
     return queue_batch(store, settings, batch_id)
 
 
@@ -166,7 +166,7 @@ def find_batch(
 ) -> BatchHandle | None:
     """The batch's handle: this process's running job, or the workers' batch, or this
     process's finished job; ``None`` when neither runs (or ran) it."""
-    job = manager.get(batch_id)
+    job = manager.get(store, batch_id)
     if job is not None and not job.finished:
         return job
     with store.session() as session, session.begin():
