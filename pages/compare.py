@@ -26,7 +26,7 @@ from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, model_title, style_answers
 from ui.compare_editor import COLUMNS, NOTICE, SCROLL, SHARE_TOKEN, SHARED, editor
 from ui.connection import BALANCE_STATE_KEY
-from ui.live_column import live_answer, stream_urls
+from ui.live_column import FALLBACK, live_answer, stream_urls
 from ui.rating import rate_answer
 from ui.scroll import scroll_into_view
 from ui.session import connection_and_providers
@@ -179,6 +179,12 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
     if polling and done:
         # Redraw the whole page once: polling stops and the after-run tools appear.
         st.rerun()
+    if live is not None and (
+        done or all(result.is_terminal for result in results) or st.session_state.get(FALLBACK)
+    ):
+        # A live column's end of run (or its fallback) reran this fragment: the page
+        # draws the finished run, or polls until the run closes or when the stream failed.
+        st.rerun()
     # One container holds the whole fragment, and fixed slots (st.empty) keep every
     # element's position when a button disappears, so redraws replace elements in place.
     # Only the run's owner may stop it: a viewer of someone else's shared run gets no Stop
@@ -236,7 +242,12 @@ if st.session_state.get(COLUMNS):
             # every answer final but the run not yet closed there is no live column left to
             # ask for that rerun: the fragment's polling does, within one tick.
             if live is not None and not all(result.is_terminal for result in results):
-                draw_results(polling=False, live=live)
+                # A fragment, so the run the live columns ask for at the end is a fragment
+                # run, which reruns the page from inside (st.rerun). Asked for by the
+                # browser, a full page run would stop a script runner that has not read its
+                # request yet (runner.fastReruns): a click in the editor a moment before
+                # the end of a run was lost with it.
+                st.fragment(draw_results)(polling=False, live=live)
             else:
                 st.fragment(draw_results, run_every=redraw_interval_s(compare.live_runs()))(
                     polling=True

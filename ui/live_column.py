@@ -71,7 +71,8 @@ def _fall_back() -> None:
 
 
 def _done() -> None:
-    """Nothing to do: the rerun the component asked for redraws the finished run."""
+    """Nothing to do: the run the component asked for (of the fragment that drew it, on
+    Compare) sees the run has ended and reruns the page, which draws it finished."""
 
 
 def live_answer(

@@ -42,6 +42,7 @@ from ui.columns import WAITING_TEXT
 
 # A column's answer box is the container keyed answer-<position> (ui/columns.py).
 ANSWER_BOX = re.compile(r"-answer-(\d+)$")
+LIVE_COLUMN = "playground.live_column"  # the component's name (ui/live_column.py)
 MARKER_BYTES = re.compile(MARKER.pattern.encode())
 
 
@@ -194,7 +195,8 @@ async def _comparison(
                 streams.clear()
                 current.reached("streams ended")
                 current.waiting_for = "the page after the streams ended"
-                await session.run_script()  # the rerun the live column asks for at the end
+                # The run a live column asks for at the end, as the browser sends it.
+                await session.run_of(session.component_ids(LIVE_COLUMN)[0])
                 current.reached("final page")
             if _all_done(session):
                 break
@@ -219,7 +221,7 @@ def _live_stream(message: ForwardMsg) -> str | None:
         return None
     component = element.bidi_component
     # Other components share the page (the scroll on Run): only live columns carry a stream.
-    if component.component_name != "playground.live_column":
+    if component.component_name != LIVE_COLUMN:
         return None
     url: str = json.loads(component.json)["url"]
     return url

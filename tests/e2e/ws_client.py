@@ -204,6 +204,26 @@ class StreamlitSession:
             ):
                 return
 
+    async def run_of(self, widget_id: str) -> None:
+        """Ask for the run a widget's change asks for in the browser (a component's
+        trigger, say): of the fragment that drew it (a full run when none did). Reads
+        messages until a full run has finished (a fragment may rerun the page)."""
+        await self.rerun(self.fragment_of(widget_id), timer=False)
+        while True:
+            message = await self.receive()
+            if self.full_run_finished(message):
+                return
+
+    def component_ids(self, name: str) -> list[str]:
+        """The widget ids of the components named ``name`` the page shows."""
+        return [
+            node.widget_id
+            for node in self.page.values()
+            if node.element is not None
+            and node.element.WhichOneof("type") == "bidi_component"
+            and node.element.bidi_component.component_name == name
+        ]
+
     async def rerun(self, fragment_id: str = "", *, timer: bool = True) -> None:
         """Ask for a run (of one fragment, when given: its ``run_every`` timer's, unless
         ``timer`` is false) with the current widget values."""
