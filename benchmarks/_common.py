@@ -21,6 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy.engine import make_url
 
 from tests.e2e.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess, app_environment
@@ -78,14 +79,32 @@ def install_probe(page: Page) -> None:
     page.evaluate(PROBE_JS)
 
 
+UNDELIVERED_CLICKS: list[str] = []
+"""The targets of clicks the browser made no click event of (see :func:`probe`)."""
+
+
 def probe(page: Page, target: str, condition: str, timeout_ms: float = 30_000) -> float:
     """Click ``target`` for real and return the milliseconds from the click's input event
-    until ``condition`` held in an animation frame (both are JS expressions)."""
+    until ``condition`` held in an animation frame (both are JS expressions).
+
+    A press whose target moved or was redrawn between pointer down and up makes no click
+    event: the page never saw it, so it is pressed again (up to twice more; each noted in
+    :data:`UNDELIVERED_CLICKS`). A click the page saw that never meets ``condition`` is a
+    finding: ``TimeoutError`` after ``timeout_ms``.
+    """
     page.evaluate(
         "([target, condition]) => { window.__probe = {target, condition, result: null}; }",
         [target, condition],
     )
-    page.evaluate_handle(target).as_element().click()  # type: ignore[union-attr]
+    for attempt in range(3):
+        page.evaluate_handle(target).as_element().click()  # type: ignore[union-attr]
+        try:
+            page.wait_for_function("window.__probe.clicked !== undefined", timeout=2_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+            UNDELIVERED_CLICKS.append(target)
     page.wait_for_function("window.__probe.result !== null", timeout=timeout_ms)
     return float(page.evaluate("window.__probe.result"))
 

@@ -48,6 +48,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from benchmarks._common import (
+    UNDELIVERED_CLICKS,
     AppInBrowser,
     app_in_browser,
     chromium,
@@ -144,6 +145,13 @@ ADD_TURN = (
     "[...document.querySelectorAll('button')].find(b => b.innerText.includes('Add user turn'))"
 )
 ADD_TURN_VISIBLE = f"(({ADD_TURN}) || {{offsetHeight: 0}}).offsetHeight > 0"
+# The button has not moved since the last poll, and its expander has finished opening.
+ADD_TURN_SETTLED = f"""(() => {{
+  const button = {ADD_TURN}, details = button.closest('details');
+  const top = button.getBoundingClientRect().top, last = window.__addTurnTop;
+  window.__addTurnTop = top;
+  return top === last && (!details || details.scrollTop === 0);
+}})()"""
 # The turn boxes: the text areas of the first expander ("Earlier turns").
 TURN_BOXES = (
     "document.querySelector('[data-testid=stExpander]').querySelectorAll('textarea').length"
@@ -235,6 +243,9 @@ def measure_interactivity(page: Page) -> dict[str, float]:
         page.evaluate(f"{EXPANDER}.click()")
         page.wait_for_function(f"!({ADD_TURN_VISIBLE})")
     expander_ms = probe(page, EXPANDER, ADD_TURN_VISIBLE)
+    # The expander opens with an animation: a click on a button still moving under the
+    # pointer ends elsewhere than it began, and the browser makes no click of it.
+    page.wait_for_function(ADD_TURN_SETTLED, polling=100)
     turns = page.evaluate(TURN_BOXES)
     sent = page.evaluate("window.__ws.sent.length")
     try:
@@ -447,6 +458,11 @@ def report(rounds: list[Round], delay_ms: float) -> None:
                 f"    messages received until the turn showed: median {messages:.0f} "
                 f"(turns already there: median {turns:.0f})"
             )
+    if UNDELIVERED_CLICKS:
+        print(
+            f"clicks pressed again, the browser having made no click of them (the button moved "
+            f"under the pointer): {len(UNDELIVERED_CLICKS)}"
+        )
 
 
 def measure_bare(rounds: int, delay_ms: float) -> list[float]:
