@@ -185,8 +185,8 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
         # A live column's end of run (or its fallback) reran this fragment: the page
         # draws the finished run, or polls until the run closes or when the stream failed.
         st.rerun()
-    # One container holds the whole fragment, and fixed slots (st.empty) keep every
-    # element's position when a button disappears, so redraws replace elements in place.
+    # Fixed slots (st.empty) keep every element's position when a button disappears, so a
+    # fragment's redraws (in the container Streamlit makes for it) replace elements in place.
     # Only the run's owner may stop it: a viewer of someone else's shared run gets no Stop
     # (the owner check would refuse it anyway, and a button that does nothing misleads).
     stoppable = (
@@ -198,19 +198,16 @@ def draw_results(polling: bool, live: dict[str, str] | None = None) -> None:
             if compare.may_stop(run_id, principal)
         }
     )
-    with st.container():
-        stop_all = st.empty()
-        if stoppable:
-            stop_all.button(
-                "Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,)
-            )
-        draw_grid(
-            results,
-            by_key,
-            while_running=stop_buttons(stoppable),
-            when_done=after_run_buttons(done),
-            live_answer=None if live is None else live_columns(columns, live, stoppable),
-        )
+    stop_all = st.empty()
+    if stoppable:
+        stop_all.button("Stop all", icon=":material/stop_circle:", on_click=stop, args=(columns,))
+    draw_grid(
+        results,
+        by_key,
+        while_running=stop_buttons(stoppable),
+        when_done=after_run_buttons(done),
+        live_answer=None if live is None else live_columns(columns, live, stoppable),
+    )
 
 
 if st.session_state.get(COLUMNS):
