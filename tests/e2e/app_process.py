@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -77,3 +80,18 @@ class AppProcess(ServiceProcess):
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@contextmanager
+def hooked_app_url(
+    fake: FakeServerProcess, workdir: Path, hook: str, **extra: str
+) -> Iterator[str]:
+    """The URL of the app run with ``hook`` (Python source; a ``sitecustomize`` on its
+    ``PYTHONPATH``, so it runs at the start of the process) to force a race, its data
+    under ``workdir``. The app's log must show no traceback when it stops."""
+    (workdir / "hook").mkdir()
+    (workdir / "hook" / "sitecustomize.py").write_text(textwrap.dedent(hook))
+    env = app_environment(fake, workdir, PYTHONPATH=str(workdir / "hook"), **extra)
+    with AppProcess(env, workdir / "streamlit.log") as app:
+        yield app.url
+        assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)

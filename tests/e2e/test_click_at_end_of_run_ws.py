@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from playground.presenters import compare_state
-from tests.e2e.app_process import AppProcess, app_environment
+from tests.e2e.app_process import hooked_app_url
 from tests.e2e.load import run_in_own_loop
 from tests.e2e.load_ws import LIVE_COLUMN, model_labels
 from tests.e2e.ws_client import StreamlitSession
@@ -61,13 +59,8 @@ ScriptRunner._run_script_thread = run_script_thread
 def slow_start_app_url(
     fake_server: FakeServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    data_dir: Path = tmp_path_factory.mktemp("slow-start-data")
-    hook = tmp_path_factory.mktemp("slow-start")
-    (hook / "sitecustomize.py").write_text(textwrap.dedent(SLOW_START))
-    env = app_environment(fake_server, data_dir, PYTHONPATH=str(hook))
-    with AppProcess(env, data_dir / "streamlit.log") as app:
-        yield app.url
-        assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)
+    with hooked_app_url(fake_server, tmp_path_factory.mktemp("slow-start"), SLOW_START) as url:
+        yield url
 
 
 def turns(session: StreamlitSession) -> int:

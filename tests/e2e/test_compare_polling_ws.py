@@ -18,14 +18,12 @@ straddling the ends of script runs. A WebSocket session speaking Streamlit's pro
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from playground.presenters import compare_state
-from tests.e2e.app_process import AppProcess, app_environment
+from tests.e2e.app_process import hooked_app_url
 from tests.e2e.load import run_in_own_loop
 from tests.e2e.load_ws import model_labels
 from tests.e2e.ws_client import StreamlitSession
@@ -66,15 +64,9 @@ def slow_ticks_app_url(
     fake_server: FakeServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The app with the live route off (running columns are polled) and slow ticks."""
-    data_dir: Path = tmp_path_factory.mktemp("polling-data")
-    hook = tmp_path_factory.mktemp("slow-ticks")
-    (hook / "sitecustomize.py").write_text(textwrap.dedent(SLOW_TICKS))
-    env = app_environment(
-        fake_server, data_dir, PLAYGROUND_LIVE_ROUTE="false", PYTHONPATH=str(hook)
-    )
-    with AppProcess(env, data_dir / "streamlit.log") as app:
-        yield app.url
-        assert "Traceback" not in app.log_tail(10**9), app.log_tail(5000)
+    workdir = tmp_path_factory.mktemp("slow-ticks")
+    with hooked_app_url(fake_server, workdir, SLOW_TICKS, PLAYGROUND_LIVE_ROUTE="false") as url:
+        yield url
 
 
 def finished(session: StreamlitSession) -> bool:
