@@ -786,4 +786,3 @@ class BatchJob:
         finally:
             with self._cond:
                 self._steering -= 1
-                self._control_epoch += 1
