@@ -209,10 +209,7 @@ class StreamlitSession:
         trigger, say): of the fragment that drew it (a full run when none did). Reads
         messages until a full run has finished (a fragment may rerun the page)."""
         await self.rerun(self.fragment_of(widget_id), timer=False)
-        while True:
-            message = await self.receive()
-            if self.full_run_finished(message):
-                return
+        await self._until_full_run()
 
     def component_ids(self, name: str) -> list[str]:
         """The widget ids of the components named ``name`` the page shows."""
@@ -247,9 +244,12 @@ class StreamlitSession:
         are applied on the way.
         """
         await self.rerun()
+        await self._until_full_run()
+
+    async def _until_full_run(self) -> None:
+        """Read messages until a full run has finished normally."""
         while True:
-            message = await self.receive()
-            if self.full_run_finished(message):
+            if self.full_run_finished(await self.receive()):
                 return
 
     def full_run_finished(self, message: ForwardMsg) -> bool:
