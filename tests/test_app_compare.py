@@ -195,9 +195,11 @@ def test_continue_chat_turns_the_answer_into_an_assistant_turn(app_env: Path) ->
 
     assert at.text_area(key=PROMPT).value == ""
     turns = at.session_state["compare.turns"]
-    roles = [at.selectbox(key=f"compare.turn.{t}.role").value for t in turns]
+    roles = [at.session_state[f"compare.turn.{t}.role"] for t in turns]
+    labels = [at.text_area(key=f"compare.turn.{t}.content").label for t in turns]
     contents = [at.text_area(key=f"compare.turn.{t}.content").value for t in turns]
     assert roles == ["user", "assistant"]
+    assert labels == ["1. User", "2. Assistant"]
     assert contents[0] == "First question"
     assert str(contents[1]).startswith("*Demo mode: simulated answer;")
 
@@ -210,12 +212,24 @@ def test_turns_can_be_added_reordered_and_removed(app_env: Path) -> None:
     at.text_area(key=f"compare.turn.{first}.content").set_value("question")
     at.text_area(key=f"compare.turn.{second}.content").set_value("answer").run()
 
-    click(at, ":material/arrow_upward:", index=1)
+    at.segmented_control(key=f"compare.turn.{second}.action").set_value("up").run()
     assert at.session_state["compare.turns"] == [second, first]
     assert at.text_area(key=f"compare.turn.{first}.content").value == "question"
+    assert at.segmented_control(key=f"compare.turn.{second}.action").value is None
 
-    click(at, ":material/delete:", index=0)
+    at.segmented_control(key=f"compare.turn.{first}.action").set_value("switch_role").run()
+    assert at.text_area(key=f"compare.turn.{first}.content").label == "2. Assistant"
+    # Now last: it can move up but not down.
+    options = at.segmented_control(key=f"compare.turn.{first}.action").proto.options
+    assert [option.content_icon for option in options] == [
+        ":material/swap_horiz:",
+        ":material/arrow_upward:",
+        ":material/delete:",
+    ]
+
+    at.segmented_control(key=f"compare.turn.{second}.action").set_value("remove").run()
     assert at.session_state["compare.turns"] == [first]
+    assert at.text_area(key=f"compare.turn.{first}.content").value == "question"
 
 
 def test_a_multi_turn_conversation_is_sent_in_order(

@@ -29,6 +29,35 @@ def test_turns_keep_their_text_when_moved_and_removed() -> None:
     assert cs.turn_key(second, "content") not in state
 
 
+def test_a_turns_action_control_switches_role_moves_and_removes() -> None:
+    state: dict[str, Any] = {}
+    for role in ("user", "assistant", "user"):
+        cs.add_turn(state, role)
+    first, second, third = cs.turn_ids(state)
+    for turn_id, text in ((first, "a"), (second, "b"), (third, "c")):
+        state[cs.turn_key(turn_id, "content")] = text
+
+    assert cs.turn_actions(0, 3) == [cs.SWITCH_ROLE, cs.MOVE_DOWN, cs.REMOVE]
+    assert cs.turn_actions(1, 3) == [cs.SWITCH_ROLE, cs.MOVE_UP, cs.MOVE_DOWN, cs.REMOVE]
+    assert cs.turn_actions(2, 3) == [cs.SWITCH_ROLE, cs.MOVE_UP, cs.REMOVE]
+
+    state[cs.action_key(second)] = cs.SWITCH_ROLE
+    cs.act_on_turn(state, second, cs.SWITCH_ROLE)
+    assert contents(state) == [("user", "a"), ("user", "b"), ("user", "c")]
+    assert state[cs.action_key(second)] is None  # ready for the next press
+
+    cs.act_on_turn(state, third, cs.MOVE_UP)
+    cs.act_on_turn(state, first, cs.MOVE_DOWN)
+    assert contents(state) == [("user", "c"), ("user", "a"), ("user", "b")]
+
+    cs.act_on_turn(state, first, cs.REMOVE)
+    assert contents(state) == [("user", "c"), ("user", "b")]
+    assert cs.action_key(first) not in state and cs.turn_key(first, "content") not in state
+    # A press that arrives for a turn already removed (a second tab's stale click) does nothing.
+    cs.act_on_turn(state, first, cs.REMOVE)
+    assert contents(state) == [("user", "c"), ("user", "b")]
+
+
 def test_continuing_moves_prompt_and_answer_into_the_turns() -> None:
     state: dict[str, Any] = {cs.PROMPT: "What is 2+2?"}
     cs.set_turns(state, [Message("user", "Hi"), Message("assistant", "Hello")])

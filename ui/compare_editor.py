@@ -85,6 +85,25 @@ def start_run() -> None:
     st.rerun(scope="app")
 
 
+# Each turn's actions as icons; the turn's text box's help names them, in this order.
+TURN_ACTION_ICONS = {
+    cs.SWITCH_ROLE: ":material/swap_horiz:",
+    cs.MOVE_UP: ":material/arrow_upward:",
+    cs.MOVE_DOWN: ":material/arrow_downward:",
+    cs.REMOVE: ":material/delete:",
+}
+TURN_ACTIONS_WIDTH = 208
+TURN_ACTIONS_HELP = (
+    "The buttons beside this turn: switch between user and assistant, move up, move down, "
+    "remove the turn."
+)
+
+
+def act_on_turn(turn_id: int) -> None:
+    """A turn's action control was pressed: do what it names to that turn."""
+    cs.act_on_turn(st.session_state, turn_id, st.session_state.get(cs.action_key(turn_id)))
+
+
 def overrides_of(picked: tuple[ModelOption, ...]) -> dict[str, GenerationParams]:
     """The per-model overrides the session holds for ``picked``."""
     return {
@@ -120,48 +139,28 @@ def editor(principal: Principal | None, connection: Connection, options: list[Mo
         if not turns:
             st.caption("Add user and assistant turns to compare answers to a multi-turn chat.")
         for position, turn_id in enumerate(turns):
-            # One horizontal row, not st.columns: every element is one more message on every
-            # page run (and the turns come before the result columns), so a row of three
-            # columns and a button group cost four blocks more per turn than this one.
-            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.selectbox(
-                    "Role",
-                    ["user", "assistant"],
-                    key=cs.turn_key(turn_id, "role"),
-                    persist_state="session",
-                    format_func=str.title,
-                    label_visibility="collapsed",
-                    width=130,
-                )
+            # Three elements a turn (a row, its text, one control for every action), not
+            # six (a role box and three buttons): every element is one more message on every
+            # run of the editor, and a click far down the editor waits for all the turns.
+            role = st.session_state.get(cs.turn_key(turn_id, "role"), "user")
+            with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
                 st.text_area(
-                    f"Turn {position + 1}",
+                    f"{position + 1}. {str(role).title()}",
                     key=cs.turn_key(turn_id, "content"),
                     persist_state="session",
                     height=68,
+                    help=TURN_ACTIONS_HELP,
+                )
+                st.segmented_control(
+                    f"Turn {position + 1} actions",
+                    cs.turn_actions(position, len(turns)),
+                    key=cs.action_key(turn_id),
+                    format_func=TURN_ACTION_ICONS.__getitem__,
+                    on_change=act_on_turn,
+                    args=(turn_id,),
                     label_visibility="collapsed",
-                )
-                st.button(
-                    ":material/arrow_upward:",
-                    key=f"compare.up.{turn_id}",
-                    help="Move up",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, -1),
-                    disabled=position == 0,
-                )
-                st.button(
-                    ":material/arrow_downward:",
-                    key=f"compare.down.{turn_id}",
-                    help="Move down",
-                    on_click=cs.move_turn,
-                    args=(st.session_state, position, 1),
-                    disabled=position == len(turns) - 1,
-                )
-                st.button(
-                    ":material/delete:",
-                    key=f"compare.remove.{turn_id}",
-                    help="Remove this turn",
-                    on_click=cs.remove_turn,
-                    args=(st.session_state, position),
+                    # Room for all four at any position: the text boxes line up.
+                    width=TURN_ACTIONS_WIDTH,
                 )
         with st.container(horizontal=True):
             for role in ("user", "assistant"):

@@ -27,6 +27,12 @@ NEXT_TURN = "compare.next_turn"
 
 State = MutableMapping[Any, Any]
 
+# What a turn's action control offers (see :func:`turn_actions`).
+SWITCH_ROLE = "switch_role"
+MOVE_UP = "up"
+MOVE_DOWN = "down"
+REMOVE = "remove"
+
 # The keys of everything typed or picked in the editor: what a reload must bring back.
 DRAFT_KEYS = (
     *(
@@ -41,6 +47,11 @@ DRAFT_KEYS = (
 def turn_key(turn_id: int, field: str) -> str:
     """The state key of a turn's ``role`` or ``content`` widget."""
     return f"compare.turn.{turn_id}.{field}"
+
+
+def action_key(turn_id: int) -> str:
+    """The state key of a turn's action control (a press, not part of the draft)."""
+    return f"compare.turn.{turn_id}.action"
 
 
 def override_key(option: str, field: str) -> str:
@@ -73,6 +84,7 @@ def _new_turn(state: State, message: Message) -> int:
 def _forget_turn(state: State, turn_id: int) -> None:
     for field in ("role", "content"):
         state.pop(turn_key(turn_id, field), None)
+    state.pop(action_key(turn_id), None)
 
 
 def set_turns(state: State, messages: tuple[Message, ...] | list[Message]) -> None:
@@ -97,6 +109,30 @@ def remove_turn(state: State, position: int) -> None:
     ids = list(turn_ids(state))
     _forget_turn(state, ids.pop(position))
     state[TURNS] = ids
+
+
+def turn_actions(position: int, count: int) -> list[str]:
+    """The actions of the turn at ``position`` of ``count``: a move that would go past
+    either end is not offered."""
+    moves = [MOVE_UP] * (position > 0) + [MOVE_DOWN] * (position < count - 1)
+    return [SWITCH_ROLE, *moves, REMOVE]
+
+
+def act_on_turn(state: State, turn_id: int, action: str | None) -> None:
+    """Do ``action`` (one of :func:`turn_actions`) to the turn ``turn_id``; the control
+    that asked is cleared, ready for the next press. A turn no longer there is left alone."""
+    state[action_key(turn_id)] = None
+    ids = turn_ids(state)
+    if turn_id not in ids:
+        return
+    position = ids.index(turn_id)
+    if action == SWITCH_ROLE:
+        role = turn_key(turn_id, "role")
+        state[role] = "user" if state.get(role, "user") == "assistant" else "assistant"
+    elif action in (MOVE_UP, MOVE_DOWN):
+        move_turn(state, position, -1 if action == MOVE_UP else 1)
+    elif action == REMOVE:
+        remove_turn(state, position)
 
 
 def continue_conversation(state: State, answer: str) -> None:

@@ -64,11 +64,11 @@ def slow_start_app_url(
 
 
 def turns(session: StreamlitSession) -> int:
-    """The earlier turns the page shows (their delete buttons)."""
+    """The earlier turns the page shows (their text boxes)."""
     return sum(
         1
         for _, element in session.elements()
-        if element.WhichOneof("type") == "button" and "delete" in element.button.label
+        if element.WhichOneof("type") == "text_area" and ".turn." in element.text_area.id
     )
 
 
