@@ -53,11 +53,19 @@ def test_a_reload_right_after_an_edit_in_the_compare_editor_keeps_it(app_page: P
     pick_models(app_page, [NANO])
     app_page.get_by_text("Earlier turns").click()
     app_page.get_by_role("button", name="Add user turn").click()
-    expect(app_page.get_by_label("Turn 1")).to_be_attached()
+    expect(app_page.get_by_label("1. User", exact=True)).to_be_attached()
+    # The turn's first action switches its role; the control is ready for the next press.
+    actions = app_page.locator("[class*='st-key-compare-turn-'][class*='-action'] button")
+    actions.first.click()
+    expect(app_page.get_by_label("1. Assistant", exact=True)).to_be_attached()
+    actions.first.click()
+    expect(app_page.get_by_label("1. User", exact=True)).to_be_attached()
+    actions.first.click()
+    expect(app_page.get_by_label("1. Assistant", exact=True)).to_be_attached()
 
     app_page.reload()
 
     expect(app_page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
-    expect(app_page.get_by_label("Turn 1")).to_be_attached()
+    expect(app_page.get_by_label("1. Assistant", exact=True)).to_be_attached()
     picker = app_page.get_by_test_id("stMultiSelect")
     expect(picker.get_by_text(NANO, exact=True)).to_be_visible()
