@@ -7,7 +7,12 @@
 
 With ``--reuse`` an already loaded ``--sqlite`` file (or PostgreSQL schema) is timed again
 without loading: what a build of the code does to the same history (its migrations run
-first, back-fills included, and are timed).
+first, back-fills included, and are timed). ``--reuse --flat-against SMALLER`` times the
+History page and the Costs queries on two loaded histories by turns (the flatness ratio,
+e.g. 3M against 1M results, in one run):
+
+    .venv/bin/python benchmarks/bench_store.py --skip-sqlite --postgres-url … \
+        --pg-schema bs3m --reuse --flat-against bs1m
 
 PostgreSQL runs in its own schema (``bench_store``, dropped and re-created), so tests can
 share the database. Targets: filtered history page p95 < 100 ms, cost-by-model < 1 s.
@@ -398,10 +403,9 @@ def query_benchmarks(store: Store, rng: np.random.Generator, corpus: Corpus, rep
     rollup_benchmarks(store, rng, repeat)
 
 
-def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> None:
-    """Every Costs query for random whole-day periods (what the page asks), and how far the
-    rollups' p50/p95 are from the exact ones over the same rows (builds with rollups)."""
-    queries: dict[str, Callable[..., object]] = {
+def costs_queries() -> dict[str, Callable[..., object]]:
+    """The Costs page's queries, by name: each takes a session and a filter."""
+    return {
         "cost by model": stats.model_summary,
         "tokens by day": stats.tokens_by_day,
         "latency p50/p95 by model": stats.latency_by_model,
@@ -414,20 +418,71 @@ def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> No
         ),
     }
 
+
+def period_filter(rng: np.random.Generator, days: int) -> HistoryFilter:
+    """A random whole-days period of ``days`` within the loaded year."""
+    start = NOW - SPAN + timedelta(days=int(rng.integers(0, 366 - days)))
+    return HistoryFilter(since=start, until=start + timedelta(days=days))
+
+
+def flatness(small: Store, large: Store, rng: np.random.Generator, repeat: int) -> None:
+    """The History page and every Costs query on two loaded histories (e.g. 1M and 3M
+    results), taking turns sample by sample with the same filter on both: the larger
+    one's cost as a ratio measured in one run, whatever else the machine does meanwhile
+    (separate loads an hour apart differed by up to 2x for the same code and data)."""
+    slugs = load_catalog().slugs
+
+    def history_page(session: Any, flt: HistoryFilter) -> None:
+        repository.history_entries(session, flt, limit=20)
+
+    cases: list[tuple[str, Callable[[], HistoryFilter], Callable[..., object]]] = [
+        ("History page + count: no filter", HistoryFilter, history_page),
+        (
+            "History page + count: model+status+30 d",
+            lambda: month_filter(rng, slugs),
+            history_page,
+        ),
+    ]
+    for days in (30, 365):
+        cases += [
+            (f"Costs {name} ({days} days)", partial(period_filter, rng, days), query)
+            for name, query in costs_queries().items()
+        ]
+    print(f"  {'':<44} {'smaller p50 / p95':>20} {'larger p50 / p95':>20}   ratio p50 / p95")
+    for name, make_filter, query in cases:
+        samples: dict[int, list[float]] = {id(small): [], id(large): []}
+        for turn in range(repeat):
+            flt = make_filter()
+            for store in (small, large) if turn % 2 == 0 else (large, small):
+                samples[id(store)] += timed(partial(_in_session, store, query, flt), 1)
+        a, b = samples[id(small)], samples[id(large)]
+        a50, a95, b50, b95 = (
+            statistics.median(a),
+            float(np.percentile(a, 95)),
+            statistics.median(b),
+            float(np.percentile(b, 95)),
+        )
+        print(
+            f"  {name:<44} {a50:8.1f} / {a95:6.1f} ms {b50:8.1f} / {b95:6.1f} ms"
+            f"   {b50 / a50:5.2f}x / {b95 / a95:5.2f}x"
+        )
+
+
+def rollup_benchmarks(store: Store, rng: np.random.Generator, repeat: int) -> None:
+    """Every Costs query for random whole-day periods (what the page asks), and how far the
+    rollups' p50/p95 are from the exact ones over the same rows (builds with rollups)."""
+    queries = costs_queries()
+
     def whole_page(session: Any, flt: HistoryFilter) -> None:
         for query in queries.values():
             query(session, flt)
 
     for days in (30, 365):
-
-        def period(days: int = days) -> HistoryFilter:
-            start = NOW - SPAN + timedelta(days=int(rng.integers(0, 366 - days)))
-            return HistoryFilter(since=start, until=start + timedelta(days=days))
-
+        period = partial(period_filter, rng, days)
         for name, query in queries.items():
-            samples = timed(lambda q=query: _in_session(store, q, period()), repeat)
+            samples = timed(lambda q=query, p=period: _in_session(store, q, p()), repeat)
             describe(f"Costs {name} ({days} days)", samples, 100)
-        samples = timed(lambda: _in_session(store, whole_page, period()), repeat)
+        samples = timed(lambda p=period: _in_session(store, whole_page, p()), repeat)
         describe(f"Costs page, all five queries ({days} days)", samples)
     if not hasattr(stats, "from_rollups"):
         return  # a build before the rollups: nothing to compare with the exact figures
@@ -535,7 +590,38 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="time an already loaded --sqlite file / PG schema"
     )
+    parser.add_argument(
+        "--flat-against",
+        metavar="SMALLER",
+        help="with --reuse: an already loaded smaller history (a SQLite file, or a PostgreSQL "
+        "schema with --postgres-url) timed by turns with the --sqlite file / --pg-schema, "
+        "which is the larger: only the flatness figures are printed",
+    )
     args = parser.parse_args()
+    if args.flat_against:
+        if not args.reuse:
+            sys.exit("--flat-against compares two loaded histories: pass --reuse too.")
+        if args.postgres_url:
+            urls = [
+                _pg_schema_url(args.postgres_url, schema, reuse=True)
+                for schema in (args.flat_against, args.pg_schema)
+            ]
+        elif args.sqlite:
+            urls = [f"sqlite:///{path}" for path in (args.flat_against, args.sqlite)]
+        else:
+            sys.exit("--flat-against needs --sqlite FILE or --postgres-url with --pg-schema.")
+        stores = [open_store(url, statement_timeout_s=0) for url in urls]
+        try:
+            sizes = []
+            for store in stores:
+                with store.session() as session:
+                    sizes.append(session.scalar(sa.select(sa.func.count()).select_from(Result)))
+            print(f"\n== flatness: {sizes[0]:,} results against {sizes[1]:,}, by turns ==")
+            flatness(stores[0], stores[1], np.random.default_rng(args.seed), args.repeat)
+        finally:
+            for store in stores:
+                store.close()
+        return
 
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
