@@ -244,6 +244,30 @@ def test_a_final_write_held_up_by_a_sharing_change_counts_under_the_new_sharing(
     assert {row[4] for row in kept} == {7}
 
 
+@pytest.mark.postgres
+def test_a_rebuild_leaves_the_planner_statistics_of_the_rollups_it_wrote() -> None:
+    # A new schema: its tables were never analyzed, and autovacuum has not seen them yet.
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        try:
+            recorder = StoreRecorder(store.engine)
+            for _ in range(3):
+                record_run(recorder, make_request(MODELS), [Outcome(), Outcome(status="failed")])
+            with store.session() as session, session.begin():
+                rebuild(session)
+            with store.session() as session:
+                rows = session.scalar(sa.select(sa.func.count()).select_from(UsageRollup))
+                estimated = session.scalar(
+                    sa.text(
+                        "SELECT reltuples FROM pg_class WHERE relname = 'usage_rollups'"
+                        " AND relnamespace = current_schema()::regnamespace"
+                    )
+                )
+        finally:
+            store.close()
+    assert rows and estimated == rows
+
+
 def wait_until_blocked_by(store: Store, holder: Session, work: Future[Any]) -> None:
     """Return once another connection waits for a lock that ``holder``'s transaction holds."""
     holder_pid = holder.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()

@@ -124,10 +124,18 @@ def kept_in_step(session: Session | sa.Connection, rows: ColumnElement[bool]) ->
 
 
 def rebuild(session: Session | sa.Connection) -> int:
-    """Recompute every rollup from the results; returns how many results were counted."""
+    """Recompute every rollup from the results; returns how many results were counted.
+
+    On PostgreSQL the rebuilt tables are analyzed in the same transaction: the planner
+    otherwise takes them for (nearly) empty until autovacuum gets to them, and the Costs
+    queries over a year ran 1.7x slower at 3M results than at 1M on the same rollups.
+    """
     session.execute(sa.delete(UsageTiming))
     session.execute(sa.delete(UsageRollup))
     _add(session, sa.true(), 1)
+    if _dialect(session) == "postgresql":
+        tables = (UsageRollup.__tablename__, UsageTiming.__tablename__)
+        session.execute(sa.text(f"ANALYZE {', '.join(tables)}"))
     total = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(UsageRollup.results), 0)))
     return int(total or 0)
 
