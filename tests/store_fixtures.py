@@ -88,6 +88,18 @@ def postgres_schema_url(prefix: str = "test_store") -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def new_postgres_store() -> Iterator[Store]:
+    """A store opened (migrated) on a new, empty PostgreSQL schema; closed, and the
+    schema dropped, on exit."""
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
 @pytest.fixture
 def store(store_url: str, migrated_templates: MigratedTemplates) -> Iterator[Store]:
     """An opened (migrated) store on each backend.

@@ -52,10 +52,12 @@ def test_a_turns_action_control_switches_role_moves_and_removes() -> None:
 
     cs.act_on_turn(state, first, cs.REMOVE)
     assert contents(state) == [("user", "c"), ("user", "b")]
+    assert cs.action_key(first) not in state
     assert cs.action_key(first) not in state and cs.turn_key(first, "content") not in state
     # A press that arrives for a turn already removed (a second tab's stale click) does nothing.
     cs.act_on_turn(state, first, cs.REMOVE)
     assert contents(state) == [("user", "c"), ("user", "b")]
+    assert cs.action_key(first) not in state
 
 
 def test_continuing_moves_prompt_and_answer_into_the_turns() -> None:

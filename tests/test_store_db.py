@@ -8,20 +8,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from playground.store import Store, db, open_store
-from tests.store_fixtures import postgres_base_url, postgres_schema_url
+from playground.store import Store, db
+from tests.store_fixtures import new_postgres_store, postgres_base_url
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
-    with postgres_schema_url() as url:
-        store = open_store(url)
-        try:
-            yield store
-        finally:
-            store.close()
+    with new_postgres_store() as store:
+        yield store
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from playground.cli import main
 from playground.config import Settings
 from playground.results import ModelResult
-from playground.store import HistoryFilter, Store, StoreRecorder, open_store
+from playground.store import HistoryFilter, Store, StoreRecorder
 from playground.store.dialects import merged_bins
 from playground.store.models import BinCounts, Comparison, Result, UsageRollup, UsageTiming
 from playground.store.recovery import recover_interrupted
@@ -37,7 +37,7 @@ from tests.store_fixtures import (
     Outcome,
     ReusedStores,
     make_request,
-    postgres_schema_url,
+    new_postgres_store,
     record_run,
     running_result,
     seed_comparison,
@@ -221,50 +221,42 @@ def test_the_databases_rollup_function_runs_this_codes_statements(
 def test_a_final_write_held_up_by_a_sharing_change_counts_under_the_new_sharing() -> None:
     # PostgreSQL only: there a write waits for a row lock inside a statement that read its
     # snapshot before the wait (on SQLite a writer waits before its transaction starts).
-    with postgres_schema_url() as url:
-        store = open_store(url)
-        try:
-            recorder = StoreRecorder(store.engine)
-            request = make_request(MODELS)
-            comparison_id = recorder.start_comparison(request)
-            running = running_result(request, 0)
-            running = replace(running, result_id=recorder.record_started(comparison_id, running))
-            final = replace(running, status="completed", tokens_used=3, latency_ms=900.0)
-            with ThreadPoolExecutor(1) as pool, store.session() as sharing, sharing.begin():
-                # The change holds its rows' locks until it commits, so the final write waits.
-                share_comparison(
-                    sharing, comparison_id, None, visibility="workspace", workspace_id=7, link=False
-                )
-                written = pool.submit(recorder.record_finished, final)
-                wait_until_blocked_by(store, sharing, written)
-            written.result()
-            kept = assert_in_step(store)
-        finally:
-            store.close()
+    with new_postgres_store() as store:
+        recorder = StoreRecorder(store.engine)
+        request = make_request(MODELS)
+        comparison_id = recorder.start_comparison(request)
+        running = running_result(request, 0)
+        running = replace(running, result_id=recorder.record_started(comparison_id, running))
+        final = replace(running, status="completed", tokens_used=3, latency_ms=900.0)
+        with ThreadPoolExecutor(1) as pool, store.session() as sharing, sharing.begin():
+            # The change holds its rows' locks until it commits, so the final write waits.
+            share_comparison(
+                sharing, comparison_id, None, visibility="workspace", workspace_id=7, link=False
+            )
+            written = pool.submit(recorder.record_finished, final)
+            wait_until_blocked_by(store, sharing, written)
+        written.result()
+        kept = assert_in_step(store)
     assert {row[4] for row in kept} == {7}
 
 
 @pytest.mark.postgres
 def test_a_rebuild_leaves_the_planner_statistics_of_the_rollups_it_wrote() -> None:
     # A new schema: its tables were never analyzed, and autovacuum has not seen them yet.
-    with postgres_schema_url() as url:
-        store = open_store(url)
-        try:
-            recorder = StoreRecorder(store.engine)
-            for _ in range(3):
-                record_run(recorder, make_request(MODELS), [Outcome(), Outcome(status="failed")])
-            with store.session() as session, session.begin():
-                rebuild(session)
-            with store.session() as session:
-                rows = session.scalar(sa.select(sa.func.count()).select_from(UsageRollup))
-                estimated = session.scalar(
-                    sa.text(
-                        "SELECT reltuples FROM pg_class WHERE relname = 'usage_rollups'"
-                        " AND relnamespace = current_schema()::regnamespace"
-                    )
+    with new_postgres_store() as store:
+        recorder = StoreRecorder(store.engine)
+        for _ in range(3):
+            record_run(recorder, make_request(MODELS), [Outcome(), Outcome(status="failed")])
+        with store.session() as session, session.begin():
+            rebuild(session)
+        with store.session() as session:
+            rows = session.scalar(sa.select(sa.func.count()).select_from(UsageRollup))
+            estimated = session.scalar(
+                sa.text(
+                    "SELECT reltuples FROM pg_class WHERE relname = 'usage_rollups'"
+                    " AND relnamespace = current_schema()::regnamespace"
                 )
-        finally:
-            store.close()
+            )
     assert rows and estimated == rows
 
 

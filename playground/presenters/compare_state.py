@@ -121,10 +121,11 @@ def turn_actions(position: int, count: int) -> list[str]:
 def act_on_turn(state: State, turn_id: int, action: str | None) -> None:
     """Do ``action`` (one of :func:`turn_actions`) to the turn ``turn_id``; the control
     that asked is cleared, ready for the next press. A turn no longer there is left alone."""
-    state[action_key(turn_id)] = None
     ids = turn_ids(state)
     if turn_id not in ids:
+        state.pop(action_key(turn_id), None)
         return
+    state[action_key(turn_id)] = None
     position = ids.index(turn_id)
     if action == SWITCH_ROLE:
         role = turn_key(turn_id, "role")
