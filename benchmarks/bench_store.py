@@ -245,14 +245,16 @@ def bulk_load(store: Store, total: int, rng: np.random.Generator, corpus: Corpus
     print(f"  indexes and full-text search built in {indexed:.1f} s")
     spent += indexed
     if store.backend == "postgresql":
-        # Explicit ids skipped the sequences; VACUUM ANALYZE is what autovacuum would do.
+        # Explicit ids skipped the sequences.
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             for table in ("comparisons", "results"):
                 c.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT max(id) FROM {table}))"
                 )
-            c.exec_driver_sql("VACUUM ANALYZE")
+        # What autovacuum would do, on this schema's tables only: a database-wide VACUUM
+        # also changed the state of every other loaded schema.
+        settle(store)
     return spent
 
 
