@@ -142,10 +142,10 @@ def editor(principal: Principal | None, connection: Connection, options: list[Mo
             # Three elements a turn (a row, its text, one control for every action), not
             # six (a role box and three buttons): every element is one more message on every
             # run of the editor, and a click far down the editor waits for all the turns.
-            role = st.session_state.get(cs.turn_key(turn_id, "role"), "user")
+            role = cs.turn_role(st.session_state, turn_id)
             with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
                 st.text_area(
-                    f"{position + 1}. {str(role).title()}",
+                    f"{position + 1}. {role.title()}",
                     key=cs.turn_key(turn_id, "content"),
                     persist_state="session",
                     height=68,

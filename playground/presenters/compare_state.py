@@ -65,11 +65,16 @@ def turn_ids(state: State) -> list[int]:
     return ids
 
 
+def turn_role(state: State, turn_id: int) -> Role:
+    """The role of the turn ``turn_id`` (``user`` until one is set)."""
+    role: Role = state.get(turn_key(turn_id, "role"), "user")
+    return role
+
+
 def turns(state: State) -> list[Message]:
     """The earlier turns as messages, in order."""
     return [
-        Message(state.get(turn_key(t, "role"), "user"), state.get(turn_key(t, "content"), ""))
-        for t in turn_ids(state)
+        Message(turn_role(state, t), state.get(turn_key(t, "content"), "")) for t in turn_ids(state)
     ]
 
 
@@ -128,8 +133,8 @@ def act_on_turn(state: State, turn_id: int, action: str | None) -> None:
     state[action_key(turn_id)] = None
     position = ids.index(turn_id)
     if action == SWITCH_ROLE:
-        role = turn_key(turn_id, "role")
-        state[role] = "user" if state.get(role, "user") == "assistant" else "assistant"
+        switched = "user" if turn_role(state, turn_id) == "assistant" else "assistant"
+        state[turn_key(turn_id, "role")] = switched
     elif action in (MOVE_UP, MOVE_DOWN):
         move_turn(state, position, -1 if action == MOVE_UP else 1)
     elif action == REMOVE:
