@@ -39,6 +39,7 @@ from tests.e2e.hosted import hosted_app_process
 from tests.e2e.load import (
     ProcessWatcher,
     describe_load,
+    first_text_path,
     model_requests,
     recorded_deltas,
     recorded_ttft_ms,
@@ -99,15 +100,22 @@ def main() -> None:
                     load = run_load(
                         app.url, args.users, duration_s=args.duration, think_s=args.think_s
                     )
-                requests = len(model_requests(fake))
+                requests = model_requests(fake)
                 runner_ttft_ms = recorded_ttft_ms(app.store)
                 deltas = recorded_deltas(app.store)
         print(f"\n== {path}")
         print(
             describe_load(
-                load, watcher, requests=requests, runner_ttft_ms=runner_ttft_ms, deltas=deltas
+                load,
+                watcher,
+                requests=len(requests),
+                runner_ttft_ms=runner_ttft_ms,
+                deltas=deltas,
             )
         )
+        path_line = first_text_path(load.reports, requests)
+        if path_line is not None:
+            print(path_line)
 
 
 if __name__ == "__main__":

@@ -496,9 +496,24 @@ def test_time_to_first_token_drawn_per_request_and_answer_end_recorded(
     body = {"model": "llama3", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with httpx.stream("POST", f"{fake_elumenta.openai_base_url}/chat/completions", json=body) as r:
         assert r.read().endswith(b"data: [DONE]\n\n")
-    (recorded,) = httpx.get(f"{fake_elumenta.control_url}/requests").json()
-    assert recorded["path"] == "/openai/v1/chat/completions"
-    assert recorded["answered_at"] >= recorded["received_at"]
+    elumenta = ModelScript(deltas=["a", "b"], ttft_ms=40)
+    fake_elumenta.script("gpt-5", elumenta)
+    headers = {"Authorization": f"Bearer {fake_elumenta.api_key}"}
+    with httpx.stream(
+        "POST", f"{fake_elumenta.base_url}/generate/stream", json=ASK, headers=headers
+    ) as r:
+        r.read()
+    unstreamed = {**body, "stream": False}
+    httpx.post(f"{fake_elumenta.openai_base_url}/chat/completions", json=unstreamed).json()
+    openai, streamed, whole = httpx.get(f"{fake_elumenta.control_url}/requests").json()
+    assert openai["path"] == "/openai/v1/chat/completions"
+    assert openai["answered_at"] >= openai["received_at"]
+    # The first text goes out after the drawn time to first token, before the answer ends
+    # (load benchmarks tell the fake's time to first token from the app's with it).
+    for recorded, ttft_ms in ((openai, script.ttft_ms), (streamed, elumenta.ttft_ms)):
+        assert recorded["first_text_at"] - recorded["received_at"] >= ttft_ms / 1000 - 0.002
+        assert recorded["first_text_at"] <= recorded["answered_at"]
+    assert whole["first_text_at"] is None
 
 
 async def test_works_from_an_async_client(fake_elumenta: FakeElumenta) -> None:

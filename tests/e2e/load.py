@@ -112,6 +112,9 @@ class UserReport:
     repeated_clicks: int = 0
     """Run clicks a starved browser dropped and the driver pressed again (browser only)."""
     foreign_markers_seen: list[str] = field(default_factory=list)
+    first_text_at: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
+    """Per marker (round): when Run was pressed and when each model's first text showed,
+    by model slug (``time.perf_counter()``, the WebSocket driver only)."""
 
 
 @dataclass(frozen=True)
@@ -303,3 +306,38 @@ def describe_load(
             )
     lines += [f"error: {e}" for e in errors[:5]]
     return "\n".join(lines)
+
+
+def first_text_path(reports: list[UserReport], requests: list[dict[str, Any]]) -> str | None:
+    """Where each answer's time to first text went, as a printable line (medians over the
+    answers the driver timed): from Run to its request reaching the fake (the app's Run
+    path), from there to the fake sending the first text (the fake's scripted time to
+    first token, plus its own lag on a busy machine), and from there to the text on the
+    page (the app reading the stream and pushing it). ``requests``: the fake's record of
+    the model requests (:func:`model_requests`). ``None`` when no answer can be matched."""
+    rounds = {m: times for r in reports for m, times in r.first_text_at.items()}
+    parts: dict[str, list[float]] = {"start": [], "fake": [], "push": []}
+    for request in requests:
+        found = MARKER.search(request.get("body", ""))
+        if found is None or found.group(0) not in rounds or not request.get("first_text_at"):
+            continue
+        pressed, shown = rounds[found.group(0)]
+        on_page = shown.get((request.get("json") or {}).get("model", ""))
+        if on_page is None:
+            continue
+        parts["start"].append(request["received_at"] - pressed)
+        parts["fake"].append(request["first_text_at"] - request["received_at"])
+        parts["push"].append(on_page - request["first_text_at"])
+    if not parts["start"]:
+        return None
+
+    def ms(values: list[float]) -> str:
+        return (
+            f"{statistics.median(values) * 1000:.0f} ms (p95 {quantile(values, 0.95) * 1000:.0f})"
+        )
+
+    return (
+        f"first text, where the time goes (median per answer, {len(parts['start'])} answers): "
+        f"Run to request at the fake {ms(parts['start'])}; the fake's first text "
+        f"{ms(parts['fake'])} later; on the page {ms(parts['push'])} after that"
+    )

@@ -204,6 +204,10 @@ async def _comparison(
     report.run_s.append(time.perf_counter() - pressed)
     report.stages.append(current.stages)
     report.ui_ttft_s += first_text.values()
+    report.first_text_at[prompt_marker] = (
+        pressed,
+        {MODELS[position]: pressed + at for position, at in first_text.items()},
+    )
     answers = _answers(session)
     report.errors += [
         f"{prompt_marker}: column {i} shows {text[:80]!r}"

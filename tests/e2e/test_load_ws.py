@@ -27,6 +27,7 @@ from tests.e2e.load import (
     USERS_DOMAIN,
     ProcessWatcher,
     describe_load,
+    first_text_path,
     foreign_markers,
     model_requests,
     recorded_ttft_ms,
@@ -68,9 +69,15 @@ def test_twenty_users_compare_at_once_without_errors_lost_rows_or_leaks(
         )
     requests = model_requests(fake)
     runner_ttft_ms = recorded_ttft_ms(hosted_app.store)
+    path_line = first_text_path(load.reports, requests)
     print(
-        "\n" + describe_load(load, watcher, requests=len(requests), runner_ttft_ms=runner_ttft_ms)
+        "\n" + describe_load(load, watcher, requests=len(requests), runner_ttft_ms=runner_ttft_ms),
+        path_line,
+        sep="\n",
     )
+    # Every first text the users saw is matched to its request's times at the fake.
+    assert path_line is not None
+    assert f"per answer, {sum(len(r.ui_ttft_s) for r in load.reports)} answers)" in path_line
 
     errors = [(r.email, e) for r in load.reports for e in r.errors]
     assert errors == [], _explain(hosted_app, errors)

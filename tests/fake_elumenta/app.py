@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ from tests.fake_elumenta.state import FakeState, RecordedRequest
 
 API_PREFIX = "/api/v2"
 CONTROL_PREFIX = "/_fake"
+# Bytes of a streamed answer's text event: Elumenta's content_delta, or an OpenAI chunk
+# whose delta carries content (its first chunk may carry only the role).
+TEXT_EVENTS = re.compile(rb'content_delta|"delta":\s*\{[^}]*"content"')
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -90,6 +94,12 @@ class FakeMiddleware:
                     for name, value in self.state.rate_limit_headers().items()
                 ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+            if (
+                message["type"] == "http.response.body"
+                and index not in self.state.first_text_at
+                and TEXT_EVENTS.search(message.get("body", b""))
+            ):
+                self.state.first_text_at[index] = time.perf_counter()
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 # Before sending: the client cannot have the whole answer any earlier.
                 self.state.answered_at[index] = time.perf_counter()

@@ -51,11 +51,17 @@ async def reset(request: Request) -> Response:
 
 async def list_requests(request: Request) -> Response:
     """``GET /_fake/requests``: every recorded API request, oldest first, with
-    ``answered_at`` (``time.perf_counter()`` as its last byte went out; ``null`` before)."""
+    ``answered_at`` (``time.perf_counter()`` as its last byte went out; ``null`` before)
+    and ``first_text_at`` (as its first streamed answer text went out; ``null`` before, or
+    for an answer that was not streamed)."""
     state = fake_state(request)
     return JSONResponse(
         [
-            {**recorded.to_dict(), "answered_at": state.answered_at.get(index)}
+            {
+                **recorded.to_dict(),
+                "answered_at": state.answered_at.get(index),
+                "first_text_at": state.first_text_at.get(index),
+            }
             for index, recorded in enumerate(state.requests)
         ]
     )

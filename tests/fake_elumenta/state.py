@@ -151,6 +151,9 @@ class FakeState:
         # When the fake finished answering a request (its last byte sent), by its index in
         # ``requests``: what shows whether requests overlapped.
         self.answered_at: dict[int, float] = {}
+        # When its first answer text went out (a streamed answer's first content delta): the
+        # fake's own time to first token, which a load benchmark tells apart from the app's.
+        self.first_text_at: dict[int, float] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -178,6 +181,7 @@ class FakeState:
         self.rng = random.Random(0)  # per-request times to first token (``ttft_max_ms``)
         self.requests.clear()
         self.answered_at.clear()
+        self.first_text_at.clear()
 
     def script(self, model: str, script: ModelScript) -> None:
         """Make ``model`` answer as ``script`` (``"*"`` sets the default for unscripted models)."""
