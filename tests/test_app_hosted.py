@@ -772,6 +772,31 @@ def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
     assert [q for q in queries if "judged_utc" in q] == users
 
 
+def test_a_runs_start_transaction_is_one_statement_per_write(team: Team) -> None:
+    # Run's callback waits for this transaction before any request goes out, and each of its
+    # round trips costs several milliseconds on a busy server: the limits check reads the
+    # user and their spend in one statement, and the rows' ids come back from their insert.
+    request = make_request(("gpt-5", "gpt-5-nano", "claude-haiku-4.5"), owner=None)
+    queries: list[str] = []
+    engine = runtime.get_store().engine
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        queries.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        handle = compare.start_compare(request, runtime.connection_from(), team.ana)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    handle.wait(30)
+
+    written = [m.group(1) for q in queries if (m := re.match(r"INSERT INTO (\w+)", q))]
+    assert written == ["comparisons", "results", "audit_events"], queries
+    (read,) = [q for q in queries if not q.startswith("INSERT")]
+    assert read.startswith("SELECT users.id") and "judged_utc" in read  # the judge's spend too
+    assert [r.status for r in handle.snapshot().results] == ["completed"] * 3
+
+
 def test_a_page_run_reads_the_same_spend_as_a_limit_check(team: Team) -> None:
     request = make_request(("gpt-5", "gpt-5-nano"), owner=None)
     compare.start_compare(request, runtime.connection_from(), team.ana).wait(30)

@@ -107,12 +107,17 @@ def check_spending(
     requests: int,
     estimated_tokens: int,
     now: datetime | None = None,
+    spend_so_far: Spend | None = None,
 ) -> Spend:
     """Raise :class:`SpendingLimitError` if ``requests`` more costing ``estimated_tokens``
-    would pass a limit; otherwise return the spend so far. Viewers are refused first."""
+    would pass a limit; otherwise return the spend so far (``spend_so_far``: read by the caller
+    in this transaction, else read here). Viewers are refused first."""
     principal.require_run()
-    now = now or datetime.now(UTC)
-    spend = spend_of(session, principal.subject, now=now)
+    spend = (
+        spend_so_far
+        if spend_so_far is not None
+        else spend_of(session, principal.subject, now=now or datetime.now(UTC))
+    )
     if spend.requests_last_minute + requests > limits.requests_per_minute:
         raise SpendingLimitError(
             f"Request limit reached: {limits.requests_per_minute} model requests per minute "

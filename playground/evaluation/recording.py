@@ -288,7 +288,7 @@ class BatchRecorder(StoreRecorder):
         insert = self._comparison_work(request)
 
         def write(session: Session) -> int:
-            comparison_id = insert(session)
+            comparison_id, _ = insert(session)
             for attempts, ids in by_attempts.items():
                 mark_running(session, ids, attempts)
             if request.use_cache:

@@ -45,7 +45,7 @@ from playground.access.users import (
     set_role,
     signed_in,
 )
-from playground.errors import ConfigError
+from playground.errors import ConfigError, InvalidRequestError
 from playground.evaluation.plan import BatchSpec
 from playground.services import runtime
 from playground.store.eval_models import BatchCellRow, BatchRow
@@ -198,8 +198,20 @@ def forget_personal_key(principal: Principal) -> None:
 def limits_and_spend(principal: Principal) -> tuple[Limits, Spend]:
     """The user's limits in force and what they spent so far (for the sidebar and Settings)."""
     with runtime.get_store().session() as session, session.begin():
-        limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
-        return limits, spend_of(session, principal.subject)
+        return _limits_and_spend(session, principal)
+
+
+def _limits_and_spend(session: Session, principal: Principal) -> tuple[Limits, Spend]:
+    """The user's limits in force and their spend, read in one statement (Run's callback
+    waits for the transaction that checks them: each round trip is on the way to every
+    first answer). :class:`InvalidRequestError` if the user is gone."""
+    spend = spend_query(principal.subject)
+    found = session.execute(
+        sa.select(UserRow, *spend.c).join(spend, sa.true()).where(UserRow.id == principal.user_id)
+    ).first()
+    if found is None:
+        raise InvalidRequestError(f"There is no user #{principal.user_id}.")
+    return limits_of(found[0], runtime.get_settings()), spend_from(tuple(found[1:]))
 
 
 def check_limits(
@@ -210,8 +222,15 @@ def check_limits(
     ``requests`` more model requests costing about ``estimated_tokens`` billing tokens,
     against the limits in force for ``principal`` (theirs, else the server's defaults).
     """
-    limits = limits_of(get_user(session, principal.user_id), runtime.get_settings())
-    check_spending(session, principal, limits, requests=requests, estimated_tokens=estimated_tokens)
+    limits, spent = _limits_and_spend(session, principal)
+    check_spending(
+        session,
+        principal,
+        limits,
+        requests=requests,
+        estimated_tokens=estimated_tokens,
+        spend_so_far=spent,
+    )
 
 
 def spend_by_user_and_model(principal: Principal) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ _GROUPED_CALLS = ("find_cached", "record_started", "record_progress", "record_fi
 CostLookup = Callable[[str], int | None]
 _RESULTS = cast(sa.Table, Result.__table__)
 _INSERT_COMPARISON = sa.insert(cast(sa.Table, Comparison.__table__)).returning(Comparison.id)
-_INSERT_RESULT = sa.insert(_RESULTS)
+_INSERT_RESULT = sa.insert(_RESULTS).returning(_RESULTS.c.position, _RESULTS.c.id)
 _INSERT_TAG = sa.insert(cast(sa.Table, ComparisonTag.__table__))
 # Built once: each write passes the columns it sets as parameters, and the SET clause
 # follows their names. Rebuilding a statement around 20 literal values cost the batch's
@@ -144,7 +144,8 @@ class StoreRecorder:
         Written once even when a commit went through but its answer was lost with the
         connection (see :meth:`_comparison_work`).
         """
-        return self._retrying(self._comparison_work(request))
+        insert = self._comparison_work(request)
+        return self._retrying(lambda session: insert(session)[0])
 
     @property
     def starts_together(self) -> bool:
@@ -172,11 +173,12 @@ class StoreRecorder:
         insert = self._comparison_work(request, started)
 
         def rows(session: Session) -> tuple[int, list[int]]:
-            comparison_id = insert(session)
-            query = sa.select(Result.position, Result.id).where(
-                Result.comparison_id == comparison_id
-            )
-            ids = {position: row_id for position, row_id in session.execute(query)}
+            comparison_id, ids = insert(session)
+            if ids is None:  # a retry found the comparison an earlier attempt committed
+                query = sa.select(Result.position, Result.id).where(
+                    Result.comparison_id == comparison_id
+                )
+                ids = {position: row_id for position, row_id in session.execute(query)}
             return comparison_id, [ids[index] for index in range(len(started))]
 
         return self._retrying(rows)
@@ -290,11 +292,14 @@ class StoreRecorder:
 
     def _comparison_work(
         self, request: CompareRequest, started: Sequence[ModelResult] = ()
-    ) -> Callable[[Session], int]:
+    ) -> Callable[[Session], tuple[int, dict[int, int] | None]]:
         """The transaction body that inserts ``request``'s comparison, safe to run again: a
         retry first looks for the comparison an earlier attempt committed (same creation
         time, prompt and writing process) and returns it instead of adding an empty second
         one. With ``started`` (one result per target) the rows are inserted running.
+
+        It returns the comparison's id and its rows' ids by position, read back by the
+        insert itself (``None`` for a comparison a retry found).
 
         The recorder's ``before_start`` and ``after_start`` run in the same transaction,
         around the insert; not again when a retry finds the committed comparison."""
@@ -302,19 +307,19 @@ class StoreRecorder:
         created = datetime.now(UTC)
         attempts = 0
 
-        def insert(session: Session) -> int:
+        def insert(session: Session) -> tuple[int, dict[int, int] | None]:
             nonlocal attempts
             attempts += 1
             if attempts > 1:
                 found = _created_comparison(session, request, created)
                 if found is not None:
-                    return found
+                    return found, None
             if self._before_start is not None:
                 self._before_start(session)
-            comparison_id = self._insert_comparison(session, request, created, started)
+            comparison_id, ids = self._insert_comparison(session, request, created, started)
             if self._after_start is not None:
                 self._after_start(session, comparison_id)
-            return comparison_id
+            return comparison_id, ids
 
         return insert
 
@@ -352,9 +357,11 @@ class StoreRecorder:
         request: CompareRequest,
         now: datetime | None = None,
         started: Sequence[ModelResult] = (),
-    ) -> int:
+    ) -> tuple[int, dict[int, int]]:
         """Insert the comparison and a row per target: ``pending``, or, with ``started``,
-        each target's started result as :meth:`_write_started` would write it."""
+        each target's started result as :meth:`_write_started` would write it. Returns the
+        comparison's id and each row's id by position (from the inserts: Run's callback
+        waits for this transaction, and a query more is a round trip more)."""
         now = now or datetime.now(UTC)
         # Core inserts of the columns the ORM objects would have set: the ORM's unit of
         # work spent ~2 ms of CPU per comparison (a batch's thread holding the GIL while
@@ -403,12 +410,15 @@ class StoreRecorder:
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             by_columns.setdefault(tuple(row), []).append(row)
+        ids: dict[int, int] = {}
         for same in by_columns.values():
-            session.execute(_INSERT_RESULT, same)
+            ids.update(
+                (position, row_id) for position, row_id in session.execute(_INSERT_RESULT, same)
+            )
         tags = [{"comparison_id": comparison_id, "tag": t} for t in normalize_tags(request.tags)]
         if tags:
             session.execute(_INSERT_TAG, tags)
-        return int(comparison_id)
+        return int(comparison_id), ids
 
     def _write_started(
         self, session: Session, comparison_id: int, result: ModelResult, started: datetime
