@@ -40,6 +40,7 @@ from playground.providers._http import (
     stream_with_retries,
     with_retries,
 )
+from playground.providers.asyncio_net import asyncio_transport
 from playground.providers.base import (
     ContentDelta,
     Generation,
@@ -186,8 +187,8 @@ class HTTPProvider:
                         base_url=self._base_url,
                         timeout=self._timeout,
                         headers={"User-Agent": USER_AGENT},
-                        limits=make_limits(size),
-                        verify=shared_ssl_context(),
+                        # asyncio's own sockets under httpcore, not anyio's: see asyncio_net.
+                        transport=asyncio_transport(make_limits(size), shared_ssl_context()),
                     )
                 )
                 for size in self._pool_sizes
