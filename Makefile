@@ -39,7 +39,8 @@ audit: $(BIN)/.dev-installed
 bench: $(BIN)/.dev-installed
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# After adding a migration: the schema a new SQLite history is created with (store/fresh.py).
+# After adding a migration or changing the rollups' upserts: the schema a new SQLite history is
+# created with (store/fresh.py) and the rollups' per-connection statements (store/rollups.py).
 sqlite-schema:
 	$(BIN)/python -c "from playground.store.db import write_sqlite_snapshot; write_sqlite_snapshot()"
 

@@ -28,10 +28,21 @@ def test_cli_module_graph_imports_no_dashboard_library() -> None:
 def test_eval_on_sqlite_starts_without_libraries_it_does_not_use() -> None:
     """A batch's start-up is on its critical path: psycopg (PostgreSQL only), jsonschema
     (``json_schema`` assertions only), rapidfuzz (promptfoo configs only), httpx's own
-    command line (rich, click), markdown-it (the pages' answer rendering) and numpy (the
-    usage timings' bins and the leaderboard's fits) are imported when used, not before
+    command line (rich, click), markdown-it (the pages' answer rendering), numpy (the
+    usage timings' bins and the leaderboard's fits), SQLAlchemy's PostgreSQL dialect and
+    cryptography (personal keys on a hosted server) are imported when used, not before
     the first request."""
-    unused = ("psycopg", "jsonschema", "rapidfuzz", "rich", "click", "markdown_it", "numpy")
+    unused = (
+        "psycopg",
+        "jsonschema",
+        "rapidfuzz",
+        "rich",
+        "click",
+        "markdown_it",
+        "numpy",
+        "sqlalchemy.dialects.postgresql",
+        "cryptography",
+    )
     script = (
         "import sys\n"
         "import playground.cli.main, playground.cli.eval\n"

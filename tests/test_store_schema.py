@@ -28,8 +28,9 @@ from playground.store import (
 )
 from playground.store.db import MIGRATIONS_DIR, head_revision, migrate_with_alembic
 from playground.store.eval_models import BatchCellRow
-from playground.store.fresh import SNAPSHOT, create_from_snapshot
+from playground.store.fresh import SNAPSHOT, create_from_snapshot, stored_row_adder
 from playground.store.models import Base, UsageRollup, UsageTiming
+from playground.store.rollups import build_sqlite_row_adder, sqlite_row_adder
 from tests.evaluation_fixtures import plan
 from tests.store_fixtures import Outcome, make_request, postgres_schema_url, record_run
 
@@ -475,6 +476,14 @@ def test_a_new_sqlite_history_has_exactly_the_schema_and_revision_migrations_giv
     assert expected["revision"] == [head_revision()]
     assert json.loads(SNAPSHOT.read_text(encoding="utf-8"))["revision"] == head_revision()
     assert _sqlite_schema(tmp_path / "new.sqlite3") == expected
+
+
+def test_the_rollups_per_connection_statements_stored_with_the_snapshot_are_this_codes() -> None:
+    """Every SQLite connection runs the row adder's statements as the snapshot stores them
+    (compiling them costs each process ~40 ms); this fails when the rollups' upserts changed
+    without ``make sqlite-schema``, which would leave connections adding figures the old way."""
+    assert stored_row_adder() == build_sqlite_row_adder()
+    assert sqlite_row_adder() == stored_row_adder()
 
 
 def test_a_new_sqlite_history_is_created_without_loading_alembic(tmp_path: Path) -> None:

@@ -14,12 +14,17 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
 from playground.errors import ConfigError
 from playground.redact import mask_secret
+
+# cryptography is loaded by the first vault: only a server that keeps personal keys makes
+# one, and other processes (an eval's start-up) need not spend ~10 ms importing it.
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MIN_SECRET_CHARS = 16
 UNREADABLE_KEY = (
@@ -37,6 +42,8 @@ class KeyVault:
                 "Personal API keys need PLAYGROUND_SECRET_KEY on the server "
                 f"(a random string of at least {MIN_SECRET_CHARS} characters)."
             )
+        from cryptography.fernet import MultiFernet
+
         # The first encrypts; every one is tried to decrypt.
         self._fernet = MultiFernet([_fernet(s) for s in (secret, *old_secrets)])
 
@@ -47,6 +54,8 @@ class KeyVault:
 
     def open(self, token: str) -> SecretStr:
         """The key inside ``token``; a :class:`ConfigError` when no configured secret opens it."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return SecretStr(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken as exc:
@@ -54,6 +63,8 @@ class KeyVault:
 
     def rotate(self, token: str) -> str:
         """``token`` re-encrypted with the current secret; a :class:`ConfigError` as in open."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken as exc:
@@ -61,5 +72,7 @@ class KeyVault:
 
 
 def _fernet(secret: SecretStr) -> Fernet:
+    from cryptography.fernet import Fernet
+
     digest = hashlib.sha256(secret.get_secret_value().encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))

@@ -33,7 +33,7 @@ from playground.store.postgres import (
     unbounded,
 )
 from playground.store.recovery import DEFAULT_STALE_AFTER, recover_interrupted
-from playground.store.rollups import sqlite_row_adder
+from playground.store.rollups import build_sqlite_row_adder, sqlite_row_adder
 from playground.store.spool import Spool
 
 if TYPE_CHECKING:
@@ -339,7 +339,9 @@ def migrate_with_alembic(engine: Engine) -> None:
 
 def write_sqlite_snapshot(path: Path = SNAPSHOT) -> None:
     """Migrate a new SQLite file to head with Alembic and store its schema at ``path``, for
-    :func:`~playground.store.fresh.create_from_snapshot` (run after adding a migration)."""
+    :func:`~playground.store.fresh.create_from_snapshot`, with the rollups' per-connection
+    statements (:func:`~playground.store.rollups.sqlite_row_adder`). Run after adding a
+    migration or changing the rollups' upserts."""
     with tempfile.TemporaryDirectory() as folder:
         engine = create_store_engine(f"sqlite:///{Path(folder) / 'migrated.sqlite3'}")
         try:
@@ -348,7 +350,11 @@ def write_sqlite_snapshot(path: Path = SNAPSHOT) -> None:
                 statements = schema_statements(connection)
         finally:
             engine.dispose()
-    document = {"revision": head_revision(), "statements": statements}
+    document = {
+        "revision": head_revision(),
+        "statements": statements,
+        "row_adder": list(build_sqlite_row_adder()),
+    }
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 

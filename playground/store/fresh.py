@@ -39,6 +39,13 @@ def schema_statements(connection: Connection) -> list[str]:
     return [sql for _, sql in sorted(kept, key=lambda row: _KIND_ORDER[row[0]])]
 
 
+def stored_row_adder() -> tuple[str, ...]:
+    """The statements of the rollups' per-connection row adder as the snapshot holds them
+    (see :func:`~playground.store.rollups.sqlite_row_adder`); empty when it has none."""
+    snapshot = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    return tuple(snapshot.get("row_adder", ()))
+
+
 def create_from_snapshot(engine: Engine, head: str) -> bool:
     """Build the schema at revision ``head`` in an empty SQLite database, in one
     transaction; ``False`` (nothing done) when the database is not empty or the snapshot

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -156,6 +155,8 @@ def tags_of(comparison_id: ColumnElement[int], postgres: bool) -> ColumnElement[
     (NULL without tags), a JSON array text on SQLite (unordered)."""
     tags = cast(sa.Table, ComparisonTag.__table__)
     if postgres:
+        from sqlalchemy.dialects import postgresql  # not loaded by processes on SQLite
+
         ordered = postgresql.aggregate_order_by(tags.c.tag, tags.c.tag)
         return (
             sa.select(sa.func.array_agg(ordered, type_=postgresql.ARRAY(sa.String)))

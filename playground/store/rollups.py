@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -360,9 +360,22 @@ two statements would each pay the driver's and SQLAlchemy's cost per execution."
 
 
 @functools.cache
-def sqlite_row_adder() -> tuple[str, str]:
+def sqlite_row_adder() -> tuple[str, ...]:
     """The statements creating :data:`SQLITE_ROW_ADDER` and its trigger (TEMP: they live
-    with the connection, the database file does not change)."""
+    with the connection, the database file does not change), run on every new connection.
+
+    Read from the SQLite schema snapshot, which ``make sqlite-schema`` writes with them:
+    compiling them (:func:`build_sqlite_row_adder`) takes ~40 ms of every process's first
+    connection, an eval's start-up included. A test checks that the stored copy is this
+    code's; without one in the snapshot they are compiled.
+    """
+    from playground.store.fresh import stored_row_adder
+
+    return stored_row_adder() or build_sqlite_row_adder()
+
+
+def build_sqlite_row_adder() -> tuple[str, ...]:
+    """:func:`sqlite_row_adder`'s statements, compiled from this code's upserts."""
     new = sa.literal_column
     upserts = _one_row_upserts(
         "sqlite",
@@ -386,6 +399,8 @@ def rollup_function_body() -> str:
     A migration stores it; ``tests/test_store_rollups.py`` checks that the database's copy
     is this code's, so a change to the rollups' statements needs a migration replacing it.
     """
+    from sqlalchemy.dialects import postgresql  # only PostgreSQL's migration asks
+
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     counters, timings = (
         _inline_sql(u, dialect)
@@ -468,6 +483,8 @@ def _one_row_upserts(
     ).subquery("periods")
     low = sa.case(*((periods.c.measure == m, row.c[m + "_bin"]) for m in MEASURES))
     if postgres:
+        from sqlalchemy.dialects import postgresql  # not loaded by processes on SQLite
+
         counts = postgresql.array([sa.cast(sign, sa.BigInteger)])
     elif counts is None:
         raise ValueError("SQLite's timing counts are a BLOB the caller gives")
@@ -483,10 +500,20 @@ def _one_row_upserts(
         .select_from(row.join(periods, sa.true()))
         .where(low.is_not(None), *(() if timings_if is None else (timings_if,)))
     )
-    insert = (postgresql if postgres else sqlite).insert
+    insert = _insert_of(dialect)
     names = [*KEYS, "measure", "period", "low", "counts"]
     timings = _merged_on_conflict(insert(_TIMINGS).from_select(names, binned))
     return counters, timings
+
+
+def _insert_of(dialect: str) -> Callable[[sa.Table], Any]:
+    """``dialect``'s INSERT, the one with ON CONFLICT (PostgreSQL's dialect is loaded only
+    by a process that uses it: on SQLite it is ~25 ms of start-up for nothing)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    return sqlite.insert
 
 
 _TIMED_FIGURES = (("latency", "latency_ms"), ("ttft", "ttft_ms"), ("speed", "chars_per_s"))
@@ -563,8 +590,7 @@ def _timing_rows(binned: Iterable[Sequence[Any]], sign: int) -> list[dict[str, A
 def _timing_upsert(dialect: str) -> sa.Executable:
     """Add a ``usage_timings`` row's counts into the stored one, bin by bin."""
     if dialect not in _TIMING_UPSERT:
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert
-        _TIMING_UPSERT[dialect] = _merged_on_conflict(insert(_TIMINGS))
+        _TIMING_UPSERT[dialect] = _merged_on_conflict(_insert_of(dialect)(_TIMINGS))
     return _TIMING_UPSERT[dialect]
 
 
@@ -586,8 +612,7 @@ def _upsert(
     dialect: str, table: sa.Table, query: sa.Select[Any], added: list[str]
 ) -> sa.Executable:
     names = [c.name for c in table.columns]
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert(table).from_select(names, query)
+    statement = _insert_of(dialect)(table).from_select(names, query)
     upsert: sa.Executable = statement.on_conflict_do_update(
         index_elements=[c for c in names if c not in added],
         set_={name: table.c[name] + statement.excluded[name] for name in added},
