@@ -359,6 +359,8 @@ def test_killed_batch_resumes_without_paying_twice_for_a_completed_cell(
         [*command, "--resume", "1", "--json"], cwd=ROOT, env=env, capture_output=True, timeout=120
     )
     assert resumed.returncode == 0, resumed.stderr.decode()
+    # The estimate counts only the cells still to do.
+    assert f"Batch #1: {30 - len(before)} requests," in resumed.stderr.decode()
     document = json.loads(resumed.stdout)
     assert (document["status"], document["completed"]) == ("completed", 30)
     assert _batch_status(store_url) == "completed"

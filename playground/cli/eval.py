@@ -36,6 +36,7 @@ from playground.store.eval_repository import (
     CellState,
     batch_cells,
     get_batch,
+    models_to_do,
     save_dataset,
     save_template_version,
 )
@@ -103,8 +104,7 @@ def run_eval(
             if batch is None:
                 raise InvalidRequestError(f"No batch #{batch_id}.")
             inputs = load_inputs(session, BatchSpec.from_json(batch.spec_json))
-            cells = batch_cells(session, batch_id, with_content=False)
-            todo = [c.key.model for c in cells if c.status != "completed"]
+            todo = models_to_do(session, batch_id)
         judge = inputs.spec.judge
         judged = len(todo) if judge_price_of(inputs.spec, catalog.cost_of) is not None else 0
         report = estimate(

@@ -354,6 +354,16 @@ def set_batch_budget(session: Session, batch_id: int, budget_tokens: int | None)
     )
 
 
+def models_to_do(session: Session, batch_id: int) -> list[str]:
+    """The model of each cell of a batch that is not completed: one entry per request a
+    run of it will make, for its estimate. A single column, not :func:`batch_cells`: the
+    estimate is on an eval's way to its first request."""
+    query = sa.select(BatchCellRow.model).where(
+        BatchCellRow.batch_id == batch_id, BatchCellRow.status != "completed"
+    )
+    return list(session.scalars(query))
+
+
 def batch_cells(session: Session, batch_id: int, *, with_content: bool = True) -> list[CellState]:
     """Every cell of a batch in matrix order, with its result's figures and answer text.
 
