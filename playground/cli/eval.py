@@ -103,16 +103,20 @@ def run_eval(
             batch = get_batch(session, batch_id)
             if batch is None:
                 raise InvalidRequestError(f"No batch #{batch_id}.")
-            inputs = load_inputs(session, BatchSpec.from_json(batch.spec_json))
+            spec = BatchSpec.from_json(batch.spec_json)
+            if suite is None:
+                # A resumed batch's template and dataset must still be there and render
+                # (a suite's were checked as it was planned, just now).
+                load_inputs(session, spec)
             todo = models_to_do(session, batch_id)
-        judge = inputs.spec.judge
-        judged = len(todo) if judge_price_of(inputs.spec, catalog.cost_of) is not None else 0
+        judge = spec.judge
+        judged = len(todo) if judge_price_of(spec, catalog.cost_of) is not None else 0
         report = estimate(
             todo,
             catalog.cost_of,
             judge_model=judge.model if judge else None,
             judged_cells=judged,
-            budget_tokens=inputs.spec.budget_tokens,
+            budget_tokens=spec.budget_tokens,
         )
         err.write(f"Batch #{batch_id}: {report.requests} requests, up to {report.tokens} tokens.\n")
         for warning in report.warnings:

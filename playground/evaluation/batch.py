@@ -187,7 +187,6 @@ class BatchJob:
         self._handles: dict[int, RunHandle] = {}
         self._group_left: dict[int, int] = {}
         self._inputs: BatchInputs | None = None
-        self._prompts: dict[tuple[int, int], RenderedPrompt] = {}
         self._tally = Tally()
         self._total = 0
         self._finished_now = 0
@@ -330,13 +329,9 @@ class BatchJob:
         return result.error_code == RATE_LIMITED and result.requests_sent < self._max_attempts
 
     def _prompt(self, version_id: int, row_index: int) -> RenderedPrompt:
-        """A row's prompt, rendered once: Jinja compiles the template on every render."""
+        """A row's prompt (rendered once, as its inputs were loaded)."""
         assert self._inputs is not None
-        key = (version_id, row_index)
-        prompt = self._prompts.get(key)
-        if prompt is None:
-            prompt = self._prompts[key] = self._inputs.render(version_id, row_index)
-        return prompt
+        return self._inputs.render(version_id, row_index)
 
     # -- the job's own thread --------------------------------------------------------------
 

@@ -95,11 +95,20 @@ class BatchInputs:
     versions: Mapping[int, TemplateVersion]
     dataset: Dataset
     mappings: Mapping[int, Mapping[str, str]]
+    # Each pair rendered once: loading renders them all to check them, and a batch then
+    # needs each again to send it and to grade its answers (Jinja compiles on every render).
+    _rendered: dict[tuple[int, int], RenderedPrompt] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def render(self, version_id: int, row_index: int) -> RenderedPrompt:
         """The prompt of one (version, row) pair."""
-        values = row_values(self.dataset.rows[row_index], self.mappings[version_id])
-        return render(self.versions[version_id].template, values)
+        key = (version_id, row_index)
+        prompt = self._rendered.get(key)
+        if prompt is None:
+            values = row_values(self.dataset.rows[row_index], self.mappings[version_id])
+            prompt = self._rendered[key] = render(self.versions[version_id].template, values)
+        return prompt
 
     def cells(self) -> list[CellKey]:
         """Every cell in matrix order: version, then row, then model."""
