@@ -146,3 +146,47 @@ def test_a_failing_write_settles_its_calls_and_the_writer_goes_on(store: Store) 
     finally:
         gate.open.set()
         queue.close()
+
+
+def test_final_writes_gather_into_one_commit_and_a_start_does_not_wait_for_them(
+    store: Store,
+) -> None:
+    """Final writes queued a moment apart share a transaction; a start queued meanwhile
+    (a request waits for it) is written at once, not after the gathering time."""
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
+    request = make_request(MODELS)
+    comparison_id = recorder.start_comparison(request)
+    first = started(recorder, comparison_id, running_result(request, 0))
+    second = started(recorder, comparison_id, running_result(request, 1))
+    queue = WriteQueue("test-writer", gather_s=30.0)
+    try:
+        with engine_events(store, "commit") as commits:
+            one = queue.submit(recorder, "record_finished", replace(first, status="completed"))
+            two = queue.submit(recorder, "record_finished", replace(second, status="completed"))
+            start = queue.submit(
+                recorder, "record_started", comparison_id, running_result(request, 2)
+            )
+            # Written long before the 30 s gathering time is out (else a TimeoutError).
+            third_id = start.result(10)
+            assert not one.done() and not two.done()
+            queue.close()  # ends the gathering: everything queued is written
+            assert one.result(0) is None and two.result(0) is None
+        assert len(commits) == 2  # the start, then both final writes together
+    finally:
+        queue.close()
+    assert content(store, first.result_id)[0] == "completed"
+    assert content(store, third_id)[0] == "running"
+
+
+def test_final_writes_are_written_once_the_gathering_time_is_out(store: Store) -> None:
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
+    request = make_request(MODELS)
+    comparison_id = recorder.start_comparison(request)
+    first = started(recorder, comparison_id, running_result(request, 0))
+    queue = WriteQueue("test-writer", gather_s=0.05)
+    try:
+        done = queue.submit(recorder, "record_finished", replace(first, status="completed"))
+        assert done.result(10) is None
+        assert content(store, first.result_id)[0] == "completed"
+    finally:
+        queue.close()

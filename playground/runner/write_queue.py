@@ -10,12 +10,17 @@ write of the same result already carries is dropped.
 
 Calls for one result keep their order (start, flushes, final write): a start is awaited
 before its flushes are queued, and flushes and final writes are never reordered.
+
+Writes nobody waits for (flushes and final writes) wait up to :data:`GATHER_S` after the
+first of them was queued, to be written together; a start queued meanwhile is written at
+once, and closing the queue ends the wait.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,6 +35,14 @@ URGENT = frozenset({"find_cached", "record_started"})
 FLUSH = "record_progress"
 FINAL = "record_finished"
 
+GATHER_S = 0.005
+"""How long the writer lets final writes and flushes gather before writing them. A final
+write is queued the moment an answer ends, which is when the runner's loop sends the next
+queued request: written at once, the writer's transaction (Python, holding the GIL) and
+that send took turns. Measured in a batch (8 requests in flight, 50-250 ms each): the
+time from an answer's end to the next request's arrival fell from 3.9 to 3.0 ms (median),
+and several answers' final writes share a commit."""
+
 
 @dataclass(eq=False)
 class RecorderCall:
@@ -39,6 +52,7 @@ class RecorderCall:
     method: str
     args: tuple[Any, ...]
     future: Future[Any] = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.monotonic)
 
     @property
     def urgent(self) -> bool:
@@ -55,7 +69,8 @@ class RecorderCall:
 class WriteQueue:
     """A writer thread running recorder calls as described in the module docstring."""
 
-    def __init__(self, name: str = "playground-writer") -> None:
+    def __init__(self, name: str = "playground-writer", *, gather_s: float = GATHER_S) -> None:
+        self._gather_s = gather_s
         self._ready = threading.Condition()
         self._queue: list[RecorderCall] = []
         self._closed = False
@@ -79,6 +94,11 @@ class WriteQueue:
             self._ready.notify()
         self._thread.join(timeout)
 
+    def _urgent_or_closed(self) -> bool:
+        """Whether the writer must write now: a call a request waits for is queued, or the
+        queue is closing (condition held)."""
+        return self._closed or any(call.urgent for call in self._queue)
+
     def _serve(self) -> None:
         while True:
             with self._ready:
@@ -86,6 +106,9 @@ class WriteQueue:
                     self._ready.wait()
                 if not self._queue:
                     return
+                if not self._urgent_or_closed():
+                    due = self._queue[0].queued_at + self._gather_s
+                    self._ready.wait_for(self._urgent_or_closed, due - time.monotonic())
                 batch = take_batch(self._queue)
             try:
                 write_batch(batch)
