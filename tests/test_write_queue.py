@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from playground.catalog import load_catalog
-from playground.results import ModelResult
+from playground.results import CompareRequest, ModelResult
 from playground.runner.write_queue import WriteQueue
 from playground.store import Store, StoreRecorder
 from playground.store.models import Result
@@ -33,6 +33,13 @@ def updates(fired: list[tuple[Any, ...]]) -> list[str]:
         for _conn, _cursor, sql, *_rest in fired
         if re.match(r"(WITH \w+ AS\s*\(\s*)?UPDATE RESULTS", sql.lstrip().upper())
     ]
+
+
+def new_comparison(store: Store) -> tuple[StoreRecorder, CompareRequest, int]:
+    """A recorder of the store and a comparison of :data:`MODELS` it stored."""
+    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
+    request = make_request(MODELS)
+    return recorder, request, recorder.start_comparison(request)
 
 
 def content(store: Store, result_id: int | None) -> tuple[str, str]:
@@ -86,9 +93,7 @@ def test_a_start_is_written_before_queued_flushes_and_they_share_one_commit(
 
 
 def test_one_bad_call_in_a_group_does_not_take_the_others_with_it(store: Store) -> None:
-    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
-    request = make_request(MODELS)
-    comparison_id = recorder.start_comparison(request)
+    recorder, request, comparison_id = new_comparison(store)
     first = started(recorder, comparison_id, running_result(request, 0))
     no_row = replace(running_result(request, 1), status="completed", content="never started")
     outcomes = recorder.write_together(
@@ -153,9 +158,7 @@ def test_final_writes_gather_into_one_commit_and_a_start_does_not_wait_for_them(
 ) -> None:
     """Final writes queued a moment apart share a transaction; a start queued meanwhile
     (a request waits for it) is written at once, not after the gathering time."""
-    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
-    request = make_request(MODELS)
-    comparison_id = recorder.start_comparison(request)
+    recorder, request, comparison_id = new_comparison(store)
     first = started(recorder, comparison_id, running_result(request, 0))
     second = started(recorder, comparison_id, running_result(request, 1))
     queue = WriteQueue("test-writer", gather_s=30.0)
@@ -179,9 +182,7 @@ def test_final_writes_gather_into_one_commit_and_a_start_does_not_wait_for_them(
 
 
 def test_final_writes_are_written_once_the_gathering_time_is_out(store: Store) -> None:
-    recorder = StoreRecorder(store.engine, load_catalog().cost_of, writes=store.writes)
-    request = make_request(MODELS)
-    comparison_id = recorder.start_comparison(request)
+    recorder, request, comparison_id = new_comparison(store)
     first = started(recorder, comparison_id, running_result(request, 0))
     queue = WriteQueue("test-writer", gather_s=0.05)
     try:
