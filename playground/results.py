@@ -194,6 +194,22 @@ class StartsRunning(Protocol):
         ...
 
 
+@runtime_checkable
+class StartsLookingUp(Protocol):
+    """A recorder that, for a comparison with the response cache on, looks up every
+    target's earlier answer and stores the comparison with the rows of the others already
+    started, in one transaction."""
+
+    def start_looking_up(
+        self, request: CompareRequest, started: Sequence[ModelResult]
+    ) -> tuple[int, list[int | None], list[ModelResult | None]]:
+        """Store the comparison; return its id, then per target (in order) the row id of a
+        target stored as ``started[i]`` (``running``: no cached answer, its request may go
+        out) and the cached answer of the others (their rows are pending, written with
+        the cached answer by ``record_started``)."""
+        ...
+
+
 class Recorder(Protocol):
     """Where the runner reports results; the history store implements it.
 

@@ -503,3 +503,16 @@ def results_plan(store: Store, statement: str, parameters: Any) -> str:
             lines = [str(row[0]) for row in cursor.fetchall()]
         connection.rollback()
     return "\n".join(line for line in lines if "results" in line)
+
+
+def stored_comparisons(store: Store) -> tuple[list[int], list[tuple[int, int, int, str]]]:
+    """Every comparison id, and every result row as (id, comparison id, position, status)
+    in position order: what a test of a start stored exactly once compares."""
+    with store.session() as session:
+        comparisons = list(session.execute(sa.select(Comparison.id)).scalars())
+        rows = session.execute(
+            sa.select(Result.id, Result.comparison_id, Result.position, Result.status).order_by(
+                Result.position
+            )
+        ).all()
+    return comparisons, [(r.id, r.comparison_id, r.position, r.status) for r in rows]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from playground.evaluation.recording import BatchRecorder, RunningCell, cell_outcome
@@ -14,11 +16,12 @@ from playground.providers.base import Message
 from playground.results import CompareRequest, ModelResult, ModelTarget
 from playground.runner import Runner
 from playground.runner.write_queue import WriteQueue
-from playground.store import Store
+from playground.store import Store, open_store
 from playground.store.eval_repository import CellState, batch_cells
 from tests.evaluation_fixtures import CATALOG, elumenta_factory, plan
 from tests.fake_elumenta import FakeElumenta
-from tests.store_fixtures import Gate, running_result
+from tests.fault_proxy import FaultProxy
+from tests.store_fixtures import Gate, engine_events, running_result, stored_comparisons
 
 MODELS = ["gpt-5-nano", "claude-haiku-4.5"]
 REQUEST = CompareRequest(
@@ -80,13 +83,23 @@ def test_each_answer_and_its_cell_are_written_together(
     batch_id = plan(store, MODELS, rows=1)
     row = _row(store, batch_id)
 
-    with commits(store) as fresh:
+    with (
+        commits(store) as fresh,
+        engine_events(store, "before_cursor_execute") as executed,
+    ):
         answers = _run(store, fake_elumenta, row)
 
-    # The comparison with its cells marked running (and the cache looked up), then the
-    # answers' rows started, and their rows finished with their cells (answers that reach
-    # the writer together share a transaction).
-    assert 1 + 2 <= len(fresh) <= 1 + 2 * len(MODELS)
+    # The comparison with its cells marked running, the cache looked up and the rows of
+    # models without a cached answer stored started; then their rows finished with their
+    # cells (answers that reach the writer together share a transaction). No row is
+    # started on its own: the requests did not wait for the writer thread.
+    assert 1 + 1 <= len(fresh) <= 1 + len(MODELS)
+    assert not [
+        sql
+        for _c, _cur, sql, *_ in executed
+        if sql.lstrip().upper().startswith("UPDATE RESULTS")
+        and "WHERE results.comparison_id" in sql
+    ]
     stored = _cells(store, batch_id)
     assert [(c.status, c.attempts, c.result_id, c.content) for c in stored] == [
         ("completed", 1, a.result_id, a.content) for a in answers
@@ -147,3 +160,31 @@ def test_answers_queued_together_are_written_in_one_transaction_with_their_cells
     assert [(c.status, c.result_id, c.content) for c in _cells(store, batch_id)] == [
         ("completed", ids[i], f"Lima {i}") for i in range(len(MODELS))
     ]
+
+
+@pytest.mark.postgres
+def test_a_row_started_with_its_cache_look_ups_whose_commit_answer_was_lost_is_stored_once(
+    pg: tuple[FaultProxy, str],
+) -> None:
+    """The retry after a lost COMMIT answer finds the comparison the first attempt stored:
+    one comparison, its rows started once, their ids handed back, the cells running."""
+    proxy, url = pg
+    store = open_store(url)
+    try:
+        batch_id = plan(store, MODELS, rows=1)
+        row = _row(store, batch_id)
+        recorder = BatchRecorder(store, CATALOG, lambda _cell, result: {})
+        recorder.expect(REQUEST, row)
+        now = datetime.now(UTC)
+        started = [replace(running_result(REQUEST, i), started_at=now) for i in range(len(MODELS))]
+        proxy.lose_next_commit_answer()
+        comparison_id, row_ids, hits = recorder.start_looking_up(REQUEST, started)
+        assert proxy.commit_answers_lost == 1
+        stored, rows = stored_comparisons(store)
+        cells = _cells(store, batch_id)
+    finally:
+        store.close()
+    assert stored == [comparison_id]
+    assert rows == [(row_id, comparison_id, i, "running") for i, row_id in enumerate(row_ids)]
+    assert hits == [None] * len(MODELS)
+    assert [(c.status, c.attempts) for c in cells] == [("running", 1)] * len(MODELS)

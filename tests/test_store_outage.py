@@ -24,7 +24,7 @@ from playground.results import CompareRequest, ModelResult
 from playground.runner import NOT_RECORDED, ModelDelta, RunEvent, Runner
 from playground.store import Store, StoreRecorder, open_store
 from playground.store import db as store_db
-from playground.store.models import Comparison, Result
+from playground.store.models import Result
 from playground.store.outage import StoreUnavailableError
 from playground.store.postgres import answer_timeout_s, connect_args, unbounded
 from playground.store.recorder import AnswerSpooledError
@@ -32,7 +32,7 @@ from playground.store.spool import RowUpdate
 from playground.unsaved import TALLY, Unsaved, banner_text, unsaved
 from tests.fake_elumenta import FakeElumenta, ModelScript
 from tests.fault_proxy import FaultProxy
-from tests.store_fixtures import make_request, running_result
+from tests.store_fixtures import make_request, running_result, stored_comparisons
 
 CATALOG = load_catalog()
 pytestmark = pytest.mark.usefixtures("outage_forgotten")
@@ -240,15 +240,14 @@ def test_a_comparison_whose_commit_answer_was_lost_is_stored_once(
         proxy.lose_next_commit_answer()
         comparison_id = recorder.start_comparison(make_request(SIX[:2]))
         assert proxy.commit_answers_lost == 1
-        with store.session() as session:
-            stored = session.execute(sa.select(Comparison.id)).scalars().all()
-            positions = session.execute(
-                sa.select(Result.comparison_id, Result.position).order_by(Result.position)
-            ).all()
+        stored, rows = stored_comparisons(store)
     finally:
         store.close()
     assert stored == [comparison_id]
-    assert [tuple(p) for p in positions] == [(comparison_id, 0), (comparison_id, 1)]
+    assert [(c, position) for _id, c, position, _status in rows] == [
+        (comparison_id, 0),
+        (comparison_id, 1),
+    ]
 
 
 @pytest.mark.postgres
@@ -264,17 +263,13 @@ def test_a_comparison_started_with_its_rows_whose_commit_answer_was_lost_is_stor
         proxy.lose_next_commit_answer()
         comparison_id, row_ids = recorder.start_running(request, started)
         assert proxy.commit_answers_lost == 1
-        with store.session() as session:
-            stored = session.execute(sa.select(Comparison.id)).scalars().all()
-            rows = session.execute(
-                sa.select(Result.id, Result.comparison_id, Result.status).order_by(Result.position)
-            ).all()
+        stored, rows = stored_comparisons(store)
     finally:
         store.close()
     assert stored == [comparison_id]
-    assert [tuple(row) for row in rows] == [
-        (row_ids[0], comparison_id, "running"),
-        (row_ids[1], comparison_id, "running"),
+    assert rows == [
+        (row_ids[0], comparison_id, 0, "running"),
+        (row_ids[1], comparison_id, 1, "running"),
     ]
 
 

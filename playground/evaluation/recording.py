@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
@@ -29,6 +30,7 @@ from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures
 from playground.store.eval_repository import CellState, get_batch, mark_running, update_cells
+from playground.store.models import Result
 from playground.store.recorder import StoreRecorder
 from playground.store.repository import find_cached_results
 from playground.store.spool import RowUpdate
@@ -279,23 +281,14 @@ class BatchRecorder(StoreRecorder):
     def start_comparison(self, request: CompareRequest) -> int:
         """Store the comparison, mark its cells running (one more attempt each) and, for a
         cached request, look up every target's earlier answer."""
-        cells = self._expected.pop(id(request))
-        by_attempts: dict[int, list[int]] = {}
-        for cell in cells:
-            cell.attempts += 1
-            by_attempts.setdefault(cell.attempts, []).append(cell.id)
-
+        cells = self._running_cells(request)
         insert = self._comparison_work(request)
 
         def write(session: Session) -> int:
             comparison_id, _ = insert(session)
-            for attempts, ids in by_attempts.items():
-                mark_running(session, ids, attempts)
+            _mark_running(session, cells)
             if request.use_cache:
-                keys = [
-                    (t.provider, request.generation_request(i).request_hash(t.provider))
-                    for i, t in enumerate(request.targets)
-                ]
+                keys = _cache_keys(request)
                 found = find_cached_results(session, keys, owner=self._owner)
                 self._cached.update({key: found.get(key) for key in keys})
             return comparison_id
@@ -303,6 +296,56 @@ class BatchRecorder(StoreRecorder):
         comparison_id = self._retrying(write)
         self._by_comparison[comparison_id] = cells
         return comparison_id
+
+    def start_looking_up(
+        self, request: CompareRequest, started: Sequence[ModelResult]
+    ) -> tuple[int, list[int | None], list[ModelResult | None]]:
+        """:meth:`start_comparison` with the rows of targets that have no cached answer
+        stored ``running`` as ``started[i]`` (see ``StartsLookingUp``): their requests go
+        out without a start written first by the writer thread (in a batch, a quarter of
+        that thread's time holding the GIL). A target neither started nor found in the
+        cache (its answer left the history between two attempts of this transaction)
+        gets ``None`` twice: the runner then looks it up and starts it as usual."""
+        cells = self._running_cells(request)
+        keys = _cache_keys(request)
+        rows: list[ModelResult | None] = list(started)
+        # One work for every attempt: a retry finds the comparison an earlier one committed.
+        insert = self._comparison_work(request, rows)
+
+        def write(session: Session) -> tuple[int, list[int | None], list[ModelResult | None]]:
+            found = find_cached_results(session, keys, owner=self._owner)
+            hits = [found.get(key) for key in keys]
+            rows[:] = [None if hit else given for hit, given in zip(hits, started, strict=True)]
+            comparison_id, ids = insert(session)
+            if ids is None:  # committed by an earlier attempt: its rows say which started
+                query = sa.select(Result.position, Result.id, Result.status).where(
+                    Result.comparison_id == comparison_id
+                )
+                committed = {
+                    position: (row_id, status)
+                    for position, row_id, status in session.execute(query)
+                }
+                ran = {p for p, (_id, status) in committed.items() if status != "pending"}
+                ids = {p: row_id for p, (row_id, _status) in committed.items()}
+                hits = [None if i in ran else hit for i, hit in enumerate(hits)]
+            else:
+                ran = {i for i, hit in enumerate(hits) if hit is None}
+            _mark_running(session, cells)
+            return comparison_id, [ids[i] if i in ran else None for i in range(len(keys))], hits
+
+        comparison_id, row_ids, hits = self._retrying(write)
+        self._by_comparison[comparison_id] = cells
+        for index, row_id in enumerate(row_ids):
+            if row_id is not None:  # its final write finds the cell by the row
+                self._by_result[row_id] = cells[index]
+        return comparison_id, row_ids, hits
+
+    def _running_cells(self, request: CompareRequest) -> list[RunningCell]:
+        """The cells ``request`` runs, each counting one more attempt."""
+        cells = self._expected.pop(id(request))
+        for cell in cells:
+            cell.attempts += 1
+        return cells
 
     @property
     def group_key(self) -> object | None:
@@ -376,6 +419,23 @@ class BatchRecorder(StoreRecorder):
             values = settled_anyway(result, grading_error("grading", exc))
         cell.passed = values.get("passed")
         return values
+
+
+def _cache_keys(request: CompareRequest) -> list[tuple[str, str]]:
+    """Each target's (provider, request hash): what its cached answer is found by."""
+    return [
+        (t.provider, request.generation_request(i).request_hash(t.provider))
+        for i, t in enumerate(request.targets)
+    ]
+
+
+def _mark_running(session: Session, cells: Sequence[RunningCell]) -> None:
+    """Mark ``cells`` running, each with its attempts."""
+    by_attempts: dict[int, list[int]] = {}
+    for cell in cells:
+        by_attempts.setdefault(cell.attempts, []).append(cell.id)
+    for attempts, ids in by_attempts.items():
+        mark_running(session, ids, attempts)
 
 
 def settled_anyway(result: ModelResult, outcome: AssertionOutcome) -> dict[str, Any]:

@@ -33,7 +33,13 @@ from playground.providers.base import (
     StreamStarted,
     validate_request,
 )
-from playground.results import CompareRequest, ModelResult, Recorder, StartsRunning
+from playground.results import (
+    CompareRequest,
+    ModelResult,
+    Recorder,
+    StartsLookingUp,
+    StartsRunning,
+)
 from playground.runner.write_queue import WriteQueue
 from playground.unsaved import TALLY
 
@@ -144,6 +150,8 @@ class _Slot:
         self.chunks: list[str] = []
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        # The earlier answer found as the comparison was stored (the cache on).
+        self.cached: ModelResult | None = None
 
     def content(self) -> str:
         if len(self.chunks) > 1:
@@ -319,21 +327,33 @@ class Runner:
 
         A recorder that can (``starts_together``: the history store) stores every model's
         row as started in the same transaction, so each request goes out as soon as the
-        model gets a stream slot, without waiting for the writer thread. Not with the
-        cache on: a model first looks for a cached answer, which it then stores instead.
+        model gets a stream slot, without waiting for the writer thread. With the cache
+        on, one that looks the answers up in that transaction (``StartsLookingUp``: a
+        batch's) stores the models without an earlier answer as started and hands back
+        the others'; otherwise each model first looks for a cached answer, which it then
+        stores instead.
         """
+        now = datetime.now(UTC)
+        started = [replace(slot.result, status="running", started_at=now) for slot in slots]
+        if request.use_cache and isinstance(recorder, StartsLookingUp):
+            # The cache look-ups in the same transaction: a model without an earlier answer
+            # is stored started, one with it is finished from it (no request either way
+            # waits for the writer thread); a model with neither is started as usual.
+            comparison_id, found_ids, hits = recorder.start_looking_up(request, started)
+            for slot, result, row_id, hit in zip(slots, started, found_ids, hits, strict=True):
+                if row_id is not None:
+                    slot.result = replace(result, result_id=row_id)
+                slot.cached = hit
+            return comparison_id
         if (
             request.use_cache
             or not isinstance(recorder, StartsRunning)
             or not recorder.starts_together
         ):
             return recorder.start_comparison(request)
-        now = datetime.now(UTC)
-        for slot in slots:
-            slot.result = replace(slot.result, status="running", started_at=now)
-        comparison_id, row_ids = recorder.start_running(request, [slot.result for slot in slots])
-        for slot, row_id in zip(slots, row_ids, strict=True):
-            slot.result = replace(slot.result, result_id=row_id)
+        comparison_id, row_ids = recorder.start_running(request, started)
+        for slot, result, row_id in zip(slots, started, row_ids, strict=True):
+            slot.result = replace(result, result_id=row_id)
         return comparison_id
 
     def get(self, run_id: str) -> RunHandle | None:
@@ -457,8 +477,13 @@ class Runner:
             await self._stream_and_finish(handle, index, providers, recorder, emit)
             return
         started = handle._update(index, status="running", started_at=datetime.now(UTC))
-        cached = None
-        if recorder is not None and handle.request.use_cache and not slot.cancel_requested:
+        cached = slot.cached
+        if (
+            cached is None
+            and recorder is not None
+            and handle.request.use_cache
+            and not slot.cancel_requested
+        ):
             cached = await self._write(
                 handle, recorder, "find_cached", target.provider, started.request_hash
             )

@@ -291,7 +291,7 @@ class StoreRecorder:
         return lambda session: self._write_started(session, comparison_id, result, started)
 
     def _comparison_work(
-        self, request: CompareRequest, started: Sequence[ModelResult] = ()
+        self, request: CompareRequest, started: Sequence[ModelResult | None] = ()
     ) -> Callable[[Session], tuple[int, dict[int, int] | None]]:
         """The transaction body that inserts ``request``'s comparison, safe to run again: a
         retry first looks for the comparison an earlier attempt committed (same creation
@@ -356,10 +356,11 @@ class StoreRecorder:
         session: Session,
         request: CompareRequest,
         now: datetime | None = None,
-        started: Sequence[ModelResult] = (),
+        started: Sequence[ModelResult | None] = (),
     ) -> tuple[int, dict[int, int]]:
         """Insert the comparison and a row per target: ``pending``, or, with ``started``,
-        each target's started result as :meth:`_write_started` would write it. Returns the
+        each target's started result as :meth:`_write_started` would write it (``None``:
+        pending). Returns the
         comparison's id and each row's id by position (from the inserts: Run's callback
         waits for this transaction, and a query more is a round trip more)."""
         now = now or datetime.now(UTC)
@@ -402,8 +403,9 @@ class StoreRecorder:
                 "created_utc": now,
                 "updated_utc": now,
             }
-            if started:
-                row.update(_snapshot_values(started[index], now))
+            given = started[index] if started else None
+            if given is not None:
+                row.update(_snapshot_values(given, now))
                 row.setdefault("started_utc", now)
             rows.append(row)
         # One statement per set of columns: an executemany takes the first row's.
