@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from playground.catalog import Catalog
@@ -30,8 +29,7 @@ from playground.results import CompareRequest, ModelResult
 from playground.store.db import Store
 from playground.store.eval_claims import CellFigures, cell_figures
 from playground.store.eval_repository import CellState, get_batch, mark_running, update_cells
-from playground.store.models import Result
-from playground.store.recorder import StoreRecorder
+from playground.store.recorder import StoreRecorder, committed_rows
 from playground.store.repository import find_cached_results
 from playground.store.spool import RowUpdate
 
@@ -307,7 +305,8 @@ class BatchRecorder(StoreRecorder):
         cache (its answer left the history between two attempts of this transaction)
         gets ``None`` twice: the runner then looks it up and starts it as usual."""
         cells = self._running_cells(request)
-        keys = _cache_keys(request)
+        # The runner hashed each target's request already: its started result carries it.
+        keys = [(result.provider, result.request_hash) for result in started]
         rows: list[ModelResult | None] = list(started)
         # One work for every attempt: a retry finds the comparison an earlier one committed.
         insert = self._comparison_work(request, rows)
@@ -318,15 +317,11 @@ class BatchRecorder(StoreRecorder):
             rows[:] = [None if hit else given for hit, given in zip(hits, started, strict=True)]
             comparison_id, ids = insert(session)
             if ids is None:  # committed by an earlier attempt: its rows say which started
-                query = sa.select(Result.position, Result.id, Result.status).where(
-                    Result.comparison_id == comparison_id
-                )
-                committed = {
-                    position: (row_id, status)
-                    for position, row_id, status in session.execute(query)
+                committed = committed_rows(session, comparison_id)
+                ids = {position: row_id for position, (row_id, _) in committed.items()}
+                ran = {
+                    position for position, (_, status) in committed.items() if status != "pending"
                 }
-                ran = {p for p, (_id, status) in committed.items() if status != "pending"}
-                ids = {p: row_id for p, (row_id, _status) in committed.items()}
                 hits = [None if i in ran else hit for i, hit in enumerate(hits)]
             else:
                 ran = {i for i, hit in enumerate(hits) if hit is None}

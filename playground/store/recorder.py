@@ -175,10 +175,10 @@ class StoreRecorder:
         def rows(session: Session) -> tuple[int, list[int]]:
             comparison_id, ids = insert(session)
             if ids is None:  # a retry found the comparison an earlier attempt committed
-                query = sa.select(Result.position, Result.id).where(
-                    Result.comparison_id == comparison_id
-                )
-                ids = {position: row_id for position, row_id in session.execute(query)}
+                ids = {
+                    position: row_id
+                    for position, (row_id, _) in committed_rows(session, comparison_id).items()
+                }
             return comparison_id, [ids[index] for index in range(len(started))]
 
         return self._retrying(rows)
@@ -473,6 +473,15 @@ class StoreRecorder:
         if finished:
             values["finished_utc"] = result.finished_at or now
         return values
+
+
+def committed_rows(session: Session, comparison_id: int) -> dict[int, tuple[int, str]]:
+    """A stored comparison's rows: id and status by position (what a retry of its insert,
+    after a commit whose answer was lost, reads back)."""
+    query = sa.select(Result.position, Result.id, Result.status).where(
+        Result.comparison_id == comparison_id
+    )
+    return {position: (row_id, status) for position, row_id, status in session.execute(query)}
 
 
 def _call_alone(recorder: StoreRecorder, method: str, args: tuple[Any, ...]) -> Any:
