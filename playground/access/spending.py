@@ -11,6 +11,7 @@ a long one (a batch) within the limits while it runs.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,16 +43,47 @@ class Spend:
 
 def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> Spend:
     """What ``subject`` has spent (see the module docstring for what counts)."""
-    return spend_from(session.execute(sa.select(spend_query(subject, now=now))).one())
+    spend = spend_query(subject, now=now)
+    return spend_from(session.execute(_spend_select(spend.subquery), spend.params).one())
 
 
-def spend_query(subject: str, *, now: datetime | None = None) -> sa.Subquery:
-    """``subject``'s spend as a one-row subquery (:func:`spend_from` reads its columns):
-    join it into another statement to read the spend in the same round trip."""
+@dataclass(frozen=True)
+class SpendQuery:
+    """A user's spend as a one-row subquery (:func:`spend_from` reads its columns) and the
+    values of its bound parameters, to pass with the statement that reads it."""
+
+    subquery: sa.Subquery
+    params: dict[str, Any]
+
+
+def spend_query(subject: str, *, now: datetime | None = None) -> SpendQuery:
+    """``subject``'s spend: join :attr:`SpendQuery.subquery` into another statement and run
+    that with :attr:`SpendQuery.params` to read the spend in the same round trip.
+
+    The subquery is one object for every user and moment (:func:`_spend_subquery`): every
+    page run reads the spend, and building the statement and its cache key took longer
+    than the database took to answer it.
+    """
     now = now or datetime.now(UTC)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month_start = day_start.replace(day=1)
-    minute_ago = now - timedelta(minutes=1)
+    return SpendQuery(
+        _spend_subquery(),
+        {
+            "spend_subject": subject,
+            "spend_day": day_start,
+            "spend_month": day_start.replace(day=1),
+            "spend_minute": now - timedelta(minutes=1),
+        },
+    )
+
+
+@functools.cache
+def _spend_subquery() -> sa.Subquery:
+    """The statement of :func:`spend_query`, its values bound parameters."""
+    subject = sa.bindparam("spend_subject", type_=sa.String())
+    day_start, month_start = (
+        sa.bindparam(name, type_=Result.created_utc.type) for name in ("spend_day", "spend_month")
+    )
     charged = sa.case(
         (Result.status.in_(OPEN_STATUSES), sa.func.coalesce(Result.price_tokens, 0)),
         else_=sa.func.coalesce(Result.tokens_used, 0),
@@ -64,10 +96,12 @@ def spend_query(subject: str, *, now: datetime | None = None) -> sa.Subquery:
             ).label("spend_answers_today"),
             sa.func.coalesce(sa.func.sum(charged), 0).label("spend_answers_month"),
             sa.func.count()
-            .filter(Result.created_utc >= minute_ago)
+            .filter(
+                Result.created_utc >= sa.bindparam("spend_minute", type_=Result.created_utc.type)
+            )
             .label("spend_requests_last_minute"),
-            _judge_spent(subject, day_start).label("spend_judge_today"),
-            _judge_spent(subject, month_start).label("spend_judge_month"),
+            _judge_spent(subject, "spend_day").label("spend_judge_today"),
+            _judge_spent(subject, "spend_month").label("spend_judge_month"),
         )
         .join(Comparison, Comparison.id == Result.comparison_id)
         .where(
@@ -77,6 +111,11 @@ def spend_query(subject: str, *, now: datetime | None = None) -> sa.Subquery:
         )
         .subquery("spend")
     )
+
+
+@functools.cache
+def _spend_select(spend: sa.Subquery) -> sa.Select[Any]:
+    return sa.select(spend)
 
 
 def spend_from(row: Sequence[Any]) -> Spend:
@@ -89,12 +128,15 @@ def spend_from(row: Sequence[Any]) -> Spend:
     )
 
 
-def _judge_spent(subject: str, since: datetime) -> sa.ScalarSelect[int]:
-    """What the LLM judge charged for ``subject``'s batches since ``since``."""
+def _judge_spent(subject: sa.BindParameter[str], since: str) -> sa.ScalarSelect[int]:
+    """What the LLM judge charged for ``subject``'s batches since the parameter ``since``."""
     return (
         sa.select(sa.func.coalesce(sa.func.sum(BatchCellRow.judge_tokens), 0))
         .join(BatchRow, BatchRow.id == BatchCellRow.batch_id)
-        .where(BatchRow.owner == subject, BatchCellRow.judged_utc >= since)
+        .where(
+            BatchRow.owner == subject,
+            BatchCellRow.judged_utc >= sa.bindparam(since, type_=BatchCellRow.judged_utc.type),
+        )
         .scalar_subquery()
     )
 

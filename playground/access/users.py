@@ -5,6 +5,8 @@ Store functions: they take a session and never commit; the caller owns the trans
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -69,26 +71,20 @@ def signed_in(
     *,
     now: datetime | None = None,
     joined: sa.Subquery | None = None,
+    joined_params: Mapping[str, Any] | None = None,
 ) -> SignedIn:
     """:func:`sign_in`, keeping the user row: the session holds loaded rows weakly, so a
     caller that reads it again later would otherwise query it again.
 
     ``joined``: a one-row subquery to read in the same statement as the user (their
-    spend, on every page run), returned in :attr:`SignedIn.joined`.
+    spend, on every page run), with the values of its parameters (``joined_params``),
+    returned in :attr:`SignedIn.joined`.
     """
     now = now or datetime.now(UTC)
     created = False
-    extra = tuple(joined.c) if joined is not None else ()
-    # The user and their workspaces in one round trip (a row per workspace): every page
-    # run signs in again.
-    query = (
-        sa.select(UserRow, WorkspaceMemberRow.workspace_id, *extra)
-        .select_from(UserRow)
-        .outerjoin(WorkspaceMemberRow, WorkspaceMemberRow.user_id == UserRow.id)
-    )
-    if joined is not None:
-        query = query.join(joined, sa.true())
-    found = session.execute(query.where(UserRow.subject == identity.subject)).all()
+    found = session.execute(
+        _sign_in_statement(joined), {**(joined_params or {}), "sign_in_subject": identity.subject}
+    ).all()
     user = found[0][0] if found else None
     workspace_ids: list[int] | None = sorted(row[1] for row in found if row[1] is not None)
     joined_row = tuple(found[0][2:]) if found and joined is not None else None
@@ -123,6 +119,23 @@ def signed_in(
         principal_of(session, user) if workspace_ids is None else _principal(user, workspace_ids)
     )
     return SignedIn(principal, user, created, joined_row if not created else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _sign_in_statement(joined: sa.Subquery | None) -> sa.Select[Any]:
+    """The user of the parameter ``sign_in_subject`` and their workspaces (a row per
+    workspace), with ``joined``'s columns: one round trip. Built once per ``joined``: every
+    page run signs in again, and building the statement cost more than running it."""
+    query = (
+        sa.select(
+            UserRow, WorkspaceMemberRow.workspace_id, *(joined.c if joined is not None else ())
+        )
+        .select_from(UserRow)
+        .outerjoin(WorkspaceMemberRow, WorkspaceMemberRow.user_id == UserRow.id)
+    )
+    if joined is not None:
+        query = query.join(joined, sa.true())
+    return query.where(UserRow.subject == sa.bindparam("sign_in_subject", type_=sa.String()))
 
 
 def _user_by_subject(session: Session, subject: str) -> UserRow | None:

@@ -7,6 +7,7 @@ on the server, before anything is sent or spent; the pages only show the message
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from playground.access.audit import AuditEvent, list_events, record_event
 from playground.access.keys import KeyVault
 from playground.access.spending import (
     Spend,
+    SpendQuery,
     check_spending,
     spend_from,
     spend_of,
@@ -122,16 +124,20 @@ def page_view(identity: Identity) -> PageView:
         )
 
 
-def _sign_in(
-    session: Session, identity: Identity, *, joined: sa.Subquery | None = None
-) -> SignedIn:
+def _sign_in(session: Session, identity: Identity, *, joined: SpendQuery | None = None) -> SignedIn:
     """Sign ``identity`` in (see :func:`signed_in`, ``joined`` included); the server's very
     first user's sign-in is audited.
 
     The users are counted only when this sign-in created its user: every page run signs in
     again, and a count per page run is a round trip spent on a question settled long ago.
     """
-    found = signed_in(session, identity, runtime.get_settings(), joined=joined)
+    found = signed_in(
+        session,
+        identity,
+        runtime.get_settings(),
+        joined=None if joined is None else joined.subquery,
+        joined_params=None if joined is None else joined.params,
+    )
     if found.created and session.scalar(sa.select(sa.func.count()).select_from(UserRow)) == 1:
         record_event(
             session, found.principal.subject, "user.first_sign_in", found.principal.subject
@@ -207,11 +213,22 @@ def _limits_and_spend(session: Session, principal: Principal) -> tuple[Limits, S
     first answer). :class:`InvalidRequestError` if the user is gone."""
     spend = spend_query(principal.subject)
     found = session.execute(
-        sa.select(UserRow, *spend.c).join(spend, sa.true()).where(UserRow.id == principal.user_id)
+        _user_with_spend(spend.subquery), {**spend.params, "limits_user_id": principal.user_id}
     ).first()
     if found is None:
         raise InvalidRequestError(f"There is no user #{principal.user_id}.")
     return limits_of(found[0], runtime.get_settings()), spend_from(tuple(found[1:]))
+
+
+@functools.lru_cache(maxsize=4)
+def _user_with_spend(spend: sa.Subquery) -> sa.Select[Any]:
+    """The user of the parameter ``limits_user_id`` and the columns of ``spend``: built once,
+    as Run's callback reads them for every comparison."""
+    return (
+        sa.select(UserRow, *spend.c)
+        .join(spend, sa.true())
+        .where(UserRow.id == sa.bindparam("limits_user_id", type_=sa.Integer()))
+    )
 
 
 def check_limits(
