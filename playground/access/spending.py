@@ -44,7 +44,7 @@ class Spend:
 def spend_of(session: Session, subject: str, *, now: datetime | None = None) -> Spend:
     """What ``subject`` has spent (see the module docstring for what counts)."""
     spend = spend_query(subject, now=now)
-    return spend_from(session.execute(_spend_select(spend.subquery), spend.params).one())
+    return spend_from(session.execute(_spend_select(), spend.params).one())
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,8 @@ def _spend_subquery() -> sa.Subquery:
 
 
 @functools.cache
-def _spend_select(spend: sa.Subquery) -> sa.Select[Any]:
-    return sa.select(spend)
+def _spend_select() -> sa.Select[Any]:
+    return sa.select(_spend_subquery())
 
 
 def spend_from(row: Sequence[Any]) -> Spend:
