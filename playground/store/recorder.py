@@ -360,9 +360,9 @@ class StoreRecorder:
     ) -> tuple[int, dict[int, int]]:
         """Insert the comparison and a row per target: ``pending``, or, with ``started``,
         each target's started result as :meth:`_write_started` would write it (``None``:
-        pending). Returns the
-        comparison's id and each row's id by position (from the inserts: Run's callback
-        waits for this transaction, and a query more is a round trip more)."""
+        pending). Returns the comparison's id and each row's id by position (from the
+        inserts: Run's callback waits for this transaction, and a query more is a round trip
+        more)."""
         now = now or datetime.now(UTC)
         # Core inserts of the columns the ORM objects would have set: the ORM's unit of
         # work spent ~2 ms of CPU per comparison (a batch's thread holding the GIL while
