@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.services import runtime
+from ui.client_disconnects import MIDDLEWARE
 from ui.live_code import code_routes
 from ui.live_route import live_routes
 from ui.loop_wakeups import wake_loop_once_per_burst
@@ -23,4 +24,9 @@ keep_finished_runs()
 # A page run's messages reach the event loop in bursts, not one wake-up each.
 wake_loop_once_per_burst()
 _base_url_path = str(st.get_option("server.baseUrlPath") or "")
-app = st.App("app.py", routes=live_routes(_base_url_path) + code_routes(_base_url_path))
+app = st.App(
+    "app.py",
+    routes=live_routes(_base_url_path) + code_routes(_base_url_path),
+    # A tab closed while the page was being sent is one log line, not a traceback.
+    middleware=MIDDLEWARE,
+)
