@@ -393,8 +393,10 @@ def seed_comparison(
     created: datetime = T0,
     prompt: str = "Seeded prompt",
     owner: str | None = None,
+    batch_id: int | None = None,
 ) -> Comparison:
-    """A comparison row written directly (for analytics tests that need exact times)."""
+    """A comparison row written directly (for analytics tests that need exact times);
+    ``batch_id``: the evaluation batch that ran it, as its recorder would store it."""
     comparison = Comparison(
         created_utc=created,
         owner=owner,
@@ -406,6 +408,7 @@ def seed_comparison(
         use_cache=False,
         prompt_text=prompt,
         prompt_hash=f"hash-{prompt}",
+        batch_id=batch_id,
     )
     session.add(comparison)
     session.flush()

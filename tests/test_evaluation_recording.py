@@ -18,6 +18,7 @@ from playground.runner import Runner
 from playground.runner.write_queue import WriteQueue
 from playground.store import Store, open_store
 from playground.store.eval_repository import CellState, batch_cells
+from playground.store.models import Comparison, Result
 from tests.evaluation_fixtures import CATALOG, elumenta_factory, plan
 from tests.fake_elumenta import FakeElumenta
 from tests.fault_proxy import FaultProxy
@@ -61,9 +62,14 @@ def _row(store: Store, batch_id: int) -> list[RunningCell]:
     ]
 
 
-def _run(store: Store, fake: FakeElumenta, row: list[RunningCell]) -> tuple[ModelResult, ...]:
-    """Run one row (the models of ``MODELS``) through a runner and the batch recorder."""
-    recorder = BatchRecorder(store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""))
+def _run(
+    store: Store, fake: FakeElumenta, row: list[RunningCell], batch_id: int
+) -> tuple[ModelResult, ...]:
+    """Run one row (the models of ``MODELS``) of batch ``batch_id`` through a runner and
+    the batch recorder."""
+    recorder = BatchRecorder(
+        store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""), batch_id=batch_id
+    )
     recorder.expect(REQUEST, row)
     providers = elumenta_factory(fake.base_url, fake.api_key)()
     runner = Runner(CATALOG)
@@ -87,7 +93,7 @@ def test_each_answer_and_its_cell_are_written_together(
         commits(store) as fresh,
         engine_events(store, "before_cursor_execute") as executed,
     ):
-        answers = _run(store, fake_elumenta, row)
+        answers = _run(store, fake_elumenta, row, batch_id)
 
     # The comparison with its cells marked running, the cache looked up and the rows of
     # models without a cached answer stored started; then their rows finished with their
@@ -109,7 +115,7 @@ def test_each_answer_and_its_cell_are_written_together(
     again = plan(store, MODELS, rows=1)  # the same request: answered from the cache
     row = _row(store, again)
     with commits(store) as cached:
-        reused = _run(store, fake_elumenta, row)
+        reused = _run(store, fake_elumenta, row, again)
 
     # The comparison and its cache look-ups, then each cached answer settles its cell with it.
     assert 1 + 1 <= len(cached) <= 1 + len(MODELS)
@@ -118,6 +124,21 @@ def test_each_answer_and_its_cell_are_written_together(
     ]
     assert all(r.cached for r in reused)
     assert len(fake_elumenta.requests) == len(MODELS)
+    # Each comparison names the batch that ran it: History shows it in that batch's entry.
+    assert _batches_of(store, answers) == {batch_id}
+    assert _batches_of(store, reused) == {again}
+
+
+def _batches_of(store: Store, answers: tuple[ModelResult, ...]) -> set[int | None]:
+    """The ``batch_id`` of the comparisons ``answers`` were stored in."""
+    with store.session() as session:
+        return set(
+            session.scalars(
+                sa.select(Comparison.batch_id)
+                .join(Result, Result.comparison_id == Comparison.id)
+                .where(Result.id.in_([a.result_id for a in answers]))
+            )
+        )
 
 
 def test_answers_queued_together_are_written_in_one_transaction_with_their_cells(
@@ -125,7 +146,9 @@ def test_answers_queued_together_are_written_in_one_transaction_with_their_cells
 ) -> None:
     batch_id = plan(store, MODELS, rows=1)
     row = _row(store, batch_id)
-    recorder = BatchRecorder(store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""))
+    recorder = BatchRecorder(
+        store, CATALOG, lambda _cell, result: cell_outcome(result, (), {}, ""), batch_id=batch_id
+    )
     recorder.expect(REQUEST, row)
     comparison_id = recorder.start_comparison(REQUEST)
     queue = WriteQueue("test-writer")
@@ -173,7 +196,7 @@ def test_a_row_started_with_its_cache_look_ups_whose_commit_answer_was_lost_is_s
     try:
         batch_id = plan(store, MODELS, rows=1)
         row = _row(store, batch_id)
-        recorder = BatchRecorder(store, CATALOG, lambda _cell, result: {})
+        recorder = BatchRecorder(store, CATALOG, lambda _cell, result: {}, batch_id=batch_id)
         recorder.expect(REQUEST, row)
         now = datetime.now(UTC)
         started = [replace(running_result(REQUEST, i), started_at=now) for i in range(len(MODELS))]

@@ -11,17 +11,25 @@ import sqlalchemy as sa
 
 from playground.presenters.history import page_caption
 from playground.principal import Principal
-from playground.store import HistoryFilter, Store, repository
-from playground.store.eval_models import BatchCellRow
+from playground.store import HistoryFilter, Store, open_store, repository
+from playground.store.eval_models import BatchCellRow, BatchRow
 from playground.store.history_rows import AnswerMark, ComparisonRow
 from playground.store.models import ComparisonTag
 from playground.store.repository import (
+    BatchEntry,
     count_history_entries,
     history_entries,
     list_history_entries,
 )
 from tests.evaluation_fixtures import plan
-from tests.store_fixtures import T0, results_plan, seed_comparison, seed_result, statements_of
+from tests.store_fixtures import (
+    T0,
+    postgres_schema_url,
+    results_plan,
+    seed_comparison,
+    seed_result,
+    statements_of,
+)
 
 DAY = timedelta(days=1)
 
@@ -44,7 +52,9 @@ def _seed(store: Store) -> tuple[dict[str, int], int]:
             .order_by(BatchCellRow.row_index)
         ).all()
         for hours, cell in zip((2, 3), cells, strict=True):
-            row = seed_comparison(session, created=T0 + timedelta(hours=hours), prompt="row")
+            row = seed_comparison(
+                session, created=T0 + timedelta(hours=hours), prompt="row", batch_id=batch_id
+            )
             cell.result_id = seed_result(session, row, "gpt-5-nano").id
             ids[f"row{hours - 1}"] = row.id
         old = seed_comparison(session, created=T0 - timedelta(days=1), prompt="old")
@@ -124,6 +134,60 @@ def test_the_count_stops_at_the_cap_but_always_covers_the_page(store: Store) -> 
         assert (_keys(last.entries), last.total, last.more) == ([ids["old"]], 4, True)
         whole = history_entries(session, limit=1, offset=3, count_up_to=5)
         assert (_keys(whole.entries), whole.total, whole.more) == ([ids["old"]], 4, False)
+
+
+def test_a_batch_entry_sums_up_the_answers_of_its_matching_comparisons(store: Store) -> None:
+    batch_id = plan(store, ["gpt-5-nano", "gpt-5"], rows=4)
+    # Four rows of the batch: two models each, one answer failed in rows 1 and 3, a
+    # price on most answers; row 4 was deleted. Then a comparison of Run's own.
+    rows = [
+        (("gpt-5", "completed", 3), ("gpt-5-nano", "failed", None)),
+        (("gpt-5", "completed", 5), ("gpt-5-nano", "completed", 1)),
+        (("gpt-5-nano", "completed", 2), ("gpt-5", "failed", 4)),
+        (("gpt-5", "completed", 9), ("gpt-5-nano", "completed", 9)),
+    ]
+    with store.session() as session, session.begin():
+        for hour, answers in enumerate(rows):
+            row = seed_comparison(
+                session, created=T0 + timedelta(hours=hour), prompt="row", batch_id=batch_id
+            )
+            for model, status, price in answers:
+                seed_result(session, row, model, status=status).price_tokens = price
+            if hour == 3:
+                row.deleted_utc = T0
+        own = seed_comparison(session, created=T0 + timedelta(hours=9), prompt="own")
+        seed_result(session, own, "gpt-5")
+        title = session.scalar(sa.select(BatchRow.title).where(BatchRow.id == batch_id))
+    with store.session() as session:
+        every = history_entries(session).entries
+        # Only rows with a failed gpt-5 answer match: row 3, with both of its answers.
+        failed = history_entries(
+            session, HistoryFilter(models=("gpt-5",), statuses=("failed",))
+        ).entries
+    assert [type(e).__name__ for e in every] == ["ComparisonRow", "BatchEntry"]
+    assert every[1] == BatchEntry(
+        batch_id=batch_id,
+        title=title,
+        latest_at=every[1].latest_at,
+        comparisons=3,
+        models=(("elumenta", "gpt-5"), ("elumenta", "gpt-5-nano")),
+        answers=6,
+        not_completed=2,
+        cost=15,
+    )
+    assert every[1].latest_at == T0 + timedelta(hours=2)
+    assert failed == [
+        BatchEntry(
+            batch_id=batch_id,
+            title=title,
+            latest_at=T0 + timedelta(hours=2),
+            comparisons=1,
+            models=(("elumenta", "gpt-5-nano"), ("elumenta", "gpt-5")),
+            answers=2,
+            not_completed=1,
+            cost=6,
+        )
+    ]
 
 
 def test_each_entry_carries_its_own_tags_in_tag_order(store: Store) -> None:
@@ -275,7 +339,9 @@ def test_each_filter_shape_is_built_once_and_every_viewer_keeps_their_own(store:
     # Other values of the same filters, another viewer: the very statements of the first
     # page that found answers, only their bound values differ.
     assert [id(s) for s in run[2]] == [id(s) for s in run[1]]
-    assert len(run[1]) == 4  # the walk, the count, answers and comparisons
+    # The walk, the count, answers and comparisons (on PostgreSQL, after the setting that
+    # keeps parallel workers out of the page's transaction).
+    assert len(run[1]) == 4 + (store.backend == "postgresql")
 
 
 def test_a_walk_that_read_every_match_needs_no_count(store: Store) -> None:
@@ -311,3 +377,22 @@ def test_the_count_among_the_newest_answers_agrees_with_the_full_count(store: St
                 assert repository._count_entries(session, flt, True, cap) == expected, cap
             counts = [s for s, _ in seen if "DISTINCT" in s]
             assert len(counts) == (statements if store.backend == "postgresql" else 1), cap
+
+
+@pytest.mark.postgres
+def test_a_page_starts_no_parallel_workers_on_postgresql() -> None:
+    # A batch's summary reads its comparisons' answers; PostgreSQL planned parallel
+    # workers for it, whose start took longer than the statement itself.
+    with postgres_schema_url() as url:
+        store = open_store(url)
+        try:
+            _seed(store)
+            with store.session() as session:
+                history_entries(session, HistoryFilter(models=("gpt-5-nano",)))
+                during = session.scalar(sa.text("SHOW max_parallel_workers_per_gather"))
+            with store.session() as session:
+                after = session.scalar(sa.text("SHOW max_parallel_workers_per_gather"))
+        finally:
+            store.close()
+    assert during == "0"
+    assert after != "0"  # the rest of the app keeps the server's setting

@@ -39,13 +39,14 @@ def _seed(store: Store) -> None:
         )
         for i in range(16):
             created = T0 + timedelta(minutes=10 * i)
+            in_batch = i % 4 == 1
             comparison = seed_comparison(
                 session,
                 created=created,
                 prompt=f"zebu question {i}" if i % 5 == 0 else f"question {i}",
                 owner="ana" if i % 3 else "bob",
+                batch_id=batch_id if in_batch else None,
             )
-            in_batch = i % 4 == 1
             models = ("gpt-5-nano",) if in_batch else ("gpt-5", "deepseek-v3")[: 1 + i % 2]
             for m, model in enumerate(models):
                 matches = (i + m) % 3 != 2

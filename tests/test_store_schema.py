@@ -29,10 +29,17 @@ from playground.store import (
 from playground.store.db import MIGRATIONS_DIR, head_revision, migrate_with_alembic
 from playground.store.eval_models import BatchCellRow
 from playground.store.fresh import SNAPSHOT, create_from_snapshot, stored_row_adder
-from playground.store.models import Base, UsageRollup, UsageTiming
+from playground.store.models import Base, Comparison, UsageRollup, UsageTiming
 from playground.store.rollups import build_sqlite_row_adder, sqlite_row_adder
 from tests.evaluation_fixtures import plan
-from tests.store_fixtures import Outcome, make_request, postgres_schema_url, record_run
+from tests.store_fixtures import (
+    Outcome,
+    make_request,
+    postgres_schema_url,
+    record_run,
+    seed_comparison,
+    seed_result,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +60,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, bool]]] = {
         ("workspace_id", True),
         ("visibility", False),
         ("share_token", True),
+        ("batch_id", True),
     ],
     "comparison_tags": [("comparison_id", False), ("tag", False)],
     "results": [
@@ -232,6 +240,8 @@ EXPECTED_INDEXES: dict[str, dict[str, list[str]]] = {
         "ix_comparisons_deleted_utc": ["deleted_utc"],
         "ix_comparisons_workspace": ["workspace_id"],
         "ix_comparisons_share_token": ["share_token"],
+        "ix_comparisons_batched": ["id", "batch_id"],
+        "ix_comparisons_batch_id": ["batch_id", "id"],
     },
     "comparison_tags": {"ix_comparison_tags_tag": ["tag", "comparison_id"]},
     "results": {
@@ -386,7 +396,7 @@ def test_reopening_is_a_no_op_at_head(store_url: str) -> None:
     open_store(store_url).close()
     store = open_store(store_url)
     with store.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0013"
+        assert MigrationContext.configure(connection).get_current_revision() == "0014"
     store.close()
 
 
@@ -683,3 +693,43 @@ def _the_function_comes_and_goes(store_url: str) -> None:
     assert not has_function()
     open_store(store_url).close()
     assert has_function()
+
+
+def test_0014_gives_each_comparison_the_batch_of_its_answers_cells(store_url: str) -> None:
+    # History built before 0014: batch comparisons known only through their answers' cells.
+    store = open_store(store_url)
+    first = plan(store, ["gpt-5-nano", "gpt-5"], rows=1)
+    second = plan(store, ["gpt-5-nano"], rows=1)
+    with store.session() as session, session.begin():
+        cells = {
+            (c.batch_id, c.model): c
+            for c in session.scalars(
+                sa.select(BatchCellRow).where(BatchCellRow.batch_id.in_([first, second]))
+            )
+        }
+        # Answers in both batches' cells (a cached answer of the second one, say): the
+        # lowest batch, as History's look-up through the cells showed it.
+        both = seed_comparison(session, prompt="both")
+        cells[(second, "gpt-5-nano")].result_id = seed_result(session, both, "gpt-5-nano").id
+        cells[(first, "gpt-5")].result_id = seed_result(session, both, "gpt-5").id
+        only_first = seed_comparison(session, prompt="first")
+        cells[(first, "gpt-5-nano")].result_id = seed_result(session, only_first, "gpt-5-nano").id
+        plain = seed_comparison(session, prompt="plain")
+        seed_result(session, plain, "gpt-5")
+        ids = {"both": both.id, "first": only_first.id, "plain": plain.id}
+    store.close()
+    _downgrade(store_url, "0013")
+
+    store = open_store(store_url)
+    with store.session() as session:
+        batches = dict(
+            session.execute(
+                sa.select(Comparison.id, Comparison.batch_id).where(Comparison.id.in_(ids.values()))
+            ).all()
+        )
+    store.close()
+    assert {name: batches[i] for name, i in ids.items()} == {
+        "both": first,
+        "first": first,
+        "plain": None,
+    }

@@ -392,7 +392,9 @@ class BatchJob:
             providers=self._providers_factory(),
             # The batch owner's: answers count toward their spend and history, and the
             # response cache reuses only their own earlier answers (hosted mode).
-            recorder=BatchRecorder(self._store, self._catalog, self.cell_values, owner=owner),
+            recorder=BatchRecorder(
+                self._store, self._catalog, self.cell_values, batch_id=self.batch_id, owner=owner
+            ),
             owner=owner,
             spending=None
             if owner is None

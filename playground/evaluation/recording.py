@@ -261,9 +261,12 @@ class BatchRecorder(StoreRecorder):
         catalog: Catalog,
         cell_values: CellValues,
         *,
+        batch_id: int,
         owner: str | None = None,
     ) -> None:
-        super().__init__(store.engine, catalog.cost_of, owner=owner, writes=store.writes)
+        super().__init__(
+            store.engine, catalog.cost_of, owner=owner, writes=store.writes, batch_id=batch_id
+        )
         self._cell_values = cell_values
         self._expected: dict[int, list[RunningCell]] = {}
         self._by_comparison: dict[int, list[RunningCell]] = {}

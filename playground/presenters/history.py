@@ -172,9 +172,9 @@ def _batch_row(entry: BatchEntry, titles: Mapping[str, ModelOption]) -> tuple[ob
     for provider, model in entry.models:
         option = titles.get(option_key(provider, model))
         names.append(option.name if option else model)
-    failed = sum(1 for status in entry.statuses if status != "completed")
+    failed = entry.not_completed
     rows = f"{entry.comparisons} row{'' if entry.comparisons == 1 else 's'}"
-    answers = f"{len(entry.statuses)} answers" + (f", {failed} not completed" if failed else "")
+    answers = f"{entry.answers} answers" + (f", {failed} not completed" if failed else "")
     return (
         entry.latest_at.astimezone(UTC).replace(tzinfo=None),
         f"Batch #{entry.batch_id} {entry.title}".strip(),

@@ -1,4 +1,4 @@
-"""The History page's walk and count statements, built once per filter shape.
+"""The History page's walk, count and batch statements, built once per filter shape.
 
 Building a statement and its cache key costs more than SQLite takes to run a page's
 statements, so each shape (:class:`~playground.store.filters.FilterShape`) is built once and
@@ -10,29 +10,26 @@ shape's conditions, like every other filter.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from playground.store.eval_models import BatchCellRow
 from playground.store.filters import FilterShape, shaped_conditions
 from playground.store.models import Comparison, Result
 
 _RESULTS = cast(sa.Table, Result.__table__)
 _COMPARISONS = cast(sa.Table, Comparison.__table__)
-_BATCH_ANSWERS = _RESULTS.alias("batch_answers")
-_BATCH_CELLS = cast(sa.Table, BatchCellRow.__table__)
-_BATCH_OF = sa.select(sa.func.min(_BATCH_CELLS.c.batch_id)).select_from(
-    _BATCH_ANSWERS.join(_BATCH_CELLS, _BATCH_CELLS.c.result_id == _BATCH_ANSWERS.c.id)
-)
+_BATCHED = _COMPARISONS.alias("batched")
+_BATCH_OF = sa.select(_BATCHED.c.batch_id).where(_BATCHED.c.batch_id.is_not(None))
 
 
 def batch_of(comparison_id: sa.ColumnExpressionArgument[int]) -> ColumnElement[int | None]:
-    """The batch whose cells the comparison ``comparison_id`` answers (the lowest batch id
-    among its answers' cells), or NULL: a scalar subquery the database runs per row,
-    through the ``results`` comparison index and the ``batch_cells`` result index."""
-    return _BATCH_OF.where(_BATCH_ANSWERS.c.comparison_id == comparison_id).scalar_subquery()
+    """The batch that ran the comparison ``comparison_id``, or NULL: a scalar subquery the
+    database runs per row, one probe of the index that holds batch comparisons alone
+    (``ix_comparisons_batched``), so a comparison Run made costs a page or two at most."""
+    return _BATCH_OF.where(_BATCHED.c.id == comparison_id).scalar_subquery()
 
 
 @functools.cache
@@ -42,8 +39,8 @@ def walk_statement(shape: FilterShape, continued: bool) -> sa.Select[*tuple[Any,
     Reads the next ``walk_chunk`` matching answers in (creation time, id) order, newest
     first (``continued``: those before ``walk_after_created``, ``walk_after_id``), through
     the time-ordered ``results`` indexes alone, and returns one row per comparison among
-    them: its id, creation time and batch (looked up once per comparison, not per answer),
-    with on every row how many answers were read and the last one's time and id.
+    them: its id, creation time and batch, with on every row how many answers were read
+    and the last one's time and id.
     """
     results = _RESULTS.c
     step = shaped_conditions(shape, cast(type[Result], results))
@@ -65,7 +62,7 @@ def walk_statement(shape: FilterShape, continued: bool) -> sa.Select[*tuple[Any,
     return sa.select(
         comparisons.id,
         comparisons.created_utc,
-        batch_of(comparisons.id),
+        comparisons.batch_id,
         sa.select(sa.func.count()).select_from(walked).scalar_subquery(),
         last.scalar_subquery(),
         last.with_only_columns(walked.c.id).scalar_subquery(),
@@ -116,3 +113,71 @@ def count_statement(
     if answers is not None:
         read = sa.select(sa.func.count()).select_from(answers).scalar_subquery()
     return sa.select(sa.func.count(), entries, read).select_from(keyed)
+
+
+_ENTRY_BATCHES = _COMPARISONS.alias("entry_batches")
+ENTRY_ANSWERS = _RESULTS.alias("entry_answers")
+"""The answers :func:`batch_summary` reads: its conditions are on this alias."""
+
+
+@functools.cache
+def batch_summary_statement(shape: FilterShape) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """:func:`batch_summary` for a filter of ``shape`` (its values bound when it runs)."""
+    return batch_summary(shaped_conditions(shape, cast(type[Result], ENTRY_ANSWERS.c)))
+
+
+def batch_summary(
+    conditions: Sequence[ColumnElement[bool]],
+) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """What the History page shows of the batches ``entry_batches`` (an expanding bound
+    parameter): of each one's comparisons with an answer meeting ``conditions`` (on
+    :data:`ENTRY_ANSWERS`), all the answers, summed up.
+
+    One row per batch and model: the batch, provider and model, the first answer's id
+    (the models' order), how many answers, how many did not complete, the latest one's
+    time, the cost and how many answers had one; then one row per batch with NULL
+    provider and model and how many comparisons. The database reads each answer of the
+    batches' comparisons once (through the index of batch comparisons, then each one's
+    answers), telling which comparisons match on the way: what it costs follows the
+    batches' size, not how many answers the filter matches in all.
+    """
+    batched = _ENTRY_BATCHES.c
+    answer = ENTRY_ANSWERS.c
+    meets = sa.case((sa.and_(*conditions), 1), else_=0) if conditions else sa.literal(1)
+    answers = (
+        sa.select(
+            batched.batch_id,
+            answer.id,
+            answer.comparison_id,
+            answer.provider,
+            answer.model,
+            answer.status,
+            answer.price_tokens,
+            answer.created_utc,
+            sa.func.max(meets).over(partition_by=answer.comparison_id).label("matches"),
+        )
+        .select_from(_ENTRY_BATCHES.join(ENTRY_ANSWERS, answer.comparison_id == batched.id))
+        .where(batched.batch_id.in_(sa.bindparam("entry_batches", expanding=True)))
+        .subquery("batch_answers")
+    )
+    matching = sa.select(answers).where(answers.c.matches == 1).cte("matching_answers")
+    a = matching.c
+    by_model = sa.select(
+        a.batch_id,
+        a.provider,
+        a.model,
+        sa.func.min(a.id),
+        sa.func.count(),
+        sa.func.sum(sa.case((a.status != "completed", 1), else_=0)),
+        sa.func.max(a.created_utc),
+        sa.func.sum(a.price_tokens),
+        sa.func.count(a.price_tokens),
+    ).group_by(a.batch_id, a.provider, a.model)
+    by_batch = sa.select(
+        a.batch_id,
+        sa.null(),
+        sa.null(),
+        sa.func.count(sa.distinct(a.comparison_id)),
+        *(sa.null() for _ in range(5)),
+    ).group_by(a.batch_id)
+    return sa.union_all(by_model, by_batch)

@@ -82,6 +82,13 @@ class Shared:
     visibility: Mapped[str] = mapped_column(sa.String(16), server_default="private")
 
 
+# The condition of the partial indexes that hold batch comparisons alone.
+_BATCH_COMPARISONS_ONLY: dict[str, Any] = {
+    "sqlite_where": sa.text("batch_id IS NOT NULL"),
+    "postgresql_where": sa.text("batch_id IS NOT NULL"),
+}
+
+
 class Comparison(Shared, Base):
     """One press of Run: the prompt, shared params and metadata; targets live in results."""
 
@@ -103,6 +110,10 @@ class Comparison(Shared, Base):
     deleted_utc: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # The unguessable part of a share link (hosted mode): an id alone never opens a comparison.
     share_token: Mapped[str | None] = mapped_column(sa.String(64))
+    # The evaluation batch that ran it (migration 0014), NULL for a press of Run. No
+    # foreign key, as for workspace_id: batches are never deleted, and SQLite would have
+    # to copy this table to add one.
+    batch_id: Mapped[int | None] = mapped_column(sa.Integer)
 
     tags: Mapped[list[ComparisonTag]] = relationship(
         back_populates="comparison",
@@ -124,6 +135,10 @@ class Comparison(Shared, Base):
         sa.Index("ix_comparisons_deleted_utc", "deleted_utc"),
         sa.Index("ix_comparisons_workspace", "workspace_id"),
         sa.Index("ix_comparisons_share_token", "share_token", unique=True),
+        # Which of some comparisons a batch ran, one index probe each (History's walk and
+        # count), and a batch's comparisons; both hold batch comparisons only.
+        sa.Index("ix_comparisons_batched", "id", "batch_id", **_BATCH_COMPARISONS_ONLY),
+        sa.Index("ix_comparisons_batch_id", "batch_id", "id", **_BATCH_COMPARISONS_ONLY),
     )
 
 

@@ -117,6 +117,7 @@ class StoreRecorder:
     ``writes``: how long writes wait for a database that went away, and the spool for
     answers when it stays away longer (the store's ``writes``; without one, nothing is
     spooled and the write raises :class:`StoreUnavailableError`).
+    ``batch_id``: the evaluation batch that runs every comparison this recorder stores.
     """
 
     def __init__(
@@ -128,8 +129,11 @@ class StoreRecorder:
         writes: WritePolicy | None = None,
         before_start: Callable[[Session], None] | None = None,
         after_start: Callable[[Session, int], None] | None = None,
+        batch_id: int | None = None,
     ) -> None:
         self._engine = engine
+        # The evaluation batch whose comparisons these are (History shows them as its entry).
+        self._batch_id = batch_id
         self._cost_of = catalog_cost_lookup or (lambda _model: None)
         self._owner = owner
         self._writes = writes or WritePolicy()
@@ -380,6 +384,7 @@ class StoreRecorder:
                 "use_cache": request.use_cache,
                 "prompt_text": prompt_text(request.system_prompt, request.messages),
                 "prompt_hash": prompt_hash(request.system_prompt, request.messages),
+                "batch_id": self._batch_id,
             },
         ).scalar_one()
         rows = []

@@ -25,8 +25,14 @@ from playground.principal import Principal, can_view
 from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul
-from playground.store.entry_statements import batch_of, count_statement, walk_statement
-from playground.store.eval_models import BatchCellRow, BatchRow
+from playground.store.entry_statements import (
+    ENTRY_ANSWERS,
+    batch_summary,
+    batch_summary_statement,
+    count_statement,
+    walk_statement,
+)
+from playground.store.eval_models import BatchRow
 from playground.store.filters import (
     FilterShape,
     HistoryFilter,
@@ -255,8 +261,10 @@ class BatchEntry:
     """How many of the batch's comparisons (one per dataset row and version) match."""
     models: tuple[tuple[str, str], ...]
     """(provider, model) of its answers, in first-seen order."""
-    statuses: tuple[str, ...]
-    """The status of every matching answer."""
+    answers: int
+    """How many answers those comparisons hold."""
+    not_completed: int
+    """How many of those answers did not complete (failed, stopped, partial…)."""
     cost: int | None
     """Billing tokens its matching answers spent (``None``: none is known)."""
 
@@ -264,36 +272,20 @@ class BatchEntry:
 ListEntry = ComparisonRow | BatchEntry
 
 
-def _comparison_batches() -> sa.Subquery:
-    """Comparison id → the batch whose cells it answers (a batch's rows are comparisons)."""
-    return (
-        sa.select(
-            Result.comparison_id.label("comparison_id"),
-            sa.func.min(BatchCellRow.batch_id).label("batch_id"),
-        )
-        .join(BatchCellRow, BatchCellRow.result_id == Result.id)
-        .group_by(Result.comparison_id)
-        .subquery()
-    )
-
-
 def _entry_groups(
     session: Session, flt: HistoryFilter | None, batches: bool
 ) -> tuple[Any, Any, Any]:
     """Matching comparisons grouped into entries: a batch's under its id (> 0), any other
     under minus its own id; with the group key and latest-creation columns."""
-    batch_of = _comparison_batches()
-    group = sa.func.coalesce(batch_of.c.batch_id, -Comparison.id).label("entry")
+    group = sa.func.coalesce(Comparison.batch_id, -Comparison.id).label("entry")
     latest = sa.func.max(Comparison.created_utc).label("latest")
     query = (
         sa.select(group, latest)
-        .select_from(Comparison)
-        .outerjoin(batch_of, batch_of.c.comparison_id == Comparison.id)
         .where(Comparison.id.in_(_matching_comparisons(session, flt)))
         .group_by(group)
     )
     if not batches:
-        query = query.where(batch_of.c.batch_id.is_(None))
+        query = query.where(Comparison.batch_id.is_(None))
     return query, group, latest
 
 
@@ -332,6 +324,7 @@ def history_entries(
     search, page and count come from the newest matching answers, read in growing steps
     until both are known (:func:`_newest_search_entries`): the same bound.
     """
+    _without_parallel_workers(session)
     cap = max(count_up_to, offset + limit)
     if flt is not None and flt.search:
         walk = _newest_search_entries(session, flt, batches, offset + limit, count_up_to=cap)
@@ -350,6 +343,18 @@ def history_entries(
         # The walk saw every entry up to this page's: the count never ends before it.
         total = max(total, len(walk.keys))
     return EntryPage(_entries(session, flt, walk.keys[offset : offset + limit]), total, more)
+
+
+def _without_parallel_workers(session: Session) -> None:
+    """On PostgreSQL, no parallel workers for the rest of this transaction: a page's
+    statements each read a few hundred index entries, and starting workers for one (the
+    planner does for a batch's summary, which reads every answer of its comparisons)
+    took longer than running it (3 of 5 ms), while other users' pages wait for the cores."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_NO_PARALLEL_WORKERS)
+
+
+_NO_PARALLEL_WORKERS = sa.text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def _count_entries(
@@ -427,7 +432,7 @@ def _entries(session: Session, flt: HistoryFilter | None, keys: list[int]) -> li
         plain = {c.id: list_row(c, search=True) for c in _load_comparisons(session, ids)}
     else:
         plain = load_rows(session, ids)
-    in_batches = {k: _batch_entry(session, flt, k) for k in keys if k > 0}
+    in_batches = _batch_entries(session, flt, [k for k in keys if k > 0])
     return [plain[-k] if k < 0 else in_batches[k] for k in keys]
 
 
@@ -527,7 +532,7 @@ def _newest_search_entries(
             sa.select(
                 Comparison.id,
                 Comparison.created_utc,
-                batch_of(Comparison.id),
+                Comparison.batch_id,
                 sa.select(sa.func.count()).select_from(walked).scalar_subquery(),
                 last.scalar_subquery(),
             ).where(Comparison.id.in_(sa.select(walked.c.comparison_id)))
@@ -784,36 +789,71 @@ def _params_reader() -> Callable[[str], GenerationParams]:
     return params_of
 
 
-def _batch_entry(session: Session, flt: HistoryFilter | None, batch_id: int) -> BatchEntry:
-    batch_of = _comparison_batches()
-    compared = (
-        sa.select(Comparison.id)
-        .join(batch_of, batch_of.c.comparison_id == Comparison.id)
-        .where(
-            batch_of.c.batch_id == batch_id,
-            Comparison.id.in_(_matching_comparisons(session, flt)),
+def _batch_entries(
+    session: Session, flt: HistoryFilter | None, batch_ids: list[int]
+) -> dict[int, BatchEntry]:
+    """The entries of the batches ``batch_ids``: each one's comparisons with a matching
+    answer, and all their answers, summed up by the database for a page's batches (a
+    batch holds hundreds of comparisons: fetching their answers took longer than the rest
+    of the page); see :func:`batch_summary`."""
+    if not batch_ids:
+        return {}
+    flt = flt or HistoryFilter()
+    values: dict[str, Any] = {"entry_batches": batch_ids}
+    if flt.search:
+        dialect = session.get_bind().dialect.name
+        found = sa.select(Result.id).where(*result_conditions(flt, dialect))
+        statement = batch_summary([ENTRY_ANSWERS.c.id.in_(found.correlate(None))])
+    else:
+        statement = batch_summary_statement(filter_shape(flt))
+        values.update(filter_values(flt))
+    rows = session.execute(statement, values).all()
+    titles = {
+        row.id: row.title
+        for row in session.execute(
+            sa.select(BatchRow.id, BatchRow.title).where(BatchRow.id.in_(batch_ids))
         )
-    )
-    rows = session.execute(
-        sa.select(
-            Result.provider, Result.model, Result.status, Result.price_tokens, Result.created_utc
+    }
+    sums = {batch_id: _BatchSums() for batch_id in batch_ids}
+    for batch_id, provider, model, first, count, failed, latest, cost, costed in rows:
+        summed = sums[batch_id]
+        if model is None:  # the batch's own row: how many comparisons
+            summed.comparisons = int(first)
+            continue
+        summed.models.append((int(first), provider, model))
+        summed.answers += int(count)
+        summed.not_completed += int(failed or 0)
+        summed.latest = latest if summed.latest is None else max(summed.latest, latest)
+        summed.cost += int(cost or 0)
+        summed.costed += int(costed)
+    return {
+        batch_id: BatchEntry(
+            batch_id=batch_id,
+            title=titles.get(batch_id) or "",
+            latest_at=summed.latest or datetime.now(UTC),
+            comparisons=summed.comparisons,
+            models=tuple((provider, model) for _, provider, model in sorted(summed.models)),
+            answers=summed.answers,
+            not_completed=summed.not_completed,
+            cost=summed.cost if summed.costed else None,
         )
-        .where(Result.comparison_id.in_(compared))
-        .order_by(Result.id)
-    ).all()
-    costs = [r.price_tokens for r in rows if r.price_tokens is not None]
-    title = session.scalar(sa.select(BatchRow.title).where(BatchRow.id == batch_id)) or ""
-    return BatchEntry(
-        batch_id=batch_id,
-        title=title,
-        latest_at=max((r.created_utc for r in rows), default=datetime.now(UTC)),
-        comparisons=int(
-            session.scalar(sa.select(sa.func.count()).select_from(compared.subquery())) or 0
-        ),
-        models=tuple(dict.fromkeys((r.provider, r.model) for r in rows)),
-        statuses=tuple(r.status for r in rows),
-        cost=sum(costs) if costs else None,
-    )
+        for batch_id, summed in sums.items()
+    }
+
+
+@dataclass
+class _BatchSums:
+    """A batch's entry as its summary rows add up (see :func:`batch_summary`)."""
+
+    comparisons: int = 0
+    answers: int = 0
+    not_completed: int = 0
+    latest: datetime | None = None
+    cost: int = 0
+    costed: int = 0
+    """How many answers had a cost."""
+    models: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
+    """(first answer's id, provider, model) of each model."""
 
 
 def _matching_comparisons(session: Session, flt: HistoryFilter | None) -> sa.Select[int]:
