@@ -116,51 +116,77 @@ def count_statement(
 
 
 _ENTRY_BATCHES = _COMPARISONS.alias("entry_batches")
-ENTRY_ANSWERS = _RESULTS.alias("entry_answers")
-"""The answers :func:`batch_summary` reads: its conditions are on this alias."""
+_ENTRY_ANSWERS = _RESULTS.alias("entry_answers")
+_ENTRY_BATCH_IDS: sa.BindParameter[list[int]] = sa.bindparam("entry_batches", expanding=True)
+_SUMMED_COLUMNS = (
+    _ENTRY_BATCHES.c.batch_id,
+    _ENTRY_ANSWERS.c.id,
+    _ENTRY_ANSWERS.c.comparison_id,
+    _ENTRY_ANSWERS.c.provider,
+    _ENTRY_ANSWERS.c.model,
+    _ENTRY_ANSWERS.c.status,
+    _ENTRY_ANSWERS.c.price_tokens,
+    _ENTRY_ANSWERS.c.created_utc,
+)
 
 
 @functools.cache
 def batch_summary_statement(shape: FilterShape) -> sa.CompoundSelect[*tuple[Any, ...]]:
-    """:func:`batch_summary` for a filter of ``shape`` (its values bound when it runs)."""
-    return batch_summary(shaped_conditions(shape, cast(type[Result], ENTRY_ANSWERS.c)))
-
-
-def batch_summary(
-    conditions: Sequence[ColumnElement[bool]],
-) -> sa.CompoundSelect[*tuple[Any, ...]]:
     """What the History page shows of the batches ``entry_batches`` (an expanding bound
-    parameter): of each one's comparisons with an answer meeting ``conditions`` (on
-    :data:`ENTRY_ANSWERS`), all the answers, summed up.
+    parameter) under a filter of ``shape`` (its values bound when it runs): of each
+    batch's comparisons with a matching answer, all the answers, summed up
+    (:func:`_summed`).
 
-    One row per batch and model: the batch, provider and model, the first answer's id
-    (the models' order), how many answers, how many did not complete, the latest one's
-    time, the cost and how many answers had one; then one row per batch with NULL
-    provider and model and how many comparisons. The database reads each answer of the
-    batches' comparisons once (through the index of batch comparisons, then each one's
-    answers), telling which comparisons match on the way: what it costs follows the
-    batches' size, not how many answers the filter matches in all.
+    A filter on models or statuses matches a few answers of a batch: the comparisons are
+    found through the filter's own index (:func:`batch_summary_of_matches`). Any other
+    filter matches most of them: the database reads each answer of the batches'
+    comparisons once, through the index of batch comparisons, and tells on the way which
+    comparisons match (a window over each comparison's answers).
     """
+    if shape.models or shape.statuses:
+        return batch_summary_of_matches(shaped_conditions(shape))
     batched = _ENTRY_BATCHES.c
-    answer = ENTRY_ANSWERS.c
+    answer = _ENTRY_ANSWERS.c
+    conditions = shaped_conditions(shape, cast(type[Result], answer))
     meets = sa.case((sa.and_(*conditions), 1), else_=0) if conditions else sa.literal(1)
     answers = (
         sa.select(
-            batched.batch_id,
-            answer.id,
-            answer.comparison_id,
-            answer.provider,
-            answer.model,
-            answer.status,
-            answer.price_tokens,
-            answer.created_utc,
+            *_SUMMED_COLUMNS,
             sa.func.max(meets).over(partition_by=answer.comparison_id).label("matches"),
         )
-        .select_from(_ENTRY_BATCHES.join(ENTRY_ANSWERS, answer.comparison_id == batched.id))
-        .where(batched.batch_id.in_(sa.bindparam("entry_batches", expanding=True)))
+        .select_from(_ENTRY_BATCHES.join(_ENTRY_ANSWERS, answer.comparison_id == batched.id))
+        .where(batched.batch_id.in_(_ENTRY_BATCH_IDS))
         .subquery("batch_answers")
     )
-    matching = sa.select(answers).where(answers.c.matches == 1).cte("matching_answers")
+    return _summed(sa.select(answers).where(answers.c.matches == 1).cte("matching_answers"))
+
+
+def batch_summary_of_matches(
+    conditions: Sequence[ColumnElement[bool]],
+) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """:func:`batch_summary_statement`'s rows for the comparisons of the batches
+    ``entry_batches`` with an answer meeting ``conditions`` (on ``results``), found by
+    those conditions (through their index) among the batches' comparisons."""
+    results = _RESULTS.c
+    batched = _ENTRY_BATCHES.c
+    answer = _ENTRY_ANSWERS.c
+    in_batches = sa.select(_COMPARISONS.c.id).where(_COMPARISONS.c.batch_id.in_(_ENTRY_BATCH_IDS))
+    matched = sa.select(results.comparison_id).where(
+        *conditions, results.comparison_id.in_(in_batches)
+    )
+    answers = (
+        sa.select(*_SUMMED_COLUMNS)
+        .select_from(_ENTRY_BATCHES.join(_ENTRY_ANSWERS, answer.comparison_id == batched.id))
+        .where(batched.batch_id.in_(_ENTRY_BATCH_IDS), batched.id.in_(matched))
+    )
+    return _summed(answers.cte("matching_answers"))
+
+
+def _summed(matching: sa.CTE) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """The ``matching`` answers summed up: one row per batch and model (the batch,
+    provider and model, the first answer's id for the models' order, how many answers,
+    how many did not complete, the latest one's time, the cost and how many answers had
+    one); then one row per batch with NULL provider and model and how many comparisons."""
     a = matching.c
     by_model = sa.select(
         a.batch_id,

@@ -26,8 +26,7 @@ from playground.providers.base import GenerationParams, Message, Role
 from playground.results import CompareRequest, ModelResult, ModelTarget, ResultStatus
 from playground.safe_text import reject_nul
 from playground.store.entry_statements import (
-    ENTRY_ANSWERS,
-    batch_summary,
+    batch_summary_of_matches,
     batch_summary_statement,
     count_statement,
     walk_statement,
@@ -795,15 +794,14 @@ def _batch_entries(
     """The entries of the batches ``batch_ids``: each one's comparisons with a matching
     answer, and all their answers, summed up by the database for a page's batches (a
     batch holds hundreds of comparisons: fetching their answers took longer than the rest
-    of the page); see :func:`batch_summary`."""
+    of the page); see :func:`batch_summary_statement`."""
     if not batch_ids:
         return {}
     flt = flt or HistoryFilter()
     values: dict[str, Any] = {"entry_batches": batch_ids}
     if flt.search:
         dialect = session.get_bind().dialect.name
-        found = sa.select(Result.id).where(*result_conditions(flt, dialect))
-        statement = batch_summary([ENTRY_ANSWERS.c.id.in_(found.correlate(None))])
+        statement = batch_summary_of_matches(result_conditions(flt, dialect))
     else:
         statement = batch_summary_statement(filter_shape(flt))
         values.update(filter_values(flt))
