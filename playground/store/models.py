@@ -82,11 +82,10 @@ class Shared:
     visibility: Mapped[str] = mapped_column(sa.String(16), server_default="private")
 
 
-# The condition of the partial indexes that hold batch comparisons alone.
-_BATCH_COMPARISONS_ONLY: dict[str, Any] = {
-    "sqlite_where": sa.text("batch_id IS NOT NULL"),
-    "postgresql_where": sa.text("batch_id IS NOT NULL"),
-}
+# The condition of the partial indexes that hold batch comparisons alone. Migration 0014
+# makes them partial on PostgreSQL too; a ``postgresql_where`` here would load
+# SQLAlchemy's PostgreSQL dialect in every process (as for ``ix_results_balance``).
+_BATCH_COMPARISONS_ONLY: dict[str, Any] = {"sqlite_where": sa.text("batch_id IS NOT NULL")}
 
 
 class Comparison(Shared, Base):
