@@ -396,3 +396,26 @@ def test_a_page_starts_no_parallel_workers_on_postgresql() -> None:
             store.close()
     assert during == "0"
     assert after != "0"  # the rest of the app keeps the server's setting
+
+
+def test_a_batch_entry_sums_only_the_comparisons_its_viewer_may_see(store: Store) -> None:
+    batch_id = plan(store, ["gpt-5"], rows=3)
+    with store.session() as session, session.begin():
+        for hour, owner in enumerate(("ana", "bob", "ana")):
+            row = seed_comparison(
+                session,
+                created=T0 + timedelta(hours=hour),
+                prompt="row",
+                owner=owner,
+                batch_id=batch_id,
+            )
+            seed_result(session, row, "gpt-5").price_tokens = 10**hour
+    ana = Principal(user_id=1, subject="ana", display_name="ana", role="member")
+    with store.session() as session:
+        # Both ways of summing a batch up: the window over every answer, and the
+        # filter's own index.
+        for flt in (HistoryFilter(viewer=ana), HistoryFilter(models=("gpt-5",), viewer=ana)):
+            (entry,) = history_entries(session, flt).entries
+            assert isinstance(entry, BatchEntry)
+            assert (entry.comparisons, entry.answers, entry.cost) == (2, 2, 101), flt
+            assert entry.latest_at == T0 + timedelta(hours=2)
