@@ -117,6 +117,10 @@ def count_statement(
 
 _ENTRY_BATCHES = _COMPARISONS.alias("entry_batches")
 _ENTRY_ANSWERS = _RESULTS.alias("entry_answers")
+# Each batch comparison with its answers: what both summaries read.
+_ENTRY_BATCH_ANSWERS = _ENTRY_BATCHES.join(
+    _ENTRY_ANSWERS, _ENTRY_ANSWERS.c.comparison_id == _ENTRY_BATCHES.c.id
+)
 _ENTRY_BATCH_IDS: sa.BindParameter[list[int]] = sa.bindparam("entry_batches", expanding=True)
 _SUMMED_COLUMNS = (
     _ENTRY_BATCHES.c.batch_id,
@@ -154,7 +158,7 @@ def batch_summary_statement(shape: FilterShape) -> sa.CompoundSelect[*tuple[Any,
             *_SUMMED_COLUMNS,
             sa.func.max(meets).over(partition_by=answer.comparison_id).label("matches"),
         )
-        .select_from(_ENTRY_BATCHES.join(_ENTRY_ANSWERS, answer.comparison_id == batched.id))
+        .select_from(_ENTRY_BATCH_ANSWERS)
         .where(batched.batch_id.in_(_ENTRY_BATCH_IDS))
         .subquery("batch_answers")
     )
@@ -169,14 +173,13 @@ def batch_summary_of_matches(
     those conditions (through their index) among the batches' comparisons."""
     results = _RESULTS.c
     batched = _ENTRY_BATCHES.c
-    answer = _ENTRY_ANSWERS.c
     in_batches = sa.select(_COMPARISONS.c.id).where(_COMPARISONS.c.batch_id.in_(_ENTRY_BATCH_IDS))
     matched = sa.select(results.comparison_id).where(
         *conditions, results.comparison_id.in_(in_batches)
     )
     answers = (
         sa.select(*_SUMMED_COLUMNS)
-        .select_from(_ENTRY_BATCHES.join(_ENTRY_ANSWERS, answer.comparison_id == batched.id))
+        .select_from(_ENTRY_BATCH_ANSWERS)
         .where(batched.batch_id.in_(_ENTRY_BATCH_IDS), batched.id.in_(matched))
     )
     return _summed(answers.cte("matching_answers"))

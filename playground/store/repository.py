@@ -841,7 +841,7 @@ def _batch_entries(
 
 @dataclass
 class _BatchSums:
-    """A batch's entry as its summary rows add up (see :func:`batch_summary`)."""
+    """A batch's entry as its summary rows add up (see :func:`batch_summary_statement`)."""
 
     comparisons: int = 0
     answers: int = 0
