@@ -94,16 +94,62 @@ def test_providers_are_built_once_per_key(app_env: Path) -> None:
     assert runtime.get_providers(keyed) is not runtime.get_providers(demo)
 
 
-def test_the_catalog_is_reread_when_its_file_changes(app_env: Path) -> None:
-    assert runtime.get_catalog().cost_of("gpt-5") == 2
+def _catalog_costing(slug: str, cost: int) -> Path:
+    """Write the catalog file with ``slug`` at ``cost`` billing tokens; returns its path."""
     path = runtime.get_settings().resolved_catalog_path
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = json.loads(runtime.get_catalog().to_json())
-    doc["models"][5]["token_cost"] = 7
+    for model in doc["models"]:
+        if model["slug"] == slug:
+            model["token_cost"] = cost
     path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
 
-    assert runtime.get_catalog().cost_of(doc["models"][5]["slug"]) == 7
+
+def test_the_catalog_is_reread_when_its_file_changes(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runtime.get_catalog().cost_of("gpt-5") == 2
+    _catalog_costing("gpt-5", 7)
+    # Another process's change shows once the file is looked at again.
+    monkeypatch.setattr(runtime, "CATALOG_RECHECK_S", 0.0)
+
+    assert runtime.get_catalog().cost_of("gpt-5") == 7
     assert runtime.get_runner().catalog is runtime.get_catalog()
+
+
+def test_a_page_run_looks_at_the_catalog_file_at_most_once_a_second(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each look is a system call, after which a script thread under load waits for the
+    interpreter lock: a page run asks for the catalog several times."""
+    runtime.get_catalog()
+    path = _catalog_costing("gpt-5", 7)
+    looks: list[Path] = []
+    real_stat = Path.stat
+
+    def counted_stat(self: Path, **kwargs: object) -> object:
+        if self == path:
+            looks.append(self)
+        return real_stat(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "stat", counted_stat)
+    assert [runtime.get_catalog().cost_of("gpt-5") for _ in range(5)] == [2] * 5
+    assert looks == []
+    monkeypatch.setattr(runtime, "CATALOG_RECHECK_S", 0.0)
+    assert runtime.get_catalog().cost_of("gpt-5") == 7
+    assert looks
+
+
+def test_a_catalog_refresh_by_this_process_shows_at_once(with_fake: None) -> None:
+    catalog = runtime.get_catalog()
+    assert catalog.cost_of("gpt-5") == 2
+    connection = runtime.connection_from()
+    refreshed, errors = runtime.refresh_model_catalog(connection)
+
+    assert refreshed == len(catalog) and not errors
+    assert runtime.get_catalog() is not catalog
+    assert runtime.get_settings().resolved_catalog_path.exists()
 
 
 def test_the_demo_balance_is_read_on_the_runner_loop(app_env: Path) -> None:

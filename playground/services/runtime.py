@@ -11,6 +11,7 @@ import asyncio
 import gc
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,11 +53,17 @@ PROVIDER_LABELS: dict[str, str] = {
 BALANCE_TIMEOUT_S = 15.0
 CATALOG_REFRESH_TIMEOUT_S = 120.0
 MAX_PROVIDER_SETS = 32
+CATALOG_RECHECK_S = 1.0
+"""How long the catalog file is trusted unchanged: a page run asks for the catalog several
+times, and each look at the file is a system call, on which a script thread under load
+waits for the interpreter lock again (seen as a tenth of the script threads' time with 20
+users). A refresh by this process forgets it at once; another process's, within a second."""
 
 _lock = threading.RLock()
 _runner: Runner | None = None
 _settle_memory = False
 _catalog: tuple[tuple[str, int], Catalog] | None = None
+_catalog_checked_at = 0.0
 _store: Store | None = None
 _providers: OrderedDict[tuple[str, str, tuple[str, int]], dict[str, Provider]] = OrderedDict()
 
@@ -168,13 +175,29 @@ def connection_from(
 
 def get_catalog() -> Catalog:
     """The model catalog, re-read when its file changes (e.g. after a refresh)."""
-    global _catalog
+    global _catalog, _catalog_checked_at
     path = get_settings().resolved_catalog_path
+    now = time.monotonic()
+    with _lock:
+        if (
+            _catalog is not None
+            and _catalog[0][0] == str(path)
+            and now - _catalog_checked_at < CATALOG_RECHECK_S
+        ):
+            return _catalog[1]
     version = (str(path), path.stat().st_mtime_ns if path.exists() else 0)
     with _lock:
         if _catalog is None or _catalog[0] != version:
             _catalog = (version, load_catalog(path))
+        _catalog_checked_at = now
         return _catalog[1]
+
+
+def _forget_catalog() -> None:
+    """Read the catalog file again on the next :func:`get_catalog` (this process saved it)."""
+    global _catalog
+    with _lock:
+        _catalog = None
 
 
 def _catalog_version() -> tuple[str, int]:
@@ -370,6 +393,7 @@ def refresh_model_catalog(connection: Connection) -> tuple[int, dict[str, str]]:
         raise APITimeoutError("Refreshing the catalog took too long; try again.") from exc
     if len(errors) < len(catalog):
         save_catalog(refreshed, get_settings().resolved_catalog_path)
+        _forget_catalog()
     return len(catalog) - len(errors), errors
 
 
