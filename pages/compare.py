@@ -25,7 +25,7 @@ from playground.services.compare import ColumnRef
 from ui.auth import current_principal, session_connection
 from ui.columns import ColumnTools, draw_diff, draw_grid, model_title, style_answers
 from ui.compare_editor import COLUMNS, NOTICE, SCROLL, SHARE_TOKEN, SHARED, editor
-from ui.connection import BALANCE_STATE_KEY
+from ui.connection import balance_after, note_own_run
 from ui.live_column import FALLBACK, live_answer, stream_urls
 from ui.rating import rate_answer
 from ui.scroll import scroll_into_view
@@ -41,16 +41,15 @@ def stop(columns: list[ColumnRef]) -> None:
 
 def rerun(position: int) -> None:
     columns = list(st.session_state[COLUMNS])
+    connection = session_connection()
     try:
         columns[position] = compare.rerun_column(
-            columns[position],
-            session_connection(),
-            current_principal(),
-            st.session_state.get(SHARE_TOKEN),
+            columns[position], connection, current_principal(), st.session_state.get(SHARE_TOKEN)
         )
     except PlaygroundError as exc:
         st.session_state[NOTICE] = user_message(exc)
         return
+    note_own_run(st.session_state, columns[position].run_id, connection)
     st.session_state[COLUMNS] = columns
 
 
@@ -101,7 +100,7 @@ if shown and st.session_state.get(BALANCE_AFTER) != shown:
     finished = compare.column_results(shown, principal, st.session_state.get(SHARE_TOKEN))
     if finished is not None and finished[1]:
         st.session_state[BALANCE_AFTER] = list(shown)
-        st.session_state.pop(BALANCE_STATE_KEY, None)
+        balance_after(st.session_state, connection, shown, finished[0])
 editor(principal, connection, options)
 
 

@@ -407,19 +407,68 @@ def balance_line(at: AppTest) -> str:
     return line
 
 
-def test_the_balance_line_is_read_again_after_a_column_is_re_run(
+def balance_reads(fake: FakeElumenta) -> int:
+    return sum(1 for r in fake.requests if r.path.endswith("/balance"))
+
+
+def test_the_balance_line_follows_a_run_and_a_column_re_run_from_the_answers(
     with_fake: None, fake_elumenta: FakeElumenta
 ) -> None:
+    """Each answer reports the balance and quota after its charge: the finished page shows
+    them without asking the provider again (a round trip on the way to every finished
+    page)."""
     fake_elumenta.balance = 100
+    fake_elumenta.quota_hour = 50
     at = compose(open_page(), "Hello", ["elumenta:gpt-5", "elumenta:gpt-5-nano"])
     assert "balance **100**" in balance_line(at)
+    assert "**50** requests left this hour" in balance_line(at)
+    reads = balance_reads(fake_elumenta)
     click(at, "Run")
     run_until_done(at)
     assert "balance **97**" in balance_line(at)  # 2 + 1 billing tokens charged
+    assert "**48** requests left this hour" in balance_line(at)
 
     click(at, "Re-run", index=0)
     run_until_done(at)
     assert "balance **95**" in balance_line(at)
+    assert "**47** requests left this hour" in balance_line(at)
+    assert balance_reads(fake_elumenta) == reads
+
+
+def test_after_a_failed_answer_the_balance_is_read_again(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    """A failed answer reports no balance, and whether it was charged only the provider
+    knows."""
+    fake_elumenta.balance = 100
+    fake_elumenta.script("gpt-5", ModelScript(status=500, error_code="provider_error"))
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5", "elumenta:gpt-5-nano"])
+    reads = balance_reads(fake_elumenta)
+    click(at, "Run")
+    run_until_done(at)
+
+    assert balance_reads(fake_elumenta) == reads + 1
+    assert "balance **99**" in balance_line(at)
+
+
+def test_a_comparison_opened_by_link_never_stands_for_the_viewers_balance(
+    with_fake: None, fake_elumenta: FakeElumenta
+) -> None:
+    """The answers of a comparison this session did not run report someone's balance at
+    the time (a teammate's, or an old one): the viewer's own is read from the provider."""
+    fake_elumenta.balance = 100
+    at = compose(open_page(), "Hello", ["elumenta:gpt-5"])
+    click(at, "Run")
+    run_until_done(at)
+    assert "balance **98**" in balance_line(at)
+
+    fake_elumenta.balance = 500  # a top-up since
+    other = compose(open_page(), "Other", ["elumenta:gpt-5-nano"])
+    assert "balance **500**" in balance_line(other)
+    other.query_params["comparison"] = at.query_params["comparison"]
+    other.run()
+    assert done_badges(other) == 1
+    assert "balance **500**" in balance_line(other)
 
 
 def test_a_failed_column_shows_its_error_and_no_waiting_line(

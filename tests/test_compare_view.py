@@ -11,6 +11,7 @@ from playground.catalog import load_catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError, RateLimitInfo
 from playground.presenters.compare import (
+    balance_after_run,
     Composer,
     ModelOption,
     budget_summary,
@@ -165,6 +166,62 @@ class TestBudget:
             "This run sends 2 requests but only 0 are left this day: the rest will be "
             "rate-limited.",
         ]
+
+
+def answered(
+    balance: int | None,
+    hour: int | None = None,
+    *,
+    status: str = "completed",
+    provider: str = "elumenta",
+    cached: bool = False,
+) -> ModelResult:
+    """A finished answer that reported ``balance`` and ``hour`` requests left."""
+    return ModelResult(
+        index=0,
+        provider=provider,
+        model="gpt-5",
+        params=GenerationParams(),
+        request_hash="h",
+        status=status,  # type: ignore[arg-type]
+        balance_remaining=balance,
+        rate_limit=None if hour is None else RateLimitInfo(remaining_hour=hour, remaining_day=900),
+        cached=cached,
+    )
+
+
+class TestBalanceAfterRun:
+    BEFORE = Balance(100, plan="VIP", rate_limit=RateLimitInfo(remaining_hour=50, remaining_day=950))
+
+    def test_the_lowest_reported_balance_and_quota_are_the_latest(self) -> None:
+        after = balance_after_run(self.BEFORE, "elumenta", [answered(97, 48), answered(95, 47)])
+        assert after == replace(
+            self.BEFORE,
+            token_balance=95,
+            rate_limit=RateLimitInfo(remaining_hour=47, remaining_day=900),
+        )
+
+    def test_cached_answers_and_other_providers_charged_nothing(self) -> None:
+        others = [answered(3, 1, cached=True), answered(1, 1, provider="demo")]
+        assert balance_after_run(self.BEFORE, "elumenta", others) == self.BEFORE
+        mixed = [*others, answered(97, 48)]
+        assert balance_after_run(self.BEFORE, "elumenta", mixed).token_balance == 97  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize(
+        "results",
+        [
+            [answered(97, 48), answered(None, status="failed")],  # charged? only the API knows
+            [answered(97, 48), answered(96, 47, status="partial")],
+            [answered(None, 48)],  # a completed answer that reported no balance
+            [answered(97)],  # the quota was known before and no answer reported it
+        ],
+    )
+    def test_only_the_provider_can_tell(self, results: list[ModelResult]) -> None:
+        assert balance_after_run(self.BEFORE, "elumenta", results) is None
+
+    def test_no_quota_to_follow_when_none_was_known(self) -> None:
+        before = Balance(100)
+        assert balance_after_run(before, "elumenta", [answered(98)]) == Balance(98)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from playground.services import compare, runtime
 from playground.services.compare import ColumnRef
 from playground.services.runtime import Connection
 from ui.auth import current_principal, session_connection
-from ui.connection import cached_balance
+from ui.connection import cached_balance, note_own_run
 from ui.drafts import save_draft
 
 COLUMNS = "compare.columns"
@@ -73,6 +73,7 @@ def start_run() -> None:
     st.session_state[COLUMNS] = [
         ColumnRef(handle.run_id, i) for i in range(len(handle.request.targets))
     ]
+    note_own_run(st.session_state, handle.run_id, connection)
     ref = share_ref(handle.run_id, handle.comparison_id)
     st.session_state[SHARED] = ref
     st.session_state.pop(SHARE_TOKEN, None)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from playground.errors import AuthenticationError, PlaygroundError, user_message
+from playground.presenters.compare import balance_after_run
 from playground.providers.base import Balance
+from playground.results import ModelResult
 from playground.services import runtime
+from playground.services.compare import ColumnRef
 
 PROVIDER_CHOICE_KEY = "settings.provider"
 BASE_URL_KEY = "settings.base_url"
@@ -18,6 +21,9 @@ OPENAI_API_KEY_KEY = "settings.openai_api_key"
 OPENAI_MODELS_KEY = "settings.openai_models"
 BALANCE_STATE_KEY = "compare.balance"
 BALANCE_TTL_S = 60.0
+# The runs this session started, with the connection they were sent with (newest last).
+OWN_RUNS_KEY = "compare.own_runs"
+MAX_OWN_RUNS = 50
 
 
 def connection_from_state(state: Mapping[Any, Any]) -> runtime.Connection:
@@ -57,3 +63,46 @@ def cached_balance(
             error += " Check the API key in Settings."
     state[BALANCE_STATE_KEY] = (connection.fingerprint, time.monotonic(), balance, error)
     return balance, error
+
+
+def note_own_run(
+    state: MutableMapping[Any, Any], run_id: str, connection: runtime.Connection
+) -> None:
+    """Remember that this session started run ``run_id`` with ``connection``: once it has
+    finished, what its answers report may stand for the balance (:func:`balance_after`)."""
+    runs = dict(state.get(OWN_RUNS_KEY) or {})
+    runs[run_id] = connection.fingerprint
+    while len(runs) > MAX_OWN_RUNS:
+        runs.pop(next(iter(runs)))
+    state[OWN_RUNS_KEY] = runs
+
+
+def balance_after(
+    state: MutableMapping[Any, Any],
+    connection: runtime.Connection,
+    columns: Sequence[ColumnRef],
+    results: Sequence[ModelResult],
+) -> None:
+    """The session's balance once the runs behind ``columns`` have finished with
+    ``results``: the figures their answers reported when this session sent every one of
+    them with ``connection`` (no request to the provider on the way to the finished page),
+    else read again at its next use.
+
+    A comparison opened by link or from History is someone else's run, or an old one: its
+    answers' figures never stand for this session's balance.
+    """
+    cached = state.get(BALANCE_STATE_KEY)
+    own = state.get(OWN_RUNS_KEY) or {}
+    after = None
+    if (
+        cached is not None
+        and cached[0] == connection.fingerprint
+        and cached[2] is not None
+        and all(own.get(column.run_id) == connection.fingerprint for column in columns)
+    ):
+        after = balance_after_run(cached[2], connection.provider, results)
+    if after is None or cached is None:
+        state.pop(BALANCE_STATE_KEY, None)
+    else:
+        # When it was read stays: the provider is asked again a minute after that.
+        state[BALANCE_STATE_KEY] = (cached[0], cached[1], after, None)

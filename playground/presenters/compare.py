@@ -9,12 +9,12 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rapidfuzz.distance import Indel
 
-from playground.errors import InvalidRequestError
+from playground.errors import InvalidRequestError, RateLimitInfo
 from playground.providers.base import Balance, GenerationParams, Message, Provider
 from playground.results import (
     STATUS_STYLES,
@@ -201,6 +201,40 @@ def budget_summary(picked: Sequence[ModelOption], balance: Balance | None) -> st
     if balance.plan:
         parts.append(f"plan {balance.plan}")
     return " · ".join(parts)
+
+
+def balance_after_run(
+    balance: Balance, provider: str, results: Sequence[ModelResult]
+) -> Balance | None:
+    """The balance of ``provider``'s account once ``results`` have finished, from what
+    their answers reported, or ``None`` when only the provider can tell.
+
+    ``results`` must be runs this session sent with the account ``balance`` was read for,
+    after reading it: each completed answer carries the balance after its charge and the
+    quota its response left, so the lowest figures are the latest. Answers from the cache
+    (or other providers) charged nothing. An answer that did not complete may have been
+    charged without saying so, and a quota no answer reported cannot be worked out: then
+    ``None`` (read the balance again).
+    """
+    charged = [r for r in results if r.provider == provider and not r.cached]
+    if not charged:
+        return balance
+    if any(r.status != "completed" or r.balance_remaining is None for r in charged):
+        return None
+    quotas = [r.rate_limit for r in charged if r.rate_limit is not None]
+    if not quotas and balance.rate_limit is not None:
+        return None
+    return replace(
+        balance,
+        token_balance=min(r.balance_remaining for r in charged if r.balance_remaining is not None),
+        rate_limit=min(quotas, key=_quota_left) if quotas else None,
+    )
+
+
+def _quota_left(quota: RateLimitInfo) -> tuple[float, float]:
+    """Order quotas by requests left, the hour's first (an unreported figure last)."""
+    hour, day = quota.remaining_hour, quota.remaining_day
+    return (math.inf if hour is None else hour, math.inf if day is None else day)
 
 
 def row_layout(count: int, max_per_row: int = MAX_COLUMNS_PER_ROW) -> list[list[int]]:
