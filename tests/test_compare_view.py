@@ -11,9 +11,9 @@ from playground.catalog import load_catalog
 from playground.config import Settings
 from playground.errors import InvalidRequestError, RateLimitInfo
 from playground.presenters.compare import (
-    balance_after_run,
     Composer,
     ModelOption,
+    balance_after_run,
     budget_summary,
     budget_warnings,
     build_compare_request,
@@ -191,7 +191,9 @@ def answered(
 
 
 class TestBalanceAfterRun:
-    BEFORE = Balance(100, plan="VIP", rate_limit=RateLimitInfo(remaining_hour=50, remaining_day=950))
+    BEFORE = Balance(
+        100, plan="VIP", rate_limit=RateLimitInfo(remaining_hour=50, remaining_day=950)
+    )
 
     def test_the_lowest_reported_balance_and_quota_are_the_latest(self) -> None:
         after = balance_after_run(self.BEFORE, "elumenta", [answered(97, 48), answered(95, 47)])
