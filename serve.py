@@ -12,6 +12,7 @@ import streamlit as st
 
 from playground.services import runtime
 from ui.client_disconnects import MIDDLEWARE
+from ui.config_reads import read_hot_options_without_lock
 from ui.live_code import code_routes
 from ui.live_route import live_routes
 from ui.loop_wakeups import wake_loop_once_per_burst
@@ -23,6 +24,8 @@ runtime.settle_memory_when_serving()
 keep_finished_runs()
 # A page run's messages reach the event loop in bursts, not one wake-up each.
 wake_loop_once_per_burst()
+# The options read on every message do not wait for Streamlit's config lock.
+read_hot_options_without_lock()
 _base_url_path = str(st.get_option("server.baseUrlPath") or "")
 app = st.App(
     "app.py",

@@ -1,0 +1,87 @@
+"""The option-read patch (``ui/config_reads.py``): the two options Streamlit reads on every
+message are answered without its config lock, and follow every change of Streamlit's
+options; it applies to the Streamlit the app runs on.
+
+Its effect under load is measured by ``benchmarks/bench_load.py``; every browser test of
+the app runs with it (``serve.py`` applies it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit import config
+
+from ui.config_reads import HOT_OPTIONS, read_hot_options_without_lock
+
+SIZE = "global.minCachedMessageSize"
+
+
+@pytest.fixture(autouse=True)
+def patched() -> Iterator[None]:
+    read_hot_options_without_lock()
+    before = config.get_option(SIZE)
+    yield
+    config.set_option(SIZE, before)
+
+
+def read_while_the_lock_is_held(key: str) -> tuple[bool, object]:
+    """Read ``key`` on a thread while another thread holds Streamlit's config lock: whether
+    the read finished within a second, and its value."""
+    held, release = threading.Event(), threading.Event()
+    got: list[object] = []
+
+    def hold() -> None:
+        with config._config_lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait(5)
+    reader = threading.Thread(target=lambda: got.append(config.get_option(key)), daemon=True)
+    reader.start()
+    reader.join(1.0)
+    finished = not reader.is_alive()
+    release.set()
+    holder.join(5)
+    reader.join(5)
+    return finished, got[0] if got else None
+
+
+def test_the_hot_options_are_read_without_waiting_for_the_lock() -> None:
+    for key in HOT_OPTIONS:
+        config.get_option(key)  # the first read takes the lock
+    assert read_while_the_lock_is_held(SIZE) == (True, config.get_option(SIZE))
+    # Any other option still waits for the lock, as Streamlit wants.
+    assert read_while_the_lock_is_held("server.headless")[0] is False
+
+
+def test_a_set_option_is_seen_at_once() -> None:
+    assert config.get_option(SIZE) == 10_000
+    config.set_option(SIZE, 123)
+    assert config.get_option(SIZE) == 123
+    assert read_while_the_lock_is_held(SIZE) == (True, 123)
+
+
+def test_the_config_files_parsed_again_are_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config.get_option(SIZE) == 10_000
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text("[global]\nminCachedMessageSize = 777\n")
+    monkeypatch.chdir(tmp_path)
+    config.get_config_options(force_reparse=True)
+    assert config.get_option(SIZE) == 777
+    monkeypatch.undo()
+    config.get_config_options(force_reparse=True)
+    assert config.get_option(SIZE) == 10_000
+
+
+def test_patching_twice_wraps_once() -> None:
+    patched_read = config.get_option
+    read_hot_options_without_lock()
+    assert config.get_option is patched_read

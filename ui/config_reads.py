@@ -1,0 +1,75 @@
+"""Read the two Streamlit options asked for on every message without Streamlit's config lock.
+
+Streamlit (1.67) takes one process-wide lock in each ``config.get_option`` call, and asks
+for ``global.minCachedMessageSize`` on every message a script run sends (whether to cache
+it) and for ``global.appTest`` on most elements: two thirds of the app's ~2,000 option
+reads a second with 20 users streaming. A script thread that the interpreter switches out
+while it holds the lock (its switch interval is 5 ms) makes every other script thread
+that reads an option wait for it in turn: the script threads spent 29 % of their wall
+time waiting there (py-spy, ``benchmarks/bench_load.py``).
+
+:func:`read_hot_options_without_lock` answers those two options from values read once
+(under the lock) and forgotten whenever Streamlit's options change: a value set
+(``_set_option``, which ``set_option`` and the config files' parsing both go through) or
+the config files parsed again. Every other option is read as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from streamlit import config
+
+_LOGGER = logging.getLogger(__name__)
+_PATCHED = "_playground_hot_options_without_lock"
+HOT_OPTIONS = frozenset({"global.minCachedMessageSize", "global.appTest"})
+
+
+def read_hot_options_without_lock() -> None:
+    """Patch ``streamlit.config`` once per process (see the module's docstring)."""
+    if getattr(config, _PATCHED, False):
+        return
+    lock = getattr(config, "_config_lock", None)
+    set_option = getattr(config, "_set_option", None)
+    if lock is None or set_option is None or not hasattr(config, "on_config_parsed"):
+        # Another Streamlit: nothing to patch (tests/test_config_reads.py fails then).
+        _LOGGER.warning("Streamlit changed: every option read takes the config lock")
+        return
+    values: dict[str, Any] = {}
+    read = config.get_option
+
+    @functools.wraps(read)
+    def get_option(key: str) -> Any:
+        if key not in HOT_OPTIONS:
+            return read(key)
+        try:
+            return values[key]
+        except KeyError:
+            pass
+        # Read and kept under the lock: a change (which holds it) cannot come in between.
+        with lock:
+            value = values[key] = read(key)
+        return value
+
+    def forget() -> None:
+        values.clear()
+
+    config.get_option = get_option
+    config._set_option = _forgetting(set_option, forget)
+    # Called with the lock held, once the files' options are all in place.
+    config.on_config_parsed(forget, force_connect=True)
+    setattr(config, _PATCHED, True)
+
+
+def _forgetting(set_option: Callable[..., None], forget: Callable[[], None]) -> Callable[..., None]:
+    @functools.wraps(set_option)
+    def set_and_forget(key: str, value: Any, where_defined: str) -> None:
+        try:
+            set_option(key, value, where_defined)
+        finally:
+            forget()
+
+    return set_and_forget
