@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from playground.errors import PlaygroundError, user_message
@@ -11,12 +9,10 @@ from playground.services import runtime
 from playground.unsaved import banner_text, unsaved
 from ui.auth import require_principal, session_connection, sidebar_account, stop_with
 from ui.drafts import keep_drafts
+from ui.page_icon import FAVICON_URL
 
-FAVICON = Path(__file__).resolve().parent / "ui" / "favicon.svg"
-
-# A file, not ":material/…": Streamlit fetches a material favicon from fonts.gstatic.com,
-# and an internal tool asks nothing of the internet. An SVG file becomes a data: URL.
-st.set_page_config(page_title="Elumenta Playground", page_icon=FAVICON, layout="wide")
+# A data: URL built once per process (see ui/page_icon.py).
+st.set_page_config(page_title="Elumenta Playground", page_icon=FAVICON_URL, layout="wide")
 # Root-level entries of .streamlit/secrets.toml (e.g. ELUMENTA_API_KEY) become env variables.
 st.secrets.load_if_toml_exists()
 
