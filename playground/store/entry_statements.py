@@ -16,6 +16,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from playground.store.eval_models import BatchRow
 from playground.store.filters import FilterShape, shaped_conditions
 from playground.store.models import Comparison, Result
 
@@ -189,7 +190,8 @@ def _summed(matching: sa.CTE) -> sa.CompoundSelect[*tuple[Any, ...]]:
     """The ``matching`` answers summed up: one row per batch and model (the batch,
     provider and model, the first answer's id for the models' order, how many answers,
     how many did not complete, the latest one's time, the cost and how many answers had
-    one); then one row per batch with NULL provider and model and how many comparisons."""
+    one, and a NULL title); then one row per batch with NULL provider and model, how many
+    comparisons and the batch's title (no statement of its own on the way to the page)."""
     a = matching.c
     by_model = sa.select(
         a.batch_id,
@@ -201,12 +203,15 @@ def _summed(matching: sa.CTE) -> sa.CompoundSelect[*tuple[Any, ...]]:
         sa.func.max(a.created_utc),
         sa.func.sum(a.price_tokens),
         sa.func.count(a.price_tokens),
+        sa.null(),
     ).group_by(a.batch_id, a.provider, a.model)
+    title = sa.select(BatchRow.title).where(BatchRow.id == a.batch_id).scalar_subquery()
     by_batch = sa.select(
         a.batch_id,
         sa.null(),
         sa.null(),
         sa.func.count(sa.distinct(a.comparison_id)),
         *(sa.null() for _ in range(5)),
+        title,
     ).group_by(a.batch_id)
     return sa.union_all(by_model, by_batch)

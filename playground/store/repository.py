@@ -31,7 +31,6 @@ from playground.store.entry_statements import (
     count_statement,
     walk_statement,
 )
-from playground.store.eval_models import BatchRow
 from playground.store.filters import (
     FilterShape,
     HistoryFilter,
@@ -806,17 +805,13 @@ def _batch_entries(
         statement = batch_summary_statement(filter_shape(flt))
         values.update(filter_values(flt))
     rows = session.execute(statement, values).all()
-    titles = {
-        row.id: row.title
-        for row in session.execute(
-            sa.select(BatchRow.id, BatchRow.title).where(BatchRow.id.in_(batch_ids))
-        )
-    }
+    titles: dict[int, str] = {}
     sums = {batch_id: _BatchSums() for batch_id in batch_ids}
-    for batch_id, provider, model, first, count, failed, latest, cost, costed in rows:
+    for batch_id, provider, model, first, count, failed, latest, cost, costed, title in rows:
         summed = sums[batch_id]
-        if model is None:  # the batch's own row: how many comparisons
+        if model is None:  # the batch's own row: how many comparisons, and its title
             summed.comparisons = int(first)
+            titles[batch_id] = title
             continue
         summed.models.append((int(first), provider, model))
         summed.answers += int(count)
