@@ -124,5 +124,8 @@ def test_a_click_just_before_the_live_columns_end_still_adds_its_turn(
     slow_start_app_url: str, fake: FakeServerProcess
 ) -> None:
     fake.set_state(balance=10**9, quota_hour=None, quota_day=None)
-    fake.script("*", {"text": "A short answer.", "ttft_ms": 20, "delay_ms": 5})
+    # Answers that outlast the page run drawing their columns, even on a busy machine (each
+    # script runner here starts half a second late): a run already finished when the page
+    # is drawn shows no live columns to follow.
+    fake.script("*", {"text": "A short answer.", "ttft_ms": 1500, "delay_ms": 5})
     assert run_in_own_loop(click_as_the_run_ends(slow_start_app_url)) == [1, 2, 3]
