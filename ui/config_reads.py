@@ -1,17 +1,21 @@
-"""Read the two Streamlit options asked for on every message without Streamlit's config lock.
+"""Read the Streamlit options asked for on every message or page run without Streamlit's
+config lock.
 
-Streamlit (1.67) takes one process-wide lock in each ``config.get_option`` call, and asks
+Streamlit (1.67) takes one process-wide lock in each ``config.get_option`` call. It asks
 for ``global.minCachedMessageSize`` on every message a script run sends (whether to cache
-it) and for ``global.appTest`` on most elements: two thirds of the app's ~2,000 option
-reads a second with 20 users streaming. A script thread that the interpreter switches out
-while it holds the lock (its switch interval is 5 ms) makes every other script thread
-that reads an option wait for it in turn: the script threads spent 29 % of their wall
-time waiting there (py-spy, ``benchmarks/bench_load.py``).
+it), for ``global.appTest`` on most elements, and for a dozen more options once per page
+run: ~2,000 option reads a second with 20 users streaming. The lock's holders include
+each page run's theme message, which walks every option under it. A script thread that
+the interpreter switches out while it holds the lock (its switch interval is 5 ms) makes
+every other script thread that reads an option wait for it in turn: the script threads
+spent 29 % of their wall time waiting there (py-spy, ``benchmarks/bench_load.py``).
 
-:func:`read_hot_options_without_lock` answers those two options from values read once
-(under the lock) and forgotten whenever Streamlit's options change: a value set
-(``_set_option``, which ``set_option`` and the config files' parsing both go through) or
-the config files parsed again. Every other option is read as before.
+:func:`read_hot_options_without_lock` answers the options in :data:`HOT_OPTIONS` from
+values read once (under the lock) and forgotten whenever Streamlit's options change: a
+value set (``_set_option``, which ``set_option`` and the config files' parsing both go
+through) or the config files parsed again. Every other option is read as before, among
+them those whose default Streamlit works out from the environment or the working
+directory (``server.headless``, ``secrets.files``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,25 @@ from streamlit import config
 
 _LOGGER = logging.getLogger(__name__)
 _PATCHED = "_playground_hot_options_without_lock"
-HOT_OPTIONS = frozenset({"global.minCachedMessageSize", "global.appTest"})
+HOT_OPTIONS = frozenset(
+    {
+        # Every message or element.
+        "global.minCachedMessageSize",
+        "global.appTest",
+        "browser.gatherUsageStats",
+        # Every page run (values from the config files, flags or built-in defaults).
+        "client.disableDataExport",
+        "client.showErrorLinks",
+        "client.showSidebarNavigation",
+        "client.toolbarMode",
+        "global.maxCachedMessageAge",
+        "runner.enforceSerializableSessionState",
+        "runner.parallelMaxWorkers",
+        "runner.postScriptGC",
+        "server.allowRunOnSave",
+        "ui.hideTopBar",
+    }
+)
 
 
 def read_hot_options_without_lock() -> None:

@@ -15,6 +15,7 @@ component says so before any event came and the page falls back to polling for g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,10 @@ def stream_urls(
     return urls
 
 
+@functools.cache
 def _base_url_path() -> str:
+    """Streamlit's ``server.baseUrlPath``, read once: ``serve.py`` mounted the live routes
+    under it at start-up, and each read takes Streamlit's config lock (``ui/config_reads.py``)."""
     return str(st.get_option("server.baseUrlPath") or "").strip("/")
 
 
