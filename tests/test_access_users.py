@@ -17,6 +17,7 @@ from playground.access.users import (
     create_workspace,
     delete_workspace,
     get_user,
+    known_user_signed_in,
     limits_of,
     list_users,
     list_workspaces,
@@ -112,6 +113,34 @@ def test_sign_in_persists_across_transactions(store: Store) -> None:
         second = sign_in(s, person("ana@example.org"), settings)
         assert s.scalar(sa.select(sa.func.count()).select_from(UserRow)) == 1
     assert second.user_id == first.user_id
+
+
+def test_a_known_user_signs_in_outside_a_transaction_and_the_connection_comes_back_whole(
+    store: Store,
+) -> None:
+    """What every page run does (``hosted.page_view``): the visit is committed by itself,
+    and the connection goes back to the pool in its usual transactions."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0)  # the same connection each time
+    try:
+        with Session(engine) as session, session.begin():
+            sign_in(session, person("ana@example.org", "Ana"), hosted_settings(), now=T0)
+        with Session(engine) as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            assert known_user_signed_in(session, person("bob@example.org")) is None
+            later = T0 + timedelta(hours=1)
+            found = known_user_signed_in(session, person("ana@example.org", "Ana Lima"), now=later)
+            session.commit()
+        assert found is not None and found.principal.display_name == "Ana Lima"
+
+        with Session(engine) as session:
+            session.execute(sa.update(UserRow).values(display_name="Not kept"))
+            session.rollback()
+        with Session(engine) as session:
+            (user,) = session.scalars(sa.select(UserRow)).all()
+        assert (user.display_name, user.last_seen_utc) == ("Ana Lima", later)
+    finally:
+        engine.dispose()
 
 
 def test_each_person_gets_their_own_user(session: Session) -> None:

@@ -16,6 +16,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,19 @@ from playground.access import Identity, Principal
 from playground.access.audit import list_events
 from playground.access.spending import Spend, spend_of
 from playground.datasets import parse_dataset
-from playground.errors import AccessDeniedError, InvalidRequestError, SpendingLimitError
+from playground.errors import (
+    AccessDeniedError,
+    InvalidRequestError,
+    SignInError,
+    SpendingLimitError,
+)
 from playground.evaluation.plan import BatchSpec
 from playground.results import ModelTarget
 from playground.services import compare, hosted, runtime
 from playground.services import evaluate as evaluation
 from playground.services import history as history_service
 from playground.store.eval_models import BatchRow, DatasetRow, PromptTemplateRow, RatingRow
+from playground.store.hosted_models import UserRow
 from playground.store.models import Comparison, Result
 from tests.app_harness import click, open_blocks, open_tab, texts
 from tests.hosted_fixtures import (
@@ -784,6 +791,50 @@ def test_a_compare_page_run_reads_its_signed_in_user_in_one_transaction(
     assert [q for q in queries if "workspace_members" in q] == users
     # ... and the sidebar's spend (the month's answers and judge grading): one round trip.
     assert [q for q in queries if "judged_utc" in q] == users
+
+
+def test_a_known_users_page_run_reads_them_outside_a_transaction_and_keeps_their_visit(
+    team: Team,
+) -> None:
+    """BEGIN and COMMIT were two round trips more on every page run. What the sign-in
+    changes of the user's row is still written, and a disabled user is still refused."""
+    store = runtime.get_store()
+    reads: list[object] = []
+    sa.event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda conn, _cursor, statement, *_args: (
+            reads.append(conn.get_execution_options().get("isolation_level"))
+            if re.search(r"\bFROM users\b", statement)
+            else None
+        ),
+    )
+    ana = Identity(team.ana.subject, team.ana.subject, team.ana.display_name)
+    assert hosted.page_view(ana).principal == team.ana  # the team's set-up just signed her in
+    assert reads == ["AUTOCOMMIT"]
+
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    by_subject = UserRow.subject == ana.subject
+    with store.session() as session, session.begin():
+        session.execute(sa.update(UserRow).where(by_subject).values(last_seen_utc=long_ago))
+    reads.clear()
+    hosted.page_view(replace(ana, display_name="Ana Lima"))
+    assert reads == ["AUTOCOMMIT"]
+    with store.session() as session:
+        user = session.scalars(sa.select(UserRow).where(by_subject)).one()
+    assert user.last_seen_utc > long_ago + timedelta(hours=1)
+    assert user.display_name == "Ana Lima"
+
+    with store.session() as session, session.begin():
+        session.execute(sa.update(UserRow).where(by_subject).values(disabled=True))
+    with pytest.raises(SignInError, match="disabled"):
+        hosted.page_view(ana)
+
+    reads.clear()
+    newcomer = Identity("new@example.org", "new@example.org", "New")
+    assert hosted.page_view(newcomer).principal.subject == newcomer.subject
+    # Not found outside a transaction: created inside one.
+    assert reads[0] == "AUTOCOMMIT" and set(reads[1:]) == {None}, reads
 
 
 def test_a_page_run_reads_the_same_spend_as_a_limit_check(team: Team) -> None:

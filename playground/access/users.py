@@ -9,7 +9,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -81,44 +81,95 @@ def signed_in(
     returned in :attr:`SignedIn.joined`.
     """
     now = now or datetime.now(UTC)
-    created = False
+    found = _known_user(session, identity, joined, joined_params)
+    if found is not None:
+        return _signed_in_as(found, identity, now)
+    admin = identity.email is not None and identity.email in settings.admin_email_set
+    candidate = UserRow(
+        subject=identity.subject,
+        email=identity.email,
+        display_name=identity.display_name,
+        role="admin" if admin else settings.default_role,
+        disabled=False,
+        created_utc=now,
+    )
+    try:
+        # Two first sign-ins at once (two tabs): the loser reads the winner's row.
+        with session.begin_nested():
+            session.add(candidate)
+        user, created = candidate, True
+    except IntegrityError:
+        winner = _user_by_subject(session, identity.subject)
+        if winner is None:
+            raise
+        user, created = winner, False
+    if user.disabled:
+        raise SignInError("Your account is disabled on this server; ask an admin.")
+    _note_visit(user, identity, now)
+    return SignedIn(principal_of(session, user), user, created)
+
+
+def known_user_signed_in(
+    session: Session,
+    identity: Identity,
+    *,
+    now: datetime | None = None,
+    joined: sa.Subquery | None = None,
+    joined_params: Mapping[str, Any] | None = None,
+) -> SignedIn | None:
+    """:func:`signed_in` for a user who signed in before, or ``None`` for a first sign-in
+    (which creates the user: call :func:`signed_in` in a transaction then).
+
+    Reads in one statement and changes at most the user's own row (when they were last
+    seen, their display name): a session without a transaction around it (autocommit)
+    serves every page run but a user's first in one round trip, and commits that change
+    by itself. A disabled user gets :class:`SignInError`.
+    """
+    found = _known_user(session, identity, joined, joined_params)
+    if found is None:
+        return None
+    return _signed_in_as(found, identity, now or datetime.now(UTC))
+
+
+class _Known(NamedTuple):
+    user: UserRow
+    workspace_ids: list[int]
+    joined: tuple[Any, ...] | None
+
+
+def _known_user(
+    session: Session,
+    identity: Identity,
+    joined: sa.Subquery | None,
+    joined_params: Mapping[str, Any] | None,
+) -> _Known | None:
+    """The user of ``identity``, their workspaces and the ``joined`` row, in one statement;
+    ``None`` if they never signed in."""
     found = session.execute(
         _sign_in_statement(joined), {**(joined_params or {}), "sign_in_subject": identity.subject}
     ).all()
-    user = found[0][0] if found else None
-    workspace_ids: list[int] | None = sorted(row[1] for row in found if row[1] is not None)
-    joined_row = tuple(found[0][2:]) if found and joined is not None else None
-    if user is None:
-        workspace_ids = None
-        admin = identity.email is not None and identity.email in settings.admin_email_set
-        candidate = UserRow(
-            subject=identity.subject,
-            email=identity.email,
-            display_name=identity.display_name,
-            role="admin" if admin else settings.default_role,
-            disabled=False,
-            created_utc=now,
-        )
-        try:
-            # Two first sign-ins at once (two tabs): the loser reads the winner's row.
-            with session.begin_nested():
-                session.add(candidate)
-            user, created = candidate, True
-        except IntegrityError:
-            user = _user_by_subject(session, identity.subject)
-            if user is None:
-                raise
-    if user.disabled:
+    if not found:
+        return None
+    return _Known(
+        found[0][0],
+        sorted(row[1] for row in found if row[1] is not None),
+        tuple(found[0][2:]) if joined is not None else None,
+    )
+
+
+def _signed_in_as(found: _Known, identity: Identity, now: datetime) -> SignedIn:
+    if found.user.disabled:
         raise SignInError("Your account is disabled on this server; ask an admin.")
+    _note_visit(found.user, identity, now)
+    return SignedIn(_principal(found.user, found.workspace_ids), found.user, False, found.joined)
+
+
+def _note_visit(user: UserRow, identity: Identity, now: datetime) -> None:
     # Every page view signs in again; writing last_seen once a minute is precise enough.
     if user.last_seen_utc is None or now - user.last_seen_utc > LAST_SEEN_EVERY:
         user.last_seen_utc = now
     if identity.display_name and user.display_name != identity.display_name:
         user.display_name = identity.display_name
-    principal = (
-        principal_of(session, user) if workspace_ids is None else _principal(user, workspace_ids)
-    )
-    return SignedIn(principal, user, created, joined_row if not created else None)
 
 
 @functools.lru_cache(maxsize=8)

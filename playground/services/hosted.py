@@ -36,6 +36,7 @@ from playground.access.users import (
     create_workspace,
     delete_workspace,
     get_user,
+    known_user_signed_in,
     limits_of,
     list_users,
     list_workspaces,
@@ -108,20 +109,44 @@ class PageView:
 
 
 def page_view(identity: Identity) -> PageView:
-    """Sign ``identity`` in and read everything a page run shows of them, in one
-    transaction (a page run is on the way to every live answer: each round trip counts):
-    their spend is read in the sign-in's statement."""
-    with runtime.get_store().session() as session, session.begin():
-        found = _sign_in(session, identity, joined=spend_query(identity.subject))
-        principal = found.principal
-        return PageView(
-            principal,
-            _connection(session, principal, found.user),
-            limits_of(found.user, runtime.get_settings()),
-            spend_from(found.joined)
-            if found.joined is not None
-            else spend_of(session, principal.subject),
+    """Sign ``identity`` in and read everything a page run shows of them (a page run is on
+    the way to every live answer: each round trip counts): their spend is read in the
+    sign-in's statement.
+
+    A user who signed in before is read with no transaction around the statement (BEGIN
+    and COMMIT were two more round trips on every page run); what their sign-in changes
+    of their own row (when last seen, once a minute) is one statement, committed by
+    itself. A first sign-in creates the user, and audits the server's first, in one
+    transaction.
+    """
+    spend = spend_query(identity.subject)
+    store = runtime.get_store()
+    with store.session() as session:
+        session.connection(execution_options=_WITHOUT_TRANSACTION)
+        known = known_user_signed_in(
+            session, identity, joined=spend.subquery, joined_params=spend.params
         )
+        if known is not None:
+            view = _page_view(session, known)
+            session.commit()
+            return view
+    with store.session() as session, session.begin():
+        return _page_view(session, _sign_in(session, identity, joined=spend))
+
+
+_WITHOUT_TRANSACTION = {"isolation_level": "AUTOCOMMIT"}
+
+
+def _page_view(session: Session, found: SignedIn) -> PageView:
+    principal = found.principal
+    return PageView(
+        principal,
+        _connection(session, principal, found.user),
+        limits_of(found.user, runtime.get_settings()),
+        spend_from(found.joined)
+        if found.joined is not None
+        else spend_of(session, principal.subject),
+    )
 
 
 def _sign_in(session: Session, identity: Identity, *, joined: SpendQuery | None = None) -> SignedIn:
