@@ -65,6 +65,52 @@ def test_any_other_option_still_waits_for_the_lock(key: str) -> None:
     assert read_while_the_lock_is_held(key)[0] is False
 
 
+def read_section_while_the_lock_is_held(section: str) -> tuple[bool, object]:
+    """As :func:`read_while_the_lock_is_held`, for a whole section."""
+    held, release = threading.Event(), threading.Event()
+    got: list[object] = []
+
+    def hold() -> None:
+        with config._config_lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait(5)
+    reader = threading.Thread(
+        target=lambda: got.append(config.get_options_for_section(section)), daemon=True
+    )
+    reader.start()
+    reader.join(1.0)
+    finished = not reader.is_alive()
+    release.set()
+    holder.join(5)
+    reader.join(5)
+    return finished, got[0] if got else None
+
+
+@pytest.mark.parametrize("section", ["theme", "theme.light", "theme.dark.sidebar"])
+def test_the_theme_sections_are_read_without_waiting_for_the_lock(section: str) -> None:
+    first = config.get_options_for_section(section)
+    finished, again = read_section_while_the_lock_is_held(section)
+    assert finished and again == first
+    assert again is not first  # each caller gets its own copy
+    # Any other section still waits for the lock.
+    assert read_section_while_the_lock_is_held("server")[0] is False
+
+
+def test_a_theme_option_set_is_seen_in_its_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = config.get_option("theme.primaryColor")
+    assert config.get_options_for_section("theme")["primaryColor"] == before
+    config.set_option("theme.primaryColor", "#123456")
+    try:
+        assert config.get_options_for_section("theme")["primaryColor"] == "#123456"
+    finally:
+        config.set_option("theme.primaryColor", before)
+    assert config.get_options_for_section("theme")["primaryColor"] == before
+
+
 def test_a_set_option_is_seen_at_once() -> None:
     assert config.get_option(SIZE) == 10_000
     config.set_option(SIZE, 123)

@@ -15,7 +15,9 @@ values read once (under the lock) and forgotten whenever Streamlit's options cha
 value set (``_set_option``, which ``set_option`` and the config files' parsing both go
 through) or the config files parsed again. Every other option is read as before, among
 them those whose default Streamlit works out from the environment or the working
-directory (``server.headless``, ``secrets.files``).
+directory (``server.headless``, ``secrets.files``). The six theme sections each page run's
+first message walks (``get_options_for_section("theme…")``, every option of the server
+under the lock, each time) are kept the same way, and each caller gets its own copy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from streamlit import config
 
 _LOGGER = logging.getLogger(__name__)
+THEME_SECTIONS = "theme"
 _PATCHED = "_playground_hot_options_without_lock"
 HOT_OPTIONS = frozenset(
     {
@@ -56,7 +59,8 @@ def read_hot_options_without_lock() -> None:
         return
     lock = getattr(config, "_config_lock", None)
     set_option = getattr(config, "_set_option", None)
-    if lock is None or set_option is None or not hasattr(config, "on_config_parsed"):
+    needed = ("on_config_parsed", "get_options_for_section")
+    if lock is None or set_option is None or not all(hasattr(config, n) for n in needed):
         # Another Streamlit: nothing to patch (tests/test_config_reads.py fails then).
         _LOGGER.warning("Streamlit changed: every option read takes the config lock")
         return
@@ -76,10 +80,25 @@ def read_hot_options_without_lock() -> None:
             value = values[key] = read(key)
         return value
 
+    sections: dict[str, dict[str, Any]] = {}
+    read_section = config.get_options_for_section
+
+    @functools.wraps(read_section)
+    def get_options_for_section(section: str) -> dict[str, Any]:
+        if not section.startswith(THEME_SECTIONS):
+            return read_section(section)
+        found = sections.get(section)
+        if found is None:
+            with lock:
+                found = sections[section] = read_section(section)
+        return dict(found)
+
     def forget() -> None:
         values.clear()
+        sections.clear()
 
     config.get_option = get_option
+    config.get_options_for_section = get_options_for_section
     config._set_option = _forgetting(set_option, forget)
     # Called with the lock held, once the files' options are all in place.
     config.on_config_parsed(forget, force_connect=True)
