@@ -9,7 +9,7 @@ the app runs with it (``serve.py`` applies it).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,9 @@ def patched() -> Iterator[None]:
     config.set_option(SIZE, before)
 
 
-def read_while_the_lock_is_held(key: str) -> tuple[bool, object]:
-    """Read ``key`` on a thread while another thread holds Streamlit's config lock: whether
-    the read finished within a second, and its value."""
+def while_the_lock_is_held(read: Callable[[], object]) -> tuple[bool, object]:
+    """Call ``read`` on a thread while another thread holds Streamlit's config lock: whether
+    it finished within a second, and what it returned."""
     held, release = threading.Event(), threading.Event()
     got: list[object] = []
 
@@ -42,7 +42,7 @@ def read_while_the_lock_is_held(key: str) -> tuple[bool, object]:
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     held.wait(5)
-    reader = threading.Thread(target=lambda: got.append(config.get_option(key)), daemon=True)
+    reader = threading.Thread(target=lambda: got.append(read()), daemon=True)
     reader.start()
     reader.join(1.0)
     finished = not reader.is_alive()
@@ -50,6 +50,14 @@ def read_while_the_lock_is_held(key: str) -> tuple[bool, object]:
     holder.join(5)
     reader.join(5)
     return finished, got[0] if got else None
+
+
+def read_while_the_lock_is_held(key: str) -> tuple[bool, object]:
+    return while_the_lock_is_held(lambda: config.get_option(key))
+
+
+def read_section_while_the_lock_is_held(section: str) -> tuple[bool, object]:
+    return while_the_lock_is_held(lambda: config.get_options_for_section(section))
 
 
 @pytest.mark.parametrize("key", sorted(HOT_OPTIONS))
@@ -63,31 +71,6 @@ def test_any_other_option_still_waits_for_the_lock(key: str) -> None:
     """As Streamlit wants: some defaults follow the environment or the working directory."""
     config.get_option(key)
     assert read_while_the_lock_is_held(key)[0] is False
-
-
-def read_section_while_the_lock_is_held(section: str) -> tuple[bool, object]:
-    """As :func:`read_while_the_lock_is_held`, for a whole section."""
-    held, release = threading.Event(), threading.Event()
-    got: list[object] = []
-
-    def hold() -> None:
-        with config._config_lock:
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    held.wait(5)
-    reader = threading.Thread(
-        target=lambda: got.append(config.get_options_for_section(section)), daemon=True
-    )
-    reader.start()
-    reader.join(1.0)
-    finished = not reader.is_alive()
-    release.set()
-    holder.join(5)
-    reader.join(5)
-    return finished, got[0] if got else None
 
 
 @pytest.mark.parametrize("section", ["theme", "theme.light", "theme.dark.sidebar"])
