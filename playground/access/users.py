@@ -103,9 +103,7 @@ def signed_in(
         if winner is None:
             raise
         user, created = winner, False
-    if user.disabled:
-        raise SignInError("Your account is disabled on this server; ask an admin.")
-    _note_visit(user, identity, now)
+    _admit(user, identity, now)
     return SignedIn(principal_of(session, user), user, created)
 
 
@@ -158,13 +156,14 @@ def _known_user(
 
 
 def _signed_in_as(found: _Known, identity: Identity, now: datetime) -> SignedIn:
-    if found.user.disabled:
-        raise SignInError("Your account is disabled on this server; ask an admin.")
-    _note_visit(found.user, identity, now)
+    _admit(found.user, identity, now)
     return SignedIn(_principal(found.user, found.workspace_ids), found.user, False, found.joined)
 
 
-def _note_visit(user: UserRow, identity: Identity, now: datetime) -> None:
+def _admit(user: UserRow, identity: Identity, now: datetime) -> None:
+    """Refuse a disabled ``user``; else note this visit on their row."""
+    if user.disabled:
+        raise SignInError("Your account is disabled on this server; ask an admin.")
     # Every page view signs in again; writing last_seen once a minute is precise enough.
     if user.last_seen_utc is None or now - user.last_seen_utc > LAST_SEEN_EVERY:
         user.last_seen_utc = now
