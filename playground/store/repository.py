@@ -805,13 +805,12 @@ def _batch_entries(
         statement = batch_summary_statement(filter_shape(flt))
         values.update(filter_values(flt))
     rows = session.execute(statement, values).all()
-    titles: dict[int, str] = {}
     sums = {batch_id: _BatchSums() for batch_id in batch_ids}
     for batch_id, provider, model, first, count, failed, latest, cost, costed, title in rows:
         summed = sums[batch_id]
         if model is None:  # the batch's own row: how many comparisons, and its title
             summed.comparisons = int(first)
-            titles[batch_id] = title
+            summed.title = title or ""
             continue
         summed.models.append((int(first), provider, model))
         summed.answers += int(count)
@@ -822,7 +821,7 @@ def _batch_entries(
     return {
         batch_id: BatchEntry(
             batch_id=batch_id,
-            title=titles.get(batch_id) or "",
+            title=summed.title,
             latest_at=summed.latest or datetime.now(UTC),
             comparisons=summed.comparisons,
             models=tuple((provider, model) for _, provider, model in sorted(summed.models)),
@@ -838,6 +837,7 @@ def _batch_entries(
 class _BatchSums:
     """A batch's entry as its summary rows add up (see :func:`batch_summary_statement`)."""
 
+    title: str = ""
     comparisons: int = 0
     answers: int = 0
     not_completed: int = 0
